@@ -1,0 +1,44 @@
+/**
+ * Intercepts: why the core stopped and handed control to the hypervisor. This is the seam
+ * between host/x86 ("the hardware") and host/kvm ("the kernel"), playing the part of a VMX
+ * exit reason plus its exit qualification (Intel SDM vol. 3C, ch. 27 and appendix C).
+ *
+ * For an instruction intercept the guest state is exactly as before the instruction: RIP
+ * points at it and nothing it would do has happened. The hypervisor either emulates it and
+ * calls `Cpu.skipInstruction()`, or injects a fault and leaves RIP where it is. Checks that
+ * hardware makes before any VM exit (CPL for RDMSR/WRMSR/MOV CR/CLTS/LMSW/HLT, #UD for bad
+ * encodings) have already been made by the core and never produce an intercept.
+ */
+export type Intercept =
+  /** MOV to CR0/CR2/CR3/CR4/CR8 (VMX exit 28, access type 0). `value` is the source GPR's full value. */
+  | { readonly kind: 'mov_to_cr'; readonly cr: 0 | 2 | 3 | 4 | 8; readonly gpr: number; readonly value: bigint }
+  /** MOV from CRn (VMX exit 28, access type 1). The hypervisor writes the destination GPR. */
+  | { readonly kind: 'mov_from_cr'; readonly cr: 0 | 2 | 3 | 4 | 8; readonly gpr: number }
+  /** CLTS (VMX exit 28, access type 2). */
+  | { readonly kind: 'clts' }
+  /** LMSW (VMX exit 28, access type 3). `value` is the 16-bit source operand. */
+  | { readonly kind: 'lmsw'; readonly value: number }
+  /** RDMSR: index from ECX. */
+  | { readonly kind: 'rdmsr'; readonly index: number }
+  /** WRMSR: index from ECX, value from EDX:EAX. */
+  | { readonly kind: 'wrmsr'; readonly index: number; readonly value: bigint }
+  /** VMCALL (0F 01 C1) or VMMCALL (0F 01 D9), at any CPL. */
+  | { readonly kind: 'hypercall'; readonly insn: 'vmcall' | 'vmmcall' }
+  /** CPUID: leaf from EAX, subleaf from ECX. */
+  | { readonly kind: 'cpuid'; readonly leaf: number; readonly subleaf: number }
+  /** HLT at CPL0. */
+  | { readonly kind: 'hlt' }
+  /** IN/OUT (not the string forms). For OUT, `value` holds AL/AX/EAX as the size says. */
+  | { readonly kind: 'io'; readonly port: number; readonly size: 1 | 2 | 4; readonly in: boolean; readonly value: number }
+  /**
+   * An exception whose vector is set in the exception bitmap, stopped before delivery.
+   * `address` is the faulting linear address for #PF (CR2 is not yet written, as with a VMX
+   * exit qualification).
+   */
+  | { readonly kind: 'exception'; readonly vector: number; readonly errorCode: number | undefined; readonly address?: bigint }
+  /** A fault while delivering #DF: the processor shuts down (VMX exit 2). */
+  | { readonly kind: 'triple_fault' }
+  /** The instruction budget given to `run()` is spent; the guest can be resumed. */
+  | { readonly kind: 'budget' };
+
+export type InterceptKind = Intercept['kind'];

@@ -1,0 +1,68 @@
+/**
+ * Architectural register state as a hypervisor sees it, in the shapes of KVM's
+ * `struct kvm_regs`, `struct kvm_sregs` and `struct kvm_segment` (arch/x86/include/uapi/asm/kvm.h).
+ * 64-bit quantities are bigint here, at the edge of the core; inside, the core keeps its own
+ * fast representation.
+ */
+
+/** `struct kvm_regs` */
+export interface Regs {
+  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
+  rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
+  r8: bigint; r9: bigint; r10: bigint; r11: bigint;
+  r12: bigint; r13: bigint; r14: bigint; r15: bigint;
+  rip: bigint; rflags: bigint;
+}
+
+/** GPR names in encoding order: index i is the register that ModRM/REX number i selects. */
+export const GPR_NAMES = [
+  'rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
+  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
+] as const;
+export type GprName = (typeof GPR_NAMES)[number];
+
+/** `struct kvm_segment`: a selector plus the descriptor cache loaded from it. */
+export interface Segment {
+  base: bigint;
+  limit: number;
+  selector: number;
+  /** descriptor type field (4 bits) */
+  type: number;
+  present: boolean;
+  dpl: number;
+  /** D/B: default operation size */
+  db: boolean;
+  /** S: 1 = code/data, 0 = system */
+  s: boolean;
+  /** L: 64-bit code segment */
+  l: boolean;
+  /** G: granularity */
+  g: boolean;
+  avl: boolean;
+  unusable: boolean;
+}
+
+/** `struct kvm_dtable` */
+export interface DescriptorTable {
+  base: bigint;
+  limit: number;
+}
+
+/** `struct kvm_sregs` (minus the interrupt bitmap: pinbox models no external interrupts). */
+export interface Sregs {
+  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
+  tr: Segment; ldt: Segment;
+  gdt: DescriptorTable;
+  idt: DescriptorTable;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
+  efer: bigint;
+  apicBase: bigint;
+}
+
+/** Segment registers by their encoding number (ES=0, CS=1, SS=2, DS=3, FS=4, GS=5). */
+export const SEGMENT_NAMES = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'] as const;
+export type SegmentName = (typeof SEGMENT_NAMES)[number];

@@ -1,0 +1,384 @@
+/**
+ * Every KVM, Heki and x86 constant pinbox uses, each defined once, each with its source.
+ *
+ * Sources (see ../shared/spec for the full citations):
+ *   [uapi-kvm]    include/uapi/linux/kvm.h
+ *   [uapi-x86]    arch/x86/include/uapi/asm/kvm.h
+ *   [uapi-para]   include/uapi/linux/kvm_para.h
+ *   [uapi-xpara]  arch/x86/include/uapi/asm/kvm_para.h
+ *   [pflags]      arch/x86/include/uapi/asm/processor-flags.h
+ *   [msr-index]   arch/x86/include/asm/msr-index.h
+ *   [errno]       include/uapi/asm-generic/errno-base.h, errno.h
+ *   [heki-v2]     Heki RFC v2, 20231113022326.24388-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
+ *   [heki-v3]     Heki RFC v3, 20240503131910.307630-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
+ *   [sdm]         Intel SDM vol. 3A (exceptions, paging error codes), vol. 2 (CPUID bits)
+ */
+
+// ---------------------------------------------------------------------------
+// Linux errno values that KVM ioctls return [errno]
+// ---------------------------------------------------------------------------
+
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EINVAL: 22,
+  ENOTTY: 25,
+  ENOSPC: 28,
+  EOPNOTSUPP: 95,
+} as const;
+export type ErrnoName = keyof typeof Errno;
+
+// ---------------------------------------------------------------------------
+// kvm_run exit reasons [uapi-kvm]
+// ---------------------------------------------------------------------------
+
+export const KVM_EXIT_UNKNOWN = 0;
+export const KVM_EXIT_EXCEPTION = 1;
+export const KVM_EXIT_IO = 2;
+export const KVM_EXIT_HYPERCALL = 3;
+export const KVM_EXIT_DEBUG = 4;
+export const KVM_EXIT_HLT = 5;
+export const KVM_EXIT_MMIO = 6;
+export const KVM_EXIT_SHUTDOWN = 8;
+export const KVM_EXIT_FAIL_ENTRY = 9;
+export const KVM_EXIT_INTR = 10;
+export const KVM_EXIT_INTERNAL_ERROR = 17;
+export const KVM_EXIT_SYSTEM_EVENT = 24;
+/** [uapi-kvm]; spec/msr-filter.md §1.1 */
+export const KVM_EXIT_X86_RDMSR = 29;
+/** [uapi-kvm]; spec/msr-filter.md §1.1 */
+export const KVM_EXIT_X86_WRMSR = 30;
+
+/** kvm_run.io.direction [uapi-kvm] */
+export const KVM_EXIT_IO_IN = 0;
+export const KVM_EXIT_IO_OUT = 1;
+
+// ---------------------------------------------------------------------------
+// Capabilities [uapi-kvm]
+// ---------------------------------------------------------------------------
+
+export const KVM_CAP_NR_VCPUS = 9;
+export const KVM_CAP_MAX_VCPUS = 66;
+/** spec/msr-filter.md §1.1 */
+export const KVM_CAP_X86_USER_SPACE_MSR = 188;
+/** spec/msr-filter.md §1.1 */
+export const KVM_CAP_X86_MSR_FILTER = 189;
+
+// ---------------------------------------------------------------------------
+// MSR filter and user-space MSR exits [uapi-x86], [uapi-kvm]; spec/msr-filter.md §1.1
+// ---------------------------------------------------------------------------
+
+export const KVM_MSR_EXIT_REASON_INVAL = 1 << 0;
+export const KVM_MSR_EXIT_REASON_UNKNOWN = 1 << 1;
+export const KVM_MSR_EXIT_REASON_FILTER = 1 << 2;
+export const KVM_MSR_EXIT_REASON_VALID_MASK =
+  KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER;
+
+export const KVM_MSR_FILTER_READ = 1 << 0;
+export const KVM_MSR_FILTER_WRITE = 1 << 1;
+export const KVM_MSR_FILTER_RANGE_VALID_MASK = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+
+export const KVM_MSR_FILTER_DEFAULT_ALLOW = 0 << 0;
+export const KVM_MSR_FILTER_DEFAULT_DENY = 1 << 0;
+export const KVM_MSR_FILTER_VALID_MASK = KVM_MSR_FILTER_DEFAULT_DENY;
+
+export const KVM_MSR_FILTER_MAX_RANGES = 16;
+/** "Maximum size of any access bitmap in bytes": 0x600 bytes = 0x3000 MSRs per range. */
+export const KVM_MSR_FILTER_MAX_BITMAP_SIZE = 0x600;
+
+/** x2APIC MSRs are never filtered: kvm_msr_allowed(), spec/msr-filter.md §2.1. */
+export const X2APIC_MSR_FIRST = 0x800;
+export const X2APIC_MSR_LAST = 0x8ff;
+
+// ---------------------------------------------------------------------------
+// Hypercalls [uapi-para], [uapi-xpara]
+// ---------------------------------------------------------------------------
+
+export const KVM_HC_VAPIC_POLL_IRQ = 1;
+export const KVM_HC_KICK_CPU = 5;
+export const KVM_HC_CLOCK_PAIRING = 9;
+export const KVM_HC_SEND_IPI = 10;
+export const KVM_HC_SCHED_YIELD = 11;
+export const KVM_HC_MAP_GPA_RANGE = 12;
+/** Heki RFC v2 and v3: 13 in both (v1 used 14) — spec/heki.md §0. */
+export const KVM_HC_LOCK_CR_UPDATE = 13;
+
+/** Hypercall error codes returned in RAX, negated [uapi-para]. */
+export const KVM_ENOSYS = 1000;
+export const KVM_EFAULT = 14;
+export const KVM_EINVAL = 22;
+export const KVM_E2BIG = 7;
+export const KVM_EPERM = 1;
+export const KVM_EOPNOTSUPP = 95;
+
+/** a2 flag of KVM_HC_LOCK_CR_UPDATE: "return the version of this hypercall" [heki-v2] 02/19. */
+export const KVM_LOCK_CR_UPDATE_VERSION = 1 << 0;
+/** The version KVM_HC_LOCK_CR_UPDATE reports (arch/x86/kvm/x86.c in [heki-v2]). */
+export const HEKI_ABI_VERSION = 1;
+
+// ---------------------------------------------------------------------------
+// Heki user-space exits [heki-v2] 03/19, [heki-v3] 3/5 — spec/heki.md §3
+// ---------------------------------------------------------------------------
+
+export const KVM_HEKI_EXIT_REASON_CR0 = 1 << 0;
+export const KVM_HEKI_EXIT_REASON_CR4 = 1 << 1;
+export const KVM_HEKI_EXIT_REASON_VALID_MASK = KVM_HEKI_EXIT_REASON_CR0 | KVM_HEKI_EXIT_REASON_CR4;
+
+/**
+ * Heki was never merged and its numbers moved between postings; both collide with mainline
+ * (KVM_EXIT_MEMORY_FAULT = 39, KVM_EXIT_TDX = 40, KVM_CAP_VM_TYPES = 235, ...). The profile
+ * is a per-VM setting; `v2` is the default (ARCHITECTURE.md, "Out-of-tree ABI numbers").
+ */
+export interface HekiAbiProfile {
+  readonly name: HekiProfileName;
+  readonly KVM_EXIT_HEKI_CONFIGURE: number;
+  readonly KVM_EXIT_HEKI_DENIAL: number;
+  readonly KVM_CAP_HEKI_CONFIGURE: number;
+  readonly KVM_CAP_HEKI_DENIAL: number;
+}
+export type HekiProfileName = 'v2' | 'v3';
+
+export const HEKI_PROFILES: Readonly<Record<HekiProfileName, HekiAbiProfile>> = {
+  /** [heki-v2] 03/19 (Nov 2023) */
+  v2: {
+    name: 'v2',
+    KVM_EXIT_HEKI_CONFIGURE: 39,
+    KVM_EXIT_HEKI_DENIAL: 40,
+    KVM_CAP_HEKI_CONFIGURE: 235,
+    KVM_CAP_HEKI_DENIAL: 236,
+  },
+  /** [heki-v3] 3/5 (May 2024) */
+  v3: {
+    name: 'v3',
+    KVM_EXIT_HEKI_CONFIGURE: 40,
+    KVM_EXIT_HEKI_DENIAL: 41,
+    KVM_CAP_HEKI_CONFIGURE: 236,
+    KVM_CAP_HEKI_DENIAL: 237,
+  },
+};
+export const DEFAULT_HEKI_PROFILE: HekiProfileName = 'v2';
+
+// ---------------------------------------------------------------------------
+// Control-register bits [pflags]
+// ---------------------------------------------------------------------------
+
+export const X86_CR0_PE = 1n << 0n;
+export const X86_CR0_MP = 1n << 1n;
+export const X86_CR0_EM = 1n << 2n;
+export const X86_CR0_TS = 1n << 3n;
+export const X86_CR0_ET = 1n << 4n;
+export const X86_CR0_NE = 1n << 5n;
+export const X86_CR0_WP = 1n << 16n;
+export const X86_CR0_AM = 1n << 18n;
+export const X86_CR0_NW = 1n << 29n;
+export const X86_CR0_CD = 1n << 30n;
+export const X86_CR0_PG = 1n << 31n;
+
+export const X86_CR3_PCID_NOFLUSH = 1n << 63n;
+
+export const X86_CR4_VME = 1n << 0n;
+export const X86_CR4_PVI = 1n << 1n;
+export const X86_CR4_TSD = 1n << 2n;
+export const X86_CR4_DE = 1n << 3n;
+export const X86_CR4_PSE = 1n << 4n;
+export const X86_CR4_PAE = 1n << 5n;
+export const X86_CR4_MCE = 1n << 6n;
+export const X86_CR4_PGE = 1n << 7n;
+export const X86_CR4_PCE = 1n << 8n;
+export const X86_CR4_OSFXSR = 1n << 9n;
+export const X86_CR4_OSXMMEXCPT = 1n << 10n;
+export const X86_CR4_UMIP = 1n << 11n;
+export const X86_CR4_LA57 = 1n << 12n;
+export const X86_CR4_VMXE = 1n << 13n;
+export const X86_CR4_SMXE = 1n << 14n;
+export const X86_CR4_FSGSBASE = 1n << 16n;
+export const X86_CR4_PCIDE = 1n << 17n;
+export const X86_CR4_OSXSAVE = 1n << 18n;
+export const X86_CR4_KL = 1n << 19n;
+export const X86_CR4_SMEP = 1n << 20n;
+export const X86_CR4_SMAP = 1n << 21n;
+export const X86_CR4_PKE = 1n << 22n;
+export const X86_CR4_CET = 1n << 23n;
+export const X86_CR4_PKS = 1n << 24n;
+export const X86_CR4_LAM_SUP = 1n << 28n;
+export const X86_CR4_FRED = 1n << 32n;
+
+/**
+ * The host kernel's cr4_pinned_mask (arch/x86/kernel/cpu/common.c), which Heki exports and
+ * uses as "the pinnable mask": SMEP|SMAP|UMIP|FSGSBASE|CET on the v2 base (≈6.6), plus FRED
+ * (bit 32) on the v3 base (6.9-rc6) — spec/heki.md §0, §1.4.
+ */
+export const HEKI_CR4_PINNABLE_MASK_V2 =
+  X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_UMIP | X86_CR4_FSGSBASE | X86_CR4_CET; // 0xb10800
+export const HEKI_CR4_PINNABLE_MASK_V3 = HEKI_CR4_PINNABLE_MASK_V2 | X86_CR4_FRED;
+
+/** The development host's CR0 as Heki reads it with read_cr0(): PG|AM|WP|NE|ET|MP|PE (spec/heki.md §8). */
+export const DEFAULT_HOST_CR0 = 0x80050033n;
+
+// ---------------------------------------------------------------------------
+// EFER bits [msr-index]
+// ---------------------------------------------------------------------------
+
+export const EFER_SCE = 1n << 0n;
+export const EFER_LME = 1n << 8n;
+export const EFER_LMA = 1n << 10n;
+export const EFER_NXE = 1n << 11n;
+export const EFER_SVME = 1n << 12n;
+export const EFER_LMSLE = 1n << 13n;
+export const EFER_FFXSR = 1n << 14n;
+
+// ---------------------------------------------------------------------------
+// RFLAGS bits [pflags]
+// ---------------------------------------------------------------------------
+
+export const X86_EFLAGS_CF = 1 << 0;
+export const X86_EFLAGS_FIXED = 1 << 1;
+export const X86_EFLAGS_PF = 1 << 2;
+export const X86_EFLAGS_AF = 1 << 4;
+export const X86_EFLAGS_ZF = 1 << 6;
+export const X86_EFLAGS_SF = 1 << 7;
+export const X86_EFLAGS_TF = 1 << 8;
+export const X86_EFLAGS_IF = 1 << 9;
+export const X86_EFLAGS_DF = 1 << 10;
+export const X86_EFLAGS_OF = 1 << 11;
+export const X86_EFLAGS_IOPL = 3 << 12;
+export const X86_EFLAGS_NT = 1 << 14;
+export const X86_EFLAGS_RF = 1 << 16;
+export const X86_EFLAGS_VM = 1 << 17;
+export const X86_EFLAGS_AC = 1 << 18;
+export const X86_EFLAGS_VIF = 1 << 19;
+export const X86_EFLAGS_VIP = 1 << 20;
+export const X86_EFLAGS_ID = 1 << 21;
+
+// ---------------------------------------------------------------------------
+// Exception vectors and #PF error-code bits [sdm] vol. 3A §6.15, §4.7
+// ---------------------------------------------------------------------------
+
+export const DE_VECTOR = 0;
+export const DB_VECTOR = 1;
+export const NMI_VECTOR = 2;
+export const BP_VECTOR = 3;
+export const OF_VECTOR = 4;
+export const BR_VECTOR = 5;
+export const UD_VECTOR = 6;
+export const NM_VECTOR = 7;
+export const DF_VECTOR = 8;
+export const TS_VECTOR = 10;
+export const NP_VECTOR = 11;
+export const SS_VECTOR = 12;
+export const GP_VECTOR = 13;
+export const PF_VECTOR = 14;
+export const MF_VECTOR = 16;
+export const AC_VECTOR = 17;
+export const MC_VECTOR = 18;
+export const XM_VECTOR = 19;
+
+export const PFERR_PRESENT = 1 << 0;
+export const PFERR_WRITE = 1 << 1;
+export const PFERR_USER = 1 << 2;
+export const PFERR_RSVD = 1 << 3;
+export const PFERR_FETCH = 1 << 4;
+export const PFERR_PK = 1 << 5;
+
+// ---------------------------------------------------------------------------
+// MSR indices [msr-index], [uapi-xpara]
+// ---------------------------------------------------------------------------
+
+export const MSR_IA32_TSC = 0x10;
+export const MSR_KVM_WALL_CLOCK = 0x11;
+export const MSR_KVM_SYSTEM_TIME = 0x12;
+export const MSR_IA32_APICBASE = 0x1b;
+export const MSR_IA32_FEATURE_CONTROL = 0x3a;
+export const MSR_IA32_TSC_ADJUST = 0x3b;
+export const MSR_IA32_SPEC_CTRL = 0x48;
+export const MSR_IA32_PRED_CMD = 0x49;
+export const MSR_IA32_ARCH_CAPABILITIES = 0x10a;
+export const MSR_IA32_FLUSH_CMD = 0x10b;
+export const MSR_IA32_SYSENTER_CS = 0x174;
+export const MSR_IA32_SYSENTER_ESP = 0x175;
+export const MSR_IA32_SYSENTER_EIP = 0x176;
+export const MSR_IA32_MISC_ENABLE = 0x1a0;
+export const MSR_IA32_POWER_CTL = 0x1fc;
+export const MSR_IA32_CR_PAT = 0x277;
+export const MSR_IA32_TSC_DEADLINE = 0x6e0;
+export const MSR_IA32_XSS = 0xda0;
+export const MSR_EFER = 0xc0000080;
+export const MSR_STAR = 0xc0000081;
+export const MSR_LSTAR = 0xc0000082;
+export const MSR_CSTAR = 0xc0000083;
+export const MSR_SYSCALL_MASK = 0xc0000084;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+export const MSR_TSC_AUX = 0xc0000103;
+
+/** KVM paravirtual MSRs, 0x4b564d00.. ("KVM\0") [uapi-xpara] */
+export const MSR_KVM_WALL_CLOCK_NEW = 0x4b564d00;
+export const MSR_KVM_SYSTEM_TIME_NEW = 0x4b564d01;
+export const MSR_KVM_ASYNC_PF_EN = 0x4b564d02;
+export const MSR_KVM_STEAL_TIME = 0x4b564d03;
+export const MSR_KVM_PV_EOI_EN = 0x4b564d04;
+export const MSR_KVM_POLL_CONTROL = 0x4b564d05;
+export const MSR_KVM_ASYNC_PF_INT = 0x4b564d06;
+export const MSR_KVM_ASYNC_PF_ACK = 0x4b564d07;
+export const MSR_KVM_MIGRATION_CONTROL = 0x4b564d08;
+
+/** APIC base MSR bits [msr-index] */
+export const MSR_IA32_APICBASE_BSP = 1n << 8n;
+export const MSR_IA32_APICBASE_EXTD = 1n << 10n;
+export const MSR_IA32_APICBASE_ENABLE = 1n << 11n;
+
+// ---------------------------------------------------------------------------
+// CPUID feature bits used by the guest model [sdm] vol. 2, CPUID
+// ---------------------------------------------------------------------------
+
+/** Leaf 7 subleaf 0, EBX */
+export const CPUID_7_EBX_FSGSBASE = 1 << 0;
+export const CPUID_7_EBX_SMEP = 1 << 7;
+export const CPUID_7_EBX_SMAP = 1 << 20;
+/** Leaf 7 subleaf 0, ECX */
+export const CPUID_7_ECX_UMIP = 1 << 2;
+export const CPUID_7_ECX_PKU = 1 << 3;
+export const CPUID_7_ECX_LA57 = 1 << 16;
+export const CPUID_7_ECX_CET_SS = 1 << 7;
+/** Leaf 7 subleaf 0, EDX */
+export const CPUID_7_EDX_CET_IBT = 1 << 20;
+/** Leaf 1, ECX */
+export const CPUID_1_ECX_VMX = 1 << 5;
+export const CPUID_1_ECX_SMX = 1 << 6;
+export const CPUID_1_ECX_PCID = 1 << 17;
+export const CPUID_1_ECX_X2APIC = 1 << 21;
+export const CPUID_1_ECX_XSAVE = 1 << 26;
+export const CPUID_1_ECX_HYPERVISOR = 1 << 31;
+/** Leaf 1, EDX */
+export const CPUID_1_EDX_VME = 1 << 1;
+export const CPUID_1_EDX_DE = 1 << 2;
+export const CPUID_1_EDX_PSE = 1 << 3;
+export const CPUID_1_EDX_TSC = 1 << 4;
+export const CPUID_1_EDX_MSR = 1 << 5;
+export const CPUID_1_EDX_PAE = 1 << 6;
+export const CPUID_1_EDX_MCE = 1 << 7;
+export const CPUID_1_EDX_APIC = 1 << 9;
+export const CPUID_1_EDX_SEP = 1 << 11;
+export const CPUID_1_EDX_PGE = 1 << 13;
+export const CPUID_1_EDX_PAT = 1 << 16;
+export const CPUID_1_EDX_FXSR = 1 << 24;
+/** Leaf 0x80000001, EDX */
+export const CPUID_80000001_EDX_SYSCALL = 1 << 11;
+export const CPUID_80000001_EDX_NX = 1 << 20;
+export const CPUID_80000001_EDX_PDPE1GB = 1 << 26;
+export const CPUID_80000001_EDX_RDTSCP = 1 << 27;
+export const CPUID_80000001_EDX_LM = 1 << 29;
+
+/** KVM's paravirtual CPUID leaves: signature "KVMKVMKVM\0\0\0" [uapi-xpara] */
+export const KVM_CPUID_SIGNATURE = 0x40000000;
+export const KVM_CPUID_FEATURES = 0x40000001;
