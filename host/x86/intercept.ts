@@ -39,6 +39,12 @@ export type Intercept =
   /** A fault while delivering #DF: the processor shuts down (VMX exit 2). */
   | { readonly kind: 'triple_fault' }
   /** The instruction budget given to `run()` is spent; the guest can be resumed. */
-  | { readonly kind: 'budget' };
+  | { readonly kind: 'budget' }
+  /**
+   * The state the host loaded cannot be run by this core: anything but 64-bit long mode with
+   * paging (CR0.PE|PG, CR4.PAE, EFER.LME|LMA, CS.L) — VMX exit 33, "VM-entry failure due to
+   * invalid guest state". `detail` names the offending field.
+   */
+  | { readonly kind: 'invalid_guest_state'; readonly detail: string };
 
 export type InterceptKind = Intercept['kind'];
