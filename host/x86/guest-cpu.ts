@@ -1,0 +1,92 @@
+import type { Intercept } from './intercept.js';
+import type { PhysicalMemory } from './memory.js';
+import type { Regs, Sregs } from './state.js';
+
+/** Control registers that MOV to/from CR can name in 64-bit mode. */
+export type ControlRegister = 0 | 2 | 3 | 4 | 8;
+
+/** An access for `translate`, as the MMU classifies it. */
+export type AccessKind = 'read' | 'write' | 'fetch';
+
+/**
+ * What a hypervisor can do with a CPU: the part of the core that host/kvm is allowed to use,
+ * in the role the VMCS plays for VMX. host/x86's `Cpu` implements it; nothing in host/kvm
+ * reaches past it into the core's internals.
+ *
+ * Values are bigint at this edge. GPR indices follow the encoding (0 = RAX, 1 = RCX, 2 = RDX,
+ * 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8..15 = R8..R15).
+ */
+export interface GuestCpu {
+  /** The guest-physical memory this CPU runs on (shared by the vCPUs of one VM). */
+  readonly memory: PhysicalMemory;
+
+  /**
+   * VMX exception bitmap: when bit v is set, exception v is not delivered but stops `run()`
+   * with an `exception` intercept, before any guest state changes for it.
+   */
+  exceptionBitmap: number;
+
+  /**
+   * Runs guest instructions until an intercept, retiring at most `budget` instructions
+   * (then the `budget` intercept). A pending injected exception is delivered first.
+   */
+  run(budget: number): Intercept;
+
+  /** KVM_GET_REGS / KVM_SET_REGS. */
+  getRegs(): Regs;
+  setRegs(regs: Regs): void;
+  /**
+   * KVM_GET_SREGS / KVM_SET_SREGS: loads segment caches, descriptor tables, CRs and EFER as
+   * given, without architectural checks (the host is trusted), flushes the TLB, and takes the
+   * CPL from SS.DPL as VMX does (vmx_get_cpl()).
+   */
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+
+  readGpr(index: number): bigint;
+  writeGpr(index: number, value: bigint): void;
+  /** Low 32 bits of a GPR, as an unsigned number. */
+  readGpr32(index: number): number;
+  /** A 32-bit register write: sets the low half and zeroes the upper half, as `mov r32` does. */
+  writeGpr32(index: number, value: number): void;
+
+  getRip(): bigint;
+  setRip(rip: bigint): void;
+  getRflags(): bigint;
+  setRflags(rflags: bigint): void;
+  /** Current privilege level (0..3). */
+  readonly cpl: number;
+
+  readCr(cr: ControlRegister): bigint;
+  /**
+   * Loads a control register with no checks, as a hypervisor does after it has validated the
+   * value (kvm_set_cr0() ending in vmx_set_cr0()). Applies the architectural side effects:
+   * TLB flushes on CR3 writes and on changes of CR0.WP/PG, CR4.PGE/PAE/PSE/SMEP/SMAP/PCIDE.
+   */
+  commitCr(cr: ControlRegister, value: bigint): void;
+
+  /**
+   * MSRs whose state lives in the core because instructions use it: EFER, STAR, LSTAR, CSTAR,
+   * SFMASK, FS_BASE, GS_BASE, KERNEL_GS_BASE, SYSENTER_CS/ESP/EIP, TSC, TSC_AUX. Returns
+   * undefined for any other index.
+   */
+  readMsr(index: number): bigint | undefined;
+  /** Loads a core-owned MSR with no checks; false if the index is not core-owned. */
+  commitMsr(index: number, value: bigint): boolean;
+
+  /**
+   * Queues an exception for delivery through the IDT before the next instruction (VM-entry
+   * event injection). `address` is written to CR2 for a #PF.
+   */
+  injectException(vector: number, errorCode?: number, address?: bigint): void;
+
+  /** Retires the intercepted instruction without executing it: RIP += its length. */
+  skipInstruction(): void;
+
+  /**
+   * Walks the guest page tables for a linear address as an access of the given kind at the
+   * given CPL would (default: the current CPL), like kvm_mmu_gva_to_gpa(). Sets no accessed or
+   * dirty bits and fills no TLB entry.
+   */
+  translate(gva: bigint, access: AccessKind, cpl?: number): { gpa: number } | { vector: 14; errorCode: number };
+}
