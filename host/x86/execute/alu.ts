@@ -12,7 +12,7 @@ import {
   CC_ADC, CC_ADD, CC_DEC, CC_INC, CC_SBB, CC_SUB, getCF, setFlagsOp, setFlagsOp64, setFlagsResult,
   setFlagsResult64,
 } from '../flags.js';
-import type { Insn } from '../decode/insn.js';
+import { NONE, type Insn } from '../decode/insn.js';
 import { readReg, writeReg } from '../registers.js';
 import { addressForUpdate, immediate, readE, readUpdate, writeUpdate } from './operands.js';
 
@@ -225,9 +225,10 @@ export function notE(c: CpuCore, i: Insn): void {
 }
 
 /**
- * CMPXCHG E,G: compare the accumulator with E; equal → E = G, else accumulator = E. The
+ * CMPXCHG E,G: compare the accumulator with E; equal → E = G, else accumulator = E. A memory
  * destination is written in both cases (the processor writes back the old value when unequal,
- * SDM vol. 2 CMPXCHG), so it must be writable either way.
+ * SDM vol. 2 CMPXCHG), so it must be writable either way. A register destination is left alone
+ * when unequal — no 32-bit zero-extension — as the host CPU the fixtures come from does.
  */
 export function cmpxchg(c: CpuCore, i: Insn): void {
   const size = i.osize;
@@ -248,7 +249,7 @@ export function cmpxchg(c: CpuCore, i: Insn): void {
     const sLo = readReg(c, i.reg, size);
     writeUpdate(c, i, lin, size, sLo, c.vhi);
   } else {
-    writeUpdate(c, i, lin, size, dLo, dHi);
+    if (i.rm === NONE) writeUpdate(c, i, lin, size, dLo, dHi);
     writeReg(c, 0, size, dLo, dHi);
   }
 }

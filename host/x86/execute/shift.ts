@@ -42,7 +42,11 @@ export function shiftGroup(c: CpuCore, i: Insn): void {
   const lin = addressForUpdate(c, i, size);
   const dLo = readUpdate(c, i, lin, size);
   const dHi = c.vhi;
-  if (count === 0) return;
+  if (count === 0) {
+    // No flags change, but the destination is still written: a 32-bit register is zero-extended.
+    writeUpdate(c, i, lin, size, dLo, dHi);
+    return;
+  }
   const op = i.sub;
   if (op === SH_SHL || op === SH_SAL || op === SH_SHR || op === SH_SAR) {
     if (size === 8) shift64(c, i, lin, op, count, dLo, dHi);
@@ -132,13 +136,18 @@ function rotate(c: CpuCore, i: Insn, lin: number, op: number, n: number, size: n
     c.flags = (c.flags & ~(X86_EFLAGS_CF | X86_EFLAGS_OF)) | flagBits(cf, of);
   } else {
     const t = BigInt(size <= 2 ? n % (bits + 1) : n);
+    if (t === 0n) {
+      // A rotate by a multiple of 9 or 17: nothing moves and no flag changes (host CPU behaviour).
+      writeUpdate(c, i, lin, size, lo, hi);
+      return;
+    }
     const cin = BigInt(getCF(c));
     const wide = (cin << B) | d; // bits+1 bits: carry above the operand
     const W = B + 1n;
     const wmask = (1n << W) - 1n;
     let w: bigint;
-    if (op === SH_RCL) w = t === 0n ? wide : ((wide << t) | (wide >> (W - t))) & wmask;
-    else w = t === 0n ? wide : ((wide >> t) | (wide << (W - t))) & wmask;
+    if (op === SH_RCL) w = ((wide << t) | (wide >> (W - t))) & wmask;
+    else w = ((wide >> t) | (wide << (W - t))) & wmask;
     r = w & mask;
     cf = Number(w >> B);
     of = op === SH_RCL ? (msb(r) ^ cf) !== 0 : (msb(d) ^ Number(cin)) !== 0;
@@ -157,7 +166,10 @@ export function shiftDouble(c: CpuCore, i: Insn): void {
   const lin = addressForUpdate(c, i, size);
   const dLo = readUpdate(c, i, lin, size);
   const dHi = c.vhi;
-  if (n === 0) return;
+  if (n === 0) {
+    writeUpdate(c, i, lin, size, dLo, dHi);
+    return;
+  }
   const sLo = readReg(c, i.reg, size);
   const sHi = c.vhi;
   const bits = size * 8;

@@ -10,18 +10,7 @@ import test from 'ava';
 import { decode, OPCODE_TABLE, type Insn, type OpcodeEntry } from '../../../host/index.js';
 import { compareWithIced } from './iced-oracle.js';
 import { unsupportedFamily } from './unsupported.js';
-
-/** Deterministic PRNG (xorshift32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
+import { xorshift } from '../harness/prng.js';
 
 const LEGACY_PREFIXES = [0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65];
 const isUnsupported = (code: string): boolean => unsupportedFamily(code) !== undefined;
@@ -60,7 +49,7 @@ function newTally(): Tally {
 }
 
 test('every opcode × every ModRM byte, with prefix and REX variants', (t) => {
-  const rnd = prng(0x5eed);
+  const rnd = xorshift(0x5eed);
   const tally = newTally();
   const variants: number[][] = [[], [0x66], [0x48], [0x41], [0x4c], [0xf3], [0xf2], [0x67], [0x40]];
   for (let map = 0; map < 2; map++) {
@@ -84,7 +73,7 @@ test('every opcode × every ModRM byte, with prefix and REX variants', (t) => {
 });
 
 test('prefix soup and REX combinations before table opcodes and random bytes', (t) => {
-  const rnd = prng(0xc0ffee);
+  const rnd = xorshift(0xc0ffee);
   const tally = newTally();
   const entries = OPCODE_TABLE.filter((e) => !e.unsupported);
   for (let n = 0; n < 40000; n++) {
@@ -108,7 +97,7 @@ test('prefix soup and REX combinations before table opcodes and random bytes', (
 });
 
 test('fully random byte strings', (t) => {
-  const rnd = prng(0xbadc0de);
+  const rnd = xorshift(0xbadc0de);
   const tally = newTally();
   for (let n = 0; n < 20000; n++) {
     const bytes = new Uint8Array(16);
@@ -137,7 +126,7 @@ test('the 15-byte limit: 15 bytes decode, 16 do not', (t) => {
 });
 
 test('every supported table entry is exercised by an agreeing case', (t) => {
-  const rnd = prng(0xfeed);
+  const rnd = xorshift(0xfeed);
   const tally = newTally();
   const modrms: number[] = [];
   for (let m = 0; m < 256; m++) modrms.push(m);
