@@ -36,7 +36,6 @@ export class ClientSession {
   private readonly earlyPushes = new Map<number, Event[]>();
   private earlyCount = 0;
   private readonly errorListeners: ((error: ProtocolError) => void)[] = [];
-  private readonly closeListeners: ((error?: Error) => void)[] = [];
   /** The last error the server sent that answered no request (it explains a close). */
   private lastServerError: ProtocolError | undefined;
 
@@ -107,9 +106,9 @@ export class ClientSession {
     this.errorListeners.push(listener);
   }
 
+  /** Called once the connection is gone (after outstanding requests were rejected). */
   onClose(listener: (error?: Error) => void): void {
-    if (this.closed) queueMicrotask(() => listener());
-    else this.closeListeners.push(listener);
+    this.connection.onClose((error) => this.safely(() => listener(error)));
   }
 
   close(): void {
@@ -223,6 +222,5 @@ export class ClientSession {
       p.reject(new ProtocolError('connection_closed', `the connection closed before the response to ${p.op} (id ${id}) arrived${why}`));
     }
     this.pending.clear();
-    for (const listener of this.closeListeners.splice(0)) this.safely(() => listener(error));
   }
 }

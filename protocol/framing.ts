@@ -3,15 +3,15 @@
  * maximum) followed by N bytes holding exactly one msgpack value.
  */
 import { ProtocolError } from './errors.js';
-import { DEFAULT_MAX_FRAME, MAX_CONFIGURABLE_FRAME } from './limits.js';
+import { DEFAULT_MAX_FRAME, MAX_CONFIGURABLE_FRAME, MIN_MAX_FRAME } from './limits.js';
 
 export const FRAME_HEADER_BYTES = 4;
 const EMPTY = new Uint8Array(0);
 
 /** Checks a configured frame maximum; a typo must not silently disable the limit. */
 export function checkMaxFrame(maxFrame: number): number {
-  if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > MAX_CONFIGURABLE_FRAME) {
-    throw new RangeError(`maxFrame must be an integer 1..${MAX_CONFIGURABLE_FRAME}, got ${maxFrame}`);
+  if (!Number.isInteger(maxFrame) || maxFrame < MIN_MAX_FRAME || maxFrame > MAX_CONFIGURABLE_FRAME) {
+    throw new RangeError(`maxFrame must be an integer ${MIN_MAX_FRAME}..${MAX_CONFIGURABLE_FRAME}, got ${maxFrame}`);
   }
   return maxFrame;
 }

@@ -6,6 +6,12 @@
 /** Largest frame body an endpoint accepts unless configured otherwise: 1 MiB. */
 export const DEFAULT_MAX_FRAME = 1 << 20;
 
+/**
+ * Smallest frame maximum an endpoint may be configured with: every error response (message up
+ * to 4096 bytes, path up to 1024) fits, so a refusal can always be sent.
+ */
+export const MIN_MAX_FRAME = 8192;
+
 /** Largest frame body any endpoint may be configured to accept (a u32 length field allows 4 GiB − 1). */
 export const MAX_CONFIGURABLE_FRAME = 0x7fff_ffff;
 

@@ -24,10 +24,12 @@ export abstract class BaseConnection implements Connection {
   private readonly closeListeners: ((error?: Error) => void)[] = [];
   private early: Uint8Array[] | undefined = [];
   private isClosed = false;
+  private isClosing = false;
   private closeError: Error | undefined;
 
+  /** True from the moment close() is called or the peer went away. */
   get closed(): boolean {
-    return this.isClosed;
+    return this.isClosed || this.isClosing;
   }
 
   abstract write(chunk: Uint8Array): void;
@@ -66,10 +68,18 @@ export abstract class BaseConnection implements Connection {
     }
   }
 
+  /** Marks the start of closing; false if closing had already begun (close once). */
+  protected beginClose(): boolean {
+    if (this.closed) return false;
+    this.isClosing = true;
+    return true;
+  }
+
   /** The transport is gone: tell the close listeners, once. */
   protected finished(error?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.isClosing = true;
     this.closeError = error;
     for (const listener of this.closeListeners.splice(0)) listener(error);
   }

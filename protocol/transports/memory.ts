@@ -10,16 +10,14 @@ class MemoryConnection extends BaseConnection {
   other!: MemoryConnection;
   private readonly inbox: Uint8Array[] = [];
   private scheduled = false;
-  private ending = false;
 
   write(chunk: Uint8Array): void {
-    if (this.closed || this.ending || chunk.length === 0) return;
+    if (this.closed || chunk.length === 0) return;
     this.other.receive(chunk.slice());
   }
 
   close(): void {
-    if (this.closed || this.ending) return;
-    this.ending = true;
+    if (!this.beginClose()) return;
     this.other.receive(undefined);
     setImmediate(() => this.finished());
   }
@@ -39,7 +37,7 @@ class MemoryConnection extends BaseConnection {
     for (const chunk of this.inbox.splice(0)) {
       if (this.closed) return;
       if (chunk === END) {
-        this.ending = true;
+        this.beginClose();
         this.finished();
         return;
       }

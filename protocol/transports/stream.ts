@@ -9,7 +9,6 @@ import { BaseConnection } from './connection.js';
 const CLOSE_GRACE_MS = 2000;
 
 export class StreamConnection extends BaseConnection {
-  private closing = false;
   private failure: Error | undefined;
   /** One duplex stream (a socket) rather than two pipes. */
   private readonly duplex: boolean;
@@ -28,13 +27,12 @@ export class StreamConnection extends BaseConnection {
   }
 
   write(chunk: Uint8Array): void {
-    if (this.closed || this.closing || this.output.writableEnded || this.output.destroyed) return;
+    if (this.closed || this.output.writableEnded || this.output.destroyed) return;
     this.output.write(chunk);
   }
 
   close(): void {
-    if (this.closed || this.closing) return;
-    this.closing = true;
+    if (!this.beginClose()) return;
     // Let queued frames (an error response, say) reach the peer, then tear down; a peer that
     // stops reading must not keep us waiting forever.
     const teardown = (): void => {
@@ -54,13 +52,10 @@ export class StreamConnection extends BaseConnection {
 
   private gone(error?: Error): void {
     if (error && !this.failure) this.failure = error;
-    if (!this.closed) {
-      if (!this.closing) {
-        this.closing = true;
-        this.input.destroy();
-        if (!this.duplex) this.output.end();
-      }
-      this.finished(this.failure);
+    if (this.beginClose()) {
+      this.input.destroy();
+      if (!this.duplex) this.output.end();
     }
+    this.finished(this.failure);
   }
 }
