@@ -8,7 +8,7 @@
  * Everything here validates: received values are parsed by the op's schemas, and values about to
  * be sent go through the same schemas' `wire()`, so neither side ever sends what it would reject.
  */
-import { type ErrorCode, ProtocolError, RemoteError } from './errors.js';
+import { ERRNO_NAME_PATTERN, type ErrorCode, ProtocolError, RemoteError } from './errors.js';
 import { type ErrorBody, type Event, errorBody, event } from './messages/common.js';
 import { type Op, type ParamsOf, type ResultOf, opSpec } from './messages/index.js';
 import type { OpSpec } from './messages/op.js';
@@ -102,10 +102,18 @@ function boundedMessage(message: string): string {
   return message.length <= 1360 ? message : `${message.slice(0, 1359)}…`;
 }
 
+const ERROR_CODE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
+/**
+ * The error body for an error. A code or errno that could not travel (a handler's typo) must not
+ * cost the client its answer: the error becomes `internal`, and a bad errno is left out.
+ */
 export function errorBodyOf(error: ProtocolError): ErrorBody {
-  const body: ErrorBody = { code: error.code, message: boundedMessage(error.message) };
+  const codeOk = ERROR_CODE_PATTERN.test(error.code);
+  const message = codeOk ? error.message : `internal error: ${JSON.stringify(error.code)} is not an error code (${error.message})`;
+  const body: ErrorBody = { code: codeOk ? error.code : 'internal', message: boundedMessage(message) };
   if (error.path !== undefined) body.path = error.path.slice(0, 1024);
-  if (error.errno !== undefined) body.errno = error.errno;
+  if (error.errno !== undefined && ERRNO_NAME_PATTERN.test(error.errno)) body.errno = error.errno;
   return body;
 }
 

@@ -158,12 +158,10 @@ export const bool = new BoolSchema();
 
 /** Measures a string in UTF-8 bytes, as a C peer would. */
 function utf8Length(s: string): number {
-  let n = s.length;
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80) return Buffer.byteLength(s, 'utf8');
+    if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
   }
-  return n;
+  return s.length;
 }
 
 export class StringSchema extends Schema<string> {

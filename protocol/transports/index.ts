@@ -9,7 +9,7 @@ export { BaseConnection } from './connection.js';
 export { type Endpoint, formatEndpoint, parseEndpoint, LOOPBACK_HOST } from './endpoint.js';
 export { createMemoryPair } from './memory.js';
 export type { Listener } from './socket.js';
-export { type StdioChild, spawnStdio, stdioConnection } from './stdio.js';
+export { type StdioChild, type StdioSpawnOptions, spawnStdio, stdioConnection } from './stdio.js';
 export { StreamConnection } from './stream.js';
 
 /** Connects to a server. `stdio:` yields this process's own stdin/stdout (the child side). */

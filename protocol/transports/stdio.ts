@@ -17,12 +17,15 @@ export interface StdioChild {
   readonly child: ChildProcess;
 }
 
-/**
- * The parent side: spawns `command` with a pipe on stdin and stdout (stderr is inherited
- * unless `options.stdio` says otherwise) and connects to it.
- */
-export function spawnStdio(command: string, args: readonly string[] = [], options: SpawnOptions = {}): StdioChild {
-  const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', options.stdio === 'ignore' ? 'ignore' : 'inherit'] });
+export interface StdioSpawnOptions extends Omit<SpawnOptions, 'stdio'> {
+  /** Where the child's stderr goes (its logs): inherited unless said otherwise. */
+  stderr?: 'inherit' | 'ignore' | 'pipe';
+}
+
+/** The parent side: spawns `command` with pipes on its stdin and stdout and connects to it. */
+export function spawnStdio(command: string, args: readonly string[] = [], options: StdioSpawnOptions = {}): StdioChild {
+  const { stderr = 'inherit', ...spawnOptions } = options;
+  const child = spawn(command, args, { ...spawnOptions, stdio: ['pipe', 'pipe', stderr] });
   const connection = new StreamConnection(child.stdout!, child.stdin!, `stdio:${command}`);
   child.once('exit', () => connection.close());
   return { connection, child };

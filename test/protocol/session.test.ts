@@ -277,6 +277,7 @@ test('handler failures become error responses: internal, kvm_error with errno, t
       if (r.op === 'readCr') throw new ProtocolError('not_found', 'no vCPU 1');
       if (r.op === 'writeCr') return Promise.reject(new TypeError('async boom'));
       if (r.op === 'cpuid') throw 'a string'; // eslint-disable-line no-throw-literal
+      if (r.op === 'lmsw') throw new ProtocolError('Not Snake', 'typo', { errno: 'einval' });
       return { exits: [] };
     },
   };
@@ -291,7 +292,11 @@ test('handler failures become error responses: internal, kvm_error with errno, t
   t.deepEqual(errorOf(await raw.next()), { id: 4, code: 'internal', message: 'internal error: async boom' });
   raw.send({ id: 5, op: 'cpuid', leaf: 0 });
   t.deepEqual(errorOf(await raw.next()), { id: 5, code: 'internal', message: 'internal error: a string' });
-  await stillServes(t, raw);
+  // A code or errno that cannot travel still gets the client an answer.
+  raw.send({ id: 6, op: 'lmsw', value: 1 });
+  t.deepEqual(errorOf(await raw.next()), { id: 6, code: 'internal', message: 'internal error: "Not Snake" is not an error code (typo)' });
+  raw.send({ id: 7, op: 'clts' });
+  t.deepEqual(await raw.next(), { id: 7, ok: true, result: { exits: [] } });
 });
 
 test('an invalid result from the handler is an internal error naming the op and field', async (t) => {
