@@ -88,11 +88,18 @@ test('map keys are strings, unique, and never __proto__', (t) => {
   refused(t, bytes('81 90 02'), 'bad_frame', /not a string/);
   refused(t, bytes('82 a1 61 01 a1 61 02'), 'bad_frame', /"a" at offset 4 appears twice/);
   refused(t, bytes('81 a9 5f5f70726f746f5f5f 01'), 'bad_frame', /__proto__/);
-  // A large map uses a set: a duplicate after the 17th key is still found.
-  const keys = Array.from({ length: 40 }, (_, i) => `a2 6b ${(0x41 + i).toString(16)} 00`);
-  refused(t, bytes(`de 0029 ${keys.join(' ')} a2 6b 41 00`), 'bad_frame', /"kA" .* appears twice/);
-  const ok = decodeMsgpack(bytes(`de 0028 ${keys.join(' ')}`)) as Record<string, number>;
-  t.is(Object.keys(ok).length, 40);
+  // Duplicates are found among many keys, both below and above the size where a set takes over
+  // from hashed pairs (64 keys).
+  const key = (i: number): string => `a3 6b ${(0x41 + (i >> 4)).toString(16)} ${(0x41 + (i & 15)).toString(16)} 00`;
+  const keys = (n: number): string => Array.from({ length: n }, (_, i) => key(i)).join(' ');
+  const map16 = (n: number): string => `de ${n.toString(16).padStart(4, '0')}`;
+  refused(t, bytes(`${map16(41)} ${keys(40)} ${key(3)}`), 'bad_frame', /"kAD" .* appears twice/);
+  refused(t, bytes(`${map16(101)} ${keys(100)} ${key(70)}`), 'bad_frame', /"kEG" .* appears twice/);
+  refused(t, bytes(`${map16(101)} ${keys(100)} ${key(5)}`), 'bad_frame', /"kAF" .* appears twice/);
+  t.is(Object.keys(decodeMsgpack(bytes(`${map16(100)} ${keys(100)}`)) as object).length, 100);
+  // Keys of a nested map do not clash with the keys of the map around it, before or after.
+  t.deepEqual(decodeMsgpack(bytes('83 a1 61 01 a1 62 82 a1 61 02 a1 63 03 a1 63 04')), { a: 1, b: { a: 2, c: 3 }, c: 4 });
+  refused(t, bytes('83 a1 61 01 a1 62 81 a1 61 02 a1 62 03'), 'bad_frame', /"b" .* appears twice/);
   // The same key in different maps is fine.
   t.deepEqual(decodeMsgpack(bytes('82 a1 61 81 a1 61 01 a1 62 81 a1 61 02')), { a: { a: 1 }, b: { a: 2 } });
   t.false(Object.hasOwn(Object.prototype, 'polluted'));
