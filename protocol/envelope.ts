@@ -13,7 +13,7 @@ import { type ErrorBody, type Event, errorBody, event } from './messages/common.
 import { type Op, type ParamsOf, type ResultOf, opSpec } from './messages/index.js';
 import type { OpSpec } from './messages/op.js';
 import { OutcomeSchema, type Outcome } from './messages/outcome.js';
-import { type Schema, SchemaIssue, bool, describeValue, isMap, nullable, object, u32 } from './schema.js';
+import { type Schema, SchemaIssue, bool, describeValue, isMap, nullable, object, u32 } from './schema/index.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['id', 'op']);

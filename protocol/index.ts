@@ -22,4 +22,4 @@ export {
 export { ClientSession, type ClientSessionOptions, type HelloOptions } from './client-session.js';
 export * from './transports/index.js';
 export { serve } from './serve.js';
-export { type Infer, Schema, SchemaIssue, formatPath } from './schema.js';
+export { type Infer, Schema, SchemaIssue, formatPath } from './schema/index.js';

@@ -18,7 +18,7 @@ import { DEFAULT_VCPU, DEFAULT_VM, type Event } from './messages/common.js';
 import { BATCHABLE_OPS, type BatchItem, type BatchItemResult } from './messages/guest.js';
 import type { HelloParams, HelloResult, Op, Request } from './messages/index.js';
 import type { OpSpec, Role } from './messages/op.js';
-import { SchemaIssue } from './schema.js';
+import { SchemaIssue } from './schema/index.js';
 import type { Connection } from './transports/connection.js';
 import { PROTOCOL_VERSION } from './version.js';
 

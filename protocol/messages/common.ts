@@ -6,7 +6,7 @@ import { KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REA
 import { ERRNO_NAME_PATTERN } from '../errors.js';
 import {
   type Infer, type Optional, array, bool, object, oneOf, optional, partial, record, scalar, string, u16, u32, u64, u8, uint,
-} from '../schema.js';
+} from '../schema/index.js';
 
 /** VM names: 1–64 bytes of [A-Za-z0-9_.-]. */
 export const vmName = string(1, 64, /^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-"');

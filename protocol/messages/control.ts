@@ -5,7 +5,7 @@
  * with a token reaches them.
  */
 import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../abi.js';
-import { array, bin, i32, int, nullable, object, optional, u32, u64, u8 } from '../schema.js';
+import { array, bin, i32, int, nullable, object, optional, u32, u64, u8 } from '../schema/index.js';
 import {
   event, eventName, namedScalars, regs, regsPatch, sregs, sregsPatch, vmName,
 } from './common.js';

@@ -6,7 +6,7 @@
 import {
   type Fields, type Infer, type Optional, Schema, SchemaIssue, array, bin, describeValue, isMap, issueAt, object,
   oneOf, optional, u16, u32, u64,
-} from '../schema.js';
+} from '../schema/index.js';
 import { cpl, exits, fault, gprsPatch, regs } from './common.js';
 import { type OpRequest, OpRequestSchema } from './op-request.js';
 import { type OpSpec, type ResultOfSpec, op } from './op.js';

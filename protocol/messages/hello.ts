@@ -2,7 +2,7 @@
  * The handshake (PROTOCOL.md §3). `hello` is the first request on every connection; it fixes
  * the protocol version and the connection's role for the rest of its life.
  */
-import { object, oneOf, optional, string, u32 } from '../schema.js';
+import { object, oneOf, optional, string, u32 } from '../schema/index.js';
 import { vmName } from './common.js';
 import { op } from './op.js';
 

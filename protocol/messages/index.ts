@@ -1,5 +1,5 @@
 /** The op table: every request the protocol defines, with its role, parameters and result. */
-import type { Infer } from '../schema.js';
+import type { Infer } from '../schema/index.js';
 import { CONTROL_OPS } from './control.js';
 import { GUEST_OPS } from './guest.js';
 import { HELLO, helloParams, helloResult } from './hello.js';

@@ -1,5 +1,5 @@
 /** A request as `{ op, ...params }` against a table of ops: how batch carries its items. */
-import { Schema, SchemaIssue, describeValue, isMap, issueAt } from '../schema.js';
+import { Schema, SchemaIssue, describeValue, isMap, issueAt } from '../schema/index.js';
 import type { OpSpec, ParamsOfSpec } from './op.js';
 
 export type OpRequest<T extends Record<string, OpSpec>> = {

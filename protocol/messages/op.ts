@@ -1,5 +1,5 @@
 /** What the protocol knows about one op: who may send it, its parameters, its result. */
-import type { ObjectSchema, Schema } from '../schema.js';
+import type { ObjectSchema, Schema } from '../schema/index.js';
 
 export type Role = 'guest' | 'control';
 export const ROLES: readonly Role[] = ['guest', 'control'];

@@ -2,7 +2,7 @@
  * How one request ends: `{ ok: true, result }` or `{ ok: false, error }` (PROTOCOL.md §4.2).
  * Responses carry it beside their `id`; batch results carry one per batched op.
  */
-import { ObjectSchema, Schema, bool, describeValue, isMap, issueAt, object } from '../schema.js';
+import { ObjectSchema, Schema, bool, describeValue, isMap, issueAt, object } from '../schema/index.js';
 import { type ErrorBody, errorBody } from './common.js';
 
 export type Outcome<R> = { ok: true; result: R } | { ok: false; error: ErrorBody };
