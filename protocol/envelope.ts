@@ -13,7 +13,7 @@ import { type ErrorBody, type Event, errorBody, event } from './messages/common.
 import { type Op, type ParamsOf, type ResultOf, opSpec } from './messages/index.js';
 import type { OpSpec } from './messages/op.js';
 import { OutcomeSchema, type Outcome } from './messages/outcome.js';
-import { type Schema, SchemaIssue, bool, describeValue, isMap, nullable, object, u32 } from './schema/index.js';
+import { type Schema, SchemaIssue, bool, describeValue, isMap, nullable, object, toWellFormed, u32 } from './schema/index.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['id', 'op']);
@@ -99,7 +99,7 @@ function checkHelloVersion(version: unknown): void {
 
 /** Messages are cut to what the error body allows (4096 bytes: 1360 UTF-16 units never exceed it). */
 function boundedMessage(message: string): string {
-  return message.length <= 1360 ? message : `${message.slice(0, 1359)}…`;
+  return toWellFormed(message.length <= 1360 ? message : `${message.slice(0, 1359)}…`);
 }
 
 const ERROR_CODE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
@@ -112,7 +112,7 @@ export function errorBodyOf(error: ProtocolError): ErrorBody {
   const codeOk = ERROR_CODE_PATTERN.test(error.code);
   const message = codeOk ? error.message : `internal error: ${JSON.stringify(error.code)} is not an error code (${error.message})`;
   const body: ErrorBody = { code: codeOk ? error.code : 'internal', message: boundedMessage(message) };
-  if (error.path !== undefined) body.path = error.path.slice(0, 1024);
+  if (error.path !== undefined) body.path = toWellFormed(error.path.slice(0, 340));
   if (error.errno !== undefined && ERRNO_NAME_PATTERN.test(error.errno)) body.errno = error.errno;
   return body;
 }

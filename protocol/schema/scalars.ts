@@ -10,10 +10,23 @@ export class BoolSchema extends Schema<boolean> {
 }
 export const bool = new BoolSchema();
 
-/** Measures a string in UTF-8 bytes, as a C peer would. */
+type WellFormed = { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * String.prototype.toWellFormed (ES2024; in Node 20's V8, not yet in our TypeScript lib):
+ * replaces lone surrogates, which msgpackr would otherwise pack as invalid UTF-8.
+ */
+export const toWellFormed = (s: string): string => (s as unknown as WellFormed).toWellFormed();
+
+/**
+ * A string's length in UTF-8 bytes, as a C peer measures it, or -1 if it holds a lone
+ * surrogate (which has no UTF-8 form).
+ */
 function utf8Length(s: string): number {
   for (let i = 0; i < s.length; i++) {
-    if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+    if (s.charCodeAt(i) >= 0x80) {
+      return (s as unknown as WellFormed).isWellFormed() ? Buffer.byteLength(s, 'utf8') : -1;
+    }
   }
   return s.length;
 }
@@ -27,6 +40,7 @@ export class StringSchema extends Schema<string> {
   parse(v: unknown): string {
     if (typeof v !== 'string') return this.fail(v);
     const n = utf8Length(v);
+    if (n < 0) throw new SchemaIssue(`expected ${this.expected}, got a string with a lone surrogate (not valid Unicode)`);
     if (n < this.min || n > this.max) throw new SchemaIssue(`expected ${this.expected}, got a string of ${n} bytes`);
     if (this.pattern && !this.pattern.test(v)) return this.fail(v);
     return v;

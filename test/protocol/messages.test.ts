@@ -139,6 +139,12 @@ test('the envelope: a map, a u32 id, a known string op', (t) => {
   }
 });
 
+test('strings with a lone surrogate are refused before they could be packed as invalid UTF-8', (t) => {
+  const e = rejection(t, () => requestToWire(1, 'hello', { version: 1, role: 'guest', client: 'x\ud800' }), 'invalid_message', 'client');
+  t.regex(e.message, /lone surrogate/);
+  t.notThrows(() => requestToWire(1, 'hello', { version: 1, role: 'guest', client: 'x\ud83d\ude00' }));
+});
+
 test('array and string limits', (t) => {
   rejection(t, () => receive({ id: 1, op: 'hypercall', nr: 1n, args: [0n, 0n, 0n, 0n, 0n] }), 'invalid_message', 'args');
   rejection(t, () => receive({ id: 1, op: 'getMsrs', vm: 'v', vcpu: 0, indices: [] }), 'invalid_message', 'indices');

@@ -278,6 +278,7 @@ test('handler failures become error responses: internal, kvm_error with errno, t
       if (r.op === 'writeCr') return Promise.reject(new TypeError('async boom'));
       if (r.op === 'cpuid') throw 'a string'; // eslint-disable-line no-throw-literal
       if (r.op === 'lmsw') throw new ProtocolError('Not Snake', 'typo', { errno: 'einval' });
+      if (r.op === 'hypercall') throw new Error('half a pair: \ud800');
       return { exits: [] };
     },
   };
@@ -295,8 +296,10 @@ test('handler failures become error responses: internal, kvm_error with errno, t
   // A code or errno that cannot travel still gets the client an answer.
   raw.send({ id: 6, op: 'lmsw', value: 1 });
   t.deepEqual(errorOf(await raw.next()), { id: 6, code: 'internal', message: 'internal error: "Not Snake" is not an error code (typo)' });
-  raw.send({ id: 7, op: 'clts' });
-  t.deepEqual(await raw.next(), { id: 7, ok: true, result: { exits: [] } });
+  raw.send({ id: 7, op: 'hypercall', nr: 1n });
+  t.deepEqual(errorOf(await raw.next()), { id: 7, code: 'internal', message: 'internal error: half a pair: \ufffd' });
+  raw.send({ id: 8, op: 'clts' });
+  t.deepEqual(await raw.next(), { id: 8, ok: true, result: { exits: [] } });
 });
 
 test('an invalid result from the handler is an internal error naming the op and field', async (t) => {
