@@ -14,7 +14,7 @@ export type HelloParams = Infer<typeof helloParams>;
 export type HelloResult = Infer<typeof helloResult>;
 
 /** A validated request as a handler receives it: `{ op, ...params }`, narrowed by `op`. */
-export type Request<O extends Op = Op> = { [K in O]: { op: K } & ParamsOf<K> }[O];
+export type Request<O extends Op = Op> = { [K in O]: { [F in keyof ({ op: K } & ParamsOf<K>)]: ({ op: K } & ParamsOf<K>)[F] } }[O];
 
 /** The spec of an op name received from a peer, or undefined; never an Object.prototype key. */
 export function opSpec(name: string): OpSpec | undefined {
