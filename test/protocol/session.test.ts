@@ -8,6 +8,8 @@ import { ClientSession } from '../../protocol/client-session.js';
 import { ProtocolError, RemoteError } from '../../protocol/errors.js';
 import type { HelloParams } from '../../protocol/messages/index.js';
 import { type HandlerRequest, ServerSession, type ServerSessionOptions, type SessionHandler } from '../../protocol/server-session.js';
+import { encodeMsgpack } from '../../protocol/codec.js';
+import { requestToWire } from '../../protocol/envelope.js';
 import { frameBody } from '../../protocol/framing.js';
 import { createMemoryPair } from '../../protocol/transports/memory.js';
 import { CONTROL_TOKEN, EchoHandler, sampleHelloReply } from './echo-handler.js';
@@ -525,4 +527,44 @@ test('a throwing close hook or handler.closed does not escape', async (t) => {
   await raw.whenClosed();
   await new Promise((r) => setImmediate(r));
   t.true(hookRan);
+});
+
+test('mutated and random frames: every frame gets exactly one answer and the session lives on', async (t) => {
+  // Seeds: every sample request as bytes. Mutations: byte flips, truncation, insertion, random.
+  let seed = 0x2545f491;
+  const random = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const seeds = Object.entries(SAMPLES).map(([op, s], i) => encodeMsgpack(requestToWire(i, op as never, s.params as never)));
+  const { raw } = serve({
+    hello: () => sampleHelloReply(),
+    request: (_s, r) => (r.op === 'clts' ? { exits: [] } : {}),
+  });
+  const FRAMES = 3000;
+  for (let i = 0; i < FRAMES; i++) {
+    const base = seeds[random(seeds.length)]!;
+    let body: Uint8Array;
+    switch (random(4)) {
+      case 0: body = base.slice(); for (let k = 0; k <= random(3); k++) body[random(body.length)] = random(256); break;
+      case 1: body = base.slice(0, 1 + random(base.length)); break;
+      case 2: { const at = random(base.length); body = Buffer.concat([base.subarray(0, at), Uint8Array.of(random(256)), base.subarray(at)]); break; }
+      default: body = Uint8Array.from({ length: 1 + random(64) }, () => random(256));
+    }
+    raw.sendBytes(frameBody(body));
+  }
+  let answers = 0;
+  while (answers < FRAMES) {
+    const reply = await raw.next();
+    t.true(reply.ok === true || (reply.ok === false && typeof reply.error.code === 'string'));
+    answers++;
+  }
+  t.false(raw.closed);
+  raw.send({ id: 4_000_000_000, op: 'hello', version: 1, role: 'guest' });
+  const hello = await raw.next();
+  t.true(hello.id === 4_000_000_000);
+  raw.send({ id: 4_000_000_001, op: 'clts' });
+  t.deepEqual(await raw.next(), { id: 4_000_000_001, ok: true, result: { exits: [] } });
 });
