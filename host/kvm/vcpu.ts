@@ -223,10 +223,7 @@ export class Vcpu {
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */
   getSregs(): Sregs {
     const v = this.arch;
-    const s = v.cpu.getSregs();
-    s.cr8 = v.lapic.getCr8();
-    s.apicBase = v.lapic.apicBase;
-    return s;
+    return { ...v.cpu.getSregs(), cr8: v.lapic.getCr8(), apicBase: v.lapic.apicBase };
   }
 
   /**
