@@ -9,7 +9,10 @@ const RBX = 3;
 
 export function handleCpuid(v: VcpuArch, leaf: number, subleaf: number): void {
   const out = v.cpuidOut;
-  kvmCpuid(v.cpuid, { vcpuId: v.id, cr4: v.cpu.readCr(4), apicBase: v.lapic.apicBase }, leaf, subleaf, out);
+  const rt = v.cpuidRuntime;
+  rt.cr4 = v.cpu.readCr(4);
+  rt.apicBase = v.lapic.apicBase;
+  kvmCpuid(v.cpuid, rt, leaf, subleaf, out);
   const trace = v.vm.trace;
   if (trace.active) {
     trace.emit('kvm_cpuid', { vcpu_id: v.id, function: leaf, index: subleaf, rax: out[0]!, rbx: out[1]!, rcx: out[2]!, rdx: out[3]! });

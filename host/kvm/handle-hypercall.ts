@@ -5,8 +5,7 @@
  * VMCALL and run it the same way).
  */
 import { EFER_LMA } from '../../protocol/abi.js';
-import { guestPvHas } from './cpuid.js';
-import { kvmEmulateHypercall, type HypercallEnv } from './hypercalls.js';
+import { kvmEmulateHypercall } from './hypercalls.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 
 const RAX = 0;
@@ -25,8 +24,7 @@ export function handleHypercall(v: VcpuArch): boolean {
   v.stat.hypercalls++;
   const trace = v.vm.trace;
   if (trace.active) trace.emit('kvm_hypercall', { vcpu_id: v.id, ...regs });
-  const env: HypercallEnv = { heki: v.vm.heki, pvHas: (f) => guestPvHas(v.cpuid, v.pvEnforce, f) };
-  const result = kvmEmulateHypercall(regs, cpu.cpl, op64Bit, env);
+  const result = kvmEmulateHypercall(regs, cpu.cpl, op64Bit, v.hypercallEnv);
   if (result.hekiConfigure !== undefined) {
     // The pin is already in force; RAX and RIP wait for the completion.
     const run = v.run;

@@ -46,6 +46,12 @@ function msrExit(v: VcpuArch, write: boolean, reason: number, index: number, dat
 
 /** Loads EDX:EAX with a 64-bit value; the upper halves of RAX and RDX become 0. */
 function writeEdxEax(v: VcpuArch, data: bigint): void {
+  // Most MSR values fit in EAX: split without making new bigints then.
+  if (data <= LOW32) {
+    v.cpu.writeGpr32(RAX, Number(data));
+    v.cpu.writeGpr32(RDX, 0);
+    return;
+  }
   v.cpu.writeGpr32(RAX, Number(data & LOW32));
   v.cpu.writeGpr32(RDX, Number((data >> 32n) & LOW32));
 }

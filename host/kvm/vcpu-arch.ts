@@ -5,8 +5,9 @@
  */
 import { GP_VECTOR } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import { cr4GuestReservedBits, type GuestCpuid } from './cpuid.js';
+import { cr4GuestReservedBits, guestPvHas, type GuestCpuid } from './cpuid.js';
 import { KvmRun } from './exits.js';
+import type { HypercallEnv } from './hypercalls.js';
 import { LocalApic } from './lapic.js';
 import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
 import type { VmArch } from './vm-arch.js';
@@ -47,6 +48,10 @@ export class VcpuArch implements MsrVcpu {
   readonly msrAccess: MsrAccess = { index: 0, data: 0n, hostInitiated: false };
   /** Scratch for CPUID results: [EAX, EBX, ECX, EDX]. */
   readonly cpuidOut = new Uint32Array(4);
+  /** What the dynamic CPUID bits read, refreshed at each CPUID (kvm_update_cpuid_runtime()). */
+  readonly cpuidRuntime = { vcpuId: 0, cr4: 0n, apicBase: 0n };
+  /** What a hypercall may consult: the VM's Heki state and guest_pv_has(). */
+  readonly hypercallEnv: HypercallEnv;
   readonly stat: VcpuStat = { exits: 0, hypercalls: 0, halt_exits: 0, io_exits: 0, signal_exits: 0 };
   pending = Completion.None;
   /** vcpu->arch.cui_linear_rip: the RIP a PIO completion expects to find. */
@@ -68,6 +73,8 @@ export class VcpuArch implements MsrVcpu {
     this.cr4ReservedBits = cr4GuestReservedBits(this.cpuidModel);
     this.lapic = new LocalApic(id, () => this.cpuidModel);
     this.run = new KvmRun(vm.profile);
+    this.cpuidRuntime.vcpuId = id;
+    this.hypercallEnv = { heki: vm.heki, pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature) };
   }
 
   get cpuid(): GuestCpuid {

@@ -35,7 +35,10 @@ export function kvmVcpuReset(v: VcpuArch, initEvent: boolean): void {
   // RDX holds the family/model/stepping: CPUID.1:EAX at INIT, 0x600 at RESET (no CPUID yet).
   let rdx = 0x600n;
   if (initEvent) {
-    kvmCpuid(v.cpuid, { vcpuId: v.id, cr4: 0n, apicBase: v.lapic.apicBase }, 1, 0, v.cpuidOut);
+    const rt = v.cpuidRuntime;
+    rt.cr4 = 0n;
+    rt.apicBase = v.lapic.apicBase;
+    kvmCpuid(v.cpuid, rt, 1, 0, v.cpuidOut);
     rdx = BigInt(v.cpuidOut[0]!);
   }
   cpu.setRegs({
