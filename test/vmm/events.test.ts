@@ -183,3 +183,17 @@ test('capacity must be a whole number', (t) => {
   t.throws(() => new EventLog({ capacity: -1 }), { instanceOf: RangeError });
   t.throws(() => new EventLog({ capacity: 1.5 }), { instanceOf: RangeError });
 });
+
+// A compile-time check: `npm test` runs tsc over the tests, which fails if an expected error
+// below goes away. At run time these emits go nowhere (no ring, no subscriber).
+test('emit() takes the fields the catalogue gives the name, typed', (t) => {
+  const log = new EventLog({ capacity: 0 });
+  // @ts-expect-error a misspelt field
+  log.emit('kvm_msr', 'v', { write: false, ecx: 1, data: 0n, exeption: false });
+  // @ts-expect-error data is a u64: a bigint, not a number
+  log.emit('kvm_msr', 'v', { write: false, ecx: 1, data: 0, exception: false });
+  // @ts-expect-error a missing field
+  log.emit('heki_denial', 'v', { reason: 2, cr: 4, cr_value: 0n });
+  log.emit('kvm_exit', 'v', { exit_reason: 'HLT' }); // optional fields may be left out
+  t.is(log.nextSeq, 0n);
+});

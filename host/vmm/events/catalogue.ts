@@ -24,11 +24,18 @@ export interface EventSpec {
   readonly fields: Readonly<Record<string, EventFieldSpec>>;
 }
 
-const u32 = (description: string, optional?: boolean): EventFieldSpec => ({ type: 'u32', description, ...(optional && { optional }) });
-const u64 = (description: string, optional?: boolean): EventFieldSpec => ({ type: 'u64', description, ...(optional && { optional }) });
-const str = (description: string, optional?: boolean): EventFieldSpec => ({ type: 'string', description, ...(optional && { optional }) });
-const bool = (description: string): EventFieldSpec => ({ type: 'bool', description });
-const num = (description: string): EventFieldSpec => ({ type: 'number', description });
+function field<T extends EventFieldType>(type: T) {
+  return (description: string) => ({ type, description });
+}
+const u32 = field('u32');
+const u64 = field('u64');
+const str = field('string');
+const bool = field('bool');
+const num = field('number');
+/** A field only some events of the name carry. */
+function opt<F extends { type: EventFieldType; description: string }>(f: F): F & { optional: true } {
+  return { ...f, optional: true };
+}
 
 export const EVENT_CATALOGUE = {
   kvm_exit: {
@@ -36,8 +43,8 @@ export const EVENT_CATALOGUE = {
     tracepoint: 'kvm_exit',
     fields: {
       exit_reason: str('The VMX basic exit reason, as the kernel prints it: CR_ACCESS, MSR_READ, MSR_WRITE, VMCALL, CPUID, HLT, IO_INSTRUCTION, EXCEPTION_NMI, TRIPLE_FAULT, EXTERNAL_INTERRUPT (instruction budget spent), INVALID_STATE.'),
-      info1: u64('The exit qualification (e.g. the CR-access qualification), when the exit has one.', true),
-      info2: u64('Second exit information (e.g. the exception error code), when the exit has one.', true),
+      info1: opt(u64('The exit qualification (e.g. the CR-access qualification), when the exit has one.')),
+      info2: opt(u64('Second exit information (e.g. the exception error code), when the exit has one.')),
     },
   },
   kvm_userspace_exit: {
@@ -77,7 +84,7 @@ export const EVENT_CATALOGUE = {
       a1: u64('RCX.'),
       a2: u64('RDX.'),
       a3: u64('RSI.'),
-      ret: u64('RAX afterwards (pinbox addition: the kernel tracepoint has no result).', true),
+      ret: opt(u64('RAX afterwards (pinbox addition: the kernel tracepoint has no result).')),
     },
   },
   msr_exit_reply: {
@@ -122,7 +129,7 @@ export const EVENT_CATALOGUE = {
       vcpus: u32('Number of vCPUs.'),
       memory: u64('Guest memory in bytes.'),
       profile: str('Heki ABI profile: v2 or v3.'),
-      policy: str('The policy file, if the VM came from one.', true),
+      policy: opt(str('The policy file, if the VM came from one.')),
     },
   },
   vcpu_init: {
@@ -163,7 +170,7 @@ export const EVENT_CATALOGUE = {
   guest_connected: {
     description: 'A guest client said hello and was attached to a vCPU.',
     fields: {
-      client: str('The client\'s self-description from hello, if it gave one.', true),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
     },
   },
@@ -176,13 +183,27 @@ export const EVENT_CATALOGUE = {
   control_connected: {
     description: 'A control client said hello with a valid token.',
     fields: {
-      client: str('The client\'s self-description from hello, if it gave one.', true),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
     },
   },
 } as const satisfies Readonly<Record<string, EventSpec>>;
 
 export type EventName = keyof typeof EVENT_CATALOGUE;
+
+type Catalogue = typeof EVENT_CATALOGUE;
+type FieldValue<F> = F extends { type: 'u64' } ? bigint
+  : F extends { type: 'u32' | 'number' } ? number
+  : F extends { type: 'string' } ? string
+  : boolean;
+type Fields<N extends EventName> = Catalogue[N]['fields'];
+type RequiredKeys<N extends EventName> = { [K in keyof Fields<N>]: Fields<N>[K] extends { optional: true } ? never : K }[keyof Fields<N>];
+type OptionalKeys<N extends EventName> = Exclude<keyof Fields<N>, RequiredKeys<N>>;
+
+/** The fields an event of name N carries, typed from the catalogue: emit() checks them when compiling. */
+export type EventFieldsOf<N extends EventName> = { readonly [K in RequiredKeys<N>]: FieldValue<Fields<N>[K]> } & {
+  readonly [K in OptionalKeys<N>]?: FieldValue<Fields<N>[K]>;
+};
 
 export const EVENT_NAMES = Object.keys(EVENT_CATALOGUE) as EventName[];
 

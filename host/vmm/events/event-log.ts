@@ -18,7 +18,7 @@
  * event is ever built. Subscribers are called synchronously, in subscription order; one that
  * throws does not stop the others or the VMM (`onListenerError`, default a process warning).
  */
-import { EVENT_NAMES, type EventName } from './catalogue.js';
+import { EVENT_NAMES, type EventFieldsOf, type EventName } from './catalogue.js';
 import type { Event, EventFields } from './event.js';
 
 export interface EventFilter {
@@ -127,17 +127,21 @@ export class EventLog {
     return byVm !== undefined && (byVm === true || byVm.has(name));
   }
 
-  /** Records an event; returns it, or undefined if nobody wanted it (then it gets no seq). */
-  emit(name: EventName, vm: string, fields: EventFields, vcpu?: number, rip?: bigint): Event | undefined {
+  /**
+   * Records an event; returns it, or undefined if nobody wanted it (then it gets no seq). The
+   * fields are typed from the catalogue, so a misspelt or mistyped field does not compile.
+   */
+  emit<N extends EventName>(name: N, vm: string, fields: EventFieldsOf<N>, vcpu?: number, rip?: bigint): Event | undefined {
     if (!this.wants(name, vm)) return undefined;
     const seq = this.nextSeqBig;
     this.nextSeqBig = seq + 1n;
     this.nextSeqNumber++;
     const time = this.clock() - this.epoch;
     let event: Event;
-    if (vcpu === undefined) event = { seq, time, name, vm, fields };
-    else if (rip === undefined) event = { seq, time, name, vm, vcpu, fields };
-    else event = { seq, time, name, vm, vcpu, rip, fields };
+    const f = fields as EventFields;
+    if (vcpu === undefined) event = { seq, time, name, vm, fields: f };
+    else if (rip === undefined) event = { seq, time, name, vm, vcpu, fields: f };
+    else event = { seq, time, name, vm, vcpu, rip, fields: f };
     if (this.capacity > 0 && (this.ringNames === undefined || this.ringNames.has(name))) this.record(event);
     const subscriptions = this.subscriptions;
     for (let i = 0; i < subscriptions.length; i++) {

@@ -3,7 +3,9 @@
  * for every event and its fields, trace-format.ts for the JSON Lines format and
  * trace-writer.ts for the crash guarantee.
  */
-export { EVENT_CATALOGUE, EVENT_NAMES, isEventName, type EventFieldSpec, type EventFieldType, type EventName, type EventSpec } from './catalogue.js';
+export {
+  EVENT_CATALOGUE, EVENT_NAMES, isEventName, type EventFieldSpec, type EventFieldsOf, type EventFieldType, type EventName, type EventSpec,
+} from './catalogue.js';
 export { eventProblems, type Event, type EventFields, type EventFieldValue } from './event.js';
 export {
   DEFAULT_EVENT_CAPACITY, EventLog, MAX_EVENTS_PER_QUERY, type EventFilter, type EventListener, type EventLogOptions,
