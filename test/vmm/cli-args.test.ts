@@ -2,7 +2,9 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCommandLine, parseValue, UsageError, type CommandLine, type ParsedCommand } from '../../host/cli/args.js';
+import {
+  parseCommandLine, parseValue, UsageError, type CommandLine, type ParsedCommand, type ProgramSpec,
+} from '../../host/cli/args.js';
 import { PINBOX } from '../../host/cli/commands.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-cli-'));
@@ -147,4 +149,35 @@ test('value parsers on their own', (t) => {
   t.false(parseValue({ kind: 'address' }, '-1').ok);
   t.false(parseValue({ kind: 'address' }, '0x').ok);
   t.false(parseValue({ kind: 'string' }, '').ok);
+});
+
+test('repeatable options collect their values in order; short aliases work', (t) => {
+  const tool: ProgramSpec = {
+    name: 'tool',
+    summary: 'a test program',
+    commands: [
+      {
+        name: 'go',
+        summary: 'go',
+        description: 'Goes.',
+        options: [
+          { name: 'at', short: 'a', value: { kind: 'address' }, placeholder: 'ADDR', repeatable: true, description: 'an address' },
+          { name: 'verbose', short: 'v', repeatable: true, description: 'more output' },
+        ],
+        operands: { placeholder: 'NAME', min: 1, max: 2, value: { kind: 'string' }, description: 'names' },
+      },
+    ],
+  };
+  const line = parseCommandLine(['go', '--at', '0x10', '-a', '32', '--at=0x30', '-v', 'x', '-v'], tool);
+  t.is(line.kind, 'command');
+  if (line.kind !== 'command') return;
+  t.deepEqual(line.parsed.all('at'), [0x10n, 32n, 0x30n]);
+  t.is(line.parsed.address('at'), 0x10n, 'the first, for callers that want one');
+  t.true(line.parsed.flag('verbose'));
+  t.deepEqual(line.parsed.operands, ['x']);
+  t.throws(() => line.parsed.string('at'), { instanceOf: TypeError }, 'asking for the wrong type is a bug in the caller');
+  t.throws(() => parseCommandLine(['go'], tool), { instanceOf: UsageError, message: 'tool go: needs at least 1 NAME' });
+  t.throws(() => parseCommandLine(['go', 'a', 'b', 'c'], tool), { instanceOf: UsageError, message: 'tool go: takes at most 2 NAME, got 3' });
+  const help = parseCommandLine(['go', '-h'], tool);
+  t.regex(help.kind === 'help' ? help.text : '', /-a, --at ADDR +an address \(may be repeated\)/);
 });
