@@ -4,7 +4,8 @@
 //                points pinbox/protocol, pinbox/host, pinbox/guest-sdk (ESM, code-split so the
 //                three share one copy of the protocol classes), plus type declarations (tsc).
 //   build/test/  every test/**/*.test.ts compiled for ava (ava cannot load TypeScript through a
-//                loader under worker threads on Node 20).
+//                loader under worker threads on Node 20), and test/**/fixtures/*.ts, programs
+//                that tests run as child processes.
 //   build/bench/ every test/bench/*.bench.ts.
 // Usage: node build.mjs [--dist] [--tests] [--types]   (no flag: everything)
 import { build } from 'esbuild';
@@ -59,7 +60,7 @@ if (all || args.has('--types')) {
 
 if (all || args.has('--tests')) {
   rmSync('build', { recursive: true, force: true });
-  const tests = walk('test', (p) => p.endsWith('.test.ts'));
+  const tests = walk('test', (p) => p.endsWith('.test.ts') || /[\/]fixtures[\/][^\/]+\.ts$/.test(p));
   const benches = walk('test/bench', (p) => p.endsWith('.bench.ts') || p.endsWith('main.ts'));
   await build({ ...common, entryPoints: tests, outdir: 'build/test', outbase: 'test' });
   await build({ ...common, entryPoints: benches, outdir: 'build/bench', outbase: 'test/bench' });

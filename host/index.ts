@@ -12,3 +12,4 @@ export { Insn } from './x86/decode/insn.js';
 export { OPCODE_TABLE } from './x86/decode/table.js';
 export type { OpcodeEntry, OperandForm, SizeRule, Family, Flow } from './x86/decode/table-types.js';
 export { describeOperands, formatInsn, mnemonicOf, registerName, type OperandDescription } from './x86/decode/describe.js';
+export * from './kvm/index.js';

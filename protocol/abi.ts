@@ -12,6 +12,11 @@
  *   [heki-v2]     Heki RFC v2, 20231113022326.24388-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
  *   [heki-v3]     Heki RFC v3, 20240503131910.307630-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
  *   [sdm]         Intel SDM vol. 3A (exceptions, paging error codes), vol. 2 (CPUID bits)
+ *   [kvm-host]    arch/x86/include/asm/kvm_host.h (CR reserved-bit masks)
+ *   [kvm-x86h]    arch/x86/kvm/x86.h (internal MSR return codes)
+ *   [kvm-msrs]    arch/x86/kvm/msrs.c, x86.c (kvm_vcpu_reset, set/get_msr_common)
+ *   [apicdef]     arch/x86/include/asm/apicdef.h; arch/x86/kvm/lapic.c, lapic.h
+ *   [vmx]         arch/x86/include/uapi/asm/vmx.h (VM-exit reasons)
  */
 
 // ---------------------------------------------------------------------------
@@ -58,6 +63,11 @@ export const KVM_EXIT_X86_RDMSR = 29;
 /** [uapi-kvm]; spec/msr-filter.md §1.1 */
 export const KVM_EXIT_X86_WRMSR = 30;
 
+/** kvm_run.fail_entry.hardware_entry_failure_reason for invalid guest state: the VMX basic
+ * exit reason 33 with bit 31 ("VM-entry failure") set, as vmx.c reports it [vmx] */
+export const EXIT_REASON_INVALID_STATE = 33;
+export const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x80000000;
+
 /** kvm_run.io.direction [uapi-kvm] */
 export const KVM_EXIT_IO_IN = 0;
 export const KVM_EXIT_IO_OUT = 1;
@@ -68,6 +78,10 @@ export const KVM_EXIT_IO_OUT = 1;
 
 export const KVM_CAP_NR_VCPUS = 9;
 export const KVM_CAP_MAX_VCPUS = 66;
+/** kvm_run.immediate_exit is honoured [uapi-kvm] */
+export const KVM_CAP_IMMEDIATE_EXIT = 136;
+/** vCPU cap: enforce the KVM PV feature bits of CPUID 0x40000001 (guest_pv_has()) [uapi-kvm] */
+export const KVM_CAP_ENFORCE_PV_FEATURE_CPUID = 190;
 /** spec/msr-filter.md §1.1 */
 export const KVM_CAP_X86_USER_SPACE_MSR = 188;
 /** spec/msr-filter.md §1.1 */
@@ -382,3 +396,155 @@ export const CPUID_80000001_EDX_LM = 1 << 29;
 /** KVM's paravirtual CPUID leaves: signature "KVMKVMKVM\0\0\0" [uapi-xpara] */
 export const KVM_CPUID_SIGNATURE = 0x40000000;
 export const KVM_CPUID_FEATURES = 0x40000001;
+
+/** KVM_CPUID_FEATURES (0x40000001) EAX bits: guest_pv_has() [uapi-xpara] */
+export const KVM_FEATURE_CLOCKSOURCE = 0;
+export const KVM_FEATURE_NOP_IO_DELAY = 1;
+export const KVM_FEATURE_MMU_OP = 2;
+export const KVM_FEATURE_CLOCKSOURCE2 = 3;
+export const KVM_FEATURE_ASYNC_PF = 4;
+export const KVM_FEATURE_STEAL_TIME = 5;
+export const KVM_FEATURE_PV_EOI = 6;
+export const KVM_FEATURE_PV_UNHALT = 7;
+export const KVM_FEATURE_PV_TLB_FLUSH = 9;
+export const KVM_FEATURE_ASYNC_PF_VMEXIT = 10;
+export const KVM_FEATURE_PV_SEND_IPI = 11;
+export const KVM_FEATURE_POLL_CONTROL = 12;
+export const KVM_FEATURE_PV_SCHED_YIELD = 13;
+export const KVM_FEATURE_ASYNC_PF_INT = 14;
+export const KVM_FEATURE_MSI_EXT_DEST_ID = 15;
+export const KVM_FEATURE_HC_MAP_GPA_RANGE = 16;
+export const KVM_FEATURE_MIGRATION_CONTROL = 17;
+export const KVM_FEATURE_CLOCKSOURCE_STABLE_BIT = 24;
+
+// ---------------------------------------------------------------------------
+// More CPUID feature bits [sdm] vol. 2, CPUID
+// ---------------------------------------------------------------------------
+
+export const CPUID_1_ECX_TSC_DEADLINE_TIMER = 1 << 24;
+/** Dynamic: mirrors CR4.OSXSAVE (kvm_update_cpuid_runtime()) */
+export const CPUID_1_ECX_OSXSAVE = 1 << 27;
+export const CPUID_1_EDX_CMOV = 1 << 15;
+/** Dynamic: mirrors CR4.PKE */
+export const CPUID_7_ECX_OSPKE = 1 << 4;
+export const CPUID_7_ECX_RDPID = 1 << 22;
+export const CPUID_7_EDX_SPEC_CTRL = 1 << 26;
+export const CPUID_7_EDX_INTEL_STIBP = 1 << 27;
+export const CPUID_7_EDX_FLUSH_L1D = 1 << 28;
+export const CPUID_7_EDX_SPEC_CTRL_SSBD = 1 << 31;
+
+// ---------------------------------------------------------------------------
+// KVM's control-register masks [kvm-host], [pflags]
+// ---------------------------------------------------------------------------
+
+/** CR0 bits KVM knows; the others are reserved and silently dropped (kvm_set_cr0()). */
+export const CR0_KNOWN_BITS =
+  X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | X86_CR0_TS | X86_CR0_ET | X86_CR0_NE |
+  X86_CR0_WP | X86_CR0_AM | X86_CR0_NW | X86_CR0_CD | X86_CR0_PG;
+/** CR4 bits KVM knows (the complement of CR4_RESERVED_BITS); the CPUID-gated ones are
+ * further reserved per guest by __cr4_reserved_bits(). */
+export const CR4_KNOWN_BITS =
+  X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | X86_CR4_PSE | X86_CR4_PAE |
+  X86_CR4_MCE | X86_CR4_PGE | X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_PCIDE |
+  X86_CR4_OSXSAVE | X86_CR4_SMEP | X86_CR4_FSGSBASE | X86_CR4_OSXMMEXCPT | X86_CR4_LA57 |
+  X86_CR4_VMXE | X86_CR4_SMAP | X86_CR4_PKE | X86_CR4_UMIP | X86_CR4_LAM_SUP |
+  X86_CR4_CET | X86_CR4_FRED;
+/** CR8 holds only the task priority, bits 3:0 [kvm-host] CR8_RESERVED_BITS */
+export const X86_CR8_TPR = 0xfn;
+/** With CR4.PCIDE, CR3 bits 11:0 are the PCID [pflags] */
+export const X86_CR3_PCID_MASK = 0xfffn;
+/** EFER bits a VMX host with NX lets a guest set: kvm_init_efer_bits() + kvm_enable_efer_bits() */
+export const EFER_SUPPORTED_BITS = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+
+/**
+ * The modelled host's CR4 as Heki reads it with __read_cr4() — a typical Intel host running
+ * VMs: PSE|PAE|MCE|PGE|OSFXSR|OSXMMEXCPT|UMIP|VMXE|FSGSBASE|PCIDE|OSXSAVE|SMEP|SMAP|PKE, and
+ * not CET, LA57 or FRED (spec/heki.md §8 assumes SMEP|SMAP|UMIP|FSGSBASE and not CET).
+ * A pinbox model decision; VmOptions.hostCr4 overrides it.
+ */
+export const DEFAULT_HOST_CR4 =
+  X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT |
+  X86_CR4_UMIP | X86_CR4_VMXE | X86_CR4_FSGSBASE | X86_CR4_PCIDE | X86_CR4_OSXSAVE |
+  X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PKE; // 0x772ef0
+
+// ---------------------------------------------------------------------------
+// KVM-internal MSR results [kvm-x86h]; they never reach user space as such
+// ---------------------------------------------------------------------------
+
+/** "The MSR isn't supported, either because it is completely unknown to KVM, or because the
+ * MSR should not exist according to the vCPU model" → KVM_MSR_EXIT_REASON_UNKNOWN. */
+export const KVM_MSR_RET_UNSUPPORTED = 2;
+/** "Access to the MSR is denied by a userspace MSR filter" → KVM_MSR_EXIT_REASON_FILTER. */
+export const KVM_MSR_RET_FILTERED = 3;
+
+// ---------------------------------------------------------------------------
+// MSR values and bits [msr-index], [uapi-xpara], [kvm-msrs]
+// ---------------------------------------------------------------------------
+
+/** PAT at RESET: WB, WT, UC-, UC, WB, WT, UC-, UC */
+export const MSR_IA32_CR_PAT_DEFAULT = 0x0007040600070406n;
+export const MSR_IA32_MISC_ENABLE_EMON = 1n << 7n;
+export const MSR_IA32_MISC_ENABLE_BTS_UNAVAIL = 1n << 11n;
+export const MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL = 1n << 12n;
+export const SPEC_CTRL_IBRS = 1n << 0n;
+export const SPEC_CTRL_STIBP = 1n << 1n;
+export const SPEC_CTRL_SSBD = 1n << 2n;
+export const L1D_FLUSH = 1n << 0n;
+export const MSR_IA32_APICBASE_BASE = 0xfffff000n;
+export const APIC_DEFAULT_PHYS_BASE = 0xfee00000n;
+/** Bit 0 of the KVM PV MSRs that take a guest-physical address */
+export const KVM_MSR_ENABLED = 1n;
+export const KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT = 1n << 2n;
+export const KVM_ASYNC_PF_DELIVERY_AS_INT = 1n << 3n;
+/** Bits 5:1 of MSR_KVM_STEAL_TIME are reserved (KVM_STEAL_RESERVED_MASK) */
+export const KVM_STEAL_RESERVED_MASK = 0x3en;
+
+// ---------------------------------------------------------------------------
+// Local APIC registers and bits [apicdef]
+// ---------------------------------------------------------------------------
+
+export const APIC_ID = 0x20;
+export const APIC_LVR = 0x30;
+export const APIC_TASKPRI = 0x80;
+export const APIC_ARBPRI = 0x90;
+export const APIC_PROCPRI = 0xa0;
+export const APIC_EOI = 0xb0;
+export const APIC_LDR = 0xd0;
+export const APIC_DFR = 0xe0;
+export const APIC_SPIV = 0xf0;
+export const APIC_ISR = 0x100;
+export const APIC_TMR = 0x180;
+export const APIC_IRR = 0x200;
+export const APIC_ESR = 0x280;
+export const APIC_LVTCMCI = 0x2f0;
+export const APIC_ICR = 0x300;
+export const APIC_ICR2 = 0x310;
+export const APIC_LVTT = 0x320;
+export const APIC_LVTTHMR = 0x330;
+export const APIC_LVTPC = 0x340;
+export const APIC_LVT0 = 0x350;
+export const APIC_LVT1 = 0x360;
+export const APIC_LVTERR = 0x370;
+export const APIC_TMICT = 0x380;
+export const APIC_TMCCT = 0x390;
+export const APIC_TDCR = 0x3e0;
+export const APIC_SELF_IPI = 0x3f0;
+
+/** KVM's APIC version (lapic.c APIC_VERSION) */
+export const APIC_VERSION = 0x14;
+export const APIC_LVR_DIRECTED_EOI = 1 << 24;
+export const APIC_SPIV_APIC_ENABLED = 1 << 8;
+export const APIC_SPIV_DIRECTED_EOI = 1 << 12;
+export const APIC_ICR_BUSY = 1 << 12;
+export const APIC_VECTOR_MASK = 0xff;
+export const APIC_MODE_MASK = 0x700;
+export const APIC_MODE_EXTINT = 0x7;
+export const APIC_SEND_PENDING = 1 << 12;
+export const APIC_INPUT_POLARITY = 1 << 13;
+export const APIC_LVT_REMOTE_IRR = 1 << 14;
+export const APIC_LVT_LEVEL_TRIGGER = 1 << 15;
+export const APIC_LVT_MASKED = 1 << 16;
+export const APIC_LVT_TIMER_PERIODIC = 1 << 17;
+export const APIC_LVT_TIMER_TSCDEADLINE = 2 << 17;
+/** X2APIC_ICR_RESERVED_BITS: GENMASK(31, 20) | GENMASK(17, 16) | BIT(13) (lapic.c) */
+export const X2APIC_ICR_RESERVED_BITS = 0xfff32000n;

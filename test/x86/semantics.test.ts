@@ -53,7 +53,7 @@ function undefinedFlags(code: Uint8Array, rcx: bigint): number {
 const RF = 0x10000;
 
 function machine(jit: boolean): Machine {
-  const m = buildMachine({ user: true, userPdes: [DATA / 0x200000, CODE / 0x200000], jit });
+  const m = buildMachine({ memorySize: 1 << 30, user: true, userPdes: [DATA / 0x200000, CODE / 0x200000], jit });
   m.cpu.exceptionBitmap = 0xffffffff;
   return m;
 }

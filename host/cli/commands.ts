@@ -1,0 +1,101 @@
+/**
+ * pinbox's commands, their options and their help texts, for args.ts. host/cli.ts dispatches
+ * on the parsed command:
+ *
+ *   const line = parseCommandLine(process.argv.slice(2), PINBOX);   // UsageError: exit 2
+ *   if (line.kind === 'help') print(line.text) ...
+ *   const run = line.parsed;   run.string('policy'), run.address('entry'), run.flag('json') ...
+ */
+import type { ProgramSpec } from './args.js';
+
+const ENDPOINT = 'unix:PATH|tcp:HOST:PORT';
+
+export const PINBOX: ProgramSpec = {
+  name: 'pinbox',
+  summary: 'a test VMM for x86 kernel hardening: KVM MSR filtering, user-space MSR exits and Heki CR pinning on a modelled x86-64 core',
+  commands: [
+    {
+      name: 'demo',
+      summary: 'a short tour of pinbox, in one process',
+      description:
+        'Runs a self-contained demonstration: a VM on the modelled core, a guest that pins control-register\n' +
+        'bits with Heki and then tries to clear them, and MSR accesses that the MSR filter sends to user\n' +
+        'space, printing every event the VMM records. It needs no files and changes nothing on disk.',
+      options: [],
+      examples: ['pinbox demo'],
+    },
+    {
+      name: 'serve',
+      summary: 'run VMs for guest SDK clients and control clients',
+      description:
+        'Creates the VM the policy describes and serves it: guest clients (the guest SDK) connect to the\n' +
+        '--listen endpoint and drive a vCPU with real instructions; control clients connect to the\n' +
+        '--control endpoint to change capabilities and the MSR filter, read MSRs, subscribe to events,\n' +
+        'reset, snapshot and restore VMs. A TCP endpoint binds to 127.0.0.1 unless it names a host;\n' +
+        'tcp:0.0.0.0:PORT binds every interface. Runs until interrupted.',
+      options: [
+        { name: 'listen', value: { kind: 'endpoint' }, placeholder: ENDPOINT, required: true, description: 'where guest clients connect' },
+        { name: 'control', value: { kind: 'endpoint' }, placeholder: ENDPOINT, description: 'where control clients connect (none if not given)' },
+        { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
+        {
+          name: 'trace',
+          value: { kind: 'output-file' },
+          placeholder: 'FILE',
+          description: 'also write every event to FILE as JSON Lines; each is written out before the guest\'s answer is sent, so a crash loses nothing a guest has seen answered',
+        },
+      ],
+      examples: [
+        'pinbox serve --listen unix:/tmp/pinbox.sock --policy policy.json',
+        'pinbox serve --listen tcp:127.0.0.1:7000 --control tcp:127.0.0.1:7001 --policy policy.json --trace events.jsonl',
+      ],
+    },
+    {
+      name: 'run',
+      summary: 'boot a guest image and run it until it halts',
+      description:
+        'Boots a flat binary or an ELF64 executable at CPL0 in 64-bit mode, with identity paging, on the\n' +
+        'VM the policy describes, and runs vCPU 0 until HLT or shutdown (a triple fault). Prints each\n' +
+        'event as it happens and, at the end, the general registers and the control registers.\n' +
+        'An ELF image goes where its PT_LOAD segments say: in the kernel exec area 0x100000-0x1fffff or\n' +
+        'in high memory from 0x400000, where its segments get their own page rights. A flat binary is\n' +
+        'loaded at --load and starts at its first byte. Exits 0 after HLT, 1 after a shutdown.',
+      options: [
+        { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
+        { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },
+        { name: 'load', value: { kind: 'address' }, placeholder: 'ADDR', defaultText: '0x100000', description: 'where a flat binary is loaded' },
+        { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
+        { name: 'json', description: 'print the events and the final dump as JSON Lines (64-bit values as "0x…" strings)' },
+      ],
+      examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
+    },
+    {
+      name: 'conform',
+      summary: 'run conformance scenarios against the KVM model or a pinbox server',
+      description:
+        'Runs conformance scenarios, each a file of guest actions and the results real KVM gives them\n' +
+        '(from the kernel sources and selftests), and reports which pass. FILES and DIRS name scenario\n' +
+        'files and folders of them; with none, runs the scenarios that come with pinbox. Scenarios run\n' +
+        'in-process unless --host names a pinbox server\'s control endpoint.',
+      options: [
+        { name: 'host', value: { kind: 'endpoint' }, placeholder: ENDPOINT, requires: ['token'], description: 'run against this pinbox server\'s control endpoint' },
+        { name: 'token', value: { kind: 'string' }, placeholder: 'TOKEN', requires: ['host'], description: 'the control token of the server at --host' },
+        {
+          name: 'reporter',
+          value: { kind: 'choice', choices: ['pretty', 'tap', 'json', 'junit'] },
+          placeholder: 'pretty|tap|json|junit',
+          defaultText: 'pretty',
+          description: 'how to report results',
+        },
+        { name: 'list', description: 'list the scenarios that would run, without running them' },
+      ],
+      operands: {
+        placeholder: 'FILES|DIRS',
+        min: 0,
+        max: Number.POSITIVE_INFINITY,
+        value: { kind: 'path' },
+        description: 'scenario files, or folders to search for them',
+      },
+      examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token T --list'],
+    },
+  ],
+};

@@ -1,0 +1,152 @@
+/**
+ * Control-register intercepts: handle_cr() in arch/x86/kvm/vmx/vmx.c with the Heki check of
+ * Heki RFC v2 02/19 + 03/19 (heki_check_cr(), spec/heki.md §2).
+ *
+ * MODEL DECISION (spec §2.1, §2.2): the Heki check runs on *every* guest write path to CR0
+ * and CR4 — MOV to CR, LMSW and CLTS — always before the architectural checks, and a
+ * denied write gets exactly one #GP(0) with the CR unchanged and RIP on the instruction.
+ * The RFC checks MOV only on VMX, and its emulator path can queue a second #GP (→ #DF);
+ * neither is reproduced.
+ */
+import { EFER_LMA, X86_CR0_TS } from '../../protocol/abi.js';
+import type { ControlRegister } from '../x86/guest-cpu.js';
+import {
+  cltsValue,
+  kvmIsValidCr8,
+  kvmLmswValue,
+  kvmSetCr0,
+  kvmSetCr3,
+  kvmSetCr4,
+  type CrWriteContext,
+} from './control-registers.js';
+import { Completion, type VcpuArch } from './vcpu-arch.js';
+
+/** The vCPU state kvm_set_cr*() read, taken from the core (a slow path: MOV to CR is rare). */
+function crContext(v: VcpuArch): CrWriteContext {
+  const s = v.cpu.getSregs();
+  return {
+    cr0: s.cr0,
+    cr3: s.cr3,
+    cr4: s.cr4,
+    efer: s.efer,
+    csL: s.cs.l && (s.efer & EFER_LMA) !== 0n,
+    cr4ReservedBits: v.cr4ReservedBits,
+    maxPhysAddr: v.cpuid.maxPhysAddr,
+  };
+}
+
+function traceCr(v: VcpuArch, rw: 'read' | 'write', cr: number, val: bigint): void {
+  if (v.vm.trace.active) v.vm.trace.emit('kvm_cr', { vcpu_id: v.id, rw, cr, val });
+}
+
+const enum Heki {
+  Allowed,
+  /** Denied: #GP(0) queued, the guest continues into its handler. */
+  Faulted,
+  /** Denied: KVM_EXIT_HEKI_DENIAL; its completion injects the #GP(0). */
+  Exit,
+}
+
+/** heki_check_cr() */
+function hekiCheckCr(v: VcpuArch, cr: number, value: bigint): Heki {
+  const heki = v.vm.heki;
+  if (!heki.deniesWrite(cr, value)) return Heki.Allowed;
+  const trace = v.vm.trace;
+  if (trace.active) {
+    trace.emit('kvm_heki_blocked', { vcpu_id: v.id, cr, val: value, message: `heki: Blocked CR${cr} update: 0x${value.toString(16)}` });
+  }
+  const reason = heki.denialExitFor(cr);
+  if (reason !== 0) {
+    const run = v.run;
+    run.setExit('KVM_EXIT_HEKI_DENIAL');
+    run.heki_denial.reason = reason;
+    run.heki_denial.cr_value = value;
+    v.pending = Completion.HekiDenial;
+    return Heki.Exit;
+  }
+  v.injectGp();
+  return Heki.Faulted;
+}
+
+/** complete_heki_denial_exit(): the fault user space was told about is always delivered. */
+export function completeHekiDenial(v: VcpuArch): void {
+  v.pending = Completion.None;
+  v.injectGp();
+}
+
+/** kvm_complete_insn_gp() for a CR write that kvm_set_cr*() judged. */
+function loadOrFault(v: VcpuArch, cr: ControlRegister, value: bigint | undefined): void {
+  if (value === undefined) {
+    v.injectGp();
+    return;
+  }
+  v.cpu.commitCr(cr, value);
+  v.cpu.skipInstruction();
+}
+
+/** MOV to CR0/CR2/CR3/CR4/CR8; true when it ends in an exit to user space. */
+export function handleMovToCr(v: VcpuArch, cr: ControlRegister, value: bigint): boolean {
+  traceCr(v, 'write', cr, value);
+  if (cr === 0 || cr === 4) {
+    const heki = hekiCheckCr(v, cr, value);
+    if (heki !== Heki.Allowed) return heki === Heki.Exit;
+  }
+  switch (cr) {
+    case 0:
+      loadOrFault(v, 0, kvmSetCr0(crContext(v), value));
+      return false;
+    case 4:
+      loadOrFault(v, 4, kvmSetCr4(crContext(v), value));
+      return false;
+    case 3:
+      loadOrFault(v, 3, kvmSetCr3(crContext(v), value));
+      return false;
+    case 8:
+      // kvm_set_cr8(): the TPR lives in the LAPIC; the core's CR8 is kept in step.
+      if (!kvmIsValidCr8(value)) {
+        v.injectGp();
+        return false;
+      }
+      v.lapic.setCr8(value);
+      loadOrFault(v, 8, value);
+      return false;
+    case 2:
+      // CR2 has no checks (VMX does not even intercept it).
+      loadOrFault(v, 2, value);
+      return false;
+  }
+}
+
+/** MOV from CR: CR8 is the LAPIC's TPR[7:4] (kvm_get_cr8()); the others are the CPU's. */
+export function handleMovFromCr(v: VcpuArch, cr: ControlRegister, gpr: number): void {
+  const value = cr === 8 ? v.lapic.getCr8() : v.cpu.readCr(cr);
+  traceCr(v, 'read', cr, value);
+  v.cpu.writeGpr(gpr, value);
+  v.cpu.skipInstruction();
+}
+
+/** CLTS: clears CR0.TS with no architectural check (vmx_set_cr0() directly). */
+export function handleClts(v: VcpuArch): boolean {
+  const cr0 = cltsValue(v.cpu.readCr(0));
+  traceCr(v, 'write', 0, cr0);
+  const heki = hekiCheckCr(v, 0, cr0);
+  if (heki !== Heki.Allowed) return heki === Heki.Exit;
+  if ((v.cpu.readCr(0) & X86_CR0_TS) !== 0n) v.cpu.commitCr(0, cr0);
+  v.cpu.skipInstruction();
+  return false;
+}
+
+/**
+ * LMSW: kvm_lmsw() ignores kvm_set_cr0()'s verdict — LMSW can only set PE and touch
+ * MP/EM/TS, which never makes CR0 invalid — and retires the instruction.
+ */
+export function handleLmsw(v: VcpuArch, msw: number): boolean {
+  const cr0 = kvmLmswValue(v.cpu.readCr(0), msw);
+  traceCr(v, 'write', 0, cr0);
+  const heki = hekiCheckCr(v, 0, cr0);
+  if (heki !== Heki.Allowed) return heki === Heki.Exit;
+  const loaded = kvmSetCr0(crContext(v), cr0);
+  if (loaded !== undefined) v.cpu.commitCr(0, loaded);
+  v.cpu.skipInstruction();
+  return false;
+}

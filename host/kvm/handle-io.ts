@@ -1,0 +1,61 @@
+/**
+ * IN/OUT intercepts: kvm_fast_pio() and its completions complete_fast_pio_in(),
+ * complete_fast_pio_out() and complete_fast_pio_out_port_0x7e() (arch/x86/kvm/x86.c).
+ * pinbox emulates no device in the kernel, so every port goes to user space.
+ */
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT } from '../../protocol/abi.js';
+import { KvmError } from './errors.js';
+import { Completion, type VcpuArch } from './vcpu-arch.js';
+
+const RAX = 0;
+
+/** Fills the KVM_EXIT_IO exit for IN or OUT. */
+export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boolean, value: number): void {
+  const run = v.run;
+  run.setExit('KVM_EXIT_IO');
+  run.io.direction = isIn ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+  run.io.size = size;
+  run.io.port = port;
+  run.io.count = 1;
+  run.io.data = isIn ? 0 : value;
+  v.stat.io_exits++;
+  const trace = v.vm.trace;
+  if (trace.active) trace.emit('kvm_pio', { vcpu_id: v.id, rw: isIn ? 'in' : 'out', port, size, count: 1, val: run.io.data });
+  if (!isIn && port === 0x7e) {
+    // KVM_X86_QUIRK_OUT_7E_INC_RIP (on by default): old user space expects RIP past the OUT.
+    v.cpu.skipInstruction();
+    v.pending = Completion.PioOutPort7e;
+    return;
+  }
+  v.pioRip = v.cpu.getRip();
+  v.pending = isIn ? Completion.PioIn : Completion.PioOut;
+}
+
+/**
+ * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
+ * Nothing happens if user space moved RIP meanwhile.
+ */
+export function completePioIn(v: VcpuArch): void {
+  const run = v.run;
+  const data: unknown = run.io.data;
+  const max = 2 ** (8 * run.io.size) - 1;
+  if (typeof data !== 'number' || !Number.isInteger(data) || data < 0 || data > max) {
+    throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.io.data must be an integer 0..${max} for a ${run.io.size}-byte IN, got ${String(data)}`);
+  }
+  v.pending = Completion.None;
+  if (v.cpu.getRip() !== v.pioRip) return;
+  if (run.io.size === 4) {
+    v.cpu.writeGpr32(RAX, data);
+  } else {
+    const mask = BigInt(max);
+    v.cpu.writeGpr(RAX, (v.cpu.readGpr(RAX) & ~mask) | BigInt(data));
+  }
+  v.cpu.skipInstruction();
+}
+
+/** complete_fast_pio_out() / _port_0x7e() */
+export function completePioOut(v: VcpuArch): void {
+  const skip = v.pending === Completion.PioOut && v.cpu.getRip() === v.pioRip;
+  v.pending = Completion.None;
+  if (skip) v.cpu.skipInstruction();
+}

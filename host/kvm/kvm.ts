@@ -1,0 +1,115 @@
+/**
+ * The system file descriptor (/dev/kvm): KVM_CHECK_EXTENSION and KVM_CREATE_VM, in the
+ * manner of rust-vmm's kvm-ioctls `Kvm`. The CPU of each vCPU comes from an injected
+ * factory, so any implementation of `GuestCpu` can be plugged in.
+ */
+import * as abi from '../../protocol/abi.js';
+import { HEKI_PROFILES, type HekiProfileName } from '../../protocol/abi.js';
+import { PhysicalMemory } from '../x86/memory.js';
+import { kvmCheckExtension, PINBOX_MAX_VCPUS } from './capabilities.js';
+import { resolveGuestCpuid, type GuestCpuidOptions } from './cpuid.js';
+import { KvmError } from './errors.js';
+import { HekiState } from './heki.js';
+import { Tracepoints } from './tracepoints.js';
+import { toU64 } from './u64.js';
+import { Vm, type CpuFactory } from './vm.js';
+import { VmArch } from './vm-arch.js';
+
+export interface KvmOptions {
+  /** Makes each vCPU's CPU. Required until host/x86's `Cpu` becomes the default. */
+  createCpu?: CpuFactory;
+  /** The Heki profile whose cap numbers the system-level KVM_CHECK_EXTENSION answers (v2). */
+  profile?: HekiProfileName;
+}
+
+export interface VmOptions {
+  /** Heki ABI numbers: 'v2' (default, RFC v2) or 'v3' (RFC v3). */
+  profile?: HekiProfileName;
+  /** The host's CR0 as Heki reads it (default 0x80050033). */
+  hostCr0?: bigint;
+  /** The host's CR4 as Heki reads it (default abi.DEFAULT_HOST_CR4 = 0x772ef0; LA57 here also makes MSR canonical checks 57-bit). */
+  hostCr4?: bigint;
+  /** The host kernel's cr4_pinned_mask (default by profile: 0xb10800, plus FRED in v3). */
+  cr4PinnableMask?: bigint;
+  /** Guest CPUID features; see DEFAULT_GUEST_CPUID. */
+  guestCpuid?: GuestCpuidOptions;
+  /** Guest memory in bytes (default 16 MiB). */
+  memorySize?: number;
+  /** The kvm.ignore_msrs module parameter (default false). */
+  ignoreMsrs?: boolean;
+  /** At most this many vCPUs (default and maximum 64). */
+  maxVcpus?: number;
+}
+
+const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus']);
+const CREATE_VM = 'KVM_CREATE_VM';
+
+function noCore(): never {
+  throw new Error('pinbox: no x86 core is linked into host/kvm yet; pass new Kvm({ createCpu })');
+}
+
+export class Kvm {
+  /** KVM's tracepoints, for every VM made by this Kvm. */
+  readonly tracepoints = new Tracepoints();
+  private readonly createCpu: CpuFactory;
+  private readonly profile: HekiProfileName;
+
+  constructor(options: KvmOptions = {}) {
+    this.createCpu = options.createCpu ?? noCore;
+    this.profile = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
+    if (!(this.profile in HEKI_PROFILES)) throw new KvmError('EINVAL', 'open(/dev/kvm)', `unknown Heki profile ${String(this.profile)}`);
+  }
+
+  /** KVM_CHECK_EXTENSION on the system fd. */
+  checkExtension(cap: number): number {
+    return kvmCheckExtension(cap, HEKI_PROFILES[this.profile]);
+  }
+
+  /** KVM_CREATE_VM: every option is checked before anything is made. */
+  createVm(options: VmOptions = {}): Vm {
+    if (typeof options !== 'object' || options === null) throw new KvmError('EINVAL', CREATE_VM, 'options must be an object');
+    for (const key of Object.keys(options)) {
+      if (!VM_OPTION_KEYS.has(key)) throw new KvmError('EINVAL', CREATE_VM, `unknown option "${key}"`);
+    }
+    const profileName = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
+    if (!(profileName in HEKI_PROFILES)) throw new KvmError('EINVAL', CREATE_VM, `profile must be 'v2' or 'v3', got ${String(profileName)}`);
+    const profile = HEKI_PROFILES[profileName];
+    const hostCr0 = u64Option('hostCr0', options.hostCr0, abi.DEFAULT_HOST_CR0);
+    const hostCr4 = u64Option('hostCr4', options.hostCr4, abi.DEFAULT_HOST_CR4);
+    const pinnable = u64Option(
+      'cr4PinnableMask',
+      options.cr4PinnableMask,
+      profileName === 'v3' ? abi.HEKI_CR4_PINNABLE_MASK_V3 : abi.HEKI_CR4_PINNABLE_MASK_V2,
+    );
+    const guestCpuid = resolveGuestCpuid(options.guestCpuid, CREATE_VM);
+    const memorySize = options.memorySize ?? 16 * 1024 * 1024;
+    if (!Number.isInteger(memorySize) || memorySize <= 0 || memorySize % 4096 !== 0 || memorySize > 2 ** 32) {
+      throw new KvmError('EINVAL', CREATE_VM, `memorySize must be a positive multiple of 4096 up to 4 GiB, got ${String(memorySize)}`);
+    }
+    const ignoreMsrs = options.ignoreMsrs ?? false;
+    if (typeof ignoreMsrs !== 'boolean') throw new KvmError('EINVAL', CREATE_VM, 'ignoreMsrs must be a boolean');
+    const maxVcpus = options.maxVcpus ?? PINBOX_MAX_VCPUS;
+    if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > PINBOX_MAX_VCPUS) {
+      throw new KvmError('EINVAL', CREATE_VM, `maxVcpus must be an integer 1..${PINBOX_MAX_VCPUS}, got ${String(maxVcpus)}`);
+    }
+    const arch = new VmArch(
+      new PhysicalMemory(memorySize),
+      profile,
+      new HekiState(hostCr0, hostCr4, pinnable),
+      guestCpuid,
+      ignoreMsrs,
+      // max_host_virt_addr_bits(): the modelled host has LA57 iff its CR4 says so.
+      (hostCr4 & abi.X86_CR4_LA57) !== 0n ? 57 : 48,
+      // kvmclock counts from VM creation; the wall-clock MSRs report this instant.
+      BigInt(Date.now()) * 1_000_000n,
+      this.tracepoints,
+    );
+    return new Vm(arch, this.createCpu, maxVcpus);
+  }
+}
+
+function u64Option(name: string, value: unknown, fallback: bigint): bigint {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'bigint' || toU64(value) === undefined) throw new KvmError('EINVAL', CREATE_VM, `${name} must be a u64 bigint, got ${String(value)}`);
+  return value;
+}

@@ -1,0 +1,47 @@
+/**
+ * KVM_CAP_X86_USER_SPACE_MSR and the choice between a user-space MSR exit and #GP
+ * (kvm_msr_reason(), kvm_msr_user_space() in arch/x86/kvm/msrs.c); spec/msr-filter.md §2.4, §2.5.
+ */
+import {
+  KVM_MSR_EXIT_REASON_FILTER,
+  KVM_MSR_EXIT_REASON_INVAL,
+  KVM_MSR_EXIT_REASON_UNKNOWN,
+  KVM_MSR_EXIT_REASON_VALID_MASK,
+  KVM_MSR_RET_FILTERED,
+  KVM_MSR_RET_UNSUPPORTED,
+} from '../../protocol/abi.js';
+import { KvmError } from './errors.js';
+
+/**
+ * The new user_space_msr_mask for KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR, args[0]):
+ * any bit outside INVAL|UNKNOWN|FILTER is EINVAL and the caller keeps the old mask; 0 turns
+ * every exit off. The value is assigned, never ORed.
+ */
+export function userSpaceMsrMask(arg0: bigint): number {
+  if (arg0 & ~BigInt(KVM_MSR_EXIT_REASON_VALID_MASK)) {
+    throw new KvmError('EINVAL', 'KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)', `args[0] 0x${arg0.toString(16)} has bits outside KVM_MSR_EXIT_REASON_VALID_MASK (0x7)`);
+  }
+  return Number(arg0);
+}
+
+/**
+ * kvm_msr_reason(): the exit reason is decided by the failure code alone — UNSUPPORTED is
+ * UNKNOWN, FILTERED is FILTER, anything else (1, or a negative errno) is INVAL. There is no
+ * fallback: a filtered access is FILTER or nothing.
+ */
+export function kvmMsrReason(r: number): number {
+  switch (r) {
+    case KVM_MSR_RET_UNSUPPORTED:
+      return KVM_MSR_EXIT_REASON_UNKNOWN;
+    case KVM_MSR_RET_FILTERED:
+      return KVM_MSR_EXIT_REASON_FILTER;
+    default:
+      return KVM_MSR_EXIT_REASON_INVAL;
+  }
+}
+
+/** The reason to exit with for failure `r` under `mask`, or 0 when KVM handles it itself. */
+export function msrUserSpaceExitReason(mask: number, r: number): number {
+  const reason = kvmMsrReason(r);
+  return (mask & reason) !== 0 ? reason : 0;
+}

@@ -1,0 +1,102 @@
+/**
+ * The per-vCPU state of the "kernel" (`struct kvm_vcpu_arch`): the CPU it drives, the
+ * KVM-owned MSRs, the LAPIC, the CPUID model, the kvm_run page and the completion pending
+ * for the next KVM_RUN. The exit handlers (handle-*.ts) work on it. Internal to host/kvm.
+ */
+import { GP_VECTOR } from '../../protocol/abi.js';
+import type { GuestCpu } from '../x86/guest-cpu.js';
+import { cr4GuestReservedBits, guestPvHas, type GuestCpuid } from './cpuid.js';
+import { KvmRun } from './exits.js';
+import type { HypercallEnv } from './hypercalls.js';
+import { LocalApic } from './lapic.js';
+import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
+import type { VmArch } from './vm-arch.js';
+
+/** vcpu->arch.complete_userspace_io: what the next KVM_RUN finishes first. */
+export const enum Completion {
+  None,
+  /** complete_fast_rdmsr */
+  Rdmsr,
+  /** complete_fast_msr_access (WRMSR) */
+  Wrmsr,
+  /** complete_heki_configure_exit */
+  HekiConfigure,
+  /** complete_heki_denial_exit */
+  HekiDenial,
+  /** complete_fast_pio_in */
+  PioIn,
+  /** complete_fast_pio_out */
+  PioOut,
+  /** complete_fast_pio_out_port_0x7e: RIP already advanced */
+  PioOutPort7e,
+}
+
+/** vCPU counters (a subset of `struct kvm_vcpu_stat`). */
+export interface VcpuStat {
+  exits: number;
+  hypercalls: number;
+  halt_exits: number;
+  io_exits: number;
+  signal_exits: number;
+}
+
+export class VcpuArch implements MsrVcpu {
+  readonly msrState = new VcpuMsrState();
+  readonly lapic: LocalApic;
+  readonly run: KvmRun;
+  /** The one `struct msr_data` every MSR access of this vCPU goes through. */
+  readonly msrAccess: MsrAccess = { index: 0, data: 0n, hostInitiated: false };
+  /** Scratch for CPUID results: [EAX, EBX, ECX, EDX]. */
+  readonly cpuidOut = new Uint32Array(4);
+  /** What the dynamic CPUID bits read, refreshed at each CPUID (kvm_update_cpuid_runtime()). */
+  readonly cpuidRuntime = { vcpuId: 0, cr4: 0n, apicBase: 0n };
+  /** What a hypercall may consult: the VM's Heki state and guest_pv_has(). */
+  readonly hypercallEnv: HypercallEnv;
+  readonly stat: VcpuStat = { exits: 0, hypercalls: 0, halt_exits: 0, io_exits: 0, signal_exits: 0 };
+  pending = Completion.None;
+  /** vcpu->arch.cui_linear_rip: the RIP a PIO completion expects to find. */
+  pioRip = 0n;
+  /** KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
+  pvEnforce = false;
+  /** Set by the first KVM_RUN; CPUID is frozen from then on. */
+  hasRun = false;
+  private cpuidModel: GuestCpuid;
+  /** vcpu->arch.cr4_guest_rsvd_bits, recomputed with the CPUID. */
+  cr4ReservedBits: bigint;
+
+  constructor(
+    readonly id: number,
+    readonly cpu: GuestCpu,
+    readonly vm: VmArch,
+  ) {
+    this.cpuidModel = vm.guestCpuid;
+    this.cr4ReservedBits = cr4GuestReservedBits(this.cpuidModel);
+    this.lapic = new LocalApic(id, () => this.cpuidModel);
+    this.run = new KvmRun(vm.profile);
+    this.cpuidRuntime.vcpuId = id;
+    this.hypercallEnv = { heki: vm.heki, pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature) };
+  }
+
+  get cpuid(): GuestCpuid {
+    return this.cpuidModel;
+  }
+
+  /** kvm_vcpu_after_set_cpuid(): the derived masks follow the new model. */
+  setCpuid(c: GuestCpuid): void {
+    this.cpuidModel = c;
+    this.cr4ReservedBits = cr4GuestReservedBits(c);
+  }
+
+  /** kvm_inject_gp(vcpu, 0) */
+  injectGp(): void {
+    this.injectException(GP_VECTOR, 0);
+  }
+
+  injectException(vector: number, errorCode?: number, address?: bigint): void {
+    const trace = this.vm.trace;
+    if (trace.active) {
+      trace.emit('kvm_inj_exception', { vcpu_id: this.id, exception: vector, has_error: errorCode !== undefined, error_code: errorCode ?? 0 });
+    }
+    this.cpu.injectException(vector, errorCode, address);
+  }
+}

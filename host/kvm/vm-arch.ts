@@ -1,0 +1,32 @@
+/**
+ * The per-VM state the "kernel" keeps (`struct kvm_arch` plus Heki's fields of `struct kvm`):
+ * shared by every vCPU of the VM, reached by them at each access, so a change made by one
+ * ioctl or one vCPU applies to all from their next access. Internal to host/kvm.
+ */
+import type { HekiAbiProfile } from '../../protocol/abi.js';
+import type { PhysicalMemory } from '../x86/memory.js';
+import type { GuestCpuid } from './cpuid.js';
+import type { HekiState } from './heki.js';
+import type { MsrFilter } from './msr-filter.js';
+import type { MsrVmState } from './msrs/msr-vcpu.js';
+import type { Tracepoints } from './tracepoints.js';
+
+export class VmArch implements MsrVmState {
+  /** kvm->arch.msr_filter: replaced whole by KVM_X86_SET_MSR_FILTER, never edited in place. */
+  msrFilter: MsrFilter | null = null;
+  /** kvm->arch.user_space_msr_mask */
+  userSpaceMsrMask = 0;
+  wallClock = 0n;
+
+  constructor(
+    readonly memory: PhysicalMemory,
+    readonly profile: HekiAbiProfile,
+    readonly heki: HekiState,
+    /** The CPUID each new vCPU starts with. */
+    readonly guestCpuid: GuestCpuid,
+    readonly ignoreMsrs: boolean,
+    readonly hostVirtAddrBits: number,
+    readonly wallClockEpochNs: bigint,
+    readonly trace: Tracepoints,
+  ) {}
+}

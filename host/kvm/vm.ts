@@ -1,0 +1,129 @@
+/**
+ * The VM file descriptor: the VM ioctls pinbox models (KVM_CHECK_EXTENSION,
+ * KVM_ENABLE_CAP, KVM_X86_SET_MSR_FILTER, KVM_CREATE_VCPU), plus the pinbox extensions for
+ * Heki, which has no ioctl of its own: a read-only view of the pins (as debugfs would give),
+ * the pin reset a VM reboot asks for, and save/restore of the Heki state for snapshots.
+ */
+import * as abi from '../../protocol/abi.js';
+import type { HekiAbiProfile } from '../../protocol/abi.js';
+import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { PhysicalMemory } from '../x86/memory.js';
+import { enableCapArgs, kvmCheckExtension, PINBOX_MAX_VCPU_IDS } from './capabilities.js';
+import { KvmError } from './errors.js';
+import { HekiState, type HekiSnapshot } from './heki.js';
+import { MsrFilter, type MsrFilterSpec } from './msr-filter.js';
+import { userSpaceMsrMask } from './user-space-msr.js';
+import { Vcpu } from './vcpu.js';
+import type { VmArch } from './vm-arch.js';
+
+/** Makes the CPU of a new vCPU over the VM's memory. */
+export type CpuFactory = (memory: PhysicalMemory, vcpuId: number) => GuestCpu;
+
+export class Vm {
+  private readonly vcpus = new Map<number, Vcpu>();
+
+  /** @internal Created by `Kvm.createVm()`. */
+  constructor(
+    private readonly arch: VmArch,
+    private readonly createCpu: CpuFactory,
+    readonly maxVcpus: number,
+  ) {}
+
+  /** Guest-physical memory (the one memory slot). */
+  get memory(): PhysicalMemory {
+    return this.arch.memory;
+  }
+
+  /** The Heki ABI numbers this VM speaks. */
+  get profile(): HekiAbiProfile {
+    return this.arch.profile;
+  }
+
+  /** KVM_CHECK_EXTENSION on the VM fd. */
+  checkExtension(cap: number): number {
+    return kvmCheckExtension(cap, this.arch.profile, this.maxVcpus);
+  }
+
+  /**
+   * KVM_ENABLE_CAP on the VM fd: KVM_CAP_X86_USER_SPACE_MSR and, under this VM's profile
+   * numbers, KVM_CAP_HEKI_CONFIGURE / KVM_CAP_HEKI_DENIAL. Masks are validated, then
+   * assigned; a refused call changes nothing.
+   */
+  enableCap(cap: number, args: readonly (bigint | number)[] = [], flags = 0): void {
+    const ioctl = `KVM_ENABLE_CAP(${capName(cap, this.arch.profile)})`;
+    const a = enableCapArgs(ioctl, args, flags);
+    const arch = this.arch;
+    switch (cap) {
+      case abi.KVM_CAP_X86_USER_SPACE_MSR:
+        arch.userSpaceMsrMask = userSpaceMsrMask(a[0]!);
+        return;
+      case arch.profile.KVM_CAP_HEKI_CONFIGURE:
+        arch.heki.configureExitReason = HekiState.exitMask(a[0]!, ioctl);
+        return;
+      case arch.profile.KVM_CAP_HEKI_DENIAL:
+        arch.heki.denialExitReason = HekiState.exitMask(a[0]!, ioctl);
+        return;
+      default:
+        throw new KvmError('EINVAL', ioctl, 'not a VM capability pinbox can enable');
+    }
+  }
+
+  /**
+   * KVM_X86_SET_MSR_FILTER: builds the new filter aside and swaps it in only when it is
+   * whole, so a failed call leaves the previous filter in force; the new one governs every
+   * vCPU from its next RDMSR/WRMSR. A filter with DEFAULT_ALLOW and no non-empty range is
+   * the way to clear filtering.
+   */
+  setMsrFilter(filter: MsrFilterSpec): void {
+    this.arch.msrFilter = MsrFilter.build(filter);
+  }
+
+  /** KVM_CREATE_VCPU: the vCPU starts in the RESET state (real mode). */
+  createVcpu(id: number): Vcpu {
+    const ioctl = 'KVM_CREATE_VCPU';
+    if (!Number.isInteger(id) || id < 0 || id >= PINBOX_MAX_VCPU_IDS) {
+      throw new KvmError('EINVAL', ioctl, `vCPU id must be an integer 0..${PINBOX_MAX_VCPU_IDS - 1}, got ${String(id)}`);
+    }
+    if (this.vcpus.size >= this.maxVcpus) throw new KvmError('EINVAL', ioctl, `the VM already has its maximum of ${this.maxVcpus} vCPUs`);
+    if (this.vcpus.has(id)) throw new KvmError('EEXIST', ioctl, `vCPU ${id} exists`);
+    const vcpu = new Vcpu(id, this.createCpu(this.arch.memory, id), this.arch);
+    this.vcpus.set(id, vcpu);
+    return vcpu;
+  }
+
+  /** pinbox extension: the pinned CR0/CR4 bits of this VM, read-only. */
+  get hekiPins(): { readonly cr0: bigint; readonly cr4: bigint } {
+    return Object.freeze({ cr0: this.arch.heki.pinnedCr0, cr4: this.arch.heki.pinnedCr4 });
+  }
+
+  /**
+   * pinbox extension: what a VM reset asked for by user space does to Heki — the pins are
+   * cleared (Paolo Bonzini's position, spec/heki.md §5.4, §7.5). vCPU INIT never clears them.
+   */
+  resetHekiPins(): void {
+    this.arch.heki.resetPins();
+  }
+
+  /** pinbox extension: the Heki state, for a snapshot. */
+  getHekiState(): HekiSnapshot {
+    return this.arch.heki.snapshot();
+  }
+
+  /** pinbox extension: restores a snapshot's Heki state (all fields checked first). */
+  setHekiState(state: HekiSnapshot): void {
+    this.arch.heki.restore(state, 'pinbox SET_HEKI_STATE');
+  }
+}
+
+function capName(cap: number, profile: HekiAbiProfile): string {
+  switch (cap) {
+    case abi.KVM_CAP_X86_USER_SPACE_MSR:
+      return 'KVM_CAP_X86_USER_SPACE_MSR';
+    case profile.KVM_CAP_HEKI_CONFIGURE:
+      return 'KVM_CAP_HEKI_CONFIGURE';
+    case profile.KVM_CAP_HEKI_DENIAL:
+      return 'KVM_CAP_HEKI_DENIAL';
+    default:
+      return String(cap);
+  }
+}

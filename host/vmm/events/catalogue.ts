@@ -1,0 +1,212 @@
+/**
+ * Every event the VMM records, with its fields. Events named after a kernel tracepoint take
+ * the tracepoint's field names (arch/x86/kvm/trace.h; include/trace/events/kvm.h for
+ * kvm_userspace_exit); the others are pinbox's own. Field types: `u32` and `number` are JSON
+ * numbers, `u64` is a bigint (written "0x…" in traces), `string`, `bool`.
+ *
+ * Every event also carries `seq`, `time`, `vm` and, where it concerns one vCPU, `vcpu` and the
+ * guest `rip` at the time (event.ts).
+ */
+
+export type EventFieldType = 'u32' | 'u64' | 'number' | 'string' | 'bool';
+
+export interface EventFieldSpec {
+  readonly type: EventFieldType;
+  readonly description: string;
+  /** Present only in some events of this name. */
+  readonly optional?: boolean;
+}
+
+export interface EventSpec {
+  readonly description: string;
+  /** The kernel tracepoint this event mirrors, if any. */
+  readonly tracepoint?: string;
+  readonly fields: Readonly<Record<string, EventFieldSpec>>;
+}
+
+function field<T extends EventFieldType>(type: T) {
+  return (description: string) => ({ type, description });
+}
+const u32 = field('u32');
+const u64 = field('u64');
+const str = field('string');
+const bool = field('bool');
+const num = field('number');
+/** A field only some events of the name carry. */
+function opt<F extends { type: EventFieldType; description: string }>(f: F): F & { optional: true } {
+  return { ...f, optional: true };
+}
+
+export const EVENT_CATALOGUE = {
+  kvm_exit: {
+    description: 'The core stopped with an intercept that KVM handles (a VM exit), whether or not it reaches user space.',
+    tracepoint: 'kvm_exit',
+    fields: {
+      exit_reason: str('The VMX basic exit reason, as the kernel prints it: CR_ACCESS, MSR_READ, MSR_WRITE, VMCALL, CPUID, HLT, IO_INSTRUCTION, EXCEPTION_NMI, TRIPLE_FAULT, EXTERNAL_INTERRUPT (instruction budget spent), INVALID_STATE.'),
+      info1: opt(u64('The exit qualification (e.g. the CR-access qualification), when the exit has one.')),
+      info2: opt(u64('Second exit information (e.g. the exception error code), when the exit has one.')),
+    },
+  },
+  kvm_userspace_exit: {
+    description: 'KVM_RUN returned to the VMM.',
+    tracepoint: 'kvm_userspace_exit',
+    fields: {
+      reason: str('The exit reason by name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL, KVM_EXIT_HLT, ...'),
+      exit_reason: u32('kvm_run.exit_reason as a number (for Heki exits, per the VM\'s ABI profile).'),
+      errno: num('0, or the negative errno KVM_RUN failed with.'),
+    },
+  },
+  kvm_msr: {
+    description: 'A guest RDMSR or WRMSR that KVM handled in the kernel, or that failed there.',
+    tracepoint: 'kvm_msr',
+    fields: {
+      write: bool('true for WRMSR, false for RDMSR.'),
+      ecx: u32('The MSR index.'),
+      data: u64('The value read or written (0 for a failed read).'),
+      exception: bool('true if the access failed with #GP (kvm_msr_read_ex / kvm_msr_write_ex).'),
+    },
+  },
+  kvm_cr: {
+    description: 'A guest access to a control register that KVM emulated (MOV to/from CR, CLTS, LMSW).',
+    tracepoint: 'kvm_cr',
+    fields: {
+      rw: u32('0 for a read, 1 for a write.'),
+      cr: u32('The control register: 0, 2, 3, 4 or 8.'),
+      val: u64('The value read or written.'),
+    },
+  },
+  kvm_hypercall: {
+    description: 'A guest VMCALL or VMMCALL, with its arguments (kvm_emulate_hypercall()).',
+    tracepoint: 'kvm_hypercall',
+    fields: {
+      nr: u64('RAX: the hypercall number.'),
+      a0: u64('RBX.'),
+      a1: u64('RCX.'),
+      a2: u64('RDX.'),
+      a3: u64('RSI.'),
+      ret: opt(u64('RAX afterwards (pinbox addition: the kernel tracepoint has no result).')),
+    },
+  },
+  msr_exit_reply: {
+    description: 'The VMM answered a user-space MSR exit (KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR).',
+    fields: {
+      write: bool('true for a WRMSR exit.'),
+      index: u32('kvm_run.msr.index.'),
+      reason: str('kvm_run.msr.reason by name: inval, unknown or filter.'),
+      data: u64('For a read, the value returned; for a write, the value the guest wrote.'),
+      error: u32('kvm_run.msr.error as answered: 0, or 1 for #GP.'),
+      source: str('What decided the answer: value, stored, accept, deny, no-handler (policy msrHandlers), function (an in-process handler) or control (a control client\'s setMsrExitReply).'),
+    },
+  },
+  heki_configure: {
+    description: 'KVM_EXIT_HEKI_CONFIGURE: a guest pinned control-register bits with KVM_HC_LOCK_CR_UPDATE (the pin is already in force).',
+    fields: {
+      reason: u32('kvm_run.heki_configure.reason: 1 (CR0) or 2 (CR4).'),
+      cr: u32('The control register: 0 or 4.'),
+      cr_pinned: u64('The bits this call pinned (for CR4, after the AND with the host CR4).'),
+    },
+  },
+  heki_denial: {
+    description: 'KVM_EXIT_HEKI_DENIAL: a guest write to a pinned control register was blocked; the guest takes #GP.',
+    fields: {
+      reason: u32('kvm_run.heki_denial.reason: 1 (CR0) or 2 (CR4).'),
+      cr: u32('The control register: 0 or 4.'),
+      cr_value: u64('The value the guest tried to write.'),
+      action: str('What the VMM did, per the policy\'s onDenial: log, pause or kill.'),
+    },
+  },
+  msr_filter_changed: {
+    description: 'A new MSR filter was installed (KVM_X86_SET_MSR_FILTER succeeded).',
+    fields: {
+      flags: u32('struct kvm_msr_filter.flags: 0 default allow, 1 default deny.'),
+      nranges: u32('How many non-empty ranges the filter has.'),
+      origin: str('Who installed it: policy or control.'),
+    },
+  },
+  vm_created: {
+    description: 'A VM was created from a policy.',
+    fields: {
+      vcpus: u32('Number of vCPUs.'),
+      memory: u64('Guest memory in bytes.'),
+      profile: str('Heki ABI profile: v2 or v3.'),
+      policy: opt(str('The policy file, if the VM came from one.')),
+    },
+  },
+  vcpu_init: {
+    description: 'A vCPU was (re)booted into the 64-bit CPL0 state of the boot image.',
+    fields: {
+      cause: str('create, reset or init (an INIT signal: kvm_vcpu_reset(init_event), which keeps Heki pins).'),
+    },
+  },
+  vm_reset: {
+    description: 'The VM was reset on user space\'s request: vCPUs re-booted, Heki pins and stored MSR values cleared (the reboot semantics Paolo Bonzini argued for: spec/heki.md §5.4, §7).',
+    fields: {
+      cause: str('control (a control client\'s resetVm), shutdown (a triple fault) or other.'),
+      pins_cleared: bool('Whether Heki pins were in force and have been cleared.'),
+    },
+  },
+  vm_paused: {
+    description: 'The VM stopped running guest code until resumed.',
+    fields: {
+      cause: str('heki_denial (onDenial "pause") or control.'),
+    },
+  },
+  vm_resumed: {
+    description: 'A paused VM runs again.',
+    fields: {
+      cause: str('control.'),
+    },
+  },
+  vm_killed: {
+    description: 'The VM was stopped for good.',
+    fields: {
+      cause: str('heki_denial (onDenial "kill"), shutdown or control.'),
+    },
+  },
+  vcpu_halted: {
+    description: 'A vCPU executed HLT (KVM_EXIT_HLT): under `pinbox run`, the end of the program.',
+    fields: {},
+  },
+  guest_connected: {
+    description: 'A guest client said hello and was attached to a vCPU.',
+    fields: {
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
+      connection: u32('The server\'s number for the connection.'),
+    },
+  },
+  guest_disconnected: {
+    description: 'A guest client\'s connection closed.',
+    fields: {
+      connection: u32('The server\'s number for the connection.'),
+    },
+  },
+  control_connected: {
+    description: 'A control client said hello with a valid token.',
+    fields: {
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
+      connection: u32('The server\'s number for the connection.'),
+    },
+  },
+} as const satisfies Readonly<Record<string, EventSpec>>;
+
+export type EventName = keyof typeof EVENT_CATALOGUE;
+
+type Catalogue = typeof EVENT_CATALOGUE;
+type FieldValue<F> = F extends { type: 'u64' } ? bigint
+  : F extends { type: 'u32' | 'number' } ? number
+  : F extends { type: 'string' } ? string
+  : boolean;
+type Fields<N extends EventName> = Catalogue[N]['fields'];
+type RequiredKeys<N extends EventName> = { [K in keyof Fields<N>]: Fields<N>[K] extends { optional: true } ? never : K }[keyof Fields<N>];
+type OptionalKeys<N extends EventName> = Exclude<keyof Fields<N>, RequiredKeys<N>>;
+
+/** The fields an event of name N carries, typed from the catalogue: emit() checks them when compiling. */
+export type EventFieldsOf<N extends EventName> = { readonly [K in RequiredKeys<N>]: FieldValue<Fields<N>[K]> } & {
+  readonly [K in OptionalKeys<N>]?: FieldValue<Fields<N>[K]>;
+};
+
+export const EVENT_NAMES = Object.keys(EVENT_CATALOGUE) as EventName[];
+
+export function isEventName(name: string): name is EventName {
+  return Object.prototype.hasOwnProperty.call(EVENT_CATALOGUE, name);
+}

@@ -1,0 +1,82 @@
+/**
+ * A compiled policy: plain data the VMM applies, in the order it should apply it —
+ *
+ *   const vm = kvm.createVm(policy.vmOptions);
+ *   for (const { cap, args } of policy.caps) vm.enableCap(cap, args);   // before the filter:
+ *   if (policy.msrFilter) vm.setMsrFilter(policy.msrFilter);            // api.rst §4.97
+ *   for (let i = 0; i < policy.vcpus; i++) vm.createVcpu(i);
+ *
+ * then answer user-space MSR exits with `new EmulatedMsrs(policy.msrHandlers, policy.vcpus)` and
+ * Heki denial exits per `policy.onDenial`. The shapes mirror the KVM model's inputs (host/kvm)
+ * without importing it: `msrFilter` is struct kvm_msr_filter exactly, caps are KVM_ENABLE_CAP
+ * arguments with the numbers of protocol/abi.ts.
+ */
+import type { HekiProfileName } from '../../../protocol/abi.js';
+import type { GuestCpuidSettings } from './guest-cpuid.js';
+import type { OnDenial } from './document.js';
+
+/** What `Kvm.createVm` takes. Fields left undefined take the KVM model's defaults. */
+export interface PolicyVmOptions {
+  profile: HekiProfileName;
+  hostCr0?: bigint;
+  hostCr4?: bigint;
+  cr4PinnableMask?: bigint;
+  guestCpuid: GuestCpuidSettings;
+  memorySize: number;
+  ignoreMsrs: boolean;
+  vcpus: number;
+}
+
+/** One KVM_ENABLE_CAP call. */
+export interface CapabilityToEnable {
+  cap: number;
+  args: bigint[];
+}
+
+/** struct kvm_msr_filter_range */
+export interface MsrFilterRange {
+  /** KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE */
+  flags: number;
+  base: number;
+  nmsrs: number;
+  /** BITS_TO_LONGS(nmsrs) * 8 bytes, as KVM copies; bit i (byte i >> 3, bit i & 7) is MSR base + i. */
+  bitmap: Uint8Array;
+}
+
+/** struct kvm_msr_filter (KVM_X86_SET_MSR_FILTER) */
+export interface MsrFilter {
+  /** KVM_MSR_FILTER_DEFAULT_ALLOW or KVM_MSR_FILTER_DEFAULT_DENY */
+  flags: number;
+  ranges: MsrFilterRange[];
+}
+
+/** How the VMM answers a read exit for one MSR. */
+export type MsrReadAnswer =
+  | { readonly kind: 'value'; readonly value: bigint }
+  | { readonly kind: 'deny' }
+  /** write is 'store': the value last stored on this vCPU, else `initial`. */
+  | { readonly kind: 'stored'; readonly initial: bigint };
+
+export type MsrWriteAnswer = 'accept' | 'deny' | 'store';
+
+export interface MsrHandler {
+  readonly index: number;
+  readonly read: MsrReadAnswer;
+  readonly write: MsrWriteAnswer;
+}
+
+export interface CompiledPolicy {
+  /** The VM's name ("default" unless the policy names it). */
+  readonly name: string;
+  readonly vcpus: number;
+  readonly memorySize: number;
+  readonly vmOptions: PolicyVmOptions;
+  /** KVM_CAP_X86_USER_SPACE_MSR, then KVM_CAP_HEKI_CONFIGURE and KVM_CAP_HEKI_DENIAL (numbers per profile). */
+  readonly caps: readonly CapabilityToEnable[];
+  /** undefined: install no filter. */
+  readonly msrFilter: MsrFilter | undefined;
+  readonly msrHandlers: ReadonlyMap<number, MsrHandler>;
+  readonly onDenial: OnDenial;
+  /** Things that are allowed but probably not meant (for the CLI to print). */
+  readonly warnings: readonly string[];
+}

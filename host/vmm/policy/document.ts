@@ -1,0 +1,52 @@
+/**
+ * A policy file as written, once it has passed the schema (host/vmm/schema/policy.schema.json,
+ * which documents every field and its default). compile.ts turns it into what the VMM applies.
+ */
+import type { RegisterText } from './control-register-names.js';
+import type { GuestCpuidSettings } from './guest-cpuid.js';
+import type { IntegerText } from './numbers.js';
+
+export type MsrAccessName = 'read' | 'write';
+export type MsrListAccess = 'read' | 'write' | 'rw';
+export type MsrExitReasonName = 'inval' | 'unknown' | 'filter';
+export type HekiCrName = 'cr0' | 'cr4';
+export type OnDenial = 'log' | 'pause' | 'kill';
+
+export interface RawRangeText {
+  access: MsrAccessName[];
+  base: IntegerText;
+  nmsrs: IntegerText;
+  bitmap: string;
+}
+
+/** "0x10", "0xc0000080-0xc0000084", 16, or the object form. */
+export type MsrListItemText =
+  | IntegerText
+  | { msr?: IntegerText; range?: string; access?: MsrListAccess };
+
+export interface MsrFilterText {
+  default: 'allow' | 'deny';
+  ranges?: RawRangeText[];
+  allow?: MsrListItemText[];
+  deny?: MsrListItemText[];
+}
+
+export interface MsrHandlerText {
+  read?: IntegerText;
+  write?: 'accept' | 'deny' | 'store';
+}
+
+export interface PolicyDocument {
+  $schema?: string;
+  name?: string;
+  vcpus?: number;
+  memory?: IntegerText;
+  profile?: 'v2' | 'v3';
+  hostModel?: { cr0?: RegisterText; cr4?: RegisterText; cr4PinnableMask?: RegisterText };
+  guestCpuid?: GuestCpuidSettings;
+  msrFilter?: MsrFilterText;
+  userSpaceMsr?: MsrExitReasonName[];
+  msrHandlers?: Record<string, MsrHandlerText>;
+  heki?: { configureExits?: HekiCrName[]; denialExits?: HekiCrName[]; onDenial?: OnDenial };
+  ignoreMsrs?: boolean;
+}

@@ -1,0 +1,45 @@
+/**
+ * msgpack encoding and decoding (PROTOCOL.md §2). msgpackr is configured as plain standard
+ * msgpack that a C or Rust peer can speak: no records, no bundled strings, no extra types,
+ * and `structuredClone` off — the structured-clone reference extensions are where
+ * CVE-2023-52079 (GHSA-7hpj-7hhx-2fgx, unbounded recursion through ext 0x70) lived, and msgpackr
+ * refuses them only when the option is explicitly false. 64-bit integers decode as bigint.
+ *
+ * Received bytes are untrusted: checkMsgpackSubset() vets the structure first (depth, ext
+ * types, keys, UTF-8, trailing bytes), then msgpackr unpacks inside a try/catch.
+ */
+import { Packr, Unpackr, type Options } from 'msgpackr';
+import { ProtocolError } from './errors.js';
+import { DEFAULT_MAX_DEPTH } from './limits.js';
+import { checkMsgpackSubset } from './msgpack-subset.js';
+
+const MSGPACK_OPTIONS: Options = {
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'bigint',
+  structuredClone: false,
+  moreTypes: false,
+  bundleStrings: false,
+  // Shortest map header (fixmap/map16/map32), as the msgpack spec prefers and the vectors fix.
+  variableMapSize: true,
+  useFloat32: 0,
+  encodeUndefinedAsNil: false,
+};
+
+const packr = new Packr(MSGPACK_OPTIONS);
+const unpackr = new Unpackr(MSGPACK_OPTIONS);
+
+/** Packs a wire value (as produced by a schema's `wire()`). */
+export function encodeMsgpack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Unpacks one untrusted frame body; throws `bad_frame` or `too_deep`, never anything else. */
+export function decodeMsgpack(body: Uint8Array, maxDepth: number = DEFAULT_MAX_DEPTH): unknown {
+  checkMsgpackSubset(body, maxDepth);
+  try {
+    return unpackr.unpack(body);
+  } catch (e) {
+    throw new ProtocolError('bad_frame', `undecodable msgpack: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}

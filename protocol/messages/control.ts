@@ -1,0 +1,88 @@
+/**
+ * Control-role ops (PROTOCOL.md §6): the KVM API one to one (checkExtension, enableCap,
+ * setMsrFilter, get/set MSRs and registers), plus the VMM's own services (events,
+ * subscriptions, reset, snapshots, stats). Only a connection that said hello as `control`
+ * with a token reaches them.
+ */
+import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../abi.js';
+import { array, bin, i32, int, nullable, object, optional, u32, u64, u8 } from '../schema/index.js';
+import {
+  event, eventName, namedScalars, regs, regsPatch, sregs, sregsPatch, vmName,
+} from './common.js';
+import { type OpSpec, op } from './op.js';
+
+/**
+ * Ranges one setMsrFilter request may carry. KVM's struct holds KVM_MSR_FILTER_MAX_RANGES (16);
+ * the protocol lets a few more through so that the KVM model, not the wire, answers E2BIG/EINVAL
+ * the way the kernel would.
+ */
+export const MAX_FILTER_RANGES = 64;
+export const MAX_MSR_ENTRIES = 1024;
+export const MAX_EVENTS = 10000;
+export const MAX_SUBSCRIBED_EVENT_NAMES = 64;
+/** Snapshots are bounded by the frame maximum; this is only bin32's own bound. */
+export const MAX_SNAPSHOT_BYTES = 0xffff_ffff;
+
+const empty = object({});
+const vcpuTarget = { vm: vmName, vcpu: u32 };
+const msrEntry = object({ index: u32, value: u64 });
+
+export const CONTROL_OPS = {
+  checkExtension: op('control', object({ cap: u32, vm: optional(vmName) }), object({ value: i32 })),
+  enableCap: op(
+    'control',
+    object({ vm: vmName, cap: u32, args: optional(array(u64, 0, 4)), flags: optional(u32) }),
+    empty,
+  ),
+  setMsrFilter: op(
+    'control',
+    object({
+      vm: vmName,
+      flags: u32,
+      ranges: array(
+        object({ flags: u32, base: u32, nmsrs: u32, bitmap: bin(0, KVM_MSR_FILTER_MAX_BITMAP_SIZE) }),
+        0,
+        MAX_FILTER_RANGES,
+      ),
+    }),
+    empty,
+  ),
+  getMsrs: op(
+    'control',
+    object({ ...vcpuTarget, indices: array(u32, 1, MAX_MSR_ENTRIES) }),
+    object({ nmsrs: u32, entries: array(msrEntry, 0, MAX_MSR_ENTRIES) }),
+  ),
+  setMsrs: op('control', object({ ...vcpuTarget, entries: array(msrEntry, 1, MAX_MSR_ENTRIES) }), object({ nmsrs: u32 })),
+  getRegs: op('control', object(vcpuTarget), object({ regs })),
+  setRegs: op('control', object({ ...vcpuTarget, regs: regsPatch }), empty),
+  getSregs: op('control', object(vcpuTarget), object({ sregs })),
+  setSregs: op('control', object({ ...vcpuTarget, sregs: sregsPatch }), empty),
+  initVcpu: op('control', object(vcpuTarget), empty),
+  subscribe: op(
+    'control',
+    object({ vm: optional(vmName), events: optional(array(eventName, 1, MAX_SUBSCRIBED_EVENT_NAMES)) }),
+    object({ sub: u32 }),
+  ),
+  unsubscribe: op('control', object({ sub: u32 }), empty),
+  events: op(
+    'control',
+    object({ vm: optional(vmName), since: optional(u64), limit: optional(int(1, MAX_EVENTS)) }),
+    object({ events: array(event, 0, MAX_EVENTS), next: u64 }),
+  ),
+  resetVm: op('control', object({ vm: vmName }), empty),
+  resumeVm: op('control', object({ vm: vmName }), empty),
+  snapshot: op('control', object({ vm: vmName }), object({ snapshot: bin(0, MAX_SNAPSHOT_BYTES) })),
+  restore: op('control', object({ vm: vmName, snapshot: bin(0, MAX_SNAPSHOT_BYTES) }), empty),
+  stats: op(
+    'control',
+    empty,
+    object({ vms: u32, connections: u32, uptimeMs: u64, requests: u64, extra: optional(namedScalars) }),
+  ),
+  setMsrExitReply: op(
+    'control',
+    object({ vm: vmName, msr: nullable(object({ error: u8, data: u64 })) }),
+    empty,
+  ),
+} satisfies Record<string, OpSpec>;
+
+export type ControlOp = keyof typeof CONTROL_OPS;

@@ -1,0 +1,30 @@
+/** The op table: every request the protocol defines, with its role, parameters and result. */
+import type { Infer } from '../schema/index.js';
+import { CONTROL_OPS } from './control.js';
+import { GUEST_OPS } from './guest.js';
+import { HELLO, helloParams, helloResult } from './hello.js';
+import type { OpSpec, ParamsOfSpec, ResultOfSpec } from './op.js';
+
+export const OPS = { hello: HELLO, ...GUEST_OPS, ...CONTROL_OPS } satisfies Record<string, OpSpec>;
+
+export type Op = keyof typeof OPS;
+export type ParamsOf<O extends Op> = ParamsOfSpec<(typeof OPS)[O]>;
+export type ResultOf<O extends Op> = ResultOfSpec<(typeof OPS)[O]>;
+export type HelloParams = Infer<typeof helloParams>;
+export type HelloResult = Infer<typeof helloResult>;
+
+/** A validated request as a handler receives it: `{ op, ...params }`, narrowed by `op`. */
+export type Request<O extends Op = Op> = { [K in O]: { [F in keyof ({ op: K } & ParamsOf<K>)]: ({ op: K } & ParamsOf<K>)[F] } }[O];
+
+/** The spec of an op name received from a peer, or undefined; never an Object.prototype key. */
+export function opSpec(name: string): OpSpec | undefined {
+  return Object.hasOwn(OPS, name) ? (OPS as Record<string, OpSpec>)[name] : undefined;
+}
+
+export { CONTROL_OPS, GUEST_OPS };
+export type { ControlOp } from './control.js';
+export type { BatchItem, BatchItemResult, BatchableOp, GuestOp } from './guest.js';
+export { BATCHABLE_OPS, MAX_BATCH_OPS, MAX_EXEC_CODE } from './guest.js';
+export type { Role, OpSpec } from './op.js';
+export type { Outcome } from './outcome.js';
+export * from './common.js';

@@ -1,0 +1,5 @@
+/** The protocol's validator (see base.ts for how schemas work in both directions). */
+export * from './base.js';
+export * from './integers.js';
+export * from './scalars.js';
+export * from './containers.js';

@@ -1,0 +1,248 @@
+/**
+ * The server end of one connection (PROTOCOL.md §3, §4): reads requests, enforces hello-first
+ * and the role rules, hands each valid request to the handler and sends its response as soon as
+ * it is ready (out of order is allowed). Transport-agnostic; the VMM supplies the handler.
+ *
+ * Nothing a peer sends can hurt the process or the session: a bad frame is answered and the
+ * session reads on; an oversized frame is answered and the connection closed; whatever the
+ * handler throws, or returns that is not a valid result, becomes an error response.
+ */
+import { Channel, type ChannelOptions } from './channel.js';
+import {
+  type RequestEnvelope, errorBodyOf, errorResponseToWire, parseRequestEnvelope, parseRequestParams, pushToWire,
+  requestIdOf, resultResponseToWire,
+} from './envelope.js';
+import { ProtocolError, toProtocolError } from './errors.js';
+import { DEFAULT_MAX_IN_FLIGHT } from './limits.js';
+import { DEFAULT_VCPU, DEFAULT_VM, type Event } from './messages/common.js';
+import { BATCHABLE_OPS, type BatchItem, type BatchItemResult } from './messages/guest.js';
+import type { HelloParams, HelloResult, Op, Request } from './messages/index.js';
+import type { OpSpec, Role } from './messages/op.js';
+import { SchemaIssue } from './schema/index.js';
+import type { Connection } from './transports/connection.js';
+import { PROTOCOL_VERSION } from './version.js';
+
+/** What a handler sees: every op but hello (handled by `hello`) and batch (expanded by the session). */
+export type HandlerRequest = Request<Exclude<Op, 'hello' | 'batch'>>;
+
+/** What the handler adds to a hello result; version and role are the session's. */
+export type HelloReply = Omit<HelloResult, 'version' | 'role'>;
+
+export interface SessionHandler<C = unknown> {
+  /**
+   * Accepts or refuses a hello (throw a ProtocolError: `bad_token`, `not_found`, `limit`…).
+   * For a guest, `vm` and `vcpu` arrive with their defaults filled in.
+   */
+  hello(session: ServerSession<C>, hello: HelloParams): HelloReply | Promise<HelloReply>;
+  /**
+   * Runs one request of the session's role and returns its result (validated before it is
+   * sent). Throw a ProtocolError for a protocol-level refusal, or an error with an `errno`
+   * name (KvmError) for `kvm_error`; anything else becomes `internal`.
+   */
+  request(session: ServerSession<C>, request: HandlerRequest): unknown;
+  /** The connection is gone (drop subscriptions and the like). */
+  closed?(session: ServerSession<C>): void;
+}
+
+export interface ServerSessionOptions extends ChannelOptions {
+  /** Requests run at once (default 1024); more are answered with `limit`. */
+  maxInFlight?: number;
+}
+
+export class ServerSession<C = unknown> {
+  /** Set by a successful hello. */
+  role: Role | undefined;
+  /** For a guest: the VM and vCPU it attached to. */
+  vm: string | undefined;
+  vcpu: number | undefined;
+  /** The accepted hello. */
+  greeting: HelloParams | undefined;
+  /** The handler's own per-connection state. */
+  context: C | undefined;
+  /** Requests received with a valid envelope. */
+  requests = 0;
+
+  private readonly channel: Channel;
+  private readonly inFlight = new Set<number>();
+  private readonly maxInFlight: number;
+  /** A hello being handled: later requests wait for it rather than fail. */
+  private pendingHello: Promise<void> | undefined;
+  private readonly closeListeners: (() => void)[] = [];
+
+  constructor(readonly connection: Connection, private readonly handler: SessionHandler<C>, options: ServerSessionOptions = {}) {
+    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.channel = new Channel(connection, {
+      message: (value) => this.onMessage(value),
+      badFrame: (error, fatal) => {
+        this.sendError(null, error);
+        if (fatal) this.close();
+      },
+    }, options);
+    connection.onClose(() => this.onConnectionClosed());
+  }
+
+  get closed(): boolean {
+    return this.connection.closed;
+  }
+
+  /** Sends a subscription event; throws if the event is invalid (a handler bug) or too large. */
+  push(sub: number, event: Event): void {
+    this.channel.send(pushToWire(sub, event));
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  private onConnectionClosed(): void {
+    for (const listener of [() => this.handler.closed?.(this), ...this.closeListeners.splice(0)]) {
+      try {
+        listener();
+      } catch {
+        // A close hook that throws has nobody left to tell; the session is gone either way.
+      }
+    }
+  }
+
+  private onMessage(value: unknown): void {
+    let envelope: RequestEnvelope;
+    try {
+      envelope = parseRequestEnvelope(value);
+    } catch (e) {
+      this.sendError(requestIdOf(value), toProtocolError(e));
+      return;
+    }
+    const { id } = envelope;
+    if (this.inFlight.has(id)) {
+      // Answered with id nil: answering with the id would be taken as the first request's answer.
+      this.sendError(null, new ProtocolError('duplicate_id', `id ${id} is already used by an outstanding request`, { path: 'id' }));
+      return;
+    }
+    if (this.inFlight.size >= this.maxInFlight) {
+      this.sendError(id, new ProtocolError('limit', `more than ${this.maxInFlight} requests in flight on this connection`));
+      return;
+    }
+    this.requests++;
+    this.inFlight.add(id);
+    void this.run(envelope);
+  }
+
+  private async run(envelope: RequestEnvelope): Promise<void> {
+    const { id, op } = envelope;
+    try {
+      const { params, result } = await this.execute(envelope);
+      const wire = this.checkedResult(op, envelope.spec, params, result);
+      this.sendResponse(id, resultResponseToWire(id, wire));
+    } catch (e) {
+      this.sendError(id, toProtocolError(e));
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
+  /**
+   * Runs a request whose envelope is valid. Until the handler is called everything here is
+   * synchronous for a greeted session, so requests reach the handler in the order they came.
+   */
+  private async execute(envelope: RequestEnvelope): Promise<{ params: unknown; result: unknown }> {
+    if (envelope.op === 'hello') return this.greet(envelope);
+    if (this.role === undefined && this.pendingHello) await this.pendingHello;
+    if (this.role === undefined) {
+      throw new ProtocolError('hello_required', `${envelope.op} before hello: a connection starts with a hello request`);
+    }
+    if (envelope.spec.role !== this.role) {
+      throw new ProtocolError('forbidden', `${envelope.op} is a ${envelope.spec.role} op; this connection's role is ${this.role}`);
+    }
+    const params = parseRequestParams(envelope) as Record<string, unknown>;
+    if (envelope.op === 'batch') return { params, result: await this.runBatch((params as { ops: BatchItem[] }).ops) };
+    const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest);
+    return { params, result };
+  }
+
+  private async greet(envelope: RequestEnvelope): Promise<{ params: unknown; result: unknown }> {
+    if (this.role !== undefined || this.pendingHello) {
+      throw new ProtocolError('already_greeted', 'this connection has already said hello');
+    }
+    const hello = parseRequestParams(envelope) as HelloParams;
+    if (hello.role === 'control') {
+      if (hello.token === undefined) throw new ProtocolError('invalid_message', 'token: required for role control', { path: 'token' });
+      for (const k of ['vm', 'vcpu'] as const) {
+        if (hello[k] !== undefined) throw new ProtocolError('invalid_message', `${k}: only a guest attaches to a VM`, { path: k });
+      }
+    } else {
+      hello.vm ??= DEFAULT_VM;
+      hello.vcpu ??= DEFAULT_VCPU;
+    }
+    const accepted = (async (): Promise<HelloResult> => {
+      const reply = await this.handler.hello(this, hello);
+      const result: HelloResult = { version: PROTOCOL_VERSION, role: hello.role, ...reply };
+      if (hello.role === 'guest') {
+        result.vm ??= hello.vm;
+        result.vcpu ??= hello.vcpu;
+      }
+      // Validate before committing the role: an invalid reply must leave the session un-greeted.
+      this.checkedResult('hello', envelope.spec, hello, result);
+      this.role = hello.role;
+      this.vm = result.vm;
+      this.vcpu = result.vcpu;
+      this.greeting = hello;
+      return result;
+    })();
+    this.pendingHello = accepted.then(() => undefined, () => undefined);
+    try {
+      return { params: hello, result: await accepted };
+    } finally {
+      this.pendingHello = undefined;
+    }
+  }
+
+  /**
+   * Runs a batch's ops one after another, in order; each gets its own outcome, and a failed op
+   * does not stop the ones after it (PROTOCOL.md §5.10).
+   */
+  private async runBatch(ops: BatchItem[]): Promise<{ results: BatchItemResult[] }> {
+    const results: BatchItemResult[] = [];
+    for (const item of ops) {
+      try {
+        const result = await this.handler.request(this, item);
+        this.checkedResult(item.op, BATCHABLE_OPS[item.op], item, result);
+        results.push({ ok: true, result } as BatchItemResult);
+      } catch (e) {
+        results.push({ ok: false, error: errorBodyOf(toProtocolError(e)) });
+      }
+    }
+    return { results };
+  }
+
+  /** The wire form of a handler's result; an invalid one is the handler's bug: `internal`. */
+  private checkedResult(op: string, spec: OpSpec, params: unknown, result: unknown): unknown {
+    try {
+      return spec.resultFor(params).wire(result);
+    } catch (e) {
+      if (!(e instanceof SchemaIssue)) throw e;
+      throw new ProtocolError('internal', `the server produced an invalid ${op} result: ${e.toProtocolError().message}`);
+    }
+  }
+
+  private sendResponse(id: number, response: Record<string, unknown>): void {
+    try {
+      this.channel.send(response);
+    } catch (e) {
+      // Too large for a frame (or unpackable): the client still gets an answer for its id.
+      this.sendError(id, toProtocolError(e));
+    }
+  }
+
+  private sendError(id: number | null, error: ProtocolError): void {
+    try {
+      this.channel.send(errorResponseToWire(id, error));
+    } catch {
+      // An error response is small and made of validated parts; if even it cannot be sent the
+      // connection is beyond help, and the session must not throw into the transport.
+    }
+  }
+}
