@@ -14,10 +14,14 @@ import type { Segment } from './state.js';
 import type { FaultState } from './fault.js';
 import type { Block } from './block.js';
 
-/** TLB entries: direct-mapped by linear page number. */
-export const TLB_BITS = 8;
-export const TLB_SIZE = 1 << TLB_BITS;
+/**
+ * TLBs, direct-mapped by linear page number: a data TLB (reads and writes) and, as in hardware,
+ * a separate instruction TLB, so that code and data pages never evict each other.
+ */
+export const TLB_SIZE = 1024;
 export const TLB_MASK = TLB_SIZE - 1;
+export const ITLB_SIZE = 256;
+export const ITLB_MASK = ITLB_SIZE - 1;
 /** A tag no page base address can equal (page bases are whole multiples of 4096). */
 export const TLB_EMPTY = 0.5;
 
@@ -122,16 +126,19 @@ export class CpuCore implements FaultState {
   faultAddress = 0;
 
   /**
-   * The TLB: per slot, the linear page base it maps for reads, writes and fetches in the
-   * current access context (TLB_EMPTY when not), the frame and its view. A write tag is only
-   * set when the leaf is dirty and the frame holds no decoded code.
+   * The data TLB: per slot, the linear page base it maps for reads and for writes in the current
+   * access context (TLB_EMPTY when not), the frame and its view. A write tag is only set when the
+   * leaf is dirty and the frame holds no decoded code.
    */
   readonly tlbTagR = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
   readonly tlbTagW = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
-  readonly tlbTagX = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
   readonly tlbFrame = new Int32Array(TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(TLB_SIZE);
   readonly tlbView: DataView[];
+  /** The instruction TLB: linear page base for fetches, and its frame. */
+  readonly itlbTag = new Float64Array(ITLB_SIZE).fill(TLB_EMPTY);
+  readonly itlbFrame = new Int32Array(ITLB_SIZE);
+  readonly itlbGlobal = new Uint8Array(ITLB_SIZE);
   /** Bumped on every TLB flush, so that cached block successors can be revalidated cheaply. */
   tlbGeneration = 0;
   /** memory.codeEpoch when write tags were last known to miss every code frame. */

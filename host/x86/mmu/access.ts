@@ -8,7 +8,7 @@
  * access that runs past the canonical boundary raises #GP(0) (as does any non-canonical access).
  * 64-bit values: low half returned, high half in c.vhi.
  */
-import { TLB_MASK, type CpuCore } from '../core.js';
+import { ITLB_MASK, TLB_MASK, type CpuCore } from '../core.js';
 import { raiseGP, raisePF } from '../fault.js';
 import { physRead8, physReadSized, physWrite8, physWriteSized } from './physical.js';
 import { fillTlb } from './tlb.js';
@@ -170,8 +170,8 @@ export function writeMem(c: CpuCore, lin: number, size: number, lo: number, hi: 
 /** Physical address of an instruction byte at `lin` (fetch permission at the current CPL). */
 export function translateFetch(c: CpuCore, lin: number): number {
   const off = lin & 0xfff;
-  const idx = (lin >>> 12) & TLB_MASK;
-  if (c.tlbTagX[idx] === lin - off) return c.tlbFrame[idx]! * 4096 + off;
+  const idx = (lin >>> 12) & ITLB_MASK;
+  if (c.itlbTag[idx] === lin - off) return c.itlbFrame[idx]! * 4096 + off;
   return translate(c, lin, ACC_FETCH);
 }
 

@@ -14,31 +14,38 @@
  * slow path, which invalidates decoded blocks).
  */
 import { X86_EFLAGS_AC } from '../../../protocol/abi.js';
-import { TLB_EMPTY, TLB_MASK, TLB_SIZE, type CpuCore } from '../core.js';
+import { ITLB_MASK, ITLB_SIZE, TLB_EMPTY, TLB_MASK, TLB_SIZE, type CpuCore } from '../core.js';
 import { ACC_FETCH, ACC_WRITE, protectionFault, type Access } from './walk.js';
 
 export function flushTlb(c: CpuCore, keepGlobal: boolean): void {
-  const r = c.tlbTagR, w = c.tlbTagW, x = c.tlbTagX, g = c.tlbGlobal;
+  if (!keepGlobal) {
+    clearTags(c);
+    return;
+  }
+  const r = c.tlbTagR, w = c.tlbTagW, g = c.tlbGlobal;
   for (let i = 0; i < TLB_SIZE; i++) {
-    if (keepGlobal && g[i] !== 0) continue;
+    if (g[i] !== 0) continue;
     r[i] = TLB_EMPTY;
     w[i] = TLB_EMPTY;
-    x[i] = TLB_EMPTY;
-    g[i] = 0;
   }
+  const x = c.itlbTag, xg = c.itlbGlobal;
+  for (let i = 0; i < ITLB_SIZE; i++) if (xg[i] === 0) x[i] = TLB_EMPTY;
+  c.tlbGeneration++;
+}
+
+function clearTags(c: CpuCore): void {
+  c.tlbTagR.fill(TLB_EMPTY);
+  c.tlbTagW.fill(TLB_EMPTY);
+  c.tlbGlobal.fill(0);
+  c.itlbTag.fill(TLB_EMPTY);
+  c.itlbGlobal.fill(0);
   c.tlbGeneration++;
 }
 
 /** Re-establishes the access context after CPL or RFLAGS.AC may have changed. */
 export function updateTlbContext(c: CpuCore): void {
   const ac = (c.flags & X86_EFLAGS_AC) !== 0;
-  if ((c.cpl === 3) !== (c.tlbCpl === 3) || (c.smap && ac !== c.tlbAc)) {
-    c.tlbTagR.fill(TLB_EMPTY);
-    c.tlbTagW.fill(TLB_EMPTY);
-    c.tlbTagX.fill(TLB_EMPTY);
-    c.tlbGlobal.fill(0);
-    c.tlbGeneration++;
-  }
+  if ((c.cpl === 3) !== (c.tlbCpl === 3) || (c.smap && ac !== c.tlbAc)) clearTags(c);
   c.tlbCpl = c.cpl;
   c.tlbAc = ac;
 }
@@ -62,22 +69,23 @@ export function syncCodeFrames(c: CpuCore): void {
 export function fillTlb(c: CpuCore, lin: number, pa: number, access: Access): void {
   const m = c.memory;
   if (pa >= m.size) return; // unbacked addresses always take the slow path
-  const off = lin & 0xfff;
-  const page = lin - off;
-  const idx = (lin >>> 12) & TLB_MASK;
+  const page = lin - (lin & 0xfff);
   const frame = (pa - (pa & 0xfff)) / 4096;
-  if (c.tlbFrame[idx] !== frame || !(c.tlbTagR[idx] === page || c.tlbTagW[idx] === page || c.tlbTagX[idx] === page)) {
-    c.tlbTagR[idx] = TLB_EMPTY;
+  const global = c.walkGlobal && c.pge ? 1 : 0;
+  if (access === ACC_FETCH) {
+    const x = (lin >>> 12) & ITLB_MASK;
+    c.itlbTag[x] = page;
+    c.itlbFrame[x] = frame;
+    c.itlbGlobal[x] = global;
+    return;
+  }
+  const idx = (lin >>> 12) & TLB_MASK;
+  if (c.tlbFrame[idx] !== frame || !(c.tlbTagR[idx] === page || c.tlbTagW[idx] === page)) {
     c.tlbTagW[idx] = TLB_EMPTY;
-    c.tlbTagX[idx] = TLB_EMPTY;
     c.tlbFrame[idx] = frame;
     c.tlbView[idx] = m.frameView(frame);
   }
-  c.tlbGlobal[idx] = c.walkGlobal && c.pge ? 1 : 0;
-  if (access === ACC_FETCH) {
-    c.tlbTagX[idx] = page;
-    return;
-  }
+  c.tlbGlobal[idx] = global;
   c.tlbTagR[idx] = page;
   const writeOk = access === ACC_WRITE ||
     (c.walkDirty && !protectionFault(c, ACC_WRITE, c.cpl === 3, false, c.walkUser, c.walkWritable, c.walkNx));

@@ -99,3 +99,10 @@ export function hex(s: string): Uint8Array {
   const clean = s.replace(/[^0-9a-fA-F]/g, '');
   return Uint8Array.from(clean.match(/../g)!.map((b) => parseInt(b, 16)));
 }
+
+/** Loads code at `at` (default CODE), points RIP at it and runs with the given budget. */
+export function runAt(m: Machine, code: string, budget = 10_000, at = CODE): ReturnType<Cpu['run']> {
+  m.memory.writeBytes(at, hex(code));
+  m.cpu.setRip(BigInt(at));
+  return m.cpu.run(budget);
+}
