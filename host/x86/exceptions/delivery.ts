@@ -155,37 +155,44 @@ export function deliverThroughIdt(c: CpuCore, vector: number, errorCode: number,
 export function raiseEvent(
   c: CpuCore, vector: number, errorCode: number, address: number, kind: number, returnRip: number, injected: boolean,
 ): boolean {
-  let checkBitmap = !injected;
+  if (!injected && stoppedByBitmap(c, vector, errorCode, address, kind)) return false;
+  if (vector === PF_VECTOR && kind === EVENT_HARDWARE) c.cr2 = BigInt.asUintN(64, BigInt(address));
   for (;;) {
-    if (checkBitmap && kind !== EVENT_SOFTWARE_INT && ((c.exceptionBitmap >>> vector) & 1) !== 0) {
-      c.stop = vector === PF_VECTOR
-        ? { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined, address: BigInt.asUintN(64, BigInt(address)) }
-        : { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined };
-      return false;
-    }
-    if (vector === PF_VECTOR && kind === EVENT_HARDWARE) c.cr2 = BigInt.asUintN(64, BigInt(address));
     try {
       deliverThroughIdt(c, vector, errorCode, kind, returnRip);
       return true;
     } catch (e) {
       if (e !== GUEST_FAULT) throw e;
+      // A fault while delivering: it meets the exception bitmap first, and a #PF loads CR2 even
+      // when it goes on to become a double fault (SDM vol. 3A §6.15, interrupt 14, note 1).
+      const second = c.faultVector;
+      const secondCode = c.faultErrorCode;
+      const secondAddress = c.faultAddress;
+      if (stoppedByBitmap(c, second, secondCode, secondAddress, EVENT_HARDWARE)) return false;
+      if (second === PF_VECTOR) c.cr2 = BigInt.asUintN(64, BigInt(secondAddress));
       if (vector === DF_VECTOR && kind === EVENT_HARDWARE) {
         c.stop = TRIPLE_FAULT;
         return false;
       }
-      const second = c.faultVector;
       if (kind === EVENT_HARDWARE && isDoubleFault(vector, second)) {
+        if (stoppedByBitmap(c, DF_VECTOR, 0, 0, EVENT_HARDWARE)) return false;
         vector = DF_VECTOR;
         errorCode = 0;
-        address = 0;
       } else {
         vector = second;
-        errorCode = c.faultErrorCode;
-        address = c.faultAddress;
+        errorCode = secondCode;
       }
       kind = EVENT_HARDWARE;
       returnRip = c.rip;
-      checkBitmap = true;
     }
   }
+}
+
+/** VMX exception bitmap: an exception whose bit is set stops the core before delivery. */
+function stoppedByBitmap(c: CpuCore, vector: number, errorCode: number, address: number, kind: number): boolean {
+  if (kind === EVENT_SOFTWARE_INT || ((c.exceptionBitmap >>> vector) & 1) === 0) return false;
+  c.stop = vector === PF_VECTOR
+    ? { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined, address: BigInt.asUintN(64, BigInt(address)) }
+    : { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined };
+  return true;
 }
