@@ -29,6 +29,12 @@ export class PhysicalMemory {
   readonly codeFrames: Uint8Array;
   /** Called with a frame number when a flagged frame is written. */
   readonly onCodeWrite: ((frame: number) => void)[] = [];
+  /**
+   * Bumped each time a frame becomes a code frame (`markCode`). A CPU whose TLB may let stores
+   * bypass the code check (a write entry filled before the frame held code) compares it at the
+   * start of each run and drops such entries when it changed.
+   */
+  codeEpoch = 0;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size <= 0 || size % PAGE_SIZE !== 0 || size > 2 ** 32) {
@@ -77,6 +83,14 @@ export class PhysicalMemory {
   /** Whether a frame has backing store (for snapshots). */
   isAllocated(frame: number): boolean {
     return this.frames[frame] !== undefined;
+  }
+
+  /** Flags a frame as holding decoded instructions, so that writes to it are reported. */
+  markCode(frame: number): void {
+    if (this.codeFrames[frame] === 0) {
+      this.codeFrames[frame] = 1;
+      this.codeEpoch++;
+    }
   }
 
   /** Must follow every write into a frame obtained from frameForWrite/frameView. */

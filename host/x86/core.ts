@@ -1,0 +1,179 @@
+/**
+ * The architectural and micro-architectural state of one modelled x86-64 core, as plain fields
+ * that the decoder, the executors, the MMU and the exception logic share. `Cpu` (cpu.ts) builds
+ * the hypervisor-facing API (`GuestCpu`) on top of it.
+ *
+ * Representation (spec/x86-core.md §7, measured there): each GPR is two 32-bit halves in
+ * Int32Arrays (`lo`, `hi`), BigInt appears only at the public edge. RIP and every linear
+ * address are JS numbers holding the signed, canonical 48-bit value: exact in a double, with a
+ * cheap canonical check. RFLAGS arithmetic bits are lazy (flags.ts).
+ */
+import type { PhysicalMemory } from './memory.js';
+import type { Intercept } from './intercept.js';
+import type { Segment } from './state.js';
+import type { FaultState } from './fault.js';
+import type { Block } from './block.js';
+
+/**
+ * TLBs, direct-mapped by linear page number: a data TLB (reads and writes) and, as in hardware,
+ * a separate instruction TLB, so that code and data pages never evict each other.
+ */
+export const TLB_SIZE = 1024;
+export const TLB_MASK = TLB_SIZE - 1;
+export const ITLB_SIZE = 256;
+export const ITLB_MASK = ITLB_SIZE - 1;
+/** A tag no page base address can equal (page bases are whole multiples of 4096). */
+export const TLB_EMPTY = 0.5;
+
+/** Segment register numbers as ModRM/prefix encode them. */
+export const SEG_ES = 0;
+export const SEG_CS = 1;
+export const SEG_SS = 2;
+export const SEG_DS = 3;
+export const SEG_FS = 4;
+export const SEG_GS = 5;
+
+export function nullSegment(): Segment {
+  return {
+    base: 0n, limit: 0, selector: 0, type: 0, present: false, dpl: 0,
+    db: false, s: false, l: false, g: false, avl: false, unusable: true,
+  };
+}
+
+export class CpuCore implements FaultState {
+  readonly memory: PhysicalMemory;
+
+  /** GPR bits 31:0 and 63:32, indexed by encoding number (0 = RAX ... 15 = R15). */
+  readonly lo = new Int32Array(16);
+  readonly hi = new Int32Array(16);
+  /** Linear address of the instruction being executed (or about to be). */
+  rip = 0;
+
+  /**
+   * RFLAGS. Its OF/SF/ZF/AF/PF/CF bits are valid only while `ccOp` is CC_NONE; otherwise they
+   * are derived on demand from the last arithmetic operation (flags.ts).
+   */
+  flags = 2;
+  ccOp = 0;
+  /** Operand size in bytes (1, 2, 4, 8) of the operation that set the lazy flags. */
+  ccSize = 4;
+  /** Operands and result; for sizes below 8 shifted left so the sign is bit 31 (flags.ts). */
+  ccDst = 0;
+  ccSrc = 0;
+  ccRes = 0;
+  ccDstHi = 0;
+  ccSrcHi = 0;
+  ccResHi = 0;
+  /** Carry-in (ADC/SBB), previous CF (INC/DEC), or explicit CF|AF|OF bits (CC_RES). */
+  ccAux = 0;
+
+  /** Scratch: the high half of the last 64-bit value a helper returned. */
+  vhi = 0;
+
+  /** Current privilege level. */
+  cpl = 0;
+
+  /** ES, CS, SS, DS, FS, GS in encoding order. */
+  readonly seg: Segment[] = [nullSegment(), nullSegment(), nullSegment(), nullSegment(), nullSegment(), nullSegment()];
+  tr: Segment = nullSegment();
+  ldt: Segment = nullSegment();
+  /** FS/GS bases as 32-bit halves, for address arithmetic (kept in step with seg[FS/GS].base). */
+  fsBaseLo = 0;
+  fsBaseHi = 0;
+  gsBaseLo = 0;
+  gsBaseHi = 0;
+  gdtBase = 0n;
+  gdtLimit = 0;
+  idtBase = 0n;
+  idtLimit = 0;
+
+  cr0 = 0n;
+  cr2 = 0n;
+  cr3 = 0n;
+  cr4 = 0n;
+  cr8 = 0n;
+  efer = 0n;
+  apicBase = 0n;
+
+  /** Paging controls derived from CR0/CR3/CR4/EFER (mmu/controls.ts). */
+  pml4Base = 0;
+  wp = false;
+  smep = false;
+  smap = false;
+  nxe = false;
+  pge = false;
+  umip = false;
+  tsd = false;
+  /** Whether RFLAGS.AC was set when the TLB's access context was last established. */
+  tlbAc = false;
+  /** The CPL the TLB's access context was established for. */
+  tlbCpl = 0;
+
+  star = 0n;
+  lstar = 0n;
+  cstar = 0n;
+  sfmask = 0n;
+  kernelGsBase = 0n;
+  sysenterCs = 0n;
+  sysenterEsp = 0n;
+  sysenterEip = 0n;
+  tscAux = 0n;
+  /** TSC = host nanoseconds + tscOffset (a nominal 1 GHz TSC; see system.ts). */
+  tscOffset = 0n;
+
+  faultVector = 0;
+  faultErrorCode = -1;
+  faultAddress = 0;
+
+  /**
+   * The data TLB: per slot, the linear page base it maps for reads and for writes in the current
+   * access context (TLB_EMPTY when not), the frame and its view. A write tag is only set when the
+   * leaf is dirty and the frame holds no decoded code.
+   */
+  readonly tlbTagR = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
+  readonly tlbTagW = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
+  readonly tlbFrame = new Int32Array(TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(TLB_SIZE);
+  readonly tlbView: DataView[];
+  /** The instruction TLB: linear page base for fetches, and its frame. */
+  readonly itlbTag = new Float64Array(ITLB_SIZE).fill(TLB_EMPTY);
+  readonly itlbFrame = new Int32Array(ITLB_SIZE);
+  readonly itlbGlobal = new Uint8Array(ITLB_SIZE);
+  /** Bumped on every TLB flush, so that cached block successors can be revalidated cheaply. */
+  tlbGeneration = 0;
+  /** memory.codeEpoch when write tags were last known to miss every code frame. */
+  codeEpochSeen = 0;
+
+  /** Results of the last successful page walk (mmu/walk.ts). */
+  walkUser = false;
+  walkWritable = false;
+  walkNx = false;
+  walkDirty = false;
+  walkGlobal = false;
+
+  /** Instructions retired since creation, and the count at which the current run() stops. */
+  retired = 0;
+  retireLimit = 0;
+  /** Set by an instruction that stops the core (an intercept); the instruction is not retired. */
+  stop: Intercept | null = null;
+  /** Length of the instruction that caused the last instruction intercept (skipInstruction). */
+  interceptedLength = 0;
+  /** False when the state must be re-checked before running (long mode, canonical RIP, ...). */
+  stateChecked = false;
+
+  /** VMX exception bitmap. */
+  exceptionBitmap = 0;
+
+  /** Decoded blocks per guest-physical frame, by offset in the frame (block.ts). */
+  readonly codeCache: ((Block | undefined)[] | undefined)[] = [];
+  /** Set when a store invalidated decoded code: the current block must not continue. */
+  codeInvalidated = false;
+  /** Whether hot blocks are translated to JavaScript (jit/). */
+  jitEnabled = true;
+
+  constructor(memory: PhysicalMemory) {
+    this.memory = memory;
+    const empty = new DataView(new ArrayBuffer(8));
+    this.tlbView = new Array<DataView>(TLB_SIZE).fill(empty);
+  }
+}
