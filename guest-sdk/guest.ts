@@ -5,9 +5,9 @@
  */
 import {
   ClientSession, type Connection, DEFAULT_MAX_FRAME, DEFAULT_VCPU, DEFAULT_VM, type HelloResult, MAX_CONFIGURABLE_FRAME,
-  MIN_MAX_FRAME, OPS, ProtocolError, SchemaIssue, connect as openConnection,
+  MIN_MAX_FRAME, OPS, PROTOCOL_VERSION, ProtocolError, SchemaIssue, connect as openConnection,
 } from '../protocol/index.js';
-import { uintArgument, optionsArgument } from './arguments.js';
+import { optionsArgument, uintArgument } from './arguments.js';
 import { Batch } from './batch.js';
 import { HostError, InvalidArgumentError } from './errors.js';
 import { GuestChannel } from './guest-channel.js';
@@ -140,7 +140,7 @@ export async function connect(target: string | Connection, options?: ConnectOpti
 function helloOptions(o: ConnectOptions): { role: 'guest'; vm?: string; vcpu?: number; client?: string } {
   const hello = { role: 'guest' as const, vm: o.vm, vcpu: o.vcpu, client: o.client };
   try {
-    OPS.hello.params.wire({ version: 1, ...hello });
+    OPS.hello.params.wire({ version: PROTOCOL_VERSION, ...hello });
   } catch (e) {
     if (e instanceof SchemaIssue) throw new InvalidArgumentError('connect', `options.${e.path}`, e.message);
     throw e;
