@@ -8,17 +8,10 @@ import {
 } from '../protocol/index.js';
 import { batchFrameEnd } from './batch-frames.js';
 import { HostError } from './errors.js';
-import {
-  CLTS, CPUID, EXEC, type GuestResult, HYPERCALL, LMSW, type OpKind, READ_CR, RDMSR, WRITE_CR, WRMSR, describeOperation,
-  settle,
-} from './operations.js';
+import { type GuestResult, KIND_BY_OP, type OpKind, describeOperation, settle } from './operations.js';
 
 /** How one batched op ended on the host: its guest result, or why the host did not give one. */
 export type ItemOutcome = { ok: true; result: GuestResult } | { ok: false; error: HostError };
-
-const KIND_BY_OP: Readonly<Record<string, OpKind>> = Object.fromEntries(
-  [RDMSR, WRMSR, READ_CR, WRITE_CR, LMSW, CLTS, CPUID, HYPERCALL, EXEC].map((k) => [k.op, k]),
-);
 
 export class GuestChannel {
   /** Requests (single ops and batch frames) sent and not yet answered. */

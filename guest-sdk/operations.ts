@@ -206,6 +206,11 @@ export const EXEC: OpKind = {
   faultIsResult: true,
 };
 
+/** Every operation by its protocol op name. */
+export const KIND_BY_OP: Readonly<Record<BatchableOp, OpKind>> = {
+  rdmsr: RDMSR, wrmsr: WRMSR, readCr: READ_CR, writeCr: WRITE_CR, lmsw: LMSW, clts: CLTS, cpuid: CPUID, hypercall: HYPERCALL, exec: EXEC,
+};
+
 /** `rdmsr 0x10`, or `rdmsr 0x10 at CPL 3` when the action ran in user mode. */
 export function describeOperation(kind: OpKind, params: Params): string {
   const what = kind.describe(params);

@@ -4,9 +4,9 @@
  * maximum, still in order.
  */
 import test from 'ava';
-import { DEFAULT_MAX_FRAME, MAX_BATCH_OPS, MSR_IA32_TSC, ProtocolError } from '../../protocol/index.js';
+import { DEFAULT_MAX_FRAME, MAX_BATCH_OPS, MIN_MAX_FRAME, MSR_IA32_TSC, ProtocolError } from '../../protocol/index.js';
 import { GuestFault, HostError, InvalidArgumentError } from '../../guest-sdk/index.js';
-import { connectedGuest } from './scripted-host.js';
+import { ScriptedHost, connectedGuest } from './scripted-host.js';
 
 test('queued operations go in one batch frame, run in order, and each promise gets its own result', async (t) => {
   const { guest, host, frames } = await connectedGuest();
@@ -139,6 +139,28 @@ test('a batch of large exec blocks is cut so that no frame exceeds the frame max
   t.is(frames.reduce((sum, f) => sum + f.ops!.length, 0), 20);
   const results = (await Promise.all(runs)) as { regs: { rax: bigint } }[];
   t.deepEqual(results.map((r) => r.regs.rax), Array.from({ length: 20 }, (_, i) => BigInt(i)));
+  guest.close();
+});
+
+test('with the smallest frame maximum, the largest ops and answers still fit: requests and responses stay within it', async (t) => {
+  const maxFrame = MIN_MAX_FRAME;
+  const host = new ScriptedHost();
+  // The largest answer without exits: a fault with a 5-byte error code.
+  host.answer = (r) => (r.op === 'cpuid' ? { fault: { vector: 13, errorCode: 0xffff_ffff }, exits: [] } : undefined);
+  const { guest, frames } = await connectedGuest(host, { maxFrame });
+  const b = guest.batch();
+  const big = (1n << 64n) - 1n;
+  for (let i = 0; i < 300; i++) {
+    // The largest request item: nr and four arguments of 9 bytes each, vmmcall, cpl.
+    b.hypercallSafe(big, big, big, big, big, { insn: 'vmmcall', cpl: 3 });
+    b.cpuidSafe(0xffff_ffff, 0xffff_ffff, { cpl: 3 });
+  }
+  const settled = await b.send();
+  t.is(settled.length, 600);
+  t.true(settled.every((s) => s.ok), 'every answer arrived (a response above the maximum would have closed the connection)');
+  t.true(frames.length > 1);
+  t.true(frames.every((f) => f.bytes <= maxFrame), `frame sizes ${frames.map((f) => f.bytes).join(', ')}`);
+  t.false(guest.closed);
   guest.close();
 });
 

@@ -11,7 +11,7 @@ import {
   DEFAULT_HOST_CR0, HEKI_CR4_PINNABLE_MASK_V2, X86_CR0_WP, X86_CR0_TS, X86_CR4_FSGSBASE, X86_CR4_SMAP, X86_CR4_SMEP,
   X86_CR4_UMIP, GP_VECTOR, UD_VECTOR,
 } from '../../protocol/index.js';
-import { type Guest, connect } from '../../guest-sdk/index.js';
+import { type ConnectOptions, type Guest, connect } from '../../guest-sdk/index.js';
 
 export interface ScriptedMsr {
   value: bigint;
@@ -205,11 +205,14 @@ export function recordingFrames(inner: Connection): { connection: Connection; fr
 }
 
 /** A scripted host on one end of a memory pair and a connected Guest on the other. */
-export async function connectedGuest(host = new ScriptedHost()): Promise<{ guest: Guest; host: ScriptedHost; frames: SentFrame[] }> {
+export async function connectedGuest(
+  host = new ScriptedHost(),
+  options?: ConnectOptions,
+): Promise<{ guest: Guest; host: ScriptedHost; frames: SentFrame[] }> {
   const [clientEnd, serverEnd] = createMemoryPair();
-  new ServerSession(serverEnd, host);
+  new ServerSession(serverEnd, host, options?.maxFrame === undefined ? {} : { maxFrame: options.maxFrame });
   const { connection, frames } = recordingFrames(clientEnd);
-  const guest = await connect(connection);
+  const guest = await connect(connection, options);
   frames.length = 0; // the hello
   return { guest, host, frames };
 }
