@@ -100,8 +100,9 @@ export class Guest extends GuestOperations {
 }
 
 /**
- * Connects to a host — a URL (`unix:/path`, `tcp:HOST:PORT`, `stdio:`) or a Connection you
- * opened — and says hello as a guest of `options.vm`, vCPU `options.vcpu`. Rejects with an
+ * Connects to a host — a URL (`unix:/path`, `tcp:HOST:PORT`, or `stdio:`: this process's own
+ * stdin/stdout, when a host started it) or a Connection you opened (a memory pair, or
+ * `spawnStdio()` to start the host as a child) — and says hello as a guest of `options.vm`, vCPU `options.vcpu`. Rejects with an
  * InvalidArgumentError for bad options, a HostError when the host cannot be reached or
  * refuses the hello (then the connection is closed).
  */
