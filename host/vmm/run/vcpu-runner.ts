@@ -1,0 +1,414 @@
+/**
+ * Runs guest operations on one vCPU, one at a time (later requests queue), as real
+ * instructions (ARCHITECTURE.md, "Guest actions are real instructions"):
+ *
+ *   1. lower the request to its boot template (operations.ts) or, for exec, copy the code into
+ *      the vCPU's exec slot followed by the epilogue (exec.ts);
+ *   2. put the inputs in the registers the instruction reads, RIP at the template (CPL3: at the
+ *      IRETQ that enters it, privilege.ts), RSP at the stack; arm the fault record with the
+ *      template's epilogue as fix-up (fault-record.ts);
+ *   3. KVM_RUN with what is left of the request's instruction budget, answering every
+ *      user-space exit on the way (exit-answers.ts) until the vCPU halts;
+ *   4. read the outcome: the fault record says whether the instruction faulted; the registers
+ *      hold the results.
+ *
+ * Registers travel through KVM_CAP_SYNC_REGS (host/kvm/sync-regs.ts): KVM stores them in
+ * kvm_run.s.regs at every exit; the runner edits the few an operation needs and marks them
+ * dirty, so an operation costs no KVM_GET_REGS / KVM_SET_REGS.
+ *
+ * An operation that ends part-way — budget spent, a refusal after guest code ran, a handler
+ * that failed — leaves the vCPU mid-instruction stream, perhaps at CPL3 or with a completion
+ * pending in KVM: the vCPU is then booted again (INIT, then the boot state; Heki pins are per
+ * VM and stay).
+ */
+import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
+import type { Exit } from '../../../protocol/messages/index.js';
+import { MAX_EXITS } from '../../../protocol/messages/index.js';
+import { ProtocolError } from '../../../protocol/errors.js';
+import type { KvmRun } from '../../kvm/exits.js';
+import type { Vcpu } from '../../kvm/vcpu.js';
+import type { PhysicalMemory } from '../../x86/memory.js';
+import type { Regs } from '../../x86/state.js';
+import { bootVcpu, type BootLayout } from '../boot/index.js';
+import { pushesErrorCode } from '../boot/stubs.js';
+import type { EventLog } from '../events/index.js';
+import { limitError, VmmError } from '../errors.js';
+import type { OnShutdown } from '../policy/index.js';
+import type { RunState } from '../run-state.js';
+import { ExecPlacement, execStop, type ExecRequest } from './exec.js';
+import { ExitAnswers, type MsrDecision } from './exit-answers.js';
+import { FaultRecord } from './fault-record.js';
+import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
+import { PrivilegeEntry } from './privilege.js';
+import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
+import type { GuestResult } from './result.js';
+
+/** Per-request options for in-process callers. */
+export interface PerformOptions {
+  /** Instructions the request may retire (default: the VMM's per-request budget). */
+  readonly budget?: number;
+  /**
+   * Called at each user-space exit the request causes, before the VMM answers it; it may
+   * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
+   */
+  readonly onExit?: (exit: UserSpaceExit) => void | MsrExitChoice | Promise<void | MsrExitChoice>;
+}
+
+/** What a runner needs from its VM (machine.ts). */
+export interface RunnerHost {
+  readonly name: string;
+  readonly log: EventLog;
+  readonly layout: BootLayout;
+  readonly memory: PhysicalMemory;
+  readonly state: RunState;
+  readonly answers: ExitAnswers;
+  readonly onShutdown: OnShutdown;
+  /** The VMM's default per-request instruction budget. */
+  readonly budget: number;
+  /** Keeps KVM's tracepoint listeners in step with what the event log wants. */
+  prepareTracing(): void;
+  /** Flushes traces: called before a request's answer is handed back. */
+  flush(): void;
+  pause(cause: string): void;
+  kill(cause: string): void;
+  reset(cause: string): void;
+}
+
+/** Instructions retired by the vCPU's core: the guest-instruction perf counter of a real VMM. */
+export interface InstructionCounter {
+  readonly instructionsRetired: number;
+}
+
+interface OpContext {
+  readonly request: GuestRequest;
+  readonly hook: PerformOptions['onExit'];
+  readonly epoch: number;
+  readonly exits: Exit[];
+  dropped: number;
+  /** The request's instruction budget, and what is left of it. */
+  readonly budget: number;
+  remaining: number;
+  /** The vCPU has been booted again already (budget spent, shutdown). */
+  rebooted: boolean;
+  /** For templates: the lowering and where the vCPU halts when the op is done. */
+  readonly lower: Lowering<TemplateOp> | undefined;
+  readonly haltRip: bigint;
+  /** For exec: where the code was placed. */
+  readonly exec: ExecPlacement | undefined;
+}
+
+function isPromise<T>(v: unknown): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
+export class VcpuRunner {
+  private busy = false;
+  private readonly waiting: (() => void)[] = [];
+  private readonly run: KvmRun;
+  private readonly faults: FaultRecord;
+  private readonly entry: PrivilegeEntry;
+  /** s.regs does not hold the vCPU's registers (never stored yet, or changed since). */
+  private regsStale = true;
+
+  constructor(
+    readonly id: number,
+    readonly vcpu: Vcpu,
+    private readonly host: RunnerHost,
+    private readonly counter: InstructionCounter | undefined,
+  ) {
+    this.run = vcpu.kvmRun as unknown as KvmRun;
+    this.run.kvm_valid_regs = KVM_SYNC_X86_REGS;
+    this.faults = new FaultRecord(host.memory, id);
+    this.entry = new PrivilegeEntry(host.memory, host.layout, id);
+  }
+
+  /** Something outside the runner (a control op, INIT, reset) changed the registers. */
+  forgetRegisters(): void {
+    this.regsStale = true;
+    this.run.kvm_dirty_regs = 0;
+  }
+
+  /** Boots the vCPU again: INIT, then the boot state. Heki pins are per VM and stay. */
+  reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
+    if (cause !== 'create') this.vcpu.init();
+    bootVcpu(this.vcpu, this.host.layout, this.id);
+    this.forgetRegisters();
+    const { log, name } = this.host;
+    if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /** Runs one guest request after the ones already queued on this vCPU. */
+  perform(request: GuestRequest, options: PerformOptions = {}): Promise<GuestResult> {
+    if (!this.busy) return this.start(request, options);
+    return new Promise((resolve, reject) => {
+      this.waiting.push(() => this.start(request, options).then(resolve, reject));
+    });
+  }
+
+  private start(request: GuestRequest, options: PerformOptions): Promise<GuestResult> {
+    this.busy = true;
+    let result: GuestResult | Promise<GuestResult>;
+    try {
+      result = this.whenRunnable(request, options);
+    } catch (e) {
+      return this.finish(false, e);
+    }
+    if (!isPromise<GuestResult>(result)) return this.finish(true, result);
+    return result.then(
+      (r) => this.finish(true, r),
+      (e) => this.finish(false, e),
+    );
+  }
+
+  /**
+   * Hands the answer back once the trace holds every event the operation caused (the crash
+   * guarantee of events/trace-writer.ts: nothing a guest has seen answered is missing from the
+   * trace), and starts the next queued request.
+   */
+  private finish(ok: boolean, value: unknown): Promise<GuestResult> {
+    let outcome: Promise<GuestResult>;
+    try {
+      this.host.flush();
+      outcome = ok ? Promise.resolve(value as GuestResult) : Promise.reject(value);
+    } catch (flushError) {
+      outcome = Promise.reject(flushError);
+    }
+    this.busy = false;
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    return outcome;
+  }
+
+  private whenRunnable(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
+    const gate = this.host.state.beforeStart();
+    if (gate !== undefined) return gate.then(() => this.whenRunnable(request, options));
+    return this.begin(request, options);
+  }
+
+  private begin(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
+    const host = this.host;
+    host.prepareTracing();
+    const regs = this.registers();
+    const budget = options.budget ?? host.budget;
+    let ctx: OpContext;
+    if (request.op === 'exec') {
+      const placed = new ExecPlacement(host.memory, host.layout, this.id, request as ExecRequest);
+      placed.load(regs, this.entry);
+      this.faults.arm(0);
+      ctx = this.context(request, options, Math.min(budget, (request as ExecRequest).budget ?? budget), undefined, 0n, placed);
+    } else {
+      const lower = lowering(request.op);
+      const cpl3 = request.cpl === 3;
+      const text = host.layout.text;
+      const t = (cpl3 ? text.userOps : text.kernelOps)[lower.template(request)];
+      lower.load(regs, request);
+      const e = cpl3 ? this.entry.user(t.entry) : this.entry.kernel(t.entry);
+      regs.rip = e.rip;
+      regs.rsp = e.rsp;
+      this.faults.arm(t.epilogue);
+      ctx = this.context(request, options, budget, lower, BigInt(cpl3 ? text.doneHalt + 1 : t.epilogue + 1), undefined);
+    }
+    this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    return this.guarded(ctx, () => this.loop(ctx));
+  }
+
+  private context(
+    request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
+    haltRip: bigint, exec: ExecPlacement | undefined,
+  ): OpContext {
+    return {
+      request, hook: options.onExit, epoch: this.host.state.epoch, exits: [], dropped: 0, budget: remaining, remaining,
+      rebooted: false, lower, haltRip, exec,
+    };
+  }
+
+  /** kvm_run.s.regs, refreshed with KVM_GET_REGS when something else changed the registers. */
+  private registers(): Regs {
+    const regs = this.run.s.regs;
+    if (this.regsStale) {
+      Object.assign(regs, this.vcpu.getRegs());
+      this.regsStale = false;
+    }
+    return regs;
+  }
+
+  /**
+   * Runs `step`, and if it throws (now or later) after guest code ran, boots the vCPU again so
+   * that nothing of the abandoned operation lingers. A killed or reset VM needs no reboot here.
+   */
+  private guarded(ctx: OpContext, step: () => GuestResult | Promise<GuestResult>): GuestResult | Promise<GuestResult> {
+    const recover = (e: unknown): never => {
+      const code = (e as { code?: unknown }).code;
+      const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
+      if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') {
+        this.reboot('abort');
+      } else {
+        this.forgetRegisters();
+      }
+      throw e;
+    };
+    try {
+      const r = step();
+      return isPromise<GuestResult>(r) ? r.catch(recover) : r;
+    } catch (e) {
+      return recover(e);
+    }
+  }
+
+  /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
+  private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
+    const vcpu = this.vcpu;
+    for (;;) {
+      if (ctx.remaining < 1) return this.budgetSpent(ctx);
+      const before = this.counter?.instructionsRetired ?? 0;
+      const exit = vcpu.run({ budget: ctx.remaining });
+      ctx.remaining -= this.counter === undefined ? 1 : Math.max(1, this.counter.instructionsRetired - before);
+      switch (exit.reason) {
+        case 'KVM_EXIT_HLT':
+          return this.halted(ctx);
+        case 'KVM_EXIT_INTR':
+          return this.budgetSpent(ctx);
+        case 'KVM_EXIT_SHUTDOWN':
+          return this.shutdown(ctx);
+        case 'KVM_EXIT_FAIL_ENTRY':
+          throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
+        default: {
+          const next = this.userSpaceExit(ctx, userSpaceExit(exit));
+          if (next !== undefined) return next.then(() => this.loop(ctx));
+        }
+      }
+    }
+  }
+
+  /** Handles one exit that needs user space; a promise when it had to wait. */
+  private userSpaceExit(ctx: OpContext, exit: UserSpaceExit): Promise<void> | undefined {
+    const rip = this.run.s.regs.rip;
+    if (ctx.hook !== undefined) {
+      const hooked = ctx.hook(exit);
+      if (isPromise<void | MsrExitChoice>(hooked)) {
+        return hooked.then((choice) => {
+          this.host.state.checkContinuing(ctx.epoch);
+          return this.answer(ctx, exit, rip, choice ?? undefined);
+        });
+      }
+      return this.answer(ctx, exit, rip, hooked ?? undefined);
+    }
+    return this.answer(ctx, exit, rip, undefined);
+  }
+
+  private answer(ctx: OpContext, exit: UserSpaceExit, rip: bigint, hookChoice: MsrExitChoice | undefined): Promise<void> | undefined {
+    const host = this.host;
+    switch (exit.reason) {
+      case 'KVM_EXIT_X86_RDMSR':
+      case 'KVM_EXIT_X86_WRMSR': {
+        const decision = hookChoice !== undefined ? ExitAnswers.requestAnswer(hookChoice) : host.answers.decideMsr(this.id, exit, rip);
+        if (!isPromise<MsrDecision>(decision)) {
+          this.applyMsr(ctx, exit, decision, rip);
+          return undefined;
+        }
+        return decision.then((d) => {
+          host.state.checkContinuing(ctx.epoch);
+          this.applyMsr(ctx, exit, d, rip);
+        });
+      }
+      case 'KVM_EXIT_HEKI_CONFIGURE':
+        host.answers.recordConfigure(this.id, exit, rip);
+        this.record(ctx, protocolExit(exit));
+        return undefined;
+      case 'KVM_EXIT_HEKI_DENIAL': {
+        const action = host.answers.recordDenial(this.id, exit, rip);
+        this.record(ctx, protocolExit(exit));
+        if (action === 'kill') {
+          host.kill('heki_denial');
+          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${this.id} tried to write 0x${exit.heki!.value.toString(16)} to a pinned control register (onDenial "kill")`);
+        }
+        if (action === 'pause') {
+          host.pause('heki_denial');
+          host.flush();
+          return host.state.beforeContinuing(ctx.epoch);
+        }
+        return undefined;
+      }
+      case 'KVM_EXIT_IO': {
+        const io = exit.io!;
+        // An IN from a port nobody claims reads all-ones, as on an ISA bus; an OUT is dropped.
+        const value = io.direction === 'in' ? 2 ** (8 * io.size) - 1 : io.value;
+        if (io.direction === 'in') this.run.io.data = value;
+        this.record(ctx, protocolExit(exit, undefined, value));
+        return undefined;
+      }
+      default:
+        throw new ProtocolError('internal', `vCPU ${this.id} returned ${exit.reason}, which the VMM does not handle`);
+    }
+  }
+
+  private applyMsr(ctx: OpContext, exit: UserSpaceExit, decision: MsrDecision, rip: bigint): void {
+    const msr = this.run.msr;
+    const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
+    if (decision.choice !== 'untouched') {
+      msr.error = decision.choice.error;
+      if (!write) msr.data = decision.choice.data;
+    }
+    const answered = { error: msr.error, data: write ? exit.msr!.data : msr.data };
+    this.host.answers.recordMsrReply(this.id, exit, answered, decision.source, rip);
+    this.record(ctx, protocolExit(exit, answered));
+  }
+
+  private record(ctx: OpContext, exit: Exit): void {
+    if (ctx.exits.length < MAX_EXITS) ctx.exits.push(exit);
+    else ctx.dropped++;
+  }
+
+  /** The vCPU halted: at the operation's end (done, or faulted and fixed up), or exec's own HLT. */
+  private halted(ctx: OpContext): GuestResult {
+    const regs = this.run.s.regs;
+    if (ctx.exec !== undefined) {
+      const stop = execStop(ctx.exec, regs, this.faults, this.host.memory, this.host.layout);
+      if (stop.stop === 'hlt') {
+        const { log, name } = this.host;
+        if (log.wants('vcpu_halted', name)) log.emit('vcpu_halted', name, {}, this.id, regs.rip);
+      }
+      return this.withExits(ctx, stop);
+    }
+    if (regs.rip !== ctx.haltRip) {
+      throw new ProtocolError('internal', `vCPU ${this.id} halted at 0x${regs.rip.toString(16)}, not at the end of ${ctx.request.op} (0x${(ctx.haltRip - 1n).toString(16)}): has guest code changed the boot IDT or text?`);
+    }
+    if (this.faults.count > 0) return this.withExits(ctx, { fault: this.fault() });
+    return this.withExits(ctx, ctx.lower!.read(regs));
+  }
+
+  private fault(): { vector: number; errorCode?: number } {
+    const vector = this.faults.vector;
+    return pushesErrorCode(vector) ? { vector, errorCode: this.faults.errorCode } : { vector };
+  }
+
+  private withExits<R extends object>(ctx: OpContext, result: R): R & GuestResult {
+    const out = result as R & GuestResult;
+    out.exits = ctx.exits;
+    if (ctx.dropped > 0) out.exitsDropped = ctx.dropped;
+    return out;
+  }
+
+  /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
+  private budgetSpent(ctx: OpContext): GuestResult {
+    const regs = { ...this.run.s.regs };
+    this.reboot('abort');
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
+    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
+  }
+
+  /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
+  private shutdown(ctx: OpContext): GuestResult {
+    const regs = { ...this.run.s.regs };
+    const host = this.host;
+    const what = host.onShutdown;
+    if (what === 'reset') host.reset('shutdown');
+    else if (what === 'kill') host.kill('shutdown');
+    else this.reboot('shutdown');
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
+    const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
+    throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
+  }
+}
