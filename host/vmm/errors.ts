@@ -17,6 +17,7 @@
  *                        loaded a state the core cannot run; initVcpu or resetVm mends it
  */
 import { ProtocolError } from '../../protocol/errors.js';
+import { KvmError } from '../kvm/errors.js';
 
 export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'guest_shutdown' | 'invalid_guest_state';
 
@@ -37,4 +38,13 @@ export function limitError(message: string): ProtocolError {
 
 export function notFound(message: string, path?: string): ProtocolError {
   return new ProtocolError('not_found', message, path === undefined ? {} : { path });
+}
+
+/**
+ * A KVM refusal as the protocol carries it: `kvm_error` with the errno's name. (KvmError keeps
+ * the number in `errno` and the name in `code`; the protocol wants the name.)
+ */
+export function kvmRefusal(error: unknown): unknown {
+  if (error instanceof KvmError) return new ProtocolError('kvm_error', error.message, { errno: error.code });
+  return error;
 }

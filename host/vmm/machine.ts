@@ -66,6 +66,12 @@ export class Machine implements RunnerHost {
   readonly onShutdown: OnShutdown;
   private readonly runners: VcpuRunner[] = [];
   private readonly bridge: TracepointBridge;
+  /**
+   * What user space has set through KVM and cannot read back (KVM has no getter for them):
+   * the KVM_ENABLE_CAP arguments by capability and the MSR filter in force, for snapshots.
+   */
+  private readonly capsEnabled = new Map<number, readonly bigint[]>();
+  private filter: MsrFilterSpec | undefined;
   /** The CR4 features the boot state turns on: those the guest CPUID has. */
   private readonly bootFeatures: BootCpuFeatures;
 
@@ -81,8 +87,14 @@ export class Machine implements RunnerHost {
     });
     const { vcpus, ...vmOptions } = policy.vmOptions;
     this.vm = this.kvm.createVm({ ...vmOptions, maxVcpus: vcpus });
-    for (const { cap, args } of policy.caps) this.vm.enableCap(cap, args);
-    if (policy.msrFilter !== undefined) this.vm.setMsrFilter(policy.msrFilter);
+    for (const { cap, args } of policy.caps) {
+      this.vm.enableCap(cap, args);
+      this.capsEnabled.set(cap, args);
+    }
+    if (policy.msrFilter !== undefined) {
+      this.vm.setMsrFilter(policy.msrFilter);
+      this.filter = policy.msrFilter;
+    }
     this.answers = new ExitAnswers(name, policy, this.log, options.msrHandler, policy.onDenial);
     this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
       exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
@@ -182,7 +194,7 @@ export class Machine implements RunnerHost {
     return resumed;
   }
 
-  reset(cause: 'control' | 'shutdown' | 'other'): void {
+  reset(cause: 'control' | 'shutdown' | 'restore' | 'other'): void {
     this.state.reset();
     const pins = this.vm.hekiPins;
     const pinsCleared = pins.cr0 !== 0n || pins.cr4 !== 0n;
@@ -209,12 +221,24 @@ export class Machine implements RunnerHost {
 
   enableCap(cap: number, args: readonly bigint[] = [], flags = 0): void {
     this.vm.enableCap(cap, args, flags);
+    this.capsEnabled.set(cap, [...args]);
     this.refreshDenialWatch();
   }
 
   setMsrFilter(filter: MsrFilterSpec, origin: FilterOrigin = 'control'): void {
     this.vm.setMsrFilter(filter);
+    this.filter = copyFilter(filter);
     this.filterChanged(filter, origin);
+  }
+
+  /** The KVM_ENABLE_CAP arguments given so far, by capability (for snapshots). */
+  get enabledCaps(): ReadonlyMap<number, readonly bigint[]> {
+    return this.capsEnabled;
+  }
+
+  /** The MSR filter in force, as it was given (for snapshots). */
+  get msrFilter(): MsrFilterSpec | undefined {
+    return this.filter;
   }
 
   getRegs(vcpu: number): Regs {
@@ -281,6 +305,13 @@ export class Machine implements RunnerHost {
     const nranges = (filter.ranges ?? []).filter((r) => r.nmsrs !== 0).length;
     this.log.emit('msr_filter_changed', this.name, { flags: filter.flags & KVM_MSR_FILTER_DEFAULT_DENY, nranges, origin });
   }
+}
+
+function copyFilter(filter: MsrFilterSpec): MsrFilterSpec {
+  return {
+    flags: filter.flags,
+    ranges: (filter.ranges ?? []).map((r) => ({ flags: r.flags, base: r.base, nmsrs: r.nmsrs, bitmap: r.bitmap === undefined || r.bitmap === null ? r.bitmap : Uint8Array.from(r.bitmap) })),
+  };
 }
 
 function definedOnly<T extends object>(patch: T): Partial<T> {

@@ -4,8 +4,9 @@
  * kvm_userspace_exit); the others are pinbox's own. Field types: `u32` and `number` are JSON
  * numbers, `u64` is a bigint (written "0x…" in traces), `string`, `bool`.
  *
- * Every event also carries `seq`, `time`, `vm` and, where it concerns one vCPU, `vcpu` and the
- * guest `rip` at the time (event.ts).
+ * Every event also carries `seq`, `time`, `vm` ("-" for events of the VMM rather than of one
+ * VM: control_connected) and, where it concerns one vCPU, `vcpu` and the guest `rip` at the
+ * time (event.ts).
  */
 
 export type EventFieldType = 'u32' | 'u64' | 'number' | 'string' | 'bool';
@@ -166,7 +167,7 @@ export const EVENT_CATALOGUE = {
   vm_reset: {
     description: 'The VM was reset on user space\'s request: vCPUs re-booted, Heki pins and stored MSR values cleared (the reboot semantics Paolo Bonzini argued for: spec/heki.md §5.4, §7).',
     fields: {
-      cause: str('control (a control client\'s resetVm), shutdown (a triple fault) or other.'),
+      cause: str('control (a control client\'s resetVm), shutdown (a triple fault, policy onShutdown "reset"), restore (a snapshot is being loaded) or other.'),
       pins_cleared: bool('Whether Heki pins were in force and have been cleared.'),
     },
   },
