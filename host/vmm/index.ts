@@ -16,7 +16,7 @@ export type { MsrExitAnswer, MsrExitChoice, UserSpaceExit } from './run/user-spa
 export * from './policy/index.js';
 export * from './events/index.js';
 export * from './image/index.js';
-export { startServer, DEFAULT_MAX_CONNECTIONS, type PinboxServer, type ServerOptions } from './server/pinbox-server.js';
+export { serveGuest, startServer, DEFAULT_MAX_CONNECTIONS, type PinboxServer, type ServerOptions } from './server/pinbox-server.js';
 export { ControlToken } from './server/control-token.js';
 export { SERVER_NAME } from './server/guest-endpoint.js';
 export { VMM_EVENTS } from './server/control-endpoint.js';

@@ -82,9 +82,9 @@ test('a triple fault: exec stops with "shutdown"; by default the vCPU is booted 
   const { vm, named } = testVmm();
   await vm.perform(0, pinSmep);
   t.like(await vm.perform(0, { op: 'exec', code: TRIPLE_FAULT }), { stop: 'shutdown', exits: [] });
-  t.deepEqual(named('vcpu_init').map((e) => e.fields.cause), ['create', 'shutdown']);
   t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: X86_CR4_SMEP });
   t.like(await vm.perform(0, { op: 'rdmsr', index: 0xc0000080 }), { value: 0xd01n }, 'the IDT is the boot one again');
+  t.deepEqual(named('vcpu_init').map((e) => e.fields.cause), ['create', 'shutdown']);
 });
 
 test('onShutdown "reset" resets the VM (pins cleared); "kill" kills it', async (t) => {

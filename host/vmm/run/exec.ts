@@ -40,20 +40,35 @@ export const EXEC_RFLAGS = 0x2n;
 /** The IRET frame the done gate leaves: RIP, CS, RFLAGS, RSP, SS. */
 const GATE_FRAME = { rip: 0, rflags: 16, rsp: 24 } as const;
 
+/** Code already in guest memory (a loaded image), run in place at CPL0. */
+export interface InPlaceCode {
+  readonly entry: bigint;
+  readonly budget?: number;
+}
+
 export class ExecPlacement {
   readonly cpl3: boolean;
-  /** Address of the first byte of the code, and of the epilogue right after it. */
-  readonly start: number;
-  readonly end: number;
+  /** Address of the first byte of the code, and of the epilogue right after it (none in place). */
+  readonly start: bigint;
+  readonly end: bigint | undefined;
+  private readonly regs: ExecRequest['regs'];
 
-  constructor(memory: PhysicalMemory, layout: BootLayout, vcpu: number, private readonly request: ExecRequest) {
-    this.cpl3 = request.cpl === 3;
-    const slot = this.cpl3 ? layout.userExecSlot(vcpu) : layout.kernelExecSlot(vcpu);
-    const epilogue = this.cpl3 ? USER_EPILOGUE : KERNEL_EPILOGUE;
+  private constructor(cpl3: boolean, start: bigint, end: bigint | undefined, regs: ExecRequest['regs']) {
+    this.cpl3 = cpl3;
+    this.start = start;
+    this.end = end;
+    this.regs = regs;
+  }
+
+  /** Copies an exec request's code into the vCPU's exec slot, followed by the epilogue. */
+  static copied(memory: PhysicalMemory, layout: BootLayout, vcpu: number, request: ExecRequest): ExecPlacement {
+    const cpl3 = request.cpl === 3;
+    const slot = cpl3 ? layout.userExecSlot(vcpu) : layout.kernelExecSlot(vcpu);
+    const epilogue = cpl3 ? USER_EPILOGUE : KERNEL_EPILOGUE;
     const code = request.code;
     if (code.length + epilogue.length > slot.size) {
       throw limitError(
-        `exec code of ${code.length} bytes does not fit vCPU ${vcpu}'s ${this.cpl3 ? 'user' : 'kernel'} exec slot ` +
+        `exec code of ${code.length} bytes does not fit vCPU ${vcpu}'s ${cpl3 ? 'user' : 'kernel'} exec slot ` +
           `(${slot.size - epilogue.length} bytes with ${layout.vcpus} vCPUs; fewer vCPUs give each a larger slot)`,
       );
     }
@@ -61,13 +76,17 @@ export class ExecPlacement {
     bytes.set(code);
     bytes.set(epilogue, code.length);
     memory.writeBytes(slot.base, bytes);
-    this.start = slot.base;
-    this.end = slot.base + code.length;
+    return new ExecPlacement(cpl3, BigInt(slot.base), BigInt(slot.base + code.length), request.regs);
+  }
+
+  /** Code already in memory, entered at `entry` at CPL0; it has no end of its own. */
+  static inPlace(code: InPlaceCode): ExecPlacement {
+    return new ExecPlacement(false, code.entry, undefined, undefined);
   }
 
   /** The request's registers (others 0), and RIP/RSP to enter the code at its CPL. */
   load(regs: Regs, entry: PrivilegeEntry): void {
-    const given = this.request.regs ?? {};
+    const given = this.regs ?? {};
     for (const name of GPR_NAMES) regs[name] = given[name] ?? 0n;
     const e = this.cpl3 ? entry.user(this.start, given.rsp) : entry.kernel(this.start, given.rsp);
     regs.rip = e.rip;
@@ -98,8 +117,8 @@ export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord,
     return { stop: 'fault', regs: out, fault };
   }
   if (!placed.cpl3) {
-    if (regs.rip === BigInt(placed.end + 1)) {
-      out.rip = BigInt(placed.end);
+    if (placed.end !== undefined && regs.rip === placed.end + 1n) {
+      out.rip = placed.end;
       return { stop: 'end', regs: out };
     }
     return { stop: 'hlt', regs: out };
@@ -109,8 +128,8 @@ export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord,
     out.rip = frame(GATE_FRAME.rip) ?? out.rip;
     out.rflags = frame(GATE_FRAME.rflags) ?? out.rflags;
     out.rsp = frame(GATE_FRAME.rsp) ?? out.rsp;
-    if (out.rip === BigInt(placed.end + USER_EPILOGUE.length)) {
-      out.rip = BigInt(placed.end);
+    if (placed.end !== undefined && out.rip === placed.end + BigInt(USER_EPILOGUE.length)) {
+      out.rip = placed.end;
       return { stop: 'end', regs: out };
     }
   }

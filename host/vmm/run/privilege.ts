@@ -37,12 +37,12 @@ export class PrivilegeEntry {
   }
 
   /** Starting `rip` at CPL0, on the kernel stack (or on `rsp` if given). */
-  kernel(rip: number, rsp?: bigint): Entry {
+  kernel(rip: number | bigint, rsp?: bigint): Entry {
     return { rip: BigInt(rip), rsp: rsp ?? this.kernelRsp };
   }
 
   /** Starting `rip` at CPL3 on the vCPU's user stack (or on `rsp` if given), through IRETQ. */
-  user(rip: number, rsp?: bigint): Entry {
+  user(rip: number | bigint, rsp?: bigint): Entry {
     const v = this.frameView;
     const o = this.frameOffset;
     v.setBigUint64(o, BigInt(rip), true);

@@ -35,7 +35,7 @@ import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
 import type { OnShutdown } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
-import { ExecPlacement, execStop, type ExecRequest } from './exec.js';
+import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPlaceCode } from './exec.js';
 import { ExitAnswers, type MsrDecision } from './exit-answers.js';
 import { FaultRecord } from './fault-record.js';
 import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
@@ -97,6 +97,9 @@ interface OpContext {
   readonly exec: ExecPlacement | undefined;
 }
 
+/** The marker code of an in-place run (runInPlace): nothing is copied. */
+const IN_PLACE = new Uint8Array(0);
+
 function isPromise<T>(v: unknown): v is Promise<T> {
   return typeof (v as { then?: unknown } | undefined)?.then === 'function';
 }
@@ -109,6 +112,11 @@ export class VcpuRunner {
   private readonly entry: PrivilegeEntry;
   /** s.regs does not hold the vCPU's registers (never stored yet, or changed since). */
   private regsStale = true;
+  /**
+   * The last operation ended part-way: the vCPU is booted again before the next one runs (not
+   * at once, so that the state it stopped in can still be read: `pinbox run`'s final dump).
+   */
+  private rebootBefore: 'shutdown' | 'abort' | undefined;
 
   constructor(
     readonly id: number,
@@ -130,11 +138,21 @@ export class VcpuRunner {
 
   /** Boots the vCPU again: INIT, then the boot state. Heki pins are per VM and stay. */
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
+    this.rebootBefore = undefined;
     if (cause !== 'create') this.vcpu.init();
     bootVcpu(this.vcpu, this.host.layout, this.id);
     this.forgetRegisters();
     const { log, name } = this.host;
     if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /**
+   * Runs code already in guest memory from `entry` at CPL0 until it halts, faults (the boot
+   * IDT records it), shuts down or spends its budget — `pinbox run` — after the requests
+   * already queued on this vCPU. The outcome is exec's, without an 'end'.
+   */
+  runInPlace(code: InPlaceCode, options: PerformOptions = {}): Promise<ExecOutcome & GuestResult> {
+    return this.perform({ op: 'exec', code: IN_PLACE, inPlace: code } as unknown as GuestRequest, options) as Promise<ExecOutcome & GuestResult>;
   }
 
   /** Runs one guest request after the ones already queued on this vCPU. */
@@ -188,14 +206,17 @@ export class VcpuRunner {
   private begin(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
     const host = this.host;
     host.prepareTracing();
+    if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
     const regs = this.registers();
     const budget = options.budget ?? host.budget;
     let ctx: OpContext;
     if (request.op === 'exec') {
-      const placed = new ExecPlacement(host.memory, host.layout, this.id, request as ExecRequest);
+      const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
+      const placed = inPlace !== undefined ? ExecPlacement.inPlace(inPlace) : ExecPlacement.copied(host.memory, host.layout, this.id, request as ExecRequest);
       placed.load(regs, this.entry);
       this.faults.arm(0);
-      ctx = this.context(request, options, Math.min(budget, (request as ExecRequest).budget ?? budget), undefined, 0n, placed);
+      const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
+      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
     } else {
       const lower = lowering(request.op);
       const cpl3 = request.cpl === 3;
@@ -241,7 +262,8 @@ export class VcpuRunner {
       const code = (e as { code?: unknown }).code;
       const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
       if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') {
-        this.reboot('abort');
+        this.rebootBefore = 'abort';
+        this.forgetRegisters();
       } else {
         this.forgetRegisters();
       }
@@ -392,7 +414,8 @@ export class VcpuRunner {
   /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
   private budgetSpent(ctx: OpContext): GuestResult {
     const regs = { ...this.run.s.regs };
-    this.reboot('abort');
+    this.rebootBefore = 'abort';
+    this.forgetRegisters();
     ctx.rebooted = true;
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
@@ -405,7 +428,10 @@ export class VcpuRunner {
     const what = host.onShutdown;
     if (what === 'reset') host.reset('shutdown');
     else if (what === 'kill') host.kill('shutdown');
-    else this.reboot('shutdown');
+    else {
+      this.rebootBefore = 'shutdown';
+      this.forgetRegisters();
+    }
     ctx.rebooted = true;
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
     const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';

@@ -112,3 +112,11 @@ export async function startServer(options: ServerOptions): Promise<PinboxServer>
     },
   };
 }
+
+/**
+ * Serves one guest connection that did not come through a listener — one end of a memory pair
+ * (a guest in this process: the examples, `pinbox demo`) or stdio.
+ */
+export function serveGuest(vmm: Vmm, connection: Connection, options: { maxFrame?: number } = {}): void {
+  new ServerSession(connection, new GuestEndpoint(vmm, new ConnectionRegistry(1)), { maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME });
+}
