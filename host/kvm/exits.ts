@@ -6,8 +6,7 @@
  */
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
-import type { Regs } from '../x86/state.js';
-import { type KvmSyncRegs, zeroRegs } from './sync-regs.js';
+import { type KvmSyncRegs, SyncedRegs } from './sync-regs.js';
 
 /** KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR */
 export interface KvmRunMsr {
@@ -89,12 +88,7 @@ export class KvmRun {
   immediate_exit = false;
   kvm_valid_regs = 0;
   kvm_dirty_regs = 0;
-  readonly s: KvmSyncRegs = { regs: zeroRegs(), sregs: undefined };
-  /**
-   * @internal The registers the vCPU held at the last store_regs(), while nothing else has
-   * changed them; lets sync_regs() write only what user space changed (sync-regs.ts).
-   */
-  heldRegs: Regs | undefined = undefined;
+  readonly s: KvmSyncRegs = { regs: new SyncedRegs(), sregs: undefined };
   cr8 = 0n;
   apic_base = 0n;
   readonly msr: KvmRunMsr = { error: 0, reason: 0, index: 0, data: 0n };

@@ -12,37 +12,145 @@
  * with the events bit is EINVAL, as any bit outside the valid fields is in
  * kvm_arch_vcpu_ioctl_run().
  *
- * Loading a dirty `s.regs` is __set_regs(): every register takes the value in `s.regs`.
- * pinbox writes only the registers whose value differs from what the vCPU holds — the same
- * result, and the point of the capability: a VMM that changes RCX and RIP pays for two
- * registers, not eighteen. It knows what the vCPU holds from the last store, and forgets it
- * whenever anything else may have changed the registers (KVM_SET_REGS, INIT, a KVM_RUN that
- * did not store them).
+ * What user space sees is exactly what KVM's copies give; how pinbox gets there is cheaper:
+ *   - store_regs() takes the snapshot lazily: each field is read from the vCPU the first time
+ *     it is looked at, and every field not yet read is read before anything else can change
+ *     the registers (KVM_SET_REGS, INIT, or a KVM_RUN after which the snapshot would outlive
+ *     the exit because kvm_valid_regs no longer asks for a new one);
+ *   - __set_regs() from a dirty s.regs writes every field, but a field user space has not
+ *     written since the snapshot holds what the vCPU holds, so only the written ones need
+ *     writing — unless something changed the registers since the snapshot, and then all are.
+ * A VMM that changes RCX and RIP per exit pays for two registers, not eighteen each way.
  */
 import { KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import { GPR_NAMES, type Regs, type Sregs } from '../x86/state.js';
+import type { Regs, Sregs } from '../x86/state.js';
 import { KvmError } from './errors.js';
 import type { KvmRun } from './exits.js';
 import { U64_MAX } from './u64.js';
-import { checkRegs } from './vcpu-state.js';
 
 /** The register sets pinbox syncs (see MODEL DECISION above). */
 export const PINBOX_SYNC_REGS_FIELDS = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 
-/** `struct kvm_sync_regs` (x86), without `events`. */
-export interface KvmSyncRegs {
-  regs: Regs;
-  /** Undefined until KVM first stores the sregs (KVM_SYNC_X86_SREGS in kvm_valid_regs). */
-  sregs: Sregs | undefined;
+/** `struct kvm_regs` field order (arch/x86/include/uapi/asm/kvm.h). */
+const FIELDS = [
+  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
+] as const;
+type Field = (typeof FIELDS)[number];
+/** The GPR encoding number (GuestCpu.readGpr/writeGpr) of each kvm_regs field. */
+const GPR_OF = [0, 3, 1, 2, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15] as const;
+const RIP = 16;
+const RFLAGS = 17;
+const ALL = (1 << 18) - 1;
+
+/** A copy of any Regs (also of the accessor-backed s.regs) as a plain object. */
+export function copyRegs(r: Regs): Regs {
+  return {
+    rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, rsp: r.rsp, rbp: r.rbp,
+    r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
+    rip: r.rip, rflags: r.rflags,
+  };
 }
 
-export function zeroRegs(): Regs {
-  return {
-    rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n, rsp: 0n, rbp: 0n,
-    r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n,
-    rip: 0n, rflags: 0n,
-  };
+/**
+ * `kvm_run.s.regs.regs`: the 18 fields of struct kvm_regs, each a property user space reads and
+ * writes like any other (enumerable, so that copies and JSON see them).
+ */
+export class SyncedRegs implements Regs {
+  declare rax: bigint; declare rbx: bigint; declare rcx: bigint; declare rdx: bigint;
+  declare rsi: bigint; declare rdi: bigint; declare rsp: bigint; declare rbp: bigint;
+  declare r8: bigint; declare r9: bigint; declare r10: bigint; declare r11: bigint;
+  declare r12: bigint; declare r13: bigint; declare r14: bigint; declare r15: bigint;
+  declare rip: bigint; declare rflags: bigint;
+
+  private readonly values: bigint[] = new Array<bigint>(18).fill(0n);
+  /** Fields whose value is in `values`; the others are read from `source` when looked at. */
+  private loaded = ALL;
+  private source: GuestCpu | undefined;
+  /** Fields user space has written since the last store. */
+  private written = 0;
+  /** The fields not written hold what the vCPU holds (nothing changed it since the store). */
+  private fresh = false;
+
+  /** store_regs(): the snapshot is the vCPU's registers as they are now. */
+  storeFrom(cpu: GuestCpu): void {
+    this.source = cpu;
+    this.loaded = 0;
+    this.written = 0;
+    this.fresh = true;
+  }
+
+  /** Reads every field a pending store has not read yet: the vCPU's registers are about to change. */
+  settle(): void {
+    for (let i = 0; this.loaded !== ALL && i < 18; i++) if ((this.loaded & (1 << i)) === 0) this.load(i);
+    this.source = undefined;
+  }
+
+  /** Something other than sync_regs() is changing the registers: settle, and forget freshness. */
+  registersChanging(): void {
+    this.settle();
+    this.fresh = false;
+  }
+
+  /**
+   * __set_regs() from these fields: each field to be written is checked first (a refused value
+   * leaves every register as it was), then written. While fresh, only the fields user space
+   * wrote differ from the vCPU's registers; the others — read or not yet read — hold its values.
+   */
+  loadInto(cpu: GuestCpu): void {
+    const mask = this.fresh ? this.written : ALL;
+    for (let i = 0; i < 18; i++) {
+      if ((mask & (1 << i)) === 0) continue;
+      const v = this.read(i);
+      if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) {
+        throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.s.regs.${FIELDS[i]} must be a u64 bigint, got ${String(v)}`);
+      }
+    }
+    for (let i = 0; i < 16; i++) if ((mask & (1 << i)) !== 0) cpu.writeGpr(GPR_OF[i]!, this.values[i]!);
+    if ((mask & (1 << RIP)) !== 0) cpu.setRip(this.values[RIP]!);
+    if ((mask & (1 << RFLAGS)) !== 0) cpu.setRflags(this.values[RFLAGS]!);
+    this.written = 0;
+    this.fresh = true;
+  }
+
+  private read(i: number): bigint {
+    if ((this.loaded & (1 << i)) === 0) this.load(i);
+    return this.values[i]!;
+  }
+
+  private write(i: number, v: bigint): void {
+    this.values[i] = v;
+    this.loaded |= 1 << i;
+    this.written |= 1 << i;
+  }
+
+  private load(i: number): void {
+    const cpu = this.source!;
+    this.values[i] = i < 16 ? cpu.readGpr(GPR_OF[i]!) : i === RIP ? cpu.getRip() : cpu.getRflags();
+    this.loaded |= 1 << i;
+  }
+
+  static {
+    FIELDS.forEach((name: Field, i) => {
+      Object.defineProperty(SyncedRegs.prototype, name, {
+        get(this: SyncedRegs) {
+          return this.read(i);
+        },
+        set(this: SyncedRegs, v: bigint) {
+          this.write(i, v);
+        },
+        enumerable: true,
+        configurable: false,
+      });
+    });
+  }
+}
+
+/** `struct kvm_sync_regs` (x86), without `events`. */
+export interface KvmSyncRegs {
+  readonly regs: SyncedRegs;
+  /** Undefined until KVM first stores the sregs (KVM_SYNC_X86_SREGS in kvm_valid_regs). */
+  sregs: Sregs | undefined;
 }
 
 /** kvm_arch_vcpu_ioctl_run(): a bit outside the synced fields in either mask is EINVAL. */
@@ -55,17 +163,13 @@ export function checkSyncMasks(run: KvmRun): void {
   }
 }
 
-function isU64(v: unknown): v is bigint {
-  return typeof v === 'bigint' && v >= 0n && v <= U64_MAX;
-}
-
 /**
  * sync_regs(): loads the dirty register sets from `s` before the guest runs. `setSregs` is the
- * vCPU's KVM_SET_SREGS (with its checks); a refused sregs load is EINVAL and leaves the bit set.
+ * vCPU's KVM_SET_SREGS (with its checks); a refused load is EINVAL and leaves its bit set.
  */
 export function syncRegs(run: KvmRun, cpu: GuestCpu, setSregs: (sregs: Sregs) => void): void {
   if ((run.kvm_dirty_regs & KVM_SYNC_X86_REGS) !== 0) {
-    loadRegs(run, cpu);
+    run.s.regs.loadInto(cpu);
     run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
   }
   if ((run.kvm_dirty_regs & KVM_SYNC_X86_SREGS) !== 0) {
@@ -76,61 +180,26 @@ export function syncRegs(run: KvmRun, cpu: GuestCpu, setSregs: (sregs: Sregs) =>
   }
 }
 
-/** __set_regs() from s.regs: every field checked first, then only the changed ones written. */
-function loadRegs(run: KvmRun, cpu: GuestCpu): void {
-  const regs = run.s.regs;
-  const held = run.heldRegs;
-  if (held === undefined) {
-    checkRegs(regs);
-    cpu.setRegs({ ...regs });
-    return;
-  }
-  // One pass to check what changed (a refused value must leave every register as it was),
-  // a second to write it. Unrolled: named property loads are what V8 optimises best.
-  const changed =
-    (regs.rax !== held.rax ? 1 << 0 : 0) | (regs.rcx !== held.rcx ? 1 << 1 : 0) | (regs.rdx !== held.rdx ? 1 << 2 : 0) |
-    (regs.rbx !== held.rbx ? 1 << 3 : 0) | (regs.rsp !== held.rsp ? 1 << 4 : 0) | (regs.rbp !== held.rbp ? 1 << 5 : 0) |
-    (regs.rsi !== held.rsi ? 1 << 6 : 0) | (regs.rdi !== held.rdi ? 1 << 7 : 0) | (regs.r8 !== held.r8 ? 1 << 8 : 0) |
-    (regs.r9 !== held.r9 ? 1 << 9 : 0) | (regs.r10 !== held.r10 ? 1 << 10 : 0) | (regs.r11 !== held.r11 ? 1 << 11 : 0) |
-    (regs.r12 !== held.r12 ? 1 << 12 : 0) | (regs.r13 !== held.r13 ? 1 << 13 : 0) | (regs.r14 !== held.r14 ? 1 << 14 : 0) |
-    (regs.r15 !== held.r15 ? 1 << 15 : 0) | (regs.rip !== held.rip ? 1 << 16 : 0) | (regs.rflags !== held.rflags ? 1 << 17 : 0);
-  if (changed === 0) return;
-  for (let k = 0; k < 18; k++) {
-    if ((changed & (1 << k)) === 0) continue;
-    const name = k < 16 ? GPR_NAMES[k]! : k === 16 ? 'rip' : 'rflags';
-    const v = regs[name];
-    if (!isU64(v)) throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.s.regs.${name} must be a u64 bigint, got ${String(v)}`);
-  }
-  for (let k = 0; k < 16; k++) if ((changed & (1 << k)) !== 0) cpu.writeGpr(k, regs[GPR_NAMES[k]!]);
-  if ((changed & (1 << 16)) !== 0) cpu.setRip(regs.rip);
-  if ((changed & (1 << 17)) !== 0) cpu.setRflags(regs.rflags);
+/**
+ * At the start of KVM_RUN, before anything touches the registers: a snapshot the coming exit
+ * will not replace (kvm_valid_regs without REGS) is read out now, while the vCPU holds it.
+ */
+export function beforeRegistersChange(run: KvmRun): void {
+  if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) === 0) run.s.regs.registersChanging();
+}
+
+/**
+ * Just before the guest runs (after sync_regs() and the pending completion): a snapshot the
+ * coming exit will replace is replaced now — unobservably, as user space cannot look during
+ * KVM_RUN — so that a KVM_RUN that fails part-way leaves in s.regs what store_regs() at its
+ * `out:` label would: the registers as they are then.
+ */
+export function beforeGuestRuns(run: KvmRun, cpu: GuestCpu): void {
+  if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) !== 0) run.s.regs.storeFrom(cpu);
 }
 
 /** store_regs(): the register sets named in kvm_valid_regs, as the vCPU holds them now. */
 export function storeRegs(run: KvmRun, cpu: GuestCpu, getSregs: () => Sregs): void {
-  if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) !== 0) {
-    const r = run.s.regs;
-    const h = run.heldRegs ?? (run.heldRegs = zeroRegs());
-    h.rax = r.rax = cpu.readGpr(0);
-    h.rcx = r.rcx = cpu.readGpr(1);
-    h.rdx = r.rdx = cpu.readGpr(2);
-    h.rbx = r.rbx = cpu.readGpr(3);
-    h.rsp = r.rsp = cpu.readGpr(4);
-    h.rbp = r.rbp = cpu.readGpr(5);
-    h.rsi = r.rsi = cpu.readGpr(6);
-    h.rdi = r.rdi = cpu.readGpr(7);
-    h.r8 = r.r8 = cpu.readGpr(8);
-    h.r9 = r.r9 = cpu.readGpr(9);
-    h.r10 = r.r10 = cpu.readGpr(10);
-    h.r11 = r.r11 = cpu.readGpr(11);
-    h.r12 = r.r12 = cpu.readGpr(12);
-    h.r13 = r.r13 = cpu.readGpr(13);
-    h.r14 = r.r14 = cpu.readGpr(14);
-    h.r15 = r.r15 = cpu.readGpr(15);
-    h.rip = r.rip = cpu.getRip();
-    h.rflags = r.rflags = cpu.getRflags();
-  } else {
-    run.heldRegs = undefined;
-  }
+  if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) !== 0) run.s.regs.storeFrom(cpu);
   if ((run.kvm_valid_regs & KVM_SYNC_X86_SREGS) !== 0) run.s.sregs = getSregs();
 }

@@ -18,7 +18,7 @@ import { completeHekiConfigure, handleHypercall } from './handle-hypercall.js';
 import { completePioIn, completePioOut, handleIo } from './handle-io.js';
 import { completeRdmsr, completeWrmsr, handleRdmsr, handleWrmsr } from './handle-msr.js';
 import { kvmMsrIo } from './msr-table.js';
-import { checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
+import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
 import { Completion, VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
@@ -87,9 +87,10 @@ export class Vcpu {
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
+    beforeRegistersChange(run);
     if (run.kvm_dirty_regs !== 0) syncRegs(run, v.cpu, (sregs) => this.setSregs(sregs));
-    run.heldRegs = undefined;
     if (v.pending !== Completion.None) this.completeUserspaceIo();
+    beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
       run.setExit('KVM_EXIT_INTR');
@@ -224,7 +225,7 @@ export class Vcpu {
   /** KVM_SET_REGS */
   setRegs(regs: Regs): void {
     checkRegs(regs);
-    this.arch.run.heldRegs = undefined;
+    this.arch.run.s.regs.registersChanging();
     this.arch.cpu.setRegs({ ...regs });
   }
 
@@ -285,7 +286,7 @@ export class Vcpu {
    * it again. Heki pins are per VM and survive; a completion still pending is dropped.
    */
   init(): void {
-    this.arch.run.heldRegs = undefined;
+    this.arch.run.s.regs.registersChanging();
     kvmVcpuReset(this.arch, true);
   }
 

@@ -162,9 +162,12 @@ export class Machine implements RunnerHost {
     return runner.perform(parsed, options);
   }
 
-  /** Runs a request the protocol has already validated (the servers). */
-  performParsed(vcpu: number, request: GuestRequest, options?: PerformOptions): Promise<GuestResult> {
-    return this.vcpu(vcpu).perform(request, options);
+  /**
+   * Runs a request the protocol has already validated (the servers): the result as a value
+   * when it was had at once, else a promise (VcpuRunner.performNow).
+   */
+  performParsed(vcpu: number, request: GuestRequest, options?: PerformOptions): GuestResult | Promise<GuestResult> {
+    return this.vcpu(vcpu).performNow(request, options);
   }
 
   // ---------------------------------------------------------------------------------------

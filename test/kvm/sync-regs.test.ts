@@ -9,6 +9,7 @@ import {
 } from '../../protocol/abi.js';
 import { KvmError } from '../../host/kvm/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
+import { copyRegs } from '../../host/kvm/sync-regs.js';
 import { Cpu } from '../../host/x86/cpu.js';
 import { bootVcpu, buildBootImage, layout as L } from '../../host/vmm/boot/index.js';
 
@@ -54,7 +55,7 @@ test('with KVM_SYNC_X86_REGS valid, every exit stores the registers; dirty ones 
   t.is(run.s.regs.rax, BOOT_EFER, 'RDMSR EFER: EAX');
   t.is(run.s.regs.rdx, 0n, 'RDMSR EFER: EDX');
   t.is(run.s.regs.rip, BigInt(op.epilogue + 1), 'past the HLT');
-  t.deepEqual(run.s.regs, vcpu.getRegs(), 's.regs is what KVM_GET_REGS gives');
+  t.deepEqual(copyRegs(run.s.regs), vcpu.getRegs(), 's.regs is what KVM_GET_REGS gives');
 });
 
 test('a register changed by KVM_SET_REGS after the store is still loaded from s.regs when dirty', (t) => {
@@ -123,4 +124,38 @@ test('KVM_SYNC_X86_SREGS: stored at exit, loaded through KVM_SET_SREGS (host wri
   t.is(run.kvm_dirty_regs, 0);
   t.is(vcpu.getSregs().cr4, image.cr4 & ~X86_CR4_SMEP, 'the host load is not a guest CR write: no Heki check');
   t.is(run.s.sregs?.cr4, image.cr4 & ~X86_CR4_SMEP);
+});
+
+test('s.regs is the snapshot of the exit: KVM_SET_REGS, INIT or a run that stores no new one do not change it', async (t) => {
+  const { vcpu, image } = booted();
+  const run = vcpu.kvmRun;
+  run.kvm_valid_regs = KVM_SYNC_X86_REGS;
+  const op = image.text.kernelOps.rdmsr;
+  run.s.regs.rcx = BigInt(MSR_EFER);
+  run.s.regs.rip = BigInt(op.entry);
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  vcpu.run();
+  // Nothing of s.regs has been looked at since the exit.
+  vcpu.setRegs({ ...vcpu.getRegs(), rax: 99n, rbx: 98n });
+  t.is(run.s.regs.rax, BOOT_EFER, 'RAX as the RDMSR left it, not as KVM_SET_REGS set it');
+  t.is(run.s.regs.rbx, 0n);
+
+  run.s.regs.rip = BigInt(op.entry);
+  run.s.regs.rcx = 0x10n; // IA32_TSC
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  vcpu.run();
+  t.not(run.s.regs.rax, BOOT_EFER, 'a new snapshot: the TSC');
+  const rcxAtExit = 0x10n;
+  vcpu.init();
+  t.is(run.s.regs.rcx, rcxAtExit, 'INIT does not reach into the snapshot');
+  t.is(run.s.regs.rip, BigInt(op.epilogue + 1));
+
+  bootVcpu(vcpu, image, 0);
+  storeOnly(vcpu);
+  run.kvm_valid_regs = 0;
+  const snapshotRsp = BigInt(L.kernelStackTop(0)); // the boot RSP, stored by storeOnly() and not looked at since
+  vcpu.setRegs({ ...vcpu.getRegs(), rip: BigInt(op.entry), rcx: BigInt(MSR_EFER), rsp: 0x12000n });
+  vcpu.run();
+  t.is(run.s.regs.rsp, snapshotRsp, 'with KVM_SYNC_X86_REGS no longer valid, the last snapshot stays');
+  t.is(vcpu.getRegs().rax, BOOT_EFER);
 });

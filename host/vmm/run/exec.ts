@@ -8,6 +8,7 @@
  * Registers the request does not give start at 0 (RSP: the top of the vCPU's kernel or user
  * stack; RFLAGS: 0x2), so that an exec's outcome depends on its code and inputs only.
  */
+import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Regs } from '../../x86/state.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import { GPR_NAMES } from '../../x86/state.js';
@@ -102,7 +103,7 @@ function read64(memory: PhysicalMemory, address: bigint): bigint | undefined {
 
 /** Why exec code stopped at a HLT exit, and the registers as the code left them. */
 export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord, memory: PhysicalMemory, layout: BootLayout): ExecOutcome {
-  const out: Regs = { ...regs };
+  const out: Regs = copyRegs(regs);
   const text = layout.text;
   const frame = (offset: number): bigint | undefined => read64(memory, regs.rsp + BigInt(offset));
   if (faults.count > 0) {

@@ -26,6 +26,7 @@ import type { Exit } from '../../../protocol/messages/index.js';
 import { MAX_EXITS } from '../../../protocol/messages/index.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import type { KvmRun } from '../../kvm/exits.js';
+import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import type { Regs } from '../../x86/state.js';
@@ -157,44 +158,70 @@ export class VcpuRunner {
 
   /** Runs one guest request after the ones already queued on this vCPU. */
   perform(request: GuestRequest, options: PerformOptions = {}): Promise<GuestResult> {
+    try {
+      return Promise.resolve(this.performNow(request, options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * As perform(), but the result comes back as a value — or a refusal is thrown — when the
+   * request could run and finish at once (the vCPU was free and nothing had to be awaited): a
+   * server's handler saves a promise per operation. A promise otherwise.
+   */
+  performNow(request: GuestRequest, options: PerformOptions = {}): GuestResult | Promise<GuestResult> {
     if (!this.busy) return this.start(request, options);
     return new Promise((resolve, reject) => {
-      this.waiting.push(() => this.start(request, options).then(resolve, reject));
+      this.waiting.push(() => {
+        try {
+          resolve(this.start(request, options));
+        } catch (e) {
+          reject(e);
+        }
+      });
     });
   }
 
-  private start(request: GuestRequest, options: PerformOptions): Promise<GuestResult> {
+  private start(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
     this.busy = true;
     let result: GuestResult | Promise<GuestResult>;
     try {
       result = this.whenRunnable(request, options);
     } catch (e) {
-      return this.finish(false, e);
+      this.finished();
+      throw e;
     }
-    if (!isPromise<GuestResult>(result)) return this.finish(true, result);
+    if (!isPromise<GuestResult>(result)) {
+      this.finished();
+      return result;
+    }
     return result.then(
-      (r) => this.finish(true, r),
-      (e) => this.finish(false, e),
+      (r) => {
+        this.finished();
+        return r;
+      },
+      (e: unknown) => {
+        this.finished();
+        throw e;
+      },
     );
   }
 
   /**
-   * Hands the answer back once the trace holds every event the operation caused (the crash
-   * guarantee of events/trace-writer.ts: nothing a guest has seen answered is missing from the
-   * trace), and starts the next queued request.
+   * Before the answer is handed back: the trace must hold every event the operation caused
+   * (the crash guarantee of events/trace-writer.ts: nothing a guest has seen answered is
+   * missing from the trace) — a trace that cannot be written fails the request instead. Then
+   * the next queued request starts, on a later microtask.
    */
-  private finish(ok: boolean, value: unknown): Promise<GuestResult> {
-    let outcome: Promise<GuestResult>;
+  private finished(): void {
     try {
       this.host.flush();
-      outcome = ok ? Promise.resolve(value as GuestResult) : Promise.reject(value);
-    } catch (flushError) {
-      outcome = Promise.reject(flushError);
+    } finally {
+      this.busy = false;
+      const next = this.waiting.shift();
+      if (next !== undefined) queueMicrotask(next);
     }
-    this.busy = false;
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    return outcome;
   }
 
   private whenRunnable(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
@@ -413,7 +440,7 @@ export class VcpuRunner {
 
   /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
   private budgetSpent(ctx: OpContext): GuestResult {
-    const regs = { ...this.run.s.regs };
+    const regs = copyRegs(this.run.s.regs);
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
@@ -423,7 +450,7 @@ export class VcpuRunner {
 
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
   private shutdown(ctx: OpContext): GuestResult {
-    const regs = { ...this.run.s.regs };
+    const regs = copyRegs(this.run.s.regs);
     const host = this.host;
     const what = host.onShutdown;
     if (what === 'reset') host.reset('shutdown');

@@ -14,6 +14,10 @@ import type { GuestRequest } from '../run/operations.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
 
+function refused(e: unknown): never {
+  throw kvmRefusal(e);
+}
+
 /** The name servers give themselves in hello results. */
 export const SERVER_NAME = 'pinbox';
 
@@ -50,9 +54,12 @@ export class GuestEndpoint implements SessionHandler<GuestContext> {
     if (this.vmm.get(ctx.machine.name) !== ctx.machine) {
       throw notFound(`VM "${ctx.machine.name}" is gone (it was removed from the VMM)`);
     }
-    return ctx.machine.performParsed(ctx.vcpu, request as GuestRequest).catch((e: unknown) => {
-      throw kvmRefusal(e);
-    });
+    try {
+      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest);
+      return result instanceof Promise ? result.catch(refused) : result;
+    } catch (e) {
+      return refused(e);
+    }
   }
 
   closed(session: ServerSession<GuestContext>): void {
