@@ -30,7 +30,8 @@ import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import type { Regs } from '../../x86/state.js';
-import { bootVcpu, type BootLayout } from '../boot/index.js';
+import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
+import { kernelStackTop } from '../boot/layout.js';
 import { pushesErrorCode } from '../boot/stubs.js';
 import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
@@ -80,6 +81,15 @@ export interface InstructionCounter {
   readonly instructionsRetired: number;
 }
 
+interface TemplateEntry {
+  readonly user: boolean;
+  readonly entry: bigint;
+  /** The fix-up for a fault: the epilogue right after the instruction. */
+  readonly epilogue: number;
+  /** RIP when the vCPU halts at the end: past the HLT of the epilogue, or of the done gate. */
+  readonly haltRip: bigint;
+}
+
 interface OpContext {
   readonly request: GuestRequest;
   readonly hook: PerformOptions['onExit'];
@@ -118,6 +128,11 @@ export class VcpuRunner {
    * at once, so that the state it stopped in can still be read: `pinbox run`'s final dump).
    */
   private rebootBefore: 'shutdown' | 'abort' | undefined;
+  private kernelTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
+  private userTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
+  private readonly kernelRsp: bigint;
+  /** KVM_RUN's options, reused: one budget per call. */
+  private readonly runOptions = { budget: 1 };
 
   constructor(
     readonly id: number,
@@ -129,6 +144,7 @@ export class VcpuRunner {
     this.run.kvm_valid_regs = KVM_SYNC_X86_REGS;
     this.faults = new FaultRecord(host.memory, id);
     this.entry = new PrivilegeEntry(host.memory, host.layout, id);
+    this.kernelRsp = BigInt(kernelStackTop(id));
   }
 
   /** Something outside the runner (a control op, INIT, reset) changed the registers. */
@@ -246,18 +262,42 @@ export class VcpuRunner {
       ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
     } else {
       const lower = lowering(request.op);
-      const cpl3 = request.cpl === 3;
-      const text = host.layout.text;
-      const t = (cpl3 ? text.userOps : text.kernelOps)[lower.template(request)];
+      const t = this.templates(request.cpl === 3)[lower.template(request)];
       lower.load(regs, request);
-      const e = cpl3 ? this.entry.user(t.entry) : this.entry.kernel(t.entry);
-      regs.rip = e.rip;
-      regs.rsp = e.rsp;
+      if (t.user) {
+        const e = this.entry.user(t.entry);
+        regs.rip = e.rip;
+        regs.rsp = e.rsp;
+      } else {
+        regs.rip = t.entry;
+        regs.rsp = this.kernelRsp;
+      }
       this.faults.arm(t.epilogue);
-      ctx = this.context(request, options, budget, lower, BigInt(cpl3 ? text.doneHalt + 1 : t.epilogue + 1), undefined);
+      ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
     }
     this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-    return this.guarded(ctx, () => this.loop(ctx));
+    try {
+      const r = this.loop(ctx);
+      return isPromise<GuestResult>(r) ? r.catch((e: unknown) => this.recover(ctx, e)) : r;
+    } catch (e) {
+      return this.recover(ctx, e);
+    }
+  }
+
+  /** Where each template starts and where the vCPU halts when it is done, at CPL0 or CPL3. */
+  private templates(user: boolean): Readonly<Record<OperationName, TemplateEntry>> {
+    const cached = user ? this.userTemplates : this.kernelTemplates;
+    if (cached !== undefined) return cached;
+    const text = this.host.layout.text;
+    const made = Object.fromEntries(
+      Object.entries(user ? text.userOps : text.kernelOps).map(([name, t]) => [
+        name,
+        { user, entry: BigInt(t.entry), epilogue: t.epilogue, haltRip: BigInt(user ? text.doneHalt + 1 : t.epilogue + 1) },
+      ]),
+    ) as Record<OperationName, TemplateEntry>;
+    if (user) this.userTemplates = made;
+    else this.kernelTemplates = made;
+    return made;
   }
 
   private context(
@@ -281,27 +321,15 @@ export class VcpuRunner {
   }
 
   /**
-   * Runs `step`, and if it throws (now or later) after guest code ran, boots the vCPU again so
+   * An operation failed after guest code ran: the vCPU is booted again before the next one, so
    * that nothing of the abandoned operation lingers. A killed or reset VM needs no reboot here.
    */
-  private guarded(ctx: OpContext, step: () => GuestResult | Promise<GuestResult>): GuestResult | Promise<GuestResult> {
-    const recover = (e: unknown): never => {
-      const code = (e as { code?: unknown }).code;
-      const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
-      if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') {
-        this.rebootBefore = 'abort';
-        this.forgetRegisters();
-      } else {
-        this.forgetRegisters();
-      }
-      throw e;
-    };
-    try {
-      const r = step();
-      return isPromise<GuestResult>(r) ? r.catch(recover) : r;
-    } catch (e) {
-      return recover(e);
-    }
+  private recover(ctx: OpContext, e: unknown): never {
+    const code = (e as { code?: unknown }).code;
+    const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
+    if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    throw e;
   }
 
   /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
@@ -310,7 +338,8 @@ export class VcpuRunner {
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       const before = this.counter?.instructionsRetired ?? 0;
-      const exit = vcpu.run({ budget: ctx.remaining });
+      this.runOptions.budget = ctx.remaining;
+      const exit = vcpu.run(this.runOptions);
       ctx.remaining -= this.counter === undefined ? 1 : Math.max(1, this.counter.instructionsRetired - before);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
