@@ -25,6 +25,19 @@ function booted() {
   return { kvm, vm, vcpu, image };
 }
 
+/** A booted vCPU syncing its registers, after an RDMSR of EFER loaded through s.regs. */
+function afterRdmsrOfEfer() {
+  const b = booted();
+  const run = b.vcpu.kvmRun;
+  run.kvm_valid_regs = KVM_SYNC_X86_REGS;
+  const op = b.image.text.kernelOps.rdmsr;
+  run.s.regs.rcx = BigInt(MSR_EFER);
+  run.s.regs.rip = BigInt(op.entry);
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  b.vcpu.run();
+  return { ...b, run, op };
+}
+
 /** Stores the registers without running the guest: KVM_RUN with immediate_exit. */
 function storeOnly(vcpu: ReturnType<typeof booted>['vcpu']): void {
   const run = vcpu.kvmRun;
@@ -59,14 +72,7 @@ test('with KVM_SYNC_X86_REGS valid, every exit stores the registers; dirty ones 
 });
 
 test('a register changed by KVM_SET_REGS after the store is still loaded from s.regs when dirty', (t) => {
-  const { vcpu, image } = booted();
-  const run = vcpu.kvmRun;
-  run.kvm_valid_regs = KVM_SYNC_X86_REGS;
-  const op = image.text.kernelOps.rdmsr;
-  run.s.regs.rcx = BigInt(MSR_EFER);
-  run.s.regs.rip = BigInt(op.entry);
-  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
-  vcpu.run();
+  const { vcpu, image, run, op } = afterRdmsrOfEfer();
   // Now s.regs.rcx == EFER. KVM_SET_REGS moves RCX and RIP elsewhere; s.regs keeps EFER.
   vcpu.setRegs({ ...vcpu.getRegs(), rcx: 0x10n, rip: BigInt(image.text.doneHalt) });
   run.s.regs.rip = BigInt(op.entry);
@@ -127,14 +133,7 @@ test('KVM_SYNC_X86_SREGS: stored at exit, loaded through KVM_SET_SREGS (host wri
 });
 
 test('s.regs is the snapshot of the exit: KVM_SET_REGS, INIT or a run that stores no new one do not change it', async (t) => {
-  const { vcpu, image } = booted();
-  const run = vcpu.kvmRun;
-  run.kvm_valid_regs = KVM_SYNC_X86_REGS;
-  const op = image.text.kernelOps.rdmsr;
-  run.s.regs.rcx = BigInt(MSR_EFER);
-  run.s.regs.rip = BigInt(op.entry);
-  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
-  vcpu.run();
+  const { vcpu, image, run, op } = afterRdmsrOfEfer();
   // Nothing of s.regs has been looked at since the exit.
   vcpu.setRegs({ ...vcpu.getRegs(), rax: 99n, rbx: 98n });
   t.is(run.s.regs.rax, BOOT_EFER, 'RAX as the RDMSR left it, not as KVM_SET_REGS set it');
