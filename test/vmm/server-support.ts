@@ -54,3 +54,18 @@ export async function testServer(
     },
   };
 }
+
+/** Runs `body` against a fresh test server (made as testServer() makes it), closed afterwards. */
+export async function withServer(
+  policy: unknown,
+  body: (s: TestServer) => Promise<void>,
+  options?: Parameters<typeof testServer>[1],
+  vmmOptions?: Parameters<typeof testServer>[2],
+): Promise<void> {
+  const s = await testServer(policy, options, vmmOptions);
+  try {
+    await body(s);
+  } finally {
+    await s.close();
+  }
+}
