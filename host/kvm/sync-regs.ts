@@ -99,16 +99,20 @@ export class SyncedRegs implements Regs {
    */
   loadInto(cpu: GuestCpu): void {
     const mask = this.fresh ? this.written : ALL;
-    for (let i = 0; i < 18; i++) {
-      if ((mask & (1 << i)) === 0) continue;
+    // Over the set bits of the mask only: usually two or three.
+    for (let m = mask; m !== 0; m &= m - 1) {
+      const i = 31 - Math.clz32(m & -m);
       const v = this.read(i);
       if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) {
         throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.s.regs.${FIELDS[i]} must be a u64 bigint, got ${String(v)}`);
       }
     }
-    for (let i = 0; i < 16; i++) if ((mask & (1 << i)) !== 0) cpu.writeGpr(GPR_OF[i]!, this.values[i]!);
-    if ((mask & (1 << RIP)) !== 0) cpu.setRip(this.values[RIP]!);
-    if ((mask & (1 << RFLAGS)) !== 0) cpu.setRflags(this.values[RFLAGS]!);
+    for (let m = mask; m !== 0; m &= m - 1) {
+      const i = 31 - Math.clz32(m & -m);
+      if (i < 16) cpu.writeGpr(GPR_OF[i]!, this.values[i]!);
+      else if (i === RIP) cpu.setRip(this.values[RIP]!);
+      else cpu.setRflags(this.values[RFLAGS]!);
+    }
     this.written = 0;
     this.fresh = true;
   }

@@ -21,6 +21,7 @@ import { KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, KVM_MSR_FILTER_DEFA
 import { Kvm } from '../kvm/kvm.js';
 import type { Vm } from '../kvm/vm.js';
 import type { MsrEntry } from '../kvm/vcpu.js';
+import type { HekiSnapshot } from '../kvm/heki.js';
 import type { MsrFilterSpec } from '../kvm/msr-filter.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../x86/memory.js';
@@ -232,6 +233,12 @@ export class Machine implements RunnerHost {
     this.vm.setMsrFilter(filter);
     this.filter = copyFilter(filter);
     this.filterChanged(filter, origin);
+  }
+
+  /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */
+  setHekiState(state: HekiSnapshot): void {
+    this.vm.setHekiState(state);
+    this.refreshDenialWatch();
   }
 
   /** The KVM_ENABLE_CAP arguments given so far, by capability (for snapshots). */

@@ -222,7 +222,7 @@ export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
   try {
     for (const [cap, args] of s.caps) machine.enableCap(cap, args);
     if (s.filter !== null) machine.setMsrFilter(s.filter, 'control');
-    machine.vm.setHekiState(s.heki);
+    machine.setHekiState(s.heki);
     const memory = machine.memory;
     const held = new Set(s.frames.map(([frame]) => frame));
     const zero = new Uint8Array(PAGE);

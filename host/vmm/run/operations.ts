@@ -33,13 +33,16 @@ const CR_READ: Readonly<Record<number, OperationName>> = { 0: 'readCr0', 2: 'rea
 const CR_WRITE: Readonly<Record<number, OperationName>> = { 0: 'writeCr0', 2: 'writeCr2', 3: 'writeCr3', 4: 'writeCr4', 8: 'writeCr8' };
 
 export const LOWERINGS: { readonly [O in TemplateOp]: Lowering<O> } = {
-  // RDMSR reads ECX and returns EDX:EAX, zeroing the upper halves.
+  // RDMSR reads ECX and returns EDX:EAX; the upper halves of RAX and RDX become 0.
   rdmsr: {
     template: () => 'rdmsr',
     load: (regs, r) => {
       regs.rcx = BigInt(r.index);
     },
-    read: (regs) => ({ value: ((regs.rdx & LOW32) << 32n) | (regs.rax & LOW32) }),
+    read: (regs) => {
+      const rdx = regs.rdx;
+      return { value: rdx === 0n ? regs.rax : (rdx << 32n) | regs.rax };
+    },
   },
   // WRMSR reads ECX and EDX:EAX.
   wrmsr: {

@@ -131,6 +131,14 @@ export class VcpuRunner {
   private kernelTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
   private userTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
   private readonly kernelRsp: bigint;
+  /** Where a CPL3 operation halts: past the HLT of the done gate's handler. */
+  private readonly doneHaltRip: bigint;
+  /**
+   * RSP is at the top of the kernel stack: a CPL0 template that ran to its end leaves it there
+   * (its instruction does not touch RSP, and a fault's IRET restores it), so the next one need
+   * not load it.
+   */
+  private kernelRspInPlace = false;
   /** KVM_RUN's options, reused: one budget per call. */
   private readonly runOptions = { budget: 1 };
 
@@ -145,11 +153,13 @@ export class VcpuRunner {
     this.faults = new FaultRecord(host.memory, id);
     this.entry = new PrivilegeEntry(host.memory, host.layout, id);
     this.kernelRsp = BigInt(kernelStackTop(id));
+    this.doneHaltRip = BigInt(host.layout.text.doneHalt + 1);
   }
 
   /** Something outside the runner (a control op, INIT, reset) changed the registers. */
   forgetRegisters(): void {
     this.regsStale = true;
+    this.kernelRspInPlace = false;
     this.run.kvm_dirty_regs = 0;
   }
 
@@ -252,6 +262,8 @@ export class VcpuRunner {
     if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
     const regs = this.registers();
     const budget = options.budget ?? host.budget;
+    const rspInPlace = this.kernelRspInPlace;
+    this.kernelRspInPlace = false;
     let ctx: OpContext;
     if (request.op === 'exec') {
       const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
@@ -270,7 +282,7 @@ export class VcpuRunner {
         regs.rsp = e.rsp;
       } else {
         regs.rip = t.entry;
-        regs.rsp = this.kernelRsp;
+        if (!rspInPlace) regs.rsp = this.kernelRsp;
       }
       this.faults.arm(t.epilogue);
       ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
@@ -451,6 +463,8 @@ export class VcpuRunner {
     if (regs.rip !== ctx.haltRip) {
       throw new ProtocolError('internal', `vCPU ${this.id} halted at 0x${regs.rip.toString(16)}, not at the end of ${ctx.request.op} (0x${(ctx.haltRip - 1n).toString(16)}): has guest code changed the boot IDT or text?`);
     }
+    // A CPL0 template leaves RSP where it found it: at the top of the kernel stack.
+    if (ctx.haltRip !== this.doneHaltRip) this.kernelRspInPlace = true;
     if (this.faults.count > 0) return this.withExits(ctx, { fault: this.fault() });
     return this.withExits(ctx, ctx.lower!.read(regs));
   }
