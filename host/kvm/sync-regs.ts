@@ -42,6 +42,7 @@ const GPR_OF = [0, 3, 1, 2, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15] as const;
 const RIP = 16;
 const RFLAGS = 17;
 const ALL = (1 << 18) - 1;
+const LOW32 = 0xffff_ffffn;
 
 /** A copy of any Regs (also of the accessor-backed s.regs) as a plain object. */
 export function copyRegs(r: Regs): Regs {
@@ -109,7 +110,12 @@ export class SyncedRegs implements Regs {
     }
     for (let m = mask; m !== 0; m &= m - 1) {
       const i = 31 - Math.clz32(m & -m);
-      if (i < 16) cpu.writeGpr(GPR_OF[i]!, this.values[i]!);
+      if (i < 16) {
+        // A value below 2^32 is a 32-bit register write, which zero-extends: no BigInt arithmetic.
+        const v = this.values[i]!;
+        if (v <= LOW32) cpu.writeGpr32(GPR_OF[i]!, Number(v));
+        else cpu.writeGpr(GPR_OF[i]!, v);
+      }
       else if (i === RIP) cpu.setRip(this.values[RIP]!);
       else cpu.setRflags(this.values[RFLAGS]!);
     }
@@ -159,6 +165,9 @@ export interface KvmSyncRegs {
 
 /** kvm_arch_vcpu_ioctl_run(): a bit outside the synced fields in either mask is EINVAL. */
 export function checkSyncMasks(run: KvmRun): void {
+  const valid = run.kvm_valid_regs;
+  const dirty = run.kvm_dirty_regs;
+  if (valid >>> 0 === valid && dirty >>> 0 === dirty && ((valid | dirty) & ~PINBOX_SYNC_REGS_FIELDS) === 0) return;
   for (const name of ['kvm_valid_regs', 'kvm_dirty_regs'] as const) {
     const mask: unknown = run[name];
     if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || (mask & ~PINBOX_SYNC_REGS_FIELDS) !== 0) {

@@ -77,6 +77,9 @@ test('hypercall: the Heki version query answers 1; at CPL3 every hypercall retur
   t.deepEqual(await vm.perform(0, { ...query, cpl: 3 }), { ret: eperm, exits: [] });
   t.deepEqual(await vm.perform(0, { op: 'hypercall', nr: BigInt(KVM_HC_LOCK_CR_UPDATE), args: [4n, X86_CR4_SMEP], cpl: 3 }), { ret: eperm, exits: [] });
   t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: 0n }, 'the CPL3 lock call pinned nothing');
+  // spec/heki.md §8 case 3: a0 above U32_MAX is -KVM_EINVAL, not truncated to 4 (all 64 bits of RBX arrive).
+  t.deepEqual(await vm.perform(0, { op: 'hypercall', nr: 13n, args: [0x1_0000_0004n, X86_CR4_SMEP] }), { ret: BigInt.asUintN(64, -22n), exits: [] });
+  t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: 0n });
 });
 
 test('requests from in-process callers are checked against the protocol schema; a missing vCPU is not_found', async (t) => {
