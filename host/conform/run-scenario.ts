@@ -200,10 +200,9 @@ export async function runScenario(scenario: Scenario, target: ScenarioTarget, op
 
   let vm: TargetVm;
   try {
-    vm = await withTimeout(Promise.resolve().then(() => target.createVm(scenario.vm)), timeoutMs, 'creating the VM', '/vm');
+    vm = await withTimeout(Promise.resolve().then(() => target.createVm(scenario.vm)), timeoutMs, 'the target could not create the VM', '/vm');
   } catch (e) {
-    const message = e instanceof TargetFailure ? e.message : messageOf(e);
-    return result([{ kind: 'error', step: null, path: '/vm', message: `the target could not create the VM: ${message}` }], 0);
+    return result([{ kind: 'error', step: null, path: '/vm', message: messageOf(e) }], 0);
   }
 
   const run = new ScenarioRun(scenario, vm, timeoutMs);
@@ -216,7 +215,7 @@ export async function runScenario(scenario: Scenario, target: ScenarioTarget, op
   } catch (e) {
     const failure = e instanceof TargetFailure ? e : new TargetFailure('', messageOf(e));
     const i = steps - 1;
-    run.failures.push({ kind: 'error', step: i, path: failure.path, message: `${describeStep(scenario.steps[i]!)}: the target failed: ${failure.message}` });
+    run.failures.push({ kind: 'error', step: i, path: failure.path, message: `the target failed: ${failure.message}` });
   } finally {
     try {
       await withTimeout(Promise.resolve().then(() => vm.close()), timeoutMs, 'closing the VM', '');

@@ -13,7 +13,7 @@ function description(name: string): string {
 
 function yamlFailure(f: Failure): string {
   const lines = [
-    `    - kind: ${f.kind}`,
+    `    - kind: ${JSON.stringify(f.kind)}`,
     `      step: ${f.step === null ? 'null' : f.step}`,
     `      path: ${JSON.stringify(f.path)}`,
     `      message: ${JSON.stringify(oneLine(f.message))}`,
