@@ -1,4 +1,5 @@
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { compilePolicy } from '../../host/vmm/policy/index.js';
 import { parseScenario, parseScenarioText, scenarioPolicy, type GuestStep, type HostStep } from '../../host/conform/index.js';
 import { ISSUE_EXAMPLE, scenarioWith } from './samples.js';
@@ -230,4 +231,13 @@ test('the vm block compiles like the policy it stands for; scenarioPolicy gives 
 test('without a vm block the VM takes the policy defaults: v2, 1 vCPU, 16 MiB', (t) => {
   const s = parseScenarioText(JSON.stringify(scenarioWith([{ host: { resetVm: {} }, expect: {} }], undefined)), 'e.json');
   t.deepEqual(s.vm, { profile: 'v2', vcpus: 1, memorySize: 16 * MIB, guestCpuid: {}, ignoreMsrs: false });
+});
+
+test('the example in the README\'s guide to writing a scenario is a valid scenario', (t) => {
+  const readme = readFileSync('README.md', 'utf8');
+  const guide = readme.slice(readme.indexOf('## Conformance scenarios'));
+  const example = /```json\n([\s\S]*?)\n```/.exec(guide)![1]!;
+  const s = parseScenarioText(example, 'README.md');
+  t.deepEqual(s.cases, ['msr-filter §7 #3']);
+  t.deepEqual(s.steps[2]!.expect.exits, [{ reason: 29, msr: { reason: 4, index: 0xda0, data: 0n } }]);
 });
