@@ -138,11 +138,14 @@ class ScenarioRun {
   }
 
   private async runGuest(step: GuestStep, index: number): Promise<Observed> {
+    // The contract says "once, at the first exit": a second call (a later exit of the same
+    // action, or the write of a writeCrMasked) must not run the steps again.
     let ranDuringExit = false;
     const duringExit =
       step.duringExit.length === 0
         ? undefined
         : async () => {
+            if (ranDuringExit) return;
             ranDuringExit = true;
             for (const nested of step.duringExit) await this.runStep(nested, index);
           };

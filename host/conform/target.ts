@@ -25,13 +25,37 @@
  * cannot give this VM (a remote server whose VM differs) rejects, naming what differs; the
  * runner then fails the scenario — it never skips it.
  *
+ * ## The two targets, operation by operation
+ * In-process (over host/vmm's Vmm and host/kvm): `createVm` makes a VM with the options (no
+ * policy capabilities, no filter) and boots every vCPU; host operations are the Vm/Vcpu calls of
+ * the same names, KvmError passing through; `guest` lowers the action to its instruction as the
+ * VMM does for guest clients and runs the vCPU, recording each user-space exit as KVM_RUN
+ * returned it, calling `duringExit` at the first, and answering MSR exits with `answer`
+ * (writing kvm_run.msr.error and .data, or nothing for 'untouched'); `controlRegisters` is
+ * KVM_GET_SREGS.
+ *
+ * Remote (a `pinbox serve` started with the policy `scenarioPolicy(options)` gives, reached
+ * through a control connection and one guest connection per vCPU): `createVm` checks what the
+ * hello results show (profile, vCPU count) against the options — the rest (host model, guest
+ * CPUID, memory, ignore_msrs) the protocol cannot show, and rests on the server having been
+ * started with that policy — and sends `resetVm`, which must bring the VM back to the initial
+ * state above; host operations are the control ops
+ * of the same names (`getMsrs` → {nmsrs, entries}; `controlRegisters` → `getSregs`); `guest`
+ * sends `setMsrExitReply` with the answer first, then the guest op on that vCPU's connection,
+ * and maps the result: `fault`, exit names to numbers (per the profile), `value`/`ret`, exec's
+ * `regs` and `stop`, cpuid's eax..edx to rax..rdx. Three things the protocol cannot carry today
+ * make it reject the request (a failure of the scenario, never a pass): 'untouched', a
+ * `duringExit`, and a null bitmap where nmsrs is not 0. And PROTOCOL.md §5 puts the *answer* in
+ * a read exit's `msr.data`, not the 0 KVM put there, so it reports that value as it is and the
+ * scenarios that check the exit's data fail on it until the protocol reports KVM's.
+ *
  * ## Errors
  * Host operations resolve with their result. When KVM refuses one, they reject with an error
  * that names the errno: host/kvm's KvmError as it is thrown (its `code`, "EINVAL", with the
- * number in `errno`), or the protocol's RemoteError for a `kvm_error` (its `errno`, "EINVAL"). Any other rejection — from any method — is a failure of
- * the target itself (lost connection, unsupported feature, internal error): the runner reports
- * it with its message and runs no further step of the scenario. Guest faults are results,
- * never rejections.
+ * number in `errno`), or the protocol's RemoteError for a `kvm_error` (its `errno`,
+ * "EINVAL"). Any other rejection — from any method — is a failure of the target itself (lost
+ * connection, unsupported feature, internal error): the runner reports it with its message and
+ * runs no further step of the scenario. Guest faults are results, never rejections.
  */
 import type { ErrnoName } from '../../protocol/abi.js';
 import { KvmError } from '../kvm/errors.js';

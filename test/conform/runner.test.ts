@@ -136,6 +136,22 @@ test('steps during an exit run when the target calls back, in the middle of the 
   ]);
 });
 
+test('steps during an exit run once, however often the target calls back', async (t) => {
+  const target = new ScriptedTarget({
+    guest: async (r) => {
+      await r.duringExit!();
+      await r.duringExit!();
+      return { exits: [{ reason: 29, msr: { reason: 4, index: 16, data: 0n } }, { reason: 29, msr: { reason: 4, index: 16, data: 0n } }] };
+    },
+  });
+  const result = await runScenario(
+    scenario([{ guest: { op: 'exec', code: '0f32 0f32' }, vmm: { duringExit: [{ host: { resetVm: {} }, expect: {} }] }, expect: {} }]),
+    target,
+  );
+  t.true(result.passed);
+  t.deepEqual(target.ops(), ['createVm', 'guest:exec', 'resetVm', 'close']);
+});
+
 test('steps during an exit that never came are a failure, not a pass', async (t) => {
   const target = new ScriptedTarget({ guest: () => ({ ret: 0n, exits: [] }) });
   const result = await runScenario(
