@@ -54,17 +54,3 @@ export function showExit(profile: HekiProfileName, exit: ExpectedExit | TargetEx
   }
   return out;
 }
-
-/** One line for a list of exits: "KVM_EXIT_X86_RDMSR FILTER 0xda0, KVM_EXIT_HEKI_DENIAL CR4 0x6a0". */
-export function describeExits(profile: HekiProfileName, exits: readonly TargetExit[]): string {
-  if (exits.length === 0) return 'no exits';
-  return exits
-    .map((e) => {
-      const reason = String(showReason(profile, e.reason));
-      if (e.msr) return `${reason} ${String(showBit(MSR_EXIT_REASONS, e.msr.reason))} ${hex(e.msr.index)}`;
-      if (e.heki) return `${reason} ${String(showBit(HEKI_EXIT_REASONS, e.heki.reason))} ${hex(e.heki.value)}`;
-      return reason;
-    })
-    .join(', ');
-}
-
