@@ -168,8 +168,9 @@ export class CpuCore implements FaultState {
   readonly codeCache: ((Block | undefined)[] | undefined)[] = [];
   /** Set when a store invalidated decoded code: the current block must not continue. */
   codeInvalidated = false;
-  /** Whether hot blocks are translated to JavaScript (jit/). */
+  /** Whether hot blocks are translated to JavaScript (jit/), and after how many runs. */
   jitEnabled = true;
+  jitThreshold = 16;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;

@@ -13,6 +13,7 @@ import type { Insn } from './decode/insn.js';
 import { translateFetch } from './mmu/access.js';
 import { physRead8 } from './mmu/physical.js';
 import { raiseUD } from './fault.js';
+import { compileBlock } from './jit/compile.js';
 
 
 /** The block at c.rip, or null when its first instruction straddles a page boundary. */
@@ -66,36 +67,38 @@ function stepBlock(c: CpuCore, b: Block): void {
   }
 }
 
-/** Runs a whole block (the budget allows it). */
+/**
+ * Runs a whole block (the budget allows it). The block's instructions are counted as retired up
+ * front and the count corrected when it ends early (a fault, an intercept, rewritten code), so
+ * that a REP instruction at its end sees the exact budget left.
+ */
 function runBlock(c: CpuCore, b: Block): void {
   const base = c.rip;
   const insns = b.insns;
-  const last = insns.length - 1;
+  const n = insns.length;
+  c.retired += n;
   let k = 0;
   try {
-    for (; k < last; k++) {
+    for (; k < n; k++) {
       const i = insns[k]!;
       c.rip = base + i.offset;
+      if (i.selfRetiring) c.retired--;
       i.exec(c, i);
-      if (c.codeInvalidated) {
+      if (c.codeInvalidated && k < n - 1) {
         // A store rewrote cached code: continue from the next instruction, freshly decoded.
-        c.retired += k + 1;
+        c.retired -= n - k - 1;
         c.rip = base + insns[k + 1]!.offset;
         return;
       }
     }
-    const i = insns[last]!;
-    c.rip = base + i.offset;
-    i.exec(c, i);
   } catch (e) {
-    c.retired += k;
+    c.retired -= n - k - (insns[k]?.selfRetiring ? 1 : 0);
     throw e;
   }
   if (c.stop !== null) {
-    c.retired += last;
+    c.retired--;
     return;
   }
-  c.retired += insns[last]!.selfRetiring ? last : last + 1;
   if (!b.endsWithBranch) c.rip = base + b.byteLength;
 }
 
@@ -127,7 +130,10 @@ export function runBlocks(c: CpuCore): void {
     c.codeInvalidated = false;
     if (c.retired + b.insns.length > c.retireLimit) {
       stepBlock(c, b);
+    } else if (b.compiled !== null) {
+      b.compiled(c);
     } else {
+      if (c.jitEnabled && ++b.runs >= c.jitThreshold) b.compiled = compileBlock(b);
       runBlock(c, b);
     }
     if (c.stop !== null) return;
