@@ -31,13 +31,22 @@ export class Block {
   runs = 0;
   /** The translated form, once hot (jit/). */
   compiled: ((c: CpuCore) => void) | null = null;
-  /** Cached successor: the block that ran after this one, at RIP `nextRip`, under TLB generation `nextGeneration`. */
-  next: Block | null = null;
-  nextRip = 0;
+  /** Number of instructions. */
+  readonly length: number;
+  /**
+   * Successor cache, two entries (a RET returns to several places): the block that ran after
+   * this one at RIP `nextRipN`, valid while the TLB generation is `nextGeneration` (a flush or a
+   * change of access context may change what a RIP maps to) and the block is valid.
+   */
+  next0: Block | null = null;
+  nextRip0 = 0.5;
+  next1: Block | null = null;
+  nextRip1 = 0.5;
   nextGeneration = -1;
 
   constructor(insns: Insn[]) {
     this.insns = insns;
+    this.length = insns.length;
     const last = insns[insns.length - 1]!;
     this.byteLength = last.offset + last.len;
     this.endsWithBranch = last.entry.flow === 'branch';

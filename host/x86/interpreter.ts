@@ -109,11 +109,14 @@ function runBlock(c: CpuCore, b: Block): void {
 export function runBlocks(c: CpuCore): void {
   let prev: Block | null = null;
   while (c.retired < c.retireLimit && c.stateChecked) {
-    let b: Block | null;
     const rip = c.rip;
-    if (prev !== null && prev.next !== null && prev.nextRip === rip && prev.nextGeneration === c.tlbGeneration && prev.next.valid) {
-      b = prev.next;
-    } else {
+    let b: Block | null = null;
+    if (prev !== null && prev.nextGeneration === c.tlbGeneration) {
+      if (prev.nextRip0 === rip) b = prev.next0;
+      else if (prev.nextRip1 === rip) b = prev.next1;
+      if (b !== null && !b.valid) b = null;
+    }
+    if (b === null) {
       b = lookupBlock(c);
       if (b === null) {
         prev = null;
@@ -121,14 +124,10 @@ export function runBlocks(c: CpuCore): void {
         if (c.stop !== null) return;
         continue;
       }
-      if (prev !== null) {
-        prev.next = b;
-        prev.nextRip = rip;
-        prev.nextGeneration = c.tlbGeneration;
-      }
+      if (prev !== null) rememberSuccessor(c, prev, rip, b);
     }
     c.codeInvalidated = false;
-    if (c.retired + b.insns.length > c.retireLimit) {
+    if (c.retired + b.length > c.retireLimit) {
       stepBlock(c, b);
     } else if (b.compiled !== null) {
       b.compiled(c);
@@ -141,3 +140,18 @@ export function runBlocks(c: CpuCore): void {
   }
 }
 
+function rememberSuccessor(c: CpuCore, prev: Block, rip: number, b: Block): void {
+  if (prev.nextGeneration !== c.tlbGeneration) {
+    prev.nextGeneration = c.tlbGeneration;
+    prev.nextRip0 = rip;
+    prev.next0 = b;
+    prev.nextRip1 = 0.5;
+    prev.next1 = null;
+  } else {
+    // The newest successor goes to slot 0, the previous one moves to slot 1.
+    prev.nextRip1 = prev.nextRip0;
+    prev.next1 = prev.next0;
+    prev.nextRip0 = rip;
+    prev.next0 = b;
+  }
+}
