@@ -7,7 +7,7 @@
  * Within a block, c.rip is set to each instruction's address before it runs (handlers compute
  * RIP-relative addresses and branch targets from it); branch handlers set c.rip themselves.
  */
-import { Block, buildBlock, decodeStraddling } from './block.js';
+import { Block, buildBlock, cachedBlock, decodeStraddling } from './block.js';
 import type { CpuCore } from './core.js';
 import type { Insn } from './decode/insn.js';
 import { translateFetch } from './mmu/access.js';
@@ -22,12 +22,7 @@ function lookupBlock(c: CpuCore): Block | null {
   if (pa >= c.memory.size) raiseUD(c); // unbacked fetch: all-ones bytes, FF FF is not an instruction
   const frame = Math.floor(pa / 4096);
   const off = pa - frame * 4096;
-  const page = c.codeCache[frame];
-  if (page !== undefined) {
-    const b = page[off];
-    if (b !== undefined) return b;
-  }
-  return buildBlock(c, frame, off);
+  return cachedBlock(c, frame, off) ?? buildBlock(c, frame, off);
 }
 
 /** Runs one instruction that crosses a page boundary (decoded each time, never cached). */
