@@ -11,15 +11,32 @@
  */
 import type { Intercept, Sregs } from '../../../host/index.js';
 import {
-  X86_CR0_WP, X86_CR4_SMAP, X86_CR4_SMEP, EFER_NXE, X86_EFLAGS_AC, X86_EFLAGS_FIXED,
+  X86_CR0_WP, X86_CR4_SMAP, X86_CR4_SMEP, EFER_NXE, X86_EFLAGS_AC, X86_EFLAGS_FIXED, UD_VECTOR,
 } from '../../../protocol/abi.js';
-import { buildMachine, CODE, PML4, USER_CODE, USER_CS, USER_DS, type Machine } from '../harness/machine.js';
+import { interruptGate } from '../../../host/vmm/boot/descriptors.js';
+import { layout as L } from '../../../host/vmm/boot/index.js';
+import {
+  buildMachine, CODE, KERNEL_CS, PML4, USER_CODE, USER_CS, USER_DS, type Machine,
+} from '../harness/machine.js';
 import {
   ENTRY_A, ENTRY_D, ENTRY_P, ENTRY_PS, ENTRY_RW, ENTRY_US, ENTRY_XD, LEVEL_NAMES,
   type Access, type PagingControls,
 } from './paging-model.js';
 
 export type PageSize = '4k' | '2m' | '1g';
+
+/**
+ * The matrix's accesses: the model's explicit read, write and fetch, and an implicit
+ * supervisor-mode read (XTF's "implicit" class) — here the IDT-gate read of an exception's
+ * delivery, with the IDT placed on the page under test.
+ */
+export type MatrixAccess = Access | 'implicit';
+export const MATRIX_ACCESSES: readonly MatrixAccess[] = ['read', 'write', 'fetch', 'implicit'];
+
+/** The model's view of a matrix access. */
+export function modelAccess(a: MatrixAccess): Access {
+  return a === 'implicit' ? 'read' : a;
+}
 export const PAGE_SIZES: readonly PageSize[] = ['4k', '2m', '1g'];
 
 /** A change to one entry that the rights dimensions do not cover. */
@@ -49,7 +66,7 @@ export interface MatrixCase extends PagingControls {
   /** Read the address once before the access (access.c's AC_ACCESS_TWICE: primes the TLB). */
   primeRead: boolean;
   cpl: 0 | 3;
-  access: Access;
+  access: MatrixAccess;
 }
 
 /** Linear base of PML4 slot 1: the boot image maps only slot 0. */
@@ -106,9 +123,8 @@ export const LAYOUTS: Record<PageSize, Layout> = {
 // Sanity of the layout constants themselves (not of the core): 1 GiB and 2 MiB frames aligned.
 if (LAYOUTS['1g'].frame % GIB !== 0 || LAYOUTS['2m'].frame % MIB2 !== 0) throw new Error('misaligned frame');
 
-export function linearOf(c: MatrixCase): number {
-  const l = LAYOUTS[c.size];
-  return l.linearPage + (c.access === 'fetch' ? CODE_OFFSET : DATA_OFFSET);
+export function linearOf(c: MatrixCase, access: MatrixAccess = c.access): number {
+  return LAYOUTS[c.size].linearPage + (access === 'fetch' ? CODE_OFFSET : DATA_OFFSET);
 }
 
 const TABLE_ADDRESS = [PDPT_T, PD_T, PT_T];
@@ -149,12 +165,22 @@ export function buildEntries(c: MatrixCase): bigint[] {
 const STUB_READ = 0x00; // mov rax, [rbx] ; cpuid
 const STUB_WRITE = 0x10; // mov [rbx], rax ; cpuid
 const STUB_FETCH = 0x20; // jmp rbx
+const STUB_IMPLICIT = 0x30; // ud2: #UD's delivery reads its IDT gate
 const STUB_BYTES: [number, number[]][] = [
   [STUB_READ, [0x48, 0x8b, 0x03, 0x0f, 0xa2]],
   [STUB_WRITE, [0x48, 0x89, 0x03, 0x0f, 0xa2]],
   [STUB_FETCH, [0xff, 0xe3]],
+  [STUB_IMPLICIT, [0x0f, 0x0b]],
 ];
+const STUB_OFFSET: Record<MatrixAccess, number> = {
+  read: STUB_READ, write: STUB_WRITE, fetch: STUB_FETCH, implicit: STUB_IMPLICIT,
+};
 const CPUID = [0x0f, 0xa2];
+/** The #UD handler of implicit cases (supervisor code): hlt. */
+export const UD_HANDLER = CODE + 0x800;
+/** #UD's gate, stored on the page under test: interrupt gate, kernel CS, IST1, DPL 0. */
+const UD_GATE = interruptGate(UD_HANDLER, KERNEL_CS, 1, 0);
+const ALL_VECTORS = 0xffffffff;
 
 export interface AccessResult {
   intercept: Intercept;
@@ -165,27 +191,42 @@ export interface AccessResult {
 export class PagingRig {
   readonly m: Machine;
   private readonly baseSregs: Sregs;
+  /** Deliver every exception through the IDT instead of stopping at it. */
+  throughIdt = false;
 
   constructor(jit = true) {
     this.m = buildMachine({ jit });
-    this.m.cpu.exceptionBitmap = 0xffffffff;
+    this.m.cpu.exceptionBitmap = ALL_VECTORS;
     for (const base of [CODE, USER_CODE]) {
       for (const [off, bytes] of STUB_BYTES) this.m.memory.writeBytes(base + off, Uint8Array.from(bytes));
     }
+    this.m.memory.write8(UD_HANDLER, 0xf4);
     this.baseSregs = this.m.cpu.getSregs();
   }
 
-  stubAddress(cpl: 0 | 3, access: Access): number {
-    const off = access === 'read' ? STUB_READ : access === 'write' ? STUB_WRITE : STUB_FETCH;
-    return (cpl === 3 ? USER_CODE : CODE) + off;
+  stubAddress(cpl: 0 | 3, access: MatrixAccess): number {
+    return (cpl === 3 ? USER_CODE : CODE) + STUB_OFFSET[access];
   }
 
-  /** Writes the entries, the data quadword and the CPUID the fetch lands on. */
-  install(c: MatrixCase, entries: readonly bigint[], data: bigint): void {
+  /**
+   * Writes the entries, the data quadword (for an implicit case, #UD's gate instead) and the
+   * CPUID the fetch lands on. Returns the quadword at the data address.
+   */
+  install(c: MatrixCase, entries: readonly bigint[], data: bigint): bigint {
     const l = LAYOUTS[c.size];
     entries.forEach((e, level) => this.m.memory.write64(l.entryAddresses[level]!, e));
-    this.m.memory.write64(l.physicalPage + DATA_OFFSET, data);
+    if (c.access === 'implicit') this.m.memory.writeBytes(l.physicalPage + DATA_OFFSET, UD_GATE);
+    else this.m.memory.write64(l.physicalPage + DATA_OFFSET, data);
     this.m.memory.writeBytes(l.physicalPage + CODE_OFFSET, Uint8Array.from(CPUID));
+    return this.readData(c);
+  }
+
+  /** The boot image's fault record of vCPU 0 (host/vmm/boot layout.ts FAULT_RECORD). */
+  faultRecord(): { count: bigint; vector: bigint; errorCode: bigint; rip: bigint } {
+    const at = L.faultRecordAddress(0);
+    const q = (off: number) => this.m.memory.read64(at + off);
+    const f = L.FAULT_RECORD;
+    return { count: q(f.count), vector: q(f.vector), errorCode: q(f.errorCode), rip: q(f.rip) };
   }
 
   readEntries(c: MatrixCase): bigint[] {
@@ -206,6 +247,9 @@ export class PagingRig {
     s.cr4 = (s.cr4 & ~(X86_CR4_SMEP | X86_CR4_SMAP)) | (c.smep ? X86_CR4_SMEP : 0n) | (c.smap ? X86_CR4_SMAP : 0n);
     s.efer = c.nxe ? s.efer | EFER_NXE : s.efer & ~EFER_NXE;
     s.cr2 = cr2Sentinel;
+    if (c.access === 'implicit') {
+      s.idt = { base: BigInt(linearOf(c) - 16 * UD_VECTOR), limit: 0xfff };
+    }
     if (c.cpl === 3) {
       s.cs = { ...s.cs, selector: USER_CS, dpl: 3 };
       for (const seg of ['ss', 'ds', 'es'] as const) s[seg] = { ...s[seg], selector: USER_DS, dpl: 3 };
@@ -214,10 +258,15 @@ export class PagingRig {
     this.m.cpu.setRflags(BigInt(X86_EFLAGS_FIXED | (c.ac ? X86_EFLAGS_AC : 0)));
   }
 
-  /** Runs one access stub at the case's CPL with RBX = the linear address and RAX = `value`. */
-  access(c: MatrixCase, access: Access, value: bigint): AccessResult {
+  /**
+   * Runs one access stub at the case's CPL with RBX = the linear address and RAX = `value`. For
+   * an implicit access #UD leaves the exception bitmap, so that it is delivered.
+   */
+  access(c: MatrixCase, access: MatrixAccess, value: bigint): AccessResult {
     const cpu = this.m.cpu;
-    cpu.writeGpr(3, BigInt(linearOf({ ...c, access })));
+    if (this.throughIdt) cpu.exceptionBitmap = 0;
+    else cpu.exceptionBitmap = access === 'implicit' ? (ALL_VECTORS & ~(1 << UD_VECTOR)) >>> 0 : ALL_VECTORS;
+    cpu.writeGpr(3, BigInt(linearOf(c, access)));
     cpu.writeGpr(0, value);
     cpu.setRip(BigInt(this.stubAddress(c.cpl, access)));
     const intercept = cpu.run(16);
