@@ -215,3 +215,16 @@ test('a fault raised by the #DF handler\'s code is delivered normally, not a tri
   t.deepEqual(f, [BigInt(handlerOf(DF_VECTOR)), BigInt(KERNEL_CS)], 'from the #DF handler\'s UD2');
   t.is(rig.m.cpu.readGpr(4), istTop(2) - 48n - 40n, 'below the #DF frame on IST2');
 });
+
+test('a #DF from CPL3 through a gate without IST switches to TSS.RSP0 like any other event', (t) => {
+  const rig = new IdtRig();
+  prepare(rig, 3);
+  breakDelivery(rig, GP_VECTOR, 'gate not present', 3, 3);
+  rig.setGate(DF_VECTOR, { ist: 0 });
+  rig.setTss(STACKS.kernel - 0x8n, [istTop(1), istTop(2)]);
+  t.deepEqual(rig.trigger(TRIGGERS['#GP'], 3), { kind: 'hlt' });
+  t.is(rig.m.cpu.getRip(), BigInt(handlerOf(DF_VECTOR)));
+  t.is(rig.m.cpu.readGpr(4), STACKS.kernel - 0x10n - 48n, 'RSP0, aligned down, minus the frame with its error code');
+  t.is(rig.frame(1)[0], 0n, 'error code 0 (the rest of a #DF frame describes an undefined state)');
+  t.is(rig.m.cpu.getSregs().ss.selector, 0, 'SS is NULL after the CPL change');
+});

@@ -10,12 +10,12 @@
  * back to the interrupted context.
  */
 import test from 'ava';
-import { GP_VECTOR, NP_VECTOR, UD_VECTOR, X86_EFLAGS_RF } from '../../../protocol/abi.js';
+import { BP_VECTOR, GP_VECTOR, NP_VECTOR, UD_VECTOR, X86_EFLAGS_RF } from '../../../protocol/abi.js';
 import { IDT, KERNEL_CS, KERNEL_DS, USER_CS, USER_DS } from '../harness/machine.js';
 import { expectedDelivery, idtErrorCode, selectorErrorCode } from './delivery-model.js';
 import {
   ENTRY_RFLAGS, EVENT_NAMES, handlerOf, IdtRig, INTERRUPT_GATE, istTop, STACKS, TRAP_GATE, TRIGGERS,
-  UNMAPPED, type EventName,
+  UNMAPPED, type EventName, type Trigger,
 } from './idt-rig.js';
 
 interface DeliveryCase {
@@ -97,8 +97,8 @@ test(`delivery matrix: ${ALL.length} cases match the SDM model (handler, stack, 
 });
 
 /** Runs `event` at `cpl` and returns the delivered vector and the error code on the stack. */
-function deliveredWithCode(rig: IdtRig, event: EventName, cpl: 0 | 3): { vector: number; errorCode: bigint; rip: bigint } {
-  const i = rig.trigger(TRIGGERS[event], cpl);
+function deliveredWithCode(rig: IdtRig, event: EventName | Trigger, cpl: 0 | 3): { vector: number; errorCode: bigint; rip: bigint } {
+  const i = rig.trigger(typeof event === 'string' ? TRIGGERS[event] : event, cpl);
   const rip = rig.m.cpu.getRip();
   const vector = i.kind === 'hlt' ? Number(rip - BigInt(handlerOf(0))) / 16 : -1;
   return { vector, errorCode: rig.frame(1)[0]!, rip: rig.frame(2)[1]! };
@@ -167,4 +167,16 @@ test('IRETQ returns to the interrupted context: INT3 from CPL3, #UD skipped by i
   t.is(cpu.getRip(), BigInt(rig.triggerAddress(0) + 3));
   t.is(cpu.readGpr(4), STACKS.kernel - 0x8n, 'back on the interrupted stack, off the IST');
   t.is(cpu.getSregs().ss.selector, KERNEL_DS);
+});
+
+test('INT 3 written as CD 03 is INT n: its gate DPL is checked too; INTO is invalid in 64-bit mode', (t) => {
+  const rig = new IdtRig();
+  rig.setTss(STACKS.kernel, [istTop(1), istTop(2)]);
+  for (const v of [BP_VECTOR, UD_VECTOR, GP_VECTOR]) rig.setGate(v, { dpl: 0 });
+  rig.enter(3, STACKS.user);
+  const int3 = { ...TRIGGERS['#BP'], bytes: [0xcd, 0x03] };
+  t.deepEqual(deliveredWithCode(rig, { ...int3 }, 3), { vector: GP_VECTOR, errorCode: BigInt(idtErrorCode(BP_VECTOR, false)), rip: BigInt(rig.triggerAddress(3)) });
+  rig.enter(0, STACKS.kernel);
+  t.deepEqual(rig.trigger({ ...TRIGGERS['#UD'], bytes: [0xce] }, 0), { kind: 'hlt' });
+  t.is(rig.m.cpu.getRip(), BigInt(handlerOf(UD_VECTOR)), 'INTO (CE): #UD');
 });

@@ -306,3 +306,15 @@ test('without a flush: a changed frame may or may not be used; a rights upgrade 
   n.setLeaf(n.leaf | ENTRY_P);
   t.is(n.access('read'), readA);
 });
+
+test('INVLPG: a non-canonical operand makes it a NOP; at CPL3 it is #GP(0) (SDM vol. 2A INVLPG)', (t) => {
+  const p = new Page(baseCase(), t);
+  const cpu = p.rig.m.cpu;
+  cpu.writeGpr(3, 0x8000_0000_0000_0000n);
+  t.is(runGuest(cpu, p.rig.m.memory, OPS_AT, [...INVLPG_RBX, ...CPUID]).kind, 'cpuid', 'no fault');
+  p.asUser(() => {
+    cpu.setRip(BigInt(USER_CODE + 0x120));
+    p.rig.m.memory.writeBytes(USER_CODE + 0x120, Uint8Array.from([...INVLPG_RBX, ...CPUID]));
+    t.deepEqual(cpu.run(8), { kind: 'exception', vector: 13, errorCode: 0 });
+  });
+});
