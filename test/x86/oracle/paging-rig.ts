@@ -1,8 +1,9 @@
 /**
  * The paging matrix's test rig: one booted core (host/vmm/boot's image, identity-mapped), a test
- * region in PML4 slot 1 whose page tables each case writes afresh, and a stub per CPL that does
- * exactly one access — a read, a write, or a fetch — and stops with an intercept. Nothing here
- * decides what the result should be; paging-model.ts does.
+ * region in PML4 slot 1 (the boot image maps only slot 0) whose page tables each case writes
+ * afresh, and a stub per CPL that does exactly one access — a read, a write, a fetch, or the
+ * implicit read of an IDT gate — and stops with an intercept. Nothing here decides what the
+ * result should be; paging-model.ts does.
  *
  * The stubs never touch the stack, so cases with EFER.NXE = 0 run even though the boot image's
  * stacks are mapped XD (a reserved bit without NXE), and they end in CPUID, which stops the core
@@ -24,6 +25,7 @@ import {
 } from './paging-model.js';
 
 export type PageSize = '4k' | '2m' | '1g';
+export const PAGE_SIZES: readonly PageSize[] = ['4k', '2m', '1g'];
 
 /**
  * The matrix's accesses: the model's explicit read, write and fetch, and an implicit
@@ -37,7 +39,6 @@ export const MATRIX_ACCESSES: readonly MatrixAccess[] = ['read', 'write', 'fetch
 export function modelAccess(a: MatrixAccess): Access {
   return a === 'implicit' ? 'read' : a;
 }
-export const PAGE_SIZES: readonly PageSize[] = ['4k', '2m', '1g'];
 
 /** A change to one entry that the rights dimensions do not cover. */
 export type Injection =
@@ -68,9 +69,6 @@ export interface MatrixCase extends PagingControls {
   cpl: 0 | 3;
   access: MatrixAccess;
 }
-
-/** Linear base of PML4 slot 1: the boot image maps only slot 0. */
-export const REGION = 0x80_0000_0000;
 
 /** Physical pages of the test region's tables (free memory above the boot image's). */
 const PDPT_T = 0x80_0000;
