@@ -27,9 +27,10 @@ export function exceptionClass(vector: number): ExceptionClass {
 }
 
 /**
- * Table 6-5 for a second exception detected while delivering the first: 'serial' means the
- * second is delivered (the first is lost, as the SDM says the first is handled serially only
- * after the second's handler returns and the faulting instruction restarts).
+ * Table 6-5 for a second exception detected while delivering the first. 'serial': the second is
+ * delivered and the first is not (it recurs if the instruction restarts after the second's
+ * handler returns); 'double-fault': #DF is delivered instead; a fault while delivering #DF is a
+ * shutdown (§6.15, interrupt 8).
  */
 export function secondException(first: number, second: number): 'serial' | 'double-fault' | 'triple-fault' {
   const a = exceptionClass(first);

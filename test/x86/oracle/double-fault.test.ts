@@ -14,9 +14,10 @@
  * exception delivered normally — and so is a fault raised by the #DF handler's code: neither is a
  * double or triple fault. Both readings are tested below, each under its own name.
  *
- * What the SDM leaves undefined is not asserted: the CS:RIP a #DF pushes, and CR2 after a #DF.
- * Where SDM editions differ (#GP for a non-canonical gate target and #SS for a non-canonical
- * stack: error code 0 in older editions, EXT in newer), both are accepted.
+ * What the SDM leaves undefined is not asserted: the CS:RIP a #DF pushes (and the rest of its
+ * frame beyond the error code), and CR2 after a #DF. Where the SDM's INT n pseudo-code and its
+ * exception lists disagree on EXT (#GP for a non-canonical gate target, #SS for a non-canonical
+ * stack: "#GP(0)"/"#SS(0)" in one, "(EXT)" in the other), both 0 and EXT are accepted.
  */
 import test from 'ava';
 import {
