@@ -15,9 +15,9 @@
  * double or triple fault. Both readings are tested below, each under its own name.
  *
  * What the SDM leaves undefined is not asserted: the CS:RIP a #DF pushes (and the rest of its
- * frame beyond the error code), and CR2 after a #DF. Where the SDM's INT n pseudo-code and its
- * exception lists disagree on EXT (#GP for a non-canonical gate target, #SS for a non-canonical
- * stack: "#GP(0)"/"#SS(0)" in one, "(EXT)" in the other), both 0 and EXT are accepted.
+ * frame beyond the error code), and CR2 after a #DF. Where SDM editions give different error
+ * codes — #GP(0) or #GP(EXT) for a non-canonical gate target, #SS(0) or #SS(EXT) for a
+ * non-canonical stack — both are accepted.
  */
 import test from 'ava';
 import {
