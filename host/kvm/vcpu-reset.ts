@@ -30,6 +30,8 @@ export function kvmVcpuReset(v: VcpuArch, initEvent: boolean): void {
   const cpu = v.cpu;
   const oldCr0 = initEvent ? cpu.readCr(0) : 0n;
   v.pending = Completion.None;
+  // kvm_clear_exception_queue(): a #GP queued by the last exit is never delivered.
+  cpu.clearExceptionQueue();
   v.msrState.reset(initEvent);
   v.lapic.reset(initEvent);
   // RDX holds the family/model/stepping: CPUID.1:EAX at INIT, 0x600 at RESET (no CPUID yet).

@@ -42,14 +42,6 @@ export interface RunOptions {
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
 
-/**
- * The core's count of retired instructions, if it offers one. GuestCpu does not (yet): then
- * each intercept is charged one unit of budget and the core's own budget bounds the rest.
- */
-function instructionsRetired(cpu: GuestCpu): number | undefined {
-  return (cpu as GuestCpu & { readonly instructionsRetired?: number }).instructionsRetired;
-}
-
 export class Vcpu {
   private readonly arch: VcpuArch;
 
@@ -93,10 +85,10 @@ export class Vcpu {
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
     for (;;) {
-      const before = instructionsRetired(cpu);
+      const before = cpu.instructionsRetired;
       const intercept = cpu.run(remaining);
-      const after = instructionsRetired(cpu);
-      remaining -= before === undefined || after === undefined ? 1 : Math.max(1, after - before);
+      // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
+      remaining -= Math.max(1, cpu.instructionsRetired - before);
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: intercept.kind, guest_rip: cpu.getRip() });
       let toUser: boolean;
