@@ -266,7 +266,8 @@ export class Vcpu {
   /**
    * An INIT signal: kvm_vcpu_reset(init_event = true). The vCPU is left in real mode, which
    * the long-mode-only core cannot run (run() then gives KVM_EXIT_FAIL_ENTRY): the VMM boots
-   * it again. Heki pins are per VM and survive; a completion still pending is dropped.
+   * it again. Heki pins are per VM and survive; a completion still pending and an exception
+   * queued for injection but not yet delivered are dropped (kvm_clear_exception_queue()).
    */
   init(): void {
     kvmVcpuReset(this.arch, true);
