@@ -22,6 +22,7 @@ import type { AccessKind, ControlRegister, GuestCpu } from './guest-cpu.js';
 import { checkGuestState } from './guest-state.js';
 import type { Intercept } from './intercept.js';
 import { runBlocks } from './interpreter.js';
+import { JIT_THRESHOLD } from './jit/compile.js';
 import type { PhysicalMemory } from './memory.js';
 import { readTsc } from './execute/system.js';
 import { applyControls, setCr0, setCr3, setCr4, setEfer } from './mmu/controls.js';
@@ -57,6 +58,8 @@ function linearFromBigInt(v: bigint): number {
 export interface CpuOptions {
   /** Translate hot blocks to JavaScript (default true). Off: the reference interpreter only. */
   jit?: boolean;
+  /** Runs of a block before it is translated (default JIT_THRESHOLD; tests use 1). */
+  jitThreshold?: number;
 }
 
 export class Cpu extends CpuCore implements GuestCpu {
@@ -69,6 +72,9 @@ export class Cpu extends CpuCore implements GuestCpu {
   constructor(memory: PhysicalMemory, options: CpuOptions = {}) {
     super(memory);
     this.jitEnabled = options.jit ?? true;
+    const threshold = options.jitThreshold ?? JIT_THRESHOLD;
+    if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError(`jitThreshold must be a positive integer, got ${threshold}`);
+    this.jitThreshold = threshold;
     memory.onCodeWrite.push((frame) => invalidateFrame(this, frame));
     applyControls(this);
   }
