@@ -8,9 +8,8 @@
  *                             guest → KVM_EXIT_X86_RDMSR → user space answers msr.data →
  *                             run() completes the RDMSR and resumes the guest; ns per round trip
  *   kvm.msr_exit_roundtrip_wr the same for a filtered WRMSR (the reply leaves error 0)
- *   kvm.core_msr_intercept    the core's share, without KVM: a bare host/x86 Cpu runs the RDMSR
- *                             loop, and each `rdmsr` intercept is answered by writing EDX:EAX
- *                             and skipping the instruction, as a hypervisor would
+ * The core's own share of an intercept, without KVM, is x86.rdmsr_intercept_roundtrip in
+ * x86.bench.ts (`npm run bench -- x86 kvm` gives both in one run).
  * Real KVM on the development machine (issue 4): about 1.7 µs per in-kernel RDMSR and 4.8 µs
  * per filtered-RDMSR exit round trip. Target: the round trip under 1 µs.
  * Each figure is the median of the runs (`--runs N`, default 5), min and max alongside.
@@ -20,8 +19,6 @@ import {
   KVM_MSR_FILTER_WRITE, MSR_EFER, MSR_IA32_POWER_CTL,
 } from '../../protocol/abi.js';
 import { Kvm, type Vcpu, type Vm } from '../../host/kvm/index.js';
-import { Cpu } from '../../host/x86/cpu.js';
-import { PhysicalMemory } from '../../host/x86/memory.js';
 import { bootVcpu, buildBootImage, type BootLayout } from '../../host/vmm/boot/index.js';
 import { report, sample } from './report.js';
 
@@ -119,30 +116,6 @@ function roundTrip(write: boolean): number {
   return ns / exits;
 }
 
-function coreIntercept(): number {
-  const memory = new PhysicalMemory(16 * 1024 * 1024);
-  const cpu = new Cpu(memory);
-  const boot = buildBootImage(memory, { vcpus: 1 });
-  bootVcpu(cpu, boot, 0);
-  const at = boot.kernelExecSlot(0).base;
-  const answer = (iterations: number): number => {
-    memory.writeBytes(at, msrLoop(MSR_IA32_POWER_CTL, iterations, false));
-    cpu.setRip(BigInt(at));
-    let n = 0;
-    for (let ic = cpu.run(Number.MAX_SAFE_INTEGER); ic.kind === 'rdmsr'; ic = cpu.run(Number.MAX_SAFE_INTEGER)) {
-      cpu.writeGpr32(0, 0x9abc);
-      cpu.writeGpr32(2, 0x1234);
-      cpu.skipInstruction();
-      n++;
-    }
-    return n;
-  };
-  answer(200);
-  const start = process.hrtime.bigint();
-  const n = answer(ROUND_TRIPS / UNROLL);
-  return Number(process.hrtime.bigint() - start) / n;
-}
-
 function expectHlt(reason: string): void {
   if (reason !== 'KVM_EXIT_HLT') throw new Error(`expected KVM_EXIT_HLT, got ${reason}`);
 }
@@ -150,4 +123,3 @@ function expectHlt(reason: string): void {
 report('kvm.msr_inkernel', await sample(inKernel), 'ns/op');
 report('kvm.msr_exit_roundtrip', await sample(() => roundTrip(false)), 'ns/op');
 report('kvm.msr_exit_roundtrip_wr', await sample(() => roundTrip(true)), 'ns/op');
-report('kvm.core_msr_intercept', await sample(coreIntercept), 'ns/op');
