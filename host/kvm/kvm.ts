@@ -45,7 +45,7 @@ export interface VmOptions {
 const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus']);
 const CREATE_VM = 'KVM_CREATE_VM';
 
-/** The default core: the modelled x86-64 CPU of host/x86. */
+/** The default core: the modelled x86-64 CPU of host/x86, with block translation on. */
 const createX86Cpu: CpuFactory = (memory) => new Cpu(memory);
 
 export class Kvm {

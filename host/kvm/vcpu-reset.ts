@@ -1,8 +1,9 @@
 /**
  * kvm_vcpu_reset() with vmx_vcpu_reset() (arch/x86/kvm/x86.c, vmx/vmx.c): RESET when the
  * vCPU is created, INIT on `Vcpu.init()`. Both leave the vCPU in real mode at F000:FFF0,
- * which pinbox's long-mode-only core cannot run: the next run() reports
- * KVM_EXIT_FAIL_ENTRY, and the VMM boots the vCPU again. Heki pins are per VM and survive.
+ * which pinbox's long-mode-only core cannot run. MODEL DECISION: the next run() reports
+ * KVM_EXIT_FAIL_ENTRY (invalid guest state) and the VMM boots the vCPU again, in place of
+ * firmware running in real mode. Heki pins are per VM and survive.
  */
 import {
   MSR_IA32_SYSENTER_CS,

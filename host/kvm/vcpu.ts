@@ -34,7 +34,9 @@ export interface RunOptions {
   /**
    * Guest instructions this call may retire before it returns KVM_EXIT_INTR, as if a
    * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. An intercept that
-   * retires nothing still costs one unit, so a run always ends.
+   * retires nothing still costs one unit, so a run always ends. MODEL DECISION: the budget
+   * stands in for the signal that would end KVM_RUN with -EINTR; it is reported, like
+   * immediate_exit, as KVM_EXIT_INTR.
    */
   budget?: number;
 }
