@@ -11,9 +11,9 @@
 import {
   MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
   MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK, MSR_TSC_AUX,
-  X86_EFLAGS_FIXED,
+  X86_EFLAGS_FIXED, EFER_LMA,
 } from '../../protocol/abi.js';
-import { CpuCore, SEG_FS, SEG_GS, SEG_SS } from './core.js';
+import { CpuCore, SEG_CS, SEG_FS, SEG_GS, SEG_SS } from './core.js';
 import { invalidateFrame } from './block.js';
 import { EVENT_HARDWARE, raiseEvent } from './exceptions/delivery.js';
 import { GUEST_FAULT, pushesErrorCode } from './fault.js';
@@ -368,6 +368,19 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
     const pa = walk(this, linearFromBigInt(gva), kind, level === 3, false, false);
     return pa < 0 ? { vector: 14, errorCode: -pa - 1 } : { gpa: pa };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Added for host/kvm phase 2 (GuestCpu: is64BitMode, clearExceptionQueue)
+  // -------------------------------------------------------------------------------------------
+
+  is64BitMode(): boolean {
+    return this.seg[SEG_CS]!.l && (this.efer & EFER_LMA) !== 0n;
+  }
+
+  clearExceptionQueue(): void {
+    this.pending = null;
+    this.pendingCr2 = null;
   }
 }
 
