@@ -8,7 +8,7 @@
  * The RFC checks MOV only on VMX, and its emulator path can queue a second #GP (→ #DF);
  * neither is reproduced.
  */
-import { EFER_LMA, X86_CR0_TS } from '../../protocol/abi.js';
+import { MSR_EFER, X86_CR0_TS } from '../../protocol/abi.js';
 import type { ControlRegister } from '../x86/guest-cpu.js';
 import {
   cltsValue,
@@ -21,15 +21,15 @@ import {
 } from './control-registers.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 
-/** The vCPU state kvm_set_cr*() read, taken from the core (a slow path: MOV to CR is rare). */
+/** The vCPU state kvm_set_cr*() read, taken from the core's live registers. */
 function crContext(v: VcpuArch): CrWriteContext {
-  const s = v.cpu.getSregs();
+  const cpu = v.cpu;
   return {
-    cr0: s.cr0,
-    cr3: s.cr3,
-    cr4: s.cr4,
-    efer: s.efer,
-    csL: s.cs.l && (s.efer & EFER_LMA) !== 0n,
+    cr0: cpu.readCr(0),
+    cr3: cpu.readCr(3),
+    cr4: cpu.readCr(4),
+    efer: cpu.readMsr(MSR_EFER)!,
+    csL: cpu.is64BitMode(),
     cr4ReservedBits: v.cr4ReservedBits,
     maxPhysAddr: v.cpuid.maxPhysAddr,
   };

@@ -4,7 +4,6 @@
  * instructions are accepted on the modelled Intel host (KVM would patch VMMCALL into
  * VMCALL and run it the same way).
  */
-import { EFER_LMA } from '../../protocol/abi.js';
 import { kvmEmulateHypercall } from './hypercalls.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 
@@ -18,10 +17,8 @@ const RSI = 6;
 export function handleHypercall(v: VcpuArch): boolean {
   const cpu = v.cpu;
   const regs = { nr: cpu.readGpr(RAX), a0: cpu.readGpr(RBX), a1: cpu.readGpr(RCX), a2: cpu.readGpr(RDX), a3: cpu.readGpr(RSI) };
-  // is_64_bit_hypercall(): 64-bit mode is EFER.LMA with CS.L.
-  const s = cpu.getSregs();
-  const op64Bit = s.cs.l && (s.efer & EFER_LMA) !== 0n;
-  v.stat.hypercalls++;
+  // is_64_bit_hypercall(): the caller is in 64-bit mode (EFER.LMA with CS.L).
+  const op64Bit = cpu.is64BitMode();
   const trace = v.vm.trace;
   if (trace.active) trace.emit('kvm_hypercall', { vcpu_id: v.id, ...regs });
   const result = kvmEmulateHypercall(regs, cpu.cpl, op64Bit, v.hypercallEnv);
@@ -34,7 +31,10 @@ export function handleHypercall(v: VcpuArch): boolean {
     v.pending = Completion.HekiConfigure;
     return true;
   }
+  // kvm_emulate_hypercall()'s `out:` path counts the call; an exit returns before it and its
+  // completion counts it instead.
   cpu.writeGpr(RAX, result.rax);
+  v.stat.hypercalls++;
   cpu.skipInstruction();
   return false;
 }

@@ -9,12 +9,12 @@
  */
 import { KvmError } from './errors.js';
 import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
+import { splitU64, U64_MAX } from './u64.js';
 import { msrUserSpaceExitReason } from './user-space-msr.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 
 const RAX = 0;
 const RDX = 2;
-const LOW32 = 0xffff_ffffn;
 
 function ignoredReporter(v: VcpuArch): IgnoredMsrReporter | undefined {
   const trace = v.vm.trace;
@@ -46,14 +46,9 @@ function msrExit(v: VcpuArch, write: boolean, reason: number, index: number, dat
 
 /** Loads EDX:EAX with a 64-bit value; the upper halves of RAX and RDX become 0. */
 function writeEdxEax(v: VcpuArch, data: bigint): void {
-  // Most MSR values fit in EAX: split without making new bigints then.
-  if (data <= LOW32) {
-    v.cpu.writeGpr32(RAX, Number(data));
-    v.cpu.writeGpr32(RDX, 0);
-    return;
-  }
-  v.cpu.writeGpr32(RAX, Number(data & LOW32));
-  v.cpu.writeGpr32(RDX, Number((data >> 32n) & LOW32));
+  const halves = splitU64(data);
+  v.cpu.writeGpr32(RAX, halves.lo);
+  v.cpu.writeGpr32(RDX, halves.hi);
 }
 
 /** Handles RDMSR; true when it ends in an exit to user space. */
@@ -122,7 +117,7 @@ export function completeRdmsr(v: VcpuArch): void {
   const error = replyError(v);
   if (error === 0) {
     const data: unknown = v.run.msr.data;
-    if (typeof data !== 'bigint' || data < 0n || data > 0xffff_ffff_ffff_ffffn) {
+    if (typeof data !== 'bigint' || data < 0n || data > U64_MAX) {
       throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.msr.data must be a u64 bigint, got ${String(data)}`);
     }
     writeEdxEax(v, data);

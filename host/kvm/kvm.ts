@@ -1,10 +1,11 @@
 /**
  * The system file descriptor (/dev/kvm): KVM_CHECK_EXTENSION and KVM_CREATE_VM, in the
- * manner of rust-vmm's kvm-ioctls `Kvm`. The CPU of each vCPU comes from an injected
- * factory, so any implementation of `GuestCpu` can be plugged in.
+ * manner of rust-vmm's kvm-ioctls `Kvm`. Each vCPU runs on host/x86's `Cpu` unless a
+ * factory is given, so any other implementation of `GuestCpu` can be plugged in.
  */
 import * as abi from '../../protocol/abi.js';
 import { HEKI_PROFILES, type HekiProfileName } from '../../protocol/abi.js';
+import { Cpu } from '../x86/cpu.js';
 import { PhysicalMemory } from '../x86/memory.js';
 import { kvmCheckExtension, PINBOX_MAX_VCPUS } from './capabilities.js';
 import { resolveGuestCpuid, type GuestCpuidOptions } from './cpuid.js';
@@ -16,7 +17,7 @@ import { Vm, type CpuFactory } from './vm.js';
 import { VmArch } from './vm-arch.js';
 
 export interface KvmOptions {
-  /** Makes each vCPU's CPU. Required until host/x86's `Cpu` becomes the default. */
+  /** Makes each vCPU's CPU (default: host/x86's `Cpu` over the VM's memory). */
   createCpu?: CpuFactory;
   /** The Heki profile whose cap numbers the system-level KVM_CHECK_EXTENSION answers (v2). */
   profile?: HekiProfileName;
@@ -44,9 +45,8 @@ export interface VmOptions {
 const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus']);
 const CREATE_VM = 'KVM_CREATE_VM';
 
-function noCore(): never {
-  throw new Error('pinbox: no x86 core is linked into host/kvm yet; pass new Kvm({ createCpu })');
-}
+/** The default core: the modelled x86-64 CPU of host/x86, with block translation on. */
+const createX86Cpu: CpuFactory = (memory) => new Cpu(memory);
 
 export class Kvm {
   /** KVM's tracepoints, for every VM made by this Kvm. */
@@ -55,7 +55,7 @@ export class Kvm {
   private readonly profile: HekiProfileName;
 
   constructor(options: KvmOptions = {}) {
-    this.createCpu = options.createCpu ?? noCore;
+    this.createCpu = options.createCpu ?? createX86Cpu;
     this.profile = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
     if (!(this.profile in HEKI_PROFILES)) throw new KvmError('EINVAL', 'open(/dev/kvm)', `unknown Heki profile ${String(this.profile)}`);
   }

@@ -36,6 +36,8 @@ const LVT_WRITABLE = new Map<number, number>([
 ]);
 const ALL_LVTS = [abi.APIC_LVTT, abi.APIC_LVTTHMR, abi.APIC_LVTPC, abi.APIC_LVT0, abi.APIC_LVT1, abi.APIC_LVTERR];
 
+const CR8_VALUES: readonly bigint[] = Array.from({ length: 16 }, (_, k) => BigInt(k));
+
 const EN = abi.MSR_IA32_APICBASE_ENABLE;
 const EXTD = abi.MSR_IA32_APICBASE_EXTD;
 
@@ -234,7 +236,8 @@ export class LocalApic {
 
   /** kvm_lapic_get_cr8(): CR8 is TPR[7:4]. */
   getCr8(): bigint {
-    return BigInt((this.get(abi.APIC_TASKPRI) & 0xf0) >> 4);
+    // Read at every exit (kvm_run.cr8): one of 16 prebuilt bigints, no allocation.
+    return CR8_VALUES[(this.get(abi.APIC_TASKPRI) & 0xf0) >> 4]!;
   }
 
   /** kvm_lapic_set_tpr() */

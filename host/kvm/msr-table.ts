@@ -25,16 +25,21 @@ import type { MsrAccess, MsrHandler, MsrVcpu } from './msrs/msr-vcpu.js';
 import { PLATFORM_MSRS } from './msrs/platform-msrs.js';
 import { SYSCALL_MSRS } from './msrs/syscall-msrs.js';
 
-const HANDLERS: ReadonlyMap<number, MsrHandler> = new Map([
-  ...SYSCALL_MSRS,
-  EFER_MSR,
-  ...PLATFORM_MSRS,
-  ...APIC_MSRS,
-  ...KVM_PV_MSRS,
-]);
+const TABLE: ReadonlyArray<readonly [number, MsrHandler]> = [...SYSCALL_MSRS, EFER_MSR, ...PLATFORM_MSRS, ...APIC_MSRS, ...KVM_PV_MSRS];
+
+/**
+ * The handlers by index as a signed 32-bit key (`index | 0`): MSRs such as 0xc0000080 are
+ * above 2^31, and as plain numbers they would be heap numbers that the Map hashes more slowly
+ * than small integers on every RDMSR/WRMSR.
+ */
+const HANDLERS: ReadonlyMap<number, MsrHandler> = new Map(TABLE.map(([index, handler]) => [index | 0, handler]));
+
+function handlerFor(index: number): MsrHandler | undefined {
+  return HANDLERS.get(index | 0);
+}
 
 /** The MSR indices the table emulates, x2APIC range excluded (for documentation and tests). */
-export const EMULATED_MSRS: readonly number[] = [...HANDLERS.keys()].sort((a, b) => a - b);
+export const EMULATED_MSRS: readonly number[] = TABLE.map(([index]) => index).sort((a, b) => a - b);
 
 function isX2apicMsr(index: number): boolean {
   return index >= X2APIC_MSR_FIRST && index <= X2APIC_MSR_LAST;
@@ -48,20 +53,20 @@ function getMsr(v: MsrVcpu, a: MsrAccess): number {
     a.data = value;
     return 0;
   }
-  const handler = HANDLERS.get(a.index);
+  const handler = handlerFor(a.index);
   return handler === undefined ? KVM_MSR_RET_UNSUPPORTED : handler.get(v, a);
 }
 
 /** kvm_set_msr_common() and the vendor set_msr for one index. */
 function setMsr(v: MsrVcpu, a: MsrAccess): number {
   if (isX2apicMsr(a.index)) return v.lapic.x2apicWrite(a.index, a.data);
-  const handler = HANDLERS.get(a.index);
+  const handler = handlerFor(a.index);
   return handler === undefined ? KVM_MSR_RET_UNSUPPORTED : handler.set(v, a);
 }
 
 /** kvm_is_advertised_msr() */
 export function kvmIsAdvertisedMsr(index: number): boolean {
-  return HANDLERS.get(index)?.advertised ?? false;
+  return handlerFor(index)?.advertised ?? false;
 }
 
 /** Called for each access that ignore_msrs turned into a success (kvm_pr_unimpl). */

@@ -1,8 +1,9 @@
 /**
  * kvm_vcpu_reset() with vmx_vcpu_reset() (arch/x86/kvm/x86.c, vmx/vmx.c): RESET when the
  * vCPU is created, INIT on `Vcpu.init()`. Both leave the vCPU in real mode at F000:FFF0,
- * which pinbox's long-mode-only core cannot run: the next run() reports
- * KVM_EXIT_FAIL_ENTRY, and the VMM boots the vCPU again. Heki pins are per VM and survive.
+ * which pinbox's long-mode-only core cannot run. MODEL DECISION: the next run() reports
+ * KVM_EXIT_FAIL_ENTRY (invalid guest state) and the VMM boots the vCPU again, in place of
+ * firmware running in real mode. Heki pins are per VM and survive.
  */
 import {
   MSR_IA32_SYSENTER_CS,
@@ -30,6 +31,8 @@ export function kvmVcpuReset(v: VcpuArch, initEvent: boolean): void {
   const cpu = v.cpu;
   const oldCr0 = initEvent ? cpu.readCr(0) : 0n;
   v.pending = Completion.None;
+  // kvm_clear_exception_queue(): a #GP queued by the last exit is never delivered.
+  cpu.clearExceptionQueue();
   v.msrState.reset(initEvent);
   v.lapic.reset(initEvent);
   // RDX holds the family/model/stepping: CPUID.1:EAX at INIT, 0x600 at RESET (no CPUID yet).

@@ -35,21 +35,15 @@ export interface RunOptions {
   /**
    * Guest instructions this call may retire before it returns KVM_EXIT_INTR, as if a
    * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. An intercept that
-   * retires nothing still costs one unit, so a run always ends.
+   * retires nothing still costs one unit, so a run always ends. MODEL DECISION: the budget
+   * stands in for the signal that would end KVM_RUN with -EINTR; it is reported, like
+   * immediate_exit, as KVM_EXIT_INTR.
    */
   budget?: number;
 }
 
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
-
-/**
- * The core's count of retired instructions, if it offers one. GuestCpu does not (yet): then
- * each intercept is charged one unit of budget and the core's own budget bounds the rest.
- */
-function instructionsRetired(cpu: GuestCpu): number | undefined {
-  return (cpu as GuestCpu & { readonly instructionsRetired?: number }).instructionsRetired;
-}
 
 export class Vcpu {
   private readonly arch: VcpuArch;
@@ -100,10 +94,10 @@ export class Vcpu {
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
     for (;;) {
-      const before = instructionsRetired(cpu);
+      const before = cpu.instructionsRetired;
       const intercept = cpu.run(remaining);
-      const after = instructionsRetired(cpu);
-      remaining -= before === undefined || after === undefined ? 1 : Math.max(1, after - before);
+      // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
+      remaining -= Math.max(1, cpu.instructionsRetired - before);
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: intercept.kind, guest_rip: cpu.getRip() });
       let toUser: boolean;
@@ -283,7 +277,8 @@ export class Vcpu {
   /**
    * An INIT signal: kvm_vcpu_reset(init_event = true). The vCPU is left in real mode, which
    * the long-mode-only core cannot run (run() then gives KVM_EXIT_FAIL_ENTRY): the VMM boots
-   * it again. Heki pins are per VM and survive; a completion still pending is dropped.
+   * it again. Heki pins are per VM and survive; a completion still pending and an exception
+   * queued for injection but not yet delivered are dropped (kvm_clear_exception_queue()).
    */
   init(): void {
     this.arch.run.s.regs.registersChanging();

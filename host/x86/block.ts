@@ -31,13 +31,22 @@ export class Block {
   runs = 0;
   /** The translated form, once hot (jit/). */
   compiled: ((c: CpuCore) => void) | null = null;
-  /** Cached successor: the block that ran after this one, at RIP `nextRip`, under TLB generation `nextGeneration`. */
-  next: Block | null = null;
-  nextRip = 0;
+  /** Number of instructions. */
+  readonly length: number;
+  /**
+   * Successor cache, two entries (a RET returns to several places): the block that ran after
+   * this one at RIP `nextRipN`, valid while the TLB generation is `nextGeneration` (a flush or a
+   * change of access context may change what a RIP maps to) and the block is valid.
+   */
+  next0: Block | null = null;
+  nextRip0 = 0.5;
+  next1: Block | null = null;
+  nextRip1 = 0.5;
   nextGeneration = -1;
 
   constructor(insns: Insn[]) {
     this.insns = insns;
+    this.length = insns.length;
     const last = insns[insns.length - 1]!;
     this.byteLength = last.offset + last.len;
     this.endsWithBranch = last.entry.flow === 'branch';
@@ -85,10 +94,15 @@ export function buildBlock(c: CpuCore, frame: number, offset: number): Block | n
   }
   if (insns.length === 0) return null;
   const block = new Block(insns);
-  let page = c.codeCache[frame];
+  let region = c.codeCache[frame >>> 9];
+  if (region === undefined) {
+    region = new Array<(Block | undefined)[] | undefined>(512).fill(undefined);
+    c.codeCache[frame >>> 9] = region;
+  }
+  let page = region[frame & 511];
   if (page === undefined) {
     page = new Array<Block | undefined>(PAGE_SIZE);
-    c.codeCache[frame] = page;
+    region[frame & 511] = page;
     c.memory.markCode(frame);
     dropWriteTagsForFrame(c, frame);
   }
@@ -96,12 +110,21 @@ export function buildBlock(c: CpuCore, frame: number, offset: number): Block | n
   return block;
 }
 
+/** The cached block at a frame and offset, if any. */
+export function cachedBlock(c: CpuCore, frame: number, offset: number): Block | undefined {
+  const region = c.codeCache[frame >>> 9];
+  if (region === undefined) return undefined;
+  const page = region[frame & 511];
+  return page === undefined ? undefined : page[offset];
+}
+
 /** Drops a frame's blocks (its code was written). */
 export function invalidateFrame(c: CpuCore, frame: number): void {
-  const page = c.codeCache[frame];
-  if (page === undefined) return;
+  const region = c.codeCache[frame >>> 9];
+  const page = region?.[frame & 511];
+  if (region === undefined || page === undefined) return;
   for (const b of page) if (b !== undefined) b.valid = false;
-  c.codeCache[frame] = undefined;
+  region[frame & 511] = undefined;
   c.codeInvalidated = true;
 }
 

@@ -164,15 +164,20 @@ export class CpuCore implements FaultState {
   /** VMX exception bitmap. */
   exceptionBitmap = 0;
 
-  /** Decoded blocks per guest-physical frame, by offset in the frame (block.ts). */
-  readonly codeCache: ((Block | undefined)[] | undefined)[] = [];
+  /**
+   * Decoded blocks by guest-physical frame and offset (block.ts), in two levels — 2 MiB regions,
+   * then frames — so that the arrays stay small and dense whatever the memory size.
+   */
+  readonly codeCache: ((((Block | undefined)[] | undefined)[]) | undefined)[];
   /** Set when a store invalidated decoded code: the current block must not continue. */
   codeInvalidated = false;
-  /** Whether hot blocks are translated to JavaScript (jit/). */
+  /** Whether hot blocks are translated to JavaScript (jit/), and after how many runs. */
   jitEnabled = true;
+  jitThreshold = 16;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;
+    this.codeCache = new Array(Math.ceil(memory.frameCount / 512)).fill(undefined);
     const empty = new DataView(new ArrayBuffer(8));
     this.tlbView = new Array<DataView>(TLB_SIZE).fill(empty);
   }

@@ -11,9 +11,9 @@
 import {
   MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
   MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK, MSR_TSC_AUX,
-  X86_EFLAGS_FIXED,
+  X86_EFLAGS_FIXED, EFER_LMA,
 } from '../../protocol/abi.js';
-import { CpuCore, SEG_FS, SEG_GS, SEG_SS } from './core.js';
+import { CpuCore, SEG_CS, SEG_FS, SEG_GS, SEG_SS } from './core.js';
 import { invalidateFrame } from './block.js';
 import { EVENT_HARDWARE, raiseEvent } from './exceptions/delivery.js';
 import { GUEST_FAULT, pushesErrorCode } from './fault.js';
@@ -22,6 +22,7 @@ import type { AccessKind, ControlRegister, GuestCpu } from './guest-cpu.js';
 import { checkGuestState } from './guest-state.js';
 import type { Intercept } from './intercept.js';
 import { runBlocks } from './interpreter.js';
+import { JIT_THRESHOLD } from './jit/compile.js';
 import type { PhysicalMemory } from './memory.js';
 import { readTsc } from './execute/system.js';
 import { applyControls, setCr0, setCr3, setCr4, setEfer } from './mmu/controls.js';
@@ -57,6 +58,8 @@ function linearFromBigInt(v: bigint): number {
 export interface CpuOptions {
   /** Translate hot blocks to JavaScript (default true). Off: the reference interpreter only. */
   jit?: boolean;
+  /** Runs of a block before it is translated (default JIT_THRESHOLD; tests use 1). */
+  jitThreshold?: number;
 }
 
 export class Cpu extends CpuCore implements GuestCpu {
@@ -69,6 +72,9 @@ export class Cpu extends CpuCore implements GuestCpu {
   constructor(memory: PhysicalMemory, options: CpuOptions = {}) {
     super(memory);
     this.jitEnabled = options.jit ?? true;
+    const threshold = options.jitThreshold ?? JIT_THRESHOLD;
+    if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError(`jitThreshold must be a positive integer, got ${threshold}`);
+    this.jitThreshold = threshold;
     memory.onCodeWrite.push((frame) => invalidateFrame(this, frame));
     applyControls(this);
   }
@@ -362,6 +368,19 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
     const pa = walk(this, linearFromBigInt(gva), kind, level === 3, false, false);
     return pa < 0 ? { vector: 14, errorCode: -pa - 1 } : { gpa: pa };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Added for host/kvm phase 2 (GuestCpu: is64BitMode, clearExceptionQueue)
+  // -------------------------------------------------------------------------------------------
+
+  is64BitMode(): boolean {
+    return this.seg[SEG_CS]!.l && (this.efer & EFER_LMA) !== 0n;
+  }
+
+  clearExceptionQueue(): void {
+    this.pending = null;
+    this.pendingCr2 = null;
   }
 }
 

@@ -89,4 +89,23 @@ export interface GuestCpu {
    * dirty bits and fills no TLB entry.
    */
   translate(gva: bigint, access: AccessKind, cpl?: number): { gpa: number } | { vector: 14; errorCode: number };
+
+  // -------------------------------------------------------------------------------------------
+  // Added for host/kvm phase 2 (what KVM reads on every exit, without building Sregs objects)
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Instructions retired since the CPU was created. An intercepted instruction is not retired
+   * until the hypervisor skips it; a faulting one never is.
+   */
+  readonly instructionsRetired: number;
+
+  /** is_64_bit_mode(): EFER.LMA and CS.L, read from the live state without copying it. */
+  is64BitMode(): boolean;
+
+  /**
+   * Drops an exception queued by `injectException` and not yet delivered, as
+   * kvm_clear_exception_queue() does on vCPU reset/INIT. Does nothing when none is queued.
+   */
+  clearExceptionQueue(): void;
 }

@@ -7,12 +7,13 @@
  * Within a block, c.rip is set to each instruction's address before it runs (handlers compute
  * RIP-relative addresses and branch targets from it); branch handlers set c.rip themselves.
  */
-import { Block, buildBlock, decodeStraddling } from './block.js';
+import { Block, buildBlock, cachedBlock, decodeStraddling } from './block.js';
 import type { CpuCore } from './core.js';
 import type { Insn } from './decode/insn.js';
 import { translateFetch } from './mmu/access.js';
 import { physRead8 } from './mmu/physical.js';
 import { raiseUD } from './fault.js';
+import { compileBlock } from './jit/compile.js';
 
 
 /** The block at c.rip, or null when its first instruction straddles a page boundary. */
@@ -21,12 +22,7 @@ function lookupBlock(c: CpuCore): Block | null {
   if (pa >= c.memory.size) raiseUD(c); // unbacked fetch: all-ones bytes, FF FF is not an instruction
   const frame = Math.floor(pa / 4096);
   const off = pa - frame * 4096;
-  const page = c.codeCache[frame];
-  if (page !== undefined) {
-    const b = page[off];
-    if (b !== undefined) return b;
-  }
-  return buildBlock(c, frame, off);
+  return cachedBlock(c, frame, off) ?? buildBlock(c, frame, off);
 }
 
 /** Runs one instruction that crosses a page boundary (decoded each time, never cached). */
@@ -66,36 +62,38 @@ function stepBlock(c: CpuCore, b: Block): void {
   }
 }
 
-/** Runs a whole block (the budget allows it). */
+/**
+ * Runs a whole block (the budget allows it). The block's instructions are counted as retired up
+ * front and the count corrected when it ends early (a fault, an intercept, rewritten code), so
+ * that a REP instruction at its end sees the exact budget left.
+ */
 function runBlock(c: CpuCore, b: Block): void {
   const base = c.rip;
   const insns = b.insns;
-  const last = insns.length - 1;
+  const n = insns.length;
+  c.retired += n;
   let k = 0;
   try {
-    for (; k < last; k++) {
+    for (; k < n; k++) {
       const i = insns[k]!;
       c.rip = base + i.offset;
+      if (i.selfRetiring) c.retired--;
       i.exec(c, i);
-      if (c.codeInvalidated) {
+      if (c.codeInvalidated && k < n - 1) {
         // A store rewrote cached code: continue from the next instruction, freshly decoded.
-        c.retired += k + 1;
+        c.retired -= n - k - 1;
         c.rip = base + insns[k + 1]!.offset;
         return;
       }
     }
-    const i = insns[last]!;
-    c.rip = base + i.offset;
-    i.exec(c, i);
   } catch (e) {
-    c.retired += k;
+    c.retired -= n - k - (insns[k]?.selfRetiring ? 1 : 0);
     throw e;
   }
   if (c.stop !== null) {
-    c.retired += last;
+    c.retired--;
     return;
   }
-  c.retired += insns[last]!.selfRetiring ? last : last + 1;
   if (!b.endsWithBranch) c.rip = base + b.byteLength;
 }
 
@@ -106,11 +104,14 @@ function runBlock(c: CpuCore, b: Block): void {
 export function runBlocks(c: CpuCore): void {
   let prev: Block | null = null;
   while (c.retired < c.retireLimit && c.stateChecked) {
-    let b: Block | null;
     const rip = c.rip;
-    if (prev !== null && prev.next !== null && prev.nextRip === rip && prev.nextGeneration === c.tlbGeneration && prev.next.valid) {
-      b = prev.next;
-    } else {
+    let b: Block | null = null;
+    if (prev !== null && prev.nextGeneration === c.tlbGeneration) {
+      if (prev.nextRip0 === rip) b = prev.next0;
+      else if (prev.nextRip1 === rip) b = prev.next1;
+      if (b !== null && !b.valid) b = null;
+    }
+    if (b === null) {
       b = lookupBlock(c);
       if (b === null) {
         prev = null;
@@ -118,16 +119,15 @@ export function runBlocks(c: CpuCore): void {
         if (c.stop !== null) return;
         continue;
       }
-      if (prev !== null) {
-        prev.next = b;
-        prev.nextRip = rip;
-        prev.nextGeneration = c.tlbGeneration;
-      }
+      if (prev !== null) rememberSuccessor(c, prev, rip, b);
     }
     c.codeInvalidated = false;
-    if (c.retired + b.insns.length > c.retireLimit) {
+    if (c.retired + b.length > c.retireLimit) {
       stepBlock(c, b);
+    } else if (b.compiled !== null) {
+      b.compiled(c);
     } else {
+      if (c.jitEnabled && ++b.runs >= c.jitThreshold) b.compiled = compileBlock(b);
       runBlock(c, b);
     }
     if (c.stop !== null) return;
@@ -135,3 +135,18 @@ export function runBlocks(c: CpuCore): void {
   }
 }
 
+function rememberSuccessor(c: CpuCore, prev: Block, rip: number, b: Block): void {
+  if (prev.nextGeneration !== c.tlbGeneration) {
+    prev.nextGeneration = c.tlbGeneration;
+    prev.nextRip0 = rip;
+    prev.next0 = b;
+    prev.nextRip1 = 0.5;
+    prev.next1 = null;
+  } else {
+    // The newest successor goes to slot 0, the previous one moves to slot 1.
+    prev.nextRip1 = prev.nextRip0;
+    prev.next1 = prev.next0;
+    prev.nextRip0 = rip;
+    prev.next0 = b;
+  }
+}

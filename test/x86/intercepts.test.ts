@@ -153,3 +153,15 @@ test('run(0) retires nothing; a negative or fractional budget is refused', (t) =
   t.throws(() => m.cpu.run(-1), { instanceOf: RangeError });
   t.throws(() => m.cpu.run(1.5), { instanceOf: RangeError });
 });
+
+test('a REP instruction at the end of a block gets exactly the budget the block left it', (t) => {
+  for (const jit of [false, true]) {
+    const m = buildMachine({ jit });
+    m.cpu.writeGpr(1, 100n);
+    m.cpu.writeGpr(7, 0x90000n);
+    // nop; nop; nop; rep stosb; hlt   — one block ending in the REP
+    t.deepEqual(runAt(m, '909090f3aaf4', 10), { kind: 'budget' });
+    t.is(m.cpu.instructionsRetired, 10);
+    t.is(m.cpu.readGpr(1), 93n, 'three NOPs and seven iterations');
+  }
+});

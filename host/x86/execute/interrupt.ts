@@ -44,12 +44,15 @@ export function int1(c: CpuCore, i: Insn): void {
   softwareEvent(c, i, 1, EVENT_PRIVILEGED_SOFTWARE_EXCEPTION);
 }
 
-/** Stack-pop of `size` bytes at RSP+offset as a number (64-bit values exact when canonical-range). */
+/**
+ * The value `size` bytes wide at RSP + offset, zero-extended: low half returned, high half in
+ * c.vhi (0 for sizes below 8).
+ */
 function popped(c: CpuCore, base: number, offset: number, size: number): number {
   const lin = checkCanonical(c, base + offset, true);
   const lo = readMem(c, lin, size);
-  if (size === 8) return c.vhi * TWO32 + (lo >>> 0);
-  return size === 4 ? lo >>> 0 : lo;
+  if (size !== 8) c.vhi = 0;
+  return lo;
 }
 
 /**
@@ -63,10 +66,12 @@ export function iret(c: CpuCore, i: Insn): void {
   materializeFlags(c);
   if ((c.flags & X86_EFLAGS_NT) !== 0) raiseGP(c, 0); // task return: #GP(0) in IA-32e mode
   const sp = rspValue(c);
-  const newRip = popped(c, sp, 0, size);
+  const ripLo = popped(c, sp, 0, size);
+  const ripHi = c.vhi;
   const csSel = popped(c, sp, size, size) & 0xffff;
   const newFlags = popped(c, sp, 2 * size, size);
-  const newRspRaw = popped(c, sp, 3 * size, size);
+  const rspLo = popped(c, sp, 3 * size, size);
+  const rspHi = c.vhi;
   const ssSel = popped(c, sp, 4 * size, size) & 0xffff;
 
   if ((csSel & 0xfffc) === 0) raiseGP(c, 0);
@@ -89,9 +94,7 @@ export function iret(c: CpuCore, i: Insn): void {
     if (!isWritableData(ss) || ss.dpl !== rpl) raiseGP(c, ssErr);
     if (!ss.present) raiseSS(c, ssErr);
   }
-  if (cs.l && (newRip >= 140737488355328 || newRip < -140737488355328)) raiseGP(c, 0);
-  // A 64-bit pop of a non-canonical value would not be exact; only canonical RIP/RSP reach here
-  // for 64-bit code (RIP checked above, RSP loaded as its exact halves below).
+  if (cs.l && ripHi !== (ripHi << 16) >> 16) raiseGP(c, 0); // non-canonical return address
 
   // Commit.
   const oldCpl = c.cpl;
@@ -108,15 +111,8 @@ export function iret(c: CpuCore, i: Insn): void {
     ? { base: 0n, limit: 0, selector: ssSel, type: 0, present: false, dpl: rpl, db: false, s: false, l: false, g: false, avl: false, unusable: true }
     : segmentFromDescriptor(ss, ssSel));
   c.cpl = rpl;
-  if (size === 8) {
-    const lin = rspValue(c) + 3 * 8;
-    const lo = readMem(c, lin, 8);
-    c.lo[4] = lo;
-    c.hi[4] = c.vhi;
-  } else {
-    c.lo[4] = newRspRaw | 0;
-    c.hi[4] = 0;
-  }
+  c.lo[4] = rspLo;
+  c.hi[4] = rspHi;
   if (rpl > oldCpl) {
     for (const n of [SEG_ES, SEG_DS, SEG_FS, SEG_GS]) {
       const s = c.seg[n]!;
@@ -124,7 +120,8 @@ export function iret(c: CpuCore, i: Insn): void {
       if (!s.unusable && s.dpl < rpl && dataOrNonConforming) loadSegment(c, n, { ...s, selector: 0, unusable: true });
     }
   }
-  c.rip = newRip;
+  c.rip = ripHi * TWO32 + (ripLo >>> 0);
+  if (!cs.l) c.stateChecked = false; // compatibility mode: the core stops before running it
   updateTlbContext(c);
 }
 

@@ -18,7 +18,7 @@ import { raiseGP, raiseNP, raiseUD } from '../fault.js';
 import { materializeFlags } from '../flags.js';
 import type { Insn } from '../decode/insn.js';
 import type { ControlRegister } from '../guest-cpu.js';
-import { read16, read64, write16, write64, writeImplicit32 } from '../mmu/access.js';
+import { prepareWrite, read16, read64, write16, write64, writeImplicit32 } from '../mmu/access.js';
 import { flushTlb, updateTlbContext } from '../mmu/tlb.js';
 import { toBigInt, writeReg } from '../registers.js';
 import { setSegmentBase } from '../segments.js';
@@ -160,7 +160,7 @@ export function storeDescriptorTable(c: CpuCore, i: Insn): void {
   const lin = linearAddress(c, i);
   const base = i.sub === 0 ? c.gdtBase : c.idtBase;
   const limit = i.sub === 0 ? c.gdtLimit : c.idtLimit;
-  // Check both parts before writing either.
+  prepareWrite(c, lin, 10); // both parts writable before either is written
   const lo = Number(base & 0xffffffffn) | 0, hi = Number(base >> 32n) | 0;
   write64(c, lin + 2, lo, hi);
   write16(c, lin, limit);

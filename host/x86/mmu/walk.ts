@@ -89,10 +89,9 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   }
 
   let a2 = -1, e2 = 0, h2 = 0, a1 = -1, e1 = 0, h1 = 0;
-  let leaf: number, leafHi: number, pa: number;
+  let leaf: number, pa: number;
   if ((e3 & PTE_PS) !== 0) {
     leaf = e3;
-    leafHi = h3;
     pa = (h3 & PTE_HI_ADDR) * TWO32 + ((e3 & 0xc0000000) >>> 0) + (lo & 0x3fffffff);
   } else {
     // PDE: bits 29:21
@@ -105,7 +104,6 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
     }
     if ((e2 & PTE_PS) !== 0) {
       leaf = e2;
-      leafHi = h2;
       pa = (h2 & PTE_HI_ADDR) * TWO32 + ((e2 & 0xffe00000) >>> 0) + (lo & 0x1fffff);
     } else {
       // PTE: bits 20:12
@@ -115,7 +113,6 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
       if ((e1 & PTE_P) === 0) return -bits - 1;
       if ((h1 & rsvdHi) !== 0) return -(bits | PFERR_PRESENT | PFERR_RSVD) - 1;
       leaf = e1;
-      leafHi = h1;
       pa = tableBase(e1, h1) + (lo & 0xfff);
     }
   }
@@ -154,6 +151,5 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   c.walkNx = nx;
   c.walkDirty = dirty;
   c.walkGlobal = (leaf & PTE_G) !== 0;
-  void leafHi;
   return pa;
 }

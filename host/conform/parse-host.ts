@@ -1,0 +1,83 @@
+/** A host step's operation, as written, to model.ts's HostAction (after the schema). */
+import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../../protocol/abi.js';
+import type { FilterRange, HostAction, SregsField } from './model.js';
+import type { HostText, RangeText } from './document.js';
+import { hexBytesLength, parseHexBytes, toBigInt, toNumber } from './integers.js';
+import { vcpuOf, type ParseContext } from './parse-context.js';
+import { parseRegisterValues } from './parse-guest.js';
+import { resolveCapability, resolveFilterFlags, resolveRangeFlags } from './resolve-names.js';
+
+const SREGS_FIELDS: readonly SregsField[] = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'];
+export const DEFAULT_SNAPSHOT_NAME = 'default';
+
+function parseRange(text: RangeText, path: string, cx: ParseContext): FilterRange | undefined {
+  const flags = resolveRangeFlags(text.flags, `${path}/flags`, cx);
+  let bitmap: Uint8Array | null = null;
+  if (text.bitmap !== null) {
+    // KVM copies at most KVM_MSR_FILTER_MAX_BITMAP_SIZE bytes of a bitmap (spec/msr-filter.md
+    // §2.3 step 4): a longer one could never be read, so it is a mistake in the scenario.
+    const length = hexBytesLength(text.bitmap);
+    if (length > KVM_MSR_FILTER_MAX_BITMAP_SIZE) {
+      cx.issues.add(`${path}/bitmap`, `is ${length} bytes; KVM reads at most ${KVM_MSR_FILTER_MAX_BITMAP_SIZE} (KVM_MSR_FILTER_MAX_BITMAP_SIZE)`);
+    } else {
+      bitmap = parseHexBytes(text.bitmap);
+    }
+  }
+  if (flags === undefined) return undefined;
+  return { flags, base: toNumber(text.base), nmsrs: toNumber(text.nmsrs), bitmap };
+}
+
+export function parseHostAction(text: HostText, path: string, cx: ParseContext): HostAction | undefined {
+  const [op] = Object.keys(text) as (keyof HostText)[];
+  const at = `${path}/${op}`;
+  switch (op) {
+    case 'enableCap': {
+      const t = text.enableCap!;
+      const cap = resolveCapability(t.cap, `${at}/cap`, cx);
+      if (cap === undefined) return undefined;
+      return { op, cap, args: (t.args ?? []).map(toBigInt), flags: t.flags === undefined ? 0 : toNumber(t.flags) };
+    }
+    case 'checkExtension': {
+      const cap = resolveCapability(text.checkExtension!.cap, `${at}/cap`, cx);
+      return cap === undefined ? undefined : { op, cap };
+    }
+    case 'setMsrFilter': {
+      const t = text.setMsrFilter!;
+      const flags = resolveFilterFlags(t.flags, `${at}/flags`, cx);
+      const ranges = t.ranges.map((r, i) => parseRange(r, `${at}/ranges/${i}`, cx));
+      if (flags === undefined || ranges.some((r) => r === undefined)) return undefined;
+      return { op, flags, ranges: ranges as FilterRange[] };
+    }
+    case 'getMsrs': {
+      const t = text.getMsrs!;
+      return { op, vcpu: vcpuOf(t.vcpu, `${at}/vcpu`, cx), indices: t.indices.map(toNumber) };
+    }
+    case 'setMsrs': {
+      const t = text.setMsrs!;
+      const entries = t.entries.map((e) => ({ index: toNumber(e.index), value: toBigInt(e.value) }));
+      return { op, vcpu: vcpuOf(t.vcpu, `${at}/vcpu`, cx), entries };
+    }
+    case 'setSregs': {
+      const t = text.setSregs!;
+      const sregs = parseRegisterValues(t, SREGS_FIELDS);
+      if (Object.keys(sregs).length === 0) cx.issues.add(at, `names no register to set (${SREGS_FIELDS.join(', ')})`);
+      return { op, vcpu: vcpuOf(t.vcpu, `${at}/vcpu`, cx), sregs };
+    }
+    case 'resetVm':
+      return { op };
+    case 'initVcpu':
+      return { op, vcpu: vcpuOf(text.initVcpu!.vcpu, `${at}/vcpu`, cx) };
+    case 'snapshot': {
+      const name = text.snapshot!.name ?? DEFAULT_SNAPSHOT_NAME;
+      cx.snapshots.add(name);
+      return { op, name };
+    }
+    case 'restore': {
+      const name = text.restore!.name ?? DEFAULT_SNAPSHOT_NAME;
+      if (!cx.snapshots.has(name)) cx.issues.add(`${at}/name`, `no earlier step takes a snapshot named "${name}"`);
+      return { op, name };
+    }
+    default:
+      return undefined; // the schema has reported it
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Runs one scenario on a target: a VM of its own, then each step in order — the action, then
+ * its comparison with `expect` — and a result. A mismatch does not stop the scenario (later
+ * steps still say something); a failure of the target does, since the VM's state is then
+ * unknown.
+ */
+import { compareStep, type HostOutcome, type Observed } from './compare.js';
+import { hex } from './integers.js';
+import type { GuestStep, HostAction, HostStep, Scenario, Step, TargetGuestAction } from './model.js';
+import type { Failure, ScenarioResult } from './results.js';
+import { errnoOf, type GuestOutcome, type TargetVm, type ScenarioTarget } from './target.js';
+
+export interface RunOptions {
+  /** A target call that takes longer fails the scenario (default 60 s). */
+  readonly stepTimeoutMs?: number;
+}
+
+const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+const U64_MASK = (1n << 64n) - 1n;
+
+/** The target failed (not KVM refusing): the scenario cannot go on. */
+class TargetFailure extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string, path: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TargetFailure(path, `${what}: the target did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } catch (e) {
+    if (e instanceof TargetFailure) throw e;
+    throw new TargetFailure(path, `${what}: ${messageOf(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** "guest rdmsr 0xda0 on vCPU 0", "host setMsrFilter" — for messages. */
+export function describeStep(step: Step): string {
+  if (step.kind === 'host') return `host ${step.action.op}`;
+  const a = step.action;
+  const detail = 'index' in a ? ` ${hex(a.index)}` : 'cr' in a ? ` cr${a.cr}` : a.op === 'hypercall' ? ` ${hex(a.nr)}` : '';
+  return `guest ${a.op}${detail} on vCPU ${step.vcpu}${step.cpl === 3 ? ' at CPL3' : ''}`;
+}
+
+class ScenarioRun {
+  readonly failures: Failure[] = [];
+  private readonly snapshots = new Map<string, unknown>();
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly vm: TargetVm,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private call<T>(work: () => Promise<T>, what: string, path: string): Promise<T> {
+    return withTimeout(Promise.resolve().then(work), this.timeoutMs, what, path);
+  }
+
+  async runStep(step: Step, index: number): Promise<void> {
+    const observed = step.kind === 'host' ? await this.runHost(step) : await this.runGuest(step, index);
+    const mismatches = compareStep(this.scenario.vm.profile, index, `${step.path}/expect`, step.expect, observed);
+    for (const f of mismatches) this.failures.push({ ...f, message: `${describeStep(step)}: ${f.message}` });
+  }
+
+  private async withControlRegisters(step: Step, vcpu: number, observed: Observed): Promise<Observed> {
+    if (step.expect.cr === undefined) return observed;
+    const cr = await this.call(() => this.vm.controlRegisters(vcpu), 'reading the control registers', step.path);
+    return { ...observed, cr };
+  }
+
+  private async runHost(step: HostStep): Promise<Observed> {
+    const host = await this.call(() => this.hostAction(step.action, step.path), describeStep(step), step.path);
+    const vcpu = 'vcpu' in step.action ? step.action.vcpu : 0;
+    return this.withControlRegisters(step, vcpu, { host });
+  }
+
+  /** Performs a host action; KVM's refusals are outcomes, anything else propagates. */
+  private async hostAction(action: HostAction, path: string): Promise<HostOutcome> {
+    try {
+      return await this.performHost(action, path);
+    } catch (e) {
+      const errno = errnoOf(e);
+      if (errno === undefined) throw e;
+      return { ok: false, errno, message: messageOf(e) };
+    }
+  }
+
+  private async performHost(action: HostAction, path: string): Promise<HostOutcome> {
+    const vm = this.vm;
+    switch (action.op) {
+      case 'enableCap':
+        await vm.enableCap(action.cap, action.args, action.flags);
+        return { ok: true };
+      case 'checkExtension':
+        return { ok: true, value: (await vm.checkExtension(action.cap)).value };
+      case 'setMsrFilter':
+        await vm.setMsrFilter(action.flags, action.ranges);
+        return { ok: true };
+      case 'getMsrs': {
+        const r = await vm.getMsrs(action.vcpu, action.indices);
+        return { ok: true, nmsrs: r.nmsrs, ...(r.entries && { entries: r.entries }) };
+      }
+      case 'setMsrs':
+        return { ok: true, nmsrs: (await vm.setMsrs(action.vcpu, action.entries)).nmsrs };
+      case 'setSregs':
+        await vm.setSregs(action.vcpu, action.sregs);
+        return { ok: true };
+      case 'resetVm':
+        await vm.resetVm();
+        return { ok: true };
+      case 'initVcpu':
+        await vm.initVcpu(action.vcpu);
+        return { ok: true };
+      case 'snapshot': {
+        if (vm.snapshot === undefined) throw new TargetFailure(path, 'this target cannot take snapshots');
+        this.snapshots.set(action.name, await vm.snapshot());
+        return { ok: true };
+      }
+      case 'restore': {
+        if (vm.restore === undefined) throw new TargetFailure(path, 'this target cannot restore snapshots');
+        await vm.restore(this.snapshots.get(action.name));
+        return { ok: true };
+      }
+    }
+  }
+
+  private async runGuest(step: GuestStep, index: number): Promise<Observed> {
+    // The contract says "once, at the first exit": a second call (a later exit of the same
+    // action, or the write of a writeCrMasked) must not run the steps again.
+    let ranDuringExit = false;
+    const duringExit =
+      step.duringExit.length === 0
+        ? undefined
+        : async () => {
+            if (ranDuringExit) return;
+            ranDuringExit = true;
+            for (const nested of step.duringExit) await this.runStep(nested, index);
+          };
+    const perform = (action: TargetGuestAction) =>
+      this.call(
+        () => this.vm.guest({ vcpu: step.vcpu, cpl: step.cpl, action, answer: step.answer, ...(duringExit && { duringExit }) }),
+        describeStep(step),
+        step.path,
+      );
+
+    let guest: GuestOutcome;
+    if (step.action.op === 'writeCrMasked') {
+      guest = await this.writeCrMasked(step.action, perform);
+    } else {
+      guest = await perform(step.action);
+    }
+    if (duringExit !== undefined && !ranDuringExit) {
+      this.failures.push({
+        kind: 'mismatch',
+        step: index,
+        path: `${step.path}/vmm/duringExit`,
+        expected: 'a user-space exit',
+        actual: 'no exit',
+        message: `${describeStep(step)}: the steps during the exit did not run: the action caused no user-space exit`,
+      });
+    }
+    return this.withControlRegisters(step, step.vcpu, { guest });
+  }
+
+  /** Reads the CR, then writes (value | set) & ~clear: a step that must not depend on the boot value. */
+  private async writeCrMasked(
+    action: Extract<GuestStep['action'], { op: 'writeCrMasked' }>,
+    perform: (a: TargetGuestAction) => Promise<GuestOutcome>,
+  ): Promise<GuestOutcome> {
+    const read = await perform({ op: 'readCr', cr: action.cr });
+    if (read.fault !== undefined || read.value === undefined) return read;
+    const value = ((read.value | action.set) & ~action.clear) & U64_MASK;
+    const write = await perform({ op: 'writeCr', cr: action.cr, value });
+    return { ...write, exits: [...read.exits, ...write.exits] };
+  }
+}
+
+/** Runs one parsed scenario on a fresh VM of the target. */
+export async function runScenario(scenario: Scenario, target: ScenarioTarget, options: RunOptions = {}): Promise<ScenarioResult> {
+  const started = performance.now();
+  const timeoutMs = options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+  const result = (failures: Failure[], steps: number): ScenarioResult => ({
+    name: scenario.name,
+    file: scenario.file,
+    passed: failures.length === 0,
+    steps,
+    failures,
+    durationMs: performance.now() - started,
+  });
+
+  let vm: TargetVm;
+  try {
+    vm = await withTimeout(Promise.resolve().then(() => target.createVm(scenario.vm)), timeoutMs, 'the target could not create the VM', '/vm');
+  } catch (e) {
+    return result([{ kind: 'error', step: null, path: '/vm', message: messageOf(e) }], 0);
+  }
+
+  const run = new ScenarioRun(scenario, vm, timeoutMs);
+  let steps = 0;
+  try {
+    for (const [i, step] of scenario.steps.entries()) {
+      steps++;
+      await run.runStep(step, i);
+    }
+  } catch (e) {
+    const failure = e instanceof TargetFailure ? e : new TargetFailure('', messageOf(e));
+    const i = steps - 1;
+    run.failures.push({ kind: 'error', step: i, path: failure.path, message: `the target failed: ${failure.message}` });
+  } finally {
+    try {
+      await withTimeout(Promise.resolve().then(() => vm.close()), timeoutMs, 'closing the VM', '');
+    } catch (e) {
+      run.failures.push({ kind: 'error', step: null, path: '', message: `closing the VM failed: ${messageOf(e)}` });
+    }
+  }
+  return result(run.failures, steps);
+}

@@ -1,0 +1,56 @@
+/**
+ * Values as reports show them: 64-bit values and MSR indices as "0x…", exit reasons and
+ * exit-reason bits by their kernel names (Heki numbers per profile), faults as "#GP(0)".
+ */
+import type { HekiProfileName } from '../../protocol/abi.js';
+import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS, nameOf } from './abi-names.js';
+import { hex } from './integers.js';
+import type { ExpectedExit } from './model.js';
+import type { Shown } from './results.js';
+import type { TargetExit } from './target.js';
+
+/** Mnemonics of the architectural exception vectors (SDM vol. 3A table 6-1). */
+const VECTOR_NAMES: Readonly<Record<number, string>> = {
+  0: 'DE', 1: 'DB', 2: 'NMI', 3: 'BP', 4: 'OF', 5: 'BR', 6: 'UD', 7: 'NM', 8: 'DF', 10: 'TS', 11: 'NP',
+  12: 'SS', 13: 'GP', 14: 'PF', 16: 'MF', 17: 'AC', 18: 'MC', 19: 'XM', 20: 'VE', 21: 'CP',
+};
+
+/** "#GP(0)", "#UD", "vector 0x81"; "no fault" for undefined. */
+export function showFault(fault: { readonly vector: number; readonly errorCode: number | undefined } | undefined): string {
+  if (fault === undefined) return 'no fault';
+  const name = VECTOR_NAMES[fault.vector];
+  const base = name === undefined ? `vector ${hex(fault.vector)}` : `#${name}`;
+  if (fault.errorCode === undefined) return base;
+  return `${base}(${fault.errorCode === 0 ? '0' : hex(fault.errorCode)})`;
+}
+
+export function showReason(profile: HekiProfileName, reason: number): Shown {
+  return nameOf(exitReasonNames(profile), reason) ?? reason;
+}
+
+function showBit(table: Readonly<Record<string, number>>, bit: number): Shown {
+  return nameOf(table, bit) ?? bit;
+}
+
+export type ExitPart = 'msr' | 'heki' | 'io';
+
+/** One field of an exit's msr, heki or io details. */
+export function showExitField(part: ExitPart, key: string, value: bigint | number | string): Shown {
+  if (typeof value === 'string') return value;
+  if (key === 'reason') return showBit(part === 'msr' ? MSR_EXIT_REASONS : HEKI_EXIT_REASONS, Number(value));
+  if (key === 'size') return Number(value);
+  return hex(value);
+}
+
+/** An exit, expected or actual, as JSON with names; fields the expectation leaves out are absent. */
+export function showExit(profile: HekiProfileName, exit: ExpectedExit | TargetExit): Shown {
+  const out: Record<string, Shown> = { reason: showReason(profile, exit.reason) };
+  for (const part of ['msr', 'heki', 'io'] as const) {
+    const details = exit[part] as Readonly<Record<string, bigint | number | string | undefined>> | undefined;
+    if (details === undefined) continue;
+    const shown: Record<string, Shown> = {};
+    for (const [key, value] of Object.entries(details)) if (value !== undefined) shown[key] = showExitField(part, key, value);
+    out[part] = shown;
+  }
+  return out;
+}

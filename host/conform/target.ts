@@ -1,0 +1,196 @@
+/**
+ * The contract between the scenario runner and what it tests. The runner owns the scenario
+ * logic (order, writeCrMasked, answers, comparison); a target only performs operations on a
+ * VM and reports what happened, without interpreting it. Two targets are planned, written by
+ * the VMM's authors against this contract:
+ *
+ *   - in-process: a VM of host/vmm's Vmm (over host/kvm and host/x86) in this process;
+ *   - remote: a running `pinbox serve`, through the protocol's control role (host operations,
+ *     setMsrExitReply) and guest role (one guest connection per vCPU).
+ *
+ * ## Lifetime
+ * `createVm(options)` once per scenario, then the scenario's operations on the returned
+ * TargetVm in order — never two at a time, except that a guest action's `duringExit` callback
+ * makes further calls while that action is pending — then `TargetVm.close()`, even when the
+ * scenario failed. `ScenarioTarget.close()` once at the end.
+ *
+ * ## The VM a scenario starts from
+ * `createVm` resolves with a VM in KVM's initial state: no capability enabled (user-space MSR
+ * exit mask 0, Heki exit masks 0), no MSR filter, no Heki pins, `options.vcpus` vCPUs each in
+ * the VMM's boot state (host/vmm/boot: 64-bit CPL0, CR0 0x80050033, CR4 0x6a0 plus
+ * SMEP|SMAP|UMIP|FSGSBASE where the guest CPUID has them, EFER 0xd01, identity paging), with
+ * the options' profile, host model, guest CPUID, memory and ignore_msrs. The options are
+ * exactly the VM options of the policy compiler (PolicyVmOptions); `scenarioPolicy` turns them
+ * into a policy document, which a remote target's server can be started with. A target that
+ * cannot give this VM (a remote server whose VM differs) rejects, naming what differs; the
+ * runner then fails the scenario — it never skips it.
+ *
+ * ## The two targets, operation by operation
+ * In-process (over host/vmm's Vmm and host/kvm): `createVm` makes a VM with the options (no
+ * policy capabilities, no filter) and boots every vCPU; host operations are the Vm/Vcpu calls of
+ * the same names, KvmError passing through; `guest` lowers the action to its instruction as the
+ * VMM does for guest clients and runs the vCPU, recording each user-space exit as KVM_RUN
+ * returned it, calling `duringExit` at the first, and answering MSR exits with `answer`
+ * (writing kvm_run.msr.error and .data, or nothing for 'untouched'); `controlRegisters` is
+ * KVM_GET_SREGS.
+ *
+ * Remote (a `pinbox serve` started with the policy `scenarioPolicy(options)` gives, reached
+ * through a control connection and one guest connection per vCPU): `createVm` checks what the
+ * hello results show (profile, vCPU count) against the options — the rest (host model, guest
+ * CPUID, memory, ignore_msrs) the protocol cannot show, and rests on the server having been
+ * started with that policy — and sends `resetVm`, which must bring the VM back to the initial
+ * state above; host operations are the control ops
+ * of the same names (`getMsrs` → {nmsrs, entries}; `controlRegisters` → `getSregs`); `guest`
+ * sends `setMsrExitReply` with the answer first, then the guest op on that vCPU's connection,
+ * and maps the result: `fault`, exit names to numbers (per the profile), `value`/`ret`, exec's
+ * `regs` and `stop`, cpuid's eax..edx to rax..rdx. Three things the protocol cannot carry today
+ * make it reject the request (a failure of the scenario, never a pass): 'untouched', a
+ * `duringExit`, and a null bitmap where nmsrs is not 0. And PROTOCOL.md §5 puts the *answer* in
+ * a read exit's `msr.data`, not the 0 KVM put there, so it reports that value as it is and the
+ * scenarios that check the exit's data fail on it until the protocol reports KVM's.
+ *
+ * ## Errors
+ * Host operations resolve with their result. When KVM refuses one, they reject with an error
+ * that names the errno: host/kvm's KvmError as it is thrown (its `code`, "EINVAL", with the
+ * number in `errno`), or the protocol's RemoteError for a `kvm_error` (its `errno`,
+ * "EINVAL"). Any other rejection — from any method — is a failure of the target itself (lost
+ * connection, unsupported feature, internal error): the runner reports it with its message and
+ * runs no further step of the scenario. Guest faults are results, never rejections.
+ */
+import type { ErrnoName } from '../../protocol/abi.js';
+import { KvmError } from '../kvm/errors.js';
+import type {
+  ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, SregsField, StopRegister,
+  TargetGuestAction,
+} from './model.js';
+import type { ScenarioVm } from './vm-block.js';
+
+/**
+ * One user-space exit, as KVM filled kvm_run when KVM_RUN returned — before user space
+ * answered it. Numbers are the kernel's, per the VM's profile.
+ */
+export interface TargetExit {
+  /** kvm_run.exit_reason: KVM_EXIT_X86_RDMSR (29), KVM_EXIT_HEKI_DENIAL (40 in v2)… */
+  readonly reason: number;
+  /**
+   * kvm_run.msr for KVM_EXIT_X86_RDMSR/WRMSR: `reason` is the single KVM_MSR_EXIT_REASON_* bit;
+   * `data` is what KVM put there: 0 for a read (KVM zeroes it), the value written for a write.
+   * Not the answer: the runner knows the answer, it gave it.
+   */
+  readonly msr?: { readonly reason: number; readonly index: number; readonly data: bigint };
+  /** KVM_EXIT_HEKI_CONFIGURE (cr_pinned) or KVM_EXIT_HEKI_DENIAL (cr_value): `reason` is 1 (CR0) or 2 (CR4). */
+  readonly heki?: { readonly reason: number; readonly value: bigint };
+  readonly io?: { readonly port: number; readonly size: number; readonly direction: 'in' | 'out'; readonly value: number };
+}
+
+export interface TargetFault {
+  readonly vector: number;
+  /** undefined for a vector that pushes none. */
+  readonly errorCode: number | undefined;
+}
+
+/** What a guest action did. Output fields are present exactly when `fault` is absent. */
+export interface GuestOutcome {
+  readonly fault?: TargetFault;
+  /**
+   * Every user-space exit the action caused, in order — except the ones the target's own
+   * machinery causes to run the action (the HLT or done gate after an operation, PROTOCOL.md
+   * §5); an exec's HLT shows as `stop: 'hlt'`, not as an exit.
+   */
+  readonly exits: readonly TargetExit[];
+  /** rdmsr, readCr: the value read. */
+  readonly value?: bigint;
+  /** hypercall: RAX after it. */
+  readonly ret?: bigint;
+  /**
+   * exec: every general register, RIP and RFLAGS when the code stopped — for a fault, as the
+   * faulting instruction left them (RIP at it). cpuid: rax, rbx, rcx, rdx as CPUID left them
+   * (EAX..EDX zero-extended).
+   */
+  readonly regs?: RegisterValues<StopRegister>;
+  /** exec: why it stopped. */
+  readonly stop?: ExecStop;
+}
+
+export interface GuestRequest {
+  readonly vcpu: number;
+  readonly cpl: 0 | 3;
+  readonly action: TargetGuestAction;
+  /**
+   * How user space answers every MSR exit the action causes: `{ error, data }` written to
+   * kvm_run.msr before re-entering (a remote target sends it with setMsrExitReply before the
+   * action, and `null` after it); 'untouched' re-enters without writing kvm_run.msr, leaving
+   * what KVM put there. When a scenario gives no answer the runner passes {error: 1, data: 0}:
+   * KVM then injects #GP, as a VMM without a handler would. Heki exits need no answer: the
+   * target re-enters and KVM completes them (RAX 0 for a configure, #GP for a denial).
+   */
+  readonly answer: MsrExitAnswer;
+  /**
+   * When present, the target calls it once, at the first user-space exit the action causes,
+   * after recording that exit and before answering it, and waits for it; meanwhile the
+   * callback may call any other TargetVm method (on other vCPUs for guest actions). A target
+   * that cannot (over the protocol the VMM answers exits itself) rejects the request.
+   */
+  readonly duringExit?: () => Promise<void>;
+}
+
+export interface CheckExtensionResult {
+  /** KVM_CHECK_EXTENSION's return value. */
+  readonly value: number;
+}
+
+export interface MsrsResult {
+  /** KVM_GET_MSRS/KVM_SET_MSRS's return value: entries processed (they stop at the first failure). */
+  readonly nmsrs: number;
+  /** getMsrs: the entries read, in order (the first nmsrs of those asked). */
+  readonly entries?: readonly MsrEntry[];
+}
+
+export interface TargetVm {
+  /** KVM_ENABLE_CAP on the VM. */
+  enableCap(cap: number, args: readonly bigint[], flags: number): Promise<void>;
+  /** KVM_CHECK_EXTENSION on the VM. */
+  checkExtension(cap: number): Promise<CheckExtensionResult>;
+  /**
+   * KVM_X86_SET_MSR_FILTER, with the ranges exactly as given (more than 16 included: KVM
+   * refuses them). A null bitmap is no bitmap, a NULL pointer; a target that cannot pass one
+   * (the protocol's bitmap is a binary) may send an empty bitmap only where nmsrs is 0 (KVM
+   * never reads it then, spec/msr-filter.md §2.3 step 1) and otherwise rejects.
+   */
+  setMsrFilter(flags: number, ranges: readonly FilterRange[]): Promise<void>;
+  getMsrs(vcpu: number, indices: readonly number[]): Promise<MsrsResult>;
+  setMsrs(vcpu: number, entries: readonly MsrEntry[]): Promise<MsrsResult>;
+  /** KVM_SET_SREGS with the given fields changed and every other one as it is. */
+  setSregs(vcpu: number, sregs: RegisterValues<SregsField>): Promise<void>;
+  /** The VMM's VM reset (protocol `resetVm`). */
+  resetVm(): Promise<void>;
+  /** The VMM's vCPU INIT into the boot state (protocol `initVcpu`). */
+  initVcpu(vcpu: number): Promise<void>;
+  /** Optional: an opaque snapshot of the whole VM, and restoring one. */
+  snapshot?(): Promise<unknown>;
+  restore?(snapshot: unknown): Promise<void>;
+  guest(request: GuestRequest): Promise<GuestOutcome>;
+  /** The vCPU's control registers now (KVM_GET_SREGS), for `expect.cr`. */
+  controlRegisters(vcpu: number): Promise<Record<ControlRegisterName, bigint>>;
+  close(): Promise<void>;
+}
+
+export interface ScenarioTarget {
+  /** Names the target in reports: "in-process", "tcp:127.0.0.1:7001". */
+  readonly description: string;
+  createVm(options: ScenarioVm): Promise<TargetVm>;
+  close(): Promise<void>;
+}
+
+const ERRNO_NAME = /^E[A-Z0-9]+$/;
+
+/** The errno name of a KVM refusal as targets report it (see "Errors" above), or undefined
+ * for any other error. */
+export function errnoOf(error: unknown): ErrnoName | string | undefined {
+  if (error instanceof KvmError) return error.code;
+  // Not Node's system errors, whose errno is a number and whose code ("ECONNRESET") is no KVM
+  // refusal: only a string errno counts.
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { errno } = error as { errno?: unknown };
+  return typeof errno === 'string' && ERRNO_NAME.test(errno) ? errno : undefined;
+}
