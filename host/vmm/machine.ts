@@ -9,15 +9,18 @@
  * Lifecycle (README "VM reset, INIT and triple faults"):
  *   - pause / resume: guest operations wait (one paused in a denial exit goes on when resumed);
  *   - kill: every operation on the VM fails (`vm_killed`) until a reset revives it;
- *   - reset: what user space does on a reboot — guest memory is cleared and the boot image
- *     written again, every vCPU gets INIT and the boot state, the Heki pins and the policy's
- *     stored MSR values are cleared. What the VMM configured stays: capabilities, the MSR
- *     filter, a control client's setMsrExitReply. Operations suspended in the VM are abandoned;
+ *   - reset: the VM as its policy makes it, as user space rebuilds a machine on a reboot —
+ *     guest memory is cleared and the boot image written again, every vCPU gets INIT and the
+ *     boot state, the Heki pins and the stored MSR values are cleared, and what control clients
+ *     changed is undone: the capabilities and the MSR filter are the policy's again, a
+ *     setMsrExitReply is dropped. Operations suspended in the VM are abandoned;
  *   - initVcpu: INIT and the boot state for one vCPU; the pins stay (Heki keeps them across
  *     INIT, spec/heki.md §1.4; Paolo Bonzini's position, §5.4).
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
-import { KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, KVM_MSR_FILTER_DEFAULT_DENY } from '../../protocol/abi.js';
+import {
+  KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, KVM_MSR_FILTER_DEFAULT_ALLOW, KVM_MSR_FILTER_DEFAULT_DENY,
+} from '../../protocol/abi.js';
 import { Kvm } from '../kvm/kvm.js';
 import type { Vm } from '../kvm/vm.js';
 import type { MsrEntry } from '../kvm/vcpu.js';
@@ -36,7 +39,7 @@ import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
 import type { MsrExitAnswer } from './run/user-space-exit.js';
-import { VcpuRunner, type InstructionCounter, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
+import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
 
 /** Makes the core of a vCPU (default: host/x86's Cpu). */
 export type CoreFactory = (memory: PhysicalMemory, vcpu: number) => GuestCpu;
@@ -88,14 +91,7 @@ export class Machine implements RunnerHost {
     });
     const { vcpus, ...vmOptions } = policy.vmOptions;
     this.vm = this.kvm.createVm({ ...vmOptions, maxVcpus: vcpus });
-    for (const { cap, args } of policy.caps) {
-      this.vm.enableCap(cap, args);
-      this.capsEnabled.set(cap, args);
-    }
-    if (policy.msrFilter !== undefined) {
-      this.vm.setMsrFilter(policy.msrFilter);
-      this.filter = policy.msrFilter;
-    }
+    this.applyPolicyConfiguration();
     this.answers = new ExitAnswers(name, policy, this.log, options.msrHandler, policy.onDenial);
     this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
       exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
@@ -113,9 +109,7 @@ export class Machine implements RunnerHost {
     if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
     for (let id = 0; id < vcpus; id++) {
       const vcpu = id === 0 ? first : this.vm.createVcpu(id);
-      const core = cores[id] as (GuestCpu & Partial<InstructionCounter>) | undefined;
-      const counter = typeof core?.instructionsRetired === 'number' ? (core as InstructionCounter) : undefined;
-      const runner = new VcpuRunner(id, vcpu, this, counter);
+      const runner = new VcpuRunner(id, vcpu, this, cores[id]!);
       this.runners.push(runner);
       runner.reboot('create');
     }
@@ -204,6 +198,9 @@ export class Machine implements RunnerHost {
     const pinsCleared = pins.cr0 !== 0n || pins.cr4 !== 0n;
     this.vm.resetHekiPins();
     this.answers.emulated.reset();
+    this.answers.override = null;
+    this.applyPolicyConfiguration();
+    this.refreshDenialWatch();
     clearMemory(this.vm.memory);
     buildBootImage(this.vm.memory, { vcpus: this.layout.vcpus, cpuFeatures: this.bootFeatures });
     if (this.log.wants('vm_reset', this.name)) this.log.emit('vm_reset', this.name, { cause, pins_cleared: pinsCleared });
@@ -299,6 +296,26 @@ export class Machine implements RunnerHost {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /**
+   * The policy's capabilities and MSR filter (compiled.ts order: capabilities first), in place
+   * of whatever control clients set. A filter that differs from the policy's is replaced, or
+   * cleared (KVM_X86_SET_MSR_FILTER with no range) when the policy has none.
+   */
+  private applyPolicyConfiguration(): void {
+    const policy = this.policy;
+    this.capsEnabled.clear();
+    for (const { cap, args } of policy.caps) {
+      this.vm.enableCap(cap, args);
+      this.capsEnabled.set(cap, args);
+    }
+    const wanted = policy.msrFilter;
+    if (this.filter === wanted) return;
+    this.vm.setMsrFilter(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] });
+    this.filter = wanted;
+    // The first install is told in the constructor, after vm_created.
+    if (this.runners.length > 0) this.filterChanged(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] }, 'policy');
+  }
 
   /** Whether KVM hands a denied write to CR`cr` to user space (KVM_CAP_HEKI_DENIAL). */
   private denialExits(cr: number): boolean {

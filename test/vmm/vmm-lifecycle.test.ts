@@ -3,7 +3,7 @@
  * pins), INIT (keeps them), triple faults per onShutdown, and the instruction budget.
  */
 import test from 'ava';
-import { GP_VECTOR, X86_CR4_PCE, X86_CR4_SMEP } from '../../protocol/abi.js';
+import { GP_VECTOR, KVM_CAP_X86_USER_SPACE_MSR, X86_CR4_PCE, X86_CR4_SMEP } from '../../protocol/abi.js';
 import { code, testVmm } from './vmm-support.js';
 
 const GP0 = { vector: GP_VECTOR, errorCode: 0 };
@@ -117,4 +117,25 @@ test('a state KVM cannot enter is invalid_guest_state until initVcpu', async (t)
   await t.throwsAsync(vm.perform(0, { op: 'clts' }), { code: 'invalid_guest_state' });
   vm.initVcpu(0);
   t.deepEqual(await vm.perform(0, { op: 'clts' }), { exits: [] });
+});
+
+test('a reset undoes what control clients changed: capabilities, MSR filter and exit reply are the policy\'s again', async (t) => {
+  const { vm, named } = testVmm({ msrFilter: { default: 'allow', deny: ['0xda0'] }, msrHandlers: { '0xda0': { read: 5 } } });
+  const filteredRead = { value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index: 0xda0, data: 5n, error: 0 } }] };
+  t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xda0 }), filteredRead);
+  vm.setMsrExitReply({ error: 0, data: 9n });
+  vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [0n]);
+  t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xda0 }), { fault: GP0, exits: [] }, 'no exits: #GP');
+  vm.setMsrFilter({ flags: 0, ranges: [] });
+  vm.reset('control');
+  t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xda0 }), filteredRead);
+  t.deepEqual(named('msr_filter_changed').map((e) => e.fields.origin), ['policy', 'control', 'policy']);
+});
+
+test('a reset clears a filter a control client installed on a VM whose policy has none', async (t) => {
+  const { vm } = testVmm({ userSpaceMsr: ['filter'] });
+  vm.setMsrFilter({ flags: 0, ranges: [{ flags: 1, base: 0xc0000080, nmsrs: 1, bitmap: Uint8Array.of(0) }] });
+  t.like(await vm.perform(0, { op: 'rdmsr', index: 0xc0000080 }), { fault: GP0 }, 'filtered, no handler');
+  vm.reset('control');
+  t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xc0000080 }), { value: 0xd01n, exits: [] });
 });

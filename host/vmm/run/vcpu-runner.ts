@@ -76,7 +76,11 @@ export interface RunnerHost {
   reset(cause: string): void;
 }
 
-/** Instructions retired by the vCPU's core: the guest-instruction perf counter of a real VMM. */
+/**
+ * Instructions retired by the vCPU's core, which the VMM reads to spread a request's budget
+ * over the KVM_RUNs it takes — as a real VMM would count guest instructions with a perf
+ * counter (perf_event_open, exclude_host) on the vCPU thread.
+ */
 export interface InstructionCounter {
   readonly instructionsRetired: number;
 }
@@ -146,7 +150,7 @@ export class VcpuRunner {
     readonly id: number,
     readonly vcpu: Vcpu,
     private readonly host: RunnerHost,
-    private readonly counter: InstructionCounter | undefined,
+    private readonly counter: InstructionCounter,
   ) {
     this.run = vcpu.kvmRun as unknown as KvmRun;
     this.run.kvm_valid_regs = KVM_SYNC_X86_REGS;
@@ -349,10 +353,10 @@ export class VcpuRunner {
     const vcpu = this.vcpu;
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      const before = this.counter?.instructionsRetired ?? 0;
+      const before = this.counter.instructionsRetired;
       this.runOptions.budget = ctx.remaining;
       const exit = vcpu.run(this.runOptions);
-      ctx.remaining -= this.counter === undefined ? 1 : Math.max(1, this.counter.instructionsRetired - before);
+      ctx.remaining -= Math.max(1, this.counter.instructionsRetired - before);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
           return this.halted(ctx);
