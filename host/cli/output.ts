@@ -8,11 +8,14 @@ import type { Event } from '../vmm/events/index.js';
 export interface Output {
   out(text: string): void;
   err(text: string): void;
+  /** `out` is a terminal (reporters may then redraw a progress line). */
+  readonly isTTY?: boolean;
 }
 
 export const processOutput: Output = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
+  isTTY: process.stdout.isTTY === true,
 };
 
 export function hex(v: bigint | number): string {
