@@ -41,6 +41,7 @@ import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPla
 import { ExitAnswers, type MsrDecision } from './exit-answers.js';
 import { FaultRecord } from './fault-record.js';
 import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { PrivilegeEntry } from './privilege.js';
 import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
@@ -120,8 +121,12 @@ function isPromise<T>(v: unknown): v is Promise<T> {
 }
 
 export class VcpuRunner {
-  private busy = false;
-  private readonly waiting: (() => void)[] = [];
+  /**
+   * One request at a time; before each answer is handed back the trace must hold every event
+   * the request caused (the crash guarantee of events/trace-writer.ts: nothing a guest has
+   * seen answered is missing from the trace) — a trace that cannot be written fails the request.
+   */
+  private readonly queue = new OneAtATime(() => this.host.flush());
   private readonly run: KvmRun;
   private readonly faults: FaultRecord;
   private readonly entry: PrivilegeEntry;
@@ -201,57 +206,7 @@ export class VcpuRunner {
    * server's handler saves a promise per operation. A promise otherwise.
    */
   performNow(request: GuestRequest, options: PerformOptions = {}): GuestResult | Promise<GuestResult> {
-    if (!this.busy) return this.start(request, options);
-    return new Promise((resolve, reject) => {
-      this.waiting.push(() => {
-        try {
-          resolve(this.start(request, options));
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-  }
-
-  private start(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
-    this.busy = true;
-    let result: GuestResult | Promise<GuestResult>;
-    try {
-      result = this.whenRunnable(request, options);
-    } catch (e) {
-      this.finished();
-      throw e;
-    }
-    if (!isPromise<GuestResult>(result)) {
-      this.finished();
-      return result;
-    }
-    return result.then(
-      (r) => {
-        this.finished();
-        return r;
-      },
-      (e: unknown) => {
-        this.finished();
-        throw e;
-      },
-    );
-  }
-
-  /**
-   * Before the answer is handed back: the trace must hold every event the operation caused
-   * (the crash guarantee of events/trace-writer.ts: nothing a guest has seen answered is
-   * missing from the trace) — a trace that cannot be written fails the request instead. Then
-   * the next queued request starts, on a later microtask.
-   */
-  private finished(): void {
-    try {
-      this.host.flush();
-    } finally {
-      this.busy = false;
-      const next = this.waiting.shift();
-      if (next !== undefined) queueMicrotask(next);
-    }
+    return this.queue.run(() => this.whenRunnable(request, options));
   }
 
   private whenRunnable(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
