@@ -7,6 +7,8 @@
 //                loader under worker threads on Node 20), and test/**/fixtures/*.ts, programs
 //                that tests run as child processes.
 //   build/bench/ every test/bench/*.bench.ts.
+//   dist/examples/ (with --dist) and build/examples/ (with --tests): the runnable examples,
+//                examples/*.ts, each with its policy bundled in.
 // Usage: node build.mjs [--dist] [--tests] [--types]   (no flag: everything)
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
@@ -36,6 +38,11 @@ function walk(dir, accept) {
   return out;
 }
 
+/** The runnable examples: examples/*.ts (their shared parts and policies are bundled in). */
+function examples() {
+  return readdirSync('examples').filter((f) => f.endsWith('.ts')).map((f) => join('examples', f));
+}
+
 if (all || args.has('--dist')) {
   rmSync('dist', { recursive: true, force: true });
   await build({
@@ -50,6 +57,7 @@ if (all || args.has('--dist')) {
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
   });
+  await build({ ...common, entryPoints: examples(), outdir: 'dist/examples' });
 }
 
 if (all || args.has('--types')) {
@@ -64,4 +72,5 @@ if (all || args.has('--tests')) {
   const benches = walk('test/bench', (p) => p.endsWith('.bench.ts') || p.endsWith('main.ts'));
   await build({ ...common, entryPoints: tests, outdir: 'build/test', outbase: 'test' });
   await build({ ...common, entryPoints: benches, outdir: 'build/bench', outbase: 'test/bench' });
+  await build({ ...common, entryPoints: examples(), outdir: 'build/examples' });
 }

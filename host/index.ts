@@ -13,3 +13,11 @@ export { OPCODE_TABLE } from './x86/decode/table.js';
 export type { OpcodeEntry, OperandForm, SizeRule, Family, Flow } from './x86/decode/table-types.js';
 export { describeOperands, formatInsn, mnemonicOf, registerName, type OperandDescription } from './x86/decode/describe.js';
 export * from './kvm/index.js';
+/** The VMM (host/vmm): everything under `vmm`, the entry points also by name. */
+export * as vmm from './vmm/index.js';
+export {
+  Vmm, Machine, VmmError, startServer, serveGuest, parsePolicy, parsePolicyText, loadPolicyFile, PolicyError, EventLog,
+  TraceWriter, readTrace, takeSnapshot, restoreSnapshot, DEFAULT_BUDGET,
+  type VmmOptions, type PinboxServer, type ServerOptions, type CompiledPolicy, type GuestRequest, type GuestResult,
+  type PerformOptions, type UserSpaceExit, type MsrExitAnswer, type MsrExitChoice, type MsrExitHandler, type Event,
+} from './vmm/index.js';

@@ -82,10 +82,20 @@ export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 /** vCPU cap: enforce the KVM PV feature bits of CPUID 0x40000001 (guest_pv_has()) [uapi-kvm] */
 export const KVM_CAP_ENFORCE_PV_FEATURE_CPUID = 190;
+/** kvm_run.s.regs mirrors registers across KVM_RUN (kvm_valid_regs / kvm_dirty_regs) [uapi-kvm] */
+export const KVM_CAP_SYNC_REGS = 74;
 /** spec/msr-filter.md §1.1 */
 export const KVM_CAP_X86_USER_SPACE_MSR = 188;
 /** spec/msr-filter.md §1.1 */
 export const KVM_CAP_X86_MSR_FILTER = 189;
+
+// ---------------------------------------------------------------------------
+// KVM_CAP_SYNC_REGS: which parts of kvm_run.s.regs are synced [uapi-x86]
+// ---------------------------------------------------------------------------
+
+export const KVM_SYNC_X86_REGS = 1 << 0;
+export const KVM_SYNC_X86_SREGS = 1 << 1;
+export const KVM_SYNC_X86_EVENTS = 1 << 2;
 
 // ---------------------------------------------------------------------------
 // MSR filter and user-space MSR exits [uapi-x86], [uapi-kvm]; spec/msr-filter.md §1.1

@@ -30,9 +30,11 @@ export type ValueSpec =
   | { readonly kind: 'output-file' }
   /** An existing file or directory. */
   | { readonly kind: 'path' }
-  | { readonly kind: 'choice'; readonly choices: readonly string[] };
+  | { readonly kind: 'choice'; readonly choices: readonly string[] }
+  /** A whole number from min to max, decimal (with optional _ or , separators) or 0x-hex. */
+  | { readonly kind: 'count'; readonly min: number; readonly max: number };
 
-export type Value = string | bigint | Endpoint;
+export type Value = string | bigint | number | Endpoint;
 
 export interface OptionSpec {
   /** `policy` is written --policy. */
@@ -126,6 +128,12 @@ export class ParsedCommand {
     return v;
   }
 
+  count(option: string): number | undefined {
+    const v = this.one(option);
+    if (v !== undefined && typeof v !== 'number') throw new TypeError(`--${option} is not a count option`);
+    return v;
+  }
+
   endpoint(option: string): Endpoint | undefined {
     const v = this.one(option);
     if (v !== undefined && (typeof v !== 'object')) throw new TypeError(`--${option} is not an endpoint option`);
@@ -153,6 +161,8 @@ export function expectedValue(spec: ValueSpec): string {
       return 'a value';
     case 'choice':
       return `one of ${spec.choices.join(', ')}`;
+    case 'count':
+      return `a whole number from ${spec.min} to ${spec.max}`;
     case 'endpoint':
       return 'unix:PATH or tcp:HOST:PORT';
     case 'address':
@@ -173,6 +183,13 @@ export function parseValue(spec: ValueSpec, text: string): { ok: true; value: Va
       return text === '' ? { ok: false } : { ok: true, value: text };
     case 'choice':
       return spec.choices.includes(text) ? { ok: true, value: text } : { ok: false };
+    case 'count': {
+      if (!/^(0x[0-9a-fA-F]+|[0-9][0-9_,]*)$/.test(text)) return { ok: false };
+      const value = Number(text.replace(/[_,]/g, ''));
+      if (!Number.isSafeInteger(value)) return { ok: false, why: 'too large' };
+      if (value < spec.min || value > spec.max) return { ok: false, why: value < spec.min ? `below ${spec.min}` : `above ${spec.max}` };
+      return { ok: true, value };
+    }
     case 'endpoint': {
       if (text.startsWith('unix:')) {
         const path = text.slice(5);

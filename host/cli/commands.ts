@@ -8,7 +8,18 @@
  */
 import type { ProgramSpec } from './args.js';
 
+/** The version `pinbox --version` prints (package.json's; a test keeps them equal). */
+export const PINBOX_VERSION = '0.1.0';
+
 const ENDPOINT = 'unix:PATH|tcp:HOST:PORT';
+
+const BUDGET_OPTION = {
+  name: 'budget',
+  value: { kind: 'count', min: 1, max: Number.MAX_SAFE_INTEGER },
+  placeholder: 'N',
+  defaultText: '1000000',
+  description: 'guest instructions one request may retire; a guest that runs longer is stopped',
+} as const;
 
 export const PINBOX: ProgramSpec = {
   name: 'pinbox',
@@ -18,9 +29,11 @@ export const PINBOX: ProgramSpec = {
       name: 'demo',
       summary: 'a short tour of pinbox, in one process',
       description:
-        'Runs a self-contained demonstration: a VM on the modelled core, a guest that pins control-register\n' +
-        'bits with Heki and then tries to clear them, and MSR accesses that the MSR filter sends to user\n' +
-        'space, printing every event the VMM records. It needs no files and changes nothing on disk.',
+        'Runs the hardened-guest example (examples/harden.ts) against a VMM in this process, with the\n' +
+        'example\'s policy: a guest kernel pins its control-register protections with Heki, an attacker\n' +
+        'with kernel code execution tries to turn SMEP and CR0.WP off, and the guest surveys the MSRs the\n' +
+        'policy filters. It tells what each step did in the guest, in KVM and in the VMM. It needs no\n' +
+        'files and changes nothing on disk. Exits 0 when every protection held, 1 otherwise.',
       options: [],
       examples: ['pinbox demo'],
     },
@@ -43,6 +56,18 @@ export const PINBOX: ProgramSpec = {
           placeholder: 'FILE',
           description: 'also write every event to FILE as JSON Lines; each is written out before the guest\'s answer is sent, so a crash loses nothing a guest has seen answered',
         },
+        { name: 'token', value: { kind: 'string' }, placeholder: 'TOKEN', requires: ['control'], description: 'the control token (default: random, 32 bytes as hex)' },
+        {
+          name: 'token-file',
+          value: { kind: 'output-file' },
+          placeholder: 'FILE',
+          requires: ['control'],
+          description: 'write the control token to FILE, readable by its owner only (default: CONTROL_PATH.token for a unix control socket, else a new private directory in the temp dir; printed at start)',
+        },
+        { name: 'max-frame', value: { kind: 'count', min: 8192, max: 0x7fffffff }, placeholder: 'BYTES', defaultText: '1048576', description: 'the largest frame either endpoint accepts or sends' },
+        { name: 'max-connections', value: { kind: 'count', min: 1, max: 65536 }, placeholder: 'N', defaultText: '256', description: 'connections open at once over both endpoints; more are refused with a limit error' },
+        { name: 'max-vms', value: { kind: 'count', min: 1, max: 4096 }, placeholder: 'N', defaultText: '64', description: 'VMs at most; a guest naming one more is refused with a limit error' },
+        BUDGET_OPTION,
       ],
       examples: [
         'pinbox serve --listen unix:/tmp/pinbox.sock --policy policy.json',
@@ -58,13 +83,16 @@ export const PINBOX: ProgramSpec = {
         'event as it happens and, at the end, the general registers and the control registers.\n' +
         'An ELF image goes where its PT_LOAD segments say: in the kernel exec area 0x100000-0x1fffff or\n' +
         'in high memory from 0x400000, where its segments get their own page rights. A flat binary is\n' +
-        'loaded at --load and starts at its first byte. Exits 0 after HLT, 1 after a shutdown.',
+        'loaded at --load and starts at its first byte. A fault the program does not handle itself stops it\n' +
+        '(the boot IDT records it). Exits 0 when the program halts, 1 when it stops any other way (a fault,\n' +
+        'a triple fault, the instruction budget), 2 on bad arguments, a bad policy or a bad image.',
       options: [
         { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },
         { name: 'load', value: { kind: 'address' }, placeholder: 'ADDR', defaultText: '0x100000', description: 'where a flat binary is loaded' },
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
-        { name: 'json', description: 'print the events and the final dump as JSON Lines (64-bit values as "0x…" strings)' },
+        { name: 'json', description: 'print the events and the final dump as JSON Lines (64-bit values as "0x…" strings); the last line is {"event":"stop","reason",…,"regs",…,"cr",…}' },
+        BUDGET_OPTION,
       ],
       examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
     },

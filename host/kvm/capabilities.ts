@@ -25,6 +25,9 @@ export function kvmCheckExtension(cap: number, profile: HekiAbiProfile, maxVcpus
     case abi.KVM_CAP_IMMEDIATE_EXIT:
     case abi.KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
       return 1;
+    case abi.KVM_CAP_SYNC_REGS:
+      // MODEL DECISION (sync-regs.ts): REGS|SREGS; x86 KVM also syncs vCPU events.
+      return abi.KVM_SYNC_X86_REGS | abi.KVM_SYNC_X86_SREGS;
     case abi.KVM_CAP_NR_VCPUS:
     case abi.KVM_CAP_MAX_VCPUS:
       return maxVcpus;

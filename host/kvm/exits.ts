@@ -6,6 +6,7 @@
  */
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
+import { type KvmSyncRegs, SyncedRegs } from './sync-regs.js';
 
 /** KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR */
 export interface KvmRunMsr {
@@ -54,6 +55,12 @@ export interface KvmRunFailEntry {
 interface ExitCommon {
   /** user → kernel: finish any pending completion, then return KVM_EXIT_INTR at once. */
   immediate_exit: boolean;
+  /** KVM_CAP_SYNC_REGS (sync-regs.ts): the register sets KVM stores into `s` at every exit. */
+  kvm_valid_regs: number;
+  /** KVM_CAP_SYNC_REGS: the register sets of `s` KVM loads before the next run (it clears each bit). */
+  kvm_dirty_regs: number;
+  /** KVM_CAP_SYNC_REGS: `kvm_run.s.regs`, struct kvm_sync_regs. */
+  readonly s: KvmSyncRegs;
   /** kernel → user on every exit: CR8 and IA32_APIC_BASE. */
   readonly cr8: bigint;
   readonly apic_base: bigint;
@@ -79,6 +86,9 @@ export class KvmRun {
   reason: VcpuExitReason | 'KVM_EXIT_UNKNOWN' = 'KVM_EXIT_UNKNOWN';
   exit_reason: number = abi.KVM_EXIT_UNKNOWN;
   immediate_exit = false;
+  kvm_valid_regs = 0;
+  kvm_dirty_regs = 0;
+  readonly s: KvmSyncRegs = { regs: new SyncedRegs(), sregs: undefined };
   cr8 = 0n;
   apic_base = 0n;
   readonly msr: KvmRunMsr = { error: 0, reason: 0, index: 0, data: 0n };

@@ -18,6 +18,7 @@ import { completeHekiConfigure, handleHypercall } from './handle-hypercall.js';
 import { completePioIn, completePioOut, handleIo } from './handle-io.js';
 import { completeRdmsr, completeWrmsr, handleRdmsr, handleWrmsr } from './handle-msr.js';
 import { kvmMsrIo } from './msr-table.js';
+import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
 import { Completion, VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
@@ -76,8 +77,14 @@ export class Vcpu {
     if (budget !== Infinity && (!Number.isSafeInteger(budget) || budget < 1)) {
       throw new KvmError('EINVAL', 'KVM_RUN', `budget must be a positive integer, got ${String(budget)}`);
     }
-    if (v.pending !== Completion.None) this.completeUserspaceIo();
     const run = v.run;
+    // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
+    // before the pending completion runs (sync-regs.ts).
+    checkSyncMasks(run);
+    beforeRegistersChange(run);
+    if (run.kvm_dirty_regs !== 0) syncRegs(run, v.cpu, (sregs) => this.setSregs(sregs));
+    if (v.pending !== Completion.None) this.completeUserspaceIo();
+    beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
       run.setExit('KVM_EXIT_INTR');
@@ -197,6 +204,7 @@ export class Vcpu {
   private toUserSpace(): VcpuExit {
     const v = this.arch;
     const run = v.run;
+    if (run.kvm_valid_regs !== 0) storeRegs(run, v.cpu, () => this.getSregs());
     run.cr8 = v.lapic.getCr8();
     run.apic_base = v.lapic.apicBase;
     if (v.vm.trace.active) v.vm.trace.emit('kvm_userspace_exit', { vcpu_id: v.id, reason: run.exit_reason, errno: 0 });
@@ -211,6 +219,7 @@ export class Vcpu {
   /** KVM_SET_REGS */
   setRegs(regs: Regs): void {
     checkRegs(regs);
+    this.arch.run.s.regs.registersChanging();
     this.arch.cpu.setRegs({ ...regs });
   }
 
@@ -272,6 +281,7 @@ export class Vcpu {
    * queued for injection but not yet delivered are dropped (kvm_clear_exception_queue()).
    */
   init(): void {
+    this.arch.run.s.regs.registersChanging();
     kvmVcpuReset(this.arch, true);
   }
 

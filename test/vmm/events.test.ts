@@ -76,7 +76,7 @@ test('subscribers get matching events synchronously; unsubscribing stops them', 
   log.subscribe({ names: ['heki_denial'] }, (e) => got.push(`denial:${e.vm}`));
   log.emit('kvm_msr', 'a', msr(1));
   log.emit('kvm_msr', 'b', msr(1));
-  log.emit('heki_denial', 'b', { reason: 2, cr: 4, cr_value: 0x6f0n, action: 'log' });
+  log.emit('heki_denial', 'b', { reason: 2, cr: 4, cr_value: 0x6f0n, path: 'exit', action: 'log' });
   t.deepEqual(got, ['a:kvm_msr', 'denial:b']);
   offA();
   offA();

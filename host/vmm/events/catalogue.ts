@@ -4,8 +4,9 @@
  * kvm_userspace_exit); the others are pinbox's own. Field types: `u32` and `number` are JSON
  * numbers, `u64` is a bigint (written "0x…" in traces), `string`, `bool`.
  *
- * Every event also carries `seq`, `time`, `vm` and, where it concerns one vCPU, `vcpu` and the
- * guest `rip` at the time (event.ts).
+ * Every event also carries `seq`, `time`, `vm` ("-" for events of the VMM rather than of one
+ * VM: control_connected) and, where it concerns one vCPU, `vcpu` and the guest `rip` at the
+ * time (event.ts).
  */
 
 export type EventFieldType = 'u32' | 'u64' | 'number' | 'string' | 'bool';
@@ -87,6 +88,26 @@ export const EVENT_CATALOGUE = {
       ret: opt(u64('RAX afterwards (pinbox addition: the kernel tracepoint has no result).')),
     },
   },
+  kvm_pio: {
+    description: 'A guest IN or OUT (kvm_fast_pio()); pinbox emulates no port in the kernel, so each goes to the VMM, which reads all-ones for IN and drops OUT.',
+    tracepoint: 'kvm_pio',
+    fields: {
+      rw: u32('0 for IN, 1 for OUT.'),
+      port: u32('The port.'),
+      size: u32('Bytes: 1, 2 or 4.'),
+      count: u32('Items (always 1: no string I/O).'),
+      val: u32('The value written by OUT (0 for IN: the VMM answers it later).'),
+    },
+  },
+  kvm_inj_exception: {
+    description: 'KVM queued an exception for the guest (kvm_queue_exception()): the #GP of a refused MSR access, CR write or Heki denial.',
+    tracepoint: 'kvm_inj_exception',
+    fields: {
+      exception: u32('The vector (13 for #GP).'),
+      has_error: bool('Whether the exception delivers an error code.'),
+      error_code: u32('The error code (0 when it has none).'),
+    },
+  },
   msr_exit_reply: {
     description: 'The VMM answered a user-space MSR exit (KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR).',
     fields: {
@@ -95,7 +116,7 @@ export const EVENT_CATALOGUE = {
       reason: str('kvm_run.msr.reason by name: inval, unknown or filter.'),
       data: u64('For a read, the value returned; for a write, the value the guest wrote.'),
       error: u32('kvm_run.msr.error as answered: 0, or 1 for #GP.'),
-      source: str('What decided the answer: value, stored, accept, deny, no-handler (policy msrHandlers), function (an in-process handler) or control (a control client\'s setMsrExitReply).'),
+      source: str('What decided the answer: value, stored, accept, deny, no-handler (policy msrHandlers), function (the VMM\'s in-process handler), request (the in-process caller of this one guest action), untouched (kvm_run.msr left as KVM filled it) or control (a control client\'s setMsrExitReply).'),
     },
   },
   heki_configure: {
@@ -107,12 +128,17 @@ export const EVENT_CATALOGUE = {
     },
   },
   heki_denial: {
-    description: 'KVM_EXIT_HEKI_DENIAL: a guest write to a pinned control register was blocked; the guest takes #GP.',
+    description:
+      'A guest write to a pinned control register was blocked; the guest takes #GP(0). Every denial is recorded, by ' +
+      'either path: with a Heki denial exit for that register (KVM_CAP_HEKI_DENIAL, the policy\'s heki.denialExits) ' +
+      'the VMM records the KVM_EXIT_HEKI_DENIAL it handles and acts on it per onDenial; without one, KVM injects the ' +
+      '#GP itself and the VMM records the denial from KVM\'s log line ("heki: Blocked CRn update"), which it cannot act on.',
     fields: {
-      reason: u32('kvm_run.heki_denial.reason: 1 (CR0) or 2 (CR4).'),
+      reason: u32('KVM_HEKI_EXIT_REASON_CR0 (1) or _CR4 (2): kvm_run.heki_denial.reason on the exit path.'),
       cr: u32('The control register: 0 or 4.'),
       cr_value: u64('The value the guest tried to write.'),
-      action: str('What the VMM did, per the policy\'s onDenial: log, pause or kill.'),
+      path: str('exit (KVM_EXIT_HEKI_DENIAL reached the VMM) or in-kernel (KVM injected #GP without an exit).'),
+      action: str('What the VMM did: log, pause or kill (the policy\'s onDenial) on the exit path; log on the in-kernel path.'),
     },
   },
   msr_filter_changed: {
@@ -135,13 +161,13 @@ export const EVENT_CATALOGUE = {
   vcpu_init: {
     description: 'A vCPU was (re)booted into the 64-bit CPL0 state of the boot image.',
     fields: {
-      cause: str('create, reset or init (an INIT signal: kvm_vcpu_reset(init_event), which keeps Heki pins).'),
+      cause: str('create, reset (a VM reset), init (an INIT signal: kvm_vcpu_reset(init_event), which keeps Heki pins), shutdown (after a triple fault, policy onShutdown "reboot": pins kept) or abort (its operation stopped part-way: budget spent).'),
     },
   },
   vm_reset: {
     description: 'The VM was reset on user space\'s request: vCPUs re-booted, Heki pins and stored MSR values cleared (the reboot semantics Paolo Bonzini argued for: spec/heki.md §5.4, §7).',
     fields: {
-      cause: str('control (a control client\'s resetVm), shutdown (a triple fault) or other.'),
+      cause: str('control (a control client\'s resetVm), shutdown (a triple fault, policy onShutdown "reset"), restore (a snapshot is being loaded) or other.'),
       pins_cleared: bool('Whether Heki pins were in force and have been cleared.'),
     },
   },

@@ -100,6 +100,7 @@ export class EventLog {
   private everyEventWanted = false;
   private namesWantedFromAnyVm = new Set<string>();
   private namesWantedByVm = new Map<string, Set<string> | true>();
+  private interestChanges = 0;
 
   constructor(options: EventLogOptions = {}) {
     const capacity = options.capacity ?? DEFAULT_EVENT_CAPACITY;
@@ -113,6 +114,15 @@ export class EventLog {
     this.epoch = this.clock();
     this.onListenerError = options.onListenerError ?? defaultListenerError;
     this.recomputeInterest();
+  }
+
+  /**
+   * Changes whenever what wants() answers may have changed (a subscription or trace came or
+   * went): a producer that set up work for the events wanted (the VMM listening to KVM's
+   * tracepoints) compares it to redo that setup only when needed.
+   */
+  get interestEpoch(): number {
+    return this.interestChanges;
   }
 
   /** The seq the next event will get. */
@@ -244,6 +254,8 @@ export class EventLog {
 
   /** Writes out every attached trace's buffer (synchronously). Throws if a trace cannot be written. */
   flush(): void {
+    // Called before every answer the VMM gives: without a trace, no iterator is made.
+    if (this.sinks.size === 0) return;
     for (const sink of this.sinks) sink.flush();
   }
 
@@ -263,6 +275,7 @@ export class EventLog {
     };
     if (this.capacity > 0) add(undefined, this.ringNames);
     for (const s of this.subscriptions) add(s.vm, s.names);
+    this.interestChanges++;
     this.everyEventWanted = everything || EVENT_NAMES.every((n) => anyVm.has(n));
     this.namesWantedFromAnyVm = anyVm;
     this.namesWantedByVm = byVm;

@@ -10,7 +10,7 @@
  *     itself rejects keep KVM's #GP;
  *   heki.configureExits and heki.denialExits ["cr0", "cr4"] — the guest sees the same results
  *     with or without these exits (RAX = 0; #GP), and the VMM gets to record every pin and
- *     denial; onDenial "log".
+ *     denial; onDenial "log"; onShutdown "reboot" (a triple fault boots that vCPU again, pins kept).
  * Host and guest CPU fields the policy leaves out stay undefined: the KVM model's defaults
  * apply, so they are defined in one place.
  */
@@ -117,6 +117,7 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     msrFilter,
     msrHandlers,
     onDenial,
+    onShutdown: doc.onShutdown ?? 'reboot',
     warnings,
   };
 }

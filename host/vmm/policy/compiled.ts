@@ -13,7 +13,7 @@
  */
 import type { HekiProfileName } from '../../../protocol/abi.js';
 import type { GuestCpuidSettings } from './guest-cpuid.js';
-import type { OnDenial } from './document.js';
+import type { OnDenial, OnShutdown } from './document.js';
 
 /** What `Kvm.createVm` takes. Fields left undefined take the KVM model's defaults. */
 export interface PolicyVmOptions {
@@ -77,6 +77,8 @@ export interface CompiledPolicy {
   readonly msrFilter: MsrFilter | undefined;
   readonly msrHandlers: ReadonlyMap<number, MsrHandler>;
   readonly onDenial: OnDenial;
+  /** What a triple fault (KVM_EXIT_SHUTDOWN) does: reboot the vCPU (default), reset or kill the VM. */
+  readonly onShutdown: OnShutdown;
   /** Things that are allowed but probably not meant (for the CLI to print). */
   readonly warnings: readonly string[];
 }

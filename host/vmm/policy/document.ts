@@ -11,6 +11,7 @@ export type MsrListAccess = 'read' | 'write' | 'rw';
 export type MsrExitReasonName = 'inval' | 'unknown' | 'filter';
 export type HekiCrName = 'cr0' | 'cr4';
 export type OnDenial = 'log' | 'pause' | 'kill';
+export type OnShutdown = 'reboot' | 'reset' | 'kill';
 
 export interface RawRangeText {
   access: MsrAccessName[];
@@ -48,5 +49,6 @@ export interface PolicyDocument {
   userSpaceMsr?: MsrExitReasonName[];
   msrHandlers?: Record<string, MsrHandlerText>;
   heki?: { configureExits?: HekiCrName[]; denialExits?: HekiCrName[]; onDenial?: OnDenial };
+  onShutdown?: OnShutdown;
   ignoreMsrs?: boolean;
 }

@@ -64,6 +64,22 @@ export class EmulatedMsrs {
     }
   }
 
+  /** Every stored value as [vcpu, index, value] (for snapshots). */
+  storedValues(): [number, number, bigint][] {
+    const out: [number, number, bigint][] = [];
+    this.stored.forEach((store, vcpu) => {
+      for (const [index, value] of store) out.push([vcpu, index, value]);
+    });
+    return out;
+  }
+
+  /** Replaces every stored value (a snapshot's); entries for vCPUs out of range are refused first. */
+  restoreValues(values: readonly (readonly [number, number, bigint])[]): void {
+    for (const [vcpu] of values) this.vcpuStore(vcpu);
+    this.reset();
+    for (const [vcpu, index, value] of values) this.vcpuStore(vcpu).set(index, BigInt.asUintN(64, value));
+  }
+
   /** Forgets every stored value, as a VM reset does. */
   reset(): void {
     for (const s of this.stored) s.clear();

@@ -13,7 +13,7 @@ export type {
   MsrWriteAnswer, PolicyVmOptions,
 } from './compiled.js';
 export { CR0_BIT_NAMES, CR4_BIT_NAMES } from './control-register-names.js';
-export type { OnDenial, PolicyDocument } from './document.js';
+export type { OnDenial, OnShutdown, PolicyDocument } from './document.js';
 export { EmulatedMsrs, type MsrAnswer, type MsrAnswerSource } from './emulated-msrs.js';
 export { PolicyError, type PolicyIssue } from './errors.js';
 export { GUEST_CPUID_FEATURES, type GuestCpuidFeature, type GuestCpuidSettings } from './guest-cpuid.js';

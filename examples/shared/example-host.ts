@@ -1,0 +1,90 @@
+/**
+ * Where an example's guests run: a pinbox server named on the command line
+ * (`--host unix:/tmp/pinbox.sock`, started with `pinbox serve --policy examples/policies/X.json`),
+ * or, by default, a VMM embedded in the example's own process with the example's policy —
+ * the guest still talks to it through the protocol, over an in-memory connection. With the
+ * embedded VMM the example can also tell what the VMM saw (`onEvent`).
+ */
+import { basename } from 'node:path';
+import { createMemoryPair } from '../../protocol/index.js';
+import { connect, type Guest } from '../../guest-sdk/index.js';
+import { parsePolicy, serveGuest, Vmm, type Event } from '../../host/vmm/index.js';
+
+export interface ExampleHost {
+  /** A guest on a vCPU of a VM (the policy's VM unless named). */
+  guest(options?: { vm?: string; vcpu?: number }): Promise<Guest>;
+  /** The embedded VMM, or undefined when the example runs against a server. */
+  readonly vmm: Vmm | undefined;
+  /** Where the guests run, for the example's first line. */
+  readonly description: string;
+  close(): void;
+}
+
+export interface ExampleHostOptions {
+  /** Called with every event of the embedded VMM, as it happens. */
+  onEvent?: (event: Event) => void;
+}
+
+/** `--host URL` from argv, if given. Anything else is a usage error. */
+export function hostArgument(argv: readonly string[], usage: string): string | undefined {
+  if (argv.length === 0) return undefined;
+  if (argv.length === 2 && argv[0] === '--host') return argv[1];
+  throw new Error(`usage: ${usage}`);
+}
+
+export function exampleHost(policyDocument: unknown, url: string | undefined, options: ExampleHostOptions = {}): ExampleHost {
+  const guests: Guest[] = [];
+  if (url !== undefined) {
+    return {
+      vmm: undefined,
+      description: `the pinbox server at ${url}`,
+      guest: async (o) => {
+        const g = await connect(url, o);
+        guests.push(g);
+        return g;
+      },
+      close: () => guests.forEach((g) => g.close()),
+    };
+  }
+  const policy = parsePolicy(policyDocument);
+  const vmm = new Vmm({ policy });
+  const { onEvent } = options;
+  if (onEvent !== undefined) vmm.log.subscribe({}, onEvent);
+  return {
+    vmm,
+    description: `a VMM in this process (VM "${policy.name}", ${policy.vcpus} vCPU${policy.vcpus > 1 ? 's' : ''})`,
+    guest: async (o) => {
+      const [guestEnd, hostEnd] = createMemoryPair();
+      serveGuest(vmm, hostEnd);
+      const g = await connect(guestEnd, { vm: policy.name, ...o });
+      guests.push(g);
+      return g;
+    },
+    close: () => {
+      guests.forEach((g) => g.close());
+      vmm.close();
+    },
+  };
+}
+
+/**
+ * Whether this process was started to run the example `name` (its own script, built or not) —
+ * and not some other program that imports it, such as `pinbox demo`.
+ */
+export function isMain(name: string): boolean {
+  const script = process.argv[1];
+  return script !== undefined && basename(script).replace(/\.[cm]?[jt]s$/, '') === name;
+}
+
+/** Runs an example's main, printing its error and exiting 1 if it fails. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

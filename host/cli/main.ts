@@ -1,0 +1,46 @@
+/** Parses the command line and runs the command; returns the exit code. */
+import { parseCommandLine, UsageError } from './args.js';
+import { PINBOX, PINBOX_VERSION } from './commands.js';
+import { conformCommand } from './conform-hook.js';
+import { demoCommand } from './demo-command.js';
+import type { Output } from './output.js';
+import { runCommand } from './run-command.js';
+import { serveCommand } from './serve-command.js';
+
+export interface MainOptions {
+  /** What stops `serve`: a signal for the real command, anything a test likes. */
+  untilStopped(): Promise<unknown>;
+}
+
+export async function pinboxMain(argv: readonly string[], io: Output, options: MainOptions): Promise<number> {
+  let line;
+  try {
+    line = parseCommandLine(argv, PINBOX);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`${e.message}\n${e.hint}\n`);
+    return e.exitCode;
+  }
+  if (line.kind === 'help') {
+    io.out(line.text);
+    return 0;
+  }
+  if (line.kind === 'version') {
+    io.out(`pinbox ${PINBOX_VERSION}\n`);
+    return 0;
+  }
+  const args = line.parsed;
+  switch (args.command) {
+    case 'demo':
+      return demoCommand(io);
+    case 'serve':
+      return serveCommand(args, io, options.untilStopped());
+    case 'run':
+      return runCommand(args, io);
+    case 'conform':
+      return conformCommand(args, io);
+    default:
+      io.err(`pinbox: ${args.command} has no action\n`);
+      return 2;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `pinbox run --policy FILE --image FILE [--load ADDR] [--entry ADDR] [--json] [--budget N]`:
+ * boots the policy's VM, loads a flat binary or an ELF64 image into it, and runs vCPU 0 at
+ * CPL0 from the entry until the program halts, faults, shuts down or spends the budget, printing
+ * the events on the way and then the registers and control registers.
+ */
+import { readFileSync } from 'node:fs';
+import type { ParsedCommand } from './args.js';
+import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
+import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
+import { Vmm } from '../vmm/vmm.js';
+import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
+// The CLI is the application that composes both halves (the demo runs an SDK guest): it is the
+// one place in host/ that uses the guest SDK; host/vmm and pinbox/host never do.
+import { describeFault } from '../../guest-sdk/exceptions.js';
+import { eventJson, eventText, hex, jsonLine, registerTable, type Output } from './output.js';
+
+/** What `run` prints: everything but the two events every intercept and every exit make. */
+const RUN_EVENTS: readonly EventName[] = EVENT_NAMES.filter((n) => n !== 'kvm_exit' && n !== 'kvm_userspace_exit');
+const CONTROL_REGISTERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer'] as const;
+
+export async function runCommand(args: ParsedCommand, io: Output): Promise<number> {
+  const json = args.flag('json');
+  const policyFile = args.string('policy')!;
+  const imageFile = args.string('image')!;
+  let vmm: Vmm;
+  let entry: bigint;
+  try {
+    const policy = loadPolicyFile(policyFile);
+    const bytes = new Uint8Array(readFileSync(imageFile));
+    const image = parseImage(bytes, {
+      memorySize: policy.memorySize,
+      source: imageFile,
+      ...(args.has('load') && { load: args.address('load')! }),
+      ...(args.has('entry') && { entry: args.address('entry')! }),
+    });
+    vmm = new Vmm({ policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
+    const machine = vmm.vm();
+    loadImage(machine.memory, image, imageFile);
+    entry = image.entry;
+  } catch (e) {
+    if (e instanceof PolicyError || e instanceof ImageError) {
+      io.err(`pinbox run: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const machine = vmm.vm();
+  vmm.log.subscribe({ names: RUN_EVENTS }, (e) => io.out(json ? jsonLine(eventJson(e)) : eventText(e)));
+  if (!json) io.out(`pinbox run: ${imageFile} on VM "${machine.name}" (${machine.vcpus} vCPU${machine.vcpus > 1 ? 's' : ''}), vCPU 0 from ${hex(entry)} at CPL0\n`);
+  const outcome = await machine.vcpu(0).runInPlace({ entry });
+  const sregs = machine.getSregs(0);
+  const cr = Object.fromEntries(CONTROL_REGISTERS.map((n) => [n, sregs[n]]));
+  if (json) {
+    io.out(jsonLine({ event: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
+  } else {
+    io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip)}\n`);
+    io.out(registerTable(outcome.regs as unknown as Record<string, bigint>));
+    io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
+  }
+  vmm.close();
+  return outcome.stop === 'hlt' ? 0 : 1;
+}
+
+function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint): string {
+  switch (stop) {
+    case 'hlt':
+      return `the program executed HLT (RIP ${hex(rip)}, after it)`;
+    case 'fault':
+      return `the program raised ${describeFault(fault!)} at ${hex(rip)}, which it does not handle`;
+    case 'shutdown':
+      return 'the vCPU shut down (triple fault)';
+    case 'budget':
+      return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+    default:
+      return stop;
+  }
+}
+

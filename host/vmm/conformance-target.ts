@@ -1,0 +1,148 @@
+/**
+ * The conformance runner's in-process target (host/conform/target.ts): each scenario's VM is a
+ * VM of a Vmm in this process, made from the scenario's policy (`scenarioPolicy`: KVM's initial
+ * state — every capability 0, no MSR filter), its host operations the Machine's KVM calls (a
+ * KvmError passes through with its errno), its guest actions run as every guest request is —
+ * lowered to the real instruction on the boot image — with each user-space exit recorded as
+ * KVM_RUN returned it and answered as the scenario says.
+ */
+import type {
+  GuestOutcome, GuestRequest as TargetRequest, ScenarioTarget, TargetExit, TargetVm,
+} from '../conform/target.js';
+import type { TargetGuestAction } from '../conform/model.js';
+import { scenarioPolicy, type ScenarioVm } from '../conform/vm-block.js';
+import type { Machine } from './machine.js';
+import { parsePolicy } from './policy/index.js';
+import type { GuestRequest } from './run/operations.js';
+import type { GuestResult } from './run/result.js';
+import type { MsrExitChoice, UserSpaceExit } from './run/user-space-exit.js';
+import { restoreSnapshot, takeSnapshot } from './snapshot.js';
+import { Vmm } from './vmm.js';
+
+const CONTROL_REGISTERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8'] as const;
+
+/** A scenario's guest action as the protocol's guest request (the shapes are the protocol's). */
+function guestRequest(action: TargetGuestAction, cpl: 0 | 3): GuestRequest {
+  switch (action.op) {
+    case 'hypercall':
+      return { op: 'hypercall', nr: action.nr, args: [...action.args], insn: action.insn, cpl };
+    case 'exec':
+      return {
+        op: 'exec', code: action.code, regs: { ...action.regs }, cpl,
+        ...(action.budget !== undefined && { budget: action.budget }),
+      };
+    default:
+      return { ...action, cpl } as GuestRequest;
+  }
+}
+
+function targetExit(e: UserSpaceExit): TargetExit {
+  return {
+    reason: e.exitReason,
+    ...(e.msr !== undefined && { msr: { ...e.msr } }),
+    ...(e.heki !== undefined && { heki: { ...e.heki } }),
+    ...(e.io !== undefined && { io: { ...e.io } }),
+  };
+}
+
+/** The runner's outcome of a guest result: fault, values, exec's stop and registers, CPUID's registers. */
+function outcome(action: TargetGuestAction, result: GuestResult, exits: TargetExit[]): GuestOutcome {
+  const r = result as GuestResult & Record<string, unknown>;
+  const fault = r.fault as { vector: number; errorCode?: number } | undefined;
+  const base = { exits, ...(fault !== undefined && { fault: { vector: fault.vector, errorCode: fault.errorCode } }) };
+  if (action.op === 'exec') return { ...base, stop: r.stop as GuestOutcome['stop'], regs: r.regs as GuestOutcome['regs'] };
+  if (fault !== undefined) return base;
+  if (action.op === 'cpuid') {
+    return { ...base, regs: { rax: BigInt(r.eax as number), rbx: BigInt(r.ebx as number), rcx: BigInt(r.ecx as number), rdx: BigInt(r.edx as number) } };
+  }
+  if (r.value !== undefined) return { ...base, value: r.value as bigint };
+  if (r.ret !== undefined) return { ...base, ret: r.ret as bigint };
+  return base;
+}
+
+class InProcessVm implements TargetVm {
+  constructor(private readonly vmm: Vmm, private readonly machine: Machine) {}
+
+  async enableCap(cap: number, args: readonly bigint[], flags: number): Promise<void> {
+    this.machine.enableCap(cap, args, flags);
+  }
+
+  async checkExtension(cap: number): Promise<{ value: number }> {
+    return { value: this.machine.checkExtension(cap) };
+  }
+
+  async setMsrFilter(flags: number, ranges: readonly { flags: number; base: number; nmsrs: number; bitmap: Uint8Array | null }[]): Promise<void> {
+    this.machine.setMsrFilter({ flags, ranges: ranges.map((r) => ({ ...r })) });
+  }
+
+  async getMsrs(vcpu: number, indices: readonly number[]): Promise<{ nmsrs: number; entries: { index: number; value: bigint }[] }> {
+    const entries = this.machine.getMsrs(vcpu, indices);
+    return { nmsrs: entries.length, entries: entries.map((e) => ({ index: e.index, value: e.data })) };
+  }
+
+  async setMsrs(vcpu: number, entries: readonly { index: number; value: bigint }[]): Promise<{ nmsrs: number }> {
+    return { nmsrs: this.machine.setMsrs(vcpu, entries.map((e) => ({ index: e.index, data: e.value }))) };
+  }
+
+  async setSregs(vcpu: number, sregs: Partial<Record<'cr0' | 'cr2' | 'cr3' | 'cr4' | 'cr8' | 'efer' | 'apicBase', bigint>>): Promise<void> {
+    this.machine.setSregs(vcpu, sregs);
+  }
+
+  async resetVm(): Promise<void> {
+    this.machine.reset('control');
+  }
+
+  async initVcpu(vcpu: number): Promise<void> {
+    this.machine.initVcpu(vcpu);
+  }
+
+  async snapshot(): Promise<unknown> {
+    return takeSnapshot(this.machine);
+  }
+
+  async restore(snapshot: unknown): Promise<void> {
+    if (!(snapshot instanceof Uint8Array)) throw new TypeError('not a snapshot of this target');
+    restoreSnapshot(this.machine, snapshot);
+  }
+
+  async guest(request: TargetRequest): Promise<GuestOutcome> {
+    const exits: TargetExit[] = [];
+    let during = request.duringExit;
+    const answer: MsrExitChoice = request.answer;
+    const result = await this.machine.perform(request.vcpu, guestRequest(request.action, request.cpl), {
+      onExit: async (exit) => {
+        exits.push(targetExit(exit));
+        if (during !== undefined) {
+          const call = during;
+          during = undefined;
+          await call();
+        }
+        return answer;
+      },
+    });
+    return outcome(request.action, result, exits);
+  }
+
+  async controlRegisters(vcpu: number): Promise<Record<(typeof CONTROL_REGISTERS)[number], bigint>> {
+    const s = this.machine.getSregs(vcpu);
+    return { cr0: s.cr0, cr2: s.cr2, cr3: s.cr3, cr4: s.cr4, cr8: s.cr8 };
+  }
+
+  async close(): Promise<void> {
+    this.vmm.removeVm(this.machine.name);
+  }
+}
+
+/** The in-process target: one Vmm, one VM per scenario (named scenario-1, scenario-2…). */
+export function inProcessTarget(): ScenarioTarget {
+  const vmm = new Vmm({ policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)), maxVms: 4096 });
+  let made = 0;
+  return {
+    description: 'in-process',
+    createVm: async (options: ScenarioVm) => {
+      const machine = vmm.createVm(`scenario-${++made}`, parsePolicy(scenarioPolicy(options)));
+      return new InProcessVm(vmm, machine);
+    },
+    close: async () => vmm.close(),
+  };
+}

@@ -1,0 +1,354 @@
+/**
+ * One VM as the VMM runs it: the KVM VM made from a policy, its boot image, a runner per
+ * vCPU, how its exits are answered, whether it may run, and the control operations on it.
+ *
+ * Creating it applies the policy in the order compiled.ts documents: KVM_CREATE_VM, the
+ * capabilities (user-space MSR exits before any filter, api.rst §4.97), the MSR filter, the
+ * boot image, then each vCPU created and booted.
+ *
+ * Lifecycle (README "VM reset, INIT and triple faults"):
+ *   - pause / resume: guest operations wait (one paused in a denial exit goes on when resumed);
+ *   - kill: every operation on the VM fails (`vm_killed`) until a reset revives it;
+ *   - reset: the VM as its policy makes it, as user space rebuilds a machine on a reboot —
+ *     guest memory is cleared and the boot image written again, every vCPU gets INIT and the
+ *     boot state, the Heki pins and the stored MSR values are cleared, and what control clients
+ *     changed is undone: the capabilities and the MSR filter are the policy's again, a
+ *     setMsrExitReply is dropped. Operations suspended in the VM are abandoned;
+ *   - initVcpu: INIT and the boot state for one vCPU; the pins stay (Heki keeps them across
+ *     INIT, spec/heki.md §1.4; Paolo Bonzini's position, §5.4).
+ */
+import type { HekiProfileName } from '../../protocol/abi.js';
+import {
+  KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, KVM_MSR_FILTER_DEFAULT_ALLOW, KVM_MSR_FILTER_DEFAULT_DENY,
+} from '../../protocol/abi.js';
+import { Kvm } from '../kvm/kvm.js';
+import type { Vm } from '../kvm/vm.js';
+import type { MsrEntry } from '../kvm/vcpu.js';
+import type { HekiSnapshot } from '../kvm/heki.js';
+import type { MsrFilterSpec } from '../kvm/msr-filter.js';
+import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { PhysicalMemory } from '../x86/memory.js';
+import type { Regs, Segment, Sregs } from '../x86/state.js';
+import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
+import { notFound } from './errors.js';
+import type { EventLog } from './events/index.js';
+import type { CompiledPolicy, OnShutdown } from './policy/index.js';
+import { RunState, type VmState } from './run-state.js';
+import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
+import { parseGuestRequest, type GuestRequest } from './run/operations.js';
+import type { GuestResult } from './run/result.js';
+import { TracepointBridge } from './run/tracepoint-bridge.js';
+import type { MsrExitAnswer } from './run/user-space-exit.js';
+import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
+
+/** Makes the core of a vCPU (default: host/x86's Cpu). */
+export type CoreFactory = (memory: PhysicalMemory, vcpu: number) => GuestCpu;
+
+export interface MachineOptions {
+  readonly log: EventLog;
+  readonly budget: number;
+  readonly createCore: CoreFactory;
+  readonly msrHandler?: MsrExitHandler;
+  /** The policy file, for the vm_created event. */
+  readonly policySource?: string;
+}
+
+/** Where a filter came from, for msr_filter_changed. */
+export type FilterOrigin = 'policy' | 'control';
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? Partial<T[K]> : T[K] };
+export type SregsPatch = DeepPartial<Sregs>;
+
+export class Machine implements RunnerHost {
+  readonly vm: Vm;
+  readonly kvm: Kvm;
+  readonly layout: BootLayout;
+  readonly state: RunState;
+  readonly answers: ExitAnswers;
+  readonly log: EventLog;
+  readonly budget: number;
+  readonly onShutdown: OnShutdown;
+  private readonly runners: VcpuRunner[] = [];
+  private readonly bridge: TracepointBridge;
+  /**
+   * What user space has set through KVM and cannot read back (KVM has no getter for them):
+   * the KVM_ENABLE_CAP arguments by capability and the MSR filter in force, for snapshots.
+   */
+  private readonly capsEnabled = new Map<number, readonly bigint[]>();
+  private filter: MsrFilterSpec | undefined;
+  /** The CR4 features the boot state turns on: those the guest CPUID has. */
+  private readonly bootFeatures: BootCpuFeatures;
+
+  constructor(readonly name: string, readonly policy: CompiledPolicy, options: MachineOptions) {
+    this.log = options.log;
+    this.budget = options.budget;
+    this.onShutdown = policy.onShutdown;
+    this.state = new RunState(name);
+    const cores: (GuestCpu | undefined)[] = [];
+    this.kvm = new Kvm({
+      profile: policy.vmOptions.profile,
+      createCpu: (memory, id) => (cores[id] = options.createCore(memory, id)),
+    });
+    const { vcpus, ...vmOptions } = policy.vmOptions;
+    this.vm = this.kvm.createVm({ ...vmOptions, maxVcpus: vcpus });
+    this.applyPolicyConfiguration();
+    this.answers = new ExitAnswers(name, policy, this.log, options.msrHandler, policy.onDenial);
+    this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
+      exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
+      denialExits: (cr) => this.denialExits(cr),
+    });
+
+    const first = this.vm.createVcpu(0);
+    const cpuid = first.getCpuid();
+    this.bootFeatures = { smep: cpuid.smep, smap: cpuid.smap, umip: cpuid.umip, fsgsbase: cpuid.fsgsbase };
+    this.layout = buildBootImage(this.vm.memory, { vcpus, cpuFeatures: this.bootFeatures });
+    if (this.log.wants('vm_created', name)) {
+      const fields = { vcpus, memory: BigInt(policy.memorySize), profile: policy.vmOptions.profile };
+      this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
+    }
+    if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
+    for (let id = 0; id < vcpus; id++) {
+      const vcpu = id === 0 ? first : this.vm.createVcpu(id);
+      const runner = new VcpuRunner(id, vcpu, this, cores[id]!);
+      this.runners.push(runner);
+      runner.reboot('create');
+    }
+    this.refreshDenialWatch();
+  }
+
+  get memory(): PhysicalMemory {
+    return this.vm.memory;
+  }
+
+  get vcpus(): number {
+    return this.runners.length;
+  }
+
+  get profile(): HekiProfileName {
+    return this.vm.profile.name;
+  }
+
+  get runState(): VmState {
+    return this.state.state;
+  }
+
+  /** The pinned CR0/CR4 bits (read-only). */
+  get hekiPins(): { readonly cr0: bigint; readonly cr4: bigint } {
+    return this.vm.hekiPins;
+  }
+
+  /** The runner of a vCPU; `not_found` for one the VM does not have. */
+  vcpu(id: number): VcpuRunner {
+    const runner = Number.isInteger(id) ? this.runners[id] : undefined;
+    if (runner === undefined) throw notFound(`VM "${this.name}" has no vCPU ${String(id)} (it has ${this.runners.length}: 0..${this.runners.length - 1})`, 'vcpu');
+    return runner;
+  }
+
+  /** Runs a guest request (checked against the protocol's schema) on a vCPU. */
+  perform(vcpu: number, request: unknown, options?: PerformOptions): Promise<GuestResult> {
+    let parsed: GuestRequest;
+    let runner: VcpuRunner;
+    try {
+      parsed = parseGuestRequest(request);
+      runner = this.vcpu(vcpu);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return runner.perform(parsed, options);
+  }
+
+  /**
+   * Runs a request the protocol has already validated (the servers): the result as a value
+   * when it was had at once, else a promise (VcpuRunner.performNow).
+   */
+  performParsed(vcpu: number, request: GuestRequest, options?: PerformOptions): GuestResult | Promise<GuestResult> {
+    return this.vcpu(vcpu).performNow(request, options);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // RunnerHost
+  // ---------------------------------------------------------------------------------------
+
+  prepareTracing(): void {
+    this.bridge.sync();
+  }
+
+  flush(): void {
+    this.log.flush();
+  }
+
+  pause(cause: 'heki_denial' | 'control'): void {
+    if (this.state.pause() && this.log.wants('vm_paused', this.name)) this.log.emit('vm_paused', this.name, { cause });
+  }
+
+  kill(cause: 'heki_denial' | 'shutdown' | 'control'): void {
+    if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
+  }
+
+  /** A control client's resumeVm; false if the VM was not paused. */
+  resume(): boolean {
+    const resumed = this.state.resume();
+    if (resumed && this.log.wants('vm_resumed', this.name)) this.log.emit('vm_resumed', this.name, { cause: 'control' });
+    return resumed;
+  }
+
+  reset(cause: 'control' | 'shutdown' | 'restore' | 'other'): void {
+    this.state.reset();
+    const pins = this.vm.hekiPins;
+    const pinsCleared = pins.cr0 !== 0n || pins.cr4 !== 0n;
+    this.vm.resetHekiPins();
+    this.answers.emulated.reset();
+    this.answers.override = null;
+    this.applyPolicyConfiguration();
+    this.refreshDenialWatch();
+    clearMemory(this.vm.memory);
+    buildBootImage(this.vm.memory, { vcpus: this.layout.vcpus, cpuFeatures: this.bootFeatures });
+    if (this.log.wants('vm_reset', this.name)) this.log.emit('vm_reset', this.name, { cause, pins_cleared: pinsCleared });
+    for (const runner of this.runners) runner.reboot('reset');
+  }
+
+  /** INIT for one vCPU, then the boot state; the Heki pins stay. */
+  initVcpu(vcpu: number): void {
+    this.vcpu(vcpu).reboot('init');
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The KVM API, through the VMM (control clients)
+  // ---------------------------------------------------------------------------------------
+
+  checkExtension(cap: number): number {
+    return this.vm.checkExtension(cap);
+  }
+
+  enableCap(cap: number, args: readonly bigint[] = [], flags = 0): void {
+    this.vm.enableCap(cap, args, flags);
+    this.capsEnabled.set(cap, [...args]);
+    this.refreshDenialWatch();
+  }
+
+  setMsrFilter(filter: MsrFilterSpec, origin: FilterOrigin = 'control'): void {
+    this.vm.setMsrFilter(filter);
+    this.filter = copyFilter(filter);
+    this.filterChanged(filter, origin);
+  }
+
+  /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */
+  setHekiState(state: HekiSnapshot): void {
+    this.vm.setHekiState(state);
+    this.refreshDenialWatch();
+  }
+
+  /** The KVM_ENABLE_CAP arguments given so far, by capability (for snapshots). */
+  get enabledCaps(): ReadonlyMap<number, readonly bigint[]> {
+    return this.capsEnabled;
+  }
+
+  /** The MSR filter in force, as it was given (for snapshots). */
+  get msrFilter(): MsrFilterSpec | undefined {
+    return this.filter;
+  }
+
+  getRegs(vcpu: number): Regs {
+    return this.vcpu(vcpu).vcpu.getRegs();
+  }
+
+  /** KVM_SET_REGS with only the given registers changed. */
+  setRegs(vcpu: number, patch: Partial<Regs>): void {
+    const runner = this.vcpu(vcpu);
+    runner.vcpu.setRegs({ ...runner.vcpu.getRegs(), ...definedOnly(patch) });
+    runner.forgetRegisters();
+  }
+
+  getSregs(vcpu: number): Sregs {
+    return this.vcpu(vcpu).vcpu.getSregs();
+  }
+
+  /** KVM_SET_SREGS with only the given fields changed, down to single segment fields. */
+  setSregs(vcpu: number, patch: SregsPatch): void {
+    const runner = this.vcpu(vcpu);
+    const current = runner.vcpu.getSregs();
+    const next = { ...current } as Record<string, unknown>;
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      const old = (current as unknown as Record<string, unknown>)[key];
+      next[key] = typeof value === 'object' && value !== null && typeof old === 'object' ? { ...(old as Segment), ...definedOnly(value) } : value;
+    }
+    runner.vcpu.setSregs(next as unknown as Sregs);
+    runner.forgetRegisters();
+  }
+
+  getMsrs(vcpu: number, indices: readonly number[]): MsrEntry[] {
+    return this.vcpu(vcpu).vcpu.getMsrs(indices);
+  }
+
+  setMsrs(vcpu: number, entries: readonly MsrEntry[]): number {
+    return this.vcpu(vcpu).vcpu.setMsrs(entries);
+  }
+
+  /** How MSR exits are answered from now on (null: by the policy again). */
+  setMsrExitReply(answer: MsrExitAnswer | null): void {
+    this.answers.override = answer === null ? null : { error: answer.error, data: answer.data };
+  }
+
+  /** Stops listening to KVM (the VM is being dropped). */
+  close(): void {
+    this.bridge.close();
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * The policy's capabilities and MSR filter (compiled.ts order: capabilities first), in place
+   * of whatever control clients set. A filter that differs from the policy's is replaced, or
+   * cleared (KVM_X86_SET_MSR_FILTER with no range) when the policy has none.
+   */
+  private applyPolicyConfiguration(): void {
+    const policy = this.policy;
+    this.capsEnabled.clear();
+    for (const { cap, args } of policy.caps) {
+      this.vm.enableCap(cap, args);
+      this.capsEnabled.set(cap, args);
+    }
+    const wanted = policy.msrFilter;
+    if (this.filter === wanted) return;
+    this.vm.setMsrFilter(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] });
+    this.filter = wanted;
+    // The first install is told in the constructor, after vm_created.
+    if (this.runners.length > 0) this.filterChanged(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] }, 'policy');
+  }
+
+  /** Whether KVM hands a denied write to CR`cr` to user space (KVM_CAP_HEKI_DENIAL). */
+  private denialExits(cr: number): boolean {
+    const bit = cr === 0 ? KVM_HEKI_EXIT_REASON_CR0 : KVM_HEKI_EXIT_REASON_CR4;
+    return (this.vm.getHekiState().denialExitReason & bit) !== 0;
+  }
+
+  private refreshDenialWatch(): void {
+    this.bridge.watchInKernelDenials(!this.denialExits(0) || !this.denialExits(4));
+  }
+
+  private filterChanged(filter: MsrFilterSpec, origin: FilterOrigin): void {
+    if (!this.log.wants('msr_filter_changed', this.name)) return;
+    const nranges = (filter.ranges ?? []).filter((r) => r.nmsrs !== 0).length;
+    this.log.emit('msr_filter_changed', this.name, { flags: filter.flags & KVM_MSR_FILTER_DEFAULT_DENY, nranges, origin });
+  }
+}
+
+function copyFilter(filter: MsrFilterSpec): MsrFilterSpec {
+  return {
+    flags: filter.flags,
+    ranges: (filter.ranges ?? []).map((r) => ({ flags: r.flags, base: r.base, nmsrs: r.nmsrs, bitmap: r.bitmap === undefined || r.bitmap === null ? r.bitmap : Uint8Array.from(r.bitmap) })),
+  };
+}
+
+function definedOnly<T extends object>(patch: T): Partial<T> {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Zeroes every frame that holds data (the others already read as zero). */
+function clearMemory(memory: PhysicalMemory): void {
+  const zero = new Uint8Array(4096);
+  for (let frame = 0; frame < memory.frameCount; frame++) {
+    if (memory.isAllocated(frame)) memory.writeBytes(frame * 4096, zero);
+  }
+}

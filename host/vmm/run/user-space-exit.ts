@@ -1,0 +1,82 @@
+/**
+ * A user-space exit as the VMM sees it when KVM_RUN returns — kvm_run before the VMM answers —
+ * and as operation results report it (the protocol's Exit: names, not numbers).
+ */
+import type { Exit } from '../../../protocol/messages/index.js';
+import {
+  KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
+  KVM_MSR_EXIT_REASON_UNKNOWN,
+} from '../../../protocol/abi.js';
+import type { VcpuExit, VcpuExitReason } from '../../kvm/exits.js';
+
+/** kvm_run as KVM filled it, before user space answered. Numbers are the kernel's. */
+export interface UserSpaceExit {
+  /** The kernel's name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL… */
+  readonly reason: VcpuExitReason;
+  /** kvm_run.exit_reason (the Heki ones per the VM's ABI profile). */
+  readonly exitReason: number;
+  /** KVM_EXIT_X86_RDMSR/WRMSR: reason is the single KVM_MSR_EXIT_REASON_* bit; data 0 for a read. */
+  readonly msr?: { readonly reason: number; readonly index: number; readonly data: bigint };
+  /** KVM_EXIT_HEKI_CONFIGURE (value = cr_pinned) or KVM_EXIT_HEKI_DENIAL (value = cr_value); reason 1 = CR0, 2 = CR4. */
+  readonly heki?: { readonly reason: number; readonly value: bigint };
+  readonly io?: { readonly port: number; readonly size: 1 | 2 | 4; readonly direction: 'in' | 'out'; readonly value: number };
+}
+
+/** How user space answers an MSR exit: kvm_run.msr.error (non-zero: #GP) and, for a read, data. */
+export interface MsrExitAnswer {
+  readonly error: number;
+  readonly data: bigint;
+}
+
+/** An answer, or 'untouched': re-enter without writing kvm_run.msr (the guest reads 0, no error). */
+export type MsrExitChoice = MsrExitAnswer | 'untouched';
+
+export const MSR_REASON_NAMES: Readonly<Record<number, 'INVAL' | 'UNKNOWN' | 'FILTER'>> = {
+  [KVM_MSR_EXIT_REASON_INVAL]: 'INVAL',
+  [KVM_MSR_EXIT_REASON_UNKNOWN]: 'UNKNOWN',
+  [KVM_MSR_EXIT_REASON_FILTER]: 'FILTER',
+};
+
+export function hekiRegister(reason: number): 'CR0' | 'CR4' {
+  return reason === KVM_HEKI_EXIT_REASON_CR0 ? 'CR0' : 'CR4';
+}
+
+/** Reads kvm_run into a UserSpaceExit (a copy: kvm_run is rewritten by the next run()). */
+export function userSpaceExit(exit: VcpuExit): UserSpaceExit {
+  const base = { reason: exit.reason, exitReason: exit.exit_reason };
+  switch (exit.reason) {
+    case 'KVM_EXIT_X86_RDMSR':
+    case 'KVM_EXIT_X86_WRMSR':
+      return { ...base, msr: { reason: exit.msr.reason, index: exit.msr.index, data: exit.msr.data } };
+    case 'KVM_EXIT_HEKI_CONFIGURE':
+      return { ...base, heki: { reason: exit.heki_configure.reason, value: exit.heki_configure.cr_pinned } };
+    case 'KVM_EXIT_HEKI_DENIAL':
+      return { ...base, heki: { reason: exit.heki_denial.reason, value: exit.heki_denial.cr_value } };
+    case 'KVM_EXIT_IO':
+      return {
+        ...base,
+        io: {
+          port: exit.io.port,
+          size: exit.io.size as 1 | 2 | 4,
+          direction: exit.io.direction === KVM_EXIT_IO_IN ? 'in' : 'out',
+          value: exit.io.data,
+        },
+      };
+    default:
+      return base;
+  }
+}
+
+/** The protocol's Exit for a user-space exit the VMM has answered. */
+export function protocolExit(exit: UserSpaceExit, answered?: { error: number; data: bigint }, ioValue?: number): Exit {
+  if (exit.msr !== undefined) {
+    const m = exit.msr;
+    return {
+      reason: exit.reason,
+      msr: { reason: MSR_REASON_NAMES[m.reason] ?? 'FILTER', index: m.index, data: answered?.data ?? m.data, error: answered?.error ?? 0 },
+    };
+  }
+  if (exit.heki !== undefined) return { reason: exit.reason, heki: { reason: hekiRegister(exit.heki.reason), value: exit.heki.value } };
+  if (exit.io !== undefined) return { reason: exit.reason, io: { ...exit.io, value: ioValue ?? exit.io.value } };
+  return { reason: exit.reason };
+}

@@ -1,0 +1,469 @@
+/**
+ * Runs guest operations on one vCPU, one at a time (later requests queue), as real
+ * instructions (ARCHITECTURE.md, "Guest actions are real instructions"):
+ *
+ *   1. lower the request to its boot template (operations.ts) or, for exec, copy the code into
+ *      the vCPU's exec slot followed by the epilogue (exec.ts);
+ *   2. put the inputs in the registers the instruction reads, RIP at the template (CPL3: at the
+ *      IRETQ that enters it, privilege.ts), RSP at the stack; arm the fault record with the
+ *      template's epilogue as fix-up (fault-record.ts);
+ *   3. KVM_RUN with what is left of the request's instruction budget, answering every
+ *      user-space exit on the way (exit-answers.ts) until the vCPU halts;
+ *   4. read the outcome: the fault record says whether the instruction faulted; the registers
+ *      hold the results.
+ *
+ * Registers travel through KVM_CAP_SYNC_REGS (host/kvm/sync-regs.ts): KVM stores them in
+ * kvm_run.s.regs at every exit; the runner edits the few an operation needs and marks them
+ * dirty, so an operation costs no KVM_GET_REGS / KVM_SET_REGS.
+ *
+ * An operation that ends part-way — budget spent, a refusal after guest code ran, a handler
+ * that failed — leaves the vCPU mid-instruction stream, perhaps at CPL3 or with a completion
+ * pending in KVM: the vCPU is then booted again (INIT, then the boot state; Heki pins are per
+ * VM and stay).
+ */
+import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
+import type { Exit } from '../../../protocol/messages/index.js';
+import { MAX_EXITS } from '../../../protocol/messages/index.js';
+import { ProtocolError } from '../../../protocol/errors.js';
+import type { KvmRun } from '../../kvm/exits.js';
+import { copyRegs } from '../../kvm/sync-regs.js';
+import type { Vcpu } from '../../kvm/vcpu.js';
+import type { PhysicalMemory } from '../../x86/memory.js';
+import type { Regs } from '../../x86/state.js';
+import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
+import { kernelStackTop } from '../boot/layout.js';
+import { pushesErrorCode } from '../boot/stubs.js';
+import type { EventLog } from '../events/index.js';
+import { limitError, VmmError } from '../errors.js';
+import type { OnShutdown } from '../policy/index.js';
+import type { RunState } from '../run-state.js';
+import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPlaceCode } from './exec.js';
+import { ExitAnswers, type MsrDecision } from './exit-answers.js';
+import { FaultRecord } from './fault-record.js';
+import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
+import { OneAtATime } from './one-at-a-time.js';
+import { PrivilegeEntry } from './privilege.js';
+import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
+import type { GuestResult } from './result.js';
+
+/** Per-request options for in-process callers. */
+export interface PerformOptions {
+  /** Instructions the request may retire (default: the VMM's per-request budget). */
+  readonly budget?: number;
+  /**
+   * Called at each user-space exit the request causes, before the VMM answers it; it may
+   * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
+   */
+  readonly onExit?: (exit: UserSpaceExit) => void | MsrExitChoice | Promise<void | MsrExitChoice>;
+}
+
+/** What a runner needs from its VM (machine.ts). */
+export interface RunnerHost {
+  readonly name: string;
+  readonly log: EventLog;
+  readonly layout: BootLayout;
+  readonly memory: PhysicalMemory;
+  readonly state: RunState;
+  readonly answers: ExitAnswers;
+  readonly onShutdown: OnShutdown;
+  /** The VMM's default per-request instruction budget. */
+  readonly budget: number;
+  /** Keeps KVM's tracepoint listeners in step with what the event log wants. */
+  prepareTracing(): void;
+  /** Flushes traces: called before a request's answer is handed back. */
+  flush(): void;
+  pause(cause: string): void;
+  kill(cause: string): void;
+  reset(cause: string): void;
+}
+
+/**
+ * Instructions retired by the vCPU's core, which the VMM reads to spread a request's budget
+ * over the KVM_RUNs it takes — as a real VMM would count guest instructions with a perf
+ * counter (perf_event_open, exclude_host) on the vCPU thread.
+ */
+export interface InstructionCounter {
+  readonly instructionsRetired: number;
+}
+
+interface TemplateEntry {
+  readonly user: boolean;
+  readonly entry: bigint;
+  /** The fix-up for a fault: the epilogue right after the instruction. */
+  readonly epilogue: number;
+  /** RIP when the vCPU halts at the end: past the HLT of the epilogue, or of the done gate. */
+  readonly haltRip: bigint;
+}
+
+interface OpContext {
+  readonly request: GuestRequest;
+  readonly hook: PerformOptions['onExit'];
+  readonly epoch: number;
+  readonly exits: Exit[];
+  dropped: number;
+  /** The request's instruction budget, and what is left of it. */
+  readonly budget: number;
+  remaining: number;
+  /** The vCPU has been booted again already (budget spent, shutdown). */
+  rebooted: boolean;
+  /** For templates: the lowering and where the vCPU halts when the op is done. */
+  readonly lower: Lowering<TemplateOp> | undefined;
+  readonly haltRip: bigint;
+  /** For exec: where the code was placed. */
+  readonly exec: ExecPlacement | undefined;
+}
+
+/** The marker code of an in-place run (runInPlace): nothing is copied. */
+const IN_PLACE = new Uint8Array(0);
+
+function isPromise<T>(v: unknown): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
+export class VcpuRunner {
+  /**
+   * One request at a time; before each answer is handed back the trace must hold every event
+   * the request caused (the crash guarantee of events/trace-writer.ts: nothing a guest has
+   * seen answered is missing from the trace) — a trace that cannot be written fails the request.
+   */
+  private readonly queue = new OneAtATime(() => this.host.flush());
+  private readonly run: KvmRun;
+  private readonly faults: FaultRecord;
+  private readonly entry: PrivilegeEntry;
+  /** s.regs does not hold the vCPU's registers (never stored yet, or changed since). */
+  private regsStale = true;
+  /**
+   * The last operation ended part-way: the vCPU is booted again before the next one runs (not
+   * at once, so that the state it stopped in can still be read: `pinbox run`'s final dump).
+   */
+  private rebootBefore: 'shutdown' | 'abort' | undefined;
+  private kernelTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
+  private userTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
+  private readonly kernelRsp: bigint;
+  /** Where a CPL3 operation halts: past the HLT of the done gate's handler. */
+  private readonly doneHaltRip: bigint;
+  /**
+   * RSP is at the top of the kernel stack: a CPL0 template that ran to its end leaves it there
+   * (its instruction does not touch RSP, and a fault's IRET restores it), so the next one need
+   * not load it.
+   */
+  private kernelRspInPlace = false;
+  /** KVM_RUN's options, reused: one budget per call. */
+  private readonly runOptions = { budget: 1 };
+
+  constructor(
+    readonly id: number,
+    readonly vcpu: Vcpu,
+    private readonly host: RunnerHost,
+    private readonly counter: InstructionCounter,
+  ) {
+    this.run = vcpu.kvmRun as unknown as KvmRun;
+    this.run.kvm_valid_regs = KVM_SYNC_X86_REGS;
+    this.faults = new FaultRecord(host.memory, id);
+    this.entry = new PrivilegeEntry(host.memory, host.layout, id);
+    this.kernelRsp = BigInt(kernelStackTop(id));
+    this.doneHaltRip = BigInt(host.layout.text.doneHalt + 1);
+  }
+
+  /** Something outside the runner (a control op, INIT, reset) changed the registers. */
+  forgetRegisters(): void {
+    this.regsStale = true;
+    this.kernelRspInPlace = false;
+    this.run.kvm_dirty_regs = 0;
+  }
+
+  /** Boots the vCPU again: INIT, then the boot state. Heki pins are per VM and stay. */
+  reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
+    this.rebootBefore = undefined;
+    if (cause !== 'create') this.vcpu.init();
+    bootVcpu(this.vcpu, this.host.layout, this.id);
+    this.forgetRegisters();
+    const { log, name } = this.host;
+    if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /**
+   * Runs code already in guest memory from `entry` at CPL0 until it halts, faults (the boot
+   * IDT records it), shuts down or spends its budget — `pinbox run` — after the requests
+   * already queued on this vCPU. The outcome is exec's, without an 'end'.
+   */
+  runInPlace(code: InPlaceCode, options: PerformOptions = {}): Promise<ExecOutcome & GuestResult> {
+    return this.perform({ op: 'exec', code: IN_PLACE, inPlace: code } as unknown as GuestRequest, options) as Promise<ExecOutcome & GuestResult>;
+  }
+
+  /** Runs one guest request after the ones already queued on this vCPU. */
+  perform(request: GuestRequest, options: PerformOptions = {}): Promise<GuestResult> {
+    try {
+      return Promise.resolve(this.performNow(request, options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * As perform(), but the result comes back as a value — or a refusal is thrown — when the
+   * request could run and finish at once (the vCPU was free and nothing had to be awaited): a
+   * server's handler saves a promise per operation. A promise otherwise.
+   */
+  performNow(request: GuestRequest, options: PerformOptions = {}): GuestResult | Promise<GuestResult> {
+    return this.queue.run(() => this.whenRunnable(request, options));
+  }
+
+  private whenRunnable(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
+    const gate = this.host.state.beforeStart();
+    if (gate !== undefined) return gate.then(() => this.whenRunnable(request, options));
+    return this.begin(request, options);
+  }
+
+  private begin(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
+    const host = this.host;
+    host.prepareTracing();
+    if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
+    const regs = this.registers();
+    const budget = options.budget ?? host.budget;
+    const rspInPlace = this.kernelRspInPlace;
+    this.kernelRspInPlace = false;
+    let ctx: OpContext;
+    if (request.op === 'exec') {
+      const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
+      const placed = inPlace !== undefined ? ExecPlacement.inPlace(inPlace) : ExecPlacement.copied(host.memory, host.layout, this.id, request as ExecRequest);
+      placed.load(regs, this.entry);
+      this.faults.arm(0);
+      const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
+      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
+    } else {
+      const lower = lowering(request.op);
+      const t = this.templates(request.cpl === 3)[lower.template(request)];
+      lower.load(regs, request);
+      if (t.user) {
+        const e = this.entry.user(t.entry);
+        regs.rip = e.rip;
+        regs.rsp = e.rsp;
+      } else {
+        regs.rip = t.entry;
+        if (!rspInPlace) regs.rsp = this.kernelRsp;
+      }
+      this.faults.arm(t.epilogue);
+      ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
+    }
+    this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    try {
+      const r = this.loop(ctx);
+      return isPromise<GuestResult>(r) ? r.catch((e: unknown) => this.recover(ctx, e)) : r;
+    } catch (e) {
+      return this.recover(ctx, e);
+    }
+  }
+
+  /** Where each template starts and where the vCPU halts when it is done, at CPL0 or CPL3. */
+  private templates(user: boolean): Readonly<Record<OperationName, TemplateEntry>> {
+    const cached = user ? this.userTemplates : this.kernelTemplates;
+    if (cached !== undefined) return cached;
+    const text = this.host.layout.text;
+    const made = Object.fromEntries(
+      Object.entries(user ? text.userOps : text.kernelOps).map(([name, t]) => [
+        name,
+        { user, entry: BigInt(t.entry), epilogue: t.epilogue, haltRip: BigInt(user ? text.doneHalt + 1 : t.epilogue + 1) },
+      ]),
+    ) as Record<OperationName, TemplateEntry>;
+    if (user) this.userTemplates = made;
+    else this.kernelTemplates = made;
+    return made;
+  }
+
+  private context(
+    request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
+    haltRip: bigint, exec: ExecPlacement | undefined,
+  ): OpContext {
+    return {
+      request, hook: options.onExit, epoch: this.host.state.epoch, exits: [], dropped: 0, budget: remaining, remaining,
+      rebooted: false, lower, haltRip, exec,
+    };
+  }
+
+  /** kvm_run.s.regs, refreshed with KVM_GET_REGS when something else changed the registers. */
+  private registers(): Regs {
+    const regs = this.run.s.regs;
+    if (this.regsStale) {
+      Object.assign(regs, this.vcpu.getRegs());
+      this.regsStale = false;
+    }
+    return regs;
+  }
+
+  /**
+   * An operation failed after guest code ran: the vCPU is booted again before the next one, so
+   * that nothing of the abandoned operation lingers. A killed or reset VM needs no reboot here.
+   */
+  private recover(ctx: OpContext, e: unknown): never {
+    const code = (e as { code?: unknown }).code;
+    const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
+    if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    throw e;
+  }
+
+  /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
+  private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
+    const vcpu = this.vcpu;
+    for (;;) {
+      if (ctx.remaining < 1) return this.budgetSpent(ctx);
+      const before = this.counter.instructionsRetired;
+      this.runOptions.budget = ctx.remaining;
+      const exit = vcpu.run(this.runOptions);
+      ctx.remaining -= Math.max(1, this.counter.instructionsRetired - before);
+      switch (exit.reason) {
+        case 'KVM_EXIT_HLT':
+          return this.halted(ctx);
+        case 'KVM_EXIT_INTR':
+          return this.budgetSpent(ctx);
+        case 'KVM_EXIT_SHUTDOWN':
+          return this.shutdown(ctx);
+        case 'KVM_EXIT_FAIL_ENTRY':
+          throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
+        default: {
+          const next = this.userSpaceExit(ctx, userSpaceExit(exit));
+          if (next !== undefined) return next.then(() => this.loop(ctx));
+        }
+      }
+    }
+  }
+
+  /** Handles one exit that needs user space; a promise when it had to wait. */
+  private userSpaceExit(ctx: OpContext, exit: UserSpaceExit): Promise<void> | undefined {
+    const rip = this.run.s.regs.rip;
+    if (ctx.hook !== undefined) {
+      const hooked = ctx.hook(exit);
+      if (isPromise<void | MsrExitChoice>(hooked)) {
+        return hooked.then((choice) => {
+          this.host.state.checkContinuing(ctx.epoch);
+          return this.answer(ctx, exit, rip, choice ?? undefined);
+        });
+      }
+      return this.answer(ctx, exit, rip, hooked ?? undefined);
+    }
+    return this.answer(ctx, exit, rip, undefined);
+  }
+
+  private answer(ctx: OpContext, exit: UserSpaceExit, rip: bigint, hookChoice: MsrExitChoice | undefined): Promise<void> | undefined {
+    const host = this.host;
+    switch (exit.reason) {
+      case 'KVM_EXIT_X86_RDMSR':
+      case 'KVM_EXIT_X86_WRMSR': {
+        const decision = hookChoice !== undefined ? ExitAnswers.requestAnswer(hookChoice) : host.answers.decideMsr(this.id, exit, rip);
+        if (!isPromise<MsrDecision>(decision)) {
+          this.applyMsr(ctx, exit, decision, rip);
+          return undefined;
+        }
+        return decision.then((d) => {
+          host.state.checkContinuing(ctx.epoch);
+          this.applyMsr(ctx, exit, d, rip);
+        });
+      }
+      case 'KVM_EXIT_HEKI_CONFIGURE':
+        host.answers.recordConfigure(this.id, exit, rip);
+        this.record(ctx, protocolExit(exit));
+        return undefined;
+      case 'KVM_EXIT_HEKI_DENIAL': {
+        const action = host.answers.recordDenial(this.id, exit, rip);
+        this.record(ctx, protocolExit(exit));
+        if (action === 'kill') {
+          host.kill('heki_denial');
+          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${this.id} tried to write 0x${exit.heki!.value.toString(16)} to a pinned control register (onDenial "kill")`);
+        }
+        if (action === 'pause') {
+          host.pause('heki_denial');
+          host.flush();
+          return host.state.beforeContinuing(ctx.epoch);
+        }
+        return undefined;
+      }
+      case 'KVM_EXIT_IO': {
+        const io = exit.io!;
+        // An IN from a port nobody claims reads all-ones, as on an ISA bus; an OUT is dropped.
+        const value = io.direction === 'in' ? 2 ** (8 * io.size) - 1 : io.value;
+        if (io.direction === 'in') this.run.io.data = value;
+        this.record(ctx, protocolExit(exit, undefined, value));
+        return undefined;
+      }
+      default:
+        throw new ProtocolError('internal', `vCPU ${this.id} returned ${exit.reason}, which the VMM does not handle`);
+    }
+  }
+
+  private applyMsr(ctx: OpContext, exit: UserSpaceExit, decision: MsrDecision, rip: bigint): void {
+    const msr = this.run.msr;
+    const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
+    if (decision.choice !== 'untouched') {
+      msr.error = decision.choice.error;
+      if (!write) msr.data = decision.choice.data;
+    }
+    const answered = { error: msr.error, data: write ? exit.msr!.data : msr.data };
+    this.host.answers.recordMsrReply(this.id, exit, answered, decision.source, rip);
+    this.record(ctx, protocolExit(exit, answered));
+  }
+
+  private record(ctx: OpContext, exit: Exit): void {
+    if (ctx.exits.length < MAX_EXITS) ctx.exits.push(exit);
+    else ctx.dropped++;
+  }
+
+  /** The vCPU halted: at the operation's end (done, or faulted and fixed up), or exec's own HLT. */
+  private halted(ctx: OpContext): GuestResult {
+    const regs = this.run.s.regs;
+    if (ctx.exec !== undefined) {
+      const stop = execStop(ctx.exec, regs, this.faults, this.host.memory, this.host.layout);
+      if (stop.stop === 'hlt') {
+        const { log, name } = this.host;
+        if (log.wants('vcpu_halted', name)) log.emit('vcpu_halted', name, {}, this.id, regs.rip);
+      }
+      return this.withExits(ctx, stop);
+    }
+    if (regs.rip !== ctx.haltRip) {
+      throw new ProtocolError('internal', `vCPU ${this.id} halted at 0x${regs.rip.toString(16)}, not at the end of ${ctx.request.op} (0x${(ctx.haltRip - 1n).toString(16)}): has guest code changed the boot IDT or text?`);
+    }
+    // A CPL0 template leaves RSP where it found it: at the top of the kernel stack.
+    if (ctx.haltRip !== this.doneHaltRip) this.kernelRspInPlace = true;
+    if (this.faults.count > 0) return this.withExits(ctx, { fault: this.fault() });
+    return this.withExits(ctx, ctx.lower!.read(regs));
+  }
+
+  private fault(): { vector: number; errorCode?: number } {
+    const vector = this.faults.vector;
+    return pushesErrorCode(vector) ? { vector, errorCode: this.faults.errorCode } : { vector };
+  }
+
+  private withExits<R extends object>(ctx: OpContext, result: R): R & GuestResult {
+    const out = result as R & GuestResult;
+    out.exits = ctx.exits;
+    if (ctx.dropped > 0) out.exitsDropped = ctx.dropped;
+    return out;
+  }
+
+  /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
+  private budgetSpent(ctx: OpContext): GuestResult {
+    const regs = copyRegs(this.run.s.regs);
+    this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
+    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
+  }
+
+  /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
+  private shutdown(ctx: OpContext): GuestResult {
+    const regs = copyRegs(this.run.s.regs);
+    const host = this.host;
+    const what = host.onShutdown;
+    if (what === 'reset') host.reset('shutdown');
+    else if (what === 'kill') host.kill('shutdown');
+    else {
+      this.rebootBefore = 'shutdown';
+      this.forgetRegisters();
+    }
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
+    const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
+    throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
+  }
+}

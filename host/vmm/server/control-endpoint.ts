@@ -1,0 +1,210 @@
+/**
+ * The control endpoint's session handler (PROTOCOL.md §6): a control client proves it holds
+ * the server's token in its hello, then drives the VMM and the KVM model of any VM by name —
+ * capabilities, the MSR filter, registers, MSRs, INIT, reset, resume, snapshots, the answer to
+ * MSR exits — and reads the event log, by query or by subscription. A KVM refusal travels as
+ * `kvm_error` with its errno (the KvmError's errno name); a VM nobody has named yet is
+ * `not_found` (guests make VMs; control clients act on them).
+ */
+import { ProtocolError } from '../../../protocol/errors.js';
+import type { ControlOp, Event as WireEvent, HelloParams, ParamsOf, ResultOf } from '../../../protocol/messages/index.js';
+import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
+import type { Regs } from '../../x86/state.js';
+import { kvmRefusal, notFound } from '../errors.js';
+import { isEventName, MAX_EVENTS_PER_QUERY, type EventName } from '../events/index.js';
+import type { Machine, SregsPatch } from '../machine.js';
+import { restoreSnapshot, takeSnapshot } from '../snapshot.js';
+import type { Vmm } from '../vmm.js';
+import type { ConnectionRegistry } from './connections.js';
+import type { ControlToken } from './control-token.js';
+import { SERVER_NAME } from './guest-endpoint.js';
+
+/** The `vm` of events about the VMM itself rather than one VM. */
+export const VMM_EVENTS = '-';
+
+interface ControlContext {
+  readonly connection: number;
+  /** Active subscriptions: sub → unsubscribe. */
+  readonly subscriptions: Map<number, () => void>;
+}
+
+type Req<O extends ControlOp> = ParamsOf<O>;
+type Res<O extends ControlOp> = ResultOf<O>;
+
+export class ControlEndpoint implements SessionHandler<ControlContext> {
+  private nextSub = 1;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly vmm: Vmm,
+    private readonly token: ControlToken,
+    private readonly connections: ConnectionRegistry,
+  ) {}
+
+  hello(session: ServerSession<ControlContext>, hello: HelloParams): HelloReply {
+    if (hello.role !== 'control') {
+      throw new ProtocolError('forbidden', 'this is the control endpoint; guests connect to the guest endpoint (pinbox serve --listen)', { path: 'role' });
+    }
+    if (!this.token.matches(hello.token!)) throw new ProtocolError('bad_token', 'the control token is wrong', { path: 'token' });
+    const connection = this.connections.greeted(session as ServerSession<never>, 'control');
+    session.context = { connection, subscriptions: new Map() };
+    const log = this.vmm.log;
+    if (log.wants('control_connected', VMM_EVENTS)) {
+      log.emit('control_connected', VMM_EVENTS, hello.client === undefined ? { connection } : { connection, client: hello.client });
+    }
+    return { server: SERVER_NAME };
+  }
+
+  closed(session: ServerSession<ControlContext>): void {
+    for (const off of session.context?.subscriptions.values() ?? []) off();
+  }
+
+  request(session: ServerSession<ControlContext>, request: HandlerRequest): unknown {
+    try {
+      return this.run(session, request);
+    } catch (e) {
+      throw kvmRefusal(e);
+    } finally {
+      this.vmm.log.flush();
+    }
+  }
+
+  private run(session: ServerSession<ControlContext>, r: HandlerRequest): unknown {
+    switch (r.op) {
+      case 'checkExtension': return this.checkExtension(r);
+      case 'enableCap': return this.enableCap(r);
+      case 'setMsrFilter': return this.setMsrFilter(r);
+      case 'getMsrs': return this.getMsrs(r);
+      case 'setMsrs': return this.setMsrs(r);
+      case 'getRegs': return { regs: this.machine(r.vm).getRegs(r.vcpu) };
+      case 'setRegs': return this.setRegs(r);
+      case 'getSregs': return { sregs: this.machine(r.vm).getSregs(r.vcpu) };
+      case 'setSregs': return this.setSregs(r);
+      case 'initVcpu': return this.done(() => this.machine(r.vm).initVcpu(r.vcpu));
+      case 'subscribe': return this.subscribe(session, r);
+      case 'unsubscribe': return this.unsubscribe(session, r);
+      case 'events': return this.events(r);
+      case 'resetVm': return this.done(() => this.machine(r.vm).reset('control'));
+      case 'resumeVm': return this.done(() => this.machine(r.vm).resume());
+      case 'snapshot': return { snapshot: takeSnapshot(this.machine(r.vm)) };
+      case 'restore': return this.done(() => restoreSnapshot(this.machine(r.vm), r.snapshot));
+      case 'stats': return this.stats();
+      case 'setMsrExitReply': return this.done(() => this.machine(r.vm).setMsrExitReply(r.msr));
+      default:
+        // The session lets only control ops through to this handler.
+        throw new ProtocolError('forbidden', `${r.op} is not a control op`);
+    }
+  }
+
+  private machine(name: string): Machine {
+    const m = this.vmm.get(name);
+    if (m === undefined) {
+      const known = this.vmm.vmNames;
+      throw notFound(`no VM "${name}" (${known.length === 0 ? 'no VM exists yet: a guest naming one makes it' : `VMs: ${known.join(', ')}`})`, 'vm');
+    }
+    return m;
+  }
+
+  private done(action: () => unknown): Record<string, never> {
+    action();
+    return {};
+  }
+
+  private checkExtension(r: Req<'checkExtension'>): Res<'checkExtension'> {
+    return { value: r.vm === undefined ? this.vmm.kvm.checkExtension(r.cap) : this.machine(r.vm).checkExtension(r.cap) };
+  }
+
+  private enableCap(r: Req<'enableCap'>): Res<'enableCap'> {
+    this.machine(r.vm).enableCap(r.cap, r.args ?? [], r.flags ?? 0);
+    return {};
+  }
+
+  private setMsrFilter(r: Req<'setMsrFilter'>): Res<'setMsrFilter'> {
+    this.machine(r.vm).setMsrFilter({ flags: r.flags, ranges: r.ranges }, 'control');
+    return {};
+  }
+
+  private getMsrs(r: Req<'getMsrs'>): Res<'getMsrs'> {
+    const entries = this.machine(r.vm).getMsrs(r.vcpu, r.indices);
+    return { nmsrs: entries.length, entries: entries.map((e) => ({ index: e.index, value: e.data })) };
+  }
+
+  private setMsrs(r: Req<'setMsrs'>): Res<'setMsrs'> {
+    const nmsrs = this.machine(r.vm).setMsrs(r.vcpu, r.entries.map((e) => ({ index: e.index, data: e.value })));
+    return { nmsrs };
+  }
+
+  private setRegs(r: Req<'setRegs'>): Res<'setRegs'> {
+    this.machine(r.vm).setRegs(r.vcpu, r.regs as Partial<Regs>);
+    return {};
+  }
+
+  private setSregs(r: Req<'setSregs'>): Res<'setSregs'> {
+    this.machine(r.vm).setSregs(r.vcpu, r.sregs as SregsPatch);
+    return {};
+  }
+
+  /**
+   * Events go out after the subscribe response (PROTOCOL.md §6): ones that happen before it is
+   * written are held and sent on the next turn of the event loop, in order.
+   */
+  private subscribe(session: ServerSession<ControlContext>, r: Req<'subscribe'>): Res<'subscribe'> {
+    if (r.vm !== undefined) this.machine(r.vm);
+    const names: EventName[] | undefined = r.events?.map((name, i) => {
+      if (!isEventName(name)) throw new ProtocolError('invalid_message', `events[${i}]: no event is called "${name}"`, { path: `events[${i}]` });
+      return name;
+    });
+    const sub = this.nextSub++;
+    const held: WireEvent[] = [];
+    let ready = false;
+    const send = (event: WireEvent): void => {
+      try {
+        session.push(sub, event);
+      } catch {
+        // A closed connection or an event too large for the frame: the subscriber misses it.
+      }
+    };
+    const off = this.vmm.log.subscribe({ ...(r.vm !== undefined && { vm: r.vm }), ...(names !== undefined && { names }) }, (e) => {
+      if (ready) send(e as WireEvent);
+      else held.push(e as WireEvent);
+    });
+    session.context!.subscriptions.set(sub, off);
+    setImmediate(() => {
+      ready = true;
+      for (const e of held.splice(0)) send(e);
+    });
+    return { sub };
+  }
+
+  private unsubscribe(session: ServerSession<ControlContext>, r: Req<'unsubscribe'>): Res<'unsubscribe'> {
+    const off = session.context!.subscriptions.get(r.sub);
+    if (off === undefined) throw notFound(`no subscription ${r.sub} on this connection`, 'sub');
+    off();
+    session.context!.subscriptions.delete(r.sub);
+    return {};
+  }
+
+  private events(r: Req<'events'>): Res<'events'> {
+    if (r.vm !== undefined) this.machine(r.vm);
+    const page = this.vmm.log.since(r.since ?? 0n, Math.min(r.limit ?? 1000, MAX_EVENTS_PER_QUERY), r.vm === undefined ? {} : { vm: r.vm });
+    return { events: page.events as WireEvent[], next: page.next };
+  }
+
+  private stats(): Res<'stats'> {
+    const c = this.connections;
+    return {
+      vms: this.vmm.vmCount,
+      connections: c.count,
+      uptimeMs: BigInt(Date.now() - this.started),
+      requests: BigInt(c.requests),
+      extra: {
+        guestConnections: BigInt(c.byRole.guest),
+        controlConnections: BigInt(c.byRole.control),
+        maxConnections: BigInt(c.max),
+        maxVms: BigInt(this.vmm.maxVms),
+        budget: BigInt(this.vmm.budget),
+        events: this.vmm.log.nextSeq,
+      },
+    };
+  }
+}

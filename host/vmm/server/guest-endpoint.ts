@@ -1,0 +1,74 @@
+/**
+ * The guest endpoint's session handler: a guest says hello naming a VM and a vCPU; the VM is
+ * made from the VMM's policy the first time any guest names it, and several guests may share
+ * it (each on its own vCPU, or queued on the same one). Every request then runs on that vCPU.
+ * Control hellos are refused here, whatever token they carry: control clients have their own
+ * endpoint (PROTOCOL.md §3; the session itself refuses control ops on a guest connection).
+ */
+import { ProtocolError } from '../../../protocol/errors.js';
+import type { HelloParams } from '../../../protocol/messages/index.js';
+import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
+import { kvmRefusal, notFound } from '../errors.js';
+import type { Machine } from '../machine.js';
+import type { GuestRequest } from '../run/operations.js';
+import type { Vmm } from '../vmm.js';
+import type { ConnectionRegistry } from './connections.js';
+
+function refused(e: unknown): never {
+  throw kvmRefusal(e);
+}
+
+/** The name servers give themselves in hello results. */
+export const SERVER_NAME = 'pinbox';
+
+interface GuestContext {
+  readonly machine: Machine;
+  readonly vcpu: number;
+  readonly connection: number;
+}
+
+export class GuestEndpoint implements SessionHandler<GuestContext> {
+  constructor(private readonly vmm: Vmm, private readonly connections: ConnectionRegistry) {}
+
+  hello(session: ServerSession<GuestContext>, hello: HelloParams): HelloReply {
+    if (hello.role !== 'guest') {
+      throw new ProtocolError('forbidden', 'this is the guest endpoint; control clients connect to the control endpoint (pinbox serve --control)', { path: 'role' });
+    }
+    const name = hello.vm!;
+    const vcpu = hello.vcpu!;
+    const machine = this.vmm.vm(name); // made from the policy on first use; `limit` past --max-vms
+    if (vcpu >= machine.vcpus) {
+      throw notFound(`VM "${name}" has ${machine.vcpus} vCPU${machine.vcpus === 1 ? '' : 's'} (0..${machine.vcpus - 1}); there is no vCPU ${vcpu}`, 'vcpu');
+    }
+    const connection = this.connections.greeted(session as ServerSession<never>, 'guest');
+    session.context = { machine, vcpu, connection };
+    const log = this.vmm.log;
+    if (log.wants('guest_connected', name)) {
+      log.emit('guest_connected', name, hello.client === undefined ? { connection } : { connection, client: hello.client }, vcpu);
+    }
+    return { server: SERVER_NAME, vm: name, vcpu, vcpus: machine.vcpus, profile: machine.profile };
+  }
+
+  request(session: ServerSession<GuestContext>, request: HandlerRequest): unknown {
+    const ctx = session.context!;
+    if (this.vmm.get(ctx.machine.name) !== ctx.machine) {
+      throw notFound(`VM "${ctx.machine.name}" is gone (it was removed from the VMM)`);
+    }
+    try {
+      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest);
+      return result instanceof Promise ? result.catch(refused) : result;
+    } catch (e) {
+      return refused(e);
+    }
+  }
+
+  closed(session: ServerSession<GuestContext>): void {
+    const ctx = session.context;
+    if (ctx === undefined) return;
+    const log = this.vmm.log;
+    if (log.wants('guest_disconnected', ctx.machine.name)) {
+      log.emit('guest_disconnected', ctx.machine.name, { connection: ctx.connection }, ctx.vcpu);
+    }
+    log.flush();
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * VM snapshots (protocol `snapshot` / `restore`): everything a VM is, as a VMM would migrate
+ * it — guest memory (the frames that hold data), each vCPU's registers, system registers and
+ * the MSRs KVM emulates (KVM_GET_MSRS over EMULATED_MSRS), the Heki state (pins and exit masks,
+ * which Heki itself never exposes: host/kvm's pinbox extension), the capabilities and the MSR
+ * filter user space set, the policy's stored MSR values and a control client's MSR exit reply.
+ *
+ * The format is msgpack, opaque to clients and versioned. A snapshot is checked whole before
+ * anything is loaded, and fits only a VM of the same shape (vCPUs, memory size, Heki profile).
+ * Loading goes through the KVM API, which may still refuse a tampered register state: then the
+ * VM is reset rather than left half-restored, and the error says so. Operations suspended in
+ * the VM are abandoned, as by a reset.
+ */
+import { decodeMsgpack, encodeMsgpack } from '../../protocol/codec.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { EMULATED_MSRS } from '../kvm/msr-table.js';
+import type { HekiSnapshot } from '../kvm/heki.js';
+import type { MsrFilterSpec } from '../kvm/msr-filter.js';
+import type { MsrEntry } from '../kvm/vcpu.js';
+import type { Regs, Sregs } from '../x86/state.js';
+import type { Machine } from './machine.js';
+
+const FORMAT = 'pinbox-snapshot';
+const VERSION = 1;
+const PAGE = 4096;
+
+interface VcpuState {
+  regs: Regs;
+  sregs: Sregs;
+  msrs: MsrEntry[];
+}
+
+interface SnapshotData {
+  format: string;
+  version: number;
+  vcpus: number;
+  memorySize: number;
+  profile: string;
+  frames: [number, Uint8Array][];
+  vcpuStates: VcpuState[];
+  heki: HekiSnapshot;
+  caps: [number, bigint[]][];
+  filter: MsrFilterSpec | null;
+  storedMsrs: [number, number, bigint][];
+  msrExitReply: { error: number; data: bigint } | null;
+}
+
+/** Every emulated MSR KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
+function readAllMsrs(machine: Machine, vcpu: number): MsrEntry[] {
+  const out: MsrEntry[] = [];
+  let rest = [...EMULATED_MSRS];
+  while (rest.length > 0) {
+    const got = machine.getMsrs(vcpu, rest.slice(0, 255));
+    out.push(...got);
+    rest = rest.slice(got.length + (got.length < Math.min(255, rest.length) ? 1 : 0));
+  }
+  return out;
+}
+
+export function takeSnapshot(machine: Machine): Uint8Array {
+  const memory = machine.memory;
+  const frames: [number, Uint8Array][] = [];
+  for (let f = 0; f < memory.frameCount; f++) {
+    if (!memory.isAllocated(f)) continue;
+    const bytes = memory.readBytes(f * PAGE, PAGE);
+    if (bytes.some((b) => b !== 0)) frames.push([f, bytes]);
+  }
+  const vcpuStates: VcpuState[] = [];
+  for (let v = 0; v < machine.vcpus; v++) {
+    vcpuStates.push({ regs: machine.getRegs(v), sregs: machine.getSregs(v), msrs: readAllMsrs(machine, v) });
+  }
+  const data: SnapshotData = {
+    format: FORMAT,
+    version: VERSION,
+    vcpus: machine.vcpus,
+    memorySize: memory.size,
+    profile: machine.profile,
+    frames,
+    vcpuStates,
+    heki: machine.vm.getHekiState(),
+    caps: [...machine.enabledCaps].map(([cap, args]) => [cap, [...args]]),
+    filter: machine.msrFilter ?? null,
+    storedMsrs: machine.answers.emulated.storedValues(),
+    msrExitReply: machine.answers.override,
+  };
+  return encodeMsgpack(data);
+}
+
+function invalid(why: string): ProtocolError {
+  return new ProtocolError('invalid_message', `not a snapshot of this VM: ${why}`, { path: 'snapshot' });
+}
+
+/** msgpack gives small integers as numbers and large ones as bigints: 64-bit fields become bigints. */
+function u64(v: unknown, what: string): bigint {
+  if (typeof v === 'bigint' && v >= 0n) return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  throw invalid(`${what} is not a u64`);
+}
+
+function int(v: unknown, what: string): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  throw invalid(`${what} is not an integer`);
+}
+
+function record(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${what} is not a map`);
+  return v as Record<string, unknown>;
+}
+
+function list(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw invalid(`${what} is not an array`);
+  return v;
+}
+
+const REG_NAMES = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const;
+const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
+const SREG_U64 = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
+
+function regsOf(v: unknown, what: string): Regs {
+  const r = record(v, what);
+  return Object.fromEntries(REG_NAMES.map((n) => [n, u64(r[n], `${what}.${n}`)])) as unknown as Regs;
+}
+
+function sregsOf(v: unknown, what: string): Sregs {
+  const s = record(v, what);
+  const out: Record<string, unknown> = {};
+  for (const name of SEGMENTS) {
+    const g = record(s[name], `${what}.${name}`);
+    out[name] = {
+      base: u64(g.base, `${what}.${name}.base`),
+      limit: int(g.limit, `${what}.${name}.limit`),
+      selector: int(g.selector, `${what}.${name}.selector`),
+      type: int(g.type, `${what}.${name}.type`),
+      dpl: int(g.dpl, `${what}.${name}.dpl`),
+      ...Object.fromEntries((['present', 'db', 's', 'l', 'g', 'avl', 'unusable'] as const).map((f) => {
+        if (typeof g[f] !== 'boolean') throw invalid(`${what}.${name}.${f} is not a boolean`);
+        return [f, g[f]];
+      })),
+    };
+  }
+  for (const t of ['gdt', 'idt'] as const) {
+    const d = record(s[t], `${what}.${t}`);
+    out[t] = { base: u64(d.base, `${what}.${t}.base`), limit: int(d.limit, `${what}.${t}.limit`) };
+  }
+  for (const n of SREG_U64) out[n] = u64(s[n], `${what}.${n}`);
+  return out as unknown as Sregs;
+}
+
+function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
+  let raw: unknown;
+  try {
+    raw = decodeMsgpack(bytes);
+  } catch (e) {
+    throw invalid((e as Error).message);
+  }
+  const d = record(raw, 'the snapshot');
+  if (d.format !== FORMAT || int(d.version, 'version') !== VERSION) throw invalid(`format ${String(d.format)} version ${String(d.version)}, expected ${FORMAT} ${VERSION}`);
+  const vcpus = int(d.vcpus, 'vcpus');
+  const memorySize = int(d.memorySize, 'memorySize');
+  if (vcpus !== machine.vcpus || memorySize !== machine.memory.size || d.profile !== machine.profile) {
+    throw invalid(`it has ${vcpus} vCPUs, ${memorySize} bytes of memory and profile ${String(d.profile)}; this VM has ${machine.vcpus}, ${machine.memory.size} and ${machine.profile}`);
+  }
+  const frames = list(d.frames, 'frames').map((f, i) => {
+    const [n, b] = list(f, `frames[${i}]`);
+    const frame = int(n, `frames[${i}]`);
+    if (frame < 0 || frame >= machine.memory.frameCount || !(b instanceof Uint8Array) || b.length !== PAGE) throw invalid(`frames[${i}] is not a page of this VM's memory`);
+    return [frame, b] as [number, Uint8Array];
+  });
+  const vcpuStates = list(d.vcpuStates, 'vcpuStates').map((v, i) => {
+    const s = record(v, `vcpuStates[${i}]`);
+    return {
+      regs: regsOf(s.regs, `vcpuStates[${i}].regs`),
+      sregs: sregsOf(s.sregs, `vcpuStates[${i}].sregs`),
+      msrs: list(s.msrs, `vcpuStates[${i}].msrs`).map((m, j) => {
+        const e = record(m, `vcpuStates[${i}].msrs[${j}]`);
+        return { index: int(e.index, 'msr index'), data: u64(e.data, 'msr data') };
+      }),
+    };
+  });
+  if (vcpuStates.length !== vcpus) throw invalid(`${vcpuStates.length} vCPU states for ${vcpus} vCPUs`);
+  const h = record(d.heki, 'heki');
+  const heki: HekiSnapshot = {
+    pinnedCr0: u64(h.pinnedCr0, 'heki.pinnedCr0'),
+    pinnedCr4: u64(h.pinnedCr4, 'heki.pinnedCr4'),
+    configureExitReason: int(h.configureExitReason, 'heki.configureExitReason'),
+    denialExitReason: int(h.denialExitReason, 'heki.denialExitReason'),
+  };
+  const caps = list(d.caps, 'caps').map((c, i) => {
+    const [cap, args] = list(c, `caps[${i}]`);
+    return [int(cap, `caps[${i}]`), list(args, `caps[${i}] args`).map((a) => u64(a, `caps[${i}] args`))] as [number, bigint[]];
+  });
+  let filter: MsrFilterSpec | null = null;
+  if (d.filter !== null) {
+    const f = record(d.filter, 'filter');
+    filter = {
+      flags: int(f.flags, 'filter.flags'),
+      ranges: list(f.ranges, 'filter.ranges').map((r, i) => {
+        const g = record(r, `filter.ranges[${i}]`);
+        const bitmap = g.bitmap;
+        if (bitmap !== undefined && bitmap !== null && !(bitmap instanceof Uint8Array)) throw invalid(`filter.ranges[${i}].bitmap is not bytes`);
+        return { flags: int(g.flags, 'range flags'), base: int(g.base, 'range base'), nmsrs: int(g.nmsrs, 'range nmsrs'), bitmap: bitmap as Uint8Array | null };
+      }),
+    };
+  }
+  const storedMsrs = list(d.storedMsrs, 'storedMsrs').map((s, i) => {
+    const [vcpu, index, value] = list(s, `storedMsrs[${i}]`);
+    return [int(vcpu, 'vcpu'), int(index, 'index'), u64(value, 'value')] as [number, number, bigint];
+  });
+  let msrExitReply: SnapshotData['msrExitReply'] = null;
+  if (d.msrExitReply !== null) {
+    const m = record(d.msrExitReply, 'msrExitReply');
+    msrExitReply = { error: int(m.error, 'msrExitReply.error'), data: u64(m.data, 'msrExitReply.data') };
+  }
+  return { format: FORMAT, version: VERSION, vcpus, memorySize, profile: machine.profile, frames, vcpuStates, heki, caps, filter, storedMsrs, msrExitReply };
+}
+
+export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
+  const s = parseSnapshot(machine, bytes);
+  // From here on the VM is being replaced: a refusal part-way resets it rather than leave it half-restored.
+  machine.reset('restore');
+  try {
+    for (const [cap, args] of s.caps) machine.enableCap(cap, args);
+    if (s.filter !== null) machine.setMsrFilter(s.filter, 'control');
+    machine.setHekiState(s.heki);
+    const memory = machine.memory;
+    const held = new Set(s.frames.map(([frame]) => frame));
+    const zero = new Uint8Array(PAGE);
+    for (let f = 0; f < memory.frameCount; f++) if (memory.isAllocated(f) && !held.has(f)) memory.writeBytes(f * PAGE, zero);
+    for (const [frame, page] of s.frames) memory.writeBytes(frame * PAGE, page);
+    s.vcpuStates.forEach((state, v) => {
+      machine.setSregs(v, state.sregs);
+      for (const e of state.msrs) machine.setMsrs(v, [e]);
+      machine.setRegs(v, state.regs);
+    });
+    machine.answers.emulated.restoreValues(s.storedMsrs);
+    machine.setMsrExitReply(s.msrExitReply);
+  } catch (e) {
+    machine.reset('restore');
+    throw new ProtocolError('invalid_message', `the snapshot could not be loaded (${(e as Error).message}); the VM was reset instead`, { path: 'snapshot' });
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The examples, as users run them: each built script on its own (with its embedded VMM), and
+ * harden and smep-bypass against `pinbox serve` in another process.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import smepPolicy from '../../examples/policies/smep-bypass.json' with { type: 'json' };
+import hardenPolicy from '../../examples/policies/harden.json' with { type: 'json' };
+import { startServe } from './serve-process.js';
+
+const run = promisify(execFile);
+/** build/examples, next to build/test (build.mjs --tests builds both). */
+const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
+
+/** The example's output with each run of white space as one space: lines wrap at 100 columns. */
+async function example(name: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [join(EXAMPLES, `${name}.js`), ...args]);
+  return stdout.replace(/\s+/g, ' ');
+}
+
+test('smep-bypass: without pins the user page runs in ring 0; with pins the CR4 write is #GP(0) and the VMM logs the denial', async (t) => {
+  const out = await example('smep-bypass');
+  t.regex(out, /kernel code calls the user page: #PF\(0x11\) — SMEP forbids/);
+  t.regex(out, /→ the user page ran in ring 0: it read CR0 = 0x80050033\. CR4 is now 0x210ea0, SMEP off\./);
+  t.regex(out, /VMM KVM_EXIT_HEKI_DENIAL: vCPU 0 tried to load CR4 = 0x210ea0[\s\S]*→ #GP\(0\) at 0x100008, the MOV to CR4: the payload never ran\. CR4 is still 0x310ea0, SMEP on\./);
+  t.regex(out, /Without pins the exploit worked; with pins it was stopped\./);
+});
+
+test('smep-bypass against pinbox serve: the server\'s trace holds the denial of the pinned VM only', async (t) => {
+  const s = await startServe(smepPolicy);
+  try {
+    const out = await example('smep-bypass', '--host', s.guestUrl);
+    t.regex(out, /with pins it was stopped/);
+    t.notRegex(out, /VMM /, 'the VMM is another process: its events are in its trace');
+    const denials = s.trace().filter((e) => e.name === 'heki_denial');
+    t.deepEqual(denials.map((e) => [e.vm, e.fields.cr_value, e.fields.path]), [['pinned', 0x210ea0n, 'exit']]);
+    t.is(await s.stop(), 0);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('harden: locked, both bypasses refused, the MSR probe; also against pinbox serve', async (t) => {
+  const out = await example('harden');
+  t.regex(out, /Every protection held: 2 pins, 2 of 2 bypasses refused\./);
+  t.regex(out, /0xc0000082 LSTAR: readable — reads 0x0, WRMSR raises #GP\(0\)/);
+  const s = await startServe(hardenPolicy);
+  try {
+    const remote = await example('harden', '--host', s.guestUrl);
+    t.regex(remote, /Every protection held/);
+    t.is(s.trace().filter((e) => e.name === 'heki_denial').length, 2);
+    t.is(await s.stop(), 0);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('msr-probe: classes by range, and the MSRs the VMM answered', async (t) => {
+  const out = await example('msr-probe');
+  t.regex(out, /0x35 readable \(1\)/);
+  t.regex(out, /0x35: readable — read FILTER → error 0, data 0x10001; write FILTER → error 1/);
+  t.regex(out, /0xc0000102: faulting — read FILTER → error 1/);
+  t.regex(out, /6 handled by the VMM/);
+});
+
+test('an example given a bad argument says how to use it and exits 1', async (t) => {
+  const e = await t.throwsAsync(example('harden', '--bogus')) as Error & { code?: number; stderr?: string };
+  t.is(e.code, 1);
+  t.regex(e.stderr ?? '', /usage: node harden\.js \[--host/);
+});

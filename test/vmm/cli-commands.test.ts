@@ -1,0 +1,144 @@
+/**
+ * The `pinbox` command's actions: help and usage errors, `run` on a gcc-built ELF and on flat
+ * images, `serve` in this process, and the essential lines of `demo`.
+ */
+import test from 'ava';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '../../guest-sdk/index.js';
+import { PINBOX_VERSION } from '../../host/cli/commands.js';
+import { pinbox } from './cli-support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pinbox-cmd-'));
+const policy = join(dir, 'policy.json');
+writeFileSync(policy, JSON.stringify({ name: 'cli' }));
+const HELLO_ELF = 'test/fixtures/images/hello.elf';
+const flat = (name: string, ...bytes: number[]): string => {
+  const path = join(dir, name);
+  writeFileSync(path, Uint8Array.from(bytes));
+  return path;
+};
+
+test('--help on every command and on the program; --version is package.json\'s', async (t) => {
+  for (const command of ['demo', 'serve', 'run', 'conform']) {
+    const r = await pinbox([command, '--help']);
+    t.is(r.code, 0, command);
+    t.regex(r.out, new RegExp(`^pinbox ${command} — .*\\n\\nUsage: pinbox ${command}`), command);
+  }
+  const all = await pinbox(['--help']);
+  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run/);
+  const v = await pinbox(['--version']);
+  t.is(v.out, `pinbox ${PINBOX_VERSION}\n`);
+  t.is(JSON.parse(readFileSync('package.json', 'utf8')).version, PINBOX_VERSION);
+});
+
+test('bad arguments: a message naming the mistake, a hint, exit 2', async (t) => {
+  const r = await pinbox(['serve', '--policy', policy]);
+  t.is(r.code, 2);
+  t.is(r.err, "pinbox serve: --listen is required (unix:PATH or tcp:HOST:PORT)\nTry 'pinbox serve --help'.\n");
+  t.like(await pinbox(['frobnicate']), { code: 2 });
+  t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--max-vms', '0'])).err, /--max-vms needs a whole number from 1 to 4096, got '0' \(below 1\)/);
+  t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--token', 'x'])).err, /--token needs --control too/);
+  t.regex((await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--budget', 'lots'])).err, /--budget needs a whole number/);
+});
+
+test('run boots the gcc-built hello.elf and halts with RAX = 0x7b0, RBX = 0x150, RCX = 3 (hello.c)', async (t) => {
+  const r = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF]);
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, /stopped: the program executed HLT/);
+  t.regex(r.out, /rax 00000000000007b0\s+rbx 0000000000000150\s+rcx 0000000000000003/);
+  const json = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--json']);
+  const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  const stop = lines.at(-1)!;
+  t.deepEqual(Object.keys(stop), ['event', 'reason', 'regs', 'cr']);
+  t.like(stop, { event: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
+  t.true(lines.slice(0, -1).every((l) => typeof l.event === 'string' && typeof l.seq === 'string'));
+});
+
+test('run: a fault the program does not handle, the budget, and a triple fault stop it with exit 1', async (t) => {
+  // ud2: #UD, recorded by the boot IDT, which halts the program
+  const ud2 = await pinbox(['run', '--policy', policy, '--image', flat('ud2.bin', 0x0f, 0x0b), '--json']);
+  t.is(ud2.code, 1);
+  t.like(JSON.parse(ud2.out.trim().split('\n').at(-1)!), { reason: 'fault', fault: { vector: 6 }, regs: { rip: '0x100000' } });
+  const loop = await pinbox(['run', '--policy', policy, '--image', flat('loop.bin', 0xeb, 0xfe), '--budget', '500']);
+  t.is(loop.code, 1);
+  t.regex(loop.out, /the instruction budget ran out \(RIP 0x100000/);
+  // lidt [rip+2] with a zero-limit IDT ; ud2
+  const triple = await pinbox(['run', '--policy', policy, '--image', flat('tf.bin', 0x0f, 0x01, 0x1d, 2, 0, 0, 0, 0x0f, 0x0b, ...new Array(10).fill(0))]);
+  t.is(triple.code, 1);
+  t.regex(triple.out, /shut down \(triple fault\)/);
+  const loaded = await pinbox(['run', '--policy', policy, '--image', flat('hlt.bin', 0x90, 0xf4), '--load', '0x400000', '--json']);
+  t.like(JSON.parse(loaded.out.trim().split('\n').at(-1)!), { reason: 'hlt', regs: { rip: '0x400002' } });
+});
+
+test('run: a bad policy or image is exit 2 with what is wrong', async (t) => {
+  const badPolicy = join(dir, 'bad.json');
+  writeFileSync(badPolicy, '{"vcpus": 0}');
+  const p = await pinbox(['run', '--policy', badPolicy, '--image', HELLO_ELF]);
+  t.is(p.code, 2);
+  t.regex(p.err, /invalid policy[\s\S]*\/vcpus/);
+  const i = await pinbox(['run', '--policy', policy, '--image', flat('empty.bin')]);
+  t.is(i.code, 2);
+  t.regex(i.err, /the image is empty/);
+  const e = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--entry', '0x123']);
+  t.is(e.code, 2);
+  t.regex(e.err, /entry 0x123 is not in an executable segment/);
+});
+
+test('serve listens, prints where, serves a guest, and stops cleanly when told', async (t) => {
+  let stop!: () => void;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const sock = join(dir, 'serve.sock');
+  const trace = join(dir, 'serve.jsonl');
+  const running = pinbox(['serve', '--listen', `unix:${sock}`, '--control', `unix:${sock}.ctl`, '--policy', policy, '--trace', trace], () => stopped);
+  const guest = await (async () => {
+    for (let i = 0; i < 100; i++) {
+      try {
+        return await connect(`unix:${sock}`);
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    throw new Error('serve did not come up');
+  })();
+  t.is(guest.vm, 'default');
+  t.is(await guest.rdmsr(0xc0000080), 0xd01n);
+  guest.close();
+  stop();
+  const r = await running;
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, new RegExp(`guests connect to   unix:${sock}`));
+  t.regex(r.out, /control token in    .*serve\.sock\.ctl\.token \(readable by its owner only\)/);
+  t.regex(r.out, /pinbox serve: ready/);
+  t.regex(r.out, /guest_connected/);
+  t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
+});
+
+test('demo tells the story: the pins set, SMEP and WP clears refused with #GP(0), the VMM\'s denials, the MSR probe', async (t) => {
+  const r = await pinbox(['demo']);
+  t.is(r.code, 0, r.err);
+  const out = r.out.replace(/\s+/g, ' ');
+  const lines = [
+    /A pin is a control-register bit/,
+    /KVM_HC_LOCK_CR_UPDATE\(0, 0x10000\): pin CR0 WP VMM KVM_EXIT_HEKI_CONFIGURE: CR0 bits 0x10000 \(WP\) are pinned/,
+    /KVM_HC_LOCK_CR_UPDATE\(4, 0x310800\): pin CR4 UMIP FSGSBASE SMEP SMAP/,
+    /mov cr4, 0x210ea0 VMM KVM_EXIT_HEKI_DENIAL: vCPU 0 tried to load CR4 = 0x210ea0.*?→ #GP\(0\): the write was refused, CR4 is still 0x310ea0/,
+    /mov cr0, 0x80040033 VMM KVM_EXIT_HEKI_DENIAL: vCPU 1 tried to load CR0 = 0x80040033.*?→ #GP\(0\): the write was refused, CR0 is still 0x80050033/,
+    /summary: 6 MSRs probed: 4 writable, 2 readable/,
+    /2 of 2 attempts to clear a pinned bit were refused with #GP\(0\)/,
+    /2 heki_configure and 2 heki_denial events/,
+  ];
+  for (const re of lines) t.regex(out, re);
+});
+
+test('conform runs the scenarios that come with pinbox against the VMM in this process; --host is not supported yet', async (t) => {
+  const r = await pinbox(['conform', '--reporter', 'json']);
+  t.is(r.code, 0, r.out + r.err);
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { passed?: boolean; file?: string });
+  t.true(lines.length >= 30);
+  t.deepEqual(lines.filter((l) => l.passed !== true).map((l) => l.file), [], 'every scenario passes');
+  const remote = await pinbox(['conform', '--host', 'unix:/tmp/none.sock', '--token', 't']);
+  t.is(remote.code, 1);
+  t.regex(remote.err, /--host\) is not supported yet/);
+});
