@@ -35,13 +35,21 @@ export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boole
  * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
  * Nothing happens if user space moved RIP meanwhile.
  */
-export function completePioIn(v: VcpuArch): void {
+/** The value user space stored for an IN, checked before KVM_RUN changes anything (see checkMsrReply). */
+export function checkPioInReply(v: VcpuArch): number {
   const run = v.run;
   const data: unknown = run.io.data;
   const max = 2 ** (8 * run.io.size) - 1;
   if (typeof data !== 'number' || !Number.isInteger(data) || data < 0 || data > max) {
     throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.io.data must be an integer 0..${max} for a ${run.io.size}-byte IN, got ${String(data)}`);
   }
+  return data;
+}
+
+export function completePioIn(v: VcpuArch): void {
+  const run = v.run;
+  const data = checkPioInReply(v);
+  const max = 2 ** (8 * run.io.size) - 1;
   v.pending = Completion.None;
   if (v.cpu.getRip() !== v.pioRip) return;
   if (run.io.size === 4) {

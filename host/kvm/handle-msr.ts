@@ -108,6 +108,23 @@ function replyError(v: VcpuArch): number {
   return error;
 }
 
+function replyData(v: VcpuArch): bigint {
+  const data: unknown = v.run.msr.data;
+  if (typeof data !== 'bigint' || data < 0n || data > U64_MAX) {
+    throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.msr.data must be a u64 bigint, got ${String(data)}`);
+  }
+  return data;
+}
+
+/**
+ * MODEL DECISION: the C fields cannot hold what a JS object can, so KVM_RUN checks the reply
+ * user space wrote before it changes anything (before the dirty sync registers are loaded, too):
+ * a reply that fails here leaves the vCPU exactly as it was.
+ */
+export function checkMsrReply(v: VcpuArch, read: boolean): void {
+  if (replyError(v) === 0 && read) replyData(v);
+}
+
 /**
  * complete_fast_rdmsr(): with error 0, EDX:EAX take `data` and the RDMSR retires; any other
  * error byte (not just 1) injects #GP(0) with RIP and EDX:EAX unchanged. The filter is not
@@ -115,13 +132,7 @@ function replyError(v: VcpuArch): number {
  */
 export function completeRdmsr(v: VcpuArch): void {
   const error = replyError(v);
-  if (error === 0) {
-    const data: unknown = v.run.msr.data;
-    if (typeof data !== 'bigint' || data < 0n || data > U64_MAX) {
-      throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.msr.data must be a u64 bigint, got ${String(data)}`);
-    }
-    writeEdxEax(v, data);
-  }
+  if (error === 0) writeEdxEax(v, replyData(v));
   completeMsrAccess(v, error);
 }
 

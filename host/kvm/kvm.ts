@@ -56,7 +56,7 @@ export class Kvm {
 
   constructor(options: KvmOptions = {}) {
     this.createCpu = options.createCpu ?? createX86Cpu;
-    this.profile = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
+    this.profile = options.profile ?? this.profile;
     if (!(this.profile in HEKI_PROFILES)) throw new KvmError('EINVAL', 'open(/dev/kvm)', `unknown Heki profile ${String(this.profile)}`);
   }
 
@@ -71,7 +71,9 @@ export class Kvm {
     for (const key of Object.keys(options)) {
       if (!VM_OPTION_KEYS.has(key)) throw new KvmError('EINVAL', CREATE_VM, `unknown option "${key}"`);
     }
-    const profileName = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
+    // A VM takes the profile of the /dev/kvm it was created from unless told otherwise, so that
+    // the caps its KVM_CHECK_EXTENSION answers match the system's.
+    const profileName = options.profile ?? this.profile;
     if (!(profileName in HEKI_PROFILES)) throw new KvmError('EINVAL', CREATE_VM, `profile must be 'v2' or 'v3', got ${String(profileName)}`);
     const profile = HEKI_PROFILES[profileName];
     const hostCr0 = u64Option('hostCr0', options.hostCr0, abi.DEFAULT_HOST_CR0);

@@ -15,8 +15,8 @@ import type { VcpuExit } from './exits.js';
 import { completeHekiDenial, handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
 import { handleCpuid } from './handle-cpuid.js';
 import { completeHekiConfigure, handleHypercall } from './handle-hypercall.js';
-import { completePioIn, completePioOut, handleIo } from './handle-io.js';
-import { completeRdmsr, completeWrmsr, handleRdmsr, handleWrmsr } from './handle-msr.js';
+import { checkPioInReply, completePioIn, completePioOut, handleIo } from './handle-io.js';
+import { checkMsrReply, completeRdmsr, completeWrmsr, handleRdmsr, handleWrmsr } from './handle-msr.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
@@ -81,6 +81,7 @@ export class Vcpu {
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
+    this.checkUserspaceReply();
     beforeRegistersChange(run);
     if (run.kvm_dirty_regs !== 0) syncRegs(run, v.cpu, (sregs) => this.setSregs(sregs));
     if (v.pending !== Completion.None) this.completeUserspaceIo();
@@ -170,6 +171,14 @@ export class Vcpu {
         return true;
       }
     }
+  }
+
+  /** What user space wrote for the pending completion must be valid before anything changes. */
+  private checkUserspaceReply(): void {
+    const v = this.arch;
+    if (v.pending === Completion.Rdmsr) checkMsrReply(v, true);
+    else if (v.pending === Completion.Wrmsr) checkMsrReply(v, false);
+    else if (v.pending === Completion.PioIn) checkPioInReply(v);
   }
 
   /** vcpu->arch.complete_userspace_io(vcpu), run before anything else in KVM_RUN. */

@@ -158,3 +158,36 @@ test('s.regs is the snapshot of the exit: KVM_SET_REGS, INIT or a run that store
   t.is(run.s.regs.rsp, snapshotRsp, 'with KVM_SYNC_X86_REGS no longer valid, the last snapshot stays');
   t.is(vcpu.getRegs().rax, BOOT_EFER);
 });
+
+test('a bad reply in kvm_run fails KVM_RUN with EINVAL before the dirty registers are loaded', (t) => {
+  const kvm = new Kvm({ createCpu: (memory) => new Cpu(memory) });
+  const vm = kvm.createVm();
+  const image = buildBootImage(vm.memory, { vcpus: 1 });
+  const vcpu = vm.createVcpu(0);
+  bootVcpu(vcpu, image, 0);
+  // A filtered RDMSR of 0xda0 exits to user space (spec/msr-filter.md §7 #3 setup).
+  vm.enableCap(188, [4]);
+  vm.setMsrFilter({ flags: 0, ranges: [{ flags: 1, base: 0xda0, nmsrs: 1, bitmap: new Uint8Array(8) }] });
+  const run = vcpu.kvmRun;
+  run.kvm_valid_regs = KVM_SYNC_X86_REGS;
+  run.s.regs.rcx = 0xda0n;
+  run.s.regs.rip = BigInt(image.text.kernelOps.rdmsr.entry);
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  const exit = vcpu.run();
+  t.is(exit.reason, 'KVM_EXIT_X86_RDMSR');
+  const rbxBefore = vcpu.getRegs().rbx;
+  if (exit.reason !== 'KVM_EXIT_X86_RDMSR') return;
+  exit.msr.error = 300; // not a __u8
+  run.s.regs.rbx = 0x99n;
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  const error = t.throws(() => vcpu.run(), { instanceOf: KvmError });
+  t.is(error?.code, 'EINVAL');
+  t.is(vcpu.getRegs().rbx, rbxBefore, 'RBX not loaded from s.regs');
+  t.is(vcpu.getRegs().rip, BigInt(image.text.kernelOps.rdmsr.entry), 'the RDMSR has not retired');
+  // A valid reply then completes the access as usual.
+  exit.msr.error = 0;
+  exit.msr.data = 0x1_0000_0002n;
+  run.kvm_dirty_regs = 0;
+  t.is(vcpu.run().reason, 'KVM_EXIT_HLT');
+  t.like(vcpu.getRegs(), { rax: 2n, rdx: 1n });
+});
