@@ -56,7 +56,7 @@ export class Kvm {
 
   constructor(options: KvmOptions = {}) {
     this.createCpu = options.createCpu ?? createX86Cpu;
-    this.profile = options.profile ?? this.profile;
+    this.profile = options.profile ?? abi.DEFAULT_HEKI_PROFILE;
     if (!(this.profile in HEKI_PROFILES)) throw new KvmError('EINVAL', 'open(/dev/kvm)', `unknown Heki profile ${String(this.profile)}`);
   }
 
