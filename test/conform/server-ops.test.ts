@@ -70,6 +70,13 @@ test('createVm makes a VM of its own policy, in the state that policy gives: a s
     t.deepEqual(await mine.request('hypercall', pinWp), { ret: 0n, exits: [] });
     const configure = await servers.request('hypercall', pinWp);
     t.is(configure.exits[0]?.reason, 'KVM_EXIT_HEKI_CONFIGURE');
+    // No Heki denial exit (mask 0): the write that clears the pinned WP is #GP from KVM alone.
+    const cr0 = (await mine.request('readCr', { cr: 0 })).value!;
+    t.deepEqual(await mine.request('writeCr', { cr: 0, value: cr0 & ~BigInt(X86_CR0_WP) }), { fault: { vector: GP_VECTOR, errorCode: 0 }, exits: [] });
+    // No MSR filter was ever installed on it.
+    const { events } = await c.request('events', { vm: 'mine' });
+    t.deepEqual(events.filter((e) => e.name === 'msr_filter_changed'), []);
+    t.true(events.some((e) => e.name === 'vm_created'));
   });
 });
 
@@ -164,6 +171,7 @@ test('holdExit parks the vCPU inside its next exit: the filter changes meanwhile
     t.like(held[0], { name: 'exit_held', vm: 'v', vcpu: 0, fields: { reason: 'KVM_EXIT_X86_RDMSR', exit_reason: 29n } });
     await new Promise((r) => setTimeout(r, 20));
     t.false(answered, 'the guest request waits while its exit is held');
+    t.is(s.vmm.get('v')!.vcpu(0).vcpu.kvmRun.reason, 'KVM_EXIT_X86_RDMSR', 'KVM_RUN returned the RDMSR exit and was not entered again');
     // While the vCPU sits in KVM_EXIT_X86_RDMSR: clear the filter, and another guest connection
     // of the same VM still runs on the other vCPU.
     await c.request('setMsrFilter', { vm: 'v', flags: 0, ranges: [] });
