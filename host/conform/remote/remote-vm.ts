@@ -14,7 +14,7 @@
  */
 import type { HekiProfileName } from '../../../protocol/abi.js';
 import type { ClientSession } from '../../../protocol/client-session.js';
-import type { Op, ParamsOf, ResultOf } from '../../../protocol/messages/index.js';
+import { MAX_EXITS, type Exit, type Op, type ParamsOf, type ResultOf } from '../../../protocol/messages/index.js';
 import { guestOutcome, wireGuestRequest } from '../guest-wire.js';
 import type { ControlRegisterName, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, SregsField } from '../model.js';
 import type { CheckExtensionResult, GuestOutcome, GuestRequest, MsrsResult, TargetVm } from '../target.js';
@@ -30,6 +30,12 @@ export interface RemoteContext {
 }
 
 type ControlOpName = Exclude<Op, 'hello'>;
+
+/** What every guest result carries (PROTOCOL.md §5), beside the op's own values. */
+interface GuestResultOnWire {
+  readonly exits: readonly Exit[];
+  readonly exitsDropped?: number;
+}
 
 export class RemoteVm implements TargetVm {
   private readonly guests = new Map<number, Promise<ClientSession>>();
@@ -96,35 +102,40 @@ export class RemoteVm implements TargetVm {
     const { vcpu, action } = request;
     await this.setReply(request.answer);
     const guest = await this.guestSession(vcpu);
-    const wire = wireGuestRequest(action, request.cpl);
-    const { op, ...params } = wire;
-    const send = (): Promise<Record<string, unknown>> => guest.request(op, params as never) as Promise<Record<string, unknown>>;
-
-    let result: Record<string, unknown>;
-    if (request.duringExit === undefined) {
-      result = await send();
-    } else {
-      await this.control('holdExit', { vm: this.name, vcpu });
-      const wait = this.context.held.wait(this.name, vcpu);
-      const pending = send();
-      const first = await Promise.race([wait.held.then(() => 'held' as const), pending.then(() => 'done' as const, () => 'done' as const)]);
-      if (first === 'held') {
-        try {
-          await request.duringExit();
-          await this.setReply(request.answer);
-        } finally {
-          await this.control('releaseExit', { vm: this.name, vcpu });
-        }
-      } else {
-        wait.cancel();
-        await this.control('releaseExit', { vm: this.name, vcpu });
-      }
-      result = await pending;
+    const { op, ...params } = wireGuestRequest(action, request.cpl);
+    const send = (): Promise<GuestResultOnWire> => guest.request(op, params as never) as Promise<GuestResultOnWire>;
+    const result = request.duringExit === undefined ? await send() : await this.holdingFirstExit(request, request.duringExit, send);
+    if (result.exitsDropped !== undefined && result.exitsDropped > 0) {
+      throw new Error(`the server left ${result.exitsDropped} exits out of the result (more than the protocol's ${MAX_EXITS})`);
     }
-    const dropped = result.exitsDropped;
-    if (typeof dropped === 'number' && dropped > 0) throw new Error(`the server left ${dropped} exits out of the result (more than the protocol's 1024)`);
-    const exits = (result.exits as Parameters<typeof targetExitOfWire>[0][]).map((e) => targetExitOfWire(e, this.profile));
-    return guestOutcome(action, result, exits);
+    return guestOutcome(action, result, result.exits.map((e) => targetExitOfWire(e, this.profile)));
+  }
+
+  /**
+   * Sends the action with the vCPU's next exit held; runs `duringExit` while the vCPU sits in
+   * it, sets the step's answer again, and releases it. An action without an exit spends no hold:
+   * it is dropped.
+   */
+  private async holdingFirstExit(
+    request: GuestRequest, duringExit: () => Promise<void>, send: () => Promise<GuestResultOnWire>,
+  ): Promise<GuestResultOnWire> {
+    const target = { vm: this.name, vcpu: request.vcpu };
+    await this.control('holdExit', target);
+    const wait = this.context.held.wait(this.name, request.vcpu);
+    const pending = send();
+    const first = await Promise.race([wait.held.then(() => 'held' as const), pending.then(() => 'done' as const, () => 'done' as const)]);
+    if (first === 'held') {
+      try {
+        await duringExit();
+        await this.setReply(request.answer);
+      } finally {
+        await this.control('releaseExit', target);
+      }
+    } else {
+      wait.cancel();
+      await this.control('releaseExit', target);
+    }
+    return pending;
   }
 
   /** Closes the guest connections and drops the VM (unless the server is gone already). */
