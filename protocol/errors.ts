@@ -20,6 +20,11 @@ export const ERROR_CODES = {
   kvm_error: 'the KVM model refused the operation; `errno` names the errno (e.g. EINVAL)',
   limit: 'a resource limit was reached (in-flight requests, response size, VM or vCPU count)',
   internal: 'the server failed while handling the request',
+  already_exists: 'createVm names a VM that exists already (and does not ask to replace it)',
+  vm_killed: 'the VM was killed (the policy\'s onDenial or onShutdown "kill"): this operation and every later one on it fail until a resetVm',
+  vm_reset: 'the VM was reset while the operation waited (paused, or in an exit): the operation was abandoned',
+  guest_shutdown: 'the vCPU shut down (triple fault) during an operation that has no `stop` to report it; the policy\'s onShutdown says what became of the VM',
+  invalid_guest_state: 'KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY) with the state a control client loaded; initVcpu or resetVm mends it',
   connection_closed: '(local) the connection closed before the response arrived',
   bad_url: '(local) an endpoint URL that connect() or listen() cannot use',
 } as const;

@@ -14,3 +14,4 @@ export { loadScenario, malformedResult, runSuite, type SuiteObserver } from './r
 export { discoverScenarioFiles } from './discover.js';
 export { createReporter, jsonLine, junitXml, REPORTER_NAMES, type ReportOutput, type Reporter, type ReporterName } from './reporters/index.js';
 export { conform, conformOptions, EXIT_FAILED, EXIT_PASSED, type ConformIo, type ConformOptions, type TargetFactory } from './command.js';
+export { remoteTarget, type RemoteTargetOptions } from './remote/index.js';

@@ -1,12 +1,12 @@
 /**
  * The contract between the scenario runner and what it tests. The runner owns the scenario
  * logic (order, writeCrMasked, answers, comparison); a target only performs operations on a
- * VM and reports what happened, without interpreting it. Two targets are planned, written by
- * the VMM's authors against this contract:
+ * VM and reports what happened, without interpreting it. There are two targets:
  *
  *   - in-process: a VM of host/vmm's Vmm (over host/kvm and host/x86) in this process;
- *   - remote: a running `pinbox serve`, through the protocol's control role (host operations,
- *     setMsrExitReply) and guest role (one guest connection per vCPU).
+ *   - remote: a running `pinbox serve`, through the protocol's control role (VMs, host
+ *     operations, how MSR exits are answered, held exits) and guest role (one guest
+ *     connection per vCPU).
  *
  * ## Lifetime
  * `createVm(options)` once per scenario, then the scenario's operations on the returned
@@ -21,9 +21,9 @@
  * SMEP|SMAP|UMIP|FSGSBASE where the guest CPUID has them, EFER 0xd01, identity paging), with
  * the options' profile, host model, guest CPUID, memory and ignore_msrs. The options are
  * exactly the VM options of the policy compiler (PolicyVmOptions); `scenarioPolicy` turns them
- * into a policy document, which a remote target's server can be started with. A target that
- * cannot give this VM (a remote server whose VM differs) rejects, naming what differs; the
- * runner then fails the scenario — it never skips it.
+ * into a policy document, which both targets make the VM from. A target that cannot give this
+ * VM (a remote server whose VM differs) rejects, naming what differs; the runner then fails the
+ * scenario — it never skips it.
  *
  * ## The two targets, operation by operation
  * In-process (over host/vmm's Vmm and host/kvm): `createVm` makes a VM with the options (no
@@ -34,20 +34,20 @@
  * (writing kvm_run.msr.error and .data, or nothing for 'untouched'); `controlRegisters` is
  * KVM_GET_SREGS.
  *
- * Remote (a `pinbox serve` started with the policy `scenarioPolicy(options)` gives, reached
- * through a control connection and one guest connection per vCPU): `createVm` checks what the
- * hello results show (profile, vCPU count) against the options — the rest (host model, guest
- * CPUID, memory, ignore_msrs) the protocol cannot show, and rests on the server having been
- * started with that policy — and sends `resetVm`, which must bring the VM back to the initial
- * state above; host operations are the control ops
- * of the same names (`getMsrs` → {nmsrs, entries}; `controlRegisters` → `getSregs`); `guest`
- * sends `setMsrExitReply` with the answer first, then the guest op on that vCPU's connection,
- * and maps the result: `fault`, exit names to numbers (per the profile), `value`/`ret`, exec's
- * `regs` and `stop`, cpuid's eax..edx to rax..rdx. Three things the protocol cannot carry today
- * make it reject the request (a failure of the scenario, never a pass): 'untouched', a
- * `duringExit`, and a null bitmap where nmsrs is not 0. And PROTOCOL.md §5 puts the *answer* in
- * a read exit's `msr.data`, not the 0 KVM put there, so it reports that value as it is and the
- * scenarios that check the exit's data fail on it until the protocol reports KVM's.
+ * Remote (host/conform/remote: a running `pinbox serve`, reached at its control endpoint with
+ * its token; guest connections go to the guest endpoint the control hello names, one per vCPU
+ * a scenario uses): `createVm` sends `createVm` with the policy `scenarioPolicy(options)` gives
+ * — the in-process target's VM, made by the same policy compiler — under a name of its own, and
+ * checks the vCPU count and profile the server reports; `close` sends `destroyVm`. Host
+ * operations are the control ops of the same names (`getMsrs` → {nmsrs, entries};
+ * `controlRegisters` → `getSregs`; a null bitmap travels as nil). `guest` sends
+ * `setMsrExitReply` with the answer ('untouched' included), then the guest op on that vCPU's
+ * connection, and maps the result: `fault`, exit names to numbers (per the profile), each MSR
+ * exit's `data` as KVM filled it (the protocol's `exitData` where the answer replaced it),
+ * `value`/`ret`, exec's `regs` and `stop`, cpuid's eax..edx to rax..rdx. With `duringExit`, it
+ * asks the server to hold the vCPU's next exit (`holdExit`), and when the `exit_held` event
+ * says the vCPU sits in it — KVM_RUN returned, the exit recorded and not answered — calls
+ * `duringExit`, sets the answer again, and lets the exit go on (`releaseExit`).
  *
  * ## Errors
  * Host operations resolve with their result. When KVM refuses one, they reject with an error
@@ -119,7 +119,7 @@ export interface GuestRequest {
   /**
    * How user space answers every MSR exit the action causes: `{ error, data }` written to
    * kvm_run.msr before re-entering (a remote target sends it with setMsrExitReply before the
-   * action, and `null` after it); 'untouched' re-enters without writing kvm_run.msr, leaving
+   * action); 'untouched' re-enters without writing kvm_run.msr, leaving
    * what KVM put there. When a scenario gives no answer the runner passes {error: 1, data: 0}:
    * KVM then injects #GP, as a VMM without a handler would. Heki exits need no answer: the
    * target re-enters and KVM completes them (RAX 0 for a configure, #GP for a denial).
@@ -128,8 +128,7 @@ export interface GuestRequest {
   /**
    * When present, the target calls it once, at the first user-space exit the action causes,
    * after recording that exit and before answering it, and waits for it; meanwhile the
-   * callback may call any other TargetVm method (on other vCPUs for guest actions). A target
-   * that cannot (over the protocol the VMM answers exits itself) rejects the request.
+   * callback may call any other TargetVm method (on other vCPUs for guest actions).
    */
   readonly duringExit?: () => Promise<void>;
 }
@@ -153,9 +152,7 @@ export interface TargetVm {
   checkExtension(cap: number): Promise<CheckExtensionResult>;
   /**
    * KVM_X86_SET_MSR_FILTER, with the ranges exactly as given (more than 16 included: KVM
-   * refuses them). A null bitmap is no bitmap, a NULL pointer; a target that cannot pass one
-   * (the protocol's bitmap is a binary) may send an empty bitmap only where nmsrs is 0 (KVM
-   * never reads it then, spec/msr-filter.md §2.3 step 1) and otherwise rejects.
+   * refuses them). A null bitmap is no bitmap, a NULL pointer (the protocol's nil).
    */
   setMsrFilter(flags: number, ranges: readonly FilterRange[]): Promise<void>;
   getMsrs(vcpu: number, indices: readonly number[]): Promise<MsrsResult>;

@@ -9,8 +9,8 @@
  * state — no capability enabled, no MSR filter — and sets up the rest in its own host steps,
  * so that every setting the expected results depend on is written in the scenario. The policy
  * document of a scenario therefore turns the policy's defaults off (userSpaceMsr [], no Heki
- * exits): a VMM started with it (`pinbox serve --policy`) enables each capability with 0,
- * which is KVM's initial value.
+ * exits): a VM made from it (both targets make each scenario's VM so; over the protocol with
+ * `createVm`) has each capability enabled with 0, which is KVM's initial value.
  */
 import { compilePolicy, PolicyError, type PolicyDocument, type PolicyVmOptions } from '../vmm/policy/index.js';
 import type { RegisterText } from '../vmm/policy/control-register-names.js';
@@ -76,8 +76,8 @@ export function compileVmBlock(block: VmBlockText, at: string, issues: IssueColl
 }
 
 /**
- * A policy document for the scenario's VM: what `pinbox serve --policy` needs to serve a VM a
- * scenario can run on. Compiling it gives back `vm` exactly (tested).
+ * A policy document for the scenario's VM: what the in-process target and a pinbox server
+ * (`createVm`) make it from. Compiling it gives back `vm` exactly (tested).
  */
 export function scenarioPolicy(vm: ScenarioVm): PolicyDocument {
   return policyOfBlock({

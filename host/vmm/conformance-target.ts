@@ -9,32 +9,15 @@
 import type {
   GuestOutcome, GuestRequest as TargetRequest, ScenarioTarget, TargetExit, TargetVm,
 } from '../conform/target.js';
-import type { TargetGuestAction } from '../conform/model.js';
+import { guestOutcome, wireGuestRequest } from '../conform/guest-wire.js';
 import { scenarioPolicy, type ScenarioVm } from '../conform/vm-block.js';
 import type { Machine } from './machine.js';
 import { parsePolicy } from './policy/index.js';
-import type { GuestRequest } from './run/operations.js';
-import type { GuestResult } from './run/result.js';
 import type { MsrExitChoice, UserSpaceExit } from './run/user-space-exit.js';
 import { restoreSnapshot, takeSnapshot } from './snapshot.js';
 import { Vmm } from './vmm.js';
 
 const CONTROL_REGISTERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8'] as const;
-
-/** A scenario's guest action as the protocol's guest request (the shapes are the protocol's). */
-function guestRequest(action: TargetGuestAction, cpl: 0 | 3): GuestRequest {
-  switch (action.op) {
-    case 'hypercall':
-      return { op: 'hypercall', nr: action.nr, args: [...action.args], insn: action.insn, cpl };
-    case 'exec':
-      return {
-        op: 'exec', code: action.code, regs: { ...action.regs }, cpl,
-        ...(action.budget !== undefined && { budget: action.budget }),
-      };
-    default:
-      return { ...action, cpl } as GuestRequest;
-  }
-}
 
 function targetExit(e: UserSpaceExit): TargetExit {
   return {
@@ -43,21 +26,6 @@ function targetExit(e: UserSpaceExit): TargetExit {
     ...(e.heki !== undefined && { heki: { ...e.heki } }),
     ...(e.io !== undefined && { io: { ...e.io } }),
   };
-}
-
-/** The runner's outcome of a guest result: fault, values, exec's stop and registers, CPUID's registers. */
-function outcome(action: TargetGuestAction, result: GuestResult, exits: TargetExit[]): GuestOutcome {
-  const r = result as GuestResult & Record<string, unknown>;
-  const fault = r.fault as { vector: number; errorCode?: number } | undefined;
-  const base = { exits, ...(fault !== undefined && { fault: { vector: fault.vector, errorCode: fault.errorCode } }) };
-  if (action.op === 'exec') return { ...base, stop: r.stop as GuestOutcome['stop'], regs: r.regs as GuestOutcome['regs'] };
-  if (fault !== undefined) return base;
-  if (action.op === 'cpuid') {
-    return { ...base, regs: { rax: BigInt(r.eax as number), rbx: BigInt(r.ebx as number), rcx: BigInt(r.ecx as number), rdx: BigInt(r.edx as number) } };
-  }
-  if (r.value !== undefined) return { ...base, value: r.value as bigint };
-  if (r.ret !== undefined) return { ...base, ret: r.ret as bigint };
-  return base;
 }
 
 class InProcessVm implements TargetVm {
@@ -109,7 +77,7 @@ class InProcessVm implements TargetVm {
     const exits: TargetExit[] = [];
     let during = request.duringExit;
     const answer: MsrExitChoice = request.answer;
-    const result = await this.machine.perform(request.vcpu, guestRequest(request.action, request.cpl), {
+    const result = await this.machine.perform(request.vcpu, wireGuestRequest(request.action, request.cpl), {
       onExit: async (exit) => {
         exits.push(targetExit(exit));
         if (during !== undefined) {
@@ -120,7 +88,7 @@ class InProcessVm implements TargetVm {
         return answer;
       },
     });
-    return outcome(request.action, result, exits);
+    return guestOutcome(request.action, result, exits);
   }
 
   async controlRegisters(vcpu: number): Promise<Record<(typeof CONTROL_REGISTERS)[number], bigint>> {

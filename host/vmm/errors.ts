@@ -2,9 +2,8 @@
  * How the VMM refuses or ends a guest operation. These are ProtocolErrors, so the servers send
  * them as they are; in-process callers get the same typed values.
  *
- * Besides the protocol's own codes (`limit`, `not_found`, `invalid_message`, `internal`), the
- * VMM uses four of its own, each for an event the protocol's table has no word for (PROTOCOL.md
- * §4.1: clients accept codes they do not know):
+ * Besides the protocol's general codes (`limit`, `not_found`, `invalid_message`, `internal`), the
+ * VMM uses four for what happens to a VM (PROTOCOL.md §7 lists them with the others):
  *
  *   vm_killed            the VM was killed (onDenial "kill", onShutdown "kill", or killVm):
  *                        the operation and every later one on the VM fail; a VM reset revives it

@@ -38,7 +38,7 @@ import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
-import type { MsrExitAnswer } from './run/user-space-exit.js';
+import type { MsrExitChoice } from './run/user-space-exit.js';
 import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
 
 /** Makes the core of a vCPU (default: host/x86's Cpu). */
@@ -285,9 +285,12 @@ export class Machine implements RunnerHost {
     return this.vcpu(vcpu).vcpu.setMsrs(entries);
   }
 
-  /** How MSR exits are answered from now on (null: by the policy again). */
-  setMsrExitReply(answer: MsrExitAnswer | null): void {
-    this.answers.override = answer === null ? null : { error: answer.error, data: answer.data };
+  /**
+   * How MSR exits are answered from now on (null: by the policy again; 'untouched': KVM_RUN
+   * again without writing kvm_run.msr).
+   */
+  setMsrExitReply(answer: MsrExitChoice | null): void {
+    this.answers.override = answer === null || answer === 'untouched' ? answer : { error: answer.error, data: answer.data };
   }
 
   /** Stops listening to KVM (the VM is being dropped). */

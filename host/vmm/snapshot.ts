@@ -42,7 +42,7 @@ interface SnapshotData {
   caps: [number, bigint[]][];
   filter: MsrFilterSpec | null;
   storedMsrs: [number, number, bigint][];
-  msrExitReply: { error: number; data: bigint } | null;
+  msrExitReply: { error: number; data: bigint } | 'untouched' | null;
 }
 
 /** Every emulated MSR KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
@@ -208,7 +208,8 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
     return [int(vcpu, 'vcpu'), int(index, 'index'), u64(value, 'value')] as [number, number, bigint];
   });
   let msrExitReply: SnapshotData['msrExitReply'] = null;
-  if (d.msrExitReply !== null) {
+  if (d.msrExitReply === 'untouched') msrExitReply = 'untouched';
+  else if (d.msrExitReply !== null) {
     const m = record(d.msrExitReply, 'msrExitReply');
     msrExitReply = { error: int(m.error, 'msrExitReply.error'), data: u64(m.data, 'msrExitReply.data') };
   }

@@ -42,8 +42,11 @@ export const exit = object({
   msr: optional(object({
     reason: oneOf(['INVAL', 'UNKNOWN', 'FILTER']),
     index: u32,
+    /** The value written, or for a read the value user space answered. */
     data: u64,
     error: u8,
+    /** kvm_run.msr.data as KVM filled it, where it differs from `data` (a read answered with data ≠ 0). */
+    exitData: optional(u64),
   })),
   heki: optional(object({ reason: oneOf(['CR0', 'CR4']), value: u64 })),
   io: optional(object({ port: u16, size: oneOf([1, 2, 4]), direction: oneOf(['in', 'out']), value: u32 })),

@@ -1,14 +1,16 @@
 /**
  * Control-role ops (PROTOCOL.md §6): the KVM API one to one (checkExtension, enableCap,
- * setMsrFilter, get/set MSRs and registers), plus the VMM's own services (events,
- * subscriptions, reset, snapshots, stats). Only a connection that said hello as `control`
- * with a token reaches them.
+ * setMsrFilter, get/set MSRs and registers), plus the VMM's own services (VMs made and
+ * dropped, events, subscriptions, reset, snapshots, stats, how MSR exits are answered and
+ * holding a vCPU in an exit). Only a connection that said hello as `control` with a token
+ * reaches them.
  */
 import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../abi.js';
-import { array, bin, i32, int, nullable, object, optional, u32, u64, u8 } from '../schema/index.js';
+import { array, bin, bool, i32, int, nullable, object, oneOf, optional, string, u32, u64 } from '../schema/index.js';
 import {
   event, eventName, namedScalars, regs, regsPatch, sregs, sregsPatch, vmName,
 } from './common.js';
+import { msrExitReply } from './msr-exit-reply.js';
 import { type OpSpec, op } from './op.js';
 
 /**
@@ -22,6 +24,8 @@ export const MAX_EVENTS = 10000;
 export const MAX_SUBSCRIBED_EVENT_NAMES = 64;
 /** Snapshots are bounded by the frame maximum; this is only bin32's own bound. */
 export const MAX_SNAPSHOT_BYTES = 0xffff_ffff;
+/** A createVm policy document (JSON text) at most; the frame maximum bounds it first. */
+export const MAX_POLICY_BYTES = 1 << 20;
 
 const empty = object({});
 const vcpuTarget = { vm: vmName, vcpu: u32 };
@@ -40,7 +44,8 @@ export const CONTROL_OPS = {
       vm: vmName,
       flags: u32,
       ranges: array(
-        object({ flags: u32, base: u32, nmsrs: u32, bitmap: bin(0, KVM_MSR_FILTER_MAX_BITMAP_SIZE) }),
+        // nil: no bitmap, a NULL pointer (KVM fails the copy with EFAULT unless nmsrs is 0).
+        object({ flags: u32, base: u32, nmsrs: u32, bitmap: nullable(bin(0, KVM_MSR_FILTER_MAX_BITMAP_SIZE)) }),
         0,
         MAX_FILTER_RANGES,
       ),
@@ -78,11 +83,21 @@ export const CONTROL_OPS = {
     empty,
     object({ vms: u32, connections: u32, uptimeMs: u64, requests: u64, extra: optional(namedScalars) }),
   ),
-  setMsrExitReply: op(
+  setMsrExitReply: op('control', object({ vm: vmName, msr: nullable(msrExitReply) }), empty),
+  /**
+   * A VM of its own policy (JSON text, as a policy file holds it; absent: the server's), in
+   * the state that policy gives. Refuses a name in use unless `replace`.
+   */
+  createVm: op(
     'control',
-    object({ vm: vmName, msr: nullable(object({ error: u8, data: u64 })) }),
-    empty,
+    object({ vm: vmName, policy: optional(string(1, MAX_POLICY_BYTES)), replace: optional(bool) }),
+    object({ vcpus: u32, profile: oneOf(['v2', 'v3']) }),
   ),
+  destroyVm: op('control', object({ vm: vmName }), empty),
+  /** The vCPU's next guest operation stops at its first user-space exit until releaseExit. */
+  holdExit: op('control', object(vcpuTarget), empty),
+  /** `held`: an exit was held and now goes on; false: none was (an unspent hold is dropped). */
+  releaseExit: op('control', object(vcpuTarget), object({ held: bool })),
 } satisfies Record<string, OpSpec>;
 
 export type ControlOp = keyof typeof CONTROL_OPS;

@@ -2,11 +2,14 @@
  * The handshake (PROTOCOL.md §3). `hello` is the first request on every connection; it fixes
  * the protocol version and the connection's role for the rest of its life.
  */
-import { object, oneOf, optional, string, u32 } from '../schema/index.js';
+import { array, object, oneOf, optional, string, u32 } from '../schema/index.js';
 import { vmName } from './common.js';
 import { op } from './op.js';
 
 export const role = oneOf(['guest', 'control']);
+
+/** Guest endpoint URLs a control hello result names at most. */
+export const MAX_GUEST_ENDPOINTS = 8;
 
 export const helloParams = object({
   version: u32,
@@ -29,6 +32,12 @@ export const helloResult = object({
   vcpu: optional(u32),
   vcpus: optional(u32),
   profile: optional(oneOf(['v2', 'v3'])),
+  /**
+   * control: the URLs of the server's guest endpoint as bound, for a control client that also
+   * drives guests (the conformance runner). A wildcard TCP host (0.0.0.0) means the host the
+   * client reached the control endpoint by.
+   */
+  guestEndpoints: optional(array(string(1, 1024), 1, MAX_GUEST_ENDPOINTS)),
 });
 
 export const HELLO = op('any', helloParams, helloResult);

@@ -28,3 +28,6 @@ export { BATCHABLE_OPS, MAX_BATCH_OPS, MAX_EXEC_CODE } from './guest.js';
 export type { Role, OpSpec } from './op.js';
 export type { Outcome } from './outcome.js';
 export * from './common.js';
+export { MAX_GUEST_ENDPOINTS } from './hello.js';
+export { MAX_POLICY_BYTES } from './control.js';
+export { type MsrExitReply, UNTOUCHED, msrExitReply } from './msr-exit-reply.js';

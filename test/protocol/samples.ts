@@ -46,7 +46,7 @@ export const SAMPLES: Record<Op, Sample> = {
     params: { index: 0xffffffff, cpl: 3 },
     result: {
       value: U64_MAX,
-      exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'UNKNOWN', index: 0xffffffff, data: U64_MAX, error: 0 } }],
+      exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'UNKNOWN', index: 0xffffffff, data: U64_MAX, error: 0, exitData: 0n } }],
     },
   },
   wrmsr: {
@@ -125,6 +125,10 @@ export const SAMPLES: Record<Op, Sample> = {
     result: { vms: 1, connections: 2, uptimeMs: 12345n, requests: U64_MAX, extra: { tlbHits: 99n, mode: 'test', busy: true } },
   },
   setMsrExitReply: { params: { vm: 'default', msr: { error: 1, data: 0n } }, result: {} },
+  createVm: { params: { vm: 'scenario-1', policy: '{"vcpus": 2, "userSpaceMsr": []}', replace: true }, result: { vcpus: 2, profile: 'v3' } },
+  destroyVm: { params: { vm: 'scenario-1' }, result: {} },
+  holdExit: { params: { vm: 'default', vcpu: 1 }, result: {} },
+  releaseExit: { params: { vm: 'default', vcpu: 1 }, result: { held: true } },
 };
 
 /** A sample event for pushes. */

@@ -16,9 +16,10 @@ expectType<Equal<ResultOf<'exec'>['stop'], 'end' | 'hlt' | 'fault' | 'budget' | 
 expectType<Equal<ResultOf<'exec'>['regs'], Regs>>();
 expectType<Equal<Regs['rflags'], bigint>>();
 expectType<Equal<ParamsOf<'exec'>['code'], Uint8Array>>();
-expectType<Equal<ParamsOf<'setMsrFilter'>['ranges'][number]['bitmap'], Uint8Array>>();
+expectType<Equal<ParamsOf<'setMsrFilter'>['ranges'][number]['bitmap'], Uint8Array | null>>();
 expectType<Equal<ResultOf<'checkExtension'>, { value: number }>>();
-expectType<Equal<ParamsOf<'setMsrExitReply'>['msr'], { error: number; data: bigint } | null>>();
+expectType<Equal<ParamsOf<'setMsrExitReply'>['msr'], { error: number; data: bigint } | 'untouched' | null>>();
+expectType<Equal<ResultOf<'releaseExit'>, { held: boolean }>>();
 expectType<Equal<Event['fields'], Record<string, bigint | string | boolean>>>();
 expectType<Equal<HelloParams['role'], 'guest' | 'control'>>();
 expectType<Equal<Extract<Request, { op: 'lmsw' }>, { op: 'lmsw'; value: number; cpl?: 0 | 3 }>>();

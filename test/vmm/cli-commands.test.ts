@@ -1,6 +1,7 @@
 /**
  * The `pinbox` command's actions: help and usage errors, `run` on a gcc-built ELF and on flat
- * images, `serve` in this process, and the essential lines of `demo`.
+ * images, `serve` in this process, and the essential lines of `demo` (`conform` both ways:
+ * test/e2e/conform.test.ts).
  */
 import test from 'ava';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -130,15 +131,4 @@ test('demo tells the story: the pins set, SMEP and WP clears refused with #GP(0)
     /2 heki_configure and 2 heki_denial events/,
   ];
   for (const re of lines) t.regex(out, re);
-});
-
-test('conform runs the scenarios that come with pinbox against the VMM in this process; --host is not supported yet', async (t) => {
-  const r = await pinbox(['conform', '--reporter', 'json']);
-  t.is(r.code, 0, r.out + r.err);
-  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { passed?: boolean; file?: string });
-  t.true(lines.length >= 30);
-  t.deepEqual(lines.filter((l) => l.passed !== true).map((l) => l.file), [], 'every scenario passes');
-  const remote = await pinbox(['conform', '--host', 'unix:/tmp/none.sock', '--token', 't']);
-  t.is(remote.code, 1);
-  t.regex(remote.err, /--host\) is not supported yet/);
 });

@@ -15,7 +15,8 @@ const filtered = {
   msrFilter: { default: 'allow', deny: ['0xda0', '0xda1', '0xda2'] },
   msrHandlers: { '0xda0': { read: '0xaabbccdd11223344', write: 'accept' }, '0xda1': { write: 'store' } },
 };
-const readExit = (data: bigint, error: number, index = MSR) => ({ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index, data, error } });
+/** A read exit as reported: `data` is the answer; `exitData` the 0 KVM put in kvm_run.msr.data (spec/msr-filter.md §7 #3), sent when they differ. */
+const readExit = (data: bigint, error: number, index = MSR) => ({ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index, data, error, ...(data !== 0n && { exitData: 0n }) } });
 const writeExit = (data: bigint, error: number, index = MSR) => ({ reason: 'KVM_EXIT_X86_WRMSR', msr: { reason: 'FILTER', index, data, error } });
 
 test('a filtered RDMSR exits; the policy value is what the guest reads (EDX:EAX), and the exit is reported', async (t) => {
@@ -91,7 +92,7 @@ test('without a FILTER exit in userSpaceMsr, a filtered access is #GP(0) with no
 test('an UNKNOWN MSR exits with reason UNKNOWN when asked (spec/msr-filter.md §7 case 1)', async (t) => {
   const { vm } = testVmm({ userSpaceMsr: ['unknown'], msrHandlers: { '0xdeadbeef': { read: 5 } } });
   t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xdeadbeef }), {
-    value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'UNKNOWN', index: 0xdeadbeef, data: 5n, error: 0 } }],
+    value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'UNKNOWN', index: 0xdeadbeef, data: 5n, error: 0, exitData: 0n } }],
   });
 });
 

@@ -121,7 +121,7 @@ test('a state KVM cannot enter is invalid_guest_state until initVcpu', async (t)
 
 test('a reset undoes what control clients changed: capabilities, MSR filter and exit reply are the policy\'s again', async (t) => {
   const { vm, named } = testVmm({ msrFilter: { default: 'allow', deny: ['0xda0'] }, msrHandlers: { '0xda0': { read: 5 } } });
-  const filteredRead = { value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index: 0xda0, data: 5n, error: 0 } }] };
+  const filteredRead = { value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index: 0xda0, data: 5n, error: 0, exitData: 0n } }] };
   t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xda0 }), filteredRead);
   vm.setMsrExitReply({ error: 0, data: 9n });
   vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [0n]);

@@ -119,6 +119,20 @@ export const EVENT_CATALOGUE = {
       source: str('What decided the answer: value, stored, accept, deny, no-handler (policy msrHandlers), function (the VMM\'s in-process handler), request (the in-process caller of this one guest action), untouched (kvm_run.msr left as KVM filled it) or control (a control client\'s setMsrExitReply).'),
     },
   },
+  exit_held: {
+    description: 'A vCPU sits in a user-space exit that a control client asked to hold (holdExit): KVM_RUN has returned, and the VMM will not answer the exit or run the vCPU again until releaseExit.',
+    fields: {
+      reason: str('The exit reason by name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_CONFIGURE, ...'),
+      exit_reason: u32('kvm_run.exit_reason as a number (for Heki exits, per the VM\'s ABI profile).'),
+    },
+  },
+  exit_released: {
+    description: 'A held exit goes on: the VMM answers it and runs the vCPU again.',
+    fields: {
+      reason: str('The exit reason by name.'),
+      cause: str('control (releaseExit), disconnected (the control connection that held it closed) or vm_removed (the VM was destroyed or replaced).'),
+    },
+  },
   heki_configure: {
     description: 'KVM_EXIT_HEKI_CONFIGURE: a guest pinned control-register bits with KVM_HC_LOCK_CR_UPDATE (the pin is already in force).',
     fields: {

@@ -58,7 +58,7 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
 
 export class ExitAnswers {
   /** A control client's override (setMsrExitReply), or null for the policy. */
-  override: MsrExitAnswer | null = null;
+  override: MsrExitChoice | null = null;
   readonly emulated: EmulatedMsrs;
 
   constructor(
@@ -75,7 +75,7 @@ export class ExitAnswers {
   decideMsr(vcpu: number, exit: UserSpaceExit, rip: bigint): MsrDecision | Promise<MsrDecision> {
     const msr = exit.msr!;
     const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
-    if (this.override !== null) return { choice: this.override, source: 'control' };
+    if (this.override !== null) return { choice: this.override, source: this.override === 'untouched' ? 'untouched' : 'control' };
     if (this.handler !== undefined) {
       const context: MsrExitContext = {
         vm: this.vm, vcpu, write, index: msr.index, reason: MSR_REASON_NAMES[msr.reason] ?? 'FILTER', data: msr.data, rip,

@@ -28,7 +28,7 @@ export interface MsrExitAnswer {
   readonly data: bigint;
 }
 
-/** An answer, or 'untouched': re-enter without writing kvm_run.msr (the guest reads 0, no error). */
+/** An answer, or 'untouched': re-enter without writing kvm_run.msr (the guest reads what KVM left: 0, no error). */
 export type MsrExitChoice = MsrExitAnswer | 'untouched';
 
 export const MSR_REASON_NAMES: Readonly<Record<number, 'INVAL' | 'UNKNOWN' | 'FILTER'>> = {
@@ -71,10 +71,13 @@ export function userSpaceExit(exit: VcpuExit): UserSpaceExit {
 export function protocolExit(exit: UserSpaceExit, answered?: { error: number; data: bigint }, ioValue?: number): Exit {
   if (exit.msr !== undefined) {
     const m = exit.msr;
-    return {
-      reason: exit.reason,
-      msr: { reason: MSR_REASON_NAMES[m.reason] ?? 'FILTER', index: m.index, data: answered?.data ?? m.data, error: answered?.error ?? 0 },
+    const msr: NonNullable<Exit['msr']> = {
+      reason: MSR_REASON_NAMES[m.reason] ?? 'FILTER', index: m.index, data: answered?.data ?? m.data, error: answered?.error ?? 0,
     };
+    // What KVM put in kvm_run.msr.data (0 for a read) travels too when the answer replaced it
+    // (PROTOCOL.md §5): a conformance check compares the exit as KVM presented it.
+    if (msr.data !== m.data) msr.exitData = m.data;
+    return { reason: exit.reason, msr };
   }
   if (exit.heki !== undefined) return { reason: exit.reason, heki: { reason: hekiRegister(exit.heki.reason), value: exit.heki.value } };
   if (exit.io !== undefined) return { reason: exit.reason, io: { ...exit.io, value: ioValue ?? exit.io.value } };

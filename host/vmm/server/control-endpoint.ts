@@ -2,9 +2,10 @@
  * The control endpoint's session handler (PROTOCOL.md §6): a control client proves it holds
  * the server's token in its hello, then drives the VMM and the KVM model of any VM by name —
  * capabilities, the MSR filter, registers, MSRs, INIT, reset, resume, snapshots, the answer to
- * MSR exits — and reads the event log, by query or by subscription. A KVM refusal travels as
- * `kvm_error` with its errno (the KvmError's errno name); a VM nobody has named yet is
- * `not_found` (guests make VMs; control clients act on them).
+ * MSR exits, holding a vCPU in an exit — and reads the event log, by query or by
+ * subscription. A KVM refusal travels as `kvm_error` with its errno (the KvmError's errno
+ * name); a VM nobody has named yet is `not_found` (guests make VMs from the server's policy;
+ * control clients act on them, or make one of their own policy with createVm).
  */
 import { ProtocolError } from '../../../protocol/errors.js';
 import type { ControlOp, Event as WireEvent, HelloParams, ParamsOf, ResultOf } from '../../../protocol/messages/index.js';
@@ -13,10 +14,12 @@ import type { Regs } from '../../x86/state.js';
 import { kvmRefusal, notFound } from '../errors.js';
 import { isEventName, MAX_EVENTS_PER_QUERY, type EventName } from '../events/index.js';
 import type { Machine, SregsPatch } from '../machine.js';
+import { PolicyError, parsePolicyText, type CompiledPolicy } from '../policy/index.js';
 import { restoreSnapshot, takeSnapshot } from '../snapshot.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
 import type { ControlToken } from './control-token.js';
+import type { ExitHolds } from './exit-holds.js';
 import { SERVER_NAME } from './guest-endpoint.js';
 
 /** The `vm` of events about the VMM itself rather than one VM. */
@@ -39,6 +42,9 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     private readonly vmm: Vmm,
     private readonly token: ControlToken,
     private readonly connections: ConnectionRegistry,
+    private readonly holds: ExitHolds,
+    /** The guest endpoint's URLs, for the hello result. */
+    private readonly guestEndpoints: readonly string[],
   ) {}
 
   hello(session: ServerSession<ControlContext>, hello: HelloParams): HelloReply {
@@ -52,11 +58,14 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     if (log.wants('control_connected', VMM_EVENTS)) {
       log.emit('control_connected', VMM_EVENTS, hello.client === undefined ? { connection } : { connection, client: hello.client });
     }
-    return { server: SERVER_NAME };
+    return { server: SERVER_NAME, ...(this.guestEndpoints.length > 0 && { guestEndpoints: [...this.guestEndpoints] }) };
   }
 
   closed(session: ServerSession<ControlContext>): void {
-    for (const off of session.context?.subscriptions.values() ?? []) off();
+    const context = session.context;
+    if (context === undefined) return;
+    for (const off of context.subscriptions.values()) off();
+    this.holds.releaseOwner(context.connection);
   }
 
   request(session: ServerSession<ControlContext>, request: HandlerRequest): unknown {
@@ -90,6 +99,10 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
       case 'restore': return this.done(() => restoreSnapshot(this.machine(r.vm), r.snapshot));
       case 'stats': return this.stats();
       case 'setMsrExitReply': return this.done(() => this.machine(r.vm).setMsrExitReply(r.msr));
+      case 'createVm': return this.createVm(r);
+      case 'destroyVm': return this.done(() => this.removeVm(this.machine(r.vm)));
+      case 'holdExit': return this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection));
+      case 'releaseExit': return this.releaseExit(r);
       default:
         // The session lets only control ops through to this handler.
         throw new ProtocolError('forbidden', `${r.op} is not a control op`);
@@ -108,6 +121,33 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
   private done(action: () => unknown): Record<string, never> {
     action();
     return {};
+  }
+
+  /**
+   * A VM of the request's policy (the server's without one). Everything is checked before
+   * anything changes: a bad policy or a name in use leaves the VMM as it was.
+   */
+  private createVm(r: Req<'createVm'>): Res<'createVm'> {
+    const policy = r.policy === undefined ? this.vmm.policy : policyOfRequest(r.policy);
+    const existing = this.vmm.get(r.vm);
+    if (existing !== undefined && r.replace !== true) {
+      throw new ProtocolError('already_exists', `VM "${r.vm}" exists already; destroyVm it first, or ask createVm to replace it`, { path: 'vm' });
+    }
+    if (existing !== undefined) this.removeVm(existing);
+    const machine = this.vmm.createVm(r.vm, policy);
+    return { vcpus: machine.vcpus, profile: machine.profile };
+  }
+
+  /** Drops a VM: its held exits go on first (and then find the VM killed). */
+  private removeVm(machine: Machine): void {
+    this.holds.releaseVm(machine);
+    this.vmm.removeVm(machine.name);
+  }
+
+  private releaseExit(r: Req<'releaseExit'>): Res<'releaseExit'> {
+    const machine = this.machine(r.vm);
+    machine.vcpu(r.vcpu);
+    return { held: this.holds.release(machine, r.vcpu, 'control') };
   }
 
   private checkExtension(r: Req<'checkExtension'>): Res<'checkExtension'> {
@@ -206,5 +246,15 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
         events: this.vmm.log.nextSeq,
       },
     };
+  }
+}
+
+/** A createVm policy: the policy loader's problems, each with its JSON path, as `invalid_message` at `policy`. */
+function policyOfRequest(text: string): CompiledPolicy {
+  try {
+    return parsePolicyText(text, 'policy');
+  } catch (e) {
+    if (e instanceof PolicyError) throw new ProtocolError('invalid_message', e.message, { path: 'policy' });
+    throw e;
   }
 }

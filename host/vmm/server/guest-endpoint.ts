@@ -13,6 +13,7 @@ import type { Machine } from '../machine.js';
 import type { GuestRequest } from '../run/operations.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
+import { ExitHolds } from './exit-holds.js';
 
 function refused(e: unknown): never {
   throw kvmRefusal(e);
@@ -28,7 +29,12 @@ interface GuestContext {
 }
 
 export class GuestEndpoint implements SessionHandler<GuestContext> {
-  constructor(private readonly vmm: Vmm, private readonly connections: ConnectionRegistry) {}
+  constructor(
+    private readonly vmm: Vmm,
+    private readonly connections: ConnectionRegistry,
+    /** Exits control clients hold (exit-holds.ts): an operation on a vCPU with a hold armed runs with its hook. */
+    private readonly holds: ExitHolds = new ExitHolds(),
+  ) {}
 
   hello(session: ServerSession<GuestContext>, hello: HelloParams): HelloReply {
     if (hello.role !== 'guest') {
@@ -55,7 +61,7 @@ export class GuestEndpoint implements SessionHandler<GuestContext> {
       throw notFound(`VM "${ctx.machine.name}" is gone (it was removed from the VMM)`);
     }
     try {
-      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest);
+      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest, this.holds.optionsFor(ctx.machine, ctx.vcpu));
       return result instanceof Promise ? result.catch(refused) : result;
     } catch (e) {
       return refused(e);

@@ -21,6 +21,7 @@ import type { Vmm } from '../vmm.js';
 import { ConnectionRegistry, refusingHandler } from './connections.js';
 import { ControlEndpoint } from './control-endpoint.js';
 import { ControlToken, privateTokenFile } from './control-token.js';
+import { ExitHolds } from './exit-holds.js';
 import { GuestEndpoint } from './guest-endpoint.js';
 
 /** Connections open at once unless configured. */
@@ -76,9 +77,10 @@ export async function startServer(options: ServerOptions): Promise<PinboxServer>
   let token: ControlToken | undefined;
   let tokenFile: string | undefined;
   let removeTokenFile: (() => void) | undefined;
+  const holds = new ExitHolds();
   const listeners: Listener[] = [];
   try {
-    listeners.push(await listen(options.listen, accept(new GuestEndpoint(vmm, connections))));
+    listeners.push(await listen(options.listen, accept(new GuestEndpoint(vmm, connections, holds))));
     if (options.control !== undefined) {
       token = options.token === undefined ? ControlToken.random() : new ControlToken(options.token);
       if (options.tokenFile !== false) {
@@ -92,7 +94,8 @@ export async function startServer(options: ServerOptions): Promise<PinboxServer>
         }
         token.writeFile(tokenFile);
       }
-      listeners.push(await listen(options.control, accept(new ControlEndpoint(vmm, token, connections))));
+      const guestEndpoints = [listeners[0]!.address];
+      listeners.push(await listen(options.control, accept(new ControlEndpoint(vmm, token, connections, holds, guestEndpoints))));
     }
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));

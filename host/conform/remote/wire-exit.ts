@@ -1,0 +1,27 @@
+/**
+ * An exit as a guest result carries it over the protocol (PROTOCOL.md §5: names) as the runner
+ * compares it (target.ts TargetExit: the kernel's numbers, per the VM's profile), with
+ * `msr.data` as KVM filled kvm_run — `exitData` where the server says the answer replaced it.
+ */
+import type { HekiProfileName } from '../../../protocol/abi.js';
+import type { Exit } from '../../../protocol/messages/index.js';
+import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS } from '../abi-names.js';
+import type { TargetExit } from '../target.js';
+
+function numberOf(table: Readonly<Record<string, number>>, name: string, what: string): number {
+  const n = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (n === undefined) throw new Error(`the server reported ${what} ${JSON.stringify(name)}, which has no number the runner knows`);
+  return n;
+}
+
+export function targetExitOfWire(exit: Exit, profile: HekiProfileName): TargetExit {
+  const { msr, heki, io } = exit;
+  return {
+    reason: numberOf(exitReasonNames(profile), exit.reason, 'the exit reason'),
+    ...(msr !== undefined && {
+      msr: { reason: numberOf(MSR_EXIT_REASONS, msr.reason, 'the MSR exit reason'), index: msr.index, data: msr.exitData ?? msr.data },
+    }),
+    ...(heki !== undefined && { heki: { reason: numberOf(HEKI_EXIT_REASONS, heki.reason, 'the Heki exit reason'), value: heki.value } }),
+    ...(io !== undefined && { io: { port: io.port, size: io.size, direction: io.direction, value: io.value } }),
+  };
+}

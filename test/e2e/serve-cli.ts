@@ -1,0 +1,79 @@
+/**
+ * `pinbox serve` as a user starts it: the built command (dist/cli.js) in a child process, on
+ * unix sockets in a private temp dir, with a random control token that it writes to a token
+ * file (read back here, as a control client on the same machine would) and a trace.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readTrace, type Event } from '../../host/vmm/events/index.js';
+
+/** The command as package.json's `bin` names it; `npm test` builds dist/ before the tests. */
+const PINBOX_CLI = join(process.cwd(), 'dist', 'cli.js');
+
+export interface CliServer {
+  readonly child: ChildProcess;
+  readonly guestUrl: string;
+  readonly controlUrl: string;
+  /** The token, as read from the token file the server wrote. */
+  readonly token: string;
+  /** The events of the trace file now. */
+  trace(): Event[];
+  /** SIGKILL, and the process gone. */
+  kill(): Promise<void>;
+  /** SIGTERM, the exit code, and the temp dir removed. */
+  stop(): Promise<number | null>;
+}
+
+export async function startCliServe(policy: unknown = {}): Promise<CliServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'pbx-cli-'));
+  const policyPath = join(dir, 'policy.json');
+  writeFileSync(policyPath, JSON.stringify(policy));
+  const guestUrl = `unix:${join(dir, 'guest.sock')}`;
+  const controlUrl = `unix:${join(dir, 'control.sock')}`;
+  const tokenFile = join(dir, 'control.token');
+  const tracePath = join(dir, 'trace.jsonl');
+  const child = spawn(process.execPath, [
+    PINBOX_CLI, 'serve', '--listen', guestUrl, '--control', controlUrl, '--policy', policyPath, '--token-file', tokenFile, '--trace', tracePath,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${PINBOX_CLI} serve did not start:\n${out}`)), 20_000);
+      child.stdout!.on('data', () => {
+        if (!out.includes('pinbox serve: ready')) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${PINBOX_CLI} serve exited with ${code}:\n${out}`));
+      });
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    child,
+    guestUrl,
+    controlUrl,
+    token: readFileSync(tokenFile, 'utf8').trim(),
+    trace: () => readTrace(readFileSync(tracePath, 'utf8')).events,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
