@@ -11,6 +11,7 @@ import { encodeMsgpack } from '../../protocol/codec.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { checkMsgpackSubset } from '../../protocol/msgpack-subset.js';
 import { xorshift } from '../x86/harness/prng.js';
+import { randomValue } from './random-values.js';
 
 type Verdict = 'ok' | 'bad_frame' | 'too_deep';
 
@@ -107,30 +108,8 @@ function scanner(bytes: Uint8Array, maxDepth: number): Verdict {
     checkMsgpackSubset(bytes, maxDepth);
     return 'ok';
   } catch (e) {
-    if (e instanceof ProtocolError && (e.code === 'bad_frame' || e.code === 'too_deep')) return e.code;
+    if (e instanceof ProtocolError && (e.code === 'bad_frame' || e.code === 'too_deep')) return e.code as Verdict;
     throw e;
-  }
-}
-
-const WORDS = ['op', 'id', 'index', 'value', 'exits', 'é', '€uro', '__proto__', 'a'.repeat(40), ''];
-
-/** A random value of the kinds a frame carries, nested at most `depth` more levels. */
-function randomValue(next: () => number, depth: number): unknown {
-  const pick = next() % (depth > 0 ? 9 : 6);
-  switch (pick) {
-    case 0: return (next() % 2 ? -1 : 1) * (next() % 3 === 0 ? next() : next() % 300);
-    case 1: return BigInt(next()) << BigInt(next() % 32);
-    case 2: return WORDS[next() % WORDS.length]!.slice(0, 1 + (next() % 50));
-    case 3: return next() % 3 === 0 ? null : next() % 2 === 0;
-    case 4: return Uint8Array.from({ length: next() % 20 }, () => next() & 0xff);
-    case 5: return 'x'.repeat(next() % 300);
-    case 6: case 7: {
-      const map: Record<string, unknown> = {};
-      const n = next() % 6;
-      for (let i = 0; i < n; i++) map[`${WORDS[next() % 5]}${next() % 4}`] = randomValue(next, depth - 1);
-      return map;
-    }
-    default: return Array.from({ length: next() % 5 }, () => randomValue(next, depth - 1));
   }
 }
 
