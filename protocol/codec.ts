@@ -9,7 +9,7 @@
  * CVE-2023-52079 (GHSA-7hpj-7hhx-2fgx, unbounded recursion through ext 0x70) lived, and
  * msgpack-reader.ts says why it is slower on batch frames.
  */
-import { Packr, type Options } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, type Options } from 'msgpackr';
 import { ProtocolError } from './errors.js';
 import { DEFAULT_MAX_DEPTH } from './limits.js';
 import { readMsgpack } from './msgpack-reader.js';
@@ -31,6 +31,15 @@ const packr = new Packr(MSGPACK_OPTIONS);
 /** Packs a wire value (as produced by a schema's `wire()`). */
 export function encodeMsgpack(value: unknown): Uint8Array {
   return packr.pack(value);
+}
+
+/**
+ * Packs a wire value after `room` (1..255) bytes left for the caller (a frame's length), so
+ * that the frame needs no copy of its body. msgpackr hands out each packed message as its own
+ * stretch of its buffer and never writes there again, so the bytes may wait in a socket's queue.
+ */
+export function encodeMsgpackAfter(room: number, value: unknown): Uint8Array {
+  return packr.pack(value, RESERVE_START_SPACE | room);
 }
 
 /** Unpacks one untrusted frame body; throws `bad_frame` or `too_deep`, never anything else. */
