@@ -14,8 +14,8 @@
  * bytes, so a batch's maps are built from the same few strings.
  */
 
-let src: Uint8Array = new Uint8Array(0);
-let view = new DataView(src.buffer);
+const EMPTY = new Uint8Array(0);
+let src: Uint8Array = EMPTY;
 let pos = 0;
 
 /** Strings up to this many bytes are looked up in, and kept in, the intern table. */
@@ -28,12 +28,11 @@ const utf8 = new TextDecoder('utf-8');
 /** The value of a vetted frame body. */
 export function readMsgpack(body: Uint8Array): unknown {
   src = body;
-  view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   pos = 0;
   try {
     return value();
   } finally {
-    src = new Uint8Array(0);
+    src = EMPTY;
   }
 }
 
@@ -44,7 +43,6 @@ function value(): unknown {
   if (b <= 0x8f) return map(b & 0x0f);
   if (b <= 0x9f) return array(b & 0x0f);
   if (b <= 0xbf) return text(b & 0x1f);
-  let n: number;
   switch (b) {
     case 0xc0: return null;
     case 0xc2: return false;
@@ -55,23 +53,11 @@ function value(): unknown {
     case 0xcc: return src[pos++]!;
     case 0xcd: return u16();
     case 0xce: return u32();
-    case 0xcf:
-      n = pos;
-      pos += 8;
-      return view.getBigUint64(n);
-    case 0xd0: return view.getInt8(pos++);
-    case 0xd1:
-      n = pos;
-      pos += 2;
-      return view.getInt16(n);
-    case 0xd2:
-      n = pos;
-      pos += 4;
-      return view.getInt32(n);
-    case 0xd3:
-      n = pos;
-      pos += 8;
-      return view.getBigInt64(n);
+    case 0xcf: return u64();
+    case 0xd0: return (src[pos++]! << 24) >> 24;
+    case 0xd1: return (u16() << 16) >> 16;
+    case 0xd2: return u32() | 0;
+    case 0xd3: return BigInt.asIntN(64, u64());
     case 0xd9: return text(src[pos++]!);
     case 0xda: return text(u16());
     case 0xdb: return text(u32());
@@ -85,16 +71,23 @@ function value(): unknown {
   }
 }
 
+// Big-endian integers, read byte by byte: a DataView per frame would cost more than a small
+// frame's whole decoding.
 function u16(): number {
-  const n = view.getUint16(pos);
+  const n = (src[pos]! << 8) | src[pos + 1]!;
   pos += 2;
   return n;
 }
 
 function u32(): number {
-  const n = view.getUint32(pos);
+  const n = ((src[pos]! << 24) | (src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!) >>> 0;
   pos += 4;
   return n;
+}
+
+function u64(): bigint {
+  const high = u32();
+  return (BigInt(high) << 32n) | BigInt(u32());
 }
 
 function map(count: number): Record<string, unknown> {

@@ -32,8 +32,9 @@ let src: Uint8Array = EMPTY;
 let outerLeft = new Float64Array(16);
 let outerIsMap = new Uint8Array(16);
 let outerKeyBase = new Int32Array(16);
-/** Keys of a map with more than PAIRWISE_KEYS keys, by the map's depth. */
-const keySets: (Set<string> | undefined)[] = [];
+/** Keys of a map with more than PAIRWISE_KEYS keys, by the map's depth (rarely any: see key()). */
+let keySets: (Set<string> | undefined)[] = [];
+let keySetsUsed = false;
 // The key stack: every key of every open map, as (hash, offset, length).
 let keyHash: Int32Array = new Int32Array(256);
 let keyStart: Int32Array = new Int32Array(256);
@@ -50,7 +51,10 @@ export function checkMsgpackSubset(bytes: Uint8Array, maxDepth: number): void {
     end = scan(bytes, maxDepth);
   } finally {
     src = EMPTY;
-    keySets.length = 0;
+    if (keySetsUsed) {
+      keySets = [];
+      keySetsUsed = false;
+    }
   }
   if (end !== bytes.length) throw bad(`${bytes.length - end} trailing bytes after the value (it ends at offset ${end})`);
 }
@@ -165,7 +169,7 @@ function scan(s: Uint8Array, maxDepth: number): number {
     keyNext = opensMap;
     if (opensMap) {
       keyBase = keyTop;
-      keySets[depth] = undefined;
+      if (keySetsUsed) keySets[depth] = undefined;
     }
   }
 }
@@ -212,7 +216,7 @@ function key(s: Uint8Array, at: number, start: number, length: number, depth: nu
   if (length === PROTO_KEY.length && equalBytes(start, PROTO_KEY, 0, length)) {
     throw bad(`the map key "__proto__" at offset ${at} is not allowed`);
   }
-  const set = keySets[depth];
+  const set = keySetsUsed ? keySets[depth] : undefined;
   if (set) {
     const text = keyText(start, length);
     if (set.has(text)) throw duplicate(text, at);
@@ -230,6 +234,7 @@ function key(s: Uint8Array, at: number, start: number, length: number, depth: nu
     for (let i = base; i < keyTop; i++) all.add(keyText(keyStart[i]!, keyLength[i]!));
     all.add(keyText(start, length));
     keySets[depth] = all;
+    keySetsUsed = true;
     return;
   }
   if (keyTop === keyHash.length) growKeyStack();
