@@ -81,9 +81,14 @@ export class Batch extends GuestOperations {
   async send(): Promise<BatchSettlement[]> {
     const entries = this.entries;
     this.entries = [];
-    const live = entries.filter((e) => e.settlement === undefined);
+    const live: BatchEntry[] = [];
+    const items: BatchItem[] = [];
+    for (const e of entries) {
+      if (e.settlement !== undefined) continue;
+      live.push(e);
+      items.push({ op: e.kind.op, ...e.params } as BatchItem);
+    }
     if (live.length > 0) {
-      const items = live.map((e) => ({ op: e.kind.op, ...e.params }) as BatchItem);
       const outcomes = await this.channel.runBatch(items);
       for (let i = 0; i < live.length; i++) {
         const entry = live[i]!;

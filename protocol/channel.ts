@@ -2,9 +2,9 @@
  * A connection seen as a stream of msgpack values: frames in (read, decoded, vetted), frames
  * out (packed, length-prefixed, size-checked). Shared by both session kinds.
  */
-import { decodeMsgpack, encodeMsgpack } from './codec.js';
+import { decodeMsgpack, encodeMsgpackAfter } from './codec.js';
 import type { ProtocolError } from './errors.js';
-import { FrameReader, checkMaxFrame, frameBody } from './framing.js';
+import { FRAME_HEADER_BYTES, FrameReader, checkMaxFrame, frameInPlace } from './framing.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME } from './limits.js';
 import type { Connection } from './transports/connection.js';
 
@@ -52,6 +52,6 @@ export class Channel {
 
   /** Packs and sends one wire value; throws `limit` (sending nothing) if it exceeds maxFrame. */
   send(value: unknown): void {
-    this.connection.write(frameBody(encodeMsgpack(value), this.maxFrame));
+    this.connection.write(frameInPlace(encodeMsgpackAfter(FRAME_HEADER_BYTES, value), this.maxFrame));
   }
 }

@@ -117,8 +117,13 @@ export function errorBodyOf(error: ProtocolError): ErrorBody {
   return body;
 }
 
+/** The wire form of an error body (a response's, or a batch op's outcome). */
+export function errorBodyToWire(error: ProtocolError): unknown {
+  return errorBody.wire(errorBodyOf(error));
+}
+
 export function errorResponseToWire(id: number | null, error: ProtocolError): Record<string, unknown> {
-  return { id, ok: false, error: errorBody.wire(errorBodyOf(error)) };
+  return { id, ok: false, error: errorBodyToWire(error) };
 }
 
 /** A success response around a result already in wire form (see the op's result schema). */

@@ -16,14 +16,30 @@ export function checkMaxFrame(maxFrame: number): number {
   return maxFrame;
 }
 
+function tooLarge(length: number, maxFrame: number): ProtocolError {
+  return new ProtocolError('limit', `a ${length}-byte message exceeds the frame maximum of ${maxFrame} bytes`);
+}
+
 /** Prefixes a packed body with its length; refuses a body the peer could not accept either. */
 export function frameBody(body: Uint8Array, maxFrame: number = DEFAULT_MAX_FRAME): Uint8Array {
-  if (body.length > maxFrame) {
-    throw new ProtocolError('limit', `a ${body.length}-byte message exceeds the frame maximum of ${maxFrame} bytes`);
-  }
+  if (body.length > maxFrame) throw tooLarge(body.length, maxFrame);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
   frame.writeUInt32BE(body.length, 0);
   frame.set(body, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * Writes the length of the body that follows the first FRAME_HEADER_BYTES bytes of `frame`
+ * into them (encodeMsgpackAfter left them free); refuses a body the peer could not accept.
+ */
+export function frameInPlace(frame: Uint8Array, maxFrame: number = DEFAULT_MAX_FRAME): Uint8Array {
+  const length = frame.length - FRAME_HEADER_BYTES;
+  if (length > maxFrame) throw tooLarge(length, maxFrame);
+  frame[0] = length >>> 24;
+  frame[1] = (length >>> 16) & 0xff;
+  frame[2] = (length >>> 8) & 0xff;
+  frame[3] = length & 0xff;
   return frame;
 }
 

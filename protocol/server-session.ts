@@ -9,13 +9,13 @@
  */
 import { Channel, type ChannelOptions } from './channel.js';
 import {
-  type RequestEnvelope, errorBodyOf, errorResponseToWire, parseRequestEnvelope, parseRequestParams, pushToWire,
+  type RequestEnvelope, errorBodyToWire, errorResponseToWire, parseRequestEnvelope, parseRequestParams, pushToWire,
   requestIdOf, resultResponseToWire,
 } from './envelope.js';
 import { ProtocolError, toProtocolError } from './errors.js';
 import { DEFAULT_MAX_IN_FLIGHT } from './limits.js';
 import { DEFAULT_VCPU, DEFAULT_VM, type Event } from './messages/common.js';
-import { BATCHABLE_OPS, type BatchItem, type BatchItemResult } from './messages/guest.js';
+import { BATCHABLE_OPS, type BatchItem } from './messages/guest.js';
 import type { HelloParams, HelloResult, Op, Request } from './messages/index.js';
 import type { OpSpec, Role } from './messages/op.js';
 import { SchemaIssue } from './schema/index.js';
@@ -27,6 +27,15 @@ export type HandlerRequest = Request<Exclude<Op, 'hello' | 'batch'>>;
 
 /** What the handler adds to a hello result; version and role are the session's. */
 export type HelloReply = Omit<HelloResult, 'version' | 'role'>;
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
+/** A batch op that failed, as its outcome on the wire. */
+function failedOutcomeToWire(e: unknown): unknown {
+  return { ok: false, error: errorBodyToWire(toProtocolError(e)) };
+}
 
 export interface SessionHandler<C = unknown> {
   /**
@@ -132,11 +141,9 @@ export class ServerSession<C = unknown> {
   }
 
   private async run(envelope: RequestEnvelope): Promise<void> {
-    const { id, op } = envelope;
+    const { id } = envelope;
     try {
-      const { params, result } = await this.execute(envelope);
-      const wire = this.checkedResult(op, envelope.spec, params, result);
-      this.sendResponse(id, resultResponseToWire(id, wire));
+      this.sendResponse(id, resultResponseToWire(id, await this.execute(envelope)));
     } catch (e) {
       this.sendError(id, toProtocolError(e));
     } finally {
@@ -145,10 +152,11 @@ export class ServerSession<C = unknown> {
   }
 
   /**
-   * Runs a request whose envelope is valid. Until the handler is called everything here is
-   * synchronous for a greeted session, so requests reach the handler in the order they came.
+   * Runs a request whose envelope is valid and gives its result in wire form. Until the handler
+   * is called everything here is synchronous for a greeted session, so requests reach the
+   * handler in the order they came.
    */
-  private async execute(envelope: RequestEnvelope): Promise<{ params: unknown; result: unknown }> {
+  private async execute(envelope: RequestEnvelope): Promise<unknown> {
     if (envelope.op === 'hello') return this.greet(envelope);
     if (this.role === undefined && this.pendingHello) await this.pendingHello;
     if (this.role === undefined) {
@@ -158,12 +166,12 @@ export class ServerSession<C = unknown> {
       throw new ProtocolError('forbidden', `${envelope.op} is a ${envelope.spec.role} op; this connection's role is ${this.role}`);
     }
     const params = parseRequestParams(envelope) as Record<string, unknown>;
-    if (envelope.op === 'batch') return { params, result: await this.runBatch((params as { ops: BatchItem[] }).ops) };
+    if (envelope.op === 'batch') return this.runBatch((params as { ops: BatchItem[] }).ops);
     const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest);
-    return { params, result };
+    return this.checkedResult(envelope.op, envelope.spec, params, result);
   }
 
-  private async greet(envelope: RequestEnvelope): Promise<{ params: unknown; result: unknown }> {
+  private async greet(envelope: RequestEnvelope): Promise<unknown> {
     if (this.role !== undefined || this.pendingHello) {
       throw new ProtocolError('already_greeted', 'this connection has already said hello');
     }
@@ -177,7 +185,7 @@ export class ServerSession<C = unknown> {
       hello.vm ??= DEFAULT_VM;
       hello.vcpu ??= DEFAULT_VCPU;
     }
-    const accepted = (async (): Promise<HelloResult> => {
+    const accepted = (async (): Promise<unknown> => {
       const reply = await this.handler.hello(this, hello);
       const result: HelloResult = { version: PROTOCOL_VERSION, role: hello.role, ...reply };
       if (hello.role === 'guest') {
@@ -185,16 +193,16 @@ export class ServerSession<C = unknown> {
         result.vcpu ??= hello.vcpu;
       }
       // Validate before committing the role: an invalid reply must leave the session un-greeted.
-      this.checkedResult('hello', envelope.spec, hello, result);
+      const wire = this.checkedResult('hello', envelope.spec, hello, result);
       this.role = hello.role;
       this.vm = result.vm;
       this.vcpu = result.vcpu;
       this.greeting = hello;
-      return result;
+      return wire;
     })();
     this.pendingHello = accepted.then(() => undefined, () => undefined);
     try {
-      return { params: hello, result: await accepted };
+      return await accepted;
     } finally {
       this.pendingHello = undefined;
     }
@@ -202,20 +210,48 @@ export class ServerSession<C = unknown> {
 
   /**
    * Runs a batch's ops one after another, in order; each gets its own outcome, and a failed op
-   * does not stop the ones after it (PROTOCOL.md §5.10).
+   * does not stop the ones after it (PROTOCOL.md §5.10). The response is assembled here in wire
+   * form and sent without a second pass through the batch result schema: each op's result went
+   * through its own op's result schema (checkedResult, a handler bug becomes that op's
+   * `internal` error), each error body through the error schema, and `{ results }` with one
+   * outcome per op is this loop's own making. An op that finishes at once costs no promise.
    */
-  private async runBatch(ops: BatchItem[]): Promise<{ results: BatchItemResult[] }> {
-    const results: BatchItemResult[] = [];
-    for (const item of ops) {
+  private runBatch(ops: BatchItem[]): { results: unknown[] } | Promise<{ results: unknown[] }> {
+    const results = new Array<unknown>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const item = ops[i]!;
+      let result: unknown;
       try {
-        const result = await this.handler.request(this, item);
-        this.checkedResult(item.op, BATCHABLE_OPS[item.op], item, result);
-        results.push({ ok: true, result } as BatchItemResult);
+        result = this.handler.request(this, item);
       } catch (e) {
-        results.push({ ok: false, error: errorBodyOf(toProtocolError(e)) });
+        results[i] = failedOutcomeToWire(e);
+        continue;
+      }
+      if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result);
+      results[i] = this.itemOutcomeToWire(item, result);
+    }
+    return { results };
+  }
+
+  /** The rest of a batch once one of its ops had to be awaited (`pending`: ops[from]'s result). */
+  private async finishBatch(ops: BatchItem[], results: unknown[], from: number, pending: PromiseLike<unknown>): Promise<{ results: unknown[] }> {
+    for (let i = from; i < ops.length; i++) {
+      const item = ops[i]!;
+      try {
+        results[i] = this.itemOutcomeToWire(item, await (i === from ? pending : this.handler.request(this, item)));
+      } catch (e) {
+        results[i] = failedOutcomeToWire(e);
       }
     }
     return { results };
+  }
+
+  private itemOutcomeToWire(item: BatchItem, result: unknown): unknown {
+    try {
+      return { ok: true, result: this.checkedResult(item.op, BATCHABLE_OPS[item.op], item, result) };
+    } catch (e) {
+      return failedOutcomeToWire(e);
+    }
   }
 
   /** The wire form of a handler's result; an invalid one is the handler's bug: `internal`. */

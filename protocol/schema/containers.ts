@@ -1,5 +1,6 @@
 /** Container schemas: arrays, maps with declared fields, open maps. */
 import { type Infer, Schema, SchemaIssue, isMap } from './base.js';
+import { type Fields, type FieldsWalk, type ObjectType, Optional, compileFields, optional, walkFields } from './object-fields.js';
 import type { StringSchema } from './scalars.js';
 
 export class ArraySchema<T> extends Schema<T[]> {
@@ -17,9 +18,11 @@ export class ArraySchema<T> extends Schema<T[]> {
   private walk(v: unknown, toWire: boolean): unknown[] {
     if (!Array.isArray(v) || v.length < this.min || v.length > this.max) return this.fail(v);
     const out = new Array<unknown>(v.length);
+    const item = this.item;
     let i = 0;
     try {
-      for (; i < v.length; i++) out[i] = toWire ? this.item.wire(v[i]) : this.item.parse(v[i]);
+      if (toWire) for (; i < v.length; i++) out[i] = item.wire(v[i]);
+      else for (; i < v.length; i++) out[i] = item.parse(v[i]);
     } catch (e) {
       if (e instanceof SchemaIssue) e.segments.unshift(i);
       throw e;
@@ -29,44 +32,27 @@ export class ArraySchema<T> extends Schema<T[]> {
 }
 export const array = <T>(item: Schema<T>, min: number, max: number): ArraySchema<T> => new ArraySchema(item, min, max);
 
-/** Marks an object field as optional. */
-export class Optional<T> {
-  readonly optional = true;
-  constructor(readonly schema: Schema<T>) {}
-}
-export const optional = <T>(schema: Schema<T>): Optional<T> => new Optional(schema);
-
-export type FieldSpec = Schema<any> | Optional<any>;
-export type Fields = Record<string, FieldSpec>;
-type Simplify<T> = { [K in keyof T]: T[K] } & {};
-export type ObjectType<F extends Fields> = Simplify<
-  { [K in keyof F as F[K] extends Optional<any> ? never : K]: Infer<F[K]> } & {
-    [K in keyof F as F[K] extends Optional<any> ? K : never]?: F[K] extends Optional<infer T> ? T : never;
-  }
->;
-
 export interface ObjectOptions<T> {
   /** A rule across fields; returns the issue (with its path) or nothing. */
   check?: (value: T) => SchemaIssue | undefined;
 }
 
 const NO_KEYS: ReadonlySet<string> = new Set();
+const NO_OPTIONS: ObjectOptions<never> = {};
+/**
+ * Uses after which a schema walks its fields with generated code (object-fields.ts). Schemas
+ * made per message (a batch result's outcomes) stay below it and cost no compilation.
+ */
+const COMPILE_AFTER = 16;
 
 /** A map with exactly the declared keys: a missing required key or any other key is an error. */
 export class ObjectSchema<F extends Fields, T = ObjectType<F>> extends Schema<T> {
   readonly expected = 'a map';
-  readonly keys: readonly string[];
-  private readonly specs: readonly { key: string; schema: Schema<unknown>; optional: boolean }[];
+  private uses = 0;
+  private compiled: { parse: FieldsWalk; wire: FieldsWalk } | undefined;
 
-  constructor(readonly fields: F, readonly options: ObjectOptions<T> = {}) {
+  constructor(readonly fields: F, readonly options: ObjectOptions<T> = NO_OPTIONS as ObjectOptions<T>) {
     super();
-    this.keys = Object.keys(fields);
-    this.specs = this.keys.map((key) => {
-      const f = fields[key]!;
-      return f instanceof Optional
-        ? { key, schema: f.schema, optional: true }
-        : { key, schema: f as Schema<unknown>, optional: false };
-    });
   }
 
   parse(v: unknown): T {
@@ -86,35 +72,13 @@ export class ObjectSchema<F extends Fields, T = ObjectType<F>> extends Schema<T>
 
   private walk(v: unknown, toWire: boolean, skip: ReadonlySet<string>): Record<string, unknown> {
     if (!isMap(v)) return this.fail(v);
-    const out: Record<string, unknown> = {};
-    let present = 0;
-    let key: string | undefined;
-    try {
-      for (const spec of this.specs) {
-        key = spec.key;
-        const x = Object.hasOwn(v, key) ? v[key] : undefined;
-        if (x === undefined) {
-          if (!spec.optional) throw new SchemaIssue('required field is missing');
-          continue;
-        }
-        present++;
-        out[key] = toWire ? spec.schema.wire(x) : spec.schema.parse(x);
-      }
-      key = undefined;
-      const own = Object.keys(v);
-      if (own.length > present) {
-        for (const k of own) {
-          if (Object.hasOwn(this.fields, k) || skip.has(k) || v[k] === undefined) continue;
-          key = k;
-          throw new SchemaIssue('unknown field');
-        }
-      }
-    } catch (e) {
-      if (e instanceof SchemaIssue && key !== undefined) e.segments.unshift(key);
-      throw e;
-    }
-    if (this.options.check) {
-      const issue = this.options.check(out as T);
+    const compiled = this.compiled ?? (++this.uses === COMPILE_AFTER ? (this.compiled = compileFields(this.fields)) : undefined);
+    const out = compiled === undefined
+      ? walkFields(this.fields, v, toWire, skip)
+      : toWire ? compiled.wire(v, skip) : compiled.parse(v, skip);
+    const check = this.options.check;
+    if (check !== undefined) {
+      const issue = check(out as T);
       if (issue) throw issue;
     }
     return out;

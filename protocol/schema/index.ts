@@ -2,4 +2,5 @@
 export * from './base.js';
 export * from './integers.js';
 export * from './scalars.js';
+export * from './object-fields.js';
 export * from './containers.js';

@@ -8,8 +8,9 @@
  *                           both kernel socket hops, framing, msgpack and validation on both
  *                           sides, the VMM — without the cost of waking another process, which
  *                           the _2proc figures show
- *   vmm.op_socket_batched   operations per second, batches of 1000 (two in flight) from the guest
- *                           SDK to `pinbox`'s server in another process (target ≥ 300,000)
+ *   vmm.op_socket_batched   operations per second, batches of 4096 (MAX_BATCH_OPS, two in flight)
+ *                           from the guest SDK to `pinbox`'s server in another process
+ *                           (target ≥ 300,000)
  * Context: vmm.op_inprocess_filtered (a filtered RDMSR answered by the policy: one user-space
  * exit per operation), vmm.op_inprocess_cpl3 (CPUID at CPL3: IRETQ in, the done gate out),
  * vmm.op_socket_p50_2proc / _p99_2proc (the latency figures with the server in another
@@ -24,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../guest-sdk/index.js';
 import { parsePolicy, startServer, Vmm } from '../../host/vmm/index.js';
-import { serve } from '../../protocol/index.js';
+import { MAX_BATCH_OPS, serve } from '../../protocol/index.js';
 import { report, sample } from './report.js';
 
 const EFER = 0xc0000080;
@@ -116,7 +117,7 @@ async function overSocket(): Promise<void> {
     const remote = await childServer(dir, 'vmm');
     stops.push(remote.stop);
     const guest = await connect(remote.address);
-    const BATCH = 4096;
+    const BATCH = MAX_BATCH_OPS;
     const batched = async (batches: number): Promise<number> => {
       const t0 = process.hrtime.bigint();
       let previous: Promise<unknown> = Promise.resolve();

@@ -1,7 +1,8 @@
 /** Framing (PROTOCOL.md §1): length prefixes, reassembly at any split, oversized and empty frames. */
 import test from 'ava';
 import { ProtocolError } from '../../protocol/errors.js';
-import { FrameReader, frameBody } from '../../protocol/framing.js';
+import { encodeMsgpack, encodeMsgpackAfter } from '../../protocol/codec.js';
+import { FRAME_HEADER_BYTES, FrameReader, frameBody, frameInPlace } from '../../protocol/framing.js';
 
 interface Collected {
   frames: string[];
@@ -41,6 +42,23 @@ test('frameBody refuses a body above the maximum with limit', (t) => {
   t.is(e.code, 'limit');
   t.regex(e.message, /17-byte .* maximum of 16 bytes/);
   t.notThrows(() => frameBody(new Uint8Array(16), 16));
+});
+
+test('a frame packed in place has the same bytes as one prefixed afterwards, and later packing leaves it alone', (t) => {
+  const values = [{ id: 1, ok: true, result: { value: 0xd01 } }, 'x'.repeat(70_000), [1n << 63n, new Uint8Array(3)]];
+  const frames = values.map((v) => frameInPlace(encodeMsgpackAfter(FRAME_HEADER_BYTES, v)));
+  const hex = frames.map((f) => Buffer.from(f).toString('hex'));
+  // Packing more (past the packer's first buffer) must not write over frames still waiting to be sent.
+  for (let i = 0; i < 50; i++) encodeMsgpack({ filler: 'y'.repeat(i * 500) });
+  t.deepEqual(frames.map((f) => Buffer.from(f).toString('hex')), hex);
+  t.deepEqual(hex, values.map((v) => Buffer.from(frameBody(encodeMsgpack(v))).toString('hex')));
+});
+
+test('frameInPlace refuses a body above the maximum with limit', (t) => {
+  const e = t.throws(() => frameInPlace(new Uint8Array(FRAME_HEADER_BYTES + 17), 16), { instanceOf: ProtocolError });
+  t.is(e.code, 'limit');
+  t.regex(e.message, /17-byte message exceeds the frame maximum of 16 bytes/);
+  t.notThrows(() => frameInPlace(new Uint8Array(FRAME_HEADER_BYTES + 16), 16));
 });
 
 test('many frames in one chunk come out in order', (t) => {

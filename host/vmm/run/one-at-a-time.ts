@@ -18,13 +18,17 @@ export class OneAtATime {
    */
   constructor(private readonly finish: () => void) {}
 
-  /** Runs `task` after those already waiting: its value (or a thrown error) at once when it can, else a promise. */
-  run<T>(task: () => T | Promise<T>): T | Promise<T> {
-    if (!this.busy) return this.start(task);
+  /**
+   * Runs `task(a, b)` after those already waiting: its value (or a thrown error) at once when it
+   * can, else a promise. The arguments travel beside the task so that a caller with a task of its
+   * own (made once) pays no closure per call.
+   */
+  run<A, B, T>(task: (a: A, b: B) => T | Promise<T>, a: A, b: B): T | Promise<T> {
+    if (!this.busy) return this.start(task, a, b);
     return new Promise<T>((resolve, reject) => {
       this.waiting.push(() => {
         try {
-          resolve(this.start(task));
+          resolve(this.start(task, a, b));
         } catch (e) {
           reject(e);
         }
@@ -32,11 +36,11 @@ export class OneAtATime {
     });
   }
 
-  private start<T>(task: () => T | Promise<T>): T | Promise<T> {
+  private start<A, B, T>(task: (a: A, b: B) => T | Promise<T>, a: A, b: B): T | Promise<T> {
     this.busy = true;
     let result: T | Promise<T>;
     try {
-      result = task();
+      result = task(a, b);
     } catch (e) {
       this.ended();
       throw e;

@@ -113,6 +113,8 @@ interface OpContext {
   readonly exec: ExecPlacement | undefined;
 }
 
+const NO_OPTIONS: PerformOptions = {};
+
 /** The marker code of an in-place run (runInPlace): nothing is copied. */
 const IN_PLACE = new Uint8Array(0);
 
@@ -187,12 +189,12 @@ export class VcpuRunner {
    * IDT records it), shuts down or spends its budget — `pinbox run` — after the requests
    * already queued on this vCPU. The outcome is exec's, without an 'end'.
    */
-  runInPlace(code: InPlaceCode, options: PerformOptions = {}): Promise<ExecOutcome & GuestResult> {
+  runInPlace(code: InPlaceCode, options: PerformOptions = NO_OPTIONS): Promise<ExecOutcome & GuestResult> {
     return this.perform({ op: 'exec', code: IN_PLACE, inPlace: code } as unknown as GuestRequest, options) as Promise<ExecOutcome & GuestResult>;
   }
 
   /** Runs one guest request after the ones already queued on this vCPU. */
-  perform(request: GuestRequest, options: PerformOptions = {}): Promise<GuestResult> {
+  perform(request: GuestRequest, options: PerformOptions = NO_OPTIONS): Promise<GuestResult> {
     try {
       return Promise.resolve(this.performNow(request, options));
     } catch (e) {
@@ -205,9 +207,13 @@ export class VcpuRunner {
    * request could run and finish at once (the vCPU was free and nothing had to be awaited): a
    * server's handler saves a promise per operation. A promise otherwise.
    */
-  performNow(request: GuestRequest, options: PerformOptions = {}): GuestResult | Promise<GuestResult> {
-    return this.queue.run(() => this.whenRunnable(request, options));
+  performNow(request: GuestRequest, options: PerformOptions = NO_OPTIONS): GuestResult | Promise<GuestResult> {
+    return this.queue.run(this.runnable, request, options);
   }
+
+  /** whenRunnable as the queue's task, made once. */
+  private readonly runnable = (request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> =>
+    this.whenRunnable(request, options);
 
   private whenRunnable(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
     const gate = this.host.state.beforeStart();
