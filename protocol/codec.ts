@@ -1,18 +1,17 @@
 /**
- * msgpack encoding and decoding (PROTOCOL.md §2). msgpackr packs, configured as plain standard
+ * msgpack encoding and decoding (PROTOCOL.md §2). msgpackr is configured as plain standard
  * msgpack that a C or Rust peer can speak: no records, no bundled strings, no extra types,
- * and `structuredClone` off.
+ * and `structuredClone` off — the structured-clone reference extensions are where
+ * CVE-2023-52079 (GHSA-7hpj-7hhx-2fgx, unbounded recursion through ext 0x70) lived, and msgpackr
+ * refuses them only when the option is explicitly false. 64-bit integers decode as bigint.
  *
  * Received bytes are untrusted: checkMsgpackSubset() vets the structure first (depth, ext
- * types, keys, UTF-8, trailing bytes), then readMsgpack() builds the value of what was vetted
- * (64-bit integers as bigint). msgpackr does not unpack: its ext handlers are where
- * CVE-2023-52079 (GHSA-7hpj-7hhx-2fgx, unbounded recursion through ext 0x70) lived, and
- * msgpack-reader.ts says why it is slower on batch frames.
+ * types, keys, UTF-8, trailing bytes), then msgpackr unpacks inside a try/catch. Binary values
+ * are copied out of the frame, so nothing decoded keeps a frame's buffer alive or sees it reused.
  */
-import { Packr, RESERVE_START_SPACE, type Options } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { ProtocolError } from './errors.js';
 import { DEFAULT_MAX_DEPTH } from './limits.js';
-import { readMsgpack } from './msgpack-reader.js';
 import { checkMsgpackSubset } from './msgpack-subset.js';
 
 const MSGPACK_OPTIONS: Options = {
@@ -27,6 +26,7 @@ const MSGPACK_OPTIONS: Options = {
 };
 
 const packr = new Packr(MSGPACK_OPTIONS);
+const unpackr = new Unpackr({ ...MSGPACK_OPTIONS, mapsAsObjects: true, int64AsType: 'bigint', copyBuffers: true });
 
 /** Packs a wire value (as produced by a schema's `wire()`). */
 export function encodeMsgpack(value: unknown): Uint8Array {
@@ -46,7 +46,7 @@ export function encodeMsgpackAfter(room: number, value: unknown): Uint8Array {
 export function decodeMsgpack(body: Uint8Array, maxDepth: number = DEFAULT_MAX_DEPTH): unknown {
   checkMsgpackSubset(body, maxDepth);
   try {
-    return readMsgpack(body);
+    return unpackr.unpack(body);
   } catch (e) {
     throw new ProtocolError('bad_frame', `undecodable msgpack: ${e instanceof Error ? e.message : String(e)}`);
   }

