@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   already_exists: 'createVm names a VM that exists already (and does not ask to replace it)',
   vm_killed: 'the VM was killed (the policy\'s onDenial or onShutdown "kill"): this operation and every later one on it fail until a resetVm',
   vm_reset: 'the VM was reset while the operation waited (paused, or in an exit): the operation was abandoned',
+  vcpu_init: 'the vCPU got INIT (control initVcpu) while the operation waited (paused, or in an exit): the operation was abandoned',
   guest_shutdown: 'the vCPU shut down (triple fault) during an operation that has no `stop` to report it; the policy\'s onShutdown says what became of the VM',
   invalid_guest_state: 'KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY) with the state a control client loaded; initVcpu or resetVm mends it',
   connection_closed: '(local) the connection closed before the response arrived',

@@ -3,12 +3,14 @@
  * them as they are; in-process callers get the same typed values.
  *
  * Besides the protocol's general codes (`limit`, `not_found`, `invalid_message`, `internal`), the
- * VMM uses four for what happens to a VM (PROTOCOL.md §7 lists them with the others):
+ * VMM uses five for what happens to a VM or vCPU (PROTOCOL.md §7 lists them with the others):
  *
  *   vm_killed            the VM was killed (onDenial "kill", onShutdown "kill", or killVm):
  *                        the operation and every later one on the VM fail; a VM reset revives it
  *   vm_reset             the VM was reset while the operation waited (paused, or in an exit
  *                        handler): the operation is abandoned; later ones run on the reset VM
+ *   vcpu_init            the vCPU got INIT (initVcpu) while the operation waited: abandoned, as
+ *                        for vm_reset, but only on that vCPU
  *   guest_shutdown       the vCPU shut down (triple fault) during an operation that has no
  *                        `stop` to report it (every op but exec); what became of the VM is
  *                        the policy's onShutdown
@@ -18,7 +20,7 @@
 import { ProtocolError } from '../../protocol/errors.js';
 import { KvmError } from '../kvm/errors.js';
 
-export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'guest_shutdown' | 'invalid_guest_state';
+export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state';
 
 export class VmmError extends ProtocolError {
   override readonly code: VmmErrorCode;

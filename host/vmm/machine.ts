@@ -326,8 +326,14 @@ export class Machine implements RunnerHost {
     return (this.vm.getHekiState().denialExitReason & bit) !== 0;
   }
 
+  /**
+   * Listeners follow the denial mask at once, not at the next request: a control client (or an
+   * exit hook) may change KVM_CAP_HEKI_DENIAL while an operation waits in an exit, and a denial
+   * KVM then handles in-kernel later in that same operation must still reach the event log.
+   */
   private refreshDenialWatch(): void {
     this.bridge.watchInKernelDenials(!this.denialExits(0) || !this.denialExits(4));
+    this.bridge.sync();
   }
 
   private filterChanged(filter: MsrFilterSpec, origin: FilterOrigin): void {

@@ -139,3 +139,61 @@ test('a reset clears a filter a control client installed on a VM whose policy ha
   vm.reset('control');
   t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xc0000080 }), { value: 0xd01n, exits: [] });
 });
+
+const X86_CR4_CET = 1n << 23n;
+/** jmp $ — a loop that never ends. */
+const SPIN = code(0xeb, 0xfe);
+
+test('a vCPU the VMM boots again after a triple fault or a spent budget keeps every pinned bit set', async (t) => {
+  // A host and guest with CET, so that the guest can set CR4.CET and pin it (spec/heki.md §1.4:
+  // CET is in the pinnable mask; the pin is ANDed with the host CR4, which has it here).
+  const { vm } = testVmm({ hostModel: { cr4: '0xf72ef0' }, guestCpuid: { cet: true } });
+  const boot = await cr4(vm);
+  t.is(boot & X86_CR4_CET, 0n, 'the boot state has no CET');
+  t.deepEqual(await vm.perform(0, { op: 'writeCr', cr: 4, value: boot | X86_CR4_CET }), { exits: [] });
+  t.like(await vm.perform(0, { op: 'hypercall', nr: 13n, args: [4n, X86_CR4_CET] }), { ret: 0n });
+  t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: X86_CR4_CET });
+
+  t.like(await vm.perform(0, { op: 'exec', code: TRIPLE_FAULT }), { stop: 'shutdown' });
+  t.is(await cr4(vm), boot | X86_CR4_CET, 'booted again after the triple fault, CET still set');
+  t.like(await vm.perform(0, { op: 'writeCr', cr: 4, value: boot }), { fault: GP0 }, 'and still pinned');
+
+  t.like(await vm.perform(0, { op: 'exec', code: SPIN, budget: 1000 }), { stop: 'budget' });
+  t.is(await cr4(vm), boot | X86_CR4_CET, 'booted again after the budget, CET still set');
+});
+
+test('a denial KVM handles in-kernel is logged even when the denial exits were turned off during the same operation', async (t) => {
+  const { vm, named } = testVmm({ msrFilter: { default: 'allow', deny: ['0xda1'] } });
+  await vm.perform(0, pinSmep);
+  const cleared = (await cr4(vm)) & ~X86_CR4_SMEP;
+  const imm = [...new Uint8Array(new BigUint64Array([cleared]).buffer)];
+  const exec = code(
+    0xb9, 0xa1, 0x0d, 0x00, 0x00, // mov ecx, 0xda1
+    0x0f, 0x32, //                   rdmsr            (filtered: an exit to the VMM)
+    0x48, 0xb8, ...imm, //           mov rax, CR4 without SMEP
+    0x0f, 0x22, 0xe0, //             mov cr4, rax     (denied)
+    0xf4, //                         hlt
+  );
+  const result = await vm.perform(0, { op: 'exec', code: exec }, {
+    onExit: () => {
+      vm.enableCap(236, [0n]); // KVM_CAP_HEKI_DENIAL (v2) = 0: denials no longer exit
+      return { error: 0, data: 0n };
+    },
+  });
+  t.like(result, { stop: 'fault', fault: GP0 });
+  t.like(named('heki_denial'), [{ fields: { cr_value: cleared, path: 'in-kernel' } }]);
+});
+
+test('INIT (initVcpu) under an operation paused in a denial abandons it with vcpu_init; the vCPU then runs anew', async (t) => {
+  const { vm } = testVmm({ heki: { onDenial: 'pause' } });
+  await vm.perform(0, pinSmep);
+  const boot = await cr4(vm);
+  const denied = vm.perform(0, { op: 'writeCr', cr: 4, value: boot & ~X86_CR4_SMEP });
+  await new Promise((r) => setImmediate(r));
+  t.is(vm.runState, 'paused');
+  vm.initVcpu(0);
+  t.true(vm.resume());
+  await t.throwsAsync(denied, { code: 'vcpu_init', message: /got INIT/ });
+  t.is(await cr4(vm), boot);
+  t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: X86_CR4_SMEP });
+});

@@ -25,6 +25,7 @@ import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
 import type { Exit } from '../../../protocol/messages/index.js';
 import { MAX_EXITS } from '../../../protocol/messages/index.js';
 import { ProtocolError } from '../../../protocol/errors.js';
+import { KvmError } from '../../kvm/errors.js';
 import type { KvmRun } from '../../kvm/exits.js';
 import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
@@ -70,6 +71,8 @@ export interface RunnerHost {
   readonly budget: number;
   /** Keeps KVM's tracepoint listeners in step with what the event log wants. */
   prepareTracing(): void;
+  /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
+  readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
   /** Flushes traces: called before a request's answer is handed back. */
   flush(): void;
   pause(cause: string): void;
@@ -99,6 +102,8 @@ interface OpContext {
   readonly request: GuestRequest;
   readonly hook: PerformOptions['onExit'];
   readonly epoch: number;
+  /** The vCPU's INIT count when the operation started. */
+  readonly inits: number;
   readonly exits: Exit[];
   dropped: number;
   /** The request's instruction budget, and what is left of it. */
@@ -139,6 +144,8 @@ export class VcpuRunner {
    * at once, so that the state it stopped in can still be read: `pinbox run`'s final dump).
    */
   private rebootBefore: 'shutdown' | 'abort' | undefined;
+  /** INITs so far: an operation that waited across one is abandoned (`vcpu_init`). */
+  private inits = 0;
   private kernelTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
   private userTemplates: Readonly<Record<OperationName, TemplateEntry>> | undefined;
   private readonly kernelRsp: bigint;
@@ -174,14 +181,47 @@ export class VcpuRunner {
     this.run.kvm_dirty_regs = 0;
   }
 
-  /** Boots the vCPU again: INIT, then the boot state. Heki pins are per VM and stay. */
+  /**
+   * Boots the vCPU again: INIT, then the boot state. Heki pins are per VM and stay — and the boot
+   * state honours them: KVM does not check host writes (KVM_SET_SREGS bypasses the pins, as in the
+   * RFC), so it is the VMM that must never bring a vCPU back with a pinned bit clear, or a guest
+   * could shed a pin by triple-faulting or spending its budget.
+   */
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
     this.rebootBefore = undefined;
+    if (cause === 'init') this.inits++;
     if (cause !== 'create') this.vcpu.init();
     bootVcpu(this.vcpu, this.host.layout, this.id);
+    this.setPinnedBits();
     this.forgetRegisters();
     const { log, name } = this.host;
     if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /**
+   * ORs the VM's pinned CR0/CR4 bits into the booted state. A pinned bit this vCPU cannot hold
+   * (its CPUID lacks the feature, so KVM_SET_SREGS refuses it) stays clear: the guest could never
+   * set it either, and every CR write that leaves it clear still #GPs.
+   */
+  private setPinnedBits(): void {
+    const pins = this.host.hekiPins;
+    if (pins.cr0 === 0n && pins.cr4 === 0n) return;
+    const sregs = this.vcpu.getSregs();
+    const boot = { cr0: sregs.cr0, cr4: sregs.cr4 };
+    const tryLoad = (cr0: bigint, cr4: bigint): boolean => {
+      try {
+        this.vcpu.setSregs({ ...sregs, cr0, cr4 });
+        return true;
+      } catch (e) {
+        if (e instanceof KvmError) return false;
+        throw e;
+      }
+    };
+    if (tryLoad(boot.cr0 | pins.cr0, boot.cr4 | pins.cr4)) return;
+    let { cr0, cr4 } = boot;
+    for (let bit = 1n; bit <= pins.cr0; bit <<= 1n) if (pins.cr0 & bit && tryLoad(cr0 | bit, cr4)) cr0 |= bit;
+    for (let bit = 1n; bit <= pins.cr4; bit <<= 1n) if (pins.cr4 & bit && tryLoad(cr0, cr4 | bit)) cr4 |= bit;
+    tryLoad(cr0, cr4);
   }
 
   /**
@@ -282,7 +322,7 @@ export class VcpuRunner {
     haltRip: bigint, exec: ExecPlacement | undefined,
   ): OpContext {
     return {
-      request, hook: options.onExit, epoch: this.host.state.epoch, exits: [], dropped: 0, budget: remaining, remaining,
+      request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
       rebooted: false, lower, haltRip, exec,
     };
   }
@@ -303,7 +343,7 @@ export class VcpuRunner {
    */
   private recover(ctx: OpContext, e: unknown): never {
     const code = (e as { code?: unknown }).code;
-    const vmGone = code === 'vm_killed' || code === 'vm_reset' || ctx.epoch !== this.host.state.epoch;
+    const vmGone = code === 'vm_killed' || code === 'vm_reset' || code === 'vcpu_init' || ctx.epoch !== this.host.state.epoch;
     if (!vmGone && !ctx.rebooted && code !== 'invalid_guest_state') this.rebootBefore = 'abort';
     this.forgetRegisters();
     throw e;
@@ -312,6 +352,11 @@ export class VcpuRunner {
   /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
   private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
     const vcpu = this.vcpu;
+    // Re-entered after every wait: an INIT meanwhile dropped KVM's pending completion and booted
+    // the vCPU again, so nothing of this operation may run on.
+    if (ctx.inits !== this.inits) {
+      throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
+    }
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       const before = this.counter.instructionsRetired;
