@@ -8,8 +8,7 @@
  * The format is host/vmm/schema/scenario.schema.json (shipped as `pinbox/schema/scenario.json`);
  * the README has a guide to writing one.
  */
-import { readFileSync } from 'node:fs';
-import { parseJsonText } from '../vmm/policy/json-text.js';
+import { parseJsonText, readTextFile } from '../vmm/policy/json-text.js';
 import type { ScenarioText } from './document.js';
 import { IssueCollector, ScenarioError } from './errors.js';
 import type { Scenario, Step } from './model.js';
@@ -64,13 +63,7 @@ export function parseScenarioText(text: string, file: string): Scenario {
 }
 
 export function loadScenarioFile(file: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
-    throw new ScenarioError(file, [{ path: '', reason: `cannot read the scenario file: ${why}` }]);
-  }
-  return parseScenarioText(text, file);
+  const read = readTextFile(file);
+  if (!read.ok) throw new ScenarioError(file, [{ path: '', reason: `cannot read the scenario file: ${read.why}` }]);
+  return parseScenarioText(read.text, file);
 }

@@ -4,6 +4,7 @@
  * failure a small scanner of the RFC 8259 grammar finds the first offending character and
  * says what it expected there, as line, column and offset.
  */
+import { readFileSync } from 'node:fs';
 
 export interface JsonSyntaxProblem {
   readonly message: string;
@@ -176,5 +177,15 @@ export function locateJsonSyntaxError(text: string): { offset: number; message: 
   } catch (e) {
     if (e instanceof JsonSyntaxError) return { offset: e.offset, message: e.message };
     throw e;
+  }
+}
+
+/** A text file's contents, or why it could not be read ("no such file", "is a directory", …). */
+export function readTextFile(path: string): { ok: true; text: string } | { ok: false; why: string } {
+  try {
+    return { ok: true, text: readFileSync(path, 'utf8') };
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { ok: false, why: err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message };
   }
 }

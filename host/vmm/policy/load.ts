@@ -3,12 +3,11 @@
  * text that is not JSON (with the line, column and offset where it stops being JSON), schema
  * violations and pinbox's own checks, each with its JSON path.
  */
-import { readFileSync } from 'node:fs';
 import { compilePolicy } from './compile.js';
 import type { CompiledPolicy } from './compiled.js';
 import type { PolicyDocument } from './document.js';
 import { PolicyError } from './errors.js';
-import { parseJsonText } from './json-text.js';
+import { parseJsonText, readTextFile } from './json-text.js';
 import { schemaIssues } from './schema-check.js';
 
 /** A parsed JSON value (e.g. from the control endpoint) to a compiled policy. */
@@ -32,13 +31,7 @@ export function parsePolicyText(text: string, source?: string): CompiledPolicy {
 }
 
 export function loadPolicyFile(path: string): CompiledPolicy {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
-    throw new PolicyError([{ path: '', message: `cannot read the policy file: ${why}` }], path);
-  }
-  return parsePolicyText(text, path);
+  const read = readTextFile(path);
+  if (!read.ok) throw new PolicyError([{ path: '', message: `cannot read the policy file: ${read.why}` }], path);
+  return parsePolicyText(read.text, path);
 }
