@@ -3,11 +3,12 @@
  * unix sockets in a private temp dir, with a random control token that it writes to a token
  * file (read back here, as a control client on the same machine would) and a trace.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readTrace, type Event } from '../../host/vmm/events/index.js';
+import { spawnServe, type ServeChild } from './serve-process.js';
 
 /** The command as package.json's `bin` names it; `npm test` builds dist/ before the tests. */
 const PINBOX_CLI = join(process.cwd(), 'dist', 'cli.js');
@@ -34,31 +35,16 @@ export async function startCliServe(policy: unknown = {}): Promise<CliServer> {
   const controlUrl = `unix:${join(dir, 'control.sock')}`;
   const tokenFile = join(dir, 'control.token');
   const tracePath = join(dir, 'trace.jsonl');
-  const child = spawn(process.execPath, [
-    PINBOX_CLI, 'serve', '--listen', guestUrl, '--control', controlUrl, '--policy', policyPath, '--token-file', tokenFile, '--trace', tracePath,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let server: ServeChild;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${PINBOX_CLI} serve did not start:\n${out}`)), 20_000);
-      child.stdout!.on('data', () => {
-        if (!out.includes('pinbox serve: ready')) return;
-        clearTimeout(timer);
-        resolve();
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`${PINBOX_CLI} serve exited with ${code}:\n${out}`));
-      });
-    });
+    server = await spawnServe(PINBOX_CLI, [
+      '--listen', guestUrl, '--control', controlUrl, '--policy', policyPath, '--token-file', tokenFile, '--trace', tracePath,
+    ]);
   } catch (e) {
-    child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+  const { child, exited } = server;
   return {
     child,
     guestUrl,

@@ -33,6 +33,43 @@ export interface ServeProcess {
   cleanup(): void;
 }
 
+export interface ServeChild {
+  readonly child: ChildProcess;
+  /** What the server printed so far, stdout and stderr. */
+  output(): string;
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Spawns `node SCRIPT serve ARGS…` and waits for its ready line; a server that exits or stays
+ * silent for 20 s first is killed and reported with what it printed.
+ */
+export async function spawnServe(script: string, args: readonly string[]): Promise<ServeChild> {
+  const child = spawn(process.execPath, [script, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${script} serve did not start:\n${out}`)), 20_000);
+      child.stdout!.on('data', () => {
+        if (!out.includes('pinbox serve: ready')) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} serve exited with ${code}:\n${out}`));
+      });
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return { child, output: () => out, exited };
+}
+
 export async function startServe(policy: unknown, extraArgs: string[] = []): Promise<ServeProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'pbx-e2e-'));
   const policyPath = join(dir, 'policy.json');
@@ -40,35 +77,23 @@ export async function startServe(policy: unknown, extraArgs: string[] = []): Pro
   const guestUrl = `unix:${join(dir, 'g.sock')}`;
   const controlUrl = `unix:${join(dir, 'c.sock')}`;
   const tracePath = join(dir, 'trace.jsonl');
-  const child = spawn(process.execPath, [
-    PINBOX, 'serve', '--listen', guestUrl, '--control', controlUrl, '--policy', policyPath, '--trace', tracePath, '--token', TOKEN,
-    ...extraArgs,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pinbox serve did not start:\n${out}`)), 20_000);
-    const check = (): void => {
-      if (out.includes('pinbox serve: ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`pinbox serve exited with ${code}:\n${out}`));
-    });
-  });
+  let server: ServeChild;
+  try {
+    server = await spawnServe(PINBOX, [
+      '--listen', guestUrl, '--control', controlUrl, '--policy', policyPath, '--trace', tracePath, '--token', TOKEN, ...extraArgs,
+    ]);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const { child, output, exited } = server;
   const clients: { close(): void }[] = [];
   return {
     child,
     guestUrl,
     controlUrl,
     tracePath,
-    output: () => out,
+    output,
     guest: async (vm, vcpu) => {
       const g = await connect(guestUrl, { vm, vcpu });
       clients.push(g);
