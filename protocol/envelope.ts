@@ -12,8 +12,8 @@ import { ERRNO_NAME_PATTERN, type ErrorCode, ProtocolError, RemoteError } from '
 import { type ErrorBody, type Event, errorBody, event } from './messages/common.js';
 import { type Op, type ParamsOf, type ResultOf, opSpec } from './messages/index.js';
 import type { OpSpec } from './messages/op.js';
-import { OutcomeSchema, type Outcome } from './messages/outcome.js';
-import { type Schema, SchemaIssue, bool, describeValue, isMap, nullable, object, toWellFormed, u32 } from './schema/index.js';
+import { outcomeSchemaFor, type Outcome } from './messages/outcome.js';
+import { SchemaIssue, bool, describeValue, isMap, nullable, object, toWellFormed, u32 } from './schema/index.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['id', 'op']);
@@ -155,17 +155,9 @@ export function parseServerMessage(v: unknown): ServerMessage {
   return { kind: 'response', id, body: v };
 }
 
-const outcomeSchemas = new WeakMap<Schema<unknown>, OutcomeSchema<unknown>>();
-
-function outcomeSchema(result: Schema<unknown>): OutcomeSchema<unknown> {
-  let s = outcomeSchemas.get(result);
-  if (!s) outcomeSchemas.set(result, (s = new OutcomeSchema(result)));
-  return s;
-}
-
 /** Parses a response body against the request it answers. */
 export function parseOutcome<O extends Op>(spec: OpSpec, params: ParamsOf<O>, body: Record<string, unknown>): Outcome<ResultOf<O>> {
-  return validating([], () => outcomeSchema(spec.resultFor(params)).parseSkipping(body, RESPONSE_KEYS)) as Outcome<ResultOf<O>>;
+  return validating([], () => outcomeSchemaFor(spec.resultFor(params)).parseSkipping(body, RESPONSE_KEYS)) as Outcome<ResultOf<O>>;
 }
 
 const unmatched = object({ id: nullable(u32), ok: bool, error: errorBody });

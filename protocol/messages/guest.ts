@@ -10,7 +10,7 @@ import {
 import { cpl, exits, fault, gprsPatch, regs } from './common.js';
 import { type OpRequest, OpRequestSchema } from './op-request.js';
 import { type OpSpec, type ResultOfSpec, op } from './op.js';
-import { type Outcome, OutcomeSchema } from './outcome.js';
+import { type Outcome, type OutcomeSchema, outcomeSchemaFor } from './outcome.js';
 
 /** Control registers a MOV can name. */
 export const crNumber = oneOf([0, 2, 3, 4, 8]);
@@ -101,7 +101,7 @@ export class BatchResultSchema extends Schema<{ results: BatchItemResult[] }> {
 
   constructor(items: readonly BatchItem[]) {
     super();
-    this.outcomes = items.map((item) => new OutcomeSchema(batchItem.spec(item.op)!.resultFor(item)));
+    this.outcomes = items.map((item) => outcomeSchemaFor(batchItem.spec(item.op)!.resultFor(item)));
   }
 
   parse(v: unknown): { results: BatchItemResult[] } {

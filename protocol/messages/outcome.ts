@@ -37,3 +37,15 @@ export class OutcomeSchema<R> extends Schema<Outcome<R>> {
   }
 }
 
+
+const outcomeSchemas = new WeakMap<Schema<unknown>, OutcomeSchema<unknown>>();
+
+/**
+ * The outcome schema of a result schema, made once per result schema: every op but batch has
+ * one result schema, so a batch of 4096 ops reuses a handful instead of building 4096.
+ */
+export function outcomeSchemaFor(result: Schema<unknown>): OutcomeSchema<unknown> {
+  let s = outcomeSchemas.get(result);
+  if (!s) outcomeSchemas.set(result, (s = new OutcomeSchema(result)));
+  return s;
+}
