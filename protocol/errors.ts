@@ -32,7 +32,7 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** Names a Linux errno, as in `Errno` of abi.ts: "EINVAL", "E2BIG". */
+/** Names a Linux errno, as in `Errno` of abi/errno.ts: "EINVAL", "E2BIG". */
 export const ERRNO_NAME_PATTERN = /^E[A-Z0-9]{1,31}$/;
 
 export interface ProtocolErrorDetails {

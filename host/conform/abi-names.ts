@@ -1,7 +1,7 @@
 /**
  * The kernel names a scenario may use for numbers, both ways: capabilities and exit reasons
  * (the Heki ones numbered per ABI profile, ARCHITECTURE.md "Out-of-tree ABI numbers"), MSR and
- * Heki exit reasons, MSR filter flags, errno names. The numbers are protocol/abi.ts's.
+ * Heki exit reasons, MSR filter flags, errno names. The numbers are protocol/abi's.
  */
 import * as abi from '../../protocol/abi.js';
 import { Errno, HEKI_PROFILES, type ErrnoName, type HekiProfileName } from '../../protocol/abi.js';

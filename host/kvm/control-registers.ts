@@ -8,24 +8,31 @@
  * KVM never loads PDPTRs), LAM bits in CR3 (no LAM in the guest model), SMM and nested VMX.
  */
 import {
-  CR0_KNOWN_BITS,
-  EFER_LMA,
-  EFER_LME,
-  X86_CR0_CD,
-  X86_CR0_ET,
-  X86_CR0_NW,
-  X86_CR0_PE,
-  X86_CR0_PG,
-  X86_CR0_TS,
-  X86_CR0_WP,
-  X86_CR3_PCID_MASK,
-  X86_CR3_PCID_NOFLUSH,
-  X86_CR4_CET,
-  X86_CR4_LA57,
-  X86_CR4_PAE,
-  X86_CR4_PCIDE,
-  X86_CR8_TPR,
+  EFER_LMA, EFER_LME, X86_CR0_AM, X86_CR0_CD, X86_CR0_EM, X86_CR0_ET, X86_CR0_MP, X86_CR0_NE,
+  X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR0_TS, X86_CR0_WP, X86_CR3_PCID_MASK,
+  X86_CR3_PCID_NOFLUSH, X86_CR4_CET, X86_CR4_DE, X86_CR4_FRED, X86_CR4_FSGSBASE, X86_CR4_LA57,
+  X86_CR4_LAM_SUP, X86_CR4_MCE, X86_CR4_OSFXSR, X86_CR4_OSXMMEXCPT, X86_CR4_OSXSAVE, X86_CR4_PAE,
+  X86_CR4_PCE, X86_CR4_PCIDE, X86_CR4_PGE, X86_CR4_PKE, X86_CR4_PSE, X86_CR4_PVI, X86_CR4_SMAP,
+  X86_CR4_SMEP, X86_CR4_TSD, X86_CR4_UMIP, X86_CR4_VME, X86_CR4_VMXE,
 } from '../../protocol/abi.js';
+
+// KVM's control-register masks (arch/x86/include/asm/kvm_host.h): KVM's own, never seen by
+// user space, so they live here rather than in protocol/.
+
+/** CR0 bits KVM knows; the others are reserved and silently dropped (kvm_set_cr0()). */
+export const CR0_KNOWN_BITS =
+  X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | X86_CR0_TS | X86_CR0_ET | X86_CR0_NE |
+  X86_CR0_WP | X86_CR0_AM | X86_CR0_NW | X86_CR0_CD | X86_CR0_PG;
+/** CR4 bits KVM knows (the complement of CR4_RESERVED_BITS); the CPUID-gated ones are
+ * further reserved per guest by __cr4_reserved_bits(). */
+export const CR4_KNOWN_BITS =
+  X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | X86_CR4_PSE | X86_CR4_PAE |
+  X86_CR4_MCE | X86_CR4_PGE | X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_PCIDE |
+  X86_CR4_OSXSAVE | X86_CR4_SMEP | X86_CR4_FSGSBASE | X86_CR4_OSXMMEXCPT | X86_CR4_LA57 |
+  X86_CR4_VMXE | X86_CR4_SMAP | X86_CR4_PKE | X86_CR4_UMIP | X86_CR4_LAM_SUP |
+  X86_CR4_CET | X86_CR4_FRED;
+/** CR8 holds only the task priority, bits 3:0 (CR8_RESERVED_BITS is the rest). */
+export const X86_CR8_TPR = 0xfn;
 
 /** The vCPU state the checks read, and the guest model they apply. */
 export interface CrWriteContext {

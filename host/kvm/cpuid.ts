@@ -5,6 +5,7 @@
  * KVM's own 0x40000000 signature and 0x40000001 PV-feature leaves.
  */
 import * as abi from '../../protocol/abi.js';
+import { CR4_KNOWN_BITS } from './control-registers.js';
 import { KvmError } from './errors.js';
 import { isU32 } from './u64.js';
 
@@ -108,7 +109,7 @@ export function resolveGuestCpuid(options: GuestCpuidOptions | undefined, ioctl:
  * feature this model can give a guest, so KVM's own cr4_reserved_bits adds nothing.
  */
 export function cr4GuestReservedBits(c: GuestCpuid): bigint {
-  let reserved = ~abi.CR4_KNOWN_BITS & ((1n << 64n) - 1n);
+  let reserved = ~CR4_KNOWN_BITS & ((1n << 64n) - 1n);
   if (!c.xsave) reserved |= abi.X86_CR4_OSXSAVE;
   if (!c.smep) reserved |= abi.X86_CR4_SMEP;
   if (!c.smap) reserved |= abi.X86_CR4_SMAP;

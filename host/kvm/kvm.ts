@@ -28,7 +28,7 @@ export interface VmOptions {
   profile?: HekiProfileName;
   /** The host's CR0 as Heki reads it (default 0x80050033). */
   hostCr0?: bigint;
-  /** The host's CR4 as Heki reads it (default abi.DEFAULT_HOST_CR4 = 0x772ef0; LA57 here also makes MSR canonical checks 57-bit). */
+  /** The host's CR4 as Heki reads it (default DEFAULT_HOST_CR4 = 0x772ef0; LA57 here also makes MSR canonical checks 57-bit). */
   hostCr4?: bigint;
   /** The host kernel's cr4_pinned_mask (default by profile: 0xb10800, plus FRED in v3). */
   cr4PinnableMask?: bigint;
@@ -41,6 +41,20 @@ export interface VmOptions {
   /** At most this many vCPUs (default and maximum 64). */
   maxVcpus?: number;
 }
+
+/** The development host's CR0 as Heki reads it with read_cr0(): PG|AM|WP|NE|ET|MP|PE (spec/heki.md §8). */
+export const DEFAULT_HOST_CR0 = 0x80050033n;
+
+/**
+ * The modelled host's CR4 as Heki reads it with __read_cr4() — a typical Intel host running
+ * VMs: PSE|PAE|MCE|PGE|OSFXSR|OSXMMEXCPT|UMIP|VMXE|FSGSBASE|PCIDE|OSXSAVE|SMEP|SMAP|PKE, and
+ * not CET, LA57 or FRED (spec/heki.md §8 assumes SMEP|SMAP|UMIP|FSGSBASE and not CET).
+ * A pinbox model decision; VmOptions.hostCr4 overrides it.
+ */
+export const DEFAULT_HOST_CR4 =
+  abi.X86_CR4_PSE | abi.X86_CR4_PAE | abi.X86_CR4_MCE | abi.X86_CR4_PGE | abi.X86_CR4_OSFXSR | abi.X86_CR4_OSXMMEXCPT |
+  abi.X86_CR4_UMIP | abi.X86_CR4_VMXE | abi.X86_CR4_FSGSBASE | abi.X86_CR4_PCIDE | abi.X86_CR4_OSXSAVE |
+  abi.X86_CR4_SMEP | abi.X86_CR4_SMAP | abi.X86_CR4_PKE; // 0x772ef0
 
 const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus']);
 const CREATE_VM = 'KVM_CREATE_VM';
@@ -76,8 +90,8 @@ export class Kvm {
     const profileName = options.profile ?? this.profile;
     if (!(profileName in HEKI_PROFILES)) throw new KvmError('EINVAL', CREATE_VM, `profile must be 'v2' or 'v3', got ${String(profileName)}`);
     const profile = HEKI_PROFILES[profileName];
-    const hostCr0 = u64Option('hostCr0', options.hostCr0, abi.DEFAULT_HOST_CR0);
-    const hostCr4 = u64Option('hostCr4', options.hostCr4, abi.DEFAULT_HOST_CR4);
+    const hostCr0 = u64Option('hostCr0', options.hostCr0, DEFAULT_HOST_CR0);
+    const hostCr4 = u64Option('hostCr4', options.hostCr4, DEFAULT_HOST_CR4);
     const pinnable = u64Option(
       'cr4PinnableMask',
       options.cr4PinnableMask,

@@ -12,6 +12,11 @@
 import * as abi from '../../protocol/abi.js';
 import type { GuestCpuid } from './cpuid.js';
 
+/** KVM's APIC version (lapic.c APIC_VERSION) */
+export const APIC_VERSION = 0x14;
+/** X2APIC_ICR_RESERVED_BITS: GENMASK(31, 20) | GENMASK(17, 16) | BIT(13) (lapic.c) */
+export const X2APIC_ICR_RESERVED_BITS = 0xfff32000n;
+
 const reg = (offset: number): number => offset >> 4;
 
 /** Registers readable through x2APIC MSRs: kvm_lapic_readable_reg_mask() in x2APIC mode. */
@@ -69,7 +74,7 @@ export class LocalApic {
 
   /** kvm_apic_set_version(): version 0x14, 6 LVT entries, directed EOI for x2APIC guests. */
   private version(): number {
-    return abi.APIC_VERSION | (5 << 16) | (this.cpuid().x2apic ? abi.APIC_LVR_DIRECTED_EOI : 0);
+    return APIC_VERSION | (5 << 16) | (this.cpuid().x2apic ? abi.APIC_LVR_DIRECTED_EOI : 0);
   }
 
   private timerModeMask(): number {
@@ -172,7 +177,7 @@ export class LocalApic {
     if (!this.x2apicMode) return 1;
     const offset = (msr - abi.X2APIC_MSR_FIRST) << 4;
     if (offset === abi.APIC_ICR) {
-      if ((data & abi.X2APIC_ICR_RESERVED_BITS) !== 0n) return 1;
+      if ((data & X2APIC_ICR_RESERVED_BITS) !== 0n) return 1;
       // BUSY is reserved in x2APIC mode; KVM clears it rather than fault.
       this.icr = data & ~BigInt(abi.APIC_ICR_BUSY);
       return 0;

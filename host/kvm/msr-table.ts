@@ -12,8 +12,6 @@
 import {
   KVM_MSR_FILTER_READ,
   KVM_MSR_FILTER_WRITE,
-  KVM_MSR_RET_FILTERED,
-  KVM_MSR_RET_UNSUPPORTED,
   X2APIC_MSR_FIRST,
   X2APIC_MSR_LAST,
 } from '../../protocol/abi.js';
@@ -21,7 +19,7 @@ import { kvmMsrAllowed, type MsrAccessType, type MsrFilter } from './msr-filter.
 import { APIC_MSRS } from './msrs/apic-msrs.js';
 import { EFER_MSR } from './msrs/efer.js';
 import { KVM_PV_MSRS } from './msrs/kvm-pv-msrs.js';
-import type { MsrAccess, MsrHandler, MsrVcpu } from './msrs/msr-vcpu.js';
+import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED, type MsrAccess, type MsrHandler, type MsrVcpu } from './msrs/msr-vcpu.js';
 import { PLATFORM_MSRS } from './msrs/platform-msrs.js';
 import { SYSCALL_MSRS } from './msrs/syscall-msrs.js';
 

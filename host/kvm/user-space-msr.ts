@@ -7,10 +7,9 @@ import {
   KVM_MSR_EXIT_REASON_INVAL,
   KVM_MSR_EXIT_REASON_UNKNOWN,
   KVM_MSR_EXIT_REASON_VALID_MASK,
-  KVM_MSR_RET_FILTERED,
-  KVM_MSR_RET_UNSUPPORTED,
 } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
+import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.js';
 
 /**
  * The new user_space_msr_mask for KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR, args[0]):

@@ -1,7 +1,7 @@
 /**
- * Architectural constants of the core that protocol/abi.ts does not carry (the core's own
- * encodings: paging-structure bits, descriptor types, model parameters). Each names its source.
- * protocol/abi.ts remains the home of everything shared with host/kvm and the SDK.
+ * Architectural constants of the core that protocol/abi/x86-arch.ts does not carry (the core's
+ * own encodings: paging-structure bits, descriptor types, model parameters). Each names its
+ * source. protocol/abi/x86-arch.ts remains the home of everything shared with host/kvm and the SDK.
  */
 
 // Paging-structure entry bits, 4-level paging (SDM vol. 3A §4.5, tables 4-15 .. 4-20).

@@ -8,10 +8,11 @@
 import {
   type Connection, type HelloParams, type HandlerRequest, type HelloReply, ProtocolError, ServerSession,
   type SessionHandler, createMemoryPair, decodeMsgpack, type Exit, type Fault, type Regs, KVM_REGS_FIELDS,
-  DEFAULT_HOST_CR0, HEKI_CR4_PINNABLE_MASK_V2, X86_CR0_WP, X86_CR0_TS, X86_CR4_FSGSBASE, X86_CR4_SMAP, X86_CR4_SMEP,
+  HEKI_CR4_PINNABLE_MASK_V2, X86_CR0_WP, X86_CR0_TS, X86_CR4_FSGSBASE, X86_CR4_SMAP, X86_CR4_SMEP,
   X86_CR4_UMIP, GP_VECTOR, UD_VECTOR,
 } from '../../protocol/index.js';
 import { type ConnectOptions, type Guest, connect } from '../../guest-sdk/index.js';
+import { DEFAULT_HOST_CR0 } from '../../host/kvm/kvm.js';
 
 export interface ScriptedMsr {
   value: bigint;

@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
+import { DEFAULT_HOST_CR0 } from '../../host/kvm/kvm.js';
 import { KvmError } from '../../host/kvm/errors.js';
 import { layout as L } from '../../host/vmm/boot/index.js';
 import { Guest, neg, type GuestOptions, type Outcome } from './guest.js';
@@ -144,7 +145,7 @@ test('case 7, LMSW: with MP pinned (WP|MP), an LMSW that clears MP is one #GP(0)
 });
 
 test('case 7, CLTS: with TS pinned (host CR0 has TS), CLTS is one #GP(0) and TS stays set', (t) => {
-  const g = new Guest({ hostCr0: abi.DEFAULT_HOST_CR0 | TS });
+  const g = new Guest({ hostCr0: DEFAULT_HOST_CR0 | TS });
   const cr0 = g.cr(0);
   t.is(writeCr(g, 0, cr0 | TS).fault, null);
   t.is(lockCr(g, 0n, WP | TS), 0n);
@@ -191,7 +192,7 @@ for (const profile of PROFILES) {
   });
 
   test(`case 8 (${profile}): LMSW and CLTS denials exit too, with the whole CR0 value`, (t) => {
-    const g = new Guest({ profile, hostCr0: abi.DEFAULT_HOST_CR0 | TS });
+    const g = new Guest({ profile, hostCr0: DEFAULT_HOST_CR0 | TS });
     g.vm.enableCap(abi.HEKI_PROFILES[profile].KVM_CAP_HEKI_DENIAL, [CR0_REASON]);
     const cr0 = g.cr(0) | TS;
     t.is(writeCr(g, 0, cr0).fault, null);
@@ -345,5 +346,5 @@ test('case 13: the guest\'s discovery and pin order: version ≥ 1, CR0 WP, then
   const cr4Pins = SMEP | SMAP | abi.X86_CR4_UMIP | abi.X86_CR4_FSGSBASE;
   t.deepEqual(run({}), { rax: 0n, hypercalls: 3, pins: { cr0: WP, cr4: cr4Pins } });
   // A host whose CR0 lacks WP refuses the CR0 pin: the guest stops there.
-  t.deepEqual(run({ hostCr0: abi.DEFAULT_HOST_CR0 & ~WP }), { rax: EINVAL, hypercalls: 2, pins: { cr0: 0n, cr4: 0n } });
+  t.deepEqual(run({ hostCr0: DEFAULT_HOST_CR0 & ~WP }), { rax: EINVAL, hypercalls: 2, pins: { cr0: 0n, cr4: 0n } });
 });

@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
+import { DEFAULT_HOST_CR0, DEFAULT_HOST_CR4 } from '../../host/kvm/kvm.js';
 import { HekiState } from '../../host/kvm/heki.js';
 import { kvmEmulateHypercall, type HypercallRegs } from '../../host/kvm/hypercalls.js';
 import { Kvm } from '../../host/kvm/kvm.js';
@@ -17,7 +18,7 @@ const EINVAL = 0xffff_ffff_ffff_ffean; // -22 as RAX
 const EPERM = 0xffff_ffff_ffff_ffffn; // -1
 
 function heki(configure = 0): HekiState {
-  const h = new HekiState(abi.DEFAULT_HOST_CR0, abi.DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V2);
+  const h = new HekiState(DEFAULT_HOST_CR0, DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V2);
   h.configureExitReason = configure;
   return h;
 }
@@ -29,10 +30,10 @@ function lockCr(h: HekiState, a0: bigint, a1: bigint, a2: bigint, cpl = 0) {
 }
 
 test('the host model matches spec §8: CR0 0x80050033; CR4 has SMEP|SMAP|UMIP|FSGSBASE and not CET', (t) => {
-  t.is(abi.DEFAULT_HOST_CR0, 0x80050033n);
+  t.is(DEFAULT_HOST_CR0, 0x80050033n);
   const want = abi.X86_CR4_SMEP | abi.X86_CR4_SMAP | abi.X86_CR4_UMIP | abi.X86_CR4_FSGSBASE;
-  t.is(abi.DEFAULT_HOST_CR4 & want, want);
-  t.is(abi.DEFAULT_HOST_CR4 & abi.X86_CR4_CET, 0n);
+  t.is(DEFAULT_HOST_CR4 & want, want);
+  t.is(DEFAULT_HOST_CR4 & abi.X86_CR4_CET, 0n);
 });
 
 test('case 1: the version query returns 1, pins nothing, and never asks for a CONFIGURE exit', (t) => {
@@ -124,7 +125,7 @@ test('case 11: pins OR together and no hypercall can clear them', (t) => {
 test('v3: FRED is pinnable only in the v3 mask and is then dropped by a host CR4 without it', (t) => {
   const v2 = heki();
   t.is(lockCr(v2, 4n, abi.X86_CR4_FRED, 0n).rax, EINVAL);
-  const v3 = new HekiState(abi.DEFAULT_HOST_CR0, abi.DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V3);
+  const v3 = new HekiState(DEFAULT_HOST_CR0, DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V3);
   t.is(lockCr(v3, 4n, abi.X86_CR4_FRED, 0n).rax, 0n);
   t.is(v3.pinnedCr4, 0n);
 });

@@ -4,10 +4,11 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
+import { DEFAULT_HOST_CR0, DEFAULT_HOST_CR4 } from '../../host/kvm/kvm.js';
 import { HekiState } from '../../host/kvm/heki.js';
 import { kvmEmulateHypercall } from '../../host/kvm/hypercalls.js';
 
-const heki = (): HekiState => new HekiState(abi.DEFAULT_HOST_CR0, abi.DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V2);
+const heki = (): HekiState => new HekiState(DEFAULT_HOST_CR0, DEFAULT_HOST_CR4, abi.HEKI_CR4_PINNABLE_MASK_V2);
 const regs = (nr: number | bigint, a0 = 0n, a1 = 0n, a2 = 0n) => ({ nr: BigInt(nr), a0, a1, a2, a3: 0n });
 const ENOSYS = BigInt.asUintN(64, -1000n);
 

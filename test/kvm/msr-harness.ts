@@ -5,6 +5,7 @@
  * sets it. It runs no guest code; the RDMSR/WRMSR glue is tested on the real core.
  */
 import * as abi from '../../protocol/abi.js';
+import { KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
 import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from '../../host/kvm/cpuid.js';
 import { LocalApic } from '../../host/kvm/lapic.js';
 import { kvmDoMsrAccess } from '../../host/kvm/msr-table.js';
@@ -95,4 +96,4 @@ export class MsrHarness implements MsrVcpu {
 }
 
 export const INVALID = 1;
-export const UNSUPPORTED = abi.KVM_MSR_RET_UNSUPPORTED;
+export const UNSUPPORTED = KVM_MSR_RET_UNSUPPORTED;

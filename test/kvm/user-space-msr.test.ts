@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
+import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
 import { KvmError } from '../../host/kvm/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
 import { kvmMsrReason, msrUserSpaceExitReason, userSpaceMsrMask } from '../../host/kvm/user-space-msr.js';
@@ -12,8 +13,8 @@ import type { VmArch } from '../../host/kvm/vm-arch.js';
 const I = abi.KVM_MSR_EXIT_REASON_INVAL;
 const U = abi.KVM_MSR_EXIT_REASON_UNKNOWN;
 const F = abi.KVM_MSR_EXIT_REASON_FILTER;
-const FILTERED = abi.KVM_MSR_RET_FILTERED;
-const UNSUPPORTED = abi.KVM_MSR_RET_UNSUPPORTED;
+const FILTERED = KVM_MSR_RET_FILTERED;
+const UNSUPPORTED = KVM_MSR_RET_UNSUPPORTED;
 
 test('the exit reason follows the failure code alone: UNSUPPORTED→UNKNOWN, FILTERED→FILTER, else INVAL', (t) => {
   t.is(kvmMsrReason(UNSUPPORTED), U);

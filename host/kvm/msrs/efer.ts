@@ -1,6 +1,9 @@
 /** IA32_EFER: set_efer() and kvm_valid_efer() in arch/x86/kvm/msrs.c. */
-import { EFER_LMA, EFER_LME, EFER_NXE, EFER_SUPPORTED_BITS, MSR_EFER, X86_CR0_PG } from '../../../protocol/abi.js';
+import { EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, X86_CR0_PG } from '../../../protocol/abi.js';
 import { coreMsr, readCoreMsr, type MsrHandler } from './msr-vcpu.js';
+
+/** EFER bits a VMX host with NX lets a guest set: kvm_init_efer_bits() + kvm_enable_efer_bits(). */
+export const EFER_SUPPORTED_BITS = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 
 /**
  * Bits outside SCE|LME|LMA|NX are refused for everyone. A guest may not set NX without NX

@@ -10,7 +10,7 @@
  */
 import * as abi from '../../../protocol/abi.js';
 import { guestPvHas } from '../cpuid.js';
-import type { MsrAccess, MsrHandler, MsrVcpu, MsrVmState } from './msr-vcpu.js';
+import { KVM_MSR_RET_UNSUPPORTED, type MsrAccess, type MsrHandler, type MsrVcpu, type MsrVmState } from './msr-vcpu.js';
 
 type PvField = 'systemTime' | 'asyncPfEn' | 'asyncPfInt' | 'stealTime' | 'pvEoi' | 'pollControl';
 
@@ -30,12 +30,12 @@ function pvMsr(feature: number, field: PvField, check: (v: MsrVcpu, a: MsrAccess
   return {
     advertised: true,
     get(v, a) {
-      if (!pvHas(v, feature)) return abi.KVM_MSR_RET_UNSUPPORTED;
+      if (!pvHas(v, feature)) return KVM_MSR_RET_UNSUPPORTED;
       a.data = v.msrState[field];
       return 0;
     },
     set(v, a) {
-      if (!pvHas(v, feature)) return abi.KVM_MSR_RET_UNSUPPORTED;
+      if (!pvHas(v, feature)) return KVM_MSR_RET_UNSUPPORTED;
       const r = check(v, a);
       if (r === 0) v.msrState[field] = a.data;
       return r;
@@ -48,12 +48,12 @@ function wallClockMsr(feature: number): MsrHandler {
   return {
     advertised: true,
     get(v, a) {
-      if (!pvHas(v, feature)) return abi.KVM_MSR_RET_UNSUPPORTED;
+      if (!pvHas(v, feature)) return KVM_MSR_RET_UNSUPPORTED;
       a.data = v.vm.wallClock;
       return 0;
     },
     set(v, a) {
-      if (!pvHas(v, feature)) return abi.KVM_MSR_RET_UNSUPPORTED;
+      if (!pvHas(v, feature)) return KVM_MSR_RET_UNSUPPORTED;
       v.vm.wallClock = a.data;
       writeWallClock(v.vm, a.data);
       return 0;
@@ -99,12 +99,12 @@ export const KVM_PV_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
   [abi.MSR_KVM_ASYNC_PF_ACK, {
     advertised: true,
     get(v, a) {
-      if (!pvHas(v, abi.KVM_FEATURE_ASYNC_PF_INT)) return abi.KVM_MSR_RET_UNSUPPORTED;
+      if (!pvHas(v, abi.KVM_FEATURE_ASYNC_PF_INT)) return KVM_MSR_RET_UNSUPPORTED;
       a.data = 0n;
       return 0;
     },
     set(v) {
-      return pvHas(v, abi.KVM_FEATURE_ASYNC_PF_INT) ? 0 : abi.KVM_MSR_RET_UNSUPPORTED;
+      return pvHas(v, abi.KVM_FEATURE_ASYNC_PF_INT) ? 0 : KVM_MSR_RET_UNSUPPORTED;
     },
   }],
   [abi.MSR_KVM_STEAL_TIME, pvMsr(abi.KVM_FEATURE_STEAL_TIME, 'stealTime', (_v, a) => (a.data & abi.KVM_STEAL_RESERVED_MASK ? 1 : 0))],

@@ -13,6 +13,15 @@ import type { PhysicalMemory } from '../../x86/memory.js';
 import type { GuestCpuid } from '../cpuid.js';
 import type { LocalApic } from '../lapic.js';
 
+// KVM's internal MSR return codes (arch/x86/kvm/x86.h): they never reach user space as such;
+// kvm_msr_reason() turns them into an exit reason.
+
+/** "The MSR isn't supported, either because it is completely unknown to KVM, or because the
+ * MSR should not exist according to the vCPU model" → KVM_MSR_EXIT_REASON_UNKNOWN. */
+export const KVM_MSR_RET_UNSUPPORTED = 2;
+/** "Access to the MSR is denied by a userspace MSR filter" → KVM_MSR_EXIT_REASON_FILTER. */
+export const KVM_MSR_RET_FILTERED = 3;
+
 /** `struct msr_data`: one access, reused across accesses (no allocation per MSR). */
 export interface MsrAccess {
   index: number;

@@ -4,7 +4,7 @@
  * vmx_{set,get}_msr().
  */
 import * as abi from '../../../protocol/abi.js';
-import { commitCoreMsr, coreMsr, readCoreMsr, type MsrAccess, type MsrHandler, type MsrVcpu } from './msr-vcpu.js';
+import { commitCoreMsr, coreMsr, KVM_MSR_RET_UNSUPPORTED, readCoreMsr, type MsrAccess, type MsrHandler, type MsrVcpu } from './msr-vcpu.js';
 
 type StateField = 'pat' | 'miscEnable' | 'powerCtl' | 'specCtrl' | 'xss';
 
@@ -95,7 +95,7 @@ export const PLATFORM_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
   // Write-only: a read falls through to "unknown" as in kvm_get_msr_common().
   [abi.MSR_IA32_FLUSH_CMD, {
     advertised: false,
-    get: () => abi.KVM_MSR_RET_UNSUPPORTED,
+    get: () => KVM_MSR_RET_UNSUPPORTED,
     set(v, a) {
       if (!a.hostInitiated && !v.cpuid.flushL1d) return 1;
       return a.data & ~abi.L1D_FLUSH ? 1 : 0;
@@ -105,5 +105,5 @@ export const PLATFORM_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
    * XSS with no XSAVES in the guest model (pinbox has none): KVM's own asymmetry — a guest
    * read is INVAL (returns 1), any write is UNSUPPORTED (UNKNOWN), spec/msr-filter.md §3.
    */
-  [abi.MSR_IA32_XSS, kvmMsr(false, 'xss', () => abi.KVM_MSR_RET_UNSUPPORTED, (_v, a) => a.hostInitiated)],
+  [abi.MSR_IA32_XSS, kvmMsr(false, 'xss', () => KVM_MSR_RET_UNSUPPORTED, (_v, a) => a.hostInitiated)],
 ];

@@ -9,7 +9,7 @@
  * then answer user-space MSR exits with `new EmulatedMsrs(policy.msrHandlers, policy.vcpus)` and
  * Heki denial exits per `policy.onDenial`. The shapes mirror the KVM model's inputs (host/kvm)
  * without importing it: `msrFilter` is struct kvm_msr_filter exactly, caps are KVM_ENABLE_CAP
- * arguments with the numbers of protocol/abi.ts.
+ * arguments with the numbers of protocol/abi.
  */
 import type { HekiProfileName } from '../../../protocol/abi.js';
 import type { GuestCpuidSettings } from './guest-cpuid.js';
