@@ -8,7 +8,7 @@
  * - InvalidArgumentError: the caller's arguments cannot form a request (nothing was sent).
  */
 import { type ErrorCode, type Exit, type Fault, ProtocolError, RemoteError } from '../protocol/index.js';
-import { describeFault } from './exceptions.js';
+import { describeFault } from '../protocol/notation.js';
 
 /** A guest exception raised by an operation that has no fault-returning form in use. */
 export class GuestFault extends Error {

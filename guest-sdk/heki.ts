@@ -9,7 +9,7 @@ import {
 } from '../protocol/index.js';
 import { type U64, cplOption, hex, oneOfArgument, optionsArgument, u64Argument } from './arguments.js';
 import { GuestFault, InvalidArgumentError } from './errors.js';
-import { describeFault } from './exceptions.js';
+import { describeFault } from '../protocol/notation.js';
 import type { GuestOperations } from './guest-operations.js';
 import { type KvmErrno, asSigned, kvmErrno } from './hypercall-return.js';
 import type { HypercallOptions } from './operations.js';

@@ -19,7 +19,7 @@ export type {
   CpuidResult, ExecOptions, ExecRegs, ExecResult, HypercallArgs, HypercallOptions, SafeResult,
 } from './operations.js';
 export { GuestFault, HostError, type HostErrorCode, InvalidArgumentError } from './errors.js';
-export { describeFault, exceptionName } from './exceptions.js';
+export { describeFault, exceptionName } from '../protocol/notation.js';
 export { type KvmErrno, asSigned, kvmErrno } from './hypercall-return.js';
 export type {
   Heki, HekiCallOptions, HekiLockCall, HekiLockDownOptions, HekiLockDownReport, HekiVersion, LockCrResult,

@@ -1,5 +1,6 @@
 /** pinbox/protocol: the wire contract and ABI constants shared by the host and the guest SDK. */
 export * from './abi.js';
+export { describeFault, exceptionName } from './notation.js';
 export { PROTOCOL_VERSION } from './version.js';
 export * from './limits.js';
 export { ERROR_CODES, type ErrorCode, ProtocolError, RemoteError, type ProtocolErrorDetails, toProtocolError } from './errors.js';

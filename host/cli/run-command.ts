@@ -10,9 +10,7 @@ import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
 import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
-// The CLI is the application that composes both halves (the demo runs an SDK guest): it is the
-// one place in host/ that uses the guest SDK; host/vmm and pinbox/host never do.
-import { describeFault } from '../../guest-sdk/exceptions.js';
+import { describeFault } from '../../protocol/notation.js';
 import { eventJson, eventText, hex, jsonLine, registerTable, type Output } from './output.js';
 
 /** What `run` prints: everything but the two events every intercept and every exit make. */

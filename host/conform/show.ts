@@ -3,25 +3,16 @@
  * exit-reason bits by their kernel names (Heki numbers per profile), faults as "#GP(0)".
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
+import { describeFault } from '../../protocol/notation.js';
 import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS, nameOf } from './abi-names.js';
 import { hex } from './integers.js';
 import type { ExpectedExit } from './model.js';
 import type { Shown } from './results.js';
 import type { TargetExit } from './target.js';
 
-/** Mnemonics of the architectural exception vectors (SDM vol. 3A table 6-1). */
-const VECTOR_NAMES: Readonly<Record<number, string>> = {
-  0: 'DE', 1: 'DB', 2: 'NMI', 3: 'BP', 4: 'OF', 5: 'BR', 6: 'UD', 7: 'NM', 8: 'DF', 10: 'TS', 11: 'NP',
-  12: 'SS', 13: 'GP', 14: 'PF', 16: 'MF', 17: 'AC', 18: 'MC', 19: 'XM', 20: 'VE', 21: 'CP',
-};
-
-/** "#GP(0)", "#UD", "vector 0x81"; "no fault" for undefined. */
+/** "#GP(0)", "#UD", "vector 0x81" (protocol/notation.ts); "no fault" for undefined. */
 export function showFault(fault: { readonly vector: number; readonly errorCode: number | undefined } | undefined): string {
-  if (fault === undefined) return 'no fault';
-  const name = VECTOR_NAMES[fault.vector];
-  const base = name === undefined ? `vector ${hex(fault.vector)}` : `#${name}`;
-  if (fault.errorCode === undefined) return base;
-  return `${base}(${fault.errorCode === 0 ? '0' : hex(fault.errorCode)})`;
+  return fault === undefined ? 'no fault' : describeFault(fault);
 }
 
 export function showReason(profile: HekiProfileName, reason: number): Shown {

@@ -10,18 +10,18 @@ import {
 } from '../../guest-sdk/index.js';
 import { connectedGuest } from './scripted-host.js';
 
-test('exception names follow SDM Table 6-1; faults read #GP(0), #PF(0x1b), #UD', (t) => {
+test('exception names follow SDM Table 6-1; faults read #GP(0), #PF(0x1b), #UD, numbers in hex as in the kernel\'s trace', (t) => {
   const expected: [number, string][] = [
     [0, '#DE'], [1, '#DB'], [2, 'NMI'], [3, '#BP'], [4, '#OF'], [5, '#BR'], [6, '#UD'], [7, '#NM'], [8, '#DF'],
     [10, '#TS'], [11, '#NP'], [12, '#SS'], [13, '#GP'], [14, '#PF'], [16, '#MF'], [17, '#AC'], [18, '#MC'],
     [19, '#XM'], [20, '#VE'], [21, '#CP'],
   ];
   for (const [vector, name] of expected) t.is(exceptionName(vector), name);
-  t.is(exceptionName(9), 'vector 9', 'coprocessor segment overrun has no mnemonic');
-  t.is(exceptionName(32), 'vector 32');
+  t.is(exceptionName(9), 'vector 0x9', 'coprocessor segment overrun has no mnemonic');
+  t.is(exceptionName(32), 'vector 0x20');
   t.is(describeFault({ vector: 13, errorCode: 0 }), '#GP(0)');
   t.is(describeFault({ vector: 14, errorCode: 0x1b }), '#PF(0x1b)');
-  t.is(describeFault({ vector: 8, errorCode: 9 }), '#DF(9)');
+  t.is(describeFault({ vector: 8, errorCode: 9 }), '#DF(0x9)', 'one format everywhere: hex, as conformance reports write it');
   t.is(describeFault({ vector: 6 }), '#UD');
 });
 
