@@ -4,11 +4,9 @@
  * (host/conform/remote), with --token. Another target can be put in place with
  * registerConformTarget().
  */
-import type { ParsedCommand } from './args.js';
 import { formatEndpoint } from '../../protocol/transports/endpoint.js';
-import { conform, conformOptions, type TargetFactory } from '../conform/index.js';
-import { remoteTarget } from '../conform/remote/index.js';
-import { inProcessTarget } from '../vmm/conformance-target.js';
+import { conform, inProcessTarget, remoteTarget, type ConformOptions, type ReporterName, type TargetFactory } from '../conform/index.js';
+import type { ParsedCommand } from './args.js';
 import type { Output } from './output.js';
 
 /** Where the scenarios that come with pinbox are, from the package root. */
@@ -19,6 +17,19 @@ let createTarget: TargetFactory = async (host) =>
 
 export function registerConformTarget(factory: TargetFactory): void {
   createTarget = factory;
+}
+
+/** The options of a parsed `pinbox conform` command line. */
+export function conformOptions(parsed: ParsedCommand, defaultPaths: readonly string[]): ConformOptions {
+  const endpoint = parsed.endpoint('host');
+  const token = parsed.string('token');
+  return {
+    paths: parsed.operands.map(String),
+    defaultPaths,
+    reporter: (parsed.string('reporter') ?? 'pretty') as ReporterName,
+    list: parsed.flag('list'),
+    ...(endpoint !== undefined && token !== undefined && { host: { endpoint, token } }),
+  };
 }
 
 export function conformCommand(args: ParsedCommand, io: Output): Promise<number> {

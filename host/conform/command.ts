@@ -1,6 +1,6 @@
 /**
  * `pinbox conform [FILES|DIRS…] [--host URL --token T] [--reporter pretty|tap|json|junit] [--list]`
- * (the options are parsed by host/cli/args.ts with the spec in host/cli/commands.ts).
+ * (the command line is parsed by host/cli, which hands the options to conform()).
  *
  * Exit codes: 0 when every scenario passed (with --list: when every file is a valid scenario);
  * 1 when any failed or was malformed, when there were no scenarios at all (a run that checks
@@ -10,7 +10,7 @@
  * The targets themselves come from the caller (`createTarget`): the in-process one without
  * --host, the remote one with it. See target.ts for what they must do.
  */
-import type { Endpoint, ParsedCommand } from '../cli/args.js';
+import type { Endpoint } from '../../protocol/transports/endpoint.js';
 import { discoverScenarioFiles } from './discover.js';
 import { createReporter, type ReportOutput, type ReporterName } from './reporters/index.js';
 import { summarise } from './results.js';
@@ -81,17 +81,4 @@ export async function conform(options: ConformOptions, io: ConformIo, createTarg
   } finally {
     await target.close();
   }
-}
-
-/** The options of a parsed `pinbox conform` command line. */
-export function conformOptions(parsed: ParsedCommand, defaultPaths: readonly string[]): ConformOptions {
-  const endpoint = parsed.endpoint('host');
-  const token = parsed.string('token');
-  return {
-    paths: parsed.operands.map(String),
-    defaultPaths,
-    reporter: (parsed.string('reporter') ?? 'pretty') as ReporterName,
-    list: parsed.flag('list'),
-    ...(endpoint !== undefined && token !== undefined && { host: { endpoint, token } }),
-  };
 }

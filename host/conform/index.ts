@@ -13,5 +13,6 @@ export { runScenario, type RunOptions } from './run-scenario.js';
 export { loadScenario, malformedResult, runSuite, type SuiteObserver } from './runner.js';
 export { discoverScenarioFiles } from './discover.js';
 export { createReporter, jsonLine, junitXml, REPORTER_NAMES, type ReportOutput, type Reporter, type ReporterName } from './reporters/index.js';
-export { conform, conformOptions, EXIT_FAILED, EXIT_PASSED, type ConformIo, type ConformOptions, type TargetFactory } from './command.js';
+export { conform, EXIT_FAILED, EXIT_PASSED, type ConformIo, type ConformOptions, type TargetFactory } from './command.js';
+export { inProcessTarget } from './in-process-target.js';
 export { remoteTarget, type RemoteTargetOptions } from './remote/index.js';

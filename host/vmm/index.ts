@@ -21,4 +21,3 @@ export { ControlToken } from './server/control-token.js';
 export { SERVER_NAME } from './server/guest-endpoint.js';
 export { VMM_EVENTS } from './server/control-endpoint.js';
 export { takeSnapshot, restoreSnapshot } from './snapshot.js';
-export { inProcessTarget } from './conformance-target.js';

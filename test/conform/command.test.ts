@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCommandLine } from '../../host/cli/args.js';
 import { PINBOX } from '../../host/cli/commands.js';
-import { conform, conformOptions, discoverScenarioFiles, type ConformOptions, type ScenarioTarget } from '../../host/conform/index.js';
+import { conform, discoverScenarioFiles, type ConformOptions, type ScenarioTarget } from '../../host/conform/index.js';
+import { conformOptions } from '../../host/cli/conform-hook.js';
 import { scenarioWith } from './samples.js';
 import { ScriptedTarget } from './scripted-target.js';
 

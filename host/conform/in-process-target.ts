@@ -6,16 +6,16 @@
  * lowered to the real instruction on the boot image — with each user-space exit recorded as
  * KVM_RUN returned it and answered as the scenario says.
  */
+import type { Machine } from '../vmm/machine.js';
+import { parsePolicy } from '../vmm/policy/index.js';
+import type { MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
+import { restoreSnapshot, takeSnapshot } from '../vmm/snapshot.js';
+import { Vmm } from '../vmm/vmm.js';
+import { guestOutcome, wireGuestRequest } from './guest-wire.js';
 import type {
   GuestOutcome, GuestRequest as TargetRequest, ScenarioTarget, TargetExit, TargetVm,
-} from '../conform/target.js';
-import { guestOutcome, wireGuestRequest } from '../conform/guest-wire.js';
-import { scenarioPolicy, type ScenarioVm } from '../conform/vm-block.js';
-import type { Machine } from './machine.js';
-import { parsePolicy } from './policy/index.js';
-import type { MsrExitChoice, UserSpaceExit } from './run/user-space-exit.js';
-import { restoreSnapshot, takeSnapshot } from './snapshot.js';
-import { Vmm } from './vmm.js';
+} from './target.js';
+import { scenarioPolicy, type ScenarioVm } from './vm-block.js';
 
 const CONTROL_REGISTERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8'] as const;
 
