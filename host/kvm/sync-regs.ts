@@ -24,7 +24,7 @@
  */
 import { KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { Regs, Sregs } from '../x86/state.js';
+import type { Regs, Sregs } from './regs.js';
 import { KvmError } from './errors.js';
 import type { KvmRun } from './exits.js';
 import { U64_MAX } from './u64.js';

@@ -8,6 +8,7 @@
  */
 
 export interface TracepointEvents {
+  /** exit_reason: the VMX basic exit reason's name (vmx-exit-reasons.ts), as trace.h prints it. */
   kvm_exit: { vcpu_id: number; exit_reason: string; guest_rip: bigint };
   kvm_userspace_exit: { vcpu_id: number; reason: number; errno: number };
   kvm_msr: { vcpu_id: number; write: boolean; ecx: number; data: bigint; exception: boolean };

@@ -13,7 +13,7 @@ import {
   X86_CR0_ET,
   X86_CR0_NW,
 } from '../../protocol/abi.js';
-import type { Segment } from '../x86/state.js';
+import type { Segment } from './regs.js';
 import { kvmCpuid } from './cpuid.js';
 import { commitCoreMsr } from './msrs/msr-vcpu.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';

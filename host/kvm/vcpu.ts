@@ -7,7 +7,7 @@
 import { EXIT_REASON_INVALID_STATE, KVM_CAP_ENFORCE_PV_FEATURE_CPUID, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { Intercept } from '../x86/intercept.js';
-import type { Regs, Sregs } from '../x86/state.js';
+import type { Regs, Sregs } from './regs.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from './cpuid.js';
 import { KvmError } from './errors.js';
@@ -24,6 +24,7 @@ import { Completion, VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import type { VmArch } from './vm-arch.js';
+import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
 
 /** An MSR for KVM_GET_MSRS / KVM_SET_MSRS (`struct kvm_msr_entry`). */
 export interface MsrEntry {
@@ -100,7 +101,7 @@ export class Vcpu {
       // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
       remaining -= Math.max(1, cpu.instructionsRetired - before);
       v.stat.exits++;
-      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: intercept.kind, guest_rip: cpu.getRip() });
+      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
       let toUser: boolean;
       try {
         toUser = this.handleIntercept(intercept);

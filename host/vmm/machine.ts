@@ -28,7 +28,7 @@ import type { HekiSnapshot } from '../kvm/heki.js';
 import type { MsrFilterSpec } from '../kvm/msr-filter.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../x86/memory.js';
-import type { Regs, Segment, Sregs } from '../x86/state.js';
+import type { Regs, Segment, Sregs } from '../kvm/regs.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
 import type { EventLog } from './events/index.js';

@@ -17,7 +17,7 @@ import { EMULATED_MSRS } from '../kvm/msr-table.js';
 import type { HekiSnapshot } from '../kvm/heki.js';
 import type { MsrFilterSpec } from '../kvm/msr-filter.js';
 import type { MsrEntry } from '../kvm/vcpu.js';
-import type { Regs, Sregs } from '../x86/state.js';
+import type { Regs, Sregs } from '../kvm/regs.js';
 import type { Machine } from './machine.js';
 
 const FORMAT = 'pinbox-snapshot';

@@ -29,7 +29,7 @@ import { applyControls, setCr0, setCr3, setCr4, setEfer } from './mmu/controls.j
 import { flushTlb, syncCodeFrames, updateTlbContext } from './mmu/tlb.js';
 import { ACC_FETCH, ACC_READ, ACC_WRITE, walk } from './mmu/walk.js';
 import { loadSegment, setSegmentBase } from './segments.js';
-import { GPR_NAMES, SEGMENT_NAMES, type Regs, type Segment, type Sregs } from './state.js';
+import { GPR_NAMES, SEGMENT_NAMES, type GeneralRegisters, type Segment, type SystemRegisters } from './state.js';
 import { toBigInt } from './registers.js';
 
 const BUDGET_SPENT: Intercept = Object.freeze({ kind: 'budget' as const });
@@ -147,15 +147,15 @@ export class Cpu extends CpuCore implements GuestCpu {
   // Registers
   // -------------------------------------------------------------------------------------------
 
-  getRegs(): Regs {
-    const r = {} as Regs;
+  getRegs(): GeneralRegisters {
+    const r = {} as GeneralRegisters;
     for (let k = 0; k < 16; k++) r[GPR_NAMES[k]!] = toBigInt(this.lo[k]!, this.hi[k]!);
     r.rip = this.getRip();
     r.rflags = this.getRflags();
     return r;
   }
 
-  setRegs(regs: Regs): void {
+  setRegs(regs: GeneralRegisters): void {
     for (let k = 0; k < 16; k++) {
       const v = regs[GPR_NAMES[k]!];
       if (typeof v !== 'bigint') throw new TypeError(`setRegs: ${GPR_NAMES[k]} must be a bigint`);
@@ -221,7 +221,7 @@ export class Cpu extends CpuCore implements GuestCpu {
   // Segments, descriptor tables, control registers
   // -------------------------------------------------------------------------------------------
 
-  getSregs(): Sregs {
+  getSregs(): SystemRegisters {
     const s = this.seg;
     return {
       es: copySegment(s[0]!), cs: copySegment(s[1]!), ss: copySegment(s[2]!),
@@ -234,7 +234,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     };
   }
 
-  setSregs(sregs: Sregs): void {
+  setSregs(sregs: SystemRegisters): void {
     for (const n of SEGMENT_NAMES) validateSegment(sregs[n], n);
     validateSegment(sregs.tr, 'tr');
     validateSegment(sregs.ldt, 'ldt');

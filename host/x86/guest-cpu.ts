@@ -1,6 +1,6 @@
 import type { Intercept } from './intercept.js';
 import type { PhysicalMemory } from './memory.js';
-import type { Regs, Sregs } from './state.js';
+import type { GeneralRegisters, SystemRegisters } from './state.js';
 
 /** Control registers that MOV to/from CR can name in 64-bit mode. */
 export type ControlRegister = 0 | 2 | 3 | 4 | 8;
@@ -32,16 +32,16 @@ export interface GuestCpu {
    */
   run(budget: number): Intercept;
 
-  /** KVM_GET_REGS / KVM_SET_REGS. */
-  getRegs(): Regs;
-  setRegs(regs: Regs): void;
+  /** The general registers, RIP and RFLAGS (what KVM_GET_REGS / KVM_SET_REGS read and load). */
+  getRegs(): GeneralRegisters;
+  setRegs(regs: GeneralRegisters): void;
   /**
-   * KVM_GET_SREGS / KVM_SET_SREGS: loads segment caches, descriptor tables, CRs and EFER as
-   * given, without architectural checks (the host is trusted), flushes the TLB, and takes the
-   * CPL from SS.DPL as VMX does (vmx_get_cpl()).
+   * The system registers (what KVM_GET_SREGS / KVM_SET_SREGS read and load): loads segment
+   * caches, descriptor tables, CRs and EFER as given, without architectural checks (the host is
+   * trusted), flushes the TLB, and takes the CPL from SS.DPL as VMX does (vmx_get_cpl()).
    */
-  getSregs(): Sregs;
-  setSregs(sregs: Sregs): void;
+  getSregs(): SystemRegisters;
+  setSregs(sregs: SystemRegisters): void;
 
   readGpr(index: number): bigint;
   writeGpr(index: number, value: bigint): void;

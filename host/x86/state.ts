@@ -1,12 +1,13 @@
 /**
- * Architectural register state as a hypervisor sees it, in the shapes of KVM's
- * `struct kvm_regs`, `struct kvm_sregs` and `struct kvm_segment` (arch/x86/include/uapi/asm/kvm.h).
- * 64-bit quantities are bigint here, at the edge of the core; inside, the core keeps its own
- * fast representation.
+ * The CPU's architectural register state as a hypervisor reads and loads it — the part a VMX
+ * guest-state area holds (Intel SDM vol. 3C, "Guest-State Area"; vol. 1 §3.4 for the general
+ * registers, vol. 3A §3.4.3 for the segment registers and their descriptor caches). 64-bit
+ * quantities are bigint here, at the edge of the core; inside, the core keeps its own fast
+ * representation. KVM's ioctl structs over this state are host/kvm's (host/kvm/regs.ts).
  */
 
-/** `struct kvm_regs` */
-export interface Regs {
+/** The general-purpose registers, RIP and RFLAGS. */
+export interface GeneralRegisters {
   rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
   rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
   r8: bigint; r9: bigint; r10: bigint; r11: bigint;
@@ -21,7 +22,7 @@ export const GPR_NAMES = [
 ] as const;
 export type GprName = (typeof GPR_NAMES)[number];
 
-/** `struct kvm_segment`: a selector plus the descriptor cache loaded from it. */
+/** A segment register: the selector plus the descriptor cache loaded from it. */
 export interface Segment {
   base: bigint;
   limit: number;
@@ -42,14 +43,14 @@ export interface Segment {
   unusable: boolean;
 }
 
-/** `struct kvm_dtable` */
+/** GDTR or IDTR. */
 export interface DescriptorTable {
   base: bigint;
   limit: number;
 }
 
-/** `struct kvm_sregs` (minus the interrupt bitmap: pinbox models no external interrupts). */
-export interface Sregs {
+/** The system registers: segment registers, TR, LDTR, GDTR, IDTR, CR0–CR4, CR8, EFER, IA32_APIC_BASE. */
+export interface SystemRegisters {
   cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
   tr: Segment; ldt: Segment;
   gdt: DescriptorTable;

@@ -18,7 +18,7 @@ import { Kvm, type KvmOptions, type VmOptions } from '../../host/kvm/kvm.js';
 import type { Vm } from '../../host/kvm/vm.js';
 import type { Vcpu } from '../../host/kvm/vcpu.js';
 import type { VcpuExit, VcpuExitReason } from '../../host/kvm/exits.js';
-import type { Regs } from '../../host/x86/state.js';
+import type { Regs } from '../../host/kvm/regs.js';
 import { disassembleText } from '../support/disassemble.js';
 
 export interface GuestOptions extends VmOptions {

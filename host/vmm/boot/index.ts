@@ -12,7 +12,7 @@
  * STAR/LSTAR/SFMASK themselves (STAR as Linux would: see layout.ts SELECTORS).
  */
 import type { PhysicalMemory } from '../../x86/memory.js';
-import type { Regs, Segment, Sregs } from '../../x86/state.js';
+import type { Regs, Segment, Sregs } from '../../kvm/regs.js';
 import {
   EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_IA32_APICBASE_BSP, MSR_IA32_APICBASE_ENABLE,
   X86_CR0_AM, X86_CR0_ET, X86_CR0_MP, X86_CR0_NE, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP,

@@ -9,7 +9,7 @@
  * stack; RFLAGS: 0x2), so that an exec's outcome depends on its code and inputs only.
  */
 import { copyRegs } from '../../kvm/sync-regs.js';
-import type { Regs } from '../../x86/state.js';
+import type { Regs } from '../../kvm/regs.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import { GPR_NAMES } from '../../x86/state.js';
 import type { BootLayout } from '../boot/index.js';

@@ -10,26 +10,7 @@
  * is in the log whichever path it took.
  */
 import type { Tracepoints, TracepointEvents, TracepointName } from '../../kvm/tracepoints.js';
-import type { InterceptKind } from '../../x86/intercept.js';
 import type { EventLog, EventName } from '../events/index.js';
-
-/** The VMX basic exit reason names the kernel prints in kvm_exit, per core intercept. */
-const VMX_EXIT_NAMES: Readonly<Record<InterceptKind, string>> = {
-  mov_to_cr: 'CR_ACCESS',
-  mov_from_cr: 'CR_ACCESS',
-  clts: 'CR_ACCESS',
-  lmsw: 'CR_ACCESS',
-  rdmsr: 'MSR_READ',
-  wrmsr: 'MSR_WRITE',
-  hypercall: 'VMCALL',
-  cpuid: 'CPUID',
-  hlt: 'HLT',
-  io: 'IO_INSTRUCTION',
-  exception: 'EXCEPTION_NMI',
-  triple_fault: 'TRIPLE_FAULT',
-  budget: 'EXTERNAL_INTERRUPT',
-  invalid_guest_state: 'INVALID_STATE',
-};
 
 /** Tracepoints with an event of the same name in the catalogue. */
 const MIRRORED = ['kvm_exit', 'kvm_userspace_exit', 'kvm_msr', 'kvm_cr', 'kvm_hypercall', 'kvm_pio', 'kvm_inj_exception'] as const;
@@ -98,7 +79,7 @@ export class TracepointBridge {
       case 'kvm_exit':
         return tp.on('kvm_exit', (e) => {
           this.rips[e.vcpu_id] = e.guest_rip;
-          this.mirror('kvm_exit', e.vcpu_id, { exit_reason: VMX_EXIT_NAMES[e.exit_reason as InterceptKind] ?? e.exit_reason });
+          this.mirror('kvm_exit', e.vcpu_id, { exit_reason: e.exit_reason });
         });
       case 'kvm_userspace_exit':
         return tp.on('kvm_userspace_exit', (e) =>

@@ -30,7 +30,7 @@ import type { KvmRun } from '../../kvm/exits.js';
 import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
-import type { Regs } from '../../x86/state.js';
+import type { Regs } from '../../kvm/regs.js';
 import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
 import { kernelStackTop } from '../boot/layout.js';
 import { pushesErrorCode } from '../boot/stubs.js';
