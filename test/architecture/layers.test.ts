@@ -1,0 +1,153 @@
+/**
+ * The layering of docs/architecture.md, as data, held against every import in the repository.
+ * This table is the source of truth for which layer may import which: docs/architecture.md
+ * describes it, and this test fails when the code does otherwise.
+ *
+ * Imports only go down — cli → conform → vmm → kvm → x86 — and any layer may skip down past
+ * another. Everything may use protocol, except the CPU, which takes only the architecture's own
+ * numbers. guest-sdk imports only protocol; nothing under host/ imports guest-sdk. Tests may use
+ * anything. Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
+ * protocol/index.ts, a folder's index.ts) counts as an import of the file that defines it.
+ */
+import test from 'ava';
+import { build } from 'esbuild';
+import { definingFile, importsOf, repoPath, typeScriptFiles, type ImportRef } from './imports.js';
+
+interface Layer {
+  /** The files of the layer: a folder (ending in '/') or a file. The longest match wins. */
+  readonly files: readonly string[];
+  /** The layers it may import, besides itself. */
+  readonly mayImport: readonly LayerName[];
+}
+
+type LayerName =
+  | 'x86 architecture' | 'protocol' | 'guest-sdk'
+  | 'host/x86' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
+  | 'examples' | 'test';
+
+const BELOW_VMM: readonly LayerName[] = ['host/kvm', 'host/x86', 'protocol', 'x86 architecture'];
+
+const LAYERS: Readonly<Record<LayerName, Layer>> = {
+  /** The processor's own numbers (CR/EFER/RFLAGS bits, vectors, MSRs, CPUID bits): facts of the
+   * architecture, which every layer may use, the CPU included. */
+  'x86 architecture': { files: ['protocol/abi/x86-arch.ts'], mayImport: [] },
+  /** The wire contract and the ABI numbers: it imports nothing of ours. */
+  'protocol': { files: ['protocol/'], mayImport: ['x86 architecture'] },
+  /** The guest side speaks only the protocol. */
+  'guest-sdk': { files: ['guest-sdk/'], mayImport: ['protocol', 'x86 architecture'] },
+  /** "The hardware": nothing above it, and of protocol only the architecture's numbers — not the
+   * KVM API, not Heki, not the wire. */
+  'host/x86': { files: ['host/x86/'], mayImport: ['x86 architecture'] },
+  /** "The kernel": the CPU below it and the ABI; never the VMM, conform or the CLI. */
+  'host/kvm': { files: ['host/kvm/'], mayImport: ['host/x86', 'protocol', 'x86 architecture'] },
+  /** "User space": the KVM API and what it carries (the CPU's register shapes and memory). */
+  'host/vmm': { files: ['host/vmm/'], mayImport: BELOW_VMM },
+  /** Conformance scenarios and their targets, over the VMM. */
+  'host/conform': { files: ['host/conform/'], mayImport: ['host/vmm', ...BELOW_VMM] },
+  /**
+   * The `pinbox` command, on top of everything. DECISION: it may also import examples/, for one
+   * reason — `pinbox demo` is the hardened-guest example (examples/harden.ts) run in this process,
+   * so the command shows exactly the code a reader finds in examples/. That is the one door by
+   * which host/ reaches the guest SDK (the example is a guest), and it opens only here; nothing
+   * else under host/ may import examples/ or guest-sdk/.
+   */
+  'host/cli': { files: ['host/cli/', 'host/cli.ts'], mayImport: ['host/conform', 'host/vmm', ...BELOW_VMM, 'examples'] },
+  /** The pinbox/host entry point: the core, KVM and the VMM, not the runner or the command. */
+  'pinbox/host': { files: ['host/index.ts'], mayImport: ['host/vmm', ...BELOW_VMM] },
+  /** Runnable guests and their hosts: anything but the tests (an example runs from dist/
+   * without test/) and the command (which imports the examples). */
+  'examples': {
+    files: ['examples/'],
+    mayImport: ['guest-sdk', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host'],
+  },
+  /** Tests may use anything. */
+  'test': {
+    files: ['test/'],
+    mayImport: ['guest-sdk', 'host/cli', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host', 'examples'],
+  },
+};
+
+/** The folders the layers cover; every .ts file in them must belong to a layer. */
+const ROOTS = ['protocol', 'guest-sdk', 'host', 'examples', 'test'];
+
+function layerOf(file: string): LayerName | undefined {
+  let best: { name: LayerName; length: number } | undefined;
+  for (const [name, layer] of Object.entries(LAYERS) as [LayerName, Layer][]) {
+    for (const prefix of layer.files) {
+      const hit = prefix.endsWith('/') ? file.startsWith(prefix) : file === prefix;
+      if (hit && (best === undefined || prefix.length > best.length)) best = { name, length: prefix.length };
+    }
+  }
+  return best?.name;
+}
+
+const files = typeScriptFiles(ROOTS);
+const imports = new Map<string, ImportRef[]>(files.map((f) => [f, importsOf(f)]));
+
+/** The files an import depends on: per name, the file that defines it; else the module itself. */
+function dependencies(ref: ImportRef): string[] {
+  if (ref.target === undefined) return [];
+  if (ref.names === undefined || !ref.target.endsWith('.ts')) return [ref.target];
+  return [...new Set(ref.names.map((name) => definingFile(ref.target!, name)))];
+}
+
+test('every TypeScript file belongs to a layer, and every relative import names a file that exists', (t) => {
+  t.deepEqual(files.filter((f) => layerOf(f) === undefined), [], 'files outside every layer (add them to LAYERS)');
+  const unresolved: string[] = [];
+  for (const [file, refs] of imports) {
+    for (const ref of refs) if (ref.specifier.startsWith('.') && ref.target === undefined) unresolved.push(`${file}:${ref.line} ${ref.specifier}`);
+  }
+  t.deepEqual(unresolved, []);
+  t.true(files.length > 300, `the walk found ${files.length} files`);
+});
+
+test('imports go down the layers only (the table above)', (t) => {
+  const violations: string[] = [];
+  for (const [file, refs] of imports) {
+    const from = layerOf(file)!;
+    for (const ref of refs) {
+      for (const dep of dependencies(ref)) {
+        const to = layerOf(dep);
+        if (to === undefined || to === from || LAYERS[from].mayImport.includes(to)) continue;
+        const via = dep === ref.target ? '' : ` (through ${ref.target})`;
+        violations.push(`${file}:${ref.line}: ${from} imports ${to}: ${dep}${via}`);
+      }
+    }
+  }
+  t.deepEqual(violations, []);
+});
+
+test('the reading of imports misses nothing esbuild resolves (a check on the scanner itself)', async (t) => {
+  const result = await build({
+    entryPoints: files,
+    bundle: true,
+    write: false,
+    metafile: true,
+    outdir: 'build/architecture-scan',
+    platform: 'node',
+    format: 'esm',
+    splitting: true,
+    packages: 'external',
+    logLevel: 'silent',
+  });
+  const missed: string[] = [];
+  let seen = 0;
+  for (const [input, info] of Object.entries(result.metafile.inputs)) {
+    const file = repoPath(input);
+    const ours = new Set((imports.get(file) ?? []).map((r) => r.target));
+    for (const imp of info.imports) {
+      if (imp.external || imp.path.includes('node_modules')) continue;
+      seen++;
+      const target = repoPath(imp.path);
+      if (!ours.has(target)) missed.push(`${file} → ${target} (${imp.original ?? imp.kind})`);
+    }
+  }
+  t.deepEqual(missed, []);
+  t.true(seen > 1000, `esbuild saw ${seen} imports between our files`);
+});
+
+test('the table is consistent: every layer it names exists', (t) => {
+  for (const [name, layer] of Object.entries(LAYERS)) {
+    for (const to of layer.mayImport) t.true(to in LAYERS, `${name} names ${to}`);
+  }
+});
