@@ -11,10 +11,11 @@
  */
 import { describeFault, type Fault, type Guest } from '../guest-sdk/index.js';
 import { HEKI_CR4_PINNABLE_MASK_V2, X86_CR0_TS, X86_CR0_WP, X86_CR4_SMEP } from '../protocol/abi.js';
+import { hex } from '../protocol/notation.js';
 import policy from './policies/harden.json' with { type: 'json' };
 import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
-import { bitNames, hex, vmmWords } from './shared/vmm-words.js';
+import { bitNames, vmmWords } from './shared/vmm-words.js';
 
 export { policy as hardenPolicy };
 

@@ -7,10 +7,10 @@
  *   node dist/examples/msr-probe.js [--host unix:PATH|tcp:HOST:PORT]
  */
 import type { MsrProbeReport } from '../guest-sdk/index.js';
+import { hex } from '../protocol/notation.js';
 import policy from './policies/msr-probe.json' with { type: 'json' };
 import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
-import { hex } from './shared/vmm-words.js';
 
 export { policy as msrProbePolicy };
 

@@ -11,10 +11,11 @@
  */
 import { describeFault, type ExecResult, type Guest } from '../guest-sdk/index.js';
 import { X86_CR4_SMEP } from '../protocol/abi.js';
+import { hex } from '../protocol/notation.js';
 import policy from './policies/smep-bypass.json' with { type: 'json' };
 import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
-import { hex, vmmWords } from './shared/vmm-words.js';
+import { vmmWords } from './shared/vmm-words.js';
 
 export { policy as smepBypassPolicy };
 

@@ -5,6 +5,7 @@
  * operation — rather than a whole frame.
  */
 import { InvalidArgumentError } from './errors.js';
+import { hex } from '../protocol/notation.js';
 
 /**
  * A 64-bit input: a bigint 0..2^64-1, or a number that is a safe integer (0..2^53-1), which
@@ -38,7 +39,7 @@ function show(v: unknown): string {
 export function uintArgument(op: string, name: string, v: unknown, max: number): number {
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max) return v;
   if (typeof v === 'bigint' && v >= 0n && v <= BigInt(max)) return Number(v);
-  throw new InvalidArgumentError(op, name, `must be an integer 0..0x${max.toString(16)}, got ${show(v)}`);
+  throw new InvalidArgumentError(op, name, `must be an integer 0..${hex(max)}, got ${show(v)}`);
 }
 
 export const u32Argument = (op: string, name: string, v: unknown): number => uintArgument(op, name, v, 0xffff_ffff);
@@ -96,8 +97,4 @@ export function bytesArgument(op: string, name: string, v: unknown, min: number,
 export function oneOfArgument<T extends string>(op: string, name: string, v: unknown, allowed: readonly T[]): T {
   if (allowed.includes(v as T)) return v as T;
   throw new InvalidArgumentError(op, name, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${show(v)}`);
-}
-
-export function hex(v: number | bigint): string {
-  return `0x${v.toString(16)}`;
 }

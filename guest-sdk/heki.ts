@@ -7,7 +7,8 @@ import {
   type Exit, type Fault, HEKI_CR4_PINNABLE_MASK_V2, HEKI_CR4_PINNABLE_MASK_V3, KVM_HC_LOCK_CR_UPDATE,
   KVM_LOCK_CR_UPDATE_VERSION, X86_CR0_WP,
 } from '../protocol/index.js';
-import { type U64, cplOption, hex, oneOfArgument, optionsArgument, u64Argument } from './arguments.js';
+import { type U64, cplOption, oneOfArgument, optionsArgument, u64Argument } from './arguments.js';
+import { hex } from '../protocol/notation.js';
 import { GuestFault, InvalidArgumentError } from './errors.js';
 import { describeFault } from '../protocol/notation.js';
 import type { GuestOperations } from './guest-operations.js';

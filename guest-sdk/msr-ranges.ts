@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from './errors.js';
 import { u32Argument } from './arguments.js';
+import { hex } from '../protocol/notation.js';
 
 /** An MSR index, an inclusive `[first, last]` pair, or an inclusive `{ first, last }` range. */
 export type MsrRangeInput = number | readonly [number, number] | { readonly first: number; readonly last: number };
@@ -32,7 +33,7 @@ function span(op: string, where: string, r: unknown): MsrSpan {
     throw new InvalidArgumentError(op, where, 'must be an MSR index, a [first, last] pair or a { first, last } range');
   }
   const s = { first: u32Argument(op, at[0], first), last: u32Argument(op, at[1], last) };
-  if (s.first > s.last) throw new InvalidArgumentError(op, where, `is empty: first 0x${s.first.toString(16)} is above last 0x${s.last.toString(16)}`);
+  if (s.first > s.last) throw new InvalidArgumentError(op, where, `is empty: first ${hex(s.first)} is above last ${hex(s.last)}`);
   return s;
 }
 

@@ -8,9 +8,10 @@ import {
   type BatchableOp, type Exit, type Fault, KVM_REGS_FIELDS, MAX_EXEC_CODE, type Regs,
 } from '../protocol/index.js';
 import {
-  type Cpl, type OpOptions, type U64, bytesArgument, cplOf, cplOption, crArgument, hex, oneOfArgument,
+  type Cpl, type OpOptions, type U64, bytesArgument, cplOf, cplOption, crArgument, oneOfArgument,
   optionsArgument, u32Argument, u64Argument, uintArgument,
 } from './arguments.js';
+import { hex } from '../protocol/notation.js';
 import { GuestFault, InvalidArgumentError } from './errors.js';
 
 /**

@@ -6,10 +6,7 @@
  */
 import type { Event } from '../../host/vmm/index.js';
 import { CR0_BIT_NAMES, CR4_BIT_NAMES } from '../../host/vmm/index.js';
-
-export function hex(v: bigint | number): string {
-  return `0x${v.toString(16)}`;
-}
+import { hex } from '../../protocol/notation.js';
 
 /** "SMEP SMAP UMIP" for the CR4 bits set in `value` (the kernel's names, upper case). */
 export function bitNames(cr: number, value: bigint): string {

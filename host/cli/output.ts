@@ -3,6 +3,7 @@
  * buffers), 64-bit values as "0x…" (JSON Lines too, as the trace format does, so that no JSON
  * reader rounds them), events one per line.
  */
+import { hex } from '../../protocol/notation.js';
 import type { Event } from '../vmm/events/index.js';
 
 export interface Output {
@@ -17,10 +18,6 @@ export const processOutput: Output = {
   err: (text) => void process.stderr.write(text),
   isTTY: process.stdout.isTTY === true,
 };
-
-export function hex(v: bigint | number): string {
-  return `0x${v.toString(16)}`;
-}
 
 /** A value for JSON output: bigints as "0x…" strings. */
 export function jsonValue(v: unknown): unknown {

@@ -11,7 +11,8 @@ import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
 import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
 import { describeFault } from '../../protocol/notation.js';
-import { eventJson, eventText, hex, jsonLine, registerTable, type Output } from './output.js';
+import { eventJson, eventText, jsonLine, registerTable, type Output } from './output.js';
+import { hex } from '../../protocol/notation.js';
 
 /** What `run` prints: everything but the two events every intercept and every exit make. */
 const RUN_EVENTS: readonly EventName[] = EVENT_NAMES.filter((n) => n !== 'kvm_exit' && n !== 'kvm_userspace_exit');

@@ -5,7 +5,7 @@
  * file, with the expected and the actual value as reports show them.
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
-import { hex } from './integers.js';
+import { hex } from '../../protocol/notation.js';
 import type { ControlRegisterName, ExpectedExit, Expect, MsrEntry } from './model.js';
 import type { Failure, Shown } from './results.js';
 import { showExit, showExitField, showFault, showReason } from './show.js';

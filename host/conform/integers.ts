@@ -29,10 +29,6 @@ export function toU64TwosComplement(text: IntegerText): bigint | undefined {
   return v < 0n ? U64_LIMIT + v : v;
 }
 
-export function hex(value: number | bigint): string {
-  return '0x' + value.toString(16);
-}
-
 /** The byte count of a hex-bytes string, without building it (for limits). */
 export function hexBytesLength(text: string): number {
   let total = 0;

@@ -1,8 +1,9 @@
 /** A guest step's action, as written, to model.ts's GuestAction (after the schema). */
 import { GENERAL_REGISTERS, type CrNumber, type GeneralRegister, type GuestAction, type RegisterValues } from './model.js';
 import type { GuestText } from './document.js';
-import { hex, hexBytesLength, parseHexBytes, toBigInt, toNumber, type IntegerText } from './integers.js';
+import { hexBytesLength, parseHexBytes, toBigInt, toNumber, type IntegerText } from './integers.js';
 import type { ParseContext } from './parse-context.js';
+import { hex } from '../../protocol/notation.js';
 
 /** PROTOCOL.md §5: exec code is 1 to 65536 bytes. */
 export const MAX_EXEC_CODE = 65536;

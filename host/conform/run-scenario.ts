@@ -5,7 +5,7 @@
  * unknown.
  */
 import { compareStep, type HostOutcome, type Observed } from './compare.js';
-import { hex } from './integers.js';
+import { hex } from '../../protocol/notation.js';
 import type { GuestStep, HostAction, HostStep, Scenario, Step, TargetGuestAction } from './model.js';
 import type { Failure, ScenarioResult } from './results.js';
 import { errnoOf, type GuestOutcome, type TargetVm, type ScenarioTarget } from './target.js';

@@ -5,7 +5,7 @@
 import type { HekiProfileName } from '../../protocol/abi.js';
 import { describeFault } from '../../protocol/notation.js';
 import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS, nameOf } from './abi-names.js';
-import { hex } from './integers.js';
+import { hex } from '../../protocol/notation.js';
 import type { ExpectedExit } from './model.js';
 import type { Shown } from './results.js';
 import type { TargetExit } from './target.js';

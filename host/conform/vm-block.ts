@@ -16,7 +16,8 @@ import { compilePolicy, PolicyError, type PolicyDocument, type PolicyVmOptions }
 import type { RegisterText } from '../vmm/policy/control-register-names.js';
 import type { GuestCpuidSettings } from '../vmm/policy/guest-cpuid.js';
 import type { IssueCollector } from './errors.js';
-import { hex, type IntegerText } from './integers.js';
+import { type IntegerText } from './integers.js';
+import { hex } from '../../protocol/notation.js';
 
 /** The VM a scenario runs on: exactly the policy compiler's VM options. */
 export type ScenarioVm = PolicyVmOptions;

@@ -20,6 +20,7 @@ import {
   type CrWriteContext,
 } from './control-registers.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
+import { hex } from '../../protocol/notation.js';
 
 /** The vCPU state kvm_set_cr*() read, taken from the core's live registers. */
 function crContext(v: VcpuArch): CrWriteContext {
@@ -53,7 +54,7 @@ function hekiCheckCr(v: VcpuArch, cr: number, value: bigint): Heki {
   if (!heki.deniesWrite(cr, value)) return Heki.Allowed;
   const trace = v.vm.trace;
   if (trace.active) {
-    trace.emit('kvm_heki_blocked', { vcpu_id: v.id, cr, val: value, message: `heki: Blocked CR${cr} update: 0x${value.toString(16)}` });
+    trace.emit('kvm_heki_blocked', { vcpu_id: v.id, cr, val: value, message: `heki: Blocked CR${cr} update: ${hex(value)}` });
   }
   const reason = heki.denialExitFor(cr);
   if (reason !== 0) {

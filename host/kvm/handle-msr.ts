@@ -12,6 +12,7 @@ import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
 import { splitU64, U64_MAX } from './u64.js';
 import { msrUserSpaceExitReason } from './user-space-msr.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
+import { hex } from '../../protocol/notation.js';
 
 const RAX = 0;
 const RDX = 2;
@@ -25,7 +26,7 @@ function ignoredReporter(v: VcpuArch): IgnoredMsrReporter | undefined {
       write,
       ecx,
       data,
-      message: `ignored ${write ? 'wrmsr' : 'rdmsr'}: 0x${ecx.toString(16)} data 0x${data.toString(16)}`,
+      message: `ignored ${write ? 'wrmsr' : 'rdmsr'}: ${hex(ecx)} data ${hex(data)}`,
     });
 }
 
@@ -90,7 +91,7 @@ export function handleWrmsr(v: VcpuArch, index: number, value: bigint): boolean 
     return true;
   }
   // "Signal all other negative errors to userspace": KVM_RUN fails, the WRMSR stays put.
-  if (r < 0) throw KvmError.fromNegativeErrno(r, 'KVM_RUN', `WRMSR 0x${index.toString(16)} <- 0x${value.toString(16)} failed in KVM`);
+  if (r < 0) throw KvmError.fromNegativeErrno(r, 'KVM_RUN', `WRMSR ${hex(index)} <- ${hex(value)} failed in KVM`);
   if (v.vm.trace.active) traceMsr(v, true, index, value, true);
   v.injectGp();
   return false;

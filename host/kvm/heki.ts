@@ -15,6 +15,7 @@ import {
 } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
 import { toU64 } from './u64.js';
+import { hex } from '../../protocol/notation.js';
 
 /** What heki_lock_cr() returns, plus the CONFIGURE exit it may ask for. */
 export interface HekiLockResult {
@@ -98,7 +99,7 @@ export class HekiState {
   /** KVM_ENABLE_CAP(KVM_CAP_HEKI_CONFIGURE or _DENIAL): validated, then assigned (not ORed). */
   static exitMask(arg0: bigint, ioctl: string): number {
     if (arg0 & ~BigInt(KVM_HEKI_EXIT_REASON_VALID_MASK)) {
-      throw new KvmError('EINVAL', ioctl, `args[0] 0x${arg0.toString(16)} has bits outside KVM_HEKI_EXIT_REASON_VALID_MASK (0x3)`);
+      throw new KvmError('EINVAL', ioctl, `args[0] ${hex(arg0)} has bits outside KVM_HEKI_EXIT_REASON_VALID_MASK (0x3)`);
     }
     return Number(arg0);
   }

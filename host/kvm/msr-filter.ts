@@ -13,6 +13,7 @@ import {
 } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
 import { isU32 } from './u64.js';
+import { hex } from '../../protocol/notation.js';
 
 /** `struct kvm_msr_filter_range`: `bitmap` bit i (byte i >> 3, bit i & 7) is MSR base + i; 1 allows. */
 export interface MsrFilterRange {
@@ -66,7 +67,7 @@ export class MsrFilter {
   static build(spec: MsrFilterSpec): MsrFilter {
     const ranges = readShape(spec);
     if (spec.flags & ~KVM_MSR_FILTER_VALID_MASK) {
-      throw new KvmError('EINVAL', IOCTL, `unknown filter flags 0x${spec.flags.toString(16)}`);
+      throw new KvmError('EINVAL', IOCTL, `unknown filter flags ${hex(spec.flags)}`);
     }
     // "empty" looks only at nmsrs, never at the range flags (spec §2.2 step 3).
     const empty = ranges.every((r) => r.nmsrs === 0);
@@ -137,7 +138,7 @@ function addRange(installed: InstalledRange[], range: MsrFilterRange, i: number)
   // Checked before the flags (spec §2.3 step 1): an empty slot may hold anything.
   if (range.nmsrs === 0) return;
   if (range.flags & ~KVM_MSR_FILTER_RANGE_VALID_MASK) {
-    throw new KvmError('EINVAL', IOCTL, `range ${i} has unknown flags 0x${range.flags.toString(16)}`);
+    throw new KvmError('EINVAL', IOCTL, `range ${i} has unknown flags ${hex(range.flags)}`);
   }
   if (range.flags === 0) throw new KvmError('EINVAL', IOCTL, `range ${i} has flags 0`);
   // BITS_TO_LONGS(nmsrs) * sizeof(long)

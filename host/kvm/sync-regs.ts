@@ -28,6 +28,7 @@ import type { Regs, Sregs } from './regs.js';
 import { KvmError } from './errors.js';
 import type { KvmRun } from './exits.js';
 import { U64_MAX } from './u64.js';
+import { hex } from '../../protocol/notation.js';
 
 /** The register sets pinbox syncs (see MODEL DECISION above). */
 export const PINBOX_SYNC_REGS_FIELDS = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
@@ -171,7 +172,7 @@ export function checkSyncMasks(run: KvmRun): void {
   for (const name of ['kvm_valid_regs', 'kvm_dirty_regs'] as const) {
     const mask: unknown = run[name];
     if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || (mask & ~PINBOX_SYNC_REGS_FIELDS) !== 0) {
-      throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.${name} must hold only KVM_SYNC_X86_REGS|KVM_SYNC_X86_SREGS (0x${PINBOX_SYNC_REGS_FIELDS.toString(16)}), got ${String(mask)}`);
+      throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.${name} must hold only KVM_SYNC_X86_REGS|KVM_SYNC_X86_SREGS (${hex(PINBOX_SYNC_REGS_FIELDS)}), got ${String(mask)}`);
     }
   }
 }

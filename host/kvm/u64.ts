@@ -18,10 +18,6 @@ export function isU32(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= U32_MAX;
 }
 
-export function hex(value: bigint | number): string {
-  return `0x${value.toString(16)}`;
-}
-
 /**
  * Splitting a u64 into its 32-bit halves without allocating: a store into a BigUint64Array
  * and two loads from a Uint32Array over the same bytes (measured at 1–4 ns per split on Node

@@ -10,6 +10,7 @@ import {
 } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.js';
+import { hex } from '../../protocol/notation.js';
 
 /**
  * The new user_space_msr_mask for KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR, args[0]):
@@ -18,7 +19,7 @@ import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.j
  */
 export function userSpaceMsrMask(arg0: bigint): number {
   if (arg0 & ~BigInt(KVM_MSR_EXIT_REASON_VALID_MASK)) {
-    throw new KvmError('EINVAL', 'KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)', `args[0] 0x${arg0.toString(16)} has bits outside KVM_MSR_EXIT_REASON_VALID_MASK (0x7)`);
+    throw new KvmError('EINVAL', 'KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)', `args[0] ${hex(arg0)} has bits outside KVM_MSR_EXIT_REASON_VALID_MASK (0x7)`);
   }
   return Number(arg0);
 }

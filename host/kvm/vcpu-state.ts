@@ -8,6 +8,7 @@ import { kvmIsValidCr0, kvmIsValidCr4 } from './control-registers.js';
 import { KvmError } from './errors.js';
 import { GPR_NAMES } from '../x86/state.js';
 import { toU64 } from './u64.js';
+import { hex } from '../../protocol/notation.js';
 
 function u64Field(ioctl: string, where: string, value: unknown): void {
   if (typeof value !== 'bigint' || toU64(value) === undefined) {
@@ -61,10 +62,10 @@ export function checkSregs(s: Sregs, cr4ReservedBits: bigint, maxPhysAddr: numbe
   if ((s.efer & EFER_LME) !== 0n && (s.cr0 & X86_CR0_PG) !== 0n) {
     if ((s.cr4 & X86_CR4_PAE) === 0n) throw new KvmError('EINVAL', ioctl, 'long mode (EFER.LME and CR0.PG) needs CR4.PAE');
     if ((s.efer & EFER_LMA) === 0n) throw new KvmError('EINVAL', ioctl, 'long mode (EFER.LME and CR0.PG) needs EFER.LMA');
-    if (s.cr3 >> BigInt(maxPhysAddr)) throw new KvmError('EINVAL', ioctl, `CR3 0x${s.cr3.toString(16)} has bits at or above MAXPHYADDR ${maxPhysAddr}`);
+    if (s.cr3 >> BigInt(maxPhysAddr)) throw new KvmError('EINVAL', ioctl, `CR3 ${hex(s.cr3)} has bits at or above MAXPHYADDR ${maxPhysAddr}`);
   } else if ((s.efer & EFER_LMA) !== 0n || s.cs.l) {
     throw new KvmError('EINVAL', ioctl, 'EFER.LMA or CS.L set outside long mode');
   }
-  if (!kvmIsValidCr4(cr4ReservedBits, s.cr4)) throw new KvmError('EINVAL', ioctl, `CR4 0x${s.cr4.toString(16)} sets bits reserved for this guest`);
-  if (!kvmIsValidCr0(s.cr0)) throw new KvmError('EINVAL', ioctl, `CR0 0x${s.cr0.toString(16)} is invalid`);
+  if (!kvmIsValidCr4(cr4ReservedBits, s.cr4)) throw new KvmError('EINVAL', ioctl, `CR4 ${hex(s.cr4)} sets bits reserved for this guest`);
+  if (!kvmIsValidCr0(s.cr0)) throw new KvmError('EINVAL', ioctl, `CR0 ${hex(s.cr0)} is invalid`);
 }

@@ -25,6 +25,7 @@ import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import type { VmArch } from './vm-arch.js';
 import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
+import { hex } from '../../protocol/notation.js';
 
 /** An MSR for KVM_GET_MSRS / KVM_SET_MSRS (`struct kvm_msr_entry`). */
 export interface MsrEntry {
@@ -248,7 +249,7 @@ export class Vcpu {
     const v = this.arch;
     checkSregs(sregs, v.cr4ReservedBits, v.cpuid.maxPhysAddr);
     if (v.lapic.setBase(sregs.apicBase, true, v.cpuid.maxPhysAddr) !== 0) {
-      throw new KvmError('EINVAL', 'KVM_SET_SREGS', `APIC base 0x${sregs.apicBase.toString(16)} is refused`);
+      throw new KvmError('EINVAL', 'KVM_SET_SREGS', `APIC base ${hex(sregs.apicBase)} is refused`);
     }
     v.cpu.setSregs({ ...sregs });
     if ((sregs.cr8 & ~0xfn) === 0n) v.lapic.setCr8(sregs.cr8);

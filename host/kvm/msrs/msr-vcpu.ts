@@ -12,6 +12,7 @@ import type { GuestCpu } from '../../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import type { GuestCpuid } from '../cpuid.js';
 import type { LocalApic } from '../lapic.js';
+import { hex } from '../../../protocol/notation.js';
 
 // KVM's internal MSR return codes (arch/x86/kvm/x86.h): they never reach user space as such;
 // kvm_msr_reason() turns them into an exit reason.
@@ -104,13 +105,13 @@ export interface MsrHandler {
 
 /** Loads a core-owned MSR; a core that does not own it is a wiring bug, not a guest event. */
 export function commitCoreMsr(v: MsrVcpu, index: number, value: bigint): void {
-  if (!v.cpu.commitMsr(index, value)) throw new Error(`the x86 core does not own MSR 0x${index.toString(16)}`);
+  if (!v.cpu.commitMsr(index, value)) throw new Error(`the x86 core does not own MSR ${hex(index)}`);
 }
 
 /** Reads a core-owned MSR. */
 export function readCoreMsr(v: MsrVcpu, index: number): bigint {
   const value = v.cpu.readMsr(index);
-  if (value === undefined) throw new Error(`the x86 core does not own MSR 0x${index.toString(16)}`);
+  if (value === undefined) throw new Error(`the x86 core does not own MSR ${hex(index)}`);
   return value;
 }
 

@@ -12,7 +12,8 @@ import type { MsrFilter, MsrFilterRange } from './compiled.js';
 import type { MsrFilterText, RawRangeText } from './document.js';
 import { pointer, type IssueList } from './errors.js';
 import { compileMsrLists, MAX_RANGE_MSRS, parseList } from './msr-lists.js';
-import { hex, parseHexBytes, toU32 } from './numbers.js';
+import { parseHexBytes, toU32 } from './numbers.js';
+import { hex } from '../../../protocol/notation.js';
 
 /**
  * KVM refuses DEFAULT_DENY with no non-empty range (EINVAL, §2.2), yet "deny everything" is a

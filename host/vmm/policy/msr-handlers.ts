@@ -6,7 +6,8 @@
 import type { MsrHandler, MsrReadAnswer } from './compiled.js';
 import type { MsrHandlerText } from './document.js';
 import { pointer, type IssueList } from './errors.js';
-import { hex, toBigInt, toU32 } from './numbers.js';
+import { toBigInt, toU32 } from './numbers.js';
+import { hex } from '../../../protocol/notation.js';
 
 export function compileMsrHandlers(
   texts: Readonly<Record<string, MsrHandlerText>> | undefined,

@@ -28,7 +28,8 @@ import {
 import type { MsrFilter, MsrFilterRange } from './compiled.js';
 import type { MsrListItemText } from './document.js';
 import { pointer, type IssueList } from './errors.js';
-import { hex, toU32 } from './numbers.js';
+import { toU32 } from './numbers.js';
+import { hex } from '../../../protocol/notation.js';
 
 /** MSRs one range can cover: 0x600 bitmap bytes. */
 export const MAX_RANGE_MSRS = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8;

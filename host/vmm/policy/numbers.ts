@@ -16,10 +16,6 @@ export function toU32(value: IntegerText): number {
   return Number(toBigInt(value));
 }
 
-export function hex(value: number | bigint): string {
-  return '0x' + value.toString(16);
-}
-
 const UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 
 /** "16MiB", "1 GiB", "0x1000000" or 16777216 → bytes (may exceed 2^32: the caller checks limits). */

@@ -46,6 +46,7 @@ import { OneAtATime } from './one-at-a-time.js';
 import { PrivilegeEntry } from './privilege.js';
 import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
+import { hex } from '../../../protocol/notation.js';
 
 /** Per-request options for in-process callers. */
 export interface PerformOptions {
@@ -420,7 +421,7 @@ export class VcpuRunner {
         this.record(ctx, protocolExit(exit));
         if (action === 'kill') {
           host.kill('heki_denial');
-          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${this.id} tried to write 0x${exit.heki!.value.toString(16)} to a pinned control register (onDenial "kill")`);
+          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${this.id} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
         }
         if (action === 'pause') {
           host.pause('heki_denial');
@@ -471,7 +472,7 @@ export class VcpuRunner {
       return this.withExits(ctx, stop);
     }
     if (regs.rip !== ctx.haltRip) {
-      throw new ProtocolError('internal', `vCPU ${this.id} halted at 0x${regs.rip.toString(16)}, not at the end of ${ctx.request.op} (0x${(ctx.haltRip - 1n).toString(16)}): has guest code changed the boot IDT or text?`);
+      throw new ProtocolError('internal', `vCPU ${this.id} halted at ${hex(regs.rip)}, not at the end of ${ctx.request.op} (${hex(ctx.haltRip - 1n)}): has guest code changed the boot IDT or text?`);
     }
     // A CPL0 template leaves RSP where it found it: at the top of the kernel stack.
     if (ctx.haltRip !== this.doneHaltRip) this.kernelRspInPlace = true;
