@@ -1,11 +1,7 @@
 /** CPUID intercepts: kvm_emulate_cpuid() (arch/x86/kvm/cpuid.c) over the guest CPUID model. */
 import { kvmCpuid } from './cpuid.js';
 import type { VcpuArch } from './vcpu-arch.js';
-
-const RAX = 0;
-const RCX = 1;
-const RDX = 2;
-const RBX = 3;
+import { RAX, RBX, RCX, RDX } from '../x86/state.js';
 
 export function handleCpuid(v: VcpuArch, leaf: number, subleaf: number): void {
   const out = v.cpuidOut;

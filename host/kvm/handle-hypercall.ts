@@ -6,12 +6,7 @@
  */
 import { kvmEmulateHypercall } from './hypercalls.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
-
-const RAX = 0;
-const RCX = 1;
-const RDX = 2;
-const RBX = 3;
-const RSI = 6;
+import { RAX, RBX, RCX, RDX, RSI } from '../x86/state.js';
 
 /** Handles a hypercall; true when it ends in a KVM_EXIT_HEKI_CONFIGURE exit. */
 export function handleHypercall(v: VcpuArch): boolean {

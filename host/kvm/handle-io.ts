@@ -6,8 +6,7 @@
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
-
-const RAX = 0;
+import { RAX } from '../x86/state.js';
 
 /** Fills the KVM_EXIT_IO exit for IN or OUT. */
 export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boolean, value: number): void {

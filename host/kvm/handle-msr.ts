@@ -13,9 +13,7 @@ import { splitU64, U64_MAX } from './u64.js';
 import { msrUserSpaceExitReason } from './user-space-msr.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
-
-const RAX = 0;
-const RDX = 2;
+import { RAX, RDX } from '../x86/state.js';
 
 function ignoredReporter(v: VcpuArch): IgnoredMsrReporter | undefined {
   const trace = v.vm.trace;

@@ -22,6 +22,16 @@ export const GPR_NAMES = [
 ] as const;
 export type GprName = (typeof GPR_NAMES)[number];
 
+/** GPR numbers in the same order, as GuestCpu.readGpr/writeGpr take them (8..15 are R8..R15). */
+export const RAX = 0;
+export const RCX = 1;
+export const RDX = 2;
+export const RBX = 3;
+export const RSP = 4;
+export const RBP = 5;
+export const RSI = 6;
+export const RDI = 7;
+
 /** A segment register: the selector plus the descriptor cache loaded from it. */
 export interface Segment {
   base: bigint;
