@@ -8,7 +8,7 @@
  * control clients act on them, or make one of their own policy with createVm).
  */
 import { ProtocolError } from '../../../protocol/errors.js';
-import type { ControlOp, Event as WireEvent, HelloParams, ParamsOf, ResultOf } from '../../../protocol/messages/index.js';
+import { CONTROL_OPS, type ControlOp, type Event as WireEvent, type HelloParams, type ParamsOf, type Request, type ResultOf } from '../../../protocol/messages/index.js';
 import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
 import type { Regs } from '../../kvm/regs.js';
 import { kvmRefusal, notFound } from '../errors.js';
@@ -33,6 +33,14 @@ interface ControlContext {
 
 type Req<O extends ControlOp> = ParamsOf<O>;
 type Res<O extends ControlOp> = ResultOf<O>;
+
+/**
+ * One handler per control op, keyed by the protocol's op table: an op added to the protocol and
+ * not handled here is a compile error, not a request refused at run time.
+ */
+type ControlHandlers = {
+  readonly [K in ControlOp]: (session: ServerSession<ControlContext>, r: Request<K>) => Res<K>;
+};
 
 export class ControlEndpoint implements SessionHandler<ControlContext> {
   private nextSub = 1;
@@ -78,35 +86,38 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     }
   }
 
+  private readonly handlers: ControlHandlers = {
+    checkExtension: (_, r) => this.checkExtension(r),
+    enableCap: (_, r) => this.enableCap(r),
+    setMsrFilter: (_, r) => this.setMsrFilter(r),
+    getMsrs: (_, r) => this.getMsrs(r),
+    setMsrs: (_, r) => this.setMsrs(r),
+    getRegs: (_, r) => ({ regs: this.machine(r.vm).getRegs(r.vcpu) }),
+    setRegs: (_, r) => this.setRegs(r),
+    getSregs: (_, r) => ({ sregs: this.machine(r.vm).getSregs(r.vcpu) }),
+    setSregs: (_, r) => this.setSregs(r),
+    initVcpu: (_, r) => this.done(() => this.machine(r.vm).initVcpu(r.vcpu)),
+    subscribe: (session, r) => this.subscribe(session, r),
+    unsubscribe: (session, r) => this.unsubscribe(session, r),
+    events: (_, r) => this.events(r),
+    resetVm: (_, r) => this.done(() => this.machine(r.vm).reset('control')),
+    resumeVm: (_, r) => this.done(() => this.machine(r.vm).resume()),
+    snapshot: (_, r) => ({ snapshot: takeSnapshot(this.machine(r.vm)) }),
+    restore: (_, r) => this.done(() => restoreSnapshot(this.machine(r.vm), r.snapshot)),
+    stats: () => this.stats(),
+    setMsrExitReply: (_, r) => this.done(() => this.machine(r.vm).setMsrExitReply(r.msr)),
+    createVm: (_, r) => this.createVm(r),
+    destroyVm: (_, r) => this.done(() => this.removeVm(this.machine(r.vm))),
+    holdExit: (session, r) => this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection)),
+    releaseExit: (_, r) => this.releaseExit(r),
+  };
+
   private run(session: ServerSession<ControlContext>, r: HandlerRequest): unknown {
-    switch (r.op) {
-      case 'checkExtension': return this.checkExtension(r);
-      case 'enableCap': return this.enableCap(r);
-      case 'setMsrFilter': return this.setMsrFilter(r);
-      case 'getMsrs': return this.getMsrs(r);
-      case 'setMsrs': return this.setMsrs(r);
-      case 'getRegs': return { regs: this.machine(r.vm).getRegs(r.vcpu) };
-      case 'setRegs': return this.setRegs(r);
-      case 'getSregs': return { sregs: this.machine(r.vm).getSregs(r.vcpu) };
-      case 'setSregs': return this.setSregs(r);
-      case 'initVcpu': return this.done(() => this.machine(r.vm).initVcpu(r.vcpu));
-      case 'subscribe': return this.subscribe(session, r);
-      case 'unsubscribe': return this.unsubscribe(session, r);
-      case 'events': return this.events(r);
-      case 'resetVm': return this.done(() => this.machine(r.vm).reset('control'));
-      case 'resumeVm': return this.done(() => this.machine(r.vm).resume());
-      case 'snapshot': return { snapshot: takeSnapshot(this.machine(r.vm)) };
-      case 'restore': return this.done(() => restoreSnapshot(this.machine(r.vm), r.snapshot));
-      case 'stats': return this.stats();
-      case 'setMsrExitReply': return this.done(() => this.machine(r.vm).setMsrExitReply(r.msr));
-      case 'createVm': return this.createVm(r);
-      case 'destroyVm': return this.done(() => this.removeVm(this.machine(r.vm)));
-      case 'holdExit': return this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection));
-      case 'releaseExit': return this.releaseExit(r);
-      default:
-        // The session lets only control ops through to this handler.
-        throw new ProtocolError('forbidden', `${r.op} is not a control op`);
-    }
+    // The session passes only ops of the connection's role (control) to this handler; a guest op
+    // here would be the session's bug, refused rather than looked up.
+    if (!Object.hasOwn(CONTROL_OPS, r.op)) throw new ProtocolError('forbidden', `${r.op} is not a control op`);
+    const handler = this.handlers[r.op as ControlOp] as (session: ServerSession<ControlContext>, r: HandlerRequest) => unknown;
+    return handler(session, r);
   }
 
   private machine(name: string): Machine {
