@@ -92,7 +92,7 @@ export class Machine implements RunnerHost {
     const { vcpus, ...vmOptions } = policy.vmOptions;
     this.vm = this.kvm.createVm({ ...vmOptions, maxVcpus: vcpus });
     this.applyPolicyConfiguration();
-    this.answers = new ExitAnswers(name, policy, this.log, options.msrHandler, policy.onDenial);
+    this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
     this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
       exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
       denialExits: (cr) => this.denialExits(cr),

@@ -12,11 +12,17 @@
  * records them, and for a denial does what the policy's onDenial says. IN reads all-ones (an
  * unclaimed ISA port); OUT is dropped — both are recorded as exits of the operation.
  */
+import { ProtocolError } from '../../../protocol/errors.js';
+import { MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
+import { hex } from '../../../protocol/notation.js';
+import type { KvmRun } from '../../kvm/exits.js';
+import { VmmError } from '../errors.js';
+import type { EventLog } from '../events/index.js';
 import type { MsrAnswerSource } from '../policy/emulated-msrs.js';
 import { EmulatedMsrs } from '../policy/emulated-msrs.js';
 import type { CompiledPolicy, OnDenial } from '../policy/index.js';
-import type { EventLog } from '../events/index.js';
-import { MSR_REASON_NAMES, type MsrExitAnswer, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
+import type { RunState } from '../run-state.js';
+import { MSR_REASON_NAMES, protocolExit, type MsrExitAnswer, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 
 /** What the VMM's in-process MSR handler sees. */
 export interface MsrExitContext {
@@ -36,7 +42,32 @@ export type MsrExitHandler = (exit: MsrExitContext) => MsrExitAnswer | undefined
 
 export type ExitAnswerSource = MsrAnswerSource | 'function' | 'request' | 'untouched' | 'control';
 
-export interface MsrDecision {
+/**
+ * The in-process caller's hook (step 1 above): called at each user-space exit of its request,
+ * before the VMM answers; it may answer an MSR exit itself (or return 'untouched'), and may await.
+ */
+export type ExitHook = (exit: UserSpaceExit) => void | MsrExitChoice | Promise<void | MsrExitChoice>;
+
+/** The guest operation an exit belongs to (vcpu-runner.ts): its hook, and the exits it reports. */
+export interface AnsweredOperation {
+  readonly hook: ExitHook | undefined;
+  /** The VM's run epoch when the operation began: a reset or kill meanwhile ends it. */
+  readonly epoch: number;
+  readonly exits: Exit[];
+  /** Exits beyond MAX_EXITS, counted but not listed. */
+  dropped: number;
+}
+
+/** What answering acts on besides the event log: the VM's run state and lifecycle (machine.ts). */
+export interface AnswerHost {
+  readonly name: string;
+  readonly state: RunState;
+  pause(cause: 'heki_denial'): void;
+  kill(cause: 'heki_denial'): void;
+  flush(): void;
+}
+
+interface MsrDecision {
   readonly choice: MsrExitChoice;
   readonly source: ExitAnswerSource;
 }
@@ -60,19 +91,101 @@ export class ExitAnswers {
   /** A control client's override (setMsrExitReply), or null for the policy. */
   override: MsrExitChoice | null = null;
   readonly emulated: EmulatedMsrs;
+  private readonly vm: string;
 
   constructor(
-    private readonly vm: string,
+    private readonly host: AnswerHost,
     policy: CompiledPolicy,
     private readonly log: EventLog,
     private readonly handler: MsrExitHandler | undefined,
     private readonly onDenial: OnDenial,
   ) {
+    this.vm = host.name;
     this.emulated = new EmulatedMsrs(policy.msrHandlers, policy.vcpus);
   }
 
-  /** Steps 2–4 above (the caller has consulted the request's own hook). */
-  decideMsr(vcpu: number, exit: UserSpaceExit, rip: bigint): MsrDecision | Promise<MsrDecision> {
+  /**
+   * Answers one user-space exit of vCPU `vcpu` that operation `op` caused: the hook first, then
+   * the answer written into `run` (kvm_run) for KVM to complete on the next KVM_RUN, the exit
+   * recorded in the event log and among the operation's exits. A promise only when something had
+   * to be awaited (the hook, an async handler, a paused VM).
+   */
+  answer(vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit): Promise<void> | undefined {
+    const rip = run.s.regs.rip;
+    if (op.hook === undefined) return this.answerExit(vcpu, run, op, exit, rip, undefined);
+    const hooked = op.hook(exit);
+    if (isPromise<void | MsrExitChoice>(hooked)) {
+      return hooked.then((choice) => {
+        this.host.state.checkContinuing(op.epoch);
+        return this.answerExit(vcpu, run, op, exit, rip, choice ?? undefined);
+      });
+    }
+    return this.answerExit(vcpu, run, op, exit, rip, hooked ?? undefined);
+  }
+
+  private answerExit(
+    vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit, rip: bigint, hookChoice: MsrExitChoice | undefined,
+  ): Promise<void> | undefined {
+    const host = this.host;
+    switch (exit.reason) {
+      case 'KVM_EXIT_X86_RDMSR':
+      case 'KVM_EXIT_X86_WRMSR': {
+        const decision = hookChoice !== undefined ? ExitAnswers.requestAnswer(hookChoice) : this.decideMsr(vcpu, exit, rip);
+        if (!isPromise<MsrDecision>(decision)) {
+          this.applyMsr(vcpu, run, op, exit, decision, rip);
+          return undefined;
+        }
+        return decision.then((d) => {
+          host.state.checkContinuing(op.epoch);
+          this.applyMsr(vcpu, run, op, exit, d, rip);
+        });
+      }
+      case 'KVM_EXIT_HEKI_CONFIGURE':
+        this.recordConfigure(vcpu, exit, rip);
+        record(op, protocolExit(exit));
+        return undefined;
+      case 'KVM_EXIT_HEKI_DENIAL': {
+        const action = this.recordDenial(vcpu, exit, rip);
+        record(op, protocolExit(exit));
+        if (action === 'kill') {
+          host.kill('heki_denial');
+          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
+        }
+        if (action === 'pause') {
+          host.pause('heki_denial');
+          host.flush();
+          return host.state.beforeContinuing(op.epoch);
+        }
+        return undefined;
+      }
+      case 'KVM_EXIT_IO': {
+        const io = exit.io!;
+        // An IN from a port nobody claims reads all-ones, as on an ISA bus; an OUT is dropped.
+        const value = io.direction === 'in' ? 2 ** (8 * io.size) - 1 : io.value;
+        if (io.direction === 'in') run.io.data = value;
+        record(op, protocolExit(exit, undefined, value));
+        return undefined;
+      }
+      default:
+        throw new ProtocolError('internal', `vCPU ${vcpu} returned ${exit.reason}, which the VMM does not handle`);
+    }
+  }
+
+  /** Writes the decision into kvm_run.msr, then records what the guest will see. */
+  private applyMsr(vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit, decision: MsrDecision, rip: bigint): void {
+    const msr = run.msr;
+    const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
+    if (decision.choice !== 'untouched') {
+      msr.error = decision.choice.error;
+      if (!write) msr.data = decision.choice.data;
+    }
+    const answered = { error: msr.error, data: write ? exit.msr!.data : msr.data };
+    this.recordMsrReply(vcpu, exit, answered, decision.source, rip);
+    record(op, protocolExit(exit, answered));
+  }
+
+  /** Steps 2–4 above (the request's own hook has not answered). */
+  private decideMsr(vcpu: number, exit: UserSpaceExit, rip: bigint): MsrDecision | Promise<MsrDecision> {
     const msr = exit.msr!;
     const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
     if (this.override !== null) return { choice: this.override, source: this.override === 'untouched' ? 'untouched' : 'control' };
@@ -98,13 +211,13 @@ export class ExitAnswers {
   }
 
   /** Checks an answer that came from the request's own hook. */
-  static requestAnswer(choice: MsrExitChoice): MsrDecision {
+  private static requestAnswer(choice: MsrExitChoice): MsrDecision {
     if (choice === 'untouched') return { choice, source: 'untouched' };
     return { choice: checkedAnswer(choice, 'the request\'s onExit hook'), source: 'request' };
   }
 
   /** The msr_exit_reply event. `answered` is what kvm_run.msr holds when the guest re-enters. */
-  recordMsrReply(vcpu: number, exit: UserSpaceExit, answered: MsrExitAnswer, source: ExitAnswerSource, rip: bigint): void {
+  private recordMsrReply(vcpu: number, exit: UserSpaceExit, answered: MsrExitAnswer, source: ExitAnswerSource, rip: bigint): void {
     if (!this.log.wants('msr_exit_reply', this.vm)) return;
     const msr = exit.msr!;
     this.log.emit('msr_exit_reply', this.vm, {
@@ -117,7 +230,7 @@ export class ExitAnswers {
     }, vcpu, rip);
   }
 
-  recordConfigure(vcpu: number, exit: UserSpaceExit, rip: bigint): void {
+  private recordConfigure(vcpu: number, exit: UserSpaceExit, rip: bigint): void {
     const h = exit.heki!;
     if (this.log.wants('heki_configure', this.vm)) {
       this.log.emit('heki_configure', this.vm, { reason: h.reason, cr: crOf(h.reason), cr_pinned: h.value }, vcpu, rip);
@@ -125,7 +238,7 @@ export class ExitAnswers {
   }
 
   /** Records a denial exit and returns what the VMM does about it (the policy's onDenial). */
-  recordDenial(vcpu: number, exit: UserSpaceExit, rip: bigint): OnDenial {
+  private recordDenial(vcpu: number, exit: UserSpaceExit, rip: bigint): OnDenial {
     const h = exit.heki!;
     const action = this.onDenial;
     if (this.log.wants('heki_denial', this.vm)) {
@@ -133,6 +246,12 @@ export class ExitAnswers {
     }
     return action;
   }
+}
+
+/** One of the operation's exits, as its result reports them: at most MAX_EXITS, the rest counted. */
+function record(op: AnsweredOperation, exit: Exit): void {
+  if (op.exits.length < MAX_EXITS) op.exits.push(exit);
+  else op.dropped++;
 }
 
 /** KVM_HEKI_EXIT_REASON_CR0 (1) → 0, _CR4 (2) → 4. */

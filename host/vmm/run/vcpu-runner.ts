@@ -22,8 +22,6 @@
  * VM and stay).
  */
 import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
-import type { Exit } from '../../../protocol/messages/index.js';
-import { MAX_EXITS } from '../../../protocol/messages/index.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/errors.js';
 import type { KvmRun } from '../../kvm/exits.js';
@@ -39,12 +37,12 @@ import { limitError, VmmError } from '../errors.js';
 import type { OnShutdown } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
 import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPlaceCode } from './exec.js';
-import { ExitAnswers, type MsrDecision } from './exit-answers.js';
+import type { AnsweredOperation, ExitAnswers, ExitHook } from './exit-answers.js';
 import { FaultRecord } from './fault-record.js';
 import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { PrivilegeEntry } from './privilege.js';
-import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
+import { userSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
 import { hex } from '../../../protocol/notation.js';
 
@@ -56,7 +54,7 @@ export interface PerformOptions {
    * Called at each user-space exit the request causes, before the VMM answers it; it may
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
    */
-  readonly onExit?: (exit: UserSpaceExit) => void | MsrExitChoice | Promise<void | MsrExitChoice>;
+  readonly onExit?: ExitHook;
 }
 
 /** What a runner needs from its VM (machine.ts). */
@@ -99,14 +97,10 @@ interface TemplateEntry {
   readonly haltRip: bigint;
 }
 
-interface OpContext {
+interface OpContext extends AnsweredOperation {
   readonly request: GuestRequest;
-  readonly hook: PerformOptions['onExit'];
-  readonly epoch: number;
   /** The vCPU's INIT count when the operation started. */
   readonly inits: number;
-  readonly exits: Exit[];
-  dropped: number;
   /** The request's instruction budget, and what is left of it. */
   readonly budget: number;
   remaining: number;
@@ -374,90 +368,11 @@ export class VcpuRunner {
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
         default: {
-          const next = this.userSpaceExit(ctx, userSpaceExit(exit));
+          const next = this.host.answers.answer(this.id, this.run, ctx, userSpaceExit(exit));
           if (next !== undefined) return next.then(() => this.loop(ctx));
         }
       }
     }
-  }
-
-  /** Handles one exit that needs user space; a promise when it had to wait. */
-  private userSpaceExit(ctx: OpContext, exit: UserSpaceExit): Promise<void> | undefined {
-    const rip = this.run.s.regs.rip;
-    if (ctx.hook !== undefined) {
-      const hooked = ctx.hook(exit);
-      if (isPromise<void | MsrExitChoice>(hooked)) {
-        return hooked.then((choice) => {
-          this.host.state.checkContinuing(ctx.epoch);
-          return this.answer(ctx, exit, rip, choice ?? undefined);
-        });
-      }
-      return this.answer(ctx, exit, rip, hooked ?? undefined);
-    }
-    return this.answer(ctx, exit, rip, undefined);
-  }
-
-  private answer(ctx: OpContext, exit: UserSpaceExit, rip: bigint, hookChoice: MsrExitChoice | undefined): Promise<void> | undefined {
-    const host = this.host;
-    switch (exit.reason) {
-      case 'KVM_EXIT_X86_RDMSR':
-      case 'KVM_EXIT_X86_WRMSR': {
-        const decision = hookChoice !== undefined ? ExitAnswers.requestAnswer(hookChoice) : host.answers.decideMsr(this.id, exit, rip);
-        if (!isPromise<MsrDecision>(decision)) {
-          this.applyMsr(ctx, exit, decision, rip);
-          return undefined;
-        }
-        return decision.then((d) => {
-          host.state.checkContinuing(ctx.epoch);
-          this.applyMsr(ctx, exit, d, rip);
-        });
-      }
-      case 'KVM_EXIT_HEKI_CONFIGURE':
-        host.answers.recordConfigure(this.id, exit, rip);
-        this.record(ctx, protocolExit(exit));
-        return undefined;
-      case 'KVM_EXIT_HEKI_DENIAL': {
-        const action = host.answers.recordDenial(this.id, exit, rip);
-        this.record(ctx, protocolExit(exit));
-        if (action === 'kill') {
-          host.kill('heki_denial');
-          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${this.id} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
-        }
-        if (action === 'pause') {
-          host.pause('heki_denial');
-          host.flush();
-          return host.state.beforeContinuing(ctx.epoch);
-        }
-        return undefined;
-      }
-      case 'KVM_EXIT_IO': {
-        const io = exit.io!;
-        // An IN from a port nobody claims reads all-ones, as on an ISA bus; an OUT is dropped.
-        const value = io.direction === 'in' ? 2 ** (8 * io.size) - 1 : io.value;
-        if (io.direction === 'in') this.run.io.data = value;
-        this.record(ctx, protocolExit(exit, undefined, value));
-        return undefined;
-      }
-      default:
-        throw new ProtocolError('internal', `vCPU ${this.id} returned ${exit.reason}, which the VMM does not handle`);
-    }
-  }
-
-  private applyMsr(ctx: OpContext, exit: UserSpaceExit, decision: MsrDecision, rip: bigint): void {
-    const msr = this.run.msr;
-    const write = exit.reason === 'KVM_EXIT_X86_WRMSR';
-    if (decision.choice !== 'untouched') {
-      msr.error = decision.choice.error;
-      if (!write) msr.data = decision.choice.data;
-    }
-    const answered = { error: msr.error, data: write ? exit.msr!.data : msr.data };
-    this.host.answers.recordMsrReply(this.id, exit, answered, decision.source, rip);
-    this.record(ctx, protocolExit(exit, answered));
-  }
-
-  private record(ctx: OpContext, exit: Exit): void {
-    if (ctx.exits.length < MAX_EXITS) ctx.exits.push(exit);
-    else ctx.dropped++;
   }
 
   /** The vCPU halted: at the operation's end (done, or faulted and fixed up), or exec's own HLT. */
