@@ -3,7 +3,8 @@ import { kvmCpuid } from './cpuid.js';
 import type { VcpuArch } from './vcpu-arch.js';
 import { RAX, RBX, RCX, RDX } from '../x86/state.js';
 
-export function handleCpuid(v: VcpuArch, leaf: number, subleaf: number): void {
+/** kvm_emulate_cpuid(): the leaf's four registers into EAX, EBX, ECX, EDX, and CPUID retires. */
+export function kvmEmulateCpuid(v: VcpuArch, leaf: number, subleaf: number): void {
   const out = v.cpuidOut;
   const rt = v.cpuidRuntime;
   rt.cr4 = v.cpu.readCr(4);

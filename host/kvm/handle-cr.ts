@@ -8,7 +8,7 @@
  * The RFC checks MOV only on VMX, and its emulator path can queue a second #GP (→ #DF);
  * neither is reproduced.
  */
-import { MSR_EFER, X86_CR0_TS } from '../../protocol/abi.js';
+import { KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, MSR_EFER, X86_CR0_TS } from '../../protocol/abi.js';
 import type { ControlRegister } from '../x86/guest-cpu.js';
 import {
   cltsValue,
@@ -19,7 +19,8 @@ import {
   kvmSetCr4,
   type CrWriteContext,
 } from './control-registers.js';
-import { Completion, type VcpuArch } from './vcpu-arch.js';
+import { completeHekiDenialExit, hekiExitCr } from './heki-exits.js';
+import type { VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
 
 /** The vCPU state kvm_set_cr*() read, taken from the core's live registers. */
@@ -48,31 +49,21 @@ const enum Heki {
   Exit,
 }
 
-/** heki_check_cr() */
+/**
+ * heki_check_cr(): a write that clears a pinned bit is refused — with a KVM_EXIT_HEKI_DENIAL if
+ * user space asked to hear of this register's denials (heki_exit_cr()), else at once with the
+ * #GP(0) that exit's completion would deliver.
+ */
 function hekiCheckCr(v: VcpuArch, cr: number, value: bigint): Heki {
-  const heki = v.vm.heki;
-  if (!heki.deniesWrite(cr, value)) return Heki.Allowed;
+  if (!v.vm.heki.deniesWrite(cr, value)) return Heki.Allowed;
   const trace = v.vm.trace;
   if (trace.active) {
     trace.emit('kvm_heki_blocked', { vcpu_id: v.id, cr, val: value, message: `heki: Blocked CR${cr} update: ${hex(value)}` });
   }
-  const reason = heki.denialExitFor(cr);
-  if (reason !== 0) {
-    const run = v.run;
-    run.setExit('KVM_EXIT_HEKI_DENIAL');
-    run.heki_denial.reason = reason;
-    run.heki_denial.cr_value = value;
-    v.pending = Completion.HekiDenial;
-    return Heki.Exit;
-  }
-  v.injectGp();
+  const reason = cr === 0 ? KVM_HEKI_EXIT_REASON_CR0 : KVM_HEKI_EXIT_REASON_CR4;
+  if (hekiExitCr(v, 'KVM_EXIT_HEKI_DENIAL', reason, value)) return Heki.Exit;
+  completeHekiDenialExit(v);
   return Heki.Faulted;
-}
-
-/** complete_heki_denial_exit(): the fault user space was told about is always delivered. */
-export function completeHekiDenial(v: VcpuArch): void {
-  v.pending = Completion.None;
-  v.injectGp();
 }
 
 /** kvm_complete_insn_gp() for a CR write that kvm_set_cr*() judged. */

@@ -30,10 +30,6 @@ export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boole
   v.pending = isIn ? Completion.PioIn : Completion.PioOut;
 }
 
-/**
- * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
- * Nothing happens if user space moved RIP meanwhile.
- */
 /** The value user space stored for an IN, checked before KVM_RUN changes anything (see checkMsrReply). */
 export function checkPioInReply(v: VcpuArch): number {
   const run = v.run;
@@ -45,6 +41,10 @@ export function checkPioInReply(v: VcpuArch): number {
   return data;
 }
 
+/**
+ * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
+ * Nothing happens if user space moved RIP meanwhile.
+ */
 export function completePioIn(v: VcpuArch): void {
   const run = v.run;
   const data = checkPioInReply(v);

@@ -1,7 +1,8 @@
 /**
- * RDMSR/WRMSR intercepts and their user-space completions: __kvm_emulate_rdmsr(),
- * __kvm_emulate_wrmsr(), kvm_msr_user_space(), complete_fast_rdmsr() and
- * complete_fast_msr_access() in arch/x86/kvm/msrs.c; spec/msr-filter.md §2.4.
+ * RDMSR/WRMSR intercepts and their user-space completions: kvm_emulate_rdmsr() and
+ * kvm_emulate_wrmsr() (the exit handlers, over __kvm_emulate_rdmsr/wrmsr()), then
+ * kvm_msr_user_space() (user-space-msr.ts), complete_fast_rdmsr() and complete_fast_msr_access()
+ * in arch/x86/kvm/msrs.c; spec/msr-filter.md §2.4.
  *
  * The CPL check has been made by the core (RDMSR/WRMSR at CPL > 0 #GP without an
  * intercept). The flow: filter → table → success, or the failure's reason → exit if user
@@ -10,7 +11,7 @@
 import { KvmError } from './errors.js';
 import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
 import { splitU64, U64_MAX } from './u64.js';
-import { msrUserSpaceExitReason } from './user-space-msr.js';
+import { kvmMsrUserSpace } from './user-space-msr.js';
 import { Completion, type VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
 import { RAX, RDX } from '../x86/state.js';
@@ -32,17 +33,6 @@ function traceMsr(v: VcpuArch, write: boolean, ecx: number, data: bigint, except
   v.vm.trace.emit('kvm_msr', { vcpu_id: v.id, write, ecx, data, exception });
 }
 
-/** Fills kvm_run for an MSR exit; the completion runs at the next KVM_RUN. */
-function msrExit(v: VcpuArch, write: boolean, reason: number, index: number, data: bigint): void {
-  const run = v.run;
-  run.setExit(write ? 'KVM_EXIT_X86_WRMSR' : 'KVM_EXIT_X86_RDMSR');
-  run.msr.error = 0;
-  run.msr.reason = reason;
-  run.msr.index = index;
-  run.msr.data = data;
-  v.pending = write ? Completion.Wrmsr : Completion.Rdmsr;
-}
-
 /** Loads EDX:EAX with a 64-bit value; the upper halves of RAX and RDX become 0. */
 function writeEdxEax(v: VcpuArch, data: bigint): void {
   const halves = splitU64(data);
@@ -50,8 +40,8 @@ function writeEdxEax(v: VcpuArch, data: bigint): void {
   v.cpu.writeGpr32(RDX, halves.hi);
 }
 
-/** Handles RDMSR; true when it ends in an exit to user space. */
-export function handleRdmsr(v: VcpuArch, index: number): boolean {
+/** kvm_emulate_rdmsr(): true when RDMSR ends in an exit to user space. */
+export function kvmEmulateRdmsr(v: VcpuArch, index: number): boolean {
   const a = v.msrAccess;
   a.index = index;
   const r = kvmEmulateMsrAccess(v, v.vm.msrFilter, a, false, ignoredReporter(v));
@@ -61,19 +51,15 @@ export function handleRdmsr(v: VcpuArch, index: number): boolean {
     v.cpu.skipInstruction();
     return false;
   }
-  const reason = msrUserSpaceExitReason(v.vm.userSpaceMsrMask, r);
-  if (reason !== 0) {
-    // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
-    msrExit(v, false, reason, index, 0n);
-    return true;
-  }
+  // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
+  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_RDMSR', 0n, Completion.Rdmsr, r)) return true;
   if (v.vm.trace.active) traceMsr(v, false, index, 0n, true);
   v.injectGp();
   return false;
 }
 
-/** Handles WRMSR; true when it ends in an exit to user space. */
-export function handleWrmsr(v: VcpuArch, index: number, value: bigint): boolean {
+/** kvm_emulate_wrmsr(): true when WRMSR ends in an exit to user space. */
+export function kvmEmulateWrmsr(v: VcpuArch, index: number, value: bigint): boolean {
   const a = v.msrAccess;
   a.index = index;
   a.data = value;
@@ -83,11 +69,7 @@ export function handleWrmsr(v: VcpuArch, index: number, value: bigint): boolean 
     v.cpu.skipInstruction();
     return false;
   }
-  const reason = msrUserSpaceExitReason(v.vm.userSpaceMsrMask, r);
-  if (reason !== 0) {
-    msrExit(v, true, reason, index, value);
-    return true;
-  }
+  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, Completion.Wrmsr, r)) return true;
   // "Signal all other negative errors to userspace": KVM_RUN fails, the WRMSR stays put.
   if (r < 0) throw KvmError.fromNegativeErrno(r, 'KVM_RUN', `WRMSR ${hex(index)} <- ${hex(value)} failed in KVM`);
   if (v.vm.trace.active) traceMsr(v, true, index, value, true);
@@ -125,24 +107,22 @@ export function checkMsrReply(v: VcpuArch, read: boolean): void {
 }
 
 /**
- * complete_fast_rdmsr(): with error 0, EDX:EAX take `data` and the RDMSR retires; any other
- * error byte (not just 1) injects #GP(0) with RIP and EDX:EAX unchanged. The filter is not
- * consulted again: a reply to an access the current filter would allow still applies.
+ * complete_fast_rdmsr(): with error 0, EDX:EAX take `data` (complete_userspace_rdmsr()); then, as
+ * for a WRMSR, complete_fast_msr_access(). The filter is not consulted again: a reply to an access
+ * the current filter would allow still applies.
  */
-export function completeRdmsr(v: VcpuArch): void {
-  const error = replyError(v);
-  if (error === 0) writeEdxEax(v, replyData(v));
-  completeMsrAccess(v, error);
+export function completeFastRdmsr(v: VcpuArch): void {
+  if (replyError(v) === 0) writeEdxEax(v, replyData(v));
+  completeFastMsrAccess(v);
 }
 
-/** complete_fast_msr_access(): WRMSR retires without KVM performing the write, or #GP(0). */
-export function completeWrmsr(v: VcpuArch): void {
-  completeMsrAccess(v, replyError(v));
-}
-
-/** kvm_complete_insn_gp() */
-function completeMsrAccess(v: VcpuArch, error: number): void {
+/**
+ * complete_fast_msr_access(), kvm_complete_insn_gp() on VMX: with error 0 the RDMSR/WRMSR retires
+ * (KVM does not perform a write user space handled); any other error byte (not just 1) injects
+ * #GP(0) with RIP — and EDX:EAX — unchanged.
+ */
+export function completeFastMsrAccess(v: VcpuArch): void {
   v.pending = Completion.None;
-  if (error !== 0) v.injectGp();
+  if (replyError(v) !== 0) v.injectGp();
   else v.cpu.skipInstruction();
 }

@@ -90,12 +90,6 @@ export class HekiState {
     return false;
   }
 
-  /** The DENIAL exit reason for a denied write to `cr`, or 0 if user space did not ask. */
-  denialExitFor(cr: number): number {
-    const reason = cr === 0 ? KVM_HEKI_EXIT_REASON_CR0 : KVM_HEKI_EXIT_REASON_CR4;
-    return this.denialExitReason & reason;
-  }
-
   /** KVM_ENABLE_CAP(KVM_CAP_HEKI_CONFIGURE or _DENIAL): validated, then assigned (not ORed). */
   static exitMask(arg0: bigint, ioctl: string): number {
     if (arg0 & ~BigInt(KVM_HEKI_EXIT_REASON_VALID_MASK)) {

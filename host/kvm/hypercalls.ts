@@ -1,6 +1,8 @@
 /**
- * kvm_emulate_hypercall() (arch/x86/kvm/x86.c) for VMCALL and VMMCALL: nr in RAX, a0..a3 in
- * RBX, RCX, RDX, RSI, the result in RAX; spec/heki.md §1.3 for KVM_HC_LOCK_CR_UPDATE.
+ * __kvm_emulate_hypercall() (arch/x86/kvm/x86.h, over ____kvm_emulate_hypercall() in x86.c): the
+ * hypercall itself, for VMCALL and VMMCALL — nr in RAX, a0..a3 in RBX, RCX, RDX, RSI, the result
+ * for RAX; spec/heki.md §1.3 for KVM_HC_LOCK_CR_UPDATE. Its caller, kvm_emulate_hypercall()
+ * (handle-hypercall.ts), reads the registers and completes the call.
  */
 import {
   KVM_EINVAL,
@@ -53,7 +55,7 @@ const U32 = 0xffff_ffffn;
  * (the modelled host clock is not TSC-based); MAP_GPA_RANGE returns -KVM_ENOSYS
  * (KVM_CAP_EXIT_HYPERCALL is not offered).
  */
-export function kvmEmulateHypercall(regs: HypercallRegs, cpl: number, op64Bit: boolean, env: HypercallEnv): HypercallResult {
+export function __kvmEmulateHypercall(regs: HypercallRegs, cpl: number, op64Bit: boolean, env: HypercallEnv): HypercallResult {
   let { nr, a0, a1, a2, a3 } = regs;
   if (!op64Bit) {
     nr &= U32;

@@ -10,6 +10,7 @@ import {
 } from '../../protocol/abi.js';
 import { KvmError } from './errors.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.js';
+import type { Completion, VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
 
 /**
@@ -40,8 +41,24 @@ export function kvmMsrReason(r: number): number {
   }
 }
 
-/** The reason to exit with for failure `r` under `mask`, or 0 when KVM handles it itself. */
-export function msrUserSpaceExitReason(mask: number, r: number): number {
+/**
+ * kvm_msr_user_space(): whether failure `r` of an access to MSR `index` goes to user space — only
+ * when the VM's user_space_msr_mask has the reason kvm_msr_reason() gives it. If it does, kvm_run
+ * carries the exit (`error` 0, `data` the value a WRMSR wrote, 0 for a read) and `completion` runs
+ * on the next KVM_RUN.
+ */
+export function kvmMsrUserSpace(
+  v: VcpuArch, index: number, exitReason: 'KVM_EXIT_X86_RDMSR' | 'KVM_EXIT_X86_WRMSR', data: bigint,
+  completion: Completion.Rdmsr | Completion.Wrmsr, r: number,
+): boolean {
   const reason = kvmMsrReason(r);
-  return (mask & reason) !== 0 ? reason : 0;
+  if ((v.vm.userSpaceMsrMask & reason) === 0) return false;
+  const run = v.run;
+  run.setExit(exitReason);
+  run.msr.error = 0;
+  run.msr.reason = reason;
+  run.msr.index = index;
+  run.msr.data = data;
+  v.pending = completion;
+  return true;
 }

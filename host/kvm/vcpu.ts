@@ -12,11 +12,12 @@ import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from './cpuid.js';
 import { KvmError } from './errors.js';
 import type { VcpuExit } from './exits.js';
-import { completeHekiDenial, handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
-import { handleCpuid } from './handle-cpuid.js';
-import { completeHekiConfigure, handleHypercall } from './handle-hypercall.js';
+import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
+import { kvmEmulateCpuid } from './handle-cpuid.js';
+import { kvmEmulateHypercall } from './handle-hypercall.js';
 import { checkPioInReply, completePioIn, completePioOut, handleIo } from './handle-io.js';
-import { checkMsrReply, completeRdmsr, completeWrmsr, handleRdmsr, handleWrmsr } from './handle-msr.js';
+import { checkMsrReply, completeFastMsrAccess, completeFastRdmsr, kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
+import { completeHekiConfigureExit, completeHekiDenialExit } from './heki-exits.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
@@ -126,9 +127,9 @@ export class Vcpu {
     const v = this.arch;
     switch (ic.kind) {
       case 'rdmsr':
-        return handleRdmsr(v, ic.index);
+        return kvmEmulateRdmsr(v, ic.index);
       case 'wrmsr':
-        return handleWrmsr(v, ic.index, ic.value);
+        return kvmEmulateWrmsr(v, ic.index, ic.value);
       case 'mov_to_cr':
         return handleMovToCr(v, ic.cr, ic.value);
       case 'mov_from_cr':
@@ -139,9 +140,9 @@ export class Vcpu {
       case 'lmsw':
         return handleLmsw(v, ic.value);
       case 'hypercall':
-        return handleHypercall(v);
+        return kvmEmulateHypercall(v);
       case 'cpuid':
-        handleCpuid(v, ic.leaf, ic.subleaf);
+        kvmEmulateCpuid(v, ic.leaf, ic.subleaf);
         return false;
       case 'hlt':
         // kvm_emulate_halt() retires the HLT first. MODEL DECISION: with no interrupt to wake
@@ -188,16 +189,16 @@ export class Vcpu {
     const v = this.arch;
     switch (v.pending) {
       case Completion.Rdmsr:
-        completeRdmsr(v);
+        completeFastRdmsr(v);
         break;
       case Completion.Wrmsr:
-        completeWrmsr(v);
+        completeFastMsrAccess(v);
         break;
       case Completion.HekiConfigure:
-        completeHekiConfigure(v);
+        completeHekiConfigureExit(v);
         break;
       case Completion.HekiDenial:
-        completeHekiDenial(v);
+        completeHekiDenialExit(v);
         break;
       case Completion.PioIn:
         completePioIn(v);

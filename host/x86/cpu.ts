@@ -371,7 +371,7 @@ export class Cpu extends CpuCore implements GuestCpu {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Added for host/kvm phase 2 (GuestCpu: is64BitMode, clearExceptionQueue)
+  // Mode and event queue (GuestCpu: is64BitMode, clearExceptionQueue)
   // -------------------------------------------------------------------------------------------
 
   is64BitMode(): boolean {

@@ -91,7 +91,7 @@ export interface GuestCpu {
   translate(gva: bigint, access: AccessKind, cpl?: number): { gpa: number } | { vector: 14; errorCode: number };
 
   // -------------------------------------------------------------------------------------------
-  // Added for host/kvm phase 2 (what KVM reads on every exit, without building Sregs objects)
+  // What KVM reads on every exit, without building SystemRegisters objects
   // -------------------------------------------------------------------------------------------
 
   /**

@@ -8,7 +8,7 @@ import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { DEFAULT_HOST_CR0, DEFAULT_HOST_CR4 } from '../../host/kvm/kvm.js';
 import { HekiState } from '../../host/kvm/heki.js';
-import { kvmEmulateHypercall, type HypercallRegs } from '../../host/kvm/hypercalls.js';
+import { __kvmEmulateHypercall, type HypercallRegs } from '../../host/kvm/hypercalls.js';
 import { Kvm } from '../../host/kvm/kvm.js';
 
 const SMEP = abi.X86_CR4_SMEP;
@@ -26,7 +26,7 @@ function heki(configure = 0): HekiState {
 /** VMCALL with RAX = 13, RBX = a0, RCX = a1, RDX = a2. */
 function lockCr(h: HekiState, a0: bigint, a1: bigint, a2: bigint, cpl = 0) {
   const regs: HypercallRegs = { nr: BigInt(abi.KVM_HC_LOCK_CR_UPDATE), a0, a1, a2, a3: 0n };
-  return kvmEmulateHypercall(regs, cpl, true, { heki: h, pvHas: () => true });
+  return __kvmEmulateHypercall(regs, cpl, true, { heki: h, pvHas: () => true });
 }
 
 test('the host model matches spec §8: CR0 0x80050033; CR4 has SMEP|SMAP|UMIP|FSGSBASE and not CET', (t) => {
