@@ -1,6 +1,6 @@
 /**
  * The kernel names a scenario may use for numbers, both ways: capabilities and exit reasons
- * (the Heki ones numbered per ABI profile, ARCHITECTURE.md "Out-of-tree ABI numbers"), MSR and
+ * (the Heki ones numbered per ABI profile, docs/architecture.md, "Where numbers and words live"), MSR and
  * Heki exit reasons, MSR filter flags, errno names. The numbers are protocol/abi's.
  */
 import * as abi from '../../protocol/abi.js';

@@ -1,4 +1,4 @@
-/** host/kvm: the KVM model ("the kernel" of ARCHITECTURE.md). */
+/** host/kvm: the KVM model ("the kernel" of docs/architecture.md). */
 export { Kvm, type KvmOptions, type VmOptions } from './kvm.js';
 export { Vm, type CpuFactory } from './vm.js';
 export { Vcpu, type MsrEntry, type RunOptions } from './vcpu.js';

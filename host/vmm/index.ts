@@ -1,5 +1,5 @@
 /**
- * host/vmm: "user space" (ARCHITECTURE.md) — the VMM that makes VMs from a policy, runs guest
+ * host/vmm: "user space" (docs/architecture.md) — the VMM that makes VMs from a policy, runs guest
  * operations on their vCPUs as real instructions, answers their exits, keeps the event log,
  * and serves guests and control clients over the protocol.
  */

@@ -30,7 +30,7 @@ export const KVM_HEKI_EXIT_REASON_VALID_MASK = KVM_HEKI_EXIT_REASON_CR0 | KVM_HE
 /**
  * Heki's exit and capability numbers collide with mainline in both postings
  * (KVM_EXIT_MEMORY_FAULT = 39, KVM_EXIT_TDX = 40, KVM_CAP_VM_TYPES = 235, ...). The profile
- * is a per-VM setting; `v2` is the default (docs/architecture.md, "Out-of-tree ABI numbers").
+ * is a per-VM setting; `v2` is the default (docs/architecture.md, "Where numbers and words live").
  */
 export interface HekiAbiProfile {
   readonly name: HekiProfileName;

@@ -1,5 +1,5 @@
 /**
- * The one way a vCPU comes to life (ARCHITECTURE.md, "Guest actions are real instructions").
+ * The one way a vCPU comes to life (docs/architecture.md, "Inside the VMM: running and answering").
  *
  * `buildBootImage` writes, once per VM, what a minimal 64-bit kernel would have set up before
  * running anything: identity paging, a GDT with Linux's selectors and a TSS per vCPU, an IDT

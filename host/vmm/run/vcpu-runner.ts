@@ -1,6 +1,6 @@
 /**
  * Runs guest operations on one vCPU, one at a time (later requests queue), as real
- * instructions (ARCHITECTURE.md, "Guest actions are real instructions"):
+ * instructions (docs/architecture.md, "Inside the VMM: running and answering"):
  *
  *   1. lower the request to its boot template (operations.ts) or, for exec, copy the code into
  *      the vCPU's exec slot followed by the epilogue (exec.ts);
