@@ -1,12 +1,16 @@
 /**
  * `struct kvm_run` (include/uapi/linux/kvm.h) as pinbox hands it to user space: `Vcpu.run()`
- * returns the vCPU's one KvmRun object, typed as the VcpuExit union on `reason`; user space
- * narrows on `reason`, reads the union member, and fills what the kernel reads back on the
- * next run() (`msr.error`, `msr.data`, `io.data` for IN, `immediate_exit`).
+ * returns the vCPU's one kvm_run, typed as the VcpuExit union on `reason`; user space narrows on
+ * `reason`, reads the union member, and fills what the kernel reads back on the next run()
+ * (`msr.error`, `msr.data`, `io.data` for IN, `immediate_exit`).
+ *
+ * Every exit is one entry of KVM_EXITS — its name, its number (fixed by the uAPI, or taken from
+ * the VM's Heki ABI profile) and the kvm_run member that carries its payload — and the VcpuExit
+ * union, the exit numbers and their names are derived from that table (docs/kvm-exits.md).
  */
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
-import { type KvmSyncRegs, SyncedRegs } from './sync-regs.js';
+import type { KvmSyncRegs } from './sync-regs.js';
 
 /** KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR */
 export interface KvmRunMsr {
@@ -52,6 +56,40 @@ export interface KvmRunFailEntry {
   detail: string;
 }
 
+/** The members of kvm_run's exit union that pinbox fills, by their name in the C struct. */
+export interface KvmRunMembers {
+  msr: KvmRunMsr;
+  io: KvmRunIo;
+  heki_configure: KvmRunHekiConfigure;
+  heki_denial: KvmRunHekiDenial;
+  fail_entry: KvmRunFailEntry;
+}
+
+/** The exit numbers an ABI profile decides (the out-of-tree ones: heki.ts in protocol/abi). */
+export type ProfileExitNumber = 'KVM_EXIT_HEKI_CONFIGURE' | 'KVM_EXIT_HEKI_DENIAL';
+
+interface ExitEntry {
+  /** kvm_run.exit_reason: the uAPI's number, or the name of the profile field that holds it. */
+  readonly number: number | { readonly profile: ProfileExitNumber };
+  /** The kvm_run member with the exit's payload, or null for an exit without one. */
+  readonly member: keyof KvmRunMembers | null;
+}
+
+/** Every exit pinbox's KVM returns to user space. */
+export const KVM_EXITS = {
+  KVM_EXIT_X86_RDMSR: { number: abi.KVM_EXIT_X86_RDMSR, member: 'msr' },
+  KVM_EXIT_X86_WRMSR: { number: abi.KVM_EXIT_X86_WRMSR, member: 'msr' },
+  KVM_EXIT_HEKI_CONFIGURE: { number: { profile: 'KVM_EXIT_HEKI_CONFIGURE' }, member: 'heki_configure' },
+  KVM_EXIT_HEKI_DENIAL: { number: { profile: 'KVM_EXIT_HEKI_DENIAL' }, member: 'heki_denial' },
+  KVM_EXIT_IO: { number: abi.KVM_EXIT_IO, member: 'io' },
+  KVM_EXIT_HLT: { number: abi.KVM_EXIT_HLT, member: null },
+  KVM_EXIT_SHUTDOWN: { number: abi.KVM_EXIT_SHUTDOWN, member: null },
+  KVM_EXIT_FAIL_ENTRY: { number: abi.KVM_EXIT_FAIL_ENTRY, member: 'fail_entry' },
+  KVM_EXIT_INTR: { number: abi.KVM_EXIT_INTR, member: null },
+} as const satisfies Readonly<Record<string, ExitEntry>>;
+
+export type VcpuExitReason = keyof typeof KVM_EXITS;
+
 interface ExitCommon {
   /** user → kernel: finish any pending completion, then return KVM_EXIT_INTR at once. */
   immediate_exit: boolean;
@@ -66,63 +104,50 @@ interface ExitCommon {
   readonly apic_base: bigint;
 }
 
-export type VcpuExit = ExitCommon &
-  (
-    | { readonly reason: 'KVM_EXIT_X86_RDMSR'; readonly exit_reason: typeof abi.KVM_EXIT_X86_RDMSR; readonly msr: KvmRunMsr }
-    | { readonly reason: 'KVM_EXIT_X86_WRMSR'; readonly exit_reason: typeof abi.KVM_EXIT_X86_WRMSR; readonly msr: KvmRunMsr }
-    | { readonly reason: 'KVM_EXIT_HEKI_CONFIGURE'; readonly exit_reason: number; readonly heki_configure: KvmRunHekiConfigure }
-    | { readonly reason: 'KVM_EXIT_HEKI_DENIAL'; readonly exit_reason: number; readonly heki_denial: KvmRunHekiDenial }
-    | { readonly reason: 'KVM_EXIT_IO'; readonly exit_reason: typeof abi.KVM_EXIT_IO; readonly io: KvmRunIo }
-    | { readonly reason: 'KVM_EXIT_HLT'; readonly exit_reason: typeof abi.KVM_EXIT_HLT }
-    | { readonly reason: 'KVM_EXIT_SHUTDOWN'; readonly exit_reason: typeof abi.KVM_EXIT_SHUTDOWN }
-    | { readonly reason: 'KVM_EXIT_FAIL_ENTRY'; readonly exit_reason: typeof abi.KVM_EXIT_FAIL_ENTRY; readonly fail_entry: KvmRunFailEntry }
-    | { readonly reason: 'KVM_EXIT_INTR'; readonly exit_reason: typeof abi.KVM_EXIT_INTR }
-  );
+type Entry<R extends VcpuExitReason> = (typeof KVM_EXITS)[R];
+type MemberOf<R extends VcpuExitReason> = Entry<R>['member'];
 
-export type VcpuExitReason = VcpuExit['reason'];
+/** One exit as user space narrows to it: its name, its number (a literal when fixed) and its member. */
+type ExitOf<R extends VcpuExitReason> = {
+  readonly reason: R;
+  readonly exit_reason: Entry<R>['number'] extends number ? Entry<R>['number'] : number;
+} & (MemberOf<R> extends keyof KvmRunMembers ? { readonly [M in MemberOf<R>]: KvmRunMembers[M] } : unknown);
 
-/** The mutable mirror of kvm_run behind every VcpuExit of one vCPU. */
-export class KvmRun {
-  reason: VcpuExitReason | 'KVM_EXIT_UNKNOWN' = 'KVM_EXIT_UNKNOWN';
-  exit_reason: number = abi.KVM_EXIT_UNKNOWN;
-  immediate_exit = false;
-  kvm_valid_regs = 0;
-  kvm_dirty_regs = 0;
-  readonly s: KvmSyncRegs = { regs: new SyncedRegs(), sregs: undefined };
-  cr8 = 0n;
-  apic_base = 0n;
-  readonly msr: KvmRunMsr = { error: 0, reason: 0, index: 0, data: 0n };
-  readonly io: KvmRunIo = { direction: 0, size: 0, port: 0, count: 0, data: 0 };
-  readonly heki_configure: KvmRunHekiConfigure = { reason: 0, cr_pinned: 0n };
-  readonly heki_denial: KvmRunHekiDenial = { reason: 0, cr_value: 0n };
-  readonly fail_entry: KvmRunFailEntry = { hardware_entry_failure_reason: 0n, cpu: 0, detail: '' };
+export type VcpuExit = ExitCommon & { [R in VcpuExitReason]: ExitOf<R> }[VcpuExitReason];
 
-  constructor(private readonly profile: HekiAbiProfile) {}
+const REASONS = Object.keys(KVM_EXITS) as VcpuExitReason[];
+const numbersByProfile = new Map<HekiAbiProfile, Readonly<Record<VcpuExitReason, number>>>();
 
-  setExit(reason: VcpuExitReason): void {
-    this.reason = reason;
-    this.exit_reason = exitReasonNumber(reason, this.profile);
+/** kvm_run.exit_reason of every exit under an ABI profile (made once per profile). */
+export function exitNumbers(profile: HekiAbiProfile): Readonly<Record<VcpuExitReason, number>> {
+  let numbers = numbersByProfile.get(profile);
+  if (numbers === undefined) {
+    const n = KVM_EXITS as Readonly<Record<VcpuExitReason, ExitEntry>>;
+    numbers = Object.freeze(
+      Object.fromEntries(REASONS.map((r) => {
+        const number = n[r].number;
+        return [r, typeof number === 'number' ? number : profile[number.profile]];
+      })) as Record<VcpuExitReason, number>,
+    );
+    numbersByProfile.set(profile, numbers);
   }
-
-  /** This object as the union user space narrows (it carries every member). */
-  asExit(): VcpuExit {
-    return this as unknown as VcpuExit;
-  }
+  return numbers;
 }
-
-const FIXED_EXIT_NUMBERS: Readonly<Record<Exclude<VcpuExitReason, 'KVM_EXIT_HEKI_CONFIGURE' | 'KVM_EXIT_HEKI_DENIAL'>, number>> = {
-  KVM_EXIT_X86_RDMSR: abi.KVM_EXIT_X86_RDMSR,
-  KVM_EXIT_X86_WRMSR: abi.KVM_EXIT_X86_WRMSR,
-  KVM_EXIT_IO: abi.KVM_EXIT_IO,
-  KVM_EXIT_HLT: abi.KVM_EXIT_HLT,
-  KVM_EXIT_SHUTDOWN: abi.KVM_EXIT_SHUTDOWN,
-  KVM_EXIT_FAIL_ENTRY: abi.KVM_EXIT_FAIL_ENTRY,
-  KVM_EXIT_INTR: abi.KVM_EXIT_INTR,
-};
 
 /** The exit_reason number of an exit; the Heki ones depend on the ABI profile. */
 export function exitReasonNumber(reason: VcpuExitReason, profile: HekiAbiProfile): number {
-  if (reason === 'KVM_EXIT_HEKI_CONFIGURE') return profile.KVM_EXIT_HEKI_CONFIGURE;
-  if (reason === 'KVM_EXIT_HEKI_DENIAL') return profile.KVM_EXIT_HEKI_DENIAL;
-  return FIXED_EXIT_NUMBERS[reason];
+  return exitNumbers(profile)[reason];
+}
+
+/**
+ * The exit a kvm_run.exit_reason number is under an ABI profile, if pinbox knows it. With no
+ * profile, the profile-numbered exits are not looked for: their numbers are other exits'
+ * on kernels without Heki (KVM_EXIT_MEMORY_FAULT is 39).
+ */
+export function exitReasonName(exitReason: number, profile: HekiAbiProfile | null): VcpuExitReason | undefined {
+  for (const r of REASONS) {
+    const number = (KVM_EXITS as Readonly<Record<VcpuExitReason, ExitEntry>>)[r].number;
+    if (typeof number === 'number' ? number === exitReason : profile !== null && profile[number.profile] === exitReason) return r;
+  }
+  return undefined;
 }

@@ -26,7 +26,7 @@ import { KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { Regs, Sregs } from './regs.js';
 import { KvmError } from './errors.js';
-import type { KvmRun } from './exits.js';
+import type { KvmRun } from './kvm-run.js';
 import { U64_MAX } from './u64.js';
 import { hex } from '../../protocol/notation.js';
 

@@ -4,24 +4,18 @@
  * the completion the previous exit left (complete_userspace_io), then lets the core run
  * and handles each intercept in the kernel until one needs user space.
  */
-import { EXIT_REASON_INVALID_STATE, KVM_CAP_ENFORCE_PV_FEATURE_CPUID, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../protocol/abi.js';
+import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { Intercept } from '../x86/intercept.js';
 import type { Regs, Sregs } from './regs.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from './cpuid.js';
 import { KvmError } from './errors.js';
 import type { VcpuExit } from './exits.js';
-import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
-import { kvmEmulateCpuid } from './handle-cpuid.js';
-import { kvmEmulateHypercall } from './handle-hypercall.js';
-import { checkPioInReply, completePioIn, completePioOut, handleIo } from './handle-io.js';
-import { checkMsrReply, completeFastMsrAccess, completeFastRdmsr, kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
-import { completeHekiConfigureExit, completeHekiDenialExit } from './heki-exits.js';
+import { handleExit } from './exit-handlers.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
-import { Completion, VcpuArch, type VcpuStat } from './vcpu-arch.js';
+import { VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import type { VmArch } from './vm-arch.js';
@@ -84,14 +78,19 @@ export class Vcpu {
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
-    this.checkUserspaceReply();
+    const cui = v.completeUserspaceIo;
+    if (cui !== null && cui.checkReply !== undefined) cui.checkReply(v);
     beforeRegistersChange(run);
     if (run.kvm_dirty_regs !== 0) syncRegs(run, v.cpu, (sregs) => this.setSregs(sregs));
-    if (v.pending !== Completion.None) this.completeUserspaceIo();
+    if (cui !== null) {
+      // complete-userspace-io.ts: cleared before it runs, so that it may store another.
+      v.completeUserspaceIo = null;
+      if (cui(v)) return this.toUserSpace();
+    }
     beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
-      run.setExit('KVM_EXIT_INTR');
+      v.exitToUserSpace('KVM_EXIT_INTR');
       return this.toUserSpace();
     }
     v.hasRun = true;
@@ -106,7 +105,7 @@ export class Vcpu {
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
       let toUser: boolean;
       try {
-        toUser = this.handleIntercept(intercept);
+        toUser = handleExit(v, intercept);
       } catch (e) {
         if (e instanceof KvmError && v.vm.trace.active) {
           v.vm.trace.emit('kvm_userspace_exit', { vcpu_id: v.id, reason: run.exit_reason, errno: -e.errno });
@@ -116,99 +115,9 @@ export class Vcpu {
       if (toUser) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
-        run.setExit('KVM_EXIT_INTR');
+        v.exitToUserSpace('KVM_EXIT_INTR');
         return this.toUserSpace();
       }
-    }
-  }
-
-  /** The in-kernel handling of one intercept (the vmx.c exit handlers); true to exit. */
-  private handleIntercept(ic: Intercept): boolean {
-    const v = this.arch;
-    switch (ic.kind) {
-      case 'rdmsr':
-        return kvmEmulateRdmsr(v, ic.index);
-      case 'wrmsr':
-        return kvmEmulateWrmsr(v, ic.index, ic.value);
-      case 'mov_to_cr':
-        return handleMovToCr(v, ic.cr, ic.value);
-      case 'mov_from_cr':
-        handleMovFromCr(v, ic.cr, ic.gpr);
-        return false;
-      case 'clts':
-        return handleClts(v);
-      case 'lmsw':
-        return handleLmsw(v, ic.value);
-      case 'hypercall':
-        return kvmEmulateHypercall(v);
-      case 'cpuid':
-        kvmEmulateCpuid(v, ic.leaf, ic.subleaf);
-        return false;
-      case 'hlt':
-        // kvm_emulate_halt() retires the HLT first. MODEL DECISION: with no interrupt to wake
-        // it, a halted vCPU goes to user space as KVM_EXIT_HLT (KVM's no-in-kernel-irqchip path).
-        v.cpu.skipInstruction();
-        v.stat.halt_exits++;
-        v.run.setExit('KVM_EXIT_HLT');
-        return true;
-      case 'io':
-        handleIo(v, ic.port, ic.size, ic.in, ic.value);
-        return true;
-      case 'exception':
-        // Only a core-set exception bitmap can cause this: hand the event back to the guest.
-        v.injectException(ic.vector, ic.errorCode, ic.address);
-        return false;
-      case 'triple_fault':
-        v.run.setExit('KVM_EXIT_SHUTDOWN');
-        return true;
-      case 'budget':
-        v.stat.signal_exits++;
-        v.run.setExit('KVM_EXIT_INTR');
-        return true;
-      case 'invalid_guest_state': {
-        const run = v.run;
-        run.setExit('KVM_EXIT_FAIL_ENTRY');
-        run.fail_entry.hardware_entry_failure_reason = BigInt((VMX_EXIT_REASONS_FAILED_VMENTRY | EXIT_REASON_INVALID_STATE) >>> 0);
-        run.fail_entry.cpu = 0;
-        run.fail_entry.detail = ic.detail;
-        return true;
-      }
-    }
-  }
-
-  /** What user space wrote for the pending completion must be valid before anything changes. */
-  private checkUserspaceReply(): void {
-    const v = this.arch;
-    if (v.pending === Completion.Rdmsr) checkMsrReply(v, true);
-    else if (v.pending === Completion.Wrmsr) checkMsrReply(v, false);
-    else if (v.pending === Completion.PioIn) checkPioInReply(v);
-  }
-
-  /** vcpu->arch.complete_userspace_io(vcpu), run before anything else in KVM_RUN. */
-  private completeUserspaceIo(): void {
-    const v = this.arch;
-    switch (v.pending) {
-      case Completion.Rdmsr:
-        completeFastRdmsr(v);
-        break;
-      case Completion.Wrmsr:
-        completeFastMsrAccess(v);
-        break;
-      case Completion.HekiConfigure:
-        completeHekiConfigureExit(v);
-        break;
-      case Completion.HekiDenial:
-        completeHekiDenialExit(v);
-        break;
-      case Completion.PioIn:
-        completePioIn(v);
-        break;
-      case Completion.PioOut:
-      case Completion.PioOutPort7e:
-        completePioOut(v);
-        break;
-      case Completion.None:
-        break;
     }
   }
 

@@ -24,7 +24,7 @@
 import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/errors.js';
-import type { KvmRun } from '../../kvm/exits.js';
+import type { KvmRun } from '../../kvm/kvm-run.js';
 import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
