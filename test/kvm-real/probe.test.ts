@@ -76,7 +76,7 @@ if (linuxX64 && nobody && rootOnly && real.kvm !== undefined) {
     t.regex(r.stdout.split('\n')[0]!, /^pinbox probe: no real KVM for this user: \/dev\/kvm is crw------- root:root; only root may open it/);
   });
 } else {
-  test.todo('probe as a user who may not open /dev/kvm — not run: needs root, setpriv and a root-only /dev/kvm');
+  test.todo('probe as a user who may not open /dev/kvm — not run: needs root, setpriv, a root-only /dev/kvm and a usable real KVM');
 }
 
 test('without the optional koffi package the probe answers no-ffi, and the rest of pinbox still works', (t) => {
