@@ -8,6 +8,9 @@
  *                                  answered from user space: exit → msr.data = 0 → KVM_RUN again
  *   *_c                            the same loop driven from C
  *   kvm_real.exit_overhead         (Node − C) / C for the round trip, in % (target: ≤ 10)
+ *   *_cpu                          the same in CPU time (user + system) of the driving process per
+ *                                  iteration: other load on a shared machine stretches wall time
+ *                                  (the process waits for a CPU) far more than CPU time
  * Node and C runs alternate, one of each per run, so that both see the same machine load. Where
  * /dev/kvm (or koffi, or gcc for the C side) is unusable, the figures say "not run: why".
  * On a PVM host all CPL0 guest code runs through KVM's instruction emulator (≈ 1.4 µs per
@@ -70,8 +73,14 @@ function image(kvm: Kvm, msr: number, iterations: number): Image {
   }
 }
 
-/** The Node side: the same setup as the C program, then the timed loop; ns per iteration. */
-function nodeLoop(kvm: Kvm, img: Image, exits: boolean, iterations: number): number {
+/** ns per iteration: wall-clock, and CPU time (user + system) of the driving process. */
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+/** The Node side: the same setup as the C program, then the timed loop. */
+function nodeLoop(kvm: Kvm, img: Image, exits: boolean, iterations: number): Sample {
   const vm = kvm.createVm({ memorySize: MEMORY });
   try {
     vm.memory.writeBytes(0, img.memory);
@@ -86,6 +95,7 @@ function nodeLoop(kvm: Kvm, img: Image, exits: boolean, iterations: number): num
     vcpu.setRegs(decodeRegs(new DataView(img.regs.buffer), 0));
     // One deadline for the whole operation: the timer is armed once.
     const deadline = deadlineIn(60_000);
+    const cpu0 = process.cpuUsage();
     const start = process.hrtime.bigint();
     for (;;) {
       const exit = vcpu.run({ deadline });
@@ -97,7 +107,9 @@ function nodeLoop(kvm: Kvm, img: Image, exits: boolean, iterations: number): num
       if (exit.reason === 'KVM_EXIT_HLT') break;
       throw new Error(`unexpected exit ${exit.reason}${exit.timed_out ? ' (timed out)' : ''}`);
     }
-    return Number(process.hrtime.bigint() - start) / iterations;
+    const wall = Number(process.hrtime.bigint() - start) / iterations;
+    const cpu = process.cpuUsage(cpu0);
+    return { wall, cpu: ((cpu.user + cpu.system) * 1000) / iterations };
   } finally {
     vm.close();
   }
@@ -118,9 +130,10 @@ function compileC(dir: string): { exe: string } | { why: string } {
   return { exe: join(dir, 'loop') };
 }
 
-function cLoop(exe: string, dir: string, mode: 'inkernel' | 'exit', iterations: number): number {
+function cLoop(exe: string, dir: string, mode: 'inkernel' | 'exit', iterations: number): Sample {
   const out = execFileSync(exe, [dir, mode, String(iterations)], { encoding: 'utf8', env: { ...process.env, PINBOX_MSR: String(MSR_IA32_POWER_CTL) } });
-  return Number(out.trim());
+  const [wall, cpu] = out.trim().split(' ').map(Number) as [number, number];
+  return { wall, cpu };
 }
 
 function writeImage(dir: string, img: Image): void {
@@ -147,24 +160,29 @@ if (probe.verdict !== 'usable') {
     writeImage(exitDir, exitImg);
     // Warm up both paths once (JIT, page faults on the guest memory).
     nodeLoop(kvm, exitImg, true, ROUND_TRIPS);
-    const samples = { inNode: [] as number[], inC: [] as number[], exNode: [] as number[], exC: [] as number[] };
+    const samples = { inNode: [] as Sample[], inC: [] as Sample[], exNode: [] as Sample[], exC: [] as Sample[] };
     for (let i = 0; i < runs; i++) {
       samples.inNode.push(nodeLoop(kvm, inKernelImg, false, IN_KERNEL_ITERATIONS));
       if ('exe' in c) samples.inC.push(cLoop(c.exe, inKernelDir, 'inkernel', IN_KERNEL_ITERATIONS));
       samples.exNode.push(nodeLoop(kvm, exitImg, true, ROUND_TRIPS));
       if ('exe' in c) samples.exC.push(cLoop(c.exe, exitDir, 'exit', ROUND_TRIPS));
     }
-    report('kvm_real.msr_inkernel', samples.inNode, 'ns');
-    if ('exe' in c) report('kvm_real.msr_inkernel_c', samples.inC, 'ns');
-    report('kvm_real.msr_exit_roundtrip', samples.exNode, 'ns');
+    const wall = (s: Sample[]): number[] => s.map((x) => x.wall);
+    const cpu = (s: Sample[]): number[] => s.map((x) => x.cpu);
+    report('kvm_real.msr_inkernel', wall(samples.inNode), 'ns');
+    if ('exe' in c) report('kvm_real.msr_inkernel_c', wall(samples.inC), 'ns');
+    report('kvm_real.msr_exit_roundtrip', wall(samples.exNode), 'ns');
     if ('exe' in c) {
-      report('kvm_real.msr_exit_roundtrip_c', samples.exC, 'ns');
-      // Per run pair, what Node adds over C, as a share of C.
-      const overhead = samples.exNode.map((n, i) => ((n - samples.exC[i]!) / samples.exC[i]!) * 100);
-      report('kvm_real.exit_overhead', overhead, '%');
+      report('kvm_real.msr_exit_roundtrip_c', wall(samples.exC), 'ns');
+      report('kvm_real.msr_exit_roundtrip_cpu', cpu(samples.exNode), 'ns');
+      report('kvm_real.msr_exit_roundtrip_cpu_c', cpu(samples.exC), 'ns');
+      // Per run pair, what Node adds over C, as a share of C: in wall time and in CPU time.
+      const share = (n: number[], k: number[]): number[] => n.map((x, i) => ((x - k[i]!) / k[i]!) * 100);
+      report('kvm_real.exit_overhead', share(wall(samples.exNode), wall(samples.exC)), '%');
+      report('kvm_real.exit_overhead_cpu', share(cpu(samples.exNode), cpu(samples.exC)), '%');
       if (!jsonOutput) {
-        const ns = median(samples.exNode) - median(samples.exC);
-        process.stdout.write(`  (Node adds ${ns.toFixed(0)} ns per exit over C, medians; target ≤ 10%)\n`);
+        const ns = (n: Sample[], k: Sample[], f: (s: Sample[]) => number[]): string => (median(f(n)) - median(f(k))).toFixed(0);
+        process.stdout.write(`  (Node adds ${ns(samples.exNode, samples.exC, wall)} ns wall, ${ns(samples.exNode, samples.exC, cpu)} ns CPU per exit over C, medians; target ≤ 10%)\n`);
       }
     } else if (!jsonOutput) {
       process.stdout.write(`kvm_real.*_c                 not run: ${c.why}\n`);

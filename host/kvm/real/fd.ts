@@ -3,6 +3,7 @@
  * every use throws KvmError EBADF, as the kernel answers a closed descriptor, and nothing
  * reaches the kernel with a number the process may since have reused for another file.
  */
+import { Errno } from '../../../protocol/abi.js';
 import { closedError, errnoError } from './errno.js';
 import type { Libc, Pointer } from './libc.js';
 
@@ -31,18 +32,30 @@ export class KvmFd {
     return this.fd;
   }
 
-  /** An ioctl with an integer argument; its non-negative result, or a KvmError. */
+  /**
+   * An ioctl with an integer argument; its non-negative result, or a KvmError. A stray signal
+   * can make any of them fail with EINTR before it did anything (KVM_CREATE_VM did, under the
+   * profiler's SIGPROF): those are retried. KVM_RUN does not come here (VcpuFd.run()).
+   */
   ioctlValue(name: string, request: number, arg: number | bigint = 0): number {
-    const r = this.libc.ioctlValue(this.number(name), request, arg);
-    if (r < 0) throw errnoError(this.libc.errno(), name, `on ${this.what}`);
-    return r;
+    const fd = this.number(name);
+    for (;;) {
+      const r = this.libc.ioctlValue(fd, request, arg);
+      if (r >= 0) return r;
+      const errno = this.libc.errno();
+      if (errno !== Errno.EINTR) throw errnoError(errno, name, `on ${this.what}`);
+    }
   }
 
-  /** An ioctl whose argument is a structure; its non-negative result, or a KvmError. */
+  /** An ioctl whose argument is a structure; its non-negative result, or a KvmError (EINTR retried). */
   ioctlPointer(name: string, request: number, arg: Uint8Array | Pointer): number {
-    const r = this.libc.ioctlPointer(this.number(name), request, arg);
-    if (r < 0) throw errnoError(this.libc.errno(), name, `on ${this.what}`);
-    return r;
+    const fd = this.number(name);
+    for (;;) {
+      const r = this.libc.ioctlPointer(fd, request, arg);
+      if (r >= 0) return r;
+      const errno = this.libc.errno();
+      if (errno !== Errno.EINTR) throw errnoError(errno, name, `on ${this.what}`);
+    }
   }
 
   /** Closes the descriptor once; later calls throw EBADF. */
