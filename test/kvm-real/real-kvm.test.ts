@@ -231,3 +231,11 @@ realTest('kvm_run.s.regs is synced in place (KVM_CAP_SYNC_REGS)', (t, kvm) => {
   t.is(g.regs().rdx, 0xabcdn);
   t.is(exit.kvm_dirty_regs, 0, 'the kernel clears the dirty bit it loaded');
 });
+
+realTest('a triple fault (no IDT to deliver #UD through) exits as KVM_EXIT_SHUTDOWN', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  g.startCode(['0f 0b | ud2']);
+  g.vcpu.setSregs({ ...g.vcpu.getSregs(), idt: { base: 0n, limit: 0 } });
+  const exit = g.run();
+  t.is(exit.reason, 'KVM_EXIT_SHUTDOWN');
+});
