@@ -1,7 +1,8 @@
 /**
  * The real KVM backend (host/kvm/real) on the machine's /dev/kvm (JSON Lines names kvm_real.*),
  * each loop also driven from C (kvm-real-loop.c, compiled with gcc here) on the same boot state
- * and code, so that the figures show what Node.js and koffi add per exit:
+ * and code (and the same signal mask, see there), so that the figures show what Node.js and
+ * koffi add per exit:
  *   kvm_real.msr_inkernel          ns per RDMSR of EFER handled in the kernel, in a guest loop
  *                                  (`rdmsr; dec ebx; jnz`: one KVM_RUN for the whole loop)
  *   kvm_real.msr_exit_roundtrip    ns per filtered RDMSR (POWER_CTL denied, KVM_MSR_EXIT_REASON_FILTER)
@@ -124,7 +125,7 @@ function notRun(why: string): void {
 
 /** Compiles the C driver; its path, or why it cannot be had. */
 function compileC(dir: string): { exe: string } | { why: string } {
-  const gcc = spawnSync('gcc', ['-O2', '-o', join(dir, 'loop'), 'test/bench/kvm-real-loop.c'], { encoding: 'utf8' });
+  const gcc = spawnSync('gcc', ['-O2', '-o', join(dir, 'loop'), 'test/bench/kvm-real-loop.c', '-lpthread'], { encoding: 'utf8' });
   if (gcc.error !== undefined) return { why: 'gcc is not on PATH' };
   if (gcc.status !== 0) return { why: `gcc failed: ${gcc.stderr.trim().split('\n')[0]}` };
   return { exe: join(dir, 'loop') };

@@ -16,40 +16,19 @@
  */
 import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import * as abi from '../../../protocol/abi.js';
-import type { Regs, Sregs } from '../../x86/state.js';
 import { KvmError } from '../errors.js';
 import type {
   KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunIo, KvmRunMsr, VcpuExit,
 } from '../exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
-import { decodeSregs, encodeSregs } from './regs-codec.js';
-import { OTHER_EXIT_NAMES, REGS_FIELDS, RUN, RUN_DATA_MAX } from './uapi.js';
+import {
+  RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunSyncRegs, RunSystemEvent,
+  type KvmRunInternal, type KvmRunMmio, type KvmRunSystemEvent, type RealSyncRegs,
+} from './run-members.js';
+import { OTHER_EXIT_NAMES, RUN } from './uapi.js';
 
-/** KVM_EXIT_MMIO */
-export interface KvmRunMmio {
-  readonly phys_addr: bigint;
-  /** The `len` bytes written (is_write) or to be read (user space fills them for a read). */
-  data: Uint8Array;
-  readonly len: number;
-  readonly is_write: boolean;
-}
-
-/** KVM_EXIT_INTERNAL_ERROR and KVM_EXIT_SYSTEM_EVENT: a code and up to 16 u64 of data. */
-export interface KvmRunInternal {
-  readonly suberror: number;
-  readonly data: readonly bigint[];
-}
-export interface KvmRunSystemEvent {
-  readonly type: number;
-  readonly data: readonly bigint[];
-}
-
-/** `kvm_run.s` (KVM_CAP_SYNC_REGS) read and written in place. */
-export interface RealSyncRegs {
-  readonly regs: Regs;
-  sregs: Sregs;
-}
+export type { KvmRunInternal, KvmRunMmio, KvmRunSystemEvent, RealSyncRegs };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Common = Pick<VcpuExit, 'immediate_exit' | 'kvm_valid_regs' | 'kvm_dirty_regs' | 'cr8' | 'apic_base'>;
@@ -77,8 +56,6 @@ export interface HekiExits {
   profile: HekiAbiProfile | null;
 }
 
-const U64_MAX = (1n << 64n) - 1n;
-
 export class RealKvmRun {
   timed_out = false;
   readonly msr: KvmRunMsr;
@@ -91,7 +68,6 @@ export class RealKvmRun {
   readonly system_event: KvmRunSystemEvent;
   readonly s: RealSyncRegs;
   readonly #v: DataView;
-  readonly #bytes: Uint8Array;
   readonly #fd: KvmFd;
   readonly #heki: HekiExits;
 
@@ -99,99 +75,16 @@ export class RealKvmRun {
   constructor(mapping: Mapping, fd: KvmFd, heki: HekiExits) {
     const v = mapping.view;
     this.#v = v;
-    this.#bytes = mapping.bytes;
     this.#fd = fd;
     this.#heki = heki;
-    const live = (): DataView => {
-      fd.check('kvm_run');
-      return v;
-    };
-    this.msr = {
-      get error() { return live().getUint8(RUN.msr_error); },
-      set error(e: number) { live().setUint8(RUN.msr_error, e); },
-      get reason() { return live().getUint32(RUN.msr_reason, true); },
-      get index() { return live().getUint32(RUN.msr_index, true); },
-      get data() { return live().getBigUint64(RUN.msr_data, true); },
-      set data(d: bigint) { live().setBigUint64(RUN.msr_data, BigInt.asUintN(64, d), true); },
-    } as KvmRunMsr;
-    const ioData = (): number => {
-      const at = Number(live().getBigUint64(RUN.io_data_offset, true));
-      const size = v.getUint8(RUN.io_size);
-      if (size !== 1 && size !== 2 && size !== 4) throw new KvmError('EINVAL', 'kvm_run.io.data', `io.size is ${size}`);
-      if (at + size > v.byteLength) throw new KvmError('EFAULT', 'kvm_run.io.data', `io.data_offset ${at} is outside kvm_run`);
-      return at;
-    };
-    this.io = {
-      get direction() { return live().getUint8(RUN.io_direction); },
-      get size() { return live().getUint8(RUN.io_size); },
-      get port() { return live().getUint16(RUN.io_port, true); },
-      get count() { return live().getUint32(RUN.io_count, true); },
-      // The first item at data_offset (pinbox's guests do no string I/O).
-      get data() {
-        const at = ioData();
-        const size = v.getUint8(RUN.io_size);
-        return size === 1 ? v.getUint8(at) : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
-      },
-      set data(d: number) {
-        const at = ioData();
-        const size = v.getUint8(RUN.io_size);
-        if (size === 1) v.setUint8(at, d);
-        else if (size === 2) v.setUint16(at, d, true);
-        else v.setUint32(at, d, true);
-      },
-    } as KvmRunIo;
-    this.heki_configure = {
-      get reason() { return Number(live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); },
-      get cr_pinned() { return live().getBigUint64(RUN.heki_value, true); },
-    } as KvmRunHekiConfigure;
-    this.heki_denial = {
-      get reason() { return Number(live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); },
-      get cr_value() { return live().getBigUint64(RUN.heki_value, true); },
-    } as KvmRunHekiDenial;
-    this.fail_entry = {
-      get hardware_entry_failure_reason() { return live().getBigUint64(RUN.fail_entry_reason, true); },
-      get cpu() { return live().getUint32(RUN.fail_entry_cpu, true); },
-      detail: '',
-    } as KvmRunFailEntry;
-    const bytes = this.#bytes;
-    this.mmio = {
-      get phys_addr() { return live().getBigUint64(RUN.mmio_phys_addr, true); },
-      get len() { return Math.min(8, live().getUint32(RUN.mmio_len, true)); },
-      get is_write() { return live().getUint8(RUN.mmio_is_write) !== 0; },
-      get data() { return bytes.slice(RUN.mmio_data, RUN.mmio_data + this.len); },
-      set data(d: Uint8Array) { live(); bytes.set(d.subarray(0, 8), RUN.mmio_data); },
-    };
-    const u64s = (ndataAt: number, dataAt: number): bigint[] => {
-      const n = Math.min(RUN_DATA_MAX, live().getUint32(ndataAt, true));
-      return Array.from({ length: n }, (_, i) => v.getBigUint64(dataAt + 8 * i, true));
-    };
-    this.internal = {
-      get suberror() { return live().getUint32(RUN.internal_suberror, true); },
-      get data() { return u64s(RUN.internal_ndata, RUN.internal_data); },
-    };
-    this.system_event = {
-      get type() { return live().getUint32(RUN.system_event_type, true); },
-      get data() { return u64s(RUN.system_event_ndata, RUN.system_event_data); },
-    };
-    const regs = {} as Regs;
-    REGS_FIELDS.forEach((name, i) => {
-      const at = RUN.s_regs + 8 * i;
-      Object.defineProperty(regs, name, {
-        get: () => live().getBigUint64(at, true),
-        set: (value: bigint) => {
-          if (typeof value !== 'bigint' || value < 0n || value > U64_MAX) {
-            throw new KvmError('EINVAL', 'kvm_run.s.regs', `${name} must be a u64 bigint, got ${String(value)}`);
-          }
-          live().setBigUint64(at, value, true);
-        },
-        enumerable: true,
-      });
-    });
-    this.s = {
-      regs,
-      get sregs() { return decodeSregs(live(), RUN.s_sregs); },
-      set sregs(s: Sregs) { encodeSregs(live(), RUN.s_sregs, s, 'kvm_run.s.sregs'); },
-    };
+    this.msr = new RunMsr(v, fd);
+    this.io = new RunIo(v, fd);
+    this.heki_configure = this.heki_denial = new RunHeki(v, fd);
+    this.fail_entry = new RunFailEntry(v, fd);
+    this.mmio = new RunMmio(v, fd);
+    this.internal = new RunInternal(v, fd);
+    this.system_event = new RunSystemEvent(v, fd);
+    this.s = new RunSyncRegs(v, fd);
   }
 
   get exit_reason(): number {
