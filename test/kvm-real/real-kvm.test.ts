@@ -239,3 +239,23 @@ realTest('a triple fault (no IDT to deliver #UD through) exits as KVM_EXIT_SHUTD
   const exit = g.run();
   t.is(exit.reason, 'KVM_EXIT_SHUTDOWN');
 });
+
+realTest('the CPUID by features, as the model\'s setCpuid(): the named bits change, the others stay', (t, kvm) => {
+  const vm = kvm.createVm();
+  t.teardown(() => vm.close());
+  const vcpu = vm.createVcpu(0);
+  t.deepEqual(vcpu.getCpuid2(), [], 'a new vCPU has no CPUID');
+  // On a vCPU with no CPUID, setCpuid() starts from KVM_GET_SUPPORTED_CPUID.
+  vcpu.setCpuid({});
+  t.is(vcpu.getCpuid2().length, kvm.getSupportedCpuid().length);
+  const leaf = (f: number) => vcpu.getCpuid2().find((e) => e.function === f && e.index === 0)!;
+  const before = leaf(1).ecx;
+  t.not(before & (1 << 21), 0, 'the kernel offers x2APIC');
+  vcpu.setCpuid({ x2apic: false, maxPhysAddr: 40, kvmPvFeatures: 0 });
+  t.is(leaf(1).ecx, (before & ~(1 << 21)) >>> 0, 'CPUID.1:ECX lost x2APIC and nothing else');
+  t.is(leaf(0x8000_0008).eax & 0xff, 40);
+  t.is(leaf(0x4000_0001).eax, 0);
+  t.like(vcpu.getCpuid(), { x2apic: false, maxPhysAddr: 40, kvmPvFeatures: 0 });
+  t.throws(() => vcpu.setCpuid({ smep: 1 as unknown as boolean }), { instanceOf: KvmError, message: /guestCpuid.smep must be a boolean/ });
+  t.throws(() => vcpu.setCpuid({ nosuch: true } as never), { instanceOf: KvmError, message: /no feature "nosuch"/ });
+});

@@ -58,6 +58,7 @@ export class Kvm {
   readonly hostHeki: boolean;
   readonly #fd: KvmFd;
   readonly #vcpuMmapSize: number;
+  #supportedCpuid: readonly CpuidEntry2[] | undefined;
 
   private constructor(fd: KvmFd, profile: HekiAbiProfile, hostHeki: boolean) {
     this.#fd = fd;
@@ -143,7 +144,9 @@ export class Kvm {
       region.setBigUint64(MEMORY_REGION.memory_size, BigInt(size), true);
       region.setBigUint64(MEMORY_REGION.userspace_addr, memory.address, true);
       vmFd.ioctlPointer('KVM_SET_USER_MEMORY_REGION', KVM_SET_USER_MEMORY_REGION, new Uint8Array(region.buffer));
-      return new VmFd(vmFd, memory, HEKI_PROFILES[profileName], this.hostHeki, this.#vcpuMmapSize);
+      // Read once per Kvm: where setCpuid() starts on a vCPU with no CPUID yet.
+      const supported = (this.#supportedCpuid ??= Object.freeze(this.getSupportedCpuid()));
+      return new VmFd(vmFd, memory, HEKI_PROFILES[profileName], this.hostHeki, this.#vcpuMmapSize, () => supported);
     } catch (e) {
       vmFd.close();
       memory?.release();

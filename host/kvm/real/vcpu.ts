@@ -22,7 +22,9 @@ import { errnoError } from './errno.js';
 import type { KvmFd } from './fd.js';
 import { type HekiExits, RealKvmRun, type RealVcpuExit } from './kvm-run.js';
 import { Mapping } from './mapping.js';
+import type { GuestCpuid, GuestCpuidOptions } from '../cpuid.js';
 import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
+import { featuresOf, withFeatures } from './cpuid-features.js';
 import { decodeRegs, decodeSregs, encodeRegs, encodeSregs } from './regs-codec.js';
 import {
   ENABLE_CAP, KVM_ENABLE_CAP, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
@@ -65,6 +67,8 @@ export class VcpuFd {
     fd: KvmFd,
     mmapSize: number,
     heki: HekiExits,
+    /** KVM_GET_SUPPORTED_CPUID, where setCpuid() starts on a vCPU that has no CPUID yet. */
+    private readonly supportedCpuid: () => readonly CpuidEntry2[],
   ) {
     this.#fd = fd;
     try {
@@ -181,6 +185,21 @@ export class VcpuFd {
     this.#fd.check('KVM_SET_CPUID2');
     const buf = encodeCpuid(entries, entries.length, 'KVM_SET_CPUID2');
     this.#fd.ioctlPointer('KVM_SET_CPUID2', KVM_SET_CPUID2, new Uint8Array(buf.buffer));
+  }
+
+  /** The model's view of the CPUID (GuestCpuid) read from KVM_GET_CPUID2. */
+  getCpuid(): GuestCpuid {
+    return featuresOf(this.getCpuid2());
+  }
+
+  /**
+   * KVM_SET_CPUID2 by features, as the model's setCpuid(): the features named are set or
+   * cleared in the vCPU's CPUID (the kernel's supported CPUID on a vCPU that has none yet);
+   * every other bit stays. What the guest sees is then the kernel's doing (cpuid-features.ts).
+   */
+  setCpuid(options: GuestCpuidOptions): void {
+    const current = this.getCpuid2();
+    this.setCpuid2(withFeatures(current.length > 0 ? current : this.supportedCpuid(), options, 'KVM_SET_CPUID2'));
   }
 
   /** KVM_ENABLE_CAP on the vCPU. */

@@ -12,6 +12,7 @@
 import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import { KvmError } from '../errors.js';
 import type { MsrFilterSpec } from '../msr-filter.js';
+import type { CpuidEntry2 } from './cpuid.js';
 import { KvmFd } from './fd.js';
 import { GuestMemory } from './guest-memory.js';
 import type { HekiExits } from './kvm-run.js';
@@ -36,6 +37,7 @@ export class VmFd {
     readonly profile: HekiAbiProfile,
     private readonly hostHeki: boolean,
     private readonly vcpuMmapSize: number,
+    private readonly supportedCpuid: () => readonly CpuidEntry2[],
   ) {
     this.#fd = fd;
     this.#memory = memory;
@@ -77,7 +79,7 @@ export class VmFd {
     const call = 'KVM_CREATE_VCPU';
     if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) throw new KvmError('EINVAL', call, `vCPU id must be a u32, got ${String(id)}`);
     const fd = this.#fd.ioctlValue(call, KVM_CREATE_VCPU, id);
-    const vcpu = new VcpuFd(id, new KvmFd(this.#fd.libc, fd, `vCPU ${id}`), this.vcpuMmapSize, this.#heki);
+    const vcpu = new VcpuFd(id, new KvmFd(this.#fd.libc, fd, `vCPU ${id}`), this.vcpuMmapSize, this.#heki, this.supportedCpuid);
     this.#vcpus.set(id, vcpu);
     return vcpu;
   }
