@@ -125,5 +125,20 @@ export const PINBOX: ProgramSpec = {
       },
       examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token T --list'],
     },
+    {
+      name: 'probe',
+      summary: 'tell what the machine\'s KVM offers the real backend',
+      description:
+        'Looks at this machine\'s KVM: the device and its permissions, the vendor module (kvm_intel, kvm_amd,\n' +
+        'kvm_pvm, ...), the kernel, the optional FFI package koffi, the API version and the capabilities pinbox\n' +
+        'uses, and what the kernel answers at Heki\'s capability numbers. The first line is the answer: real KVM\n' +
+        'is usable, or why not (not x86-64 Linux, no device, no permission, no FFI package, not a KVM device).\n' +
+        'Exits 0 when the real backend is usable here, 1 when it is not.',
+      options: [
+        { name: 'json', description: 'print the findings as one JSON object' },
+        { name: 'device', value: { kind: 'string' }, placeholder: 'PATH', defaultText: '/dev/kvm', description: 'the KVM device to look at' },
+      ],
+      examples: ['pinbox probe', 'pinbox probe --json'],
+    },
   ],
 };

@@ -4,6 +4,7 @@ import { PINBOX, PINBOX_VERSION } from './commands.js';
 import { conformCommand } from './conform-hook.js';
 import { demoCommand } from './demo-command.js';
 import type { Output } from './output.js';
+import { probeCommand } from './probe-command.js';
 import { runCommand } from './run-command.js';
 import { serveCommand } from './serve-command.js';
 
@@ -39,6 +40,8 @@ export async function pinboxMain(argv: readonly string[], io: Output, options: M
       return runCommand(args, io);
     case 'conform':
       return conformCommand(args, io);
+    case 'probe':
+      return probeCommand(args, io);
     default:
       io.err(`pinbox: ${args.command} has no action\n`);
       return 2;

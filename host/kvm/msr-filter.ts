@@ -110,7 +110,7 @@ export function kvmMsrAllowed(filter: MsrFilter | null, index: number, type: Msr
  * other check. MODEL DECISION (spec §8.3): more than 16 ranges is EINVAL; real KVM reads a
  * fixed `ranges[16]` and could never see a 17th.
  */
-function readShape(spec: MsrFilterSpec): MsrFilterRange[] {
+export function readShape(spec: MsrFilterSpec): MsrFilterRange[] {
   if (typeof spec !== 'object' || spec === null) throw new KvmError('EINVAL', IOCTL, 'the filter must be an object');
   if (!isU32(spec.flags)) throw new KvmError('EINVAL', IOCTL, `filter flags must be a u32, got ${String(spec.flags)}`);
   const ranges = spec.ranges ?? [];
