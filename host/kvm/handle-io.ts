@@ -4,7 +4,7 @@
  * pinbox emulates no device in the kernel, so every port goes to user space.
  */
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import type { VcpuArch } from './vcpu-arch.js';
 import { RAX } from '../x86/state.js';
 

@@ -8,7 +8,7 @@
  * intercept). The flow: filter → table → success, or the failure's reason → exit if user
  * space asked for that reason, else #GP(0) with RIP on the instruction.
  */
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
 import { splitU64, U64_MAX } from './u64.js';
 import { kvmMsrUserSpace } from './user-space-msr.js';

@@ -8,7 +8,7 @@ import {
   KVM_MSR_EXIT_REASON_UNKNOWN,
   KVM_MSR_EXIT_REASON_VALID_MASK,
 } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.js';
 import type { CompleteUserspaceIo } from './complete-userspace-io.js';
 import type { VcpuArch } from './vcpu-arch.js';

@@ -6,9 +6,10 @@
 import { GP_VECTOR } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { CompleteUserspaceIo } from './complete-userspace-io.js';
-import { cr4GuestReservedBits, guestPvHas, type GuestCpuid } from './cpuid.js';
-import type { VcpuExitReason } from './exits.js';
-import { KvmRun } from './kvm-run.js';
+import { cr4GuestReservedBits, guestPvHas } from './cpuid.js';
+import { type GuestCpuid } from './api/cpuid.js';
+import type { VcpuExitReason } from './api/exits.js';
+import { ModelKvmRun } from './kvm-run.js';
 import type { HypercallEnv } from './hypercalls.js';
 import { LocalApic } from './lapic.js';
 import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
@@ -26,7 +27,7 @@ export interface VcpuStat {
 export class VcpuArch implements MsrVcpu {
   readonly msrState = new VcpuMsrState();
   readonly lapic: LocalApic;
-  readonly run: KvmRun;
+  readonly run: ModelKvmRun;
   /** The one `struct msr_data` every MSR access of this vCPU goes through. */
   readonly msrAccess: MsrAccess = { index: 0, data: 0n, hostInitiated: false };
   /** Scratch for CPUID results: [EAX, EBX, ECX, EDX]. */
@@ -56,7 +57,7 @@ export class VcpuArch implements MsrVcpu {
     this.cpuidModel = vm.guestCpuid;
     this.cr4ReservedBits = cr4GuestReservedBits(this.cpuidModel);
     this.lapic = new LocalApic(id, () => this.cpuidModel);
-    this.run = new KvmRun(vm.profile);
+    this.run = new ModelKvmRun(vm.profile);
     this.cpuidRuntime.vcpuId = id;
     this.hypercallEnv = { heki: vm.heki, pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature) };
   }

@@ -13,7 +13,7 @@ import {
   X86_CR0_ET,
   X86_CR0_NW,
 } from '../../protocol/abi.js';
-import type { Segment } from './regs.js';
+import type { Segment } from './api/regs.js';
 import { kvmCpuid } from './cpuid.js';
 import { commitCoreMsr } from './msrs/msr-vcpu.js';
 import type { VcpuArch } from './vcpu-arch.js';

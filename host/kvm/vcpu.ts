@@ -1,16 +1,20 @@
 /**
- * The vCPU file descriptor: KVM_RUN and the vCPU ioctls, in the manner of rust-vmm's
- * kvm-ioctls `VcpuFd`. `run()` mirrors vcpu_run() / vcpu_enter_guest(): it first finishes
- * the completion the previous exit left (complete_userspace_io), then lets the core run
- * and handles each intercept in the kernel until one needs user space.
+ * The model's vCPU file descriptor, the KvmVcpu of host/kvm/api/vcpu.ts: KVM_RUN and the vCPU
+ * ioctls, plus the model's own calls (ModelVcpu: the instruction count, INIT). `run()` mirrors
+ * vcpu_run() / vcpu_enter_guest(): it first finishes the completion the previous exit left
+ * (complete_userspace_io), then lets the core run and handles each intercept in the kernel until
+ * one needs user space.
  */
 import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { Regs, Sregs } from './regs.js';
+import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
+import { KvmError } from './api/errors.js';
+import type { KvmRun, VcpuExit } from './api/exits.js';
+import type { ModelVcpu } from './api/model.js';
+import type { Regs, Sregs } from './api/regs.js';
+import type { KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
-import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from './cpuid.js';
-import { KvmError } from './errors.js';
-import type { VcpuExit } from './exits.js';
+import { resolveGuestCpuid } from './cpuid.js';
 import { handleExit } from './exit-handlers.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
@@ -22,27 +26,16 @@ import type { VmArch } from './vm-arch.js';
 import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
 import { hex } from '../../protocol/notation.js';
 
-/** An MSR for KVM_GET_MSRS / KVM_SET_MSRS (`struct kvm_msr_entry`). */
-export interface MsrEntry {
-  index: number;
-  data: bigint;
-}
-
-export interface RunOptions {
-  /**
-   * Guest instructions this call may retire before it returns KVM_EXIT_INTR, as if a
-   * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. An intercept that
-   * retires nothing still costs one unit, so a run always ends. MODEL DECISION: the budget
-   * stands in for the signal that would end KVM_RUN with -EINTR; it is reported, like
-   * immediate_exit, as KVM_EXIT_INTR.
-   */
-  budget?: number;
-}
-
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
 
-export class Vcpu {
+/**
+ * RunOptions.deadline: the units of guest work (instructions, and intercepts that retire none)
+ * between two looks at the clock — about a millisecond of guest code.
+ */
+const DEADLINE_SLICE = 1 << 16;
+
+export class Vcpu implements KvmVcpu, ModelVcpu {
   private readonly arch: VcpuArch;
 
   /** @internal Created by `Vm.createVcpu()`; starts in the RESET state. */
@@ -58,8 +51,18 @@ export class Vcpu {
   }
 
   /** The kvm_run mirror that `run()` returns and user space edits. */
-  get kvmRun(): VcpuExit {
-    return this.arch.run.asExit();
+  get kvmRun(): KvmRun {
+    return this.arch.run.asPage();
+  }
+
+  /** The model's own calls (host/kvm/api/model.ts): the instruction count and INIT. */
+  get model(): ModelVcpu {
+    return this;
+  }
+
+  /** Guest instructions the core has retired (ModelVcpu). */
+  get instructionsRetired(): number {
+    return this.arch.cpu.instructionsRetired;
   }
 
   /** A snapshot of the vCPU's counters. */
@@ -67,12 +70,16 @@ export class Vcpu {
     return { ...this.arch.stat };
   }
 
-  /** KVM_RUN */
+  /** KVM_RUN, within RunOptions' instruction budget and deadline (host/kvm/api/vcpu.ts). */
   run(options?: RunOptions): VcpuExit {
     const v = this.arch;
     const budget = options?.budget ?? Infinity;
     if (budget !== Infinity && (!Number.isSafeInteger(budget) || budget < 1)) {
       throw new KvmError('EINVAL', 'KVM_RUN', `budget must be a positive integer, got ${String(budget)}`);
+    }
+    const deadline = options?.deadline;
+    if (deadline !== undefined && typeof deadline !== 'bigint') {
+      throw new KvmError('EINVAL', 'KVM_RUN', `deadline must be a bigint (ns, process.hrtime.bigint()), got ${String(deadline)}`);
     }
     const run = v.run;
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
@@ -93,14 +100,28 @@ export class Vcpu {
       v.exitToUserSpace('KVM_EXIT_INTR');
       return this.toUserSpace();
     }
+    // A deadline already passed: its signal is pending, and KVM_RUN returns before the guest runs.
+    if (deadline !== undefined && process.hrtime.bigint() >= deadline) return this.timedOut();
     v.hasRun = true;
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
+    let sliceLeft = DEADLINE_SLICE;
     for (;;) {
+      const limit = deadline === undefined || remaining < sliceLeft ? remaining : sliceLeft;
       const before = cpu.instructionsRetired;
-      const intercept = cpu.run(remaining);
+      const intercept = cpu.run(limit);
       // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
-      remaining -= Math.max(1, cpu.instructionsRetired - before);
+      const spent = Math.max(1, cpu.instructionsRetired - before);
+      remaining -= spent;
+      if (deadline !== undefined) {
+        sliceLeft -= spent;
+        // The slice was spent, not the budget: no exit, a look at the clock.
+        if (intercept.kind === 'budget' && remaining > 0 && spent >= limit) {
+          sliceLeft = DEADLINE_SLICE;
+          if (process.hrtime.bigint() >= deadline) return this.timedOut();
+          continue;
+        }
+      }
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
       let toUser: boolean;
@@ -118,7 +139,20 @@ export class Vcpu {
         v.exitToUserSpace('KVM_EXIT_INTR');
         return this.toUserSpace();
       }
+      if (deadline !== undefined && sliceLeft <= 0) {
+        sliceLeft = DEADLINE_SLICE;
+        if (process.hrtime.bigint() >= deadline) return this.timedOut();
+      }
     }
+  }
+
+  /** RunOptions.deadline passed: KVM_EXIT_INTR, as the real backend's timer signal gives it. */
+  private timedOut(): VcpuExit {
+    const v = this.arch;
+    v.stat.signal_exits++;
+    v.exitToUserSpace('KVM_EXIT_INTR');
+    v.run.timed_out = true;
+    return this.toUserSpace();
   }
 
   /** post_kvm_run_save(): CR8 and APIC_BASE travel with every exit. */

@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
 import { kvmMsrReason, kvmMsrUserSpace, userSpaceMsrMask } from '../../host/kvm/user-space-msr.js';
 import { completeFastRdmsr } from '../../host/kvm/handle-msr.js';
