@@ -89,30 +89,36 @@ export class Machine implements RunnerHost {
     this.state = new RunState(name);
     const vcpus = policy.vmOptions.vcpus;
     this.kvm = options.backend.open({ profile: policy.vmOptions.profile });
-    this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
-    this.applyPolicyConfiguration();
-    this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
-    const tracepoints = this.kvm.model?.tracepoints;
-    this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
-      exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
-      denialExits: (cr) => this.denialExits(cr),
-    });
+    // A refusal on the way (a policy the backend cannot honour) leaves no fd open.
+    try {
+      this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
+      this.applyPolicyConfiguration();
+      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
+      const tracepoints = this.kvm.model?.tracepoints;
+      this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
+        exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
+        denialExits: (cr) => this.denialExits(cr),
+      });
 
-    const first = this.createVcpu(0);
-    const cpuid = first.getCpuid();
-    this.bootFeatures = { smep: cpuid.smep, smap: cpuid.smap, umip: cpuid.umip, fsgsbase: cpuid.fsgsbase };
-    this.layout = buildBootImage(this.vm.memory, { vcpus, cpuFeatures: this.bootFeatures });
-    if (this.log.wants('vm_created', name)) {
-      const fields = { vcpus, memory: BigInt(policy.memorySize), profile: policy.vmOptions.profile };
-      this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
+      const first = this.createVcpu(0);
+      const cpuid = first.getCpuid();
+      this.bootFeatures = { smep: cpuid.smep, smap: cpuid.smap, umip: cpuid.umip, fsgsbase: cpuid.fsgsbase };
+      this.layout = buildBootImage(this.vm.memory, { vcpus, cpuFeatures: this.bootFeatures });
+      if (this.log.wants('vm_created', name)) {
+        const fields = { vcpus, memory: BigInt(policy.memorySize), profile: policy.vmOptions.profile };
+        this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
+      }
+      if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
+      for (let id = 0; id < vcpus; id++) {
+        const runner = new VcpuRunner(id, id === 0 ? first : this.createVcpu(id), this);
+        this.runners.push(runner);
+        runner.reboot('create');
+      }
+      this.refreshDenialWatch();
+    } catch (e) {
+      this.close();
+      throw e;
     }
-    if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
-    for (let id = 0; id < vcpus; id++) {
-      const runner = new VcpuRunner(id, id === 0 ? first : this.createVcpu(id), this);
-      this.runners.push(runner);
-      runner.reboot('create');
-    }
-    this.refreshDenialWatch();
   }
 
   get memory(): GuestMemory {
@@ -306,7 +312,9 @@ export class Machine implements RunnerHost {
   /** Stops listening to KVM and closes the VM (it is being dropped). */
   close(): void {
     this.bridge?.close();
-    this.vm.close?.();
+    // Undefined only when KVM_CREATE_VM itself failed (the constructor's clean-up).
+    (this.vm as KvmVm | undefined)?.close?.();
+    this.kvm.close?.();
   }
 
   // ---------------------------------------------------------------------------------------

@@ -132,10 +132,11 @@ export class Vmm {
     return [...this.machines.keys()];
   }
 
-  /** Writes out the trace and detaches it. */
+  /** Writes out the trace and detaches it; closes what each VM (and this VMM) holds of KVM. */
   close(): void {
     this.log.flush();
     this.detachTrace?.();
     for (const m of this.machines.values()) m.close();
+    this.kvm.close?.();
   }
 }

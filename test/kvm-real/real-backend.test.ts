@@ -4,6 +4,7 @@
  * would (an instruction budget: EINVAL; Heki's state, which has no ioctl: ENOTTY). Where real KVM
  * is unusable each test shows as "not run: <why>".
  */
+import { readdirSync } from 'node:fs';
 import { MSR_IA32_SYSENTER_CS, MSR_STAR } from '../../protocol/abi.js';
 import { loadBackend } from '../../host/kvm/api/backend.js';
 import { KvmError } from '../../host/kvm/api/errors.js';
@@ -26,10 +27,12 @@ realTest('the VMM on loadBackend(\'kvm\'): a VM from a policy runs a guest RDMSR
   t.throws(() => takeSnapshot(vm), { instanceOf: KvmError, code: 'ENOTTY', message: /only the KVM model/ });
 });
 
-realTest('a policy that describes a host of its own is refused on the real kernel, naming the option', async (t) => {
+realTest('a policy that describes a host of its own is refused on the real kernel, naming the option, and leaves no fd open', async (t) => {
   const vmm = new Vmm({ policy: parsePolicy({ hostModel: { cr0: '0x80050033' } }), backend: await loadBackend('kvm') });
   t.teardown(() => vmm.close());
+  const fds = readdirSync('/proc/self/fd').length;
   t.throws(() => vmm.vm(), { instanceOf: KvmError, code: 'EINVAL', message: /hostCr0/ });
+  t.is(readdirSync('/proc/self/fd').length, fds, 'the /dev/kvm opened for the VM was closed');
 });
 
 realTest('RunOptions.budget is the model\'s: a real vCPU refuses it (EINVAL) and the guest does not run', (t, kvm) => {

@@ -38,6 +38,8 @@ export interface KvmSystem {
   getMsrIndexList(): number[];
   /** KVM_CREATE_VM: every option is checked before anything is made. */
   createVm(options?: VmOptions): KvmVm;
+  /** Closes the fd (VMs made from it stay usable, as in the kernel); a backend holding none has no close. */
+  close?(): void;
   /** What only the model can do; undefined on other backends (model.ts). */
   readonly model?: ModelKvm;
 }
