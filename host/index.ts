@@ -1,6 +1,6 @@
 /** pinbox/host: the modelled x86-64 core, the KVM model and the test VMM. */
 export type { Intercept, InterceptKind } from './x86/intercept.js';
-export type { Regs, Sregs, Segment, DescriptorTable } from './kvm/regs.js';
+export type { Regs, Sregs, Segment, DescriptorTable } from './kvm/api/regs.js';
 export type { GuestCpu, ControlRegister, AccessKind } from './x86/guest-cpu.js';
 export { GPR_NAMES, SEGMENT_NAMES } from './x86/state.js';
 export { PhysicalMemory, PAGE_SIZE } from './x86/memory.js';

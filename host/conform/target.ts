@@ -58,7 +58,7 @@
  * runs no further step of the scenario. Guest faults are results, never rejections.
  */
 import type { ErrnoName } from '../../protocol/abi.js';
-import { KvmError } from '../kvm/errors.js';
+import { KvmError } from '../kvm/api/errors.js';
 import type {
   ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, SregsField, StopRegister,
   TargetGuestAction,

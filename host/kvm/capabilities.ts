@@ -4,7 +4,7 @@
  */
 import * as abi from '../../protocol/abi.js';
 import type { HekiAbiProfile } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { toU64 } from './u64.js';
 
 /** MODEL DECISION: pinbox creates at most 64 vCPUs per VM (and reports 64 as KVM_MAX_VCPUS). */

@@ -6,38 +6,9 @@
  */
 import * as abi from '../../protocol/abi.js';
 import { CR4_KNOWN_BITS } from './control-registers.js';
-import { KvmError } from './errors.js';
+import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
+import { KvmError } from './api/errors.js';
 import { isU32 } from './u64.js';
-
-/** Guest features. Every field is optional in options; see DEFAULT_GUEST_CPUID. */
-export interface GuestCpuid {
-  readonly smep: boolean;
-  readonly smap: boolean;
-  readonly umip: boolean;
-  readonly fsgsbase: boolean;
-  readonly pku: boolean;
-  readonly la57: boolean;
-  /** CET: both shadow stacks (SHSTK) and IBT. */
-  readonly cet: boolean;
-  readonly x2apic: boolean;
-  readonly nx: boolean;
-  readonly pcid: boolean;
-  readonly xsave: boolean;
-  readonly rdtscp: boolean;
-  readonly rdpid: boolean;
-  readonly vmx: boolean;
-  /** IA32_SPEC_CTRL: CPUID.7.EDX SPEC_CTRL, STIBP and SSBD. */
-  readonly specCtrl: boolean;
-  /** IA32_FLUSH_CMD: CPUID.7.EDX FLUSH_L1D. */
-  readonly flushL1d: boolean;
-  readonly tscDeadline: boolean;
-  /** CPUID 0x40000001 EAX: KVM_FEATURE_* bits. */
-  readonly kvmPvFeatures: number;
-  /** CPUID 0x80000008 EAX[7:0]: bits of guest-physical address. */
-  readonly maxPhysAddr: number;
-}
-
-export type GuestCpuidOptions = Partial<GuestCpuid>;
 
 const bit = (n: number): number => 2 ** n;
 

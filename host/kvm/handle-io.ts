@@ -4,14 +4,13 @@
  * pinbox emulates no device in the kernel, so every port goes to user space.
  */
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
-import { Completion, type VcpuArch } from './vcpu-arch.js';
+import { KvmError } from './api/errors.js';
+import type { VcpuArch } from './vcpu-arch.js';
 import { RAX } from '../x86/state.js';
 
-/** Fills the KVM_EXIT_IO exit for IN or OUT. */
-export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boolean, value: number): void {
+/** kvm_fast_pio(): the KVM_EXIT_IO exit for IN or OUT, always to user space. */
+export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boolean, value: number): true {
   const run = v.run;
-  run.setExit('KVM_EXIT_IO');
   run.io.direction = isIn ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
   run.io.size = size;
   run.io.port = port;
@@ -23,15 +22,14 @@ export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boole
   if (!isIn && port === 0x7e) {
     // KVM_X86_QUIRK_OUT_7E_INC_RIP (on by default): old user space expects RIP past the OUT.
     v.cpu.skipInstruction();
-    v.pending = Completion.PioOutPort7e;
-    return;
+    return v.exitToUserSpace('KVM_EXIT_IO', completePioOutPort0x7e);
   }
   v.pioRip = v.cpu.getRip();
-  v.pending = isIn ? Completion.PioIn : Completion.PioOut;
+  return v.exitToUserSpace('KVM_EXIT_IO', isIn ? completePioIn : completePioOut);
 }
 
-/** The value user space stored for an IN, checked before KVM_RUN changes anything (see checkMsrReply). */
-export function checkPioInReply(v: VcpuArch): number {
+/** The value user space stored for an IN, checked before KVM_RUN changes anything (complete-userspace-io.ts). */
+function checkPioInReply(v: VcpuArch): number {
   const run = v.run;
   const data: unknown = run.io.data;
   const max = 2 ** (8 * run.io.size) - 1;
@@ -45,24 +43,28 @@ export function checkPioInReply(v: VcpuArch): number {
  * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
  * Nothing happens if user space moved RIP meanwhile.
  */
-export function completePioIn(v: VcpuArch): void {
+export function completePioIn(v: VcpuArch): boolean {
   const run = v.run;
   const data = checkPioInReply(v);
-  const max = 2 ** (8 * run.io.size) - 1;
-  v.pending = Completion.None;
-  if (v.cpu.getRip() !== v.pioRip) return;
+  if (v.cpu.getRip() !== v.pioRip) return false;
   if (run.io.size === 4) {
     v.cpu.writeGpr32(RAX, data);
   } else {
-    const mask = BigInt(max);
+    const mask = BigInt(2 ** (8 * run.io.size) - 1);
     v.cpu.writeGpr(RAX, (v.cpu.readGpr(RAX) & ~mask) | BigInt(data));
   }
   v.cpu.skipInstruction();
+  return false;
+}
+completePioIn.checkReply = checkPioInReply;
+
+/** complete_fast_pio_out(): the OUT retires, unless user space moved RIP meanwhile. */
+export function completePioOut(v: VcpuArch): boolean {
+  if (v.cpu.getRip() === v.pioRip) v.cpu.skipInstruction();
+  return false;
 }
 
-/** complete_fast_pio_out() / _port_0x7e() */
-export function completePioOut(v: VcpuArch): void {
-  const skip = v.pending === Completion.PioOut && v.cpu.getRip() === v.pioRip;
-  v.pending = Completion.None;
-  if (skip) v.cpu.skipInstruction();
+/** complete_fast_pio_out_port_0x7e(): RIP was advanced at the exit already. */
+function completePioOutPort0x7e(): boolean {
+  return false;
 }

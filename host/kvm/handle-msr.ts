@@ -8,11 +8,11 @@
  * intercept). The flow: filter → table → success, or the failure's reason → exit if user
  * space asked for that reason, else #GP(0) with RIP on the instruction.
  */
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
 import { splitU64, U64_MAX } from './u64.js';
 import { kvmMsrUserSpace } from './user-space-msr.js';
-import { Completion, type VcpuArch } from './vcpu-arch.js';
+import type { VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
 import { RAX, RDX } from '../x86/state.js';
 
@@ -52,7 +52,7 @@ export function kvmEmulateRdmsr(v: VcpuArch, index: number): boolean {
     return false;
   }
   // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
-  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_RDMSR', 0n, Completion.Rdmsr, r)) return true;
+  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_RDMSR', 0n, completeFastRdmsr, r)) return true;
   if (v.vm.trace.active) traceMsr(v, false, index, 0n, true);
   v.injectGp();
   return false;
@@ -69,7 +69,7 @@ export function kvmEmulateWrmsr(v: VcpuArch, index: number, value: bigint): bool
     v.cpu.skipInstruction();
     return false;
   }
-  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, Completion.Wrmsr, r)) return true;
+  if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, completeFastMsrAccess, r)) return true;
   // "Signal all other negative errors to userspace": KVM_RUN fails, the WRMSR stays put.
   if (r < 0) throw KvmError.fromNegativeErrno(r, 'KVM_RUN', `WRMSR ${hex(index)} <- ${hex(value)} failed in KVM`);
   if (v.vm.trace.active) traceMsr(v, true, index, value, true);
@@ -97,13 +97,9 @@ function replyData(v: VcpuArch): bigint {
   return data;
 }
 
-/**
- * MODEL DECISION: the C fields cannot hold what a JS object can, so KVM_RUN checks the reply
- * user space wrote before it changes anything (before the dirty sync registers are loaded, too):
- * a reply that fails here leaves the vCPU exactly as it was.
- */
-export function checkMsrReply(v: VcpuArch, read: boolean): void {
-  if (replyError(v) === 0 && read) replyData(v);
+/** The reply to a RDMSR exit: an error byte, and with error 0 the value read. */
+function checkRdmsrReply(v: VcpuArch): void {
+  if (replyError(v) === 0) replyData(v);
 }
 
 /**
@@ -111,18 +107,20 @@ export function checkMsrReply(v: VcpuArch, read: boolean): void {
  * for a WRMSR, complete_fast_msr_access(). The filter is not consulted again: a reply to an access
  * the current filter would allow still applies.
  */
-export function completeFastRdmsr(v: VcpuArch): void {
+export function completeFastRdmsr(v: VcpuArch): boolean {
   if (replyError(v) === 0) writeEdxEax(v, replyData(v));
-  completeFastMsrAccess(v);
+  return completeFastMsrAccess(v);
 }
+completeFastRdmsr.checkReply = checkRdmsrReply;
 
 /**
  * complete_fast_msr_access(), kvm_complete_insn_gp() on VMX: with error 0 the RDMSR/WRMSR retires
  * (KVM does not perform a write user space handled); any other error byte (not just 1) injects
  * #GP(0) with RIP — and EDX:EAX — unchanged.
  */
-export function completeFastMsrAccess(v: VcpuArch): void {
-  v.pending = Completion.None;
+export function completeFastMsrAccess(v: VcpuArch): boolean {
   if (replyError(v) !== 0) v.injectGp();
   else v.cpu.skipInstruction();
+  return false;
 }
+completeFastMsrAccess.checkReply = replyError;

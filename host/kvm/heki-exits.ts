@@ -2,10 +2,10 @@
  * Heki's user-space exits and their completions (Heki RFC v2 03/19, v3 3/5; spec/heki.md §3):
  * heki_exit_cr() fills kvm_run for a KVM_EXIT_HEKI_CONFIGURE (a pin was taken) or a
  * KVM_EXIT_HEKI_DENIAL (a CR write was refused) when user space asked for that register's
- * exits, and arms the completion the next KVM_RUN runs first.
+ * exits, and stores the completion the next KVM_RUN runs first.
  */
 import { RAX } from '../x86/state.js';
-import { Completion, type VcpuArch } from './vcpu-arch.js';
+import type { VcpuArch } from './vcpu-arch.js';
 
 export type HekiExitReason = 'KVM_EXIT_HEKI_CONFIGURE' | 'KVM_EXIT_HEKI_DENIAL';
 
@@ -21,27 +21,24 @@ export function hekiExitCr(v: VcpuArch, exitReason: HekiExitReason, hekiReason: 
     if ((heki.configureExitReason & hekiReason) === 0) return false;
     run.heki_configure.reason = hekiReason;
     run.heki_configure.cr_pinned = value;
-    v.pending = Completion.HekiConfigure;
-  } else {
-    if ((heki.denialExitReason & hekiReason) === 0) return false;
-    run.heki_denial.reason = hekiReason;
-    run.heki_denial.cr_value = value;
-    v.pending = Completion.HekiDenial;
+    return v.exitToUserSpace(exitReason, completeHekiConfigureExit);
   }
-  run.setExit(exitReason);
-  return true;
+  if ((heki.denialExitReason & hekiReason) === 0) return false;
+  run.heki_denial.reason = hekiReason;
+  run.heki_denial.cr_value = value;
+  return v.exitToUserSpace(exitReason, completeHekiDenialExit);
 }
 
 /** complete_heki_configure_exit(): RAX = 0 whatever user space did, and the call retires. */
-export function completeHekiConfigureExit(v: VcpuArch): void {
-  v.pending = Completion.None;
+export function completeHekiConfigureExit(v: VcpuArch): boolean {
   v.cpu.writeGpr(RAX, 0n);
   v.stat.hypercalls++;
   v.cpu.skipInstruction();
+  return false;
 }
 
 /** complete_heki_denial_exit(): the fault user space was told about is always delivered. */
-export function completeHekiDenialExit(v: VcpuArch): void {
-  v.pending = Completion.None;
+export function completeHekiDenialExit(v: VcpuArch): boolean {
   v.injectGp();
+  return false;
 }

@@ -13,7 +13,8 @@ import {
   KVM_LOCK_CR_UPDATE_VERSION,
   X86_CR0_WP,
 } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
+import type { HekiSnapshot } from './api/model.js';
 import { toU64 } from './u64.js';
 import { hex } from '../../protocol/notation.js';
 
@@ -25,14 +26,6 @@ export interface HekiLockResult {
   readonly configureExit: number;
   /** This call's pin (for CR4 after `&= host CR4`), for kvm_run.heki_configure.cr_pinned. */
   readonly crPinned: bigint;
-}
-
-/** The Heki state of one VM, as saved and restored for snapshots (migration). */
-export interface HekiSnapshot {
-  readonly pinnedCr0: bigint;
-  readonly pinnedCr4: bigint;
-  readonly configureExitReason: number;
-  readonly denialExitReason: number;
 }
 
 const EINVAL = -BigInt(KVM_EINVAL);

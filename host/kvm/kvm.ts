@@ -1,15 +1,18 @@
 /**
- * The system file descriptor (/dev/kvm): KVM_CHECK_EXTENSION and KVM_CREATE_VM, in the
- * manner of rust-vmm's kvm-ioctls `Kvm`. Each vCPU runs on host/x86's `Cpu` unless a
- * factory is given, so any other implementation of `GuestCpu` can be plugged in.
+ * The model's system file descriptor (/dev/kvm), the KvmSystem of host/kvm/api/system.ts:
+ * KVM_CHECK_EXTENSION, KVM_GET_MSR_INDEX_LIST and KVM_CREATE_VM. Each vCPU runs on host/x86's
+ * `Cpu` unless a factory is given, so any other implementation of `GuestCpu` can be plugged in.
  */
 import * as abi from '../../protocol/abi.js';
 import { HEKI_PROFILES, type HekiProfileName } from '../../protocol/abi.js';
 import { Cpu } from '../x86/cpu.js';
 import { PhysicalMemory } from '../x86/memory.js';
+import { KvmError } from './api/errors.js';
+import type { ModelKvm } from './api/model.js';
+import type { KvmSystem, VmOptions } from './api/system.js';
 import { kvmCheckExtension, PINBOX_MAX_VCPUS } from './capabilities.js';
-import { resolveGuestCpuid, type GuestCpuidOptions } from './cpuid.js';
-import { KvmError } from './errors.js';
+import { resolveGuestCpuid } from './cpuid.js';
+import { EMULATED_MSRS } from './msr-table.js';
 import { HekiState } from './heki.js';
 import { Tracepoints } from './tracepoints.js';
 import { toU64 } from './u64.js';
@@ -21,25 +24,6 @@ export interface KvmOptions {
   createCpu?: CpuFactory;
   /** The Heki profile whose cap numbers the system-level KVM_CHECK_EXTENSION answers (v2). */
   profile?: HekiProfileName;
-}
-
-export interface VmOptions {
-  /** Heki ABI numbers: 'v2' (default, RFC v2) or 'v3' (RFC v3). */
-  profile?: HekiProfileName;
-  /** The host's CR0 as Heki reads it (default 0x80050033). */
-  hostCr0?: bigint;
-  /** The host's CR4 as Heki reads it (default DEFAULT_HOST_CR4 = 0x772ef0; LA57 here also makes MSR canonical checks 57-bit). */
-  hostCr4?: bigint;
-  /** The host kernel's cr4_pinned_mask (default by profile: 0xb10800, plus FRED in v3). */
-  cr4PinnableMask?: bigint;
-  /** Guest CPUID features; see DEFAULT_GUEST_CPUID. */
-  guestCpuid?: GuestCpuidOptions;
-  /** Guest memory in bytes (default 16 MiB). */
-  memorySize?: number;
-  /** The kvm.ignore_msrs module parameter (default false). */
-  ignoreMsrs?: boolean;
-  /** At most this many vCPUs (default and maximum 64). */
-  maxVcpus?: number;
 }
 
 /** The development host's CR0 as Heki reads it with read_cr0(): PG|AM|WP|NE|ET|MP|PE (spec/heki.md §8). */
@@ -62,7 +46,7 @@ const CREATE_VM = 'KVM_CREATE_VM';
 /** The default core: the modelled x86-64 CPU of host/x86, with block translation on. */
 const createX86Cpu: CpuFactory = (memory) => new Cpu(memory);
 
-export class Kvm {
+export class Kvm implements KvmSystem, ModelKvm {
   /** KVM's tracepoints, for every VM made by this Kvm. */
   readonly tracepoints = new Tracepoints();
   private readonly createCpu: CpuFactory;
@@ -77,6 +61,16 @@ export class Kvm {
   /** KVM_CHECK_EXTENSION on the system fd. */
   checkExtension(cap: number): number {
     return kvmCheckExtension(cap, HEKI_PROFILES[this.profile]);
+  }
+
+  /** The model's own calls (host/kvm/api/model.ts): its tracepoints. */
+  get model(): ModelKvm {
+    return this;
+  }
+
+  /** KVM_GET_MSR_INDEX_LIST: the MSRs the model's table emulates (x2APIC range aside). */
+  getMsrIndexList(): number[] {
+    return [...EMULATED_MSRS];
   }
 
   /** KVM_CREATE_VM: every option is checked before anything is made. */

@@ -10,7 +10,7 @@
  * guests (kvm_apic_set_version()), and there is no CMCI LVT (no MCE model).
  */
 import * as abi from '../../protocol/abi.js';
-import type { GuestCpuid } from './cpuid.js';
+import type { GuestCpuid } from './api/cpuid.js';
 
 /** KVM's APIC version (lapic.c APIC_VERSION) */
 export const APIC_VERSION = 0x14;

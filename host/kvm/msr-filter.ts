@@ -11,23 +11,10 @@ import {
   X2APIC_MSR_FIRST,
   X2APIC_MSR_LAST,
 } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
+import type { MsrFilterRange, MsrFilterSpec } from './api/msr-filter.js';
 import { isU32 } from './u64.js';
 import { hex } from '../../protocol/notation.js';
-
-/** `struct kvm_msr_filter_range`: `bitmap` bit i (byte i >> 3, bit i & 7) is MSR base + i; 1 allows. */
-export interface MsrFilterRange {
-  flags: number;
-  base: number;
-  nmsrs: number;
-  bitmap?: Uint8Array | null;
-}
-
-/** `struct kvm_msr_filter`. Up to 16 ranges; missing slots count as empty (nmsrs 0). */
-export interface MsrFilterSpec {
-  flags: number;
-  ranges?: readonly MsrFilterRange[];
-}
 
 /** The access type a range flag covers: KVM_MSR_FILTER_READ or KVM_MSR_FILTER_WRITE. */
 export type MsrAccessType = 1 | 2;

@@ -24,35 +24,22 @@
  */
 import { KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { Regs, Sregs } from './regs.js';
-import { KvmError } from './errors.js';
-import type { KvmRun } from './exits.js';
+import type { KvmSyncRegs } from './api/exits.js';
+import { KVM_REGS_FIELDS, type Regs, type RegsField, type Sregs } from './api/regs.js';
+import { KvmError } from './api/errors.js';
+import type { ModelKvmRun } from './kvm-run.js';
 import { U64_MAX } from './u64.js';
 import { hex } from '../../protocol/notation.js';
 
 /** The register sets pinbox syncs (see MODEL DECISION above). */
 export const PINBOX_SYNC_REGS_FIELDS = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 
-/** `struct kvm_regs` field order (arch/x86/include/uapi/asm/kvm.h). */
-const FIELDS = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
-] as const;
-type Field = (typeof FIELDS)[number];
 /** The GPR encoding number (GuestCpu.readGpr/writeGpr) of each kvm_regs field. */
 const GPR_OF = [0, 3, 1, 2, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15] as const;
 const RIP = 16;
 const RFLAGS = 17;
 const ALL = (1 << 18) - 1;
 const LOW32 = 0xffff_ffffn;
-
-/** A copy of any Regs (also of the accessor-backed s.regs) as a plain object. */
-export function copyRegs(r: Regs): Regs {
-  return {
-    rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, rsp: r.rsp, rbp: r.rbp,
-    r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
-    rip: r.rip, rflags: r.rflags,
-  };
-}
 
 /**
  * `kvm_run.s.regs.regs`: the 18 fields of struct kvm_regs, each a property user space reads and
@@ -106,7 +93,7 @@ export class SyncedRegs implements Regs {
       const i = 31 - Math.clz32(m & -m);
       const v = this.read(i);
       if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) {
-        throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.s.regs.${FIELDS[i]} must be a u64 bigint, got ${String(v)}`);
+        throw new KvmError('EINVAL', 'KVM_RUN', `kvm_run.s.regs.${KVM_REGS_FIELDS[i]} must be a u64 bigint, got ${String(v)}`);
       }
     }
     for (let m = mask; m !== 0; m &= m - 1) {
@@ -142,7 +129,7 @@ export class SyncedRegs implements Regs {
   }
 
   static {
-    FIELDS.forEach((name: Field, i) => {
+    KVM_REGS_FIELDS.forEach((name: RegsField, i) => {
       Object.defineProperty(SyncedRegs.prototype, name, {
         get(this: SyncedRegs) {
           return this.read(i);
@@ -157,15 +144,13 @@ export class SyncedRegs implements Regs {
   }
 }
 
-/** `struct kvm_sync_regs` (x86), without `events`. */
-export interface KvmSyncRegs {
+/** The model's `kvm_run.s`: s.regs is a SyncedRegs. */
+export interface ModelSyncRegs extends KvmSyncRegs {
   readonly regs: SyncedRegs;
-  /** Undefined until KVM first stores the sregs (KVM_SYNC_X86_SREGS in kvm_valid_regs). */
-  sregs: Sregs | undefined;
 }
 
 /** kvm_arch_vcpu_ioctl_run(): a bit outside the synced fields in either mask is EINVAL. */
-export function checkSyncMasks(run: KvmRun): void {
+export function checkSyncMasks(run: ModelKvmRun): void {
   const valid = run.kvm_valid_regs;
   const dirty = run.kvm_dirty_regs;
   if (valid >>> 0 === valid && dirty >>> 0 === dirty && ((valid | dirty) & ~PINBOX_SYNC_REGS_FIELDS) === 0) return;
@@ -181,7 +166,7 @@ export function checkSyncMasks(run: KvmRun): void {
  * sync_regs(): loads the dirty register sets from `s` before the guest runs. `setSregs` is the
  * vCPU's KVM_SET_SREGS (with its checks); a refused load is EINVAL and leaves its bit set.
  */
-export function syncRegs(run: KvmRun, cpu: GuestCpu, setSregs: (sregs: Sregs) => void): void {
+export function syncRegs(run: ModelKvmRun, cpu: GuestCpu, setSregs: (sregs: Sregs) => void): void {
   if ((run.kvm_dirty_regs & KVM_SYNC_X86_REGS) !== 0) {
     run.s.regs.loadInto(cpu);
     run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
@@ -198,7 +183,7 @@ export function syncRegs(run: KvmRun, cpu: GuestCpu, setSregs: (sregs: Sregs) =>
  * At the start of KVM_RUN, before anything touches the registers: a snapshot the coming exit
  * will not replace (kvm_valid_regs without REGS) is read out now, while the vCPU holds it.
  */
-export function beforeRegistersChange(run: KvmRun): void {
+export function beforeRegistersChange(run: ModelKvmRun): void {
   if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) === 0) run.s.regs.registersChanging();
 }
 
@@ -208,12 +193,12 @@ export function beforeRegistersChange(run: KvmRun): void {
  * KVM_RUN — so that a KVM_RUN that fails part-way leaves in s.regs what store_regs() at its
  * `out:` label would: the registers as they are then.
  */
-export function beforeGuestRuns(run: KvmRun, cpu: GuestCpu): void {
+export function beforeGuestRuns(run: ModelKvmRun, cpu: GuestCpu): void {
   if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) !== 0) run.s.regs.storeFrom(cpu);
 }
 
 /** store_regs(): the register sets named in kvm_valid_regs, as the vCPU holds them now. */
-export function storeRegs(run: KvmRun, cpu: GuestCpu, getSregs: () => Sregs): void {
+export function storeRegs(run: ModelKvmRun, cpu: GuestCpu, getSregs: () => Sregs): void {
   if ((run.kvm_valid_regs & KVM_SYNC_X86_REGS) !== 0) run.s.regs.storeFrom(cpu);
   if ((run.kvm_valid_regs & KVM_SYNC_X86_SREGS) !== 0) run.s.sregs = getSregs();
 }

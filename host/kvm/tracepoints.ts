@@ -7,24 +7,11 @@
  * build the event object.
  */
 
-export interface TracepointEvents {
-  /** exit_reason: the VMX basic exit reason's name (vmx-exit-reasons.ts), as trace.h prints it. */
-  kvm_exit: { vcpu_id: number; exit_reason: string; guest_rip: bigint };
-  kvm_userspace_exit: { vcpu_id: number; reason: number; errno: number };
-  kvm_msr: { vcpu_id: number; write: boolean; ecx: number; data: bigint; exception: boolean };
-  kvm_cr: { vcpu_id: number; rw: 'read' | 'write'; cr: number; val: bigint };
-  kvm_hypercall: { vcpu_id: number; nr: bigint; a0: bigint; a1: bigint; a2: bigint; a3: bigint };
-  kvm_cpuid: { vcpu_id: number; function: number; index: number; rax: number; rbx: number; rcx: number; rdx: number };
-  kvm_pio: { vcpu_id: number; rw: 'in' | 'out'; port: number; size: number; count: number; val: number };
-  kvm_inj_exception: { vcpu_id: number; exception: number; has_error: boolean; error_code: number };
-  kvm_heki_blocked: { vcpu_id: number; cr: number; val: bigint; message: string };
-  kvm_msr_ignored: { vcpu_id: number; write: boolean; ecx: number; data: bigint; message: string };
-}
+import type { TracepointEvents, TracepointName, TracepointSource } from './api/tracepoints.js';
 
-export type TracepointName = keyof TracepointEvents;
 type Listener<K extends TracepointName> = (event: TracepointEvents[K]) => void;
 
-export class Tracepoints {
+export class Tracepoints implements TracepointSource {
   /** True while anyone listens to any tracepoint. */
   active = false;
   private readonly listeners = new Map<TracepointName, Set<Listener<never>>>();

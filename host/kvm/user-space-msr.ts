@@ -8,9 +8,10 @@ import {
   KVM_MSR_EXIT_REASON_UNKNOWN,
   KVM_MSR_EXIT_REASON_VALID_MASK,
 } from '../../protocol/abi.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from './msrs/msr-vcpu.js';
-import type { Completion, VcpuArch } from './vcpu-arch.js';
+import type { CompleteUserspaceIo } from './complete-userspace-io.js';
+import type { VcpuArch } from './vcpu-arch.js';
 import { hex } from '../../protocol/notation.js';
 
 /**
@@ -49,16 +50,14 @@ export function kvmMsrReason(r: number): number {
  */
 export function kvmMsrUserSpace(
   v: VcpuArch, index: number, exitReason: 'KVM_EXIT_X86_RDMSR' | 'KVM_EXIT_X86_WRMSR', data: bigint,
-  completion: Completion.Rdmsr | Completion.Wrmsr, r: number,
+  completion: CompleteUserspaceIo, r: number,
 ): boolean {
   const reason = kvmMsrReason(r);
   if ((v.vm.userSpaceMsrMask & reason) === 0) return false;
-  const run = v.run;
-  run.setExit(exitReason);
-  run.msr.error = 0;
-  run.msr.reason = reason;
-  run.msr.index = index;
-  run.msr.data = data;
-  v.pending = completion;
-  return true;
+  const msr = v.run.msr;
+  msr.error = 0;
+  msr.reason = reason;
+  msr.index = index;
+  msr.data = data;
+  return v.exitToUserSpace(exitReason, completion);
 }

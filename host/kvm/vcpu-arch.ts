@@ -5,31 +5,15 @@
  */
 import { GP_VECTOR } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import { cr4GuestReservedBits, guestPvHas, type GuestCpuid } from './cpuid.js';
-import { KvmRun } from './exits.js';
+import type { CompleteUserspaceIo } from './complete-userspace-io.js';
+import { cr4GuestReservedBits, guestPvHas } from './cpuid.js';
+import { type GuestCpuid } from './api/cpuid.js';
+import type { VcpuExitReason } from './api/exits.js';
+import { ModelKvmRun } from './kvm-run.js';
 import type { HypercallEnv } from './hypercalls.js';
 import { LocalApic } from './lapic.js';
 import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
 import type { VmArch } from './vm-arch.js';
-
-/** vcpu->arch.complete_userspace_io: what the next KVM_RUN finishes first. */
-export const enum Completion {
-  None,
-  /** complete_fast_rdmsr */
-  Rdmsr,
-  /** complete_fast_msr_access (WRMSR) */
-  Wrmsr,
-  /** complete_heki_configure_exit */
-  HekiConfigure,
-  /** complete_heki_denial_exit */
-  HekiDenial,
-  /** complete_fast_pio_in */
-  PioIn,
-  /** complete_fast_pio_out */
-  PioOut,
-  /** complete_fast_pio_out_port_0x7e: RIP already advanced */
-  PioOutPort7e,
-}
 
 /** vCPU counters (a subset of `struct kvm_vcpu_stat`). */
 export interface VcpuStat {
@@ -43,7 +27,7 @@ export interface VcpuStat {
 export class VcpuArch implements MsrVcpu {
   readonly msrState = new VcpuMsrState();
   readonly lapic: LocalApic;
-  readonly run: KvmRun;
+  readonly run: ModelKvmRun;
   /** The one `struct msr_data` every MSR access of this vCPU goes through. */
   readonly msrAccess: MsrAccess = { index: 0, data: 0n, hostInitiated: false };
   /** Scratch for CPUID results: [EAX, EBX, ECX, EDX]. */
@@ -53,7 +37,8 @@ export class VcpuArch implements MsrVcpu {
   /** What a hypercall may consult: the VM's Heki state and guest_pv_has(). */
   readonly hypercallEnv: HypercallEnv;
   readonly stat: VcpuStat = { exits: 0, hypercalls: 0, halt_exits: 0, io_exits: 0, signal_exits: 0 };
-  pending = Completion.None;
+  /** vcpu->arch.complete_userspace_io: what the next KVM_RUN finishes first (complete-userspace-io.ts). */
+  completeUserspaceIo: CompleteUserspaceIo | null = null;
   /** vcpu->arch.cui_linear_rip: the RIP a PIO completion expects to find. */
   pioRip = 0n;
   /** KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
@@ -72,7 +57,7 @@ export class VcpuArch implements MsrVcpu {
     this.cpuidModel = vm.guestCpuid;
     this.cr4ReservedBits = cr4GuestReservedBits(this.cpuidModel);
     this.lapic = new LocalApic(id, () => this.cpuidModel);
-    this.run = new KvmRun(vm.profile);
+    this.run = new ModelKvmRun(vm.profile);
     this.cpuidRuntime.vcpuId = id;
     this.hypercallEnv = { heki: vm.heki, pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature) };
   }
@@ -85,6 +70,17 @@ export class VcpuArch implements MsrVcpu {
   setCpuid(c: GuestCpuid): void {
     this.cpuidModel = c;
     this.cr4ReservedBits = cr4GuestReservedBits(c);
+  }
+
+  /**
+   * The exit to user space: kvm_run names `reason` (its member is the caller's to fill) and
+   * `completion` runs first in the next KVM_RUN (none: the guest just resumes). Returns true,
+   * as an exit handler does when the exit goes to user space.
+   */
+  exitToUserSpace(reason: VcpuExitReason, completion: CompleteUserspaceIo | null = null): true {
+    this.run.setExit(reason);
+    this.completeUserspaceIo = completion;
+    return true;
   }
 
   /** kvm_inject_gp(vcpu, 0) */

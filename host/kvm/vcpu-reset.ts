@@ -13,10 +13,10 @@ import {
   X86_CR0_ET,
   X86_CR0_NW,
 } from '../../protocol/abi.js';
-import type { Segment } from './regs.js';
+import type { Segment } from './api/regs.js';
 import { kvmCpuid } from './cpuid.js';
 import { commitCoreMsr } from './msrs/msr-vcpu.js';
-import { Completion, type VcpuArch } from './vcpu-arch.js';
+import type { VcpuArch } from './vcpu-arch.js';
 
 /** seg_setup(): a real-mode segment; CS is code (type 0xb), the others data (type 3). */
 function realModeSegment(selector: number, base: bigint, type: number): Segment {
@@ -30,7 +30,7 @@ function systemSegment(type: number): Segment {
 export function kvmVcpuReset(v: VcpuArch, initEvent: boolean): void {
   const cpu = v.cpu;
   const oldCr0 = initEvent ? cpu.readCr(0) : 0n;
-  v.pending = Completion.None;
+  v.completeUserspaceIo = null;
   // kvm_clear_exception_queue(): a #GP queued by the last exit is never delivered.
   cpu.clearExceptionQueue();
   v.msrState.reset(initEvent);

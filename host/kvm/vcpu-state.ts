@@ -3,9 +3,9 @@
  * the C structs would force, then kvm_is_valid_sregs() (arch/x86/kvm/x86.c).
  */
 import { EFER_LMA, EFER_LME, X86_CR0_PG, X86_CR4_PAE } from '../../protocol/abi.js';
-import type { Regs, Segment, Sregs } from './regs.js';
+import type { Regs, Segment, Sregs } from './api/regs.js';
 import { kvmIsValidCr0, kvmIsValidCr4 } from './control-registers.js';
-import { KvmError } from './errors.js';
+import { KvmError } from './api/errors.js';
 import { GPR_NAMES } from '../x86/state.js';
 import { toU64 } from './u64.js';
 import { hex } from '../../protocol/notation.js';

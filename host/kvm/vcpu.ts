@@ -1,54 +1,41 @@
 /**
- * The vCPU file descriptor: KVM_RUN and the vCPU ioctls, in the manner of rust-vmm's
- * kvm-ioctls `VcpuFd`. `run()` mirrors vcpu_run() / vcpu_enter_guest(): it first finishes
- * the completion the previous exit left (complete_userspace_io), then lets the core run
- * and handles each intercept in the kernel until one needs user space.
+ * The model's vCPU file descriptor, the KvmVcpu of host/kvm/api/vcpu.ts: KVM_RUN and the vCPU
+ * ioctls, plus the model's own calls (ModelVcpu: the instruction count, INIT). `run()` mirrors
+ * vcpu_run() / vcpu_enter_guest(): it first finishes the completion the previous exit left
+ * (complete_userspace_io), then lets the core run and handles each intercept in the kernel until
+ * one needs user space.
  */
-import { EXIT_REASON_INVALID_STATE, KVM_CAP_ENFORCE_PV_FEATURE_CPUID, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../protocol/abi.js';
+import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { Intercept } from '../x86/intercept.js';
-import type { Regs, Sregs } from './regs.js';
+import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
+import { KvmError } from './api/errors.js';
+import type { KvmRun, VcpuExit } from './api/exits.js';
+import type { ModelVcpu } from './api/model.js';
+import type { Regs, Sregs } from './api/regs.js';
+import type { KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
-import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from './cpuid.js';
-import { KvmError } from './errors.js';
-import type { VcpuExit } from './exits.js';
-import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
-import { kvmEmulateCpuid } from './handle-cpuid.js';
-import { kvmEmulateHypercall } from './handle-hypercall.js';
-import { checkPioInReply, completePioIn, completePioOut, handleIo } from './handle-io.js';
-import { checkMsrReply, completeFastMsrAccess, completeFastRdmsr, kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
-import { completeHekiConfigureExit, completeHekiDenialExit } from './heki-exits.js';
+import { resolveGuestCpuid } from './cpuid.js';
+import { handleExit } from './exit-handlers.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
-import { Completion, VcpuArch, type VcpuStat } from './vcpu-arch.js';
+import { VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import type { VmArch } from './vm-arch.js';
 import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
 import { hex } from '../../protocol/notation.js';
 
-/** An MSR for KVM_GET_MSRS / KVM_SET_MSRS (`struct kvm_msr_entry`). */
-export interface MsrEntry {
-  index: number;
-  data: bigint;
-}
-
-export interface RunOptions {
-  /**
-   * Guest instructions this call may retire before it returns KVM_EXIT_INTR, as if a
-   * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. An intercept that
-   * retires nothing still costs one unit, so a run always ends. MODEL DECISION: the budget
-   * stands in for the signal that would end KVM_RUN with -EINTR; it is reported, like
-   * immediate_exit, as KVM_EXIT_INTR.
-   */
-  budget?: number;
-}
-
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
 
-export class Vcpu {
+/**
+ * RunOptions.deadline: the units of guest work (instructions, and intercepts that retire none)
+ * between two looks at the clock — about a millisecond of guest code.
+ */
+const DEADLINE_SLICE = 1 << 16;
+
+export class Vcpu implements KvmVcpu, ModelVcpu {
   private readonly arch: VcpuArch;
 
   /** @internal Created by `Vm.createVcpu()`; starts in the RESET state. */
@@ -64,8 +51,18 @@ export class Vcpu {
   }
 
   /** The kvm_run mirror that `run()` returns and user space edits. */
-  get kvmRun(): VcpuExit {
-    return this.arch.run.asExit();
+  get kvmRun(): KvmRun {
+    return this.arch.run.asPage();
+  }
+
+  /** The model's own calls (host/kvm/api/model.ts): the instruction count and INIT. */
+  get model(): ModelVcpu {
+    return this;
+  }
+
+  /** Guest instructions the core has retired (ModelVcpu). */
+  get instructionsRetired(): number {
+    return this.arch.cpu.instructionsRetired;
   }
 
   /** A snapshot of the vCPU's counters. */
@@ -73,40 +70,63 @@ export class Vcpu {
     return { ...this.arch.stat };
   }
 
-  /** KVM_RUN */
+  /** KVM_RUN, within RunOptions' instruction budget and deadline (host/kvm/api/vcpu.ts). */
   run(options?: RunOptions): VcpuExit {
     const v = this.arch;
     const budget = options?.budget ?? Infinity;
     if (budget !== Infinity && (!Number.isSafeInteger(budget) || budget < 1)) {
       throw new KvmError('EINVAL', 'KVM_RUN', `budget must be a positive integer, got ${String(budget)}`);
     }
+    const deadline = options?.deadline;
+    if (deadline !== undefined && typeof deadline !== 'bigint') {
+      throw new KvmError('EINVAL', 'KVM_RUN', `deadline must be a bigint (ns, process.hrtime.bigint()), got ${String(deadline)}`);
+    }
     const run = v.run;
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
-    this.checkUserspaceReply();
+    const cui = v.completeUserspaceIo;
+    if (cui !== null && cui.checkReply !== undefined) cui.checkReply(v);
     beforeRegistersChange(run);
     if (run.kvm_dirty_regs !== 0) syncRegs(run, v.cpu, (sregs) => this.setSregs(sregs));
-    if (v.pending !== Completion.None) this.completeUserspaceIo();
+    if (cui !== null) {
+      // complete-userspace-io.ts: cleared before it runs, so that it may store another.
+      v.completeUserspaceIo = null;
+      if (cui(v)) return this.toUserSpace();
+    }
     beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
-      run.setExit('KVM_EXIT_INTR');
+      v.exitToUserSpace('KVM_EXIT_INTR');
       return this.toUserSpace();
     }
+    // A deadline already passed: its signal is pending, and KVM_RUN returns before the guest runs.
+    if (deadline !== undefined && process.hrtime.bigint() >= deadline) return this.timedOut();
     v.hasRun = true;
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
+    let sliceLeft = DEADLINE_SLICE;
     for (;;) {
+      const limit = deadline === undefined || remaining < sliceLeft ? remaining : sliceLeft;
       const before = cpu.instructionsRetired;
-      const intercept = cpu.run(remaining);
+      const intercept = cpu.run(limit);
       // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
-      remaining -= Math.max(1, cpu.instructionsRetired - before);
+      const spent = Math.max(1, cpu.instructionsRetired - before);
+      remaining -= spent;
+      if (deadline !== undefined) {
+        sliceLeft -= spent;
+        // The slice was spent, not the budget: no exit, a look at the clock.
+        if (intercept.kind === 'budget' && remaining > 0 && spent >= limit) {
+          sliceLeft = DEADLINE_SLICE;
+          if (process.hrtime.bigint() >= deadline) return this.timedOut();
+          continue;
+        }
+      }
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
       let toUser: boolean;
       try {
-        toUser = this.handleIntercept(intercept);
+        toUser = handleExit(v, intercept);
       } catch (e) {
         if (e instanceof KvmError && v.vm.trace.active) {
           v.vm.trace.emit('kvm_userspace_exit', { vcpu_id: v.id, reason: run.exit_reason, errno: -e.errno });
@@ -116,100 +136,23 @@ export class Vcpu {
       if (toUser) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
-        run.setExit('KVM_EXIT_INTR');
+        v.exitToUserSpace('KVM_EXIT_INTR');
         return this.toUserSpace();
       }
-    }
-  }
-
-  /** The in-kernel handling of one intercept (the vmx.c exit handlers); true to exit. */
-  private handleIntercept(ic: Intercept): boolean {
-    const v = this.arch;
-    switch (ic.kind) {
-      case 'rdmsr':
-        return kvmEmulateRdmsr(v, ic.index);
-      case 'wrmsr':
-        return kvmEmulateWrmsr(v, ic.index, ic.value);
-      case 'mov_to_cr':
-        return handleMovToCr(v, ic.cr, ic.value);
-      case 'mov_from_cr':
-        handleMovFromCr(v, ic.cr, ic.gpr);
-        return false;
-      case 'clts':
-        return handleClts(v);
-      case 'lmsw':
-        return handleLmsw(v, ic.value);
-      case 'hypercall':
-        return kvmEmulateHypercall(v);
-      case 'cpuid':
-        kvmEmulateCpuid(v, ic.leaf, ic.subleaf);
-        return false;
-      case 'hlt':
-        // kvm_emulate_halt() retires the HLT first. MODEL DECISION: with no interrupt to wake
-        // it, a halted vCPU goes to user space as KVM_EXIT_HLT (KVM's no-in-kernel-irqchip path).
-        v.cpu.skipInstruction();
-        v.stat.halt_exits++;
-        v.run.setExit('KVM_EXIT_HLT');
-        return true;
-      case 'io':
-        handleIo(v, ic.port, ic.size, ic.in, ic.value);
-        return true;
-      case 'exception':
-        // Only a core-set exception bitmap can cause this: hand the event back to the guest.
-        v.injectException(ic.vector, ic.errorCode, ic.address);
-        return false;
-      case 'triple_fault':
-        v.run.setExit('KVM_EXIT_SHUTDOWN');
-        return true;
-      case 'budget':
-        v.stat.signal_exits++;
-        v.run.setExit('KVM_EXIT_INTR');
-        return true;
-      case 'invalid_guest_state': {
-        const run = v.run;
-        run.setExit('KVM_EXIT_FAIL_ENTRY');
-        run.fail_entry.hardware_entry_failure_reason = BigInt((VMX_EXIT_REASONS_FAILED_VMENTRY | EXIT_REASON_INVALID_STATE) >>> 0);
-        run.fail_entry.cpu = 0;
-        run.fail_entry.detail = ic.detail;
-        return true;
+      if (deadline !== undefined && sliceLeft <= 0) {
+        sliceLeft = DEADLINE_SLICE;
+        if (process.hrtime.bigint() >= deadline) return this.timedOut();
       }
     }
   }
 
-  /** What user space wrote for the pending completion must be valid before anything changes. */
-  private checkUserspaceReply(): void {
+  /** RunOptions.deadline passed: KVM_EXIT_INTR, as the real backend's timer signal gives it. */
+  private timedOut(): VcpuExit {
     const v = this.arch;
-    if (v.pending === Completion.Rdmsr) checkMsrReply(v, true);
-    else if (v.pending === Completion.Wrmsr) checkMsrReply(v, false);
-    else if (v.pending === Completion.PioIn) checkPioInReply(v);
-  }
-
-  /** vcpu->arch.complete_userspace_io(vcpu), run before anything else in KVM_RUN. */
-  private completeUserspaceIo(): void {
-    const v = this.arch;
-    switch (v.pending) {
-      case Completion.Rdmsr:
-        completeFastRdmsr(v);
-        break;
-      case Completion.Wrmsr:
-        completeFastMsrAccess(v);
-        break;
-      case Completion.HekiConfigure:
-        completeHekiConfigureExit(v);
-        break;
-      case Completion.HekiDenial:
-        completeHekiDenialExit(v);
-        break;
-      case Completion.PioIn:
-        completePioIn(v);
-        break;
-      case Completion.PioOut:
-      case Completion.PioOutPort7e:
-        completePioOut(v);
-        break;
-      case Completion.None:
-        break;
-    }
+    v.stat.signal_exits++;
+    v.exitToUserSpace('KVM_EXIT_INTR');
+    v.run.timed_out = true;
+    return this.toUserSpace();
   }
 
   /** post_kvm_run_save(): CR8 and APIC_BASE travel with every exit. */

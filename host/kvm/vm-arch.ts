@@ -5,7 +5,7 @@
  */
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import type { PhysicalMemory } from '../x86/memory.js';
-import type { GuestCpuid } from './cpuid.js';
+import type { GuestCpuid } from './api/cpuid.js';
 import type { HekiState } from './heki.js';
 import type { MsrFilter } from './msr-filter.js';
 import type { MsrVmState } from './msrs/msr-vcpu.js';

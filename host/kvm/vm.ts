@@ -1,17 +1,21 @@
 /**
- * The VM file descriptor: the VM ioctls pinbox models (KVM_CHECK_EXTENSION,
- * KVM_ENABLE_CAP, KVM_X86_SET_MSR_FILTER, KVM_CREATE_VCPU), plus the pinbox extensions for
- * Heki, which has no ioctl of its own: a read-only view of the pins (as debugfs would give),
- * the pin reset a VM reboot asks for, and save/restore of the Heki state for snapshots.
+ * The model's VM file descriptor, the KvmVm of host/kvm/api/vm.ts: the VM ioctls pinbox models
+ * (KVM_CHECK_EXTENSION, KVM_ENABLE_CAP, KVM_X86_SET_MSR_FILTER, KVM_CREATE_VCPU), plus the
+ * model's extensions for Heki, which has no ioctl of its own (ModelVm): a read-only view of the
+ * pins (as debugfs would give), the pin reset a VM reboot asks for, and save/restore of the Heki
+ * state for snapshots.
  */
 import * as abi from '../../protocol/abi.js';
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../x86/memory.js';
 import { enableCapArgs, kvmCheckExtension, PINBOX_MAX_VCPU_IDS } from './capabilities.js';
-import { KvmError } from './errors.js';
-import { HekiState, type HekiSnapshot } from './heki.js';
-import { MsrFilter, type MsrFilterSpec } from './msr-filter.js';
+import { KvmError } from './api/errors.js';
+import type { HekiSnapshot, ModelVm } from './api/model.js';
+import type { MsrFilterSpec } from './api/msr-filter.js';
+import type { KvmVm } from './api/vm.js';
+import { HekiState } from './heki.js';
+import { MsrFilter } from './msr-filter.js';
 import { userSpaceMsrMask } from './user-space-msr.js';
 import { Vcpu } from './vcpu.js';
 import type { VmArch } from './vm-arch.js';
@@ -19,7 +23,7 @@ import type { VmArch } from './vm-arch.js';
 /** Makes the CPU of a new vCPU over the VM's memory. */
 export type CpuFactory = (memory: PhysicalMemory, vcpuId: number) => GuestCpu;
 
-export class Vm {
+export class Vm implements KvmVm, ModelVm {
   private readonly vcpus = new Map<number, Vcpu>();
 
   /** @internal Created by `Kvm.createVm()`. */
@@ -32,6 +36,11 @@ export class Vm {
   /** Guest-physical memory (the one memory slot). */
   get memory(): PhysicalMemory {
     return this.arch.memory;
+  }
+
+  /** The model's own calls (host/kvm/api/model.ts): Heki's state. */
+  get model(): ModelVm {
+    return this;
   }
 
   /** The Heki ABI numbers this VM speaks. */

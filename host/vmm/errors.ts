@@ -18,7 +18,7 @@
  *                        loaded a state the core cannot run; initVcpu or resetVm mends it
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import { KvmError } from '../kvm/errors.js';
+import { KvmError } from '../kvm/api/errors.js';
 
 export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state';
 

@@ -4,7 +4,7 @@
  * and serves guests and control clients over the protocol.
  */
 export { Vmm, DEFAULT_BUDGET, DEFAULT_MAX_VMS, RING_EVENTS, TRACEPOINT_EVENTS, type VmmOptions } from './vmm.js';
-export { Machine, type CoreFactory, type FilterOrigin, type SregsPatch } from './machine.js';
+export { Machine, type FilterOrigin, type SregsPatch } from './machine.js';
 export type { VmState } from './run-state.js';
 export { VmmError, type VmmErrorCode } from './errors.js';
 export type { PerformOptions, InstructionCounter } from './run/vcpu-runner.js';

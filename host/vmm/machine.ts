@@ -21,14 +21,15 @@ import type { HekiProfileName } from '../../protocol/abi.js';
 import {
   KVM_HEKI_EXIT_REASON_CR0, KVM_HEKI_EXIT_REASON_CR4, KVM_MSR_FILTER_DEFAULT_ALLOW, KVM_MSR_FILTER_DEFAULT_DENY,
 } from '../../protocol/abi.js';
-import { Kvm } from '../kvm/kvm.js';
-import type { Vm } from '../kvm/vm.js';
-import type { MsrEntry } from '../kvm/vcpu.js';
-import type { HekiSnapshot } from '../kvm/heki.js';
-import type { MsrFilterSpec } from '../kvm/msr-filter.js';
-import type { GuestCpu } from '../x86/guest-cpu.js';
-import type { PhysicalMemory } from '../x86/memory.js';
-import type { Regs, Segment, Sregs } from '../kvm/regs.js';
+import type { KvmBackend } from '../kvm/api/backend.js';
+import { KvmError } from '../kvm/api/errors.js';
+import type { GuestMemory } from '../kvm/api/guest-memory.js';
+import type { HekiSnapshot, ModelVm } from '../kvm/api/model.js';
+import type { MsrFilterSpec } from '../kvm/api/msr-filter.js';
+import type { Regs, Segment, Sregs } from '../kvm/api/regs.js';
+import type { KvmSystem, VmOptions } from '../kvm/api/system.js';
+import type { KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
+import type { KvmVm } from '../kvm/api/vm.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
 import type { EventLog } from './events/index.js';
@@ -41,13 +42,11 @@ import { TracepointBridge } from './run/tracepoint-bridge.js';
 import type { MsrExitChoice } from './run/user-space-exit.js';
 import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
 
-/** Makes the core of a vCPU (default: host/x86's Cpu). */
-export type CoreFactory = (memory: PhysicalMemory, vcpu: number) => GuestCpu;
-
 export interface MachineOptions {
   readonly log: EventLog;
   readonly budget: number;
-  readonly createCore: CoreFactory;
+  /** The KVM the VM is made on (host/kvm/api/backend.ts). */
+  readonly backend: KvmBackend;
   readonly msrHandler?: MsrExitHandler;
   /** The policy file, for the vm_created event. */
   readonly policySource?: string;
@@ -59,9 +58,12 @@ export type FilterOrigin = 'policy' | 'control';
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? Partial<T[K]> : T[K] };
 export type SregsPatch = DeepPartial<Sregs>;
 
+/** No pins: what a backend without the model's view of Heki shows. */
+const NO_PINS = Object.freeze({ cr0: 0n, cr4: 0n });
+
 export class Machine implements RunnerHost {
-  readonly vm: Vm;
-  readonly kvm: Kvm;
+  readonly vm: KvmVm;
+  readonly kvm: KvmSystem;
   readonly layout: BootLayout;
   readonly state: RunState;
   readonly answers: ExitAnswers;
@@ -69,7 +71,8 @@ export class Machine implements RunnerHost {
   readonly budget: number;
   readonly onShutdown: OnShutdown;
   private readonly runners: VcpuRunner[] = [];
-  private readonly bridge: TracepointBridge;
+  /** KVM's tracepoints into the event log: the model's only (a real kernel's are in tracefs). */
+  private readonly bridge: TracepointBridge | undefined;
   /**
    * What user space has set through KVM and cannot read back (KVM has no getter for them):
    * the KVM_ENABLE_CAP arguments by capability and the MSR filter in force, for snapshots.
@@ -84,40 +87,52 @@ export class Machine implements RunnerHost {
     this.budget = options.budget;
     this.onShutdown = policy.onShutdown;
     this.state = new RunState(name);
-    const cores: (GuestCpu | undefined)[] = [];
-    this.kvm = new Kvm({
-      profile: policy.vmOptions.profile,
-      createCpu: (memory, id) => (cores[id] = options.createCore(memory, id)),
-    });
-    const { vcpus, ...vmOptions } = policy.vmOptions;
-    this.vm = this.kvm.createVm({ ...vmOptions, maxVcpus: vcpus });
-    this.applyPolicyConfiguration();
-    this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
-    this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
-      exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
-      denialExits: (cr) => this.denialExits(cr),
-    });
+    const vcpus = policy.vmOptions.vcpus;
+    this.kvm = options.backend.open({ profile: policy.vmOptions.profile });
+    // A refusal on the way (a policy the backend cannot honour) leaves no fd open.
+    try {
+      this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
+      this.applyPolicyConfiguration();
+      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
+      const tracepoints = this.kvm.model?.tracepoints;
+      this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
+        exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
+        denialExits: (cr) => this.denialExits(cr),
+      });
 
-    const first = this.vm.createVcpu(0);
-    const cpuid = first.getCpuid();
-    this.bootFeatures = { smep: cpuid.smep, smap: cpuid.smap, umip: cpuid.umip, fsgsbase: cpuid.fsgsbase };
-    this.layout = buildBootImage(this.vm.memory, { vcpus, cpuFeatures: this.bootFeatures });
-    if (this.log.wants('vm_created', name)) {
-      const fields = { vcpus, memory: BigInt(policy.memorySize), profile: policy.vmOptions.profile };
-      this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
+      const first = this.createVcpu(0);
+      const cpuid = first.getCpuid();
+      this.bootFeatures = { smep: cpuid.smep, smap: cpuid.smap, umip: cpuid.umip, fsgsbase: cpuid.fsgsbase };
+      this.layout = buildBootImage(this.vm.memory, { vcpus, cpuFeatures: this.bootFeatures });
+      if (this.log.wants('vm_created', name)) {
+        const fields = { vcpus, memory: BigInt(policy.memorySize), profile: policy.vmOptions.profile };
+        this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
+      }
+      if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
+      for (let id = 0; id < vcpus; id++) {
+        const runner = new VcpuRunner(id, id === 0 ? first : this.createVcpu(id), this);
+        this.runners.push(runner);
+        runner.reboot('create');
+      }
+      this.refreshDenialWatch();
+    } catch (e) {
+      this.close();
+      throw e;
     }
-    if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
-    for (let id = 0; id < vcpus; id++) {
-      const vcpu = id === 0 ? first : this.vm.createVcpu(id);
-      const runner = new VcpuRunner(id, vcpu, this, cores[id]!);
-      this.runners.push(runner);
-      runner.reboot('create');
-    }
-    this.refreshDenialWatch();
   }
 
-  get memory(): PhysicalMemory {
+  get memory(): GuestMemory {
     return this.vm.memory;
+  }
+
+  /**
+   * The model's calls on this VM (host/kvm/api/model.ts) — Heki's state, which has no ioctl —
+   * or, on another backend, ENOTTY for `call`, as an ioctl the kernel does not have.
+   */
+  modelVm(call: string): ModelVm {
+    const model = this.vm.model;
+    if (model === undefined) throw new KvmError('ENOTTY', call, 'only the KVM model has it (Heki\'s state has no ioctl in a real kernel)');
+    return model;
   }
 
   get vcpus(): number {
@@ -132,9 +147,9 @@ export class Machine implements RunnerHost {
     return this.state.state;
   }
 
-  /** The pinned CR0/CR4 bits (read-only). */
+  /** The pinned CR0/CR4 bits (read-only): the model's view; none where the backend gives no view. */
   get hekiPins(): { readonly cr0: bigint; readonly cr4: bigint } {
-    return this.vm.hekiPins;
+    return this.vm.model?.hekiPins ?? NO_PINS;
   }
 
   /** The runner of a vCPU; `not_found` for one the VM does not have. */
@@ -170,7 +185,7 @@ export class Machine implements RunnerHost {
   // ---------------------------------------------------------------------------------------
 
   prepareTracing(): void {
-    this.bridge.sync();
+    this.bridge?.sync();
   }
 
   flush(): void {
@@ -194,9 +209,10 @@ export class Machine implements RunnerHost {
 
   reset(cause: 'control' | 'shutdown' | 'restore' | 'other'): void {
     this.state.reset();
-    const pins = this.vm.hekiPins;
+    const pins = this.hekiPins;
     const pinsCleared = pins.cr0 !== 0n || pins.cr4 !== 0n;
-    this.vm.resetHekiPins();
+    // Only the model can clear pins; a real Heki kernel keeps them until the VM is destroyed.
+    this.vm.model?.resetHekiPins();
     this.answers.emulated.reset();
     this.answers.override = null;
     this.applyPolicyConfiguration();
@@ -234,7 +250,7 @@ export class Machine implements RunnerHost {
 
   /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */
   setHekiState(state: HekiSnapshot): void {
-    this.vm.setHekiState(state);
+    this.modelVm('pinbox SET_HEKI_STATE').setHekiState(state);
     this.refreshDenialWatch();
   }
 
@@ -293,12 +309,22 @@ export class Machine implements RunnerHost {
     this.answers.override = answer === null || answer === 'untouched' ? answer : { error: answer.error, data: answer.data };
   }
 
-  /** Stops listening to KVM (the VM is being dropped). */
+  /** Stops listening to KVM and closes the VM (it is being dropped). */
   close(): void {
-    this.bridge.close();
+    this.bridge?.close();
+    // Undefined only when KVM_CREATE_VM itself failed (the constructor's clean-up).
+    (this.vm as KvmVm | undefined)?.close?.();
+    this.kvm.close?.();
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /** KVM_CREATE_VCPU; on a backend other than the model, with the policy's guest CPUID (vmOptionsFor). */
+  private createVcpu(id: number): KvmVcpu {
+    const vcpu = this.vm.createVcpu(id);
+    if (this.kvm.model === undefined) vcpu.setCpuid(this.policy.vmOptions.guestCpuid);
+    return vcpu;
+  }
 
   /**
    * The policy's capabilities and MSR filter (compiled.ts order: capabilities first), in place
@@ -309,6 +335,9 @@ export class Machine implements RunnerHost {
     const policy = this.policy;
     this.capsEnabled.clear();
     for (const { cap, args } of policy.caps) {
+      // A capability KVM lacks is not asked for: on a kernel without Heki, the policy's Heki
+      // exits have nothing to act on (the model has every capability a policy names).
+      if (this.vm.checkExtension(cap) === 0) continue;
       this.vm.enableCap(cap, args);
       this.capsEnabled.set(cap, args);
     }
@@ -320,10 +349,10 @@ export class Machine implements RunnerHost {
     if (this.runners.length > 0) this.filterChanged(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] }, 'policy');
   }
 
-  /** Whether KVM hands a denied write to CR`cr` to user space (KVM_CAP_HEKI_DENIAL). */
+  /** Whether KVM hands a denied write to CR`cr` to user space (KVM_CAP_HEKI_DENIAL), as the model's tracepoints need to know. */
   private denialExits(cr: number): boolean {
     const bit = cr === 0 ? KVM_HEKI_EXIT_REASON_CR0 : KVM_HEKI_EXIT_REASON_CR4;
-    return (this.vm.getHekiState().denialExitReason & bit) !== 0;
+    return (this.modelVm('pinbox GET_HEKI_STATE').getHekiState().denialExitReason & bit) !== 0;
   }
 
   /**
@@ -332,6 +361,7 @@ export class Machine implements RunnerHost {
    * KVM then handles in-kernel later in that same operation must still reach the event log.
    */
   private refreshDenialWatch(): void {
+    if (this.bridge === undefined) return;
     this.bridge.watchInKernelDenials(!this.denialExits(0) || !this.denialExits(4));
     this.bridge.sync();
   }
@@ -341,6 +371,17 @@ export class Machine implements RunnerHost {
     const nranges = (filter.ranges ?? []).filter((r) => r.nmsrs !== 0).length;
     this.log.emit('msr_filter_changed', this.name, { flags: filter.flags & KVM_MSR_FILTER_DEFAULT_DENY, nranges, origin });
   }
+}
+
+/**
+ * KVM_CREATE_VM's options from the policy. The model takes them all. On another backend the host
+ * is the machine's own: a policy that describes another (hostModel, ignoreMsrs) is refused by
+ * KVM_CREATE_VM naming the option, and the guest CPUID goes to each vCPU (createVcpu).
+ */
+function vmOptionsFor(kvm: KvmSystem, policy: CompiledPolicy): VmOptions {
+  const { vcpus, guestCpuid, ignoreMsrs, ...options } = policy.vmOptions;
+  if (kvm.model !== undefined) return { ...options, guestCpuid, ignoreMsrs, maxVcpus: vcpus };
+  return ignoreMsrs ? { ...options, ignoreMsrs } : options;
 }
 
 function copyFilter(filter: MsrFilterSpec): MsrFilterSpec {
@@ -355,7 +396,7 @@ function definedOnly<T extends object>(patch: T): Partial<T> {
 }
 
 /** Zeroes every frame that holds data (the others already read as zero). */
-function clearMemory(memory: PhysicalMemory): void {
+function clearMemory(memory: GuestMemory): void {
   const zero = new Uint8Array(4096);
   for (let frame = 0; frame < memory.frameCount; frame++) {
     if (memory.isAllocated(frame)) memory.writeBytes(frame * 4096, zero);

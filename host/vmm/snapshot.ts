@@ -1,9 +1,10 @@
 /**
  * VM snapshots (protocol `snapshot` / `restore`): everything a VM is, as a VMM would migrate
  * it — guest memory (the frames that hold data), each vCPU's registers, system registers and
- * the MSRs KVM emulates (KVM_GET_MSRS over EMULATED_MSRS), the Heki state (pins and exit masks,
- * which Heki itself never exposes: host/kvm's pinbox extension), the capabilities and the MSR
- * filter user space set, the policy's stored MSR values and a control client's MSR exit reply.
+ * MSRs (KVM_GET_MSRS over KVM_GET_MSR_INDEX_LIST), the Heki state (pins and exit masks, which
+ * Heki itself never exposes: the model's extension, so snapshots are the model's only), the
+ * capabilities and the MSR filter user space set, the policy's stored MSR values and a control
+ * client's MSR exit reply.
  *
  * The format is msgpack, opaque to clients and versioned. A snapshot is checked whole before
  * anything is loaded, and fits only a VM of the same shape (vCPUs, memory size, Heki profile).
@@ -13,11 +14,10 @@
  */
 import { decodeMsgpack, encodeMsgpack } from '../../protocol/codec.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { EMULATED_MSRS } from '../kvm/msr-table.js';
-import type { HekiSnapshot } from '../kvm/heki.js';
-import type { MsrFilterSpec } from '../kvm/msr-filter.js';
-import type { MsrEntry } from '../kvm/vcpu.js';
-import type { Regs, Sregs } from '../kvm/regs.js';
+import type { HekiSnapshot } from '../kvm/api/model.js';
+import type { MsrFilterSpec } from '../kvm/api/msr-filter.js';
+import type { MsrEntry } from '../kvm/api/vcpu.js';
+import type { Regs, Sregs } from '../kvm/api/regs.js';
 import type { Machine } from './machine.js';
 
 const FORMAT = 'pinbox-snapshot';
@@ -45,10 +45,10 @@ interface SnapshotData {
   msrExitReply: { error: number; data: bigint } | 'untouched' | null;
 }
 
-/** Every emulated MSR KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
-function readAllMsrs(machine: Machine, vcpu: number): MsrEntry[] {
+/** Every MSR of KVM_GET_MSR_INDEX_LIST that KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
+function readAllMsrs(machine: Machine, vcpu: number, indices: readonly number[]): MsrEntry[] {
   const out: MsrEntry[] = [];
-  let rest = [...EMULATED_MSRS];
+  let rest = [...indices];
   while (rest.length > 0) {
     const got = machine.getMsrs(vcpu, rest.slice(0, 255));
     out.push(...got);
@@ -65,9 +65,11 @@ export function takeSnapshot(machine: Machine): Uint8Array {
     const bytes = memory.readBytes(f * PAGE, PAGE);
     if (bytes.some((b) => b !== 0)) frames.push([f, bytes]);
   }
+  const heki = machine.modelVm('pinbox GET_HEKI_STATE').getHekiState();
+  const msrIndices = machine.kvm.getMsrIndexList();
   const vcpuStates: VcpuState[] = [];
   for (let v = 0; v < machine.vcpus; v++) {
-    vcpuStates.push({ regs: machine.getRegs(v), sregs: machine.getSregs(v), msrs: readAllMsrs(machine, v) });
+    vcpuStates.push({ regs: machine.getRegs(v), sregs: machine.getSregs(v), msrs: readAllMsrs(machine, v, msrIndices) });
   }
   const data: SnapshotData = {
     format: FORMAT,
@@ -77,7 +79,7 @@ export function takeSnapshot(machine: Machine): Uint8Array {
     profile: machine.profile,
     frames,
     vcpuStates,
-    heki: machine.vm.getHekiState(),
+    heki,
     caps: [...machine.enabledCaps].map(([cap, args]) => [cap, [...args]]),
     filter: machine.msrFilter ?? null,
     storedMsrs: machine.answers.emulated.storedValues(),

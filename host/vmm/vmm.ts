@@ -13,11 +13,11 @@
  * go to subscribers and traces only, unless `recordTracepoints` is set: at several per guest
  * operation they would crowd everything else out of the ring and slow every operation down.
  */
-import { Cpu } from '../x86/cpu.js';
-import { Kvm } from '../kvm/kvm.js';
+import { modelBackend, type KvmBackend } from '../kvm/api/backend.js';
+import type { KvmSystem } from '../kvm/api/system.js';
 import { limitError } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
-import { Machine, type CoreFactory } from './machine.js';
+import { Machine } from './machine.js';
 import type { CompiledPolicy } from './policy/index.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
 
@@ -50,8 +50,11 @@ export interface VmmOptions {
   readonly maxVms?: number;
   /** Answers user-space MSR exits before the policy's msrHandlers (return undefined to defer). */
   readonly msrHandler?: MsrExitHandler;
-  /** The core of each vCPU (default host/x86's Cpu). */
-  readonly createCore?: CoreFactory;
+  /**
+   * The KVM the VMs are made on (default: the model, modelBackend()); `await loadBackend('kvm')`
+   * gives the machine's /dev/kvm (host/kvm/api/backend.ts).
+   */
+  readonly backend?: KvmBackend;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -65,8 +68,10 @@ export class Vmm {
   readonly policy: CompiledPolicy;
   readonly budget: number;
   readonly maxVms: number;
+  /** The KVM the VMs are made on. */
+  readonly backend: KvmBackend;
   /** The system fd, for KVM_CHECK_EXTENSION without a VM. */
-  readonly kvm: Kvm;
+  readonly kvm: KvmSystem;
   private readonly machines = new Map<string, Machine>();
   private readonly detachTrace: (() => void) | undefined;
   private readonly options: VmmOptions;
@@ -77,7 +82,8 @@ export class Vmm {
     this.budget = positiveInteger('budget', options.budget, DEFAULT_BUDGET);
     this.maxVms = positiveInteger('maxVms', options.maxVms, DEFAULT_MAX_VMS);
     this.log = options.log ?? new EventLog(options.recordTracepoints ? {} : { record: RING_EVENTS });
-    this.kvm = new Kvm({ profile: options.policy.vmOptions.profile });
+    this.backend = options.backend ?? modelBackend();
+    this.kvm = this.backend.open({ profile: options.policy.vmOptions.profile });
     this.detachTrace = options.trace === undefined ? undefined : this.log.attachTrace(options.trace);
   }
 
@@ -100,7 +106,7 @@ export class Vmm {
     const machine = new Machine(name, policy, {
       log: this.log,
       budget: this.budget,
-      createCore: this.options.createCore ?? ((memory) => new Cpu(memory)),
+      backend: this.backend,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });
@@ -126,10 +132,11 @@ export class Vmm {
     return [...this.machines.keys()];
   }
 
-  /** Writes out the trace and detaches it. */
+  /** Writes out the trace and detaches it; closes what each VM (and this VMM) holds of KVM. */
   close(): void {
     this.log.flush();
     this.detachTrace?.();
     for (const m of this.machines.values()) m.close();
+    this.kvm.close?.();
   }
 }

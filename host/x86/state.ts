@@ -3,7 +3,7 @@
  * guest-state area holds (Intel SDM vol. 3C, "Guest-State Area"; vol. 1 §3.4 for the general
  * registers, vol. 3A §3.4.3 for the segment registers and their descriptor caches). 64-bit
  * quantities are bigint here, at the edge of the core; inside, the core keeps its own fast
- * representation. KVM's ioctl structs over this state are host/kvm's (host/kvm/regs.ts).
+ * representation. KVM's ioctl structs over this state are host/kvm's (host/kvm/api/regs.ts).
  */
 
 /** The general-purpose registers, RIP and RFLAGS. */

@@ -18,15 +18,26 @@ export const KVM_EXIT_HYPERCALL = 3;
 export const KVM_EXIT_DEBUG = 4;
 export const KVM_EXIT_HLT = 5;
 export const KVM_EXIT_MMIO = 6;
+export const KVM_EXIT_IRQ_WINDOW_OPEN = 7;
 export const KVM_EXIT_SHUTDOWN = 8;
 export const KVM_EXIT_FAIL_ENTRY = 9;
 export const KVM_EXIT_INTR = 10;
+export const KVM_EXIT_SET_TPR = 11;
+export const KVM_EXIT_TPR_ACCESS = 12;
+export const KVM_EXIT_NMI = 16;
 export const KVM_EXIT_INTERNAL_ERROR = 17;
 export const KVM_EXIT_SYSTEM_EVENT = 24;
+export const KVM_EXIT_IOAPIC_EOI = 26;
+export const KVM_EXIT_HYPERV = 27;
 /** [uapi-kvm]; spec/msr-filter.md §1.1 */
 export const KVM_EXIT_X86_RDMSR = 29;
 /** [uapi-kvm]; spec/msr-filter.md §1.1 */
 export const KVM_EXIT_X86_WRMSR = 30;
+export const KVM_EXIT_DIRTY_RING_FULL = 31;
+export const KVM_EXIT_AP_RESET_HOLD = 32;
+export const KVM_EXIT_X86_BUS_LOCK = 33;
+export const KVM_EXIT_XEN = 34;
+export const KVM_EXIT_NOTIFY = 37;
 
 /** kvm_run.fail_entry.hardware_entry_failure_reason for invalid guest state: the VMX basic
  * exit reason 33 with bit 31 ("VM-entry failure") set, as vmx.c reports it [uapi-vmx] */

@@ -20,6 +20,8 @@ export interface ImportRef {
   /** The names taken ('default' for a default import); undefined for `* as`, `export *` and side effects. */
   readonly names: readonly string[] | undefined;
   readonly line: number;
+  /** An `import('…')` expression, which loads the module only when it runs. */
+  readonly dynamic: boolean;
 }
 
 /** Every .ts file below `dirs` (relative paths, '/'-separated), skipping node_modules. */
@@ -121,12 +123,12 @@ export function importsOf(file: string): ImportRef[] {
   const code = codeOf(file);
   const lineAt = (index: number): number => code.slice(0, index).split('\n').length;
   const refs: ImportRef[] = [];
-  const add = (specifier: string, names: string[] | undefined, index: number): void => {
-    refs.push({ specifier, target: resolveSpecifier(file, specifier), names, line: lineAt(index) });
+  const add = (specifier: string, names: string[] | undefined, index: number, dynamic = false): void => {
+    refs.push({ specifier, target: resolveSpecifier(file, specifier), names, line: lineAt(index), dynamic });
   };
   for (const m of code.matchAll(STATIC)) add(m[4]!, clauseNames(m[2]!), m.index!);
   for (const m of code.matchAll(SIDE_EFFECT)) add(m[2]!, undefined, m.index!);
-  for (const m of code.matchAll(DYNAMIC)) add(m[2]!, undefined, m.index!);
+  for (const m of code.matchAll(DYNAMIC)) add(m[2]!, undefined, m.index!, true);
   return refs;
 }
 

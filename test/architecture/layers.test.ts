@@ -4,9 +4,12 @@
  * describes it, and this test fails when the code does otherwise.
  *
  * Imports only go down — cli → conform → vmm → kvm → x86 — and any layer may skip down past
- * another. Everything may use protocol, except the CPU, which takes only the architecture's own
- * numbers. guest-sdk imports only protocol; nothing under host/ imports guest-sdk. Tests may use
- * anything. Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
+ * another, except that the VMM and conform reach KVM through its public interface alone
+ * (host/kvm/api), never the model or the CPU, so that they run on either backend. Everything may
+ * use protocol, except the CPU, which takes only the architecture's own numbers. guest-sdk
+ * imports only protocol; nothing under host/ imports guest-sdk. Tests may use anything. The real
+ * backend (host/kvm/real) is loaded only by dynamic import, so nothing native is needed to run
+ * the model. Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
  * protocol/index.ts, a folder's index.ts) counts as an import of the file that defines it.
  */
 import test from 'ava';
@@ -22,10 +25,12 @@ interface Layer {
 
 type LayerName =
   | 'x86 architecture' | 'protocol' | 'guest-sdk'
-  | 'host/x86' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
+  | 'host/x86' | 'host/kvm api' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
   | 'examples' | 'test';
 
-const BELOW_VMM: readonly LayerName[] = ['host/kvm', 'host/x86', 'protocol', 'x86 architecture'];
+/** What the VMM may use: KVM's public interface, and the protocol. */
+const VMM_SEES: readonly LayerName[] = ['host/kvm api', 'protocol', 'x86 architecture'];
+const BELOW_VMM: readonly LayerName[] = ['host/kvm api', 'host/kvm', 'host/x86', 'protocol', 'x86 architecture'];
 
 const LAYERS: Readonly<Record<LayerName, Layer>> = {
   /** The processor's own numbers (CR/EFER/RFLAGS bits, vectors, MSRs, CPUID bits): facts of the
@@ -38,12 +43,19 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
   /** "The hardware": nothing above it, and of protocol only the architecture's numbers — not the
    * KVM API, not Heki, not the wire. */
   'host/x86': { files: ['host/x86/'], mayImport: ['x86 architecture'] },
-  /** "The kernel": the CPU below it and the ABI; never the VMM, conform or the CLI. */
-  'host/kvm': { files: ['host/kvm/'], mayImport: ['host/x86', 'protocol', 'x86 architecture'] },
-  /** "User space": the KVM API and what it carries (the CPU's register shapes and memory). */
-  'host/vmm': { files: ['host/vmm/'], mayImport: BELOW_VMM },
-  /** Conformance scenarios and their targets, over the VMM. */
-  'host/conform': { files: ['host/conform/'], mayImport: ['host/vmm', ...BELOW_VMM] },
+  /**
+   * KVM's public interface (docs/architecture.md, "KVM and the VMM"): one interface per fd,
+   * kvm_run and its exits, registers, guest memory, errors, the model's extensions, and the
+   * backends. Its types alias the CPU's register shapes; backend.ts makes the model and loads the
+   * real backend, so it may reach the rest of host/kvm.
+   */
+  'host/kvm api': { files: ['host/kvm/api/'], mayImport: ['host/kvm', 'host/x86', 'protocol', 'x86 architecture'] },
+  /** "The kernel" — the model and the real backend — which implements the interface; the CPU below it and the ABI. */
+  'host/kvm': { files: ['host/kvm/'], mayImport: ['host/kvm api', 'host/x86', 'protocol', 'x86 architecture'] },
+  /** "User space": KVM's public interface only — never the model's classes, never the CPU — so that it runs on either backend. */
+  'host/vmm': { files: ['host/vmm/'], mayImport: VMM_SEES },
+  /** Conformance scenarios and their targets, over the VMM; of KVM, the interface only (a target runs on either backend). */
+  'host/conform': { files: ['host/conform/'], mayImport: ['host/vmm', ...VMM_SEES] },
   /**
    * The `pinbox` command, on top of everything. DECISION: it may also import examples/, for one
    * reason — `pinbox demo` is the hardened-guest example (examples/harden.ts) run in this process,
@@ -144,6 +156,22 @@ test('the reading of imports misses nothing esbuild resolves (a check on the sca
   }
   t.deepEqual(missed, []);
   t.true(seen > 1000, `esbuild saw ${seen} imports between our files`);
+});
+
+test('the real backend is imported only dynamically from outside it (a VMM on the model loads nothing native)', (t) => {
+  const REAL = 'host/kvm/real/';
+  const static_: string[] = [];
+  let dynamicImports = 0;
+  for (const [file, refs] of imports) {
+    if (file.startsWith(REAL) || file.startsWith('test/')) continue;
+    for (const ref of refs) {
+      if (ref.target === undefined || !ref.target.startsWith(REAL)) continue;
+      if (ref.dynamic) dynamicImports++;
+      else static_.push(`${file}:${ref.line} ${ref.specifier}`);
+    }
+  }
+  t.deepEqual(static_, []);
+  t.true(dynamicImports >= 1, 'loadBackend() imports it');
 });
 
 test('the table is consistent: every layer it names exists', (t) => {

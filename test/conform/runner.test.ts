@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { parseScenario, runScenario, runSuite, type GuestRequest, type ScenarioResult } from '../../host/conform/index.js';
 import { ISSUE_EXAMPLE, scenarioWith } from './samples.js';
 import { ScriptedTarget, type Call } from './scripted-target.js';

@@ -7,9 +7,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { bootVcpu, buildBootImage, layout as L, type BootLayout, type OperationName } from '../../host/vmm/boot/index.js';
-import type { PhysicalMemory } from '../../host/x86/memory.js';
-import type { Regs } from '../../host/kvm/regs.js';
-import { deadlineIn, openKvm, probeKvm, type Kvm, type RealVcpuExit, type RealVcpuExitReason, type VcpuFd, type VmFd } from '../../host/kvm/real/index.js';
+import type { Regs } from '../../host/kvm/api/regs.js';
+import type { VcpuExit } from '../../host/kvm/api/exits.js';
+import { deadlineIn, openKvm, probeKvm, type Kvm, type VcpuFd, type VmFd } from '../../host/kvm/real/index.js';
 import { assemble, type AsmLine } from '../kvm/guest.js';
 
 /** Real KVM for this test file, or why there is none. */
@@ -34,15 +34,6 @@ export const TEST_RUN_MS = 5000;
 
 const U64 = (1n << 64n) - 1n;
 
-/**
- * The boot code takes host/x86's PhysicalMemory; the real VM's GuestMemory has every method it
- * uses (size, writeBytes, write64 …), with the same signatures, which this line checks.
- */
-function bootMemory(vm: VmFd): PhysicalMemory {
-  const m: Pick<PhysicalMemory, 'size' | 'contains' | 'readBytes' | 'writeBytes' | 'read8' | 'read16' | 'read32' | 'read64' | 'write8' | 'write16' | 'write32' | 'write64'> = vm.memory;
-  return m as PhysicalMemory;
-}
-
 export class RealGuest {
   readonly vm: VmFd;
   readonly vcpu: VcpuFd;
@@ -55,20 +46,20 @@ export class RealGuest {
   ) {
     this.vm = kvm.createVm();
     t.teardown(() => this.vm.close());
-    this.boot = buildBootImage(bootMemory(this.vm), { vcpus: 1 });
+    this.boot = buildBootImage(this.vm.memory, { vcpus: 1 });
     this.vcpu = this.vm.createVcpu(0);
     this.vcpu.setCpuid2(kvm.getSupportedCpuid());
     bootVcpu(this.vcpu, this.boot, 0);
   }
 
-  run(ms = TEST_RUN_MS): RealVcpuExit {
+  run(ms = TEST_RUN_MS): VcpuExit {
     return this.vcpu.run({ deadline: deadlineIn(ms) });
   }
 
-  runExpecting<R extends RealVcpuExitReason>(reason: R): Extract<RealVcpuExit, { reason: R }> {
+  runExpecting<R extends VcpuExit['reason']>(reason: R): Extract<VcpuExit, { reason: R }> {
     const exit = this.run();
     if (exit.reason !== reason) throw new Error(`expected ${reason}, got ${exit.reason} (exit_reason ${exit.exit_reason}${exit.timed_out ? ', timed out' : ''})`);
-    return exit as Extract<RealVcpuExit, { reason: R }>;
+    return exit as Extract<VcpuExit, { reason: R }>;
   }
 
   regs(): Regs {

@@ -12,7 +12,7 @@ import {
   MSR_IA32_POWER_CTL, MSR_STAR, X86_CR0_WP, X86_CR4_SMEP, HEKI_PROFILES,
 } from '../../protocol/abi.js';
 import { bootSregs } from '../../host/vmm/boot/index.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { deadlineIn, monotonicNow } from '../../host/kvm/real/index.js';
 import { bitmap } from '../kvm/guest.js';
 import { RealGuest, realTest } from './real-guest.js';

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import * as abi from '../../protocol/abi.js';
 import * as libc from '../../host/kvm/real/libc.js';
 import * as U from '../../host/kvm/real/uapi.js';
+import { KVM_REGS_FIELDS } from '../../host/kvm/api/regs.js';
 
 /** [name, the value shipped, the literal, the C expression that gives it]. */
 type Row = readonly [string, number, number, string];
@@ -23,6 +24,7 @@ const ROWS: readonly Row[] = [
   // ioctl requests
   ['KVM_GET_API_VERSION', U.KVM_GET_API_VERSION, 0xae00, 'KVM_GET_API_VERSION'],
   ['KVM_CREATE_VM', U.KVM_CREATE_VM, 0xae01, 'KVM_CREATE_VM'],
+  ['KVM_GET_MSR_INDEX_LIST', U.KVM_GET_MSR_INDEX_LIST, 0xc004ae02, 'KVM_GET_MSR_INDEX_LIST'],
   ['KVM_CHECK_EXTENSION', U.KVM_CHECK_EXTENSION, 0xae03, 'KVM_CHECK_EXTENSION'],
   ['KVM_GET_VCPU_MMAP_SIZE', U.KVM_GET_VCPU_MMAP_SIZE, 0xae04, 'KVM_GET_VCPU_MMAP_SIZE'],
   ['KVM_GET_SUPPORTED_CPUID', U.KVM_GET_SUPPORTED_CPUID, 0xc008ae05, 'KVM_GET_SUPPORTED_CPUID'],
@@ -46,6 +48,7 @@ const ROWS: readonly Row[] = [
   ['sizeof kvm_regs', U.SIZEOF_REGS, 144, 'sizeof(struct kvm_regs)'],
   ['sizeof kvm_sregs', U.SIZEOF_SREGS, 312, 'sizeof(struct kvm_sregs)'],
   ['sizeof kvm_segment', U.SIZEOF_SEGMENT, 24, 'sizeof(struct kvm_segment)'],
+  ['sizeof kvm_msr_list', U.SIZEOF_MSR_LIST_HEADER, 4, 'sizeof(struct kvm_msr_list)'],
   ['sizeof kvm_msrs', U.SIZEOF_MSRS_HEADER, 8, 'sizeof(struct kvm_msrs)'],
   ['sizeof kvm_msr_entry', U.SIZEOF_MSR_ENTRY, 16, 'sizeof(struct kvm_msr_entry)'],
   ['sizeof kvm_cpuid2', U.SIZEOF_CPUID2_HEADER, 8, 'sizeof(struct kvm_cpuid2)'],
@@ -86,7 +89,7 @@ const ROWS: readonly Row[] = [
   ['kvm_run.s.regs.regs', U.RUN.s_regs, 304, run('s.regs.regs')],
   ['kvm_run.s.regs.sregs', U.RUN.s_sregs, 448, run('s.regs.sregs')],
   // kvm_regs, kvm_segment, kvm_sregs
-  ...U.REGS_FIELDS.map((f, i): Row => [`kvm_regs.${f}`, 8 * i, [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136][i]!, `offsetof(struct kvm_regs, ${f})`]),
+  ...KVM_REGS_FIELDS.map((f, i): Row => [`kvm_regs.${f}`, 8 * i, [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136][i]!, `offsetof(struct kvm_regs, ${f})`]),
   ...(Object.entries(U.SEGMENT) as [string, number][]).map(([f, v]): Row => [
     `kvm_segment.${f}`, v, { base: 0, limit: 8, selector: 12, type: 14, present: 15, dpl: 16, db: 17, s: 18, l: 19, g: 20, avl: 21, unusable: 22 }[f]!, `offsetof(struct kvm_segment, ${f})`,
   ]),
@@ -126,7 +129,21 @@ const ROWS: readonly Row[] = [
   ['KVM_EXIT_X86_RDMSR', abi.KVM_EXIT_X86_RDMSR, 29, 'KVM_EXIT_X86_RDMSR'],
   ['KVM_EXIT_X86_WRMSR', abi.KVM_EXIT_X86_WRMSR, 30, 'KVM_EXIT_X86_WRMSR'],
   ['KVM_EXIT_IO_OUT', abi.KVM_EXIT_IO_OUT, 1, 'KVM_EXIT_IO_OUT'],
-  ...(Object.entries(U.OTHER_EXIT_NAMES) as [string, string][]).map(([n, name]): Row => [name, Number(n), Number(n), name]),
+  ['KVM_EXIT_UNKNOWN', abi.KVM_EXIT_UNKNOWN, 0, 'KVM_EXIT_UNKNOWN'],
+  ['KVM_EXIT_EXCEPTION', abi.KVM_EXIT_EXCEPTION, 1, 'KVM_EXIT_EXCEPTION'],
+  ['KVM_EXIT_HYPERCALL', abi.KVM_EXIT_HYPERCALL, 3, 'KVM_EXIT_HYPERCALL'],
+  ['KVM_EXIT_DEBUG', abi.KVM_EXIT_DEBUG, 4, 'KVM_EXIT_DEBUG'],
+  ['KVM_EXIT_IRQ_WINDOW_OPEN', abi.KVM_EXIT_IRQ_WINDOW_OPEN, 7, 'KVM_EXIT_IRQ_WINDOW_OPEN'],
+  ['KVM_EXIT_SET_TPR', abi.KVM_EXIT_SET_TPR, 11, 'KVM_EXIT_SET_TPR'],
+  ['KVM_EXIT_TPR_ACCESS', abi.KVM_EXIT_TPR_ACCESS, 12, 'KVM_EXIT_TPR_ACCESS'],
+  ['KVM_EXIT_NMI', abi.KVM_EXIT_NMI, 16, 'KVM_EXIT_NMI'],
+  ['KVM_EXIT_IOAPIC_EOI', abi.KVM_EXIT_IOAPIC_EOI, 26, 'KVM_EXIT_IOAPIC_EOI'],
+  ['KVM_EXIT_HYPERV', abi.KVM_EXIT_HYPERV, 27, 'KVM_EXIT_HYPERV'],
+  ['KVM_EXIT_DIRTY_RING_FULL', abi.KVM_EXIT_DIRTY_RING_FULL, 31, 'KVM_EXIT_DIRTY_RING_FULL'],
+  ['KVM_EXIT_AP_RESET_HOLD', abi.KVM_EXIT_AP_RESET_HOLD, 32, 'KVM_EXIT_AP_RESET_HOLD'],
+  ['KVM_EXIT_X86_BUS_LOCK', abi.KVM_EXIT_X86_BUS_LOCK, 33, 'KVM_EXIT_X86_BUS_LOCK'],
+  ['KVM_EXIT_XEN', abi.KVM_EXIT_XEN, 34, 'KVM_EXIT_XEN'],
+  ['KVM_EXIT_NOTIFY', abi.KVM_EXIT_NOTIFY, 37, 'KVM_EXIT_NOTIFY'],
   ['KVM_CAP_NR_VCPUS', abi.KVM_CAP_NR_VCPUS, 9, 'KVM_CAP_NR_VCPUS'],
   ['KVM_CAP_MAX_VCPUS', abi.KVM_CAP_MAX_VCPUS, 66, 'KVM_CAP_MAX_VCPUS'],
   ['KVM_CAP_SYNC_REGS', abi.KVM_CAP_SYNC_REGS, 74, 'KVM_CAP_SYNC_REGS'],

@@ -7,7 +7,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { cr4GuestReservedBits, DEFAULT_GUEST_CPUID, guestPvHas, kvmCpuid, resolveGuestCpuid, type CpuidRuntime } from '../../host/kvm/cpuid.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 
 const rt: CpuidRuntime = { vcpuId: 3, cr4: 0n, apicBase: 0xfee00000n | abi.MSR_IA32_APICBASE_ENABLE };
 

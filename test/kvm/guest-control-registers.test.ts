@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import type { GuestCpuidOptions } from '../../host/kvm/cpuid.js';
+import type { GuestCpuidOptions } from '../../host/kvm/api/cpuid.js';
 import { Guest } from './guest.js';
 
 const GP = abi.GP_VECTOR;

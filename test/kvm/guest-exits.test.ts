@@ -9,7 +9,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { DEFAULT_KVM_PV_FEATURES } from '../../host/kvm/cpuid.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Guest, neg } from './guest.js';
 
 const ONES = (1n << 64n) - 1n;

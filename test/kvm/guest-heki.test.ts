@@ -8,7 +8,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { DEFAULT_HOST_CR0 } from '../../host/kvm/kvm.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { layout as L } from '../../host/vmm/boot/index.js';
 import { Guest, neg, type GuestOptions, type Outcome } from './guest.js';
 

@@ -6,8 +6,8 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
-import type { MsrFilterSpec } from '../../host/kvm/msr-filter.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
+import type { MsrFilterSpec } from '../../host/kvm/api/msr-filter.js';
 import { bitmap, Guest, type GuestOptions } from './guest.js';
 
 const I = abi.KVM_MSR_EXIT_REASON_INVAL;

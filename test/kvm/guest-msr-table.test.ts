@@ -9,7 +9,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { EMULATED_MSRS } from '../../host/kvm/msr-table.js';
-import type { GuestCpuidOptions } from '../../host/kvm/cpuid.js';
+import type { GuestCpuidOptions } from '../../host/kvm/api/cpuid.js';
 import { Guest, type GuestOptions } from './guest.js';
 
 const INVAL = abi.KVM_MSR_EXIT_REASON_INVAL;

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Guest } from './guest.js';
 
 const I = abi.KVM_MSR_EXIT_REASON_INVAL;

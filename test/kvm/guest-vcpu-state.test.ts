@@ -7,8 +7,8 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
-import type { Regs, Sregs } from '../../host/kvm/regs.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
+import type { Regs, Sregs } from '../../host/kvm/api/regs.js';
 import { GPR_NAMES } from '../../host/x86/state.js';
 import { Guest } from './guest.js';
 

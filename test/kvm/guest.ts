@@ -14,11 +14,12 @@
  * disassembly before it runs, so the text beside each encoding is what the guest executes.
  */
 import { bootVcpu, buildBootImage, layout as L, type BootCpuFeatures, type BootLayout, type OperationName } from '../../host/vmm/boot/index.js';
-import { Kvm, type KvmOptions, type VmOptions } from '../../host/kvm/kvm.js';
+import { Kvm, type KvmOptions } from '../../host/kvm/kvm.js';
+import { type VmOptions } from '../../host/kvm/api/system.js';
 import type { Vm } from '../../host/kvm/vm.js';
 import type { Vcpu } from '../../host/kvm/vcpu.js';
-import type { VcpuExit, VcpuExitReason } from '../../host/kvm/exits.js';
-import type { Regs } from '../../host/kvm/regs.js';
+import type { VcpuExit, VcpuExitReason } from '../../host/kvm/api/exits.js';
+import type { Regs } from '../../host/kvm/api/regs.js';
 import { disassembleText } from '../support/disassemble.js';
 
 export interface GuestOptions extends VmOptions {

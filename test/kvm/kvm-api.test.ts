@@ -4,9 +4,10 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
-import { exitReasonNumber } from '../../host/kvm/exits.js';
-import { Kvm, type VmOptions } from '../../host/kvm/kvm.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
+import { exitReasonNumber } from '../../host/kvm/api/exits.js';
+import { Kvm } from '../../host/kvm/kvm.js';
+import { type VmOptions } from '../../host/kvm/api/system.js';
 
 test('KVM_CHECK_EXTENSION: the MSR caps answer 1, Heki caps 3 under the profile, unknown caps 0', (t) => {
   const kvm = new Kvm();

@@ -5,9 +5,10 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
-import { kvmMsrAllowed, MsrFilter, type MsrFilterRange, type MsrFilterSpec } from '../../host/kvm/msr-filter.js';
+import { kvmMsrAllowed, MsrFilter } from '../../host/kvm/msr-filter.js';
+import { type MsrFilterRange, type MsrFilterSpec } from '../../host/kvm/api/msr-filter.js';
 import type { VmArch } from '../../host/kvm/vm-arch.js';
 import type { Vm } from '../../host/kvm/vm.js';
 

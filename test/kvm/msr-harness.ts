@@ -6,7 +6,8 @@
  */
 import * as abi from '../../protocol/abi.js';
 import { KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
-import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from '../../host/kvm/cpuid.js';
+import { resolveGuestCpuid } from '../../host/kvm/cpuid.js';
+import { type GuestCpuid, type GuestCpuidOptions } from '../../host/kvm/api/cpuid.js';
 import { LocalApic } from '../../host/kvm/lapic.js';
 import { kvmDoMsrAccess } from '../../host/kvm/msr-table.js';
 import { type MsrAccess, type MsrCpuView, type MsrVcpu, type MsrVmState, VcpuMsrState } from '../../host/kvm/msrs/msr-vcpu.js';

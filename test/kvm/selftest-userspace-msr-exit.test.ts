@@ -8,8 +8,8 @@
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
-import type { VcpuExit } from '../../host/kvm/exits.js';
-import type { MsrFilterSpec } from '../../host/kvm/msr-filter.js';
+import type { VcpuExit } from '../../host/kvm/api/exits.js';
+import type { MsrFilterSpec } from '../../host/kvm/api/msr-filter.js';
 import { layout as L } from '../../host/vmm/boot/index.js';
 import { bitmap, describeExit, Guest } from './guest.js';
 

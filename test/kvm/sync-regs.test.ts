@@ -7,9 +7,9 @@ import test from 'ava';
 import {
   KVM_CAP_SYNC_REGS, KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, MSR_EFER, X86_CR4_SMEP,
 } from '../../protocol/abi.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
-import { copyRegs } from '../../host/kvm/sync-regs.js';
+import { copyRegs } from '../../host/kvm/api/regs.js';
 import { Cpu } from '../../host/x86/cpu.js';
 import { bootVcpu, buildBootImage, layout as L } from '../../host/vmm/boot/index.js';
 

@@ -5,10 +5,11 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
-import { KvmError } from '../../host/kvm/errors.js';
+import { KvmError } from '../../host/kvm/api/errors.js';
 import { Kvm } from '../../host/kvm/kvm.js';
 import { kvmMsrReason, kvmMsrUserSpace, userSpaceMsrMask } from '../../host/kvm/user-space-msr.js';
-import { Completion, type VcpuArch } from '../../host/kvm/vcpu-arch.js';
+import { completeFastRdmsr } from '../../host/kvm/handle-msr.js';
+import type { VcpuArch } from '../../host/kvm/vcpu-arch.js';
 import type { VmArch } from '../../host/kvm/vm-arch.js';
 
 const I = abi.KVM_MSR_EXIT_REASON_INVAL;
@@ -29,8 +30,8 @@ function msrUserSpaceExitReason(mask: number, r: number): number {
   const vm = new Kvm().createVm();
   vm.enableCap(abi.KVM_CAP_X86_USER_SPACE_MSR, [BigInt(mask)]);
   const v = vm.createVcpu(0)['arch'] as VcpuArch;
-  if (!kvmMsrUserSpace(v, 0x10, 'KVM_EXIT_X86_RDMSR', 0n, Completion.Rdmsr, r)) return 0;
-  return v.run.reason === 'KVM_EXIT_X86_RDMSR' && v.run.msr.index === 0x10 && v.pending === Completion.Rdmsr ? v.run.msr.reason : -1;
+  if (!kvmMsrUserSpace(v, 0x10, 'KVM_EXIT_X86_RDMSR', 0n, completeFastRdmsr, r)) return 0;
+  return v.run.reason === 'KVM_EXIT_X86_RDMSR' && v.run.msr.index === 0x10 && v.completeUserspaceIo === completeFastRdmsr ? v.run.msr.reason : -1;
 }
 
 test('cases 1, 2, 7, 8, 27: an exit only for a reason in the mask; a denied access never falls back to another reason', (t) => {

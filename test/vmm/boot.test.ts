@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PhysicalMemory } from '../../host/x86/memory.js';
-import type { Regs, Sregs } from '../../host/kvm/regs.js';
+import type { Regs, Sregs } from '../../host/kvm/api/regs.js';
 import {
   BootError, bootVcpu, buildBootImage, DONE_VECTOR, layout as L, OPERATION_BYTES,
 } from '../../host/vmm/boot/index.js';

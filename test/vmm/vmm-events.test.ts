@@ -16,11 +16,11 @@ test('KVM\'s tracepoints are listened to only while the log wants their events',
   const vmm = new Vmm({ policy: parsePolicy({}) });
   const vm = vmm.vm();
   await vm.perform(0, rdmsr);
-  t.false(vm.kvm.tracepoints.active, 'the default ring takes none of the per-instruction mirrors');
+  t.false(vm.kvm.model!.tracepoints.active, 'the default ring takes none of the per-instruction mirrors');
   const got: Event[] = [];
   const off = vmm.log.subscribe({ names: ['kvm_msr', 'kvm_exit'] }, (e) => got.push(e));
   await vm.perform(0, rdmsr);
-  t.true(vm.kvm.tracepoints.active);
+  t.true(vm.kvm.model!.tracepoints.active);
   t.deepEqual(got.map((e) => [e.name, e.name === 'kvm_exit' ? e.fields.exit_reason : e.fields.ecx]), [
     ['kvm_exit', 'MSR_READ'], ['kvm_msr', EFER], ['kvm_exit', 'HLT'],
   ]);
@@ -28,7 +28,7 @@ test('KVM\'s tracepoints are listened to only while the log wants their events',
   t.is(got[1]!.rip, got[0]!.rip, 'kvm_msr carries the RIP of its intercept');
   off();
   await vm.perform(0, rdmsr);
-  t.false(vm.kvm.tracepoints.active);
+  t.false(vm.kvm.model!.tracepoints.active);
 });
 
 test('the default ring keeps the VMM\'s own events, not the tracepoint mirrors; recordTracepoints keeps both', async (t) => {

@@ -10,7 +10,7 @@
 import { MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_MISC_ENABLE_BTS_UNAVAIL, MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL } from '../../../protocol/abi.js';
 import type { GuestCpu } from '../../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
-import type { GuestCpuid } from '../cpuid.js';
+import type { GuestCpuid } from '../api/cpuid.js';
 import type { LocalApic } from '../lapic.js';
 import { hex } from '../../../protocol/notation.js';
 

@@ -7,8 +7,9 @@
  * whatever is set (README, "The real KVM backend").
  */
 import * as abi from '../../../protocol/abi.js';
-import { resolveGuestCpuid, type GuestCpuid, type GuestCpuidOptions } from '../cpuid.js';
-import { KvmError } from '../errors.js';
+import { resolveGuestCpuid } from '../cpuid.js';
+import { type GuestCpuid, type GuestCpuidOptions } from '../api/cpuid.js';
+import { KvmError } from '../api/errors.js';
 import type { CpuidEntry2 } from './cpuid.js';
 import { KVM_CPUID_FLAG_SIGNIFCANT_INDEX } from './uapi.js';
 

@@ -4,7 +4,7 @@
  * entries: which features a guest gets is the caller's choice, made from what the kernel
  * supports (on a PVM host that list is sparse: ../shared/spec/real-kvm.md §4).
  */
-import { KvmError } from '../errors.js';
+import { KvmError } from '../api/errors.js';
 import { isU32 } from '../u64.js';
 import { CPUID_ENTRY2, KVM_MAX_CPUID_ENTRIES, SIZEOF_CPUID2_HEADER, SIZEOF_CPUID_ENTRY2 } from './uapi.js';
 

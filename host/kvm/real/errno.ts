@@ -3,7 +3,7 @@
  * (protocol/abi.ts Errno), the call, and what was asked.
  */
 import { Errno, type ErrnoName } from '../../../protocol/abi.js';
-import { KvmError } from '../errors.js';
+import { KvmError } from '../api/errors.js';
 
 const NAMES = new Map<number, ErrnoName>((Object.keys(Errno) as ErrnoName[]).map((name) => [Errno[name], name]));
 

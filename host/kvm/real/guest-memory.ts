@@ -1,18 +1,20 @@
 /**
  * A real VM's guest-physical memory: one anonymous mapping given to KVM as memory slot 0 at
- * GPA 0 (KVM_SET_USER_MEMORY_REGION), read and written in place. Its accessors are those of
- * host/x86's PhysicalMemory that the boot code and the VMM use (size, contains, readBytes,
- * writeBytes, read8..read64, write8..write64), with the same contract: addresses are numbers,
- * values little-endian, 64-bit ones bigint, and an access outside memory is a RangeError (a
- * host bug, never a guest event). Once the VM is closed every access throws KvmError EBADF.
+ * GPA 0 (KVM_SET_USER_MEMORY_REGION), read and written in place: the GuestMemory of
+ * host/kvm/api/guest-memory.ts, with its contract (addresses are numbers, values little-endian,
+ * 64-bit ones bigint, and an access outside memory is a RangeError: a host bug, never a guest
+ * event). Once the VM is closed every access throws KvmError EBADF; a frame view taken before
+ * then reads zeros (mapping.ts).
  */
+import { PAGE_SHIFT, PAGE_SIZE, type GuestMemory } from '../api/guest-memory.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
 
 const CALL = 'guest memory';
 
-export class GuestMemory {
+export class MappedMemory implements GuestMemory {
   readonly size: number;
+  readonly frameCount: number;
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   readonly #vm: KvmFd;
@@ -20,6 +22,7 @@ export class GuestMemory {
   /** @internal Made by the VM that owns the mapping. */
   constructor(mapping: Mapping, vm: KvmFd) {
     this.size = mapping.length;
+    this.frameCount = mapping.length >>> PAGE_SHIFT;
     this.#bytes = mapping.bytes;
     this.#view = mapping.view;
     this.#vm = vm;
@@ -86,5 +89,22 @@ export class GuestMemory {
   write64(gpa: number, value: bigint): void {
     this.#check(gpa, 8);
     this.#view.setBigUint64(gpa, BigInt.asUintN(64, value), true);
+  }
+
+  /** A view of one frame of the mapping, in place. */
+  frameView(frame: number): DataView {
+    this.#check(frame * PAGE_SIZE, PAGE_SIZE);
+    return new DataView(this.#view.buffer, frame * PAGE_SIZE, PAGE_SIZE);
+  }
+
+  /** Nothing to do: the processor sees the mapping as it is (no decoded instructions to drop). */
+  noteWrite(): void {}
+
+  /** Whether the frame holds a non-zero byte (every frame of the mapping is backed, or can be). */
+  isAllocated(frame: number): boolean {
+    this.#check(frame * PAGE_SIZE, PAGE_SIZE);
+    const words = new BigUint64Array(this.#view.buffer, frame * PAGE_SIZE, PAGE_SIZE / 8);
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return true;
+    return false;
   }
 }

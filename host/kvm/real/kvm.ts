@@ -1,11 +1,12 @@
 /**
- * The real /dev/kvm, in the manner of kvm-ioctls `Kvm`, shaped like the model's Kvm
- * (host/kvm/kvm.ts): KVM_CHECK_EXTENSION and KVM_CREATE_VM on the system fd, plus what a real
- * VMM needs from it (KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID).
+ * The real /dev/kvm, in the manner of kvm-ioctls `Kvm`, the KvmSystem of host/kvm/api/system.ts:
+ * KVM_CHECK_EXTENSION, KVM_GET_MSR_INDEX_LIST and KVM_CREATE_VM on the system fd, plus what a
+ * real VMM needs from it (KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID).
  * `openKvm()` is the only way in: it loads koffi (libc.ts) the first time it is called.
  */
 import { DEFAULT_HEKI_PROFILE, HEKI_PROFILES, type HekiAbiProfile, type HekiProfileName } from '../../../protocol/abi.js';
-import { KvmError } from '../errors.js';
+import { KvmError } from '../api/errors.js';
+import type { KvmSystem, VmOptions } from '../api/system.js';
 import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
 import { errnoError } from './errno.js';
 import { KvmFd } from './fd.js';
@@ -13,8 +14,9 @@ import { loadLibc, O_CLOEXEC, O_RDWR, type Libc } from './libc.js';
 import { Mapping } from './mapping.js';
 import { RealKvmUnavailable } from './unavailable.js';
 import {
-  KVM_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM, KVM_GET_API_VERSION, KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_MMAP_SIZE,
-  KVM_MAX_CPUID_ENTRIES, KVM_SET_USER_MEMORY_REGION, MEMORY_REGION, SIZEOF_USERSPACE_MEMORY_REGION,
+  KVM_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM, KVM_GET_API_VERSION, KVM_GET_MSR_INDEX_LIST, KVM_GET_SUPPORTED_CPUID,
+  KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_CPUID_ENTRIES, KVM_SET_USER_MEMORY_REGION, MEMORY_REGION, SIZEOF_MSR_LIST_HEADER,
+  SIZEOF_USERSPACE_MEMORY_REGION,
 } from './uapi.js';
 import { VmFd } from './vm.js';
 
@@ -25,13 +27,6 @@ export interface RealKvmOptions {
   profile?: HekiProfileName;
   /** The kernel implements Heki under `profile`'s numbers (default false: mainline KVM has no Heki). */
   hostHeki?: boolean;
-}
-
-export interface RealVmOptions {
-  /** Guest memory in bytes, a multiple of 4096 up to 4 GiB (default 16 MiB, as the model's). */
-  memorySize?: number;
-  /** The Heki ABI numbers this VM's callers mean (default: the Kvm's). */
-  profile?: HekiProfileName;
 }
 
 /** The model's VmOptions that describe a modelled host: real KVM has the real one. */
@@ -51,7 +46,7 @@ export async function openKvm(options: RealKvmOptions = {}): Promise<Kvm> {
   return Kvm.open(libc, options);
 }
 
-export class Kvm {
+export class Kvm implements KvmSystem {
   /** KVM_GET_API_VERSION (12). */
   readonly apiVersion: number;
   readonly profile: HekiAbiProfile;
@@ -104,6 +99,25 @@ export class Kvm {
     return this.#fd.ioctlValue(`KVM_CHECK_EXTENSION(${cap})`, KVM_CHECK_EXTENSION, cap);
   }
 
+  /**
+   * KVM_GET_MSR_INDEX_LIST: asked first with room for none (E2BIG, and the kernel writes how many
+   * there are), then with room for them all.
+   */
+  getMsrIndexList(): number[] {
+    const call = 'KVM_GET_MSR_INDEX_LIST';
+    const count = new DataView(new ArrayBuffer(SIZEOF_MSR_LIST_HEADER));
+    try {
+      this.#fd.ioctlPointer(call, KVM_GET_MSR_INDEX_LIST, new Uint8Array(count.buffer));
+    } catch (e) {
+      if (!(e instanceof KvmError && e.code === 'E2BIG')) throw e;
+    }
+    const n = count.getUint32(0, true);
+    const list = new DataView(new ArrayBuffer(SIZEOF_MSR_LIST_HEADER + 4 * n));
+    list.setUint32(0, n, true);
+    this.#fd.ioctlPointer(call, KVM_GET_MSR_INDEX_LIST, new Uint8Array(list.buffer));
+    return Array.from({ length: list.getUint32(0, true) }, (_, i) => list.getUint32(SIZEOF_MSR_LIST_HEADER + 4 * i, true));
+  }
+
   /** KVM_GET_VCPU_MMAP_SIZE: the bytes of a vCPU's kvm_run mapping (with the PIO data page). */
   get vcpuMmapSize(): number {
     this.#fd.check('KVM_GET_VCPU_MMAP_SIZE');
@@ -118,7 +132,7 @@ export class Kvm {
   }
 
   /** KVM_CREATE_VM (default type), with its memory slot: every option is checked first. */
-  createVm(options: RealVmOptions = {}): VmFd {
+  createVm(options: VmOptions = {}): VmFd {
     const call = 'KVM_CREATE_VM';
     if (typeof options !== 'object' || options === null) throw new KvmError('EINVAL', call, 'options must be an object');
     for (const key of Object.keys(options)) {

@@ -6,7 +6,8 @@
  * (which the C structure cannot express), are EINVAL here, as in the model (msr-filter.ts).
  */
 import { KVM_MSR_FILTER_MAX_BITMAP_SIZE, KVM_MSR_FILTER_MAX_RANGES } from '../../../protocol/abi.js';
-import { readShape, type MsrFilterSpec } from '../msr-filter.js';
+import { readShape } from '../msr-filter.js';
+import { type MsrFilterSpec } from '../api/msr-filter.js';
 import type { KvmFd } from './fd.js';
 import { Mapping } from './mapping.js';
 import { KVM_X86_SET_MSR_FILTER, MSR_FILTER, MSR_FILTER_RANGE, SIZEOF_MSR_FILTER, SIZEOF_MSR_FILTER_RANGE } from './uapi.js';

@@ -7,7 +7,7 @@
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { release, version } from 'node:os';
 import * as abi from '../../../protocol/abi.js';
-import { KvmError } from '../errors.js';
+import { KvmError } from '../api/errors.js';
 import { openKvm } from './kvm.js';
 import { KOFFI_VERSION, loadLibc } from './libc.js';
 import { RealKvmUnavailable } from './unavailable.js';

@@ -4,9 +4,9 @@
  * not a boolean for a __u8 flag) is EINVAL naming the field, before anything reaches the
  * kernel. What the kernel then accepts is the kernel's business (kvm_is_valid_sregs()).
  */
-import type { Regs, Segment, Sregs } from '../regs.js';
-import { KvmError } from '../errors.js';
-import { DTABLE, REGS_FIELDS, SEGMENT, SIZEOF_SEGMENT, SREGS, SREGS_SEGMENTS } from './uapi.js';
+import { KVM_REGS_FIELDS, type Regs, type Segment, type Sregs } from '../api/regs.js';
+import { KvmError } from '../api/errors.js';
+import { DTABLE, SEGMENT, SIZEOF_SEGMENT, SREGS, SREGS_SEGMENTS } from './uapi.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const SEGMENT_FLAGS = ['present', 'db', 's', 'l', 'g', 'avl', 'unusable'] as const;
@@ -33,13 +33,13 @@ function object<T>(call: string, where: string, value: T): T {
 export function encodeRegs(view: DataView, at: number, regs: Regs, call: string): void {
   object(call, 'regs', regs);
   // All fields are checked before any is stored: a refused call changes nothing.
-  const values = REGS_FIELDS.map((name) => u64(call, name, regs[name]));
+  const values = KVM_REGS_FIELDS.map((name) => u64(call, name, regs[name]));
   values.forEach((v, i) => view.setBigUint64(at + 8 * i, v, true));
 }
 
 export function decodeRegs(view: DataView, at: number): Regs {
-  const r = {} as Record<(typeof REGS_FIELDS)[number], bigint>;
-  REGS_FIELDS.forEach((name, i) => (r[name] = view.getBigUint64(at + 8 * i, true)));
+  const r = {} as Record<(typeof KVM_REGS_FIELDS)[number], bigint>;
+  KVM_REGS_FIELDS.forEach((name, i) => (r[name] = view.getBigUint64(at + 8 * i, true)));
   return r;
 }
 

@@ -4,39 +4,15 @@
  * KVM_RUN. Classes with accessors on the prototype (object literals with getters and setters
  * measured 200+ ns per store on Node 20; these a few ns). Closed vCPU: EBADF on every access.
  */
-import type { Regs, Sregs } from '../regs.js';
-import { KvmError } from '../errors.js';
-import type { KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunIo, KvmRunMsr } from '../exits.js';
+import { KvmError } from '../api/errors.js';
+import type {
+  KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr, KvmRunSystemEvent,
+  KvmSyncRegs,
+} from '../api/exits.js';
+import { KVM_REGS_FIELDS, type Regs, type Sregs } from '../api/regs.js';
 import type { KvmFd } from './fd.js';
 import { decodeSregs, encodeSregs } from './regs-codec.js';
-import { REGS_FIELDS, RUN, RUN_DATA_MAX } from './uapi.js';
-
-/** KVM_EXIT_MMIO */
-export interface KvmRunMmio {
-  readonly phys_addr: bigint;
-  /** The `len` bytes written (is_write) or to be read (user space fills them for a read). */
-  data: Uint8Array;
-  readonly len: number;
-  readonly is_write: boolean;
-}
-
-/** KVM_EXIT_INTERNAL_ERROR: a suberror and up to 16 u64 of data. */
-export interface KvmRunInternal {
-  readonly suberror: number;
-  readonly data: readonly bigint[];
-}
-
-/** KVM_EXIT_SYSTEM_EVENT: a type and up to 16 u64 of data. */
-export interface KvmRunSystemEvent {
-  readonly type: number;
-  readonly data: readonly bigint[];
-}
-
-/** `kvm_run.s` (KVM_CAP_SYNC_REGS): s.regs in place, s.sregs decoded on read, encoded on write. */
-export interface RealSyncRegs {
-  readonly regs: Regs;
-  sregs: Sregs;
-}
+import { RUN, RUN_DATA_MAX } from './uapi.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -137,7 +113,7 @@ export class RunSystemEvent extends RunPart implements KvmRunSystemEvent {
 /** kvm_run.s.regs: the 18 fields of kvm_regs as properties (enumerable, so copies and JSON see them). */
 export class RunRegs extends RunPart {
   static {
-    REGS_FIELDS.forEach((name, i) => {
+    KVM_REGS_FIELDS.forEach((name, i) => {
       const at = RUN.s_regs + 8 * i;
       Object.defineProperty(RunRegs.prototype, name, {
         get(this: RunRegs) { return this.live().getBigUint64(at, true); },
@@ -153,7 +129,7 @@ export class RunRegs extends RunPart {
   }
 }
 
-export class RunSyncRegs extends RunPart implements RealSyncRegs {
+export class RunSyncRegs extends RunPart implements KvmSyncRegs {
   readonly regs = new RunRegs(this.v, this.fd) as unknown as Regs;
   get sregs(): Sregs { return decodeSregs(this.live(), RUN.s_sregs); }
   set sregs(s: Sregs) { encodeSregs(this.live(), RUN.s_sregs, s, 'kvm_run.s.sregs'); }

@@ -2,8 +2,9 @@
  * The binary interface of /dev/kvm that the real backend speaks: ioctl request numbers, and the
  * sizes and offsets of the structures it reads and writes, for x86-64 Linux
  * (include/uapi/linux/kvm.h, arch/x86/include/uapi/asm/kvm.h, include/uapi/asm-generic/ioctl.h).
- * Exit reasons, capability numbers and MSR-filter flags are those of protocol/abi.ts; what is
- * here exists only because the real backend lays out C structures. test/kvm-real/uapi.test.ts
+ * Exit reasons, capability numbers and MSR-filter flags are those of protocol/abi.ts (the exits'
+ * names: host/kvm/api/exits.ts); what is here exists only because the real backend lays out C
+ * structures. test/kvm-real/uapi.test.ts
  * holds every number against literals and, where gcc is present, against <linux/kvm.h>.
  */
 
@@ -38,6 +39,8 @@ export const SIZEOF_REGS = 144;
 export const SIZEOF_SREGS = 312;
 /** struct kvm_segment */
 export const SIZEOF_SEGMENT = 24;
+/** struct kvm_msr_list header: nmsrs (then the u32 indices) */
+export const SIZEOF_MSR_LIST_HEADER = 4;
 /** struct kvm_msrs header: nmsrs, pad (then the entries) */
 export const SIZEOF_MSRS_HEADER = 8;
 /** struct kvm_msr_entry: index, reserved, data */
@@ -62,6 +65,7 @@ export const SIZEOF_SIGNAL_MASK = 4;
 export const KVM_GET_API_VERSION = io(0x00);
 export const KVM_CREATE_VM = io(0x01);
 export const KVM_CHECK_EXTENSION = io(0x03);
+export const KVM_GET_MSR_INDEX_LIST = iowr(0x02, SIZEOF_MSR_LIST_HEADER);
 export const KVM_GET_VCPU_MMAP_SIZE = io(0x04);
 export const KVM_GET_SUPPORTED_CPUID = iowr(0x05, SIZEOF_CPUID2_HEADER);
 export const KVM_CREATE_VCPU = io(0x41);
@@ -136,10 +140,7 @@ export const RUN_DATA_MAX = 16;
 // struct kvm_regs and struct kvm_sregs [uapi-x86]
 // ---------------------------------------------------------------------------
 
-/** kvm_regs field order: each field is a u64 at 8 × its position. */
-export const REGS_FIELDS = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
-] as const;
+// kvm_regs: each field is a u64 at 8 × its position in KVM_REGS_FIELDS (host/kvm/api/regs.ts).
 
 /** kvm_segment: offsets of its fields. */
 export const SEGMENT = {
@@ -169,29 +170,3 @@ export const MSR_FILTER_RANGE = { flags: 0, nmsrs: 4, base: 8, bitmap: 16 } as c
 export const KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1;
 /** KVM_MAX_CPUID_ENTRIES (arch/x86/include/asm/kvm_host.h): KVM_GET_SUPPORTED_CPUID answers E2BIG past it. */
 export const KVM_MAX_CPUID_ENTRIES = 256;
-
-/**
- * The names of the exit reasons [uapi-kvm] that real KVM can give and the model's VcpuExit has
- * no member for, so that any exit is reported by name. 38 and up moved between kernels (and
- * Heki's numbers collide with them: ARCHITECTURE.md, "Out-of-tree ABI numbers").
- */
-export const OTHER_EXIT_NAMES = {
-  0: 'KVM_EXIT_UNKNOWN',
-  1: 'KVM_EXIT_EXCEPTION',
-  3: 'KVM_EXIT_HYPERCALL',
-  4: 'KVM_EXIT_DEBUG',
-  6: 'KVM_EXIT_MMIO',
-  7: 'KVM_EXIT_IRQ_WINDOW_OPEN',
-  11: 'KVM_EXIT_SET_TPR',
-  12: 'KVM_EXIT_TPR_ACCESS',
-  16: 'KVM_EXIT_NMI',
-  17: 'KVM_EXIT_INTERNAL_ERROR',
-  24: 'KVM_EXIT_SYSTEM_EVENT',
-  26: 'KVM_EXIT_IOAPIC_EOI',
-  27: 'KVM_EXIT_HYPERV',
-  31: 'KVM_EXIT_DIRTY_RING_FULL',
-  32: 'KVM_EXIT_AP_RESET_HOLD',
-  33: 'KVM_EXIT_X86_BUS_LOCK',
-  34: 'KVM_EXIT_XEN',
-  37: 'KVM_EXIT_NOTIFY',
-} as const;

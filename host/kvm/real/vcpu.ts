@@ -1,28 +1,29 @@
 /**
  * A real vCPU file descriptor, in the manner of rust-vmm's kvm-ioctls `VcpuFd`: a thin typed
- * layer over KVM_RUN and the vCPU ioctls, shaped like the model's Vcpu (host/kvm/vcpu.ts).
+ * layer over KVM_RUN and the vCPU ioctls, the KvmVcpu of host/kvm/api/vcpu.ts.
  *
  * KVM_RUN is called synchronously on the thread that created the vCPU (one thread per vCPU).
- * run() differs from the model's in one place: where the model takes an instruction budget,
- * real KVM cannot count instructions, so run() takes a deadline (deadline.ts); a run that
- * reaches it returns KVM_EXIT_INTR with `timed_out` set. Any other EINTR (a stray signal, e.g.
+ * Real KVM cannot count instructions, so run() refuses RunOptions.budget (the model's, EINVAL)
+ * and always has a deadline (deadline.ts; 10–11 s when none is given); a run that reaches it
+ * returns KVM_EXIT_INTR with `timed_out` set. Any other EINTR (a stray signal, e.g.
  * SIGCHLD when a child process ends) is re-entered, unless immediate_exit was set: then it is
  * KVM_EXIT_INTR with `timed_out` false. On every EINTR run() stores KVM_EXIT_INTR into
  * kvm_run.exit_reason itself, because the kernel leaves it stale when immediate_exit is set
  * (../shared/spec/real-kvm.md §3), where the model reports KVM_EXIT_INTR.
  */
 import { Errno } from '../../../protocol/abi.js';
-import type { Regs, Sregs } from '../regs.js';
+import type { Regs, Sregs } from '../api/regs.js';
 import { enableCapArgs } from '../capabilities.js';
-import { KvmError } from '../errors.js';
-import type { MsrEntry } from '../vcpu.js';
+import { KvmError } from '../api/errors.js';
+import type { KvmRun, VcpuExit } from '../api/exits.js';
+import type { KvmVcpu, MsrEntry, RunOptions } from '../api/vcpu.js';
 import { isU32 } from '../u64.js';
 import { defaultDeadline, ThreadTimer } from './deadline.js';
 import { errnoError } from './errno.js';
 import type { KvmFd } from './fd.js';
-import { type HekiExits, RealKvmRun, type RealVcpuExit } from './kvm-run.js';
+import { type HekiExits, RealKvmRun } from './kvm-run.js';
 import { Mapping } from './mapping.js';
-import type { GuestCpuid, GuestCpuidOptions } from '../cpuid.js';
+import type { GuestCpuid, GuestCpuidOptions } from '../api/cpuid.js';
 import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
 import { featuresOf, withFeatures } from './cpuid-features.js';
 import { decodeRegs, decodeSregs, encodeRegs, encodeSregs } from './regs-codec.js';
@@ -31,15 +32,6 @@ import {
   KVM_SET_CPUID2, KVM_SET_MSRS, KVM_SET_REGS, KVM_SET_SIGNAL_MASK, KVM_SET_SREGS, MSR_ENTRY, SIZEOF_ENABLE_CAP,
   SIZEOF_MSR_ENTRY, SIZEOF_MSRS_HEADER, SIZEOF_REGS, SIZEOF_SREGS,
 } from './uapi.js';
-
-export interface RealRunOptions {
-  /**
-   * When KVM_RUN must have returned: CLOCK_MONOTONIC in ns, as process.hrtime.bigint() gives
-   * it (deadlineIn(ms) makes one). Pass the same deadline to every run() of one operation:
-   * the timer is armed only when the deadline changes. Default: 10–11 s from now.
-   */
-  deadline?: bigint;
-}
 
 /** MAX_IO_MSRS (arch/x86/kvm/x86.c): KVM_GET/SET_MSRS take fewer entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
@@ -52,7 +44,7 @@ export interface RealVcpuStat {
   timeouts: number;
 }
 
-export class VcpuFd {
+export class VcpuFd implements KvmVcpu {
   readonly #stat: RealVcpuStat = { signal_exits: 0, timeouts: 0 };
   readonly #fd: KvmFd;
   readonly #kvmRun: RealKvmRun;
@@ -83,9 +75,9 @@ export class VcpuFd {
   }
 
   /** kvm_run, as run() returns it and user space edits it. */
-  get kvmRun(): RealVcpuExit {
+  get kvmRun(): KvmRun {
     this.#fd.check('kvm_run');
-    return this.#kvmRun.asExit();
+    return this.#kvmRun;
   }
 
   get closed(): boolean {
@@ -98,8 +90,9 @@ export class VcpuFd {
   }
 
   /** KVM_RUN, re-entered after stray signals, ended by the deadline (see above). */
-  run(options?: RealRunOptions): RealVcpuExit {
+  run(options?: RunOptions): VcpuExit {
     const fd = this.#fd.number('KVM_RUN');
+    if (options?.budget !== undefined) throw new KvmError('EINVAL', 'KVM_RUN', 'an instruction budget is the model\'s (a kernel cannot count guest instructions): give a deadline');
     const deadline = options?.deadline ?? defaultDeadline();
     if (typeof deadline !== 'bigint') throw new KvmError('EINVAL', 'KVM_RUN', `deadline must be a bigint (ns, process.hrtime.bigint()), got ${String(deadline)}`);
     const libc = this.#fd.libc;

@@ -1,6 +1,6 @@
 /**
- * A real VM file descriptor, in the manner of kvm-ioctls `VmFd`, shaped like the model's Vm
- * (host/kvm/vm.ts): KVM_CHECK_EXTENSION, KVM_ENABLE_CAP, KVM_X86_SET_MSR_FILTER and
+ * A real VM file descriptor, in the manner of kvm-ioctls `VmFd`, the KvmVm of
+ * host/kvm/api/vm.ts: KVM_CHECK_EXTENSION, KVM_ENABLE_CAP, KVM_X86_SET_MSR_FILTER and
  * KVM_CREATE_VCPU, over one memory slot at GPA 0 that the VM owns.
  *
  * Heki has no number of its own on a mainline kernel: its capability numbers (235–237) are
@@ -10,20 +10,21 @@
  * KVM_ENABLE_CAP without reaching the kernel; saying "this host lacks Heki" is the caller's job.
  */
 import type { HekiAbiProfile } from '../../../protocol/abi.js';
-import { KvmError } from '../errors.js';
-import type { MsrFilterSpec } from '../msr-filter.js';
+import { KvmError } from '../api/errors.js';
+import type { KvmVm } from '../api/vm.js';
+import type { MsrFilterSpec } from '../api/msr-filter.js';
 import type { CpuidEntry2 } from './cpuid.js';
 import { KvmFd } from './fd.js';
-import { GuestMemory } from './guest-memory.js';
+import { MappedMemory } from './guest-memory.js';
 import type { HekiExits } from './kvm-run.js';
 import type { Mapping } from './mapping.js';
 import { setMsrFilter } from './msr-filter.js';
 import { KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_ENABLE_CAP } from './uapi.js';
 import { enableCapBuffer, VcpuFd } from './vcpu.js';
 
-export class VmFd {
+export class VmFd implements KvmVm {
   /** Guest-physical memory: memory slot 0, from GPA 0. */
-  readonly memory: GuestMemory;
+  readonly memory: MappedMemory;
   readonly #fd: KvmFd;
   readonly #memory: Mapping;
   readonly #vcpus = new Map<number, VcpuFd>();
@@ -41,7 +42,7 @@ export class VmFd {
   ) {
     this.#fd = fd;
     this.#memory = memory;
-    this.memory = new GuestMemory(memory, fd);
+    this.memory = new MappedMemory(memory, fd);
   }
 
   get closed(): boolean {

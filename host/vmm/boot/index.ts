@@ -11,8 +11,8 @@
  * MSRs are left at their reset values: nothing here needs SYSCALL, and tests that do program
  * STAR/LSTAR/SFMASK themselves (STAR as Linux would: see layout.ts SELECTORS).
  */
-import type { PhysicalMemory } from '../../x86/memory.js';
-import type { Regs, Segment, Sregs } from '../../kvm/regs.js';
+import type { GuestMemory } from '../../kvm/api/guest-memory.js';
+import type { Regs, Segment, Sregs } from '../../kvm/api/regs.js';
 import {
   EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_IA32_APICBASE_BSP, MSR_IA32_APICBASE_ENABLE,
   X86_CR0_AM, X86_CR0_ET, X86_CR0_MP, X86_CR0_NE, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP,
@@ -87,7 +87,7 @@ export function bootCr4(features: BootCpuFeatures = {}): bigint {
   );
 }
 
-export function buildBootImage(memory: PhysicalMemory, options: BootOptions): BootLayout {
+export function buildBootImage(memory: GuestMemory, options: BootOptions): BootLayout {
   const { vcpus } = options;
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_VCPUS) {
     throw new BootError(`vcpus must be a whole number from 1 to ${MAX_VCPUS}, got ${vcpus}`);

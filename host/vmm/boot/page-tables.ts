@@ -5,7 +5,7 @@
  * data, read-only executable kernel text, no-execute stacks and tables, the RWX kernel exec
  * area), one user RWX 2 MiB page, and supervisor no-execute 2 MiB pages for the rest.
  */
-import type { PhysicalMemory } from '../../x86/memory.js';
+import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import {
   HIGH_MEMORY, KERNEL_EXEC, KERNEL_EXEC_END, KERNEL_TEXT, MIB, NULL_PAGE, PAGE, PD_BASE, PDPT, PML4,
   PT0, RODATA, STUBS, USER_REGION,
@@ -33,7 +33,7 @@ export function lowPageFlags(address: number): bigint | undefined {
   return PTE_P | PTE_RW | PTE_G | PTE_NX;
 }
 
-export function buildPageTables(memory: PhysicalMemory): void {
+export function buildPageTables(memory: GuestMemory): void {
   memory.write64(PML4, BigInt(PDPT) | TABLE);
   const gigabytes = Math.ceil(memory.size / GIB);
   for (let g = 0; g < gigabytes; g++) {

@@ -7,8 +7,7 @@
  */
 import { PML4 } from '../boot/layout.js';
 import { PTE_P } from '../boot/page-tables.js';
-import type { PhysicalMemory } from '../../x86/memory.js';
-import { PAGE_SHIFT, PAGE_SIZE } from '../../x86/memory.js';
+import { PAGE_SHIFT, PAGE_SIZE, type GuestMemory } from '../../kvm/api/guest-memory.js';
 import { ImageError } from './errors.js';
 import { planPageRights } from './page-rights.js';
 import type { ParsedImage } from './segment.js';
@@ -20,7 +19,7 @@ export interface LoadedImage {
 }
 
 /** Zeros [from, to), touching only frames that hold data (the others already read as zero). */
-function zeroRange(memory: PhysicalMemory, from: number, to: number): void {
+function zeroRange(memory: GuestMemory, from: number, to: number): void {
   for (let a = from; a < to; ) {
     const frameEnd = Math.min(to, ((a >>> PAGE_SHIFT) + 1) * PAGE_SIZE);
     if (memory.isAllocated(a >>> PAGE_SHIFT)) memory.writeBytes(a, new Uint8Array(frameEnd - a));
@@ -28,7 +27,7 @@ function zeroRange(memory: PhysicalMemory, from: number, to: number): void {
   }
 }
 
-export function loadImage(memory: PhysicalMemory, image: ParsedImage, source?: string): LoadedImage {
+export function loadImage(memory: GuestMemory, image: ParsedImage, source?: string): LoadedImage {
   if (memory.size !== image.memorySize) {
     throw new ImageError(`the image was checked for ${image.memorySize} bytes of guest memory, not ${memory.size}`, source);
   }

@@ -8,10 +8,8 @@
  * Registers the request does not give start at 0 (RSP: the top of the vCPU's kernel or user
  * stack; RFLAGS: 0x2), so that an exec's outcome depends on its code and inputs only.
  */
-import { copyRegs } from '../../kvm/sync-regs.js';
-import type { Regs } from '../../kvm/regs.js';
-import type { PhysicalMemory } from '../../x86/memory.js';
-import { GPR_NAMES } from '../../x86/state.js';
+import { copyRegs, KVM_REGS_FIELDS, type Regs } from '../../kvm/api/regs.js';
+import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { BootLayout } from '../boot/index.js';
 import { KERNEL_EPILOGUE, pushesErrorCode, USER_EPILOGUE } from '../boot/stubs.js';
 import { limitError } from '../errors.js';
@@ -62,7 +60,7 @@ export class ExecPlacement {
   }
 
   /** Copies an exec request's code into the vCPU's exec slot, followed by the epilogue. */
-  static copied(memory: PhysicalMemory, layout: BootLayout, vcpu: number, request: ExecRequest): ExecPlacement {
+  static copied(memory: GuestMemory, layout: BootLayout, vcpu: number, request: ExecRequest): ExecPlacement {
     const cpl3 = request.cpl === 3;
     const slot = cpl3 ? layout.userExecSlot(vcpu) : layout.kernelExecSlot(vcpu);
     const epilogue = cpl3 ? USER_EPILOGUE : KERNEL_EPILOGUE;
@@ -88,7 +86,7 @@ export class ExecPlacement {
   /** The request's registers (others 0), and RIP/RSP to enter the code at its CPL. */
   load(regs: Regs, entry: PrivilegeEntry): void {
     const given = this.regs ?? {};
-    for (const name of GPR_NAMES) regs[name] = given[name] ?? 0n;
+    for (const name of KVM_REGS_FIELDS) if (name !== 'rip' && name !== 'rflags') regs[name] = given[name] ?? 0n;
     const e = this.cpl3 ? entry.user(this.start, given.rsp) : entry.kernel(this.start, given.rsp);
     regs.rip = e.rip;
     regs.rsp = e.rsp;
@@ -96,13 +94,13 @@ export class ExecPlacement {
   }
 }
 
-function read64(memory: PhysicalMemory, address: bigint): bigint | undefined {
+function read64(memory: GuestMemory, address: bigint): bigint | undefined {
   const a = Number(address);
   return memory.contains(a, 8) ? memory.read64(a) : undefined;
 }
 
 /** Why exec code stopped at a HLT exit, and the registers as the code left them. */
-export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord, memory: PhysicalMemory, layout: BootLayout): ExecOutcome {
+export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord, memory: GuestMemory, layout: BootLayout): ExecOutcome {
   const out: Regs = copyRegs(regs);
   const text = layout.text;
   const frame = (offset: number): bigint | undefined => read64(memory, regs.rsp + BigInt(offset));

@@ -15,7 +15,7 @@
 import { ProtocolError } from '../../../protocol/errors.js';
 import { MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
 import { hex } from '../../../protocol/notation.js';
-import type { KvmRun } from '../../kvm/exits.js';
+import type { KvmRun } from '../../kvm/api/exits.js';
 import { VmmError } from '../errors.js';
 import type { EventLog } from '../events/index.js';
 import type { MsrAnswerSource } from '../policy/emulated-msrs.js';

@@ -7,14 +7,14 @@
  * and pays no BigInt for a 32-bit address.
  */
 import { FAULT_RECORD, faultRecordAddress } from '../boot/layout.js';
-import { PAGE_MASK, PAGE_SHIFT, type PhysicalMemory } from '../../x86/memory.js';
+import { PAGE_MASK, PAGE_SHIFT, type GuestMemory } from '../../kvm/api/guest-memory.js';
 
 export class FaultRecord {
   private readonly view: DataView;
   private readonly offset: number;
   private readonly frame: number;
 
-  constructor(private readonly memory: PhysicalMemory, vcpu: number) {
+  constructor(private readonly memory: GuestMemory, vcpu: number) {
     const address = faultRecordAddress(vcpu);
     this.frame = address >>> PAGE_SHIFT;
     this.offset = address & PAGE_MASK;

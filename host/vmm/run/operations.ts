@@ -8,7 +8,7 @@ import { ProtocolError } from '../../../protocol/errors.js';
 import { BATCHABLE_OPS, type BatchItem, type BatchableOp } from '../../../protocol/messages/index.js';
 import { SchemaIssue } from '../../../protocol/schema/index.js';
 import type { OperationName } from '../boot/index.js';
-import type { Regs } from '../../kvm/regs.js';
+import type { Regs } from '../../kvm/api/regs.js';
 
 /** A guest request as the protocol carries it: `{ op, ...params }` (cpl optional). */
 export type GuestRequest = BatchItem;

@@ -7,7 +7,7 @@
  */
 import type { BootLayout } from '../boot/index.js';
 import { kernelStackTop, SELECTORS, userStackTop } from '../boot/layout.js';
-import { PAGE_MASK, PAGE_SHIFT, type PhysicalMemory } from '../../x86/memory.js';
+import { PAGE_MASK, PAGE_SHIFT, type GuestMemory } from '../../kvm/api/guest-memory.js';
 
 /** RFLAGS a CPL3 operation starts with: only the reserved bit 1 (IF clear: nothing interrupts). */
 export const USER_RFLAGS = 0x2n;
@@ -26,7 +26,7 @@ export class PrivilegeEntry {
   private readonly frame: number;
   private readonly iretq: bigint;
 
-  constructor(private readonly memory: PhysicalMemory, layout: BootLayout, private readonly vcpu: number) {
+  constructor(private readonly memory: GuestMemory, layout: BootLayout, private readonly vcpu: number) {
     const top = kernelStackTop(vcpu);
     this.kernelRsp = BigInt(top);
     this.frameAddress = top - IRET_FRAME_BYTES;

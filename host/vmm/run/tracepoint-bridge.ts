@@ -1,6 +1,7 @@
 /**
- * KVM's tracepoints (host/kvm/tracepoints.ts) into the VMM's event log, for one VM (each VM
- * has its own Kvm, so a tracepoint names its VM by where it fires). A tracepoint is listened to
+ * KVM's tracepoints (host/kvm/api/tracepoints.ts) into the VMM's event log, for one VM (each VM
+ * has its own Kvm, so a tracepoint names its VM by where it fires). Only the model has them
+ * (ModelKvm): on another backend the VMM has no bridge. A tracepoint is listened to
  * only while the log wants its event — KVM builds no event object for a tracepoint nobody
  * listens to — and the listeners follow the log's subscriptions (EventLog.interestEpoch).
  *
@@ -9,7 +10,7 @@
  * records that line as a heki_denial with path "in-kernel" (catalogue.ts), so that every denial
  * is in the log whichever path it took.
  */
-import type { Tracepoints, TracepointEvents, TracepointName } from '../../kvm/tracepoints.js';
+import type { TracepointEvents, TracepointName, TracepointSource } from '../../kvm/api/tracepoints.js';
 import type { EventLog, EventName } from '../events/index.js';
 
 /** Tracepoints with an event of the same name in the catalogue. */
@@ -32,7 +33,7 @@ export class TracepointBridge {
   private readonly rips: bigint[] = [];
 
   constructor(
-    private readonly tracepoints: Tracepoints,
+    private readonly tracepoints: TracepointSource,
     private readonly log: EventLog,
     private readonly vm: string,
     private readonly host: BridgeHost,

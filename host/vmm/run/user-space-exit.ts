@@ -7,12 +7,12 @@ import {
   KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
   KVM_MSR_EXIT_REASON_UNKNOWN,
 } from '../../../protocol/abi.js';
-import type { VcpuExit, VcpuExitReason } from '../../kvm/exits.js';
+import type { VcpuExit } from '../../kvm/api/exits.js';
 
 /** kvm_run as KVM filled it, before user space answered. Numbers are the kernel's. */
 export interface UserSpaceExit {
   /** The kernel's name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL… */
-  readonly reason: VcpuExitReason;
+  readonly reason: VcpuExit['reason'];
   /** kvm_run.exit_reason (the Heki ones per the VM's ABI profile). */
   readonly exitReason: number;
   /** KVM_EXIT_X86_RDMSR/WRMSR: reason is the single KVM_MSR_EXIT_REASON_* bit; data 0 for a read. */

@@ -23,12 +23,12 @@
  */
 import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
-import { KvmError } from '../../kvm/errors.js';
-import type { KvmRun } from '../../kvm/exits.js';
-import { copyRegs } from '../../kvm/sync-regs.js';
-import type { Vcpu } from '../../kvm/vcpu.js';
-import type { PhysicalMemory } from '../../x86/memory.js';
-import type { Regs } from '../../kvm/regs.js';
+import { KvmError } from '../../kvm/api/errors.js';
+import type { KvmRun } from '../../kvm/api/exits.js';
+import { copyRegs } from '../../kvm/api/regs.js';
+import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
+import type { GuestMemory } from '../../kvm/api/guest-memory.js';
+import type { Regs } from '../../kvm/api/regs.js';
 import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
 import { kernelStackTop } from '../boot/layout.js';
 import { pushesErrorCode } from '../boot/stubs.js';
@@ -62,7 +62,7 @@ export interface RunnerHost {
   readonly name: string;
   readonly log: EventLog;
   readonly layout: BootLayout;
-  readonly memory: PhysicalMemory;
+  readonly memory: GuestMemory;
   readonly state: RunState;
   readonly answers: ExitAnswers;
   readonly onShutdown: OnShutdown;
@@ -82,7 +82,8 @@ export interface RunnerHost {
 /**
  * Instructions retired by the vCPU's core, which the VMM reads to spread a request's budget
  * over the KVM_RUNs it takes — as a real VMM would count guest instructions with a perf
- * counter (perf_event_open, exclude_host) on the vCPU thread.
+ * counter (perf_event_open, exclude_host) on the vCPU thread. The model's vCPUs count them
+ * (ModelVcpu); on a backend that cannot, a request is bounded by KVM_RUN's deadline instead.
  */
 export interface InstructionCounter {
   readonly instructionsRetired: number;
@@ -152,16 +153,17 @@ export class VcpuRunner {
    * not load it.
    */
   private kernelRspInPlace = false;
-  /** KVM_RUN's options, reused: one budget per call. */
-  private readonly runOptions = { budget: 1 };
+  /** KVM_RUN's options, reused: one budget per call where instructions are counted. */
+  private readonly runOptions: RunOptions = {};
+  private readonly counter: InstructionCounter | undefined;
 
   constructor(
     readonly id: number,
-    readonly vcpu: Vcpu,
+    readonly vcpu: KvmVcpu,
     private readonly host: RunnerHost,
-    private readonly counter: InstructionCounter,
   ) {
-    this.run = vcpu.kvmRun as unknown as KvmRun;
+    this.counter = vcpu.model;
+    this.run = vcpu.kvmRun;
     this.run.kvm_valid_regs = KVM_SYNC_X86_REGS;
     this.faults = new FaultRecord(host.memory, id);
     this.entry = new PrivilegeEntry(host.memory, host.layout, id);
@@ -185,7 +187,8 @@ export class VcpuRunner {
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
     this.rebootBefore = undefined;
     if (cause === 'init') this.inits++;
-    if (cause !== 'create') this.vcpu.init();
+    // INIT is the model's (ModelVcpu); elsewhere the boot state alone brings the vCPU back.
+    if (cause !== 'create') this.vcpu.model?.init();
     bootVcpu(this.vcpu, this.host.layout, this.id);
     this.setPinnedBits();
     this.forgetRegisters();
@@ -354,15 +357,16 @@ export class VcpuRunner {
     }
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      const before = this.counter.instructionsRetired;
-      this.runOptions.budget = ctx.remaining;
+      const counter = this.counter;
+      const before = counter === undefined ? 0 : counter.instructionsRetired;
+      if (counter !== undefined) this.runOptions.budget = ctx.remaining;
       const exit = vcpu.run(this.runOptions);
-      ctx.remaining -= Math.max(1, this.counter.instructionsRetired - before);
+      if (counter !== undefined) ctx.remaining -= Math.max(1, counter.instructionsRetired - before);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
           return this.halted(ctx);
         case 'KVM_EXIT_INTR':
-          return this.budgetSpent(ctx);
+          return this.budgetSpent(ctx, exit.timed_out);
         case 'KVM_EXIT_SHUTDOWN':
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
@@ -407,13 +411,17 @@ export class VcpuRunner {
     return out;
   }
 
-  /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
-  private budgetSpent(ctx: OpContext): GuestResult {
+  /**
+   * KVM_EXIT_INTR: the request's budget is spent (or, on a backend that counts no instructions,
+   * KVM_RUN's deadline passed). exec reports it; any other op is refused.
+   */
+  private budgetSpent(ctx: OpContext, timedOut = false): GuestResult {
     const regs = copyRegs(this.run.s.regs);
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
+    if (timedOut) throw limitError(`${ctx.request.op} ran out of time: KVM_RUN reached its deadline before the guest halted`);
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
   }
 

@@ -10,7 +10,7 @@
 import { ProtocolError } from '../../../protocol/errors.js';
 import { CONTROL_OPS, type ControlOp, type Event as WireEvent, type HelloParams, type ParamsOf, type Request, type ResultOf } from '../../../protocol/messages/index.js';
 import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
-import type { Regs } from '../../kvm/regs.js';
+import type { Regs } from '../../kvm/api/regs.js';
 import { kvmRefusal, notFound } from '../errors.js';
 import { isEventName, MAX_EVENTS_PER_QUERY, type EventName } from '../events/index.js';
 import type { Machine, SregsPatch } from '../machine.js';

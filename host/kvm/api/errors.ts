@@ -1,4 +1,4 @@
-import { Errno, type ErrnoName } from '../../protocol/abi.js';
+import { Errno, type ErrnoName } from '../../../protocol/abi.js';
 
 /**
  * What a KVM ioctl returns as -errno, as a thrown value: `errno` is the number, `code` its

@@ -1,0 +1,58 @@
+/**
+ * The vCPU file descriptor (KVM_CREATE_VCPU's fd), in the manner of rust-vmm's kvm-ioctls
+ * `VcpuFd`: KVM_RUN and the vCPU ioctls pinbox uses. Refusals are KvmError with the errno.
+ */
+import type { GuestCpuid, GuestCpuidOptions } from './cpuid.js';
+import type { KvmRun, VcpuExit } from './exits.js';
+import type { ModelVcpu } from './model.js';
+import type { Regs, Sregs } from './regs.js';
+
+/** An MSR for KVM_GET_MSRS / KVM_SET_MSRS (`struct kvm_msr_entry`). */
+export interface MsrEntry {
+  index: number;
+  data: bigint;
+}
+
+/** How long one KVM_RUN may go on; with neither, as long as the guest does not exit. */
+export interface RunOptions {
+  /**
+   * The model only (ModelVcpu): guest instructions this call may retire before it returns
+   * KVM_EXIT_INTR, as if a signal had interrupted KVM_RUN. An intercept that retires nothing
+   * still costs one unit, so a run always ends. A backend that cannot count instructions refuses
+   * it (EINVAL).
+   */
+  budget?: number;
+  /**
+   * When KVM_RUN must have returned: CLOCK_MONOTONIC in ns, as `process.hrtime.bigint()` gives
+   * it. Once it has passed, run() returns KVM_EXIT_INTR with `timed_out` set. The real backend
+   * arms a timer whose signal interrupts KVM_RUN (and gives a run without one a deadline of its
+   * own); the model looks at the clock between slices of guest instructions.
+   */
+  deadline?: bigint;
+}
+
+export interface KvmVcpu {
+  readonly id: number;
+  /** kvm_run: what `run()` returns, and where user space writes its replies. */
+  readonly kvmRun: KvmRun;
+  /** KVM_RUN: finishes the completion the last exit left, runs the guest until an exit to user space. */
+  run(options?: RunOptions): VcpuExit;
+  /** KVM_GET_REGS / KVM_SET_REGS */
+  getRegs(): Regs;
+  setRegs(regs: Regs): void;
+  /** KVM_GET_SREGS / KVM_SET_SREGS */
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+  /** KVM_GET_MSRS: host-initiated reads; stops at the first MSR KVM cannot read. */
+  getMsrs(indices: readonly number[]): MsrEntry[];
+  /** KVM_SET_MSRS: host-initiated writes; returns how many were written before the first failure. */
+  setMsrs(entries: readonly MsrEntry[]): number;
+  /** KVM_GET_CPUID2, by features. */
+  getCpuid(): GuestCpuid;
+  /** KVM_SET_CPUID2 by features: those not named keep their value. */
+  setCpuid(options: GuestCpuidOptions): void;
+  /** KVM_ENABLE_CAP on the vCPU. */
+  enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
+  /** What only the model can do; undefined on other backends (model.ts). */
+  readonly model?: ModelVcpu;
+}

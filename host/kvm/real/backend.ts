@@ -1,0 +1,16 @@
+/**
+ * The real backend as host/kvm/api/backend.ts hands it out: loadBackend('kvm') imports this
+ * module — and, through libc.ts, koffi — only when asked for.
+ */
+import type { KvmBackend, RealBackendOptions } from '../api/backend.js';
+import { Kvm } from './kvm.js';
+import { loadLibc } from './libc.js';
+
+/** Loads koffi (RealKvmUnavailable when the machine cannot have it); each open() opens /dev/kvm. */
+export async function realBackend(options: RealBackendOptions = {}): Promise<KvmBackend> {
+  const libc = await loadLibc();
+  return {
+    name: 'kvm',
+    open: (o = {}) => Kvm.open(libc, { ...options, ...(o.profile !== undefined && { profile: o.profile }) }),
+  };
+}
