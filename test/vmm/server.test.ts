@@ -150,7 +150,11 @@ test('resetVm clears the pins, resumeVm resumes a paused VM, stats counts VMs an
   await guest.heki.lockCr(4, X86_CR4_SMEP);
   const cr4 = await guest.readCr(4);
   const denied = guest.writeCrSafe(4, cr4 & ~X86_CR4_SMEP);
-  await new Promise((r) => setTimeout(r, 20));
+  // The denial pauses the VM once the server has read and run the write: wait for that (a fixed
+  // wait failed on a loaded machine), within a bound that still fails a VM that never pauses.
+  for (const until = Date.now() + 5000; s.vmm.get('default')!.runState !== 'paused' && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   t.is(s.vmm.get('default')!.runState, 'paused');
   await c.request('resumeVm', { vm: 'default' });
   t.like(await denied, { ok: false, fault: { vector: GP_VECTOR } });
