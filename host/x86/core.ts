@@ -171,9 +171,14 @@ export class CpuCore implements FaultState {
   readonly codeCache: ((((Block | undefined)[] | undefined)[]) | undefined)[];
   /** Set when a store invalidated decoded code: the current block must not continue. */
   codeInvalidated = false;
-  /** Whether hot blocks are translated to JavaScript (jit/), and after how many runs. */
+  /**
+   * Whether hot blocks are translated to JavaScript (jit/), and how many times a block is
+   * interpreted first (0: translated before its first run).
+   */
   jitEnabled = true;
   jitThreshold = 16;
+  /** Entries into translated code, so that tests can tell the translator really ran. */
+  translatedRuns = 0;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;

@@ -125,9 +125,13 @@ export function runBlocks(c: CpuCore): void {
     if (c.retired + b.length > c.retireLimit) {
       stepBlock(c, b);
     } else if (b.compiled !== null) {
+      c.translatedRuns++;
+      b.compiled(c);
+    } else if (c.jitEnabled && b.runs++ >= c.jitThreshold) {
+      b.compiled = compileBlock(b);
+      c.translatedRuns++;
       b.compiled(c);
     } else {
-      if (c.jitEnabled && ++b.runs >= c.jitThreshold) b.compiled = compileBlock(b);
       runBlock(c, b);
     }
     if (c.stop !== null) return;

@@ -2,7 +2,9 @@
  * Instruction semantics against the host CPU: every fixture in fixtures/semantics.json.gz was
  * run on this machine's x86-64 processor (fixtures/native-runner.c); here the same bytes run on
  * the core (at CPL 3, as natively) with the reference interpreter and with block translation,
- * and registers, RFLAGS, memory and faults must match. Flags the SDM leaves undefined after an
+ * and registers, RFLAGS, memory and faults must match. With translation on, every block is
+ * translated before its first run (jitThreshold 0), and each case must have entered translated
+ * code — otherwise a bug in the translator would pass as the interpreter's success. Flags the SDM leaves undefined after an
  * instruction are masked, as iced-x86 reports them (rflagsUndefined) — the oracle for "undefined"
  * is iced, not our table.
  */
@@ -52,13 +54,13 @@ function undefinedFlags(code: Uint8Array, rcx: bigint): number {
 /** RF: the kernel reports it set at a fault (the saved image of a fault has RF=1). */
 const RF = 0x10000;
 
-function machine(jit: boolean): Machine {
+function machine(jit: boolean): Machine & { jit: boolean } {
   const m = buildMachine({ memorySize: 1 << 30, user: true, userPdes: [DATA / 0x200000, CODE / 0x200000], jit });
   m.cpu.exceptionBitmap = 0xffffffff;
-  return m;
+  return { ...m, jit };
 }
 
-function runFixture(m: Machine, c: FixtureCase): string[] {
+function runFixture(m: Machine & { jit: boolean }, c: FixtureCase): string[] {
   const { memory, cpu } = m;
   const input = expandInput(c);
   const code = Buffer.from(c.code, 'hex');
@@ -71,7 +73,10 @@ function runFixture(m: Machine, c: FixtureCase): string[] {
   cpu.setRegs(regs);
 
   const problems: string[] = [];
+  const translatedBefore = cpu.translatedRuns;
   const r = cpu.run(1000);
+  const translated = cpu.translatedRuns > translatedBefore;
+  if (translated !== m.jit) problems.push(translated ? 'ran translated code with translation off' : 'no translated block ran');
   if (c.out.vector < 0) {
     if (r.kind !== 'cpuid') problems.push(`stopped with ${JSON.stringify(r, (_, v) => typeof v === 'bigint' ? v.toString(16) : v)}, expected completion`);
     else if (cpu.getRip() !== BigInt(CODE + code.length)) problems.push(`RIP ${cpu.getRip().toString(16)}, expected end of snippet`);

@@ -24,7 +24,7 @@ import { emitAlu } from './emit-alu.js';
 import { emitBranch, emitStack, isCompiledBranch, relativeTarget } from './emit-flow.js';
 import { emitMove } from './emit-move.js';
 
-/** Executions of a block before it is translated. */
+/** Interpreted executions of a block before it is translated (its next run is translated). */
 export const JIT_THRESHOLD = 16;
 
 export type CompiledBlock = (c: CpuCore) => void;
