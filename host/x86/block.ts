@@ -55,7 +55,7 @@ export class Block {
 
 function syntheticEntry(mnemonic: string, exec: (c: CpuCore, i: Insn) => void): OpcodeEntry {
   return {
-    mnemonic, map: 0, opcode: -1, ext: -1, mod: 'any', modrm: -1, prefix: 0, operands: [], size: 'v',
+    name: mnemonic, mnemonic, map: 0, opcode: -1, ext: -1, mod: 'any', modrm: -1, prefix: 0, operands: [], size: 'v',
     lockable: false, family: 'system', flow: 'stop', flagsWritten: 0, flagsUndefined: 0, flagsRead: false, sub: 0,
     exec, hasModrm: false, rexB: -1, unsupported: false, sizeMnemonics: undefined, mnemonic32: undefined,
   };

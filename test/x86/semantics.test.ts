@@ -9,15 +9,12 @@
  * is iced, not our table.
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { Decoder, DecoderOptions, MemorySizeExt, Mnemonic, OpKind, Register, RegisterExt, RflagsBits } from 'iced-x86';
 import { buildMachine, type Machine } from './harness/machine.js';
 import { CODE, DATA, expandInput, GPRS, MEM_SIZE, type FixtureCase } from './fixtures/layout.js';
+import { loadFixtures } from './fixtures/load.js';
 
-const fixtures = JSON.parse(
-  gunzipSync(readFileSync(new URL('../../../test/x86/fixtures/semantics.json.gz', import.meta.url))).toString(),
-) as { header: { host: string; count: number }; cases: FixtureCase[] };
+const fixtures = loadFixtures();
 
 const ICED_TO_EFLAGS: [number, number][] = [
   [RflagsBits.OF, 0x800], [RflagsBits.SF, 0x80], [RflagsBits.ZF, 0x40], [RflagsBits.AF, 0x10],

@@ -55,6 +55,13 @@ export type Family =
 export type Flow = 'next' | 'branch' | 'stop';
 
 export interface OpcodeEntry {
+  /**
+   * The entry's name, unique in the table: mnemonic, operand forms and encoding in the SDM's
+   * notation (`test Eb,Ib [F6 /1]`, `vmcall [NP 0F 01 C1]`). It depends on nothing but the
+   * entry itself, so whatever is derived from it (the fixture seeds) stays put when entries are
+   * added or moved.
+   */
+  readonly name: string;
   /** Mnemonic, lower case, as iced-x86 names it (Mnemonic enum, lower-cased). */
   readonly mnemonic: string;
   /** Opcode map: 0 = one-byte, 1 = 0F. */

@@ -61,6 +61,22 @@ interface Options {
 
 const BYTE_FORMS = new Set(['Eb', 'Gb', 'Zb', 'AL', 'Ob', 'Xb', 'Yb']);
 
+const hex2 = (v: number): string => v.toString(16).toUpperCase().padStart(2, '0');
+
+/** The encoding in the SDM's opcode notation: mandatory prefix, map, opcode, ModRM constraints. */
+function encodingName(map: 0 | 1, opcode: number, o: Options): string {
+  const parts: string[] = [];
+  if (o.prefix === PREFIX_NONE) parts.push('NP');
+  else if (o.prefix !== undefined) parts.push(hex2(o.prefix));
+  if (map === 1) parts.push('0F');
+  parts.push(hex2(opcode));
+  if (o.modrm !== undefined) parts.push(hex2(o.modrm));
+  if (o.ext !== undefined) parts.push(`/${o.ext}`);
+  if (o.mod !== undefined) parts.push(o.mod === 'reg' ? '(mod=11)' : '(mod!=11)');
+  if (o.rexB !== undefined) parts.push(`(REX.B=${o.rexB})`);
+  return parts.join(' ');
+}
+
 function entry(map: 0 | 1, opcode: number, mnemonic: string, operands: string, family: Family, exec: Handler, o: Options = {}): OpcodeEntry {
   const ops = (operands === '' ? [] : operands.split(',')) as OperandForm[];
   const sizedOps = ops.filter((f) => f[0] === 'E' || f[0] === 'G' || f[0] === 'Z' || f === 'AL' || f === 'rAX' || f[0] === 'O' || f[0] === 'X' || f[0] === 'Y');
@@ -68,6 +84,7 @@ function entry(map: 0 | 1, opcode: number, mnemonic: string, operands: string, f
   const hasModrm = ops.some((f) => f[0] === 'E' || f[0] === 'G' || f === 'M' || f === 'R' || f === 'C') ||
     o.ext !== undefined || o.mod !== undefined || o.modrm !== undefined;
   return {
+    name: `${mnemonic}${ops.length > 0 ? ' ' + ops.join(',') : ''} [${encodingName(map, opcode, o)}]`,
     mnemonic, map, opcode, ext: o.ext ?? -1, mod: o.mod ?? 'any', modrm: o.modrm ?? -1, prefix: o.prefix ?? 0,
     operands: ops, size, lockable: o.lock ?? false, family, flow: o.flow ?? 'next',
     flagsWritten: o.written ?? 0, flagsUndefined: o.undef ?? 0, flagsRead: o.read ?? false, sub: o.sub ?? 0,
