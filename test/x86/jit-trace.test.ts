@@ -4,7 +4,8 @@
  * interpreter (harness/differential.ts) — and, where it is simple, against values worked out
  * by hand — for nested calls, returns that go elsewhere than predicted, faults inside an inlined
  * callee, budgets that end anywhere in a trace, code that patches an inlined callee, the host
- * patching it between runs, calls to another page, RET imm16, and random programs of functions.
+ * patching it between runs, calls to another page, RET imm16, an INVLPG that remaps the trace's
+ * own page, and random programs of functions.
  */
 import test from 'ava';
 import { cachedBlock } from '../../host/x86/block.js';
@@ -151,6 +152,29 @@ test('calls and jumps to another page leave the trace; RET imm16 releases its by
   t.deepEqual(translated.cpu.run(10_000), { kind: 'hlt' });
   t.is(translated.cpu.readGpr(9) & 0xffffffffn, (p.regs[9]! + 120n) & 0xffffffffn);
   t.is(translated.cpu.readGpr(4), BigInt(KERNEL_STACK_TOP), 'each PUSH released by the RET 8');
+});
+
+test('a trace stops following branches after an INVLPG that remapped its own page (as the interpreter refetches)', (t) => {
+  // mov [rbx], rcx (the code page's PTE := another frame); invlpg [rdx]; jmp over; ...; over: mov eax, 1; hlt
+  // The other frame holds the same code except mov eax, 2 at `over`.
+  const OTHER = CODE + 0x1_0000;
+  const parts = (value: number): Part[] => [[0x48, 0x89, 0x0b], [0x0f, 0x01, 0x3a], { jmp: 'over' }, { org: 0x40 }, { label: 'over' },
+    [0xb8, value, 0, 0, 0], HLT];
+  const results = [interpreted, translated].map((m) => {
+    m.cpu.exceptionBitmap = 0xffffffff;
+    loadProgram(m, program(parts(1)), 1);
+    m.memory.writeBytes(OTHER, assemble(parts(2)));
+    const pte = PT + (CODE / 4096) * 8;
+    m.cpu.writeGpr(3, BigInt(pte));
+    m.cpu.writeGpr(1, (m.memory.read64(pte) & ~0xf_ffff_f000n) | BigInt(OTHER));
+    m.cpu.writeGpr(2, BigInt(CODE));
+    const r = m.cpu.run(100);
+    m.memory.write64(pte, BigInt(CODE) | (m.memory.read64(pte) & 0xfffn)); // restore for the next test,
+    m.cpu.setSregs(m.cpu.getSregs()); // and drop the translation through OTHER (KVM_SET_SREGS flushes the TLB)
+    return { r, eax: m.cpu.readGpr(0) & 0xffffffffn };
+  });
+  t.deepEqual(results[1], results[0]);
+  t.deepEqual(results[0], { r: { kind: 'hlt' }, eax: 2n });
 });
 
 /**

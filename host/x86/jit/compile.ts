@@ -69,7 +69,7 @@ function emitHandlerCall(e: Emitter, i: Insn, last: boolean): void {
   e.emit(`c.rip = base + ${e.at};`);
   e.handlerCall(i);
   if (!last) {
-    e.storeCheck(true);
+    e.handlerCheck();
     return;
   }
   if (i.entry.flow === 'stop') e.emit('if (c.stop !== null) { c.retired--; return; }');

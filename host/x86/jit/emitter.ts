@@ -78,6 +78,7 @@ export class Emitter {
   private readonly writtenRegs = new Set<number>();
   private baseHalves = false;
   private slowStores = false;
+  private handlerCalls = false;
 
   constructor(count: number, loop: boolean, entryOffset: number) {
     this.count = count;
@@ -194,7 +195,8 @@ export class Emitter {
   handlerCall(i: Insn): void {
     this.flushFlags();
     this.faults[this.index] = { flags: null, handler: true, selfRetiring: i.selfRetiring };
-    this.emit(`k = ${this.index}; ${STORE_REGS} c.retired = R${i.selfRetiring ? ' - 1' : ''};`);
+    this.handlerCalls = true;
+    this.emit(`k = ${this.index}; ${STORE_REGS} c.retired = R${i.selfRetiring ? ' - 1' : ''}; g = c.tlbGeneration;`);
     this.emit(`X[${this.index}](c, I[${this.index}]); ${LOAD_REGS} R = c.retired;`);
   }
 
@@ -220,12 +222,21 @@ export class Emitter {
 
   /**
    * After an instruction that stored to memory: if the store rewrote decoded code, leave the
-   * trace right after this instruction so the rest is decoded afresh. `handler`: the store was
-   * the handler's (which reports it in c.codeInvalidated only).
+   * trace right after this instruction so the rest is decoded afresh.
    */
-  storeCheck(handler = false): void {
+  storeCheck(): void {
     if (this.index === this.count - 1) return;
-    this.emit(`if (${handler ? 'c.codeInvalidated' : 'w === 1'}) ${this.exitCode(`base + ${this.nextAt}`, this.index + 1)}`);
+    this.emit(`if (w === 1) ${this.exitCode(`base + ${this.nextAt}`, this.index + 1)}`);
+  }
+
+  /**
+   * After a handler call that is not the trace's last instruction: leave the trace right after
+   * it if it rewrote decoded code, or flushed the TLB (INVLPG, a change of CPL or RFLAGS.AC):
+   * the trace follows branches within its page on the assumption that the page maps to the same
+   * frame, and the interpreter would fetch the next block through the new translation.
+   */
+  handlerCheck(): void {
+    this.emit(`if (c.codeInvalidated || c.tlbGeneration !== g) ${this.exitCode(`base + ${this.nextAt}`, this.index + 1)}`);
   }
 
   /** The loop's back edge: what the next iteration starts with. */
@@ -267,6 +278,7 @@ export class Emitter {
       ...this.locals.map((name) => `${name} = 0`),
       ...(carried !== null ? ['lc = 0'] : []),
       ...(this.slowStores ? ['w = 0'] : []),
+      ...(this.handlerCalls ? ['g = 0'] : []),
     ];
     // Everything the function needs from the CPU at entry comes as an argument or is bound when
     // it is made (a trace belongs to one CPU's code cache): its first run may come before V8
