@@ -10,8 +10,9 @@
  *
  * Bookkeeping, as in the interpreter: the trace's instructions are counted as retired up front
  * (per iteration) and the count corrected on every early way out; `k` names the instruction
- * that may fault, so the catch can put RIP on it and store the flags pending there; flags are
- * stored before anything else could observe them (a handler, an exit).
+ * that may fault, so the catch can put RIP on it and store the flags and registers as they were
+ * there; flags and registers, kept in locals, reach the CPU wherever something could observe
+ * them (emitter.ts).
  */
 import type { Block } from '../block.js';
 import type { CpuCore } from '../core.js';
@@ -21,8 +22,8 @@ import { linearAddress } from '../execute/address.js';
 import { raiseGP, raiseSS } from '../fault.js';
 import { FLAGS_ARITH, getCF, testCondition } from '../flags.js';
 import { read16, read32, read64, read8, write16, write32, write64, write8 } from '../mmu/access.js';
-import { Emitter, type PendingFlags } from './emitter.js';
-import { branchTarget, emitCallPush, emitCanonicalCheck, emitPredictedRet, emitRetPop, jccCondition } from './emit-flow.js';
+import { conditionOf, Emitter, type PendingFlags } from './emitter.js';
+import { branchTarget, emitCallPush, emitCanonicalCheck, emitPredictedRet, emitRetPop } from './emit-flow.js';
 import { INLINE_FORMS, isBranchForm } from './forms.js';
 import { buildTrace, type Slot } from './trace.js';
 
@@ -133,7 +134,7 @@ function emitBranch(e: Emitter, s: Slot, following: number | null): void {
     }
     default: { // jcc
       const t = branchTarget(e, i);
-      const cond = jccCondition(e, i);
+      const cond = conditionOf(e, i.sub);
       const fall = e.at + i.len;
       if (t === 0 && following === null) {
         e.emit(`if (!(${cond})) ${e.exitCode(`base + ${fall}`, done)}`);

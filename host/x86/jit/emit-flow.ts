@@ -6,7 +6,7 @@
  * succeeded, a non-canonical target is #GP(0) on the branch.
  */
 import type { Insn } from '../decode/insn.js';
-import { conditionOf, type Emitter } from './emitter.js';
+import type { Emitter } from './emitter.js';
 import { emitAdjustRsp, emitLoad, emitSplit, emitStackAddress, emitStore } from './emit-memory.js';
 
 const LIMIT = 140737488355328;
@@ -45,11 +45,6 @@ export function branchTarget(e: Emitter, i: Insn): number {
 /** #GP(0) unless the number in `t` is canonical. */
 export function emitCanonicalCheck(e: Emitter, t: string): void {
   e.emit(`if (${t} >= ${LIMIT} || ${t} < -${LIMIT}) raiseGP(c, 0);`);
-}
-
-/** Jcc: a JS expression that is true when the branch is taken. */
-export function jccCondition(e: Emitter, i: Insn): string {
-  return conditionOf(e, i.sub);
 }
 
 /** CALL: pushes the return address (the next instruction; `onPage`: on the trace's page). */
