@@ -12,12 +12,17 @@
  */
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ProtocolError } from '../../protocol/errors.js';
+import { parseEndpoint, type Endpoint as ProtocolEndpoint } from '../../protocol/transports/endpoint.js';
 import { closestName } from '../vmm/policy/spelling.js';
 
-/** A listening or connecting address: `unix:PATH` or `tcp:HOST:PORT`. */
-export type Endpoint =
-  | { readonly kind: 'unix'; readonly path: string }
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+/**
+ * A listening or connecting address, in the protocol's grammar (PROTOCOL.md §1, parsed by
+ * protocol/transports/endpoint.ts, the one parser of endpoint URLs): `unix:PATH`,
+ * `tcp:HOST:PORT` or `tcp:PORT`. `stdio:` is not one a command line can use: it is the pipe of a
+ * server its client started as a child.
+ */
+export type Endpoint = Exclude<ProtocolEndpoint, { kind: 'stdio' }>;
 
 export type ValueSpec =
   | { readonly kind: 'string' }
@@ -164,7 +169,7 @@ export function expectedValue(spec: ValueSpec): string {
     case 'count':
       return `a whole number from ${spec.min} to ${spec.max}`;
     case 'endpoint':
-      return 'unix:PATH or tcp:HOST:PORT';
+      return 'unix:PATH, tcp:HOST:PORT or tcp:PORT';
     case 'address':
       return 'an address such as 0x100000';
     case 'file':
@@ -191,15 +196,15 @@ export function parseValue(spec: ValueSpec, text: string): { ok: true; value: Va
       return { ok: true, value };
     }
     case 'endpoint': {
-      if (text.startsWith('unix:')) {
-        const path = text.slice(5);
-        return path === '' ? { ok: false, why: 'the path is empty' } : { ok: true, value: { kind: 'unix', path } };
+      let endpoint: ProtocolEndpoint;
+      try {
+        endpoint = parseEndpoint(text);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        return { ok: false, why: endpointProblem(text) };
       }
-      const m = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):([0-9]+)$/.exec(text);
-      if (m === null) return { ok: false };
-      const port = Number(m[2]);
-      if (port > 65535) return { ok: false, why: 'a port is 0 to 65535' };
-      return { ok: true, value: { kind: 'tcp', host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port } };
+      if (endpoint.kind === 'stdio') return { ok: false, why: 'stdio: is the pipe of a server its client starts, not an address' };
+      return { ok: true, value: endpoint };
     }
     case 'address': {
       if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(text)) return { ok: false };
@@ -232,6 +237,14 @@ export function parseValue(spec: ValueSpec, text: string): { ok: true; value: Va
       return { ok: true, value: text };
     }
   }
+}
+
+/** Why parseEndpoint() refused a URL, in the words of a usage error. */
+function endpointProblem(text: string): string | undefined {
+  if (text === 'unix:' || text.startsWith('unix:') && text.includes('\0')) return 'the path is empty or holds a NUL byte';
+  const port = /^tcp:(?:.*:)?(\d+)$/.exec(text);
+  if (port !== null && Number(port[1]) > 65535) return 'a port is 0 to 65535';
+  return undefined;
 }
 
 function usageLine(program: string, c: CommandSpec): string {

@@ -11,7 +11,7 @@ import type { ProgramSpec } from './args.js';
 /** The version `pinbox --version` prints (package.json's; a test keeps them equal). */
 export const PINBOX_VERSION = '0.1.0';
 
-const ENDPOINT = 'unix:PATH|tcp:HOST:PORT';
+const ENDPOINT = 'unix:PATH|tcp:[HOST:]PORT';
 
 const BUDGET_OPTION = {
   name: 'budget',

@@ -13,11 +13,18 @@ export interface Output {
   readonly isTTY?: boolean;
 }
 
+const silenced = { stdout: false, stderr: false };
+
 export const processOutput: Output = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
+  out: (text) => void (silenced.stdout || process.stdout.write(text)),
+  err: (text) => void (silenced.stderr || process.stderr.write(text)),
   isTTY: process.stdout.isTTY === true,
 };
+
+/** Drops what is written to a stream from now on: its reader has gone (broken-pipe.ts). */
+export function silenceProcessOutput(stream: 'stdout' | 'stderr'): void {
+  silenced[stream] = true;
+}
 
 /** A value for JSON output: bigints as "0x…" strings. */
 export function jsonValue(v: unknown): unknown {

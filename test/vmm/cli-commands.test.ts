@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
 import { PINBOX_VERSION } from '../../host/cli/commands.js';
-import { pinbox } from './cli-support.js';
+import { pinbox, startPinbox } from './cli-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-cmd-'));
 const policy = join(dir, 'policy.json');
@@ -37,7 +37,7 @@ test('--help on every command and on the program; --version is package.json\'s',
 test('bad arguments: a message naming the mistake, a hint, exit 2', async (t) => {
   const r = await pinbox(['serve', '--policy', policy]);
   t.is(r.code, 2);
-  t.is(r.err, "pinbox serve: --listen is required (unix:PATH or tcp:HOST:PORT)\nTry 'pinbox serve --help'.\n");
+  t.is(r.err, "pinbox serve: --listen is required (unix:PATH, tcp:HOST:PORT or tcp:PORT)\nTry 'pinbox serve --help'.\n");
   t.like(await pinbox(['frobnicate']), { code: 2 });
   t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--max-vms', '0'])).err, /--max-vms needs a whole number from 1 to 4096, got '0' \(below 1\)/);
   t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--token', 'x'])).err, /--token needs --control too/);
@@ -114,6 +114,15 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   t.regex(r.out, /pinbox serve: ready/);
   t.regex(r.out, /guest_connected/);
   t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
+});
+
+test('serve --listen tcp:PORT listens on 127.0.0.1, as PROTOCOL.md §1 reads the URL', async (t) => {
+  const serve = startPinbox(['serve', '--listen', 'tcp:0', '--policy', policy]);
+  const [, port] = await serve.waitFor(/guests connect to   tcp:127\.0\.0\.1:(\d+)\n/);
+  const guest = await connect(`tcp:${port}`);
+  t.is(await guest.rdmsr(0xc0000080), 0xd01n);
+  guest.close();
+  t.is((await serve.stop()).code, 0);
 });
 
 test('demo tells the story: the pins set, SMEP and WP clears refused with #GP(0), the VMM\'s denials, the MSR probe', async (t) => {

@@ -60,3 +60,15 @@ test('a request whose events cannot be written to the trace fails rather than be
   const vmm = new Vmm({ policy: parsePolicy({}), trace });
   await t.throwsAsync(vmm.vm().perform(0, rdmsr), { name: 'TraceWriteError', message: /\/dev\/full/ });
 });
+
+test('kvm_pio: an IN is traced when it completes, with the value the guest received; an OUT as it leaves', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}) });
+  const got: Event[] = [];
+  vmm.log.subscribe({ names: ['kvm_pio', 'kvm_userspace_exit'] }, (e) => got.push(e));
+  // in al, 0x80 ; mov al, 0x5a ; out 0x80, al. The VMM reads all-ones for an IN (README).
+  const r = await vmm.vm().perform(0, { op: 'exec', code: Uint8Array.of(0xe4, 0x80, 0xb0, 0x5a, 0xe6, 0x80) }) as { regs: { rax: bigint } };
+  t.is(r.regs.rax & 0xffn, 0x5an);
+  const shape = got.filter((e) => e.fields.reason !== 'KVM_EXIT_HLT').map((e) => e.name === 'kvm_pio' ? `pio rw=${e.fields.rw} port=${e.fields.port} val=${e.fields.val}` : `exit ${e.fields.reason}`);
+  // complete_emulator_pio_in() traces after user space answered (arch/x86/kvm/x86.c).
+  t.deepEqual(shape, ['exit KVM_EXIT_IO', 'pio rw=0 port=128 val=255', 'pio rw=1 port=128 val=90', 'exit KVM_EXIT_IO']);
+});

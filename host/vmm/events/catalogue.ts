@@ -96,7 +96,7 @@ export const EVENT_CATALOGUE = {
       port: u32('The port.'),
       size: u32('Bytes: 1, 2 or 4.'),
       count: u32('Items (always 1: no string I/O).'),
-      val: u32('The value written by OUT (0 for IN: the VMM answers it later).'),
+      val: u32('The value OUT wrote, or the value IN received from the VMM (traced when the IN completes, as complete_emulator_pio_in() does).'),
     },
   },
   kvm_inj_exception: {
