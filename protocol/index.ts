@@ -1,6 +1,12 @@
 /** pinbox/protocol: the wire contract and ABI constants shared by the host and the guest SDK. */
 export * from './abi.js';
 export { describeFault, exceptionName } from './notation.js';
+/** The event catalogue and the one way events are written (docs/events.md). The wire's Event is messages' `Event`; this is the catalogue-typed one. */
+export {
+  EVENT_CATALOGUE, EVENT_NAMES, isEventName, type EventFieldSpec, type EventFieldsOf, type EventFieldType, type EventName, type EventSpec,
+  VMM_EVENTS, type Event as LoggedEvent, type EventFields, type EventFieldValue,
+  decodeEventLine, encodeEventLine, readTrace, TraceFormatError, type TraceContents, eventText, eventFromWire,
+} from './events/index.js';
 export { PROTOCOL_VERSION } from './version.js';
 export * from './limits.js';
 export { ERROR_CODES, type ErrorCode, ProtocolError, RemoteError, type ProtocolErrorDetails, toProtocolError } from './errors.js';

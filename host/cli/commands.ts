@@ -91,7 +91,7 @@ export const PINBOX: ProgramSpec = {
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },
         { name: 'load', value: { kind: 'address' }, placeholder: 'ADDR', defaultText: '0x100000', description: 'where a flat binary is loaded' },
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
-        { name: 'json', description: 'print the events and the final dump as JSON Lines (64-bit values as "0x…" strings); the last line is {"event":"stop","reason",…,"regs",…,"cr",…}' },
+        { name: 'json', description: 'print the events and the final dump as JSON Lines, written as docs/events.md says (64-bit values as "0x…" strings); the last line is {"name":"stop","reason",…,"regs",…,"cr",…}' },
         BUDGET_OPTION,
       ],
       examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],

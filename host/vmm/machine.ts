@@ -96,6 +96,7 @@ export class Machine implements RunnerHost {
     this.bridge = new TracepointBridge(this.kvm.tracepoints, this.log, name, {
       exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
       denialExits: (cr) => this.denialExits(cr),
+      isCompletion: (v, rip) => this.runners[v]?.isCompletion(rip) === true,
     });
 
     const first = this.vm.createVcpu(0);

@@ -63,9 +63,13 @@ export const CONTROL_OPS = {
   getSregs: op('control', object(vcpuTarget), object({ sregs })),
   setSregs: op('control', object({ ...vcpuTarget, sregs: sregsPatch }), empty),
   initVcpu: op('control', object(vcpuTarget), empty),
+  /**
+   * Pushes of the events named (all if absent) of one VM (which need not exist yet) or all;
+   * `completions`: also the HLT that ends each guest operation in the VMM's own code.
+   */
   subscribe: op(
     'control',
-    object({ vm: optional(vmName), events: optional(array(eventName, 1, MAX_SUBSCRIBED_EVENT_NAMES)) }),
+    object({ vm: optional(vmName), events: optional(array(eventName, 1, MAX_SUBSCRIBED_EVENT_NAMES)), completions: optional(bool) }),
     object({ sub: u32 }),
   ),
   unsubscribe: op('control', object({ sub: u32 }), empty),
@@ -75,6 +79,8 @@ export const CONTROL_OPS = {
     object({ events: array(event, 0, MAX_EVENTS), next: u64 }),
   ),
   resetVm: op('control', object({ vm: vmName }), empty),
+  /** Guest operations wait until resumeVm (one in flight stops before its next guest instruction). */
+  pauseVm: op('control', object({ vm: vmName }), empty),
   resumeVm: op('control', object({ vm: vmName }), empty),
   snapshot: op('control', object({ vm: vmName }), object({ snapshot: bin(0, MAX_SNAPSHOT_BYTES) })),
   restore: op('control', object({ vm: vmName, snapshot: bin(0, MAX_SNAPSHOT_BYTES) }), empty),

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
 import { PINBOX_VERSION } from '../../host/cli/commands.js';
+import { decodeEventLine, encodeEventLine } from '../../protocol/events/index.js';
 import { pinbox, startPinbox } from './cli-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-cmd-'));
@@ -52,9 +53,13 @@ test('run boots the gcc-built hello.elf and halts with RAX = 0x7b0, RBX = 0x150,
   const json = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--json']);
   const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   const stop = lines.at(-1)!;
-  t.deepEqual(Object.keys(stop), ['event', 'reason', 'regs', 'cr']);
-  t.like(stop, { event: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
-  t.true(lines.slice(0, -1).every((l) => typeof l.event === 'string' && typeof l.seq === 'string'));
+  t.deepEqual(Object.keys(stop), ['name', 'reason', 'regs', 'cr']);
+  t.like(stop, { name: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
+  // The events are the trace's lines (docs/events.md): name, seq and time as JSON numbers.
+  const events = lines.slice(0, -1);
+  t.true(events.length > 0);
+  t.true(events.every((l) => typeof l.name === 'string' && typeof l.seq === 'number' && typeof l.time === 'number' && !('event' in l)));
+  t.deepEqual(events.map((l) => encodeEventLine(decodeEventLine(JSON.stringify(l)))), json.out.split('\n').slice(0, events.length).map((l) => l + '\n'));
 });
 
 test('run: a fault the program does not handle, the budget, and a triple fault stop it with exit 1', async (t) => {
@@ -112,7 +117,9 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   t.regex(r.out, new RegExp(`guests connect to   unix:${sock}`));
   t.regex(r.out, /control token in    .*serve\.sock\.ctl\.token \(readable by its owner only\)/);
   t.regex(r.out, /pinbox serve: ready/);
-  t.regex(r.out, /guest_connected/);
+  // Every console line names its VM (issue 11 #15), in docs/events.md's text form.
+  t.regex(r.out, /\n {2}VM "default" vm_created vcpus=1 memory=16777216 profile=v2 policy=\S+policy\.json\n/);
+  t.regex(r.out, /\n {2}VM "default" vcpu 0 guest_connected connection=\d+\n/);
   t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
 });
 

@@ -9,12 +9,7 @@ import { GP_VECTOR, KVM_CAP_X86_USER_SPACE_MSR, X86_CR4_SMEP } from '../../proto
 import { connect as openConnection, type Event } from '../../protocol/index.js';
 import { connect } from '../../guest-sdk/index.js';
 import { RawPeer } from '../protocol/raw-peer.js';
-import { withServer } from './server-support.js';
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!condition()) throw new Error('timed out waiting');
-}
+import { until, withServer } from './server-support.js';
 
 test('a guest attaches to a VM made from the policy on first use, with the VM\'s vCPU count and profile', async (t) => {
   await withServer({ vcpus: 2, profile: 'v3' }, async (s) => {
@@ -75,14 +70,14 @@ test('limits: connections past --max-connections are refused by name and closed;
   await withServer({}, async (s) => {
   const a = await connect(s.guestUrl, { vm: 'one' });
   await t.throwsAsync(connect(s.guestUrl, { vm: 'two' }), { code: 'limit', message: /at most 1 VMs/ });
-  await until(() => s.server.connections.count === 1);
+  await until(() => s.server.connections.count === 1, 'the refused connection to close');
   const b = await s.raw('control');
   const third = await s.raw('guest');
   await t.throwsAsync(third.hello({ role: 'guest', vm: 'one' }), { code: 'limit', message: /at most 2 connections.*--max-connections/ });
   await new Promise<void>((resolve) => third.onClose(() => resolve()));
   t.true(third.closed);
   b.close();
-  await until(() => s.server.connections.count === 1);
+  await until(() => s.server.connections.count === 1, 'the closed control connection to be counted out');
   const big = new RawPeer(await openConnection(s.guestUrl));
   const header = Buffer.alloc(4);
   header.writeUInt32BE(8193);
@@ -143,6 +138,42 @@ test('subscriptions push matching events after the subscribe answer; events() pa
   });
 });
 
+test('a subscription may name a VM before a guest makes it; without completions it gets no operation-ending HLT', async (t) => {
+  await withServer({}, async (s) => {
+  const c = await s.control();
+  const plain: Event[] = [];
+  const all: Event[] = [];
+  const quiet = await c.request('subscribe', { vm: 'later', events: ['kvm_exit', 'kvm_msr', 'vm_created'] });
+  c.onEvent(quiet.sub, (e) => plain.push(e));
+  const loud = await c.request('subscribe', { vm: 'later', events: ['kvm_exit', 'kvm_msr', 'vm_created'], completions: true });
+  c.onEvent(loud.sub, (e) => all.push(e));
+  const guest = await connect(s.guestUrl, { vm: 'later' });
+  await guest.rdmsr(0xc0000080);
+  await until(() => all.length >= 4, 'the pushes');
+  t.deepEqual(plain.map((e) => e.name), ['vm_created', 'kvm_exit', 'kvm_msr']);
+  t.deepEqual(all.map((e) => [e.name, e.fields.exit_reason]), [['vm_created', undefined], ['kvm_exit', 'MSR_READ'], ['kvm_msr', undefined], ['kvm_exit', 'HLT']]);
+  guest.close();
+  });
+});
+
+test('pauseVm makes guest operations wait until resumeVm', async (t) => {
+  await withServer({}, async (s) => {
+  const guest = await connect(s.guestUrl);
+  const c = await s.control();
+  await c.request('pauseVm', { vm: 'default' });
+  t.is(s.vmm.get('default')!.runState, 'paused');
+  let answered = false;
+  const read = guest.rdmsr(0xc0000080).then((v) => ((answered = true), v));
+  await new Promise((r) => setTimeout(r, 50));
+  t.false(answered, 'a paused VM runs no guest code');
+  await c.request('resumeVm', { vm: 'default' });
+  t.is(await read, 0xd01n);
+  const page = await c.request('events', { vm: 'default', limit: 10000 });
+  t.deepEqual(page.events.filter((e) => e.name === 'vm_paused' || e.name === 'vm_resumed').map((e) => [e.name, e.fields.cause]), [['vm_paused', 'control'], ['vm_resumed', 'control']]);
+  guest.close();
+  });
+});
+
 test('resetVm clears the pins, resumeVm resumes a paused VM, stats counts VMs and connections', async (t) => {
   await withServer({ heki: { onDenial: 'pause' } }, async (s) => {
   const guest = await connect(s.guestUrl);
@@ -150,8 +181,7 @@ test('resetVm clears the pins, resumeVm resumes a paused VM, stats counts VMs an
   await guest.heki.lockCr(4, X86_CR4_SMEP);
   const cr4 = await guest.readCr(4);
   const denied = guest.writeCrSafe(4, cr4 & ~X86_CR4_SMEP);
-  await new Promise((r) => setTimeout(r, 20));
-  t.is(s.vmm.get('default')!.runState, 'paused');
+  await until(() => s.vmm.get('default')!.runState === 'paused', 'the denial to pause the VM');
   await c.request('resumeVm', { vm: 'default' });
   t.like(await denied, { ok: false, fault: { vector: GP_VECTOR } });
   await c.request('resetVm', { vm: 'default' });

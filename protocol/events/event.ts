@@ -1,7 +1,8 @@
 /**
- * One recorded event, in the shape of the protocol's `Event` (protocol.md: seq u64, time u64,
- * name, vm, vcpu?, rip?, fields). Treat it as read-only: the log hands the same object to the
- * ring, every subscriber and every trace.
+ * One recorded event, in the shape of the protocol's `Event` (PROTOCOL.md §6: seq u64, time u64,
+ * name, vm, vcpu?, rip?, fields), each field of the JavaScript type its catalogue type gives
+ * (bigint for u64, number for u32 and number). Treat it as read-only: the VMM's log hands the
+ * same object to the ring, every subscriber and every trace.
  */
 import { EVENT_CATALOGUE, isEventName, type EventName } from './catalogue.js';
 
@@ -19,6 +20,9 @@ export interface Event {
   readonly rip?: bigint;
   readonly fields: EventFields;
 }
+
+/** The `vm` of events about the VMM itself rather than one VM (control_connected). */
+export const VMM_EVENTS = '-';
 
 const U32_MAX = 0xffffffff;
 
