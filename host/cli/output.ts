@@ -45,6 +45,12 @@ export function eventLine(e: Event): string {
   return `  ${eventText(e)}\n`;
 }
 
+/** Nanoseconds as seconds with microseconds, as trace-cmd prints time: `12.000345`. */
+export function seconds(ns: bigint): string {
+  const us = ns / 1000n;
+  return `${us / 1_000_000n}.${String(us % 1_000_000n).padStart(6, '0')}`;
+}
+
 const REG_ROWS = [
   ['rax', 'rbx', 'rcx', 'rdx'],
   ['rsi', 'rdi', 'rsp', 'rbp'],

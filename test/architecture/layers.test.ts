@@ -5,7 +5,8 @@
  *
  * Imports only go down — cli → conform → vmm → kvm → x86 — and any layer may skip down past
  * another. Everything may use protocol, except the CPU, which takes only the architecture's own
- * numbers. guest-sdk imports only protocol; nothing under host/ imports guest-sdk. Tests may use
+ * numbers. guest-sdk and control import only protocol; nothing under host/ imports guest-sdk, and
+ * of host/ only the command (a control client) imports control. Tests may use
  * anything. Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
  * protocol/index.ts, a folder's index.ts) counts as an import of the file that defines it.
  */
@@ -21,7 +22,7 @@ interface Layer {
 }
 
 type LayerName =
-  | 'x86 architecture' | 'protocol' | 'guest-sdk'
+  | 'x86 architecture' | 'protocol' | 'guest-sdk' | 'control'
   | 'host/x86' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
   | 'examples' | 'test';
 
@@ -35,6 +36,8 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
   'protocol': { files: ['protocol/'], mayImport: ['x86 architecture'] },
   /** The guest side speaks only the protocol. */
   'guest-sdk': { files: ['guest-sdk/'], mayImport: ['protocol', 'x86 architecture'] },
+  /** The control side (pinbox/control, a client of a server's control endpoint) speaks only the protocol too. */
+  'control': { files: ['control/'], mayImport: ['protocol', 'x86 architecture'] },
   /** "The hardware": nothing above it, and of protocol only the architecture's numbers — not the
    * KVM API, not Heki, not the wire. */
   'host/x86': { files: ['host/x86/'], mayImport: ['x86 architecture'] },
@@ -51,24 +54,24 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
    * which host/ reaches the guest SDK (the example is a guest), and it opens only here; nothing
    * else under host/ may import examples/ or guest-sdk/.
    */
-  'host/cli': { files: ['host/cli/', 'host/cli.ts'], mayImport: ['host/conform', 'host/vmm', ...BELOW_VMM, 'examples'] },
+  'host/cli': { files: ['host/cli/', 'host/cli.ts'], mayImport: ['host/conform', 'host/vmm', ...BELOW_VMM, 'control', 'examples'] },
   /** The pinbox/host entry point: the core, KVM and the VMM, not the runner or the command. */
   'pinbox/host': { files: ['host/index.ts'], mayImport: ['host/vmm', ...BELOW_VMM] },
   /** Runnable guests and their hosts: anything but the tests (an example runs from dist/
    * without test/) and the command (which imports the examples). */
   'examples': {
     files: ['examples/'],
-    mayImport: ['guest-sdk', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host'],
+    mayImport: ['guest-sdk', 'control', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host'],
   },
   /** Tests may use anything. */
   'test': {
     files: ['test/'],
-    mayImport: ['guest-sdk', 'host/cli', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host', 'examples'],
+    mayImport: ['guest-sdk', 'control', 'host/cli', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host', 'examples'],
   },
 };
 
 /** The folders the layers cover; every .ts file in them must belong to a layer. */
-const ROOTS = ['protocol', 'guest-sdk', 'host', 'examples', 'test'];
+const ROOTS = ['protocol', 'guest-sdk', 'control', 'host', 'examples', 'test'];
 
 function layerOf(file: string): LayerName | undefined {
   let best: { name: LayerName; length: number } | undefined;

@@ -42,7 +42,8 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-const remote = (...args: string[]) => pinbox(['conform', '--host', server.controlUrl, '--token', server.token, ...args]);
+/** As a user runs it: the token from the file serve wrote, so that it never sits in the process list. */
+const remote = (...args: string[]) => pinbox(['conform', '--host', server.controlUrl, '--token-file', server.tokenFile, ...args]);
 
 test('the whole suite passes in-process and against pinbox serve in a child process, with the same report', async (t) => {
   const files = discoverScenarioFiles([SUITE]);

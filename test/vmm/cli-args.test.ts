@@ -88,13 +88,14 @@ test('option mistakes: unknown (with a guess), missing values, given twice, flag
   usage(t, ['demo', 'now'], "pinbox demo: unexpected argument 'now'");
 });
 
-test('conform: operands are existing paths; --host and --token go together; -- ends options', (t) => {
+test('conform: operands are existing paths; --token and --token-file need --host; -- ends options', (t) => {
   const c = command('conform', dir, policy, '--list');
   t.deepEqual(c.operands, [dir, policy]);
   t.true(c.flag('list'));
   usage(t, ['conform', join(dir, 'nope')], /^pinbox conform: FILES\|DIRS must be an existing file or directory, got '.*nope' \(no such file or directory\)$/);
-  usage(t, ['conform', '--host', 'tcp:127.0.0.1:7001'], 'pinbox conform: --host needs --token too');
   usage(t, ['conform', '--token', 'T'], 'pinbox conform: --token needs --host too');
+  usage(t, ['conform', '--token-file', policy], 'pinbox conform: --token-file needs --host too');
+  usage(t, ['conform', '--token-file', join(dir, 'none')], /--token-file needs an existing file, got '.*none' \(no such file or directory\)/);
   const remote = command('conform', '--host', 'tcp:127.0.0.1:7001', '--token', 'T');
   t.deepEqual(remote.endpoint('host'), { kind: 'tcp', host: '127.0.0.1', port: 7001 });
   t.is(remote.string('token'), 'T');
@@ -127,15 +128,15 @@ test('help: program help, help COMMAND, --help and -h on every command, even bes
   const serve = (parse('help', 'serve') as { text: string }).text;
   t.regex(serve, /Usage: pinbox serve --listen unix:PATH\|tcp:\[HOST:\]PORT \[--control unix:PATH\|tcp:\[HOST:\]PORT\] --policy FILE \[--trace FILE\]/);
   const conform = (parse('conform', '-h') as { text: string }).text;
-  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:\[HOST:\]PORT\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[FILES\|DIRS\.\.\.\]/);
+  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:\[HOST:\]PORT\] \[--token-file FILE\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[FILES\|DIRS\.\.\.\]/);
 });
 
 test('--version, and mistakes before any command', (t) => {
   t.deepEqual(parse('--version'), { kind: 'version' });
   t.deepEqual(parse('run', '--version'), { kind: 'version' });
   usage(t, [], 'pinbox: no command given');
-  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform)");
-  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform)");
+  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform, events, ctl, trace)");
+  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform, events, ctl, trace)");
   usage(t, ['--policy', policy], 'pinbox: expected a command before --policy');
   usage(t, ['help', 'nope'], /^pinbox: unknown command 'nope'/);
   usage(t, ['help', 'run', 'serve'], 'pinbox help: takes one command name, got 2');
