@@ -13,7 +13,7 @@ export { ERROR_CODES, type ErrorCode, ProtocolError, RemoteError, type ProtocolE
 export * from './messages/index.js';
 export { crNumber } from './messages/guest.js';
 export {
-  MAX_FILTER_RANGES, MAX_MSR_ENTRIES, MAX_EVENTS, MAX_SUBSCRIBED_EVENT_NAMES, MAX_SNAPSHOT_BYTES,
+  MAX_FILTER_RANGES, MAX_FILTER_BITMAP_BYTES, MAX_MSR_ENTRIES, MAX_EVENTS, MAX_SUBSCRIBED_EVENT_NAMES, MAX_SNAPSHOT_BYTES,
 } from './messages/control.js';
 export { decodeMsgpack, encodeMsgpack } from './codec.js';
 export { checkMsgpackSubset } from './msgpack-subset.js';
