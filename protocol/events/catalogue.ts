@@ -237,8 +237,8 @@ export const EVENT_CATALOGUE = {
   guest_connected: {
     description: 'A guest client said hello and was attached to a vCPU.',
     fields: {
-      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
     },
   },
   guest_disconnected: {
@@ -250,8 +250,8 @@ export const EVENT_CATALOGUE = {
   control_connected: {
     description: 'A control client said hello with a valid token.',
     fields: {
-      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
     },
   },
 } as const satisfies Readonly<Record<string, EventSpec>>;

@@ -51,6 +51,12 @@ export function eventProblems(event: Event): string[] {
   for (const field of Object.keys(event.fields)) {
     if (!(field in spec)) problems.push(`${event.name}: field ${field} is not in the catalogue`);
   }
+  // PROTOCOL.md §2: a VMM sends the fields in the catalogue's order.
+  const order = Object.keys(spec);
+  const given = Object.keys(event.fields).filter((f) => f in spec);
+  if (given.some((f, i) => i > 0 && order.indexOf(f) < order.indexOf(given[i - 1]!))) {
+    problems.push(`${event.name}: fields ${given.join(', ')} are not in the catalogue's order (${order.join(', ')})`);
+  }
   if (event.vcpu !== undefined && !(Number.isInteger(event.vcpu) && event.vcpu >= 0)) {
     problems.push(`${event.name}: vcpu ${event.vcpu} is not a vCPU number`);
   }

@@ -10,6 +10,7 @@ import { connect as openConnection, type Event } from '../../protocol/index.js';
 import { connect } from '../../guest-sdk/index.js';
 import { RawPeer } from '../protocol/raw-peer.js';
 import { until, withServer } from './server-support.js';
+import { eventFromWire, eventProblems } from '../../protocol/events/index.js';
 
 test('a guest attaches to a VM made from the policy on first use, with the VM\'s vCPU count and profile', async (t) => {
   await withServer({ vcpus: 2, profile: 'v3' }, async (s) => {
@@ -215,5 +216,31 @@ test('snapshot and restore bring back memory, registers and pins; a foreign snap
   t.deepEqual(s.vmm.get('other')!.hekiPins, { cr0: 0n, cr4: X86_CR4_SMEP }, 'a snapshot fits any VM of the same shape');
   guest.close();
   other.close();
+  });
+});
+
+test('every event a server sends is one of the catalogue, with its fields, in its order (PROTOCOL.md §2, §6.2)', async (t) => {
+  await withServer({ heki: { onDenial: 'pause' }, msrFilter: { default: 'allow', deny: [{ msr: '0x10', access: 'read' }] } }, async (s) => {
+    const c = await s.control();
+    const pushed: Event[] = [];
+    const { sub } = await c.request('subscribe', { completions: true });
+    c.onEvent(sub, (e) => pushed.push(e));
+    const guest = await connect(s.guestUrl, { client: 'everything' });
+    await guest.rdmsrSafe(0x10);
+    await guest.heki.lockCr(4, X86_CR4_SMEP);
+    const cr4 = await guest.readCr(4);
+    const denied = guest.writeCrSafe(4, cr4 & ~X86_CR4_SMEP);
+    await until(() => s.vmm.get('default')!.runState === 'paused', 'the pause');
+    await c.request('resumeVm', { vm: 'default' });
+    await denied;
+    await guest.exec(Uint8Array.of(0xe4, 0x80, 0xf4)); // in al, 0x80; hlt
+    await c.request('initVcpu', { vm: 'default', vcpu: 0 });
+    await c.request('setMsrFilter', { vm: 'default', flags: 0, ranges: [] });
+    await c.request('resetVm', { vm: 'default' });
+    guest.close();
+    await until(() => pushed.some((e) => e.name === 'guest_disconnected'), 'the disconnect');
+    const names = new Set(pushed.map((e) => e.name));
+    t.true(names.size >= 15, [...names].join(' '));
+    t.deepEqual(pushed.flatMap((e) => eventProblems(eventFromWire(e))), []);
   });
 });
