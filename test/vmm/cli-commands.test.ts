@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
-import { PINBOX_VERSION } from '../../host/cli/commands.js';
+import { PINBOX, PINBOX_VERSION } from '../../host/cli/commands.js';
 import { decodeEventLine, encodeEventLine } from '../../protocol/events/index.js';
 import { pinbox, startPinbox } from './cli-support.js';
 
@@ -23,13 +23,14 @@ const flat = (name: string, ...bytes: number[]): string => {
 };
 
 test('--help on every command and on the program; --version is package.json\'s', async (t) => {
-  for (const command of ['demo', 'serve', 'run', 'conform']) {
+  for (const command of PINBOX.commands.map((c) => c.name)) {
     const r = await pinbox([command, '--help']);
     t.is(r.code, 0, command);
     t.regex(r.out, new RegExp(`^pinbox ${command} — .*\\n\\nUsage: pinbox ${command}`), command);
   }
   const all = await pinbox(['--help']);
-  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run/);
+  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace/);
+  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace']);
   const v = await pinbox(['--version']);
   t.is(v.out, `pinbox ${PINBOX_VERSION}\n`);
   t.is(JSON.parse(readFileSync('package.json', 'utf8')).version, PINBOX_VERSION);
