@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,21 +22,26 @@ function npm(args: string[], cwd: string): Promise<{ stdout: string; stderr: str
     : run('npm', args, { cwd, maxBuffer: 1 << 24 });
 }
 
+let dir: string;
 let app: string;
 let bin: string;
 
 test.before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pbx-package-'));
+  dir = mkdtempSync(join(tmpdir(), 'pbx-package-'));
   await npm(['pack', '--pack-destination', dir, '--silent'], process.cwd());
   const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
   if (tarball === undefined) throw new Error(`npm pack wrote no tarball in ${dir}`);
   app = join(dir, 'app');
-  await run('mkdir', [app]);
+  mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   // The dependencies come from the npm cache when it has them (npm ci filled it); the optional
   // native decoder of msgpackr is left out, as msgpackr works without it.
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--omit=optional', join(dir, tarball)], app);
   bin = join(app, 'node_modules', '.bin', 'pinbox');
+});
+
+test.after.always(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
 test('pinbox conform, from the folder it is installed in, finds the shipped suite and every scenario passes', async (t) => {
