@@ -1,6 +1,6 @@
 /**
  * Decoded basic blocks, cached per guest-physical frame and offset (Halfix's traces keyed by
- * physical address, spec/x86-core.md §1.3). A block runs from its first instruction to the
+ * physical address, docs/x86-model.md §1.3). A block runs from its first instruction to the
  * first one that branches or may stop the core, to the end of its page, or to MAX_BLOCK
  * instructions. Decoded instructions hold no virtual address (RIP-relative operands and branch
  * targets are computed from RIP at run time), so one block serves every alias of its code.

@@ -3,7 +3,7 @@
  * that the decoder, the executors, the MMU and the exception logic share. `Cpu` (cpu.ts) builds
  * the hypervisor-facing API (`GuestCpu`) on top of it.
  *
- * Representation (spec/x86-core.md §7, measured there): each GPR is two 32-bit halves in
+ * Representation (docs/x86-model.md §7, measured there): each GPR is two 32-bit halves in
  * Int32Arrays (`lo`, `hi`), BigInt appears only at the public edge. RIP and every linear
  * address are JS numbers holding the signed, canonical 48-bit value: exact in a double, with a
  * cheap canonical check. RFLAGS arithmetic bits are lazy (flags.ts).
