@@ -13,6 +13,7 @@ import { HostError, InvalidArgumentError } from './errors.js';
 import { GuestChannel } from './guest-channel.js';
 import { GuestOperations } from './guest-operations.js';
 import { Heki } from './heki.js';
+import { HekiMemory } from './heki-memory.js';
 import { type MsrRangeInput } from './msr-ranges.js';
 import { type MsrProbeReport, type ProbeMsrsOptions, probeMsrs } from './msr-probe.js';
 import type { OpKind } from './operations.js';
@@ -53,6 +54,8 @@ export class Guest extends GuestOperations {
   readonly server: string;
   /** Heki CR pinning as a guest kernel does it: `version()`, `lockCr()`, `lockDown()`. */
   readonly heki: Heki;
+  /** Heki's memory locks: `lockMemPageRanges()` (RFC v1) and `protectMemory()` (RFC v2). */
+  readonly hekiMemory: HekiMemory;
 
   /** @internal Guests come from `connect()`. */
   constructor(private readonly channel: GuestChannel, hello: HelloResult) {
@@ -63,6 +66,7 @@ export class Guest extends GuestOperations {
     this.profile = hello.profile;
     this.server = hello.server;
     this.heki = new Heki(this);
+    this.hekiMemory = new HekiMemory(this);
   }
 
   /** True once the connection is closed (by `close()`, the host, or a timeout). */

@@ -10,6 +10,7 @@ import type { Intercept } from '../x86/intercept.js';
 import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
 import { kvmEmulateCpuid } from './handle-cpuid.js';
 import { kvmEmulateHypercall } from './handle-hypercall.js';
+import { handleEptViolation } from './handle-ept-violation.js';
 import { handleIo } from './handle-io.js';
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
 import type { VcpuArch } from './vcpu-arch.js';
@@ -47,6 +48,8 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
       // Only a core-set exception bitmap can cause this: hand the event back to the guest.
       v.injectException(ic.vector, ic.errorCode, ic.address);
       return false;
+    case 'ept_violation':
+      return handleEptViolation(v, ic);
     case 'triple_fault':
       return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
     case 'budget':

@@ -123,6 +123,10 @@ export const RUN = {
   msr_reason: 40,
   msr_index: 44,
   msr_data: 48,
+  /** memory_fault: flags u64, gpa u64, size u64 */
+  memory_fault_flags: 32,
+  memory_fault_gpa: 40,
+  memory_fault_size: 48,
   /** Heki (out of tree, docs/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
   heki_reason: 32,
   heki_value: 40,
