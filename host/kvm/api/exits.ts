@@ -162,7 +162,7 @@ export const KVM_EXITS = {
 export type VcpuExitReason = keyof typeof KVM_EXITS;
 
 /**
- * pinbox's name for an exit_reason it has no name for (a newer kernel's exit, or one of 39 and
+ * pinbox's name for an exit_reason it has no name for (a newer kernel's exit, or one of 40 and
  * up on a VM that speaks no Heki profile): never a kernel name.
  */
 export const UNNAMED_EXIT = 'KVM_EXIT_UNNAMED';
