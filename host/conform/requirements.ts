@@ -37,7 +37,7 @@ export type Need =
 
 /** Linux's CR0 on x86-64 (arch/x86/kernel/head_64.S: CR0_STATE): PG|AM|WP|NE|ET|MP|PE. */
 export const LINUX_HOST_CR0 = 0x8005_0033n;
-/** The cr4_pinned_mask a Heki kernel has, by profile (spec/heki.md; protocol/abi/heki.ts). */
+/** The cr4_pinned_mask a Heki kernel has, by profile (docs/heki.md; protocol/abi/heki.ts). */
 const PINNABLE: Readonly<Record<HekiProfileName, bigint>> = { v2: HEKI_CR4_PINNABLE_MASK_V2, v3: HEKI_CR4_PINNABLE_MASK_V3 };
 /** /proc/cpuinfo flags → the CR4 bit Linux sets for them (BackendHost.cr4Flags). */
 const CR4_OF_FLAG: Readonly<Record<string, bigint>> = {
