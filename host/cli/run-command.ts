@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParsedCommand } from './args.js';
+import { cliBackend, onBackend } from './backend-option.js';
 import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
@@ -23,6 +24,8 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   const json = args.flag('json');
   const policyFile = args.string('policy')!;
   const imageFile = args.string('image')!;
+  const support = await cliBackend(args, io, 'run');
+  if (support === undefined) return 1;
   let vmm: Vmm;
   let entry: bigint;
   try {
@@ -34,7 +37,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
       ...(args.has('load') && { load: args.address('load')! }),
       ...(args.has('entry') && { entry: args.address('entry')! }),
     });
-    vmm = new Vmm({ policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
+    vmm = new Vmm({ policy, policySource: policyFile, ...onBackend(support), ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
     entry = image.entry;

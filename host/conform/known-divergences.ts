@@ -57,22 +57,23 @@ function hasIntN(code: Uint8Array): boolean {
   return false;
 }
 
+/** A quirk of a PVM host (docs/real-kvm.md §10): CPL0 code runs through KVM's emulator. */
+function pvm(entry: Omit<Entry, 'kind' | 'vendorModule'>): Entry {
+  return { ...entry, kind: 'host-quirk', vendorModule: 'kvm_pvm' };
+}
+
 const ENTRIES: readonly Entry[] = [
-  {
+  pvm({
     id: 'pvm-pat-unchecked',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'WRMSR to IA32_PAT with a reserved memory type is accepted (upstream: kvm_pat_valid() fails it, so INVAL)',
     doc: 'docs/real-kvm.md#pat-with-a-reserved-memory-type-is-accepted',
     matches: (step, model, kvm) => {
       const a = guest(step)?.action;
       return a?.op === 'wrmsr' && a.index === 0x277 && faults(model, kvm, '#GP(0)', null);
     },
-  },
-  {
+  }),
+  pvm({
     id: 'pvm-cpl3-vmcall-gp',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'VMCALL at CPL3 is #GP(0) (upstream VMX: a VM exit, and kvm_emulate_hypercall() returns -KVM_EPERM)',
     doc: 'docs/real-kvm.md#vmcall-at-cpl3-is-gp',
     matches: (step, model, kvm) => {
@@ -81,11 +82,9 @@ const ENTRIES: readonly Entry[] = [
       const a = g.action;
       return (a.op === 'hypercall' && a.insn === 'vmcall') || (a.op === 'exec' && hasVmcall(a.code));
     },
-  },
-  {
+  }),
+  pvm({
     id: 'pvm-cr-upper-bits-dropped',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'MOV to CR0/CR4 with bits 63:32 set drops them instead of #GP(0) (the emulator\'s mk_cr_64() keeps 32 bits; VMX/SVM check all 64)',
     doc: 'docs/real-kvm.md#mov-to-cr0cr4-drops-bits-6332',
     matches: (step, model, kvm) => {
@@ -94,31 +93,36 @@ const ENTRIES: readonly Entry[] = [
       if (a.op === 'writeCr') return (a.cr === 0 || a.cr === 4) && (a.value & ~U32) !== 0n;
       return a.op === 'writeCrMasked' && (a.cr === 0 || a.cr === 4) && (a.set & ~U32) !== 0n;
     },
-  },
-  {
+  }),
+  pvm({
     id: 'pvm-int-n-cpl3-ud',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'INT n from CPL3 is #UD whatever the gate (KVM\'s emulator does not do protected-mode INT n: emulate_int())',
     doc: 'docs/real-kvm.md#int-n-from-cpl3-is-ud',
     matches: (step, model, kvm) => {
       const g = guest(step);
       return g?.cpl === 3 && g.action.op === 'exec' && hasIntN(g.action.code) && fieldOf(kvm, 'fault') === '#UD' && fieldOf(model, 'fault') !== '#UD';
     },
-  },
-  {
+  }),
+  pvm({
     id: 'pvm-cpl0-int3-internal-error',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'INT3 (and INT n) at CPL0 ends KVM_RUN with KVM_EXIT_INTERNAL_ERROR (emulation failure): the emulator does not do protected-mode software interrupts',
     doc: 'docs/real-kvm.md#int-n-from-cpl3-is-ud',
-  },
-  {
+  }),
+  pvm({
+    id: 'pvm-cpl0-hypercalls-never-complete',
+    title: 'A VMCALL or VMMCALL at CPL0 never retires (the emulator rewrites it and runs it again, for ever): the VMM answers host_unsupported, and scenarios with CPL0 hypercalls are unsupported',
+    doc: 'docs/real-kvm.md#cpl0-hypercalls-never-complete',
+  }),
+  pvm({
     id: 'pvm-out-retired-at-exit',
-    kind: 'host-quirk',
-    vendorModule: 'kvm_pvm',
     title: 'At a KVM_EXIT_IO for an OUT, RIP is already past it (the emulator writes RIP back before exiting; VMX\'s handle_io() leaves it on the OUT until complete_fast_pio_out())',
     doc: 'docs/real-kvm.md#an-out-has-retired-when-it-exits',
+  }),
+  {
+    id: 'immediate-exit-intr',
+    kind: 'model-decision',
+    title: 'KVM_RUN with immediate_exit leaves exit_reason stale (0, or the last exit\'s); run() reports KVM_EXIT_INTR on both backends',
+    doc: 'docs/real-kvm.md#run-reports-kvm_exit_intr-whenever-kvm_run-returned-eintr',
   },
   {
     id: 'no-in-kernel-lapic',
