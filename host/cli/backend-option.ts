@@ -7,7 +7,7 @@
  */
 import { BACKEND_NAMES, type BackendName } from '../kvm/api/backend.js';
 import { openBackend, type HostSupport } from '../vmm/host-survey.js';
-import type { OptionSpec, ParsedCommand } from './args.js';
+import { UsageError, type OptionSpec, type ParsedCommand } from './args.js';
 import type { Output } from './output.js';
 
 export const BACKEND_OPTION: OptionSpec = {
@@ -22,9 +22,16 @@ export function backendName(args: ParsedCommand): BackendName {
   return (args.string('backend') ?? 'model') as BackendName;
 }
 
-/** The KVM `--backend` names, with what it can do; undefined (after saying why on stderr) where it cannot be had. */
+/**
+ * The KVM `--backend` names, with what it can do; undefined (after saying why on stderr) where it
+ * cannot be had. --budget counts guest instructions, which only the model can: with real KVM it is
+ * a usage error (a run there ends at its deadline instead), never silently ignored.
+ */
 export async function cliBackend(args: ParsedCommand, io: Output, command: string): Promise<HostSupport | undefined> {
   const name = backendName(args);
+  if (name !== 'model' && args.has('budget')) {
+    throw new UsageError('pinbox', command, '--budget counts guest instructions, which only the model does: on real KVM (--backend kvm) a run ends at its deadline instead');
+  }
   try {
     return await openBackend(name);
   } catch (e) {

@@ -57,7 +57,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   if (json) {
     io.out(jsonLine({ name: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
   } else {
-    io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip)}\n`);
+    io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip, support.backend.name === 'model')}\n`);
     io.out(registerTable(outcome.regs as unknown as Record<string, bigint>));
     io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
   }
@@ -65,7 +65,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   return outcome.stop === 'hlt' ? 0 : 1;
 }
 
-function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint): string {
+function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint, counted: boolean): string {
   switch (stop) {
     case 'hlt':
       return `the program executed HLT (RIP ${hex(rip)}, after it)`;
@@ -74,7 +74,8 @@ function stopText(stop: string, fault: { vector: number; errorCode?: number } | 
     case 'shutdown':
       return 'the vCPU shut down (triple fault)';
     case 'budget':
-      return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+      // Real KVM counts no instructions: what stopped the program there is the run's deadline.
+      return counted ? `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)` : `the run's deadline passed (RIP ${hex(rip)}; real KVM counts no instructions)`;
     default:
       return stop;
   }

@@ -99,3 +99,20 @@ if (realBackend !== undefined) {
 } else {
   test.todo('conform --diff on this machine [kvm] — not run: no usable /dev/kvm here');
 }
+
+await backendTest('run --backend: a program that never halts is stopped, by the budget on the model and by the deadline on real KVM; --budget is the model\'s only', async (t, b) => {
+  const loop = join(dir, 'loop.bin');
+  writeFileSync(loop, Uint8Array.of(0xeb, 0xfe)); // jmp $
+  if (b.name === 'model') {
+    const r = await pinbox(['run', '--policy', policy, '--image', loop, '--budget', '1000']);
+    t.is(r.code, 1, r.err);
+    t.regex(r.out, /stopped: the instruction budget ran out \(RIP 0x100000; --budget raises it\)/);
+  } else {
+    const refused = await pinbox(['run', '--backend', 'kvm', '--policy', policy, '--image', loop, '--budget', '1000']);
+    t.is(refused.code, 2);
+    t.regex(refused.err, /pinbox run: --budget counts guest instructions, which only the model does/);
+    const r = await pinbox(['run', '--backend', 'kvm', '--policy', policy, '--image', loop]);
+    t.is(r.code, 1, r.err);
+    t.regex(r.out, /stopped: the run's deadline passed \(RIP 0x100000; real KVM counts no instructions\)/);
+  }
+});
