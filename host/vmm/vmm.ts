@@ -20,6 +20,7 @@ import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './event
 import { Machine } from './machine.js';
 import type { CompiledPolicy } from './policy/index.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
+import type { DeviceOptions } from './devices/index.js';
 
 /** The per-request instruction budget unless configured: a guest loop that never ends stops here. */
 export const DEFAULT_BUDGET = 1_000_000;
@@ -55,6 +56,8 @@ export interface VmmOptions {
    * gives the machine's /dev/kvm (host/kvm/api/backend.ts).
    */
   readonly backend?: KvmBackend;
+  /** Devices beyond the serial console every VM has: isa-debug-exit for `pinbox run`. */
+  readonly devices?: DeviceOptions;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -108,6 +111,7 @@ export class Vmm {
       budget: this.budget,
       backend: this.backend,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
+      ...(this.options.devices !== undefined && { devices: this.options.devices }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });
     this.machines.set(name, machine);

@@ -54,8 +54,8 @@ test('run boots the gcc-built hello.elf and halts with RAX = 0x7b0, RBX = 0x150,
   const json = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--json']);
   const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   const stop = lines.at(-1)!;
-  t.deepEqual(Object.keys(stop), ['name', 'reason', 'regs', 'cr']);
-  t.like(stop, { name: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
+  t.deepEqual(Object.keys(stop), ['name', 'vcpu', 'reason', 'regs', 'cr']);
+  t.like(stop, { name: 'stop', vcpu: 0, reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
   // The events are the trace's lines (docs/events.md): name, seq and time as JSON numbers.
   const events = lines.slice(0, -1);
   t.true(events.length > 0);
