@@ -111,6 +111,9 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   })();
   t.is(guest.vm, 'default');
   t.is(await guest.rdmsr(0xc0000080), 0xd01n);
+  // mov dx, 0x3f8 ; mov al, 'o' ; out dx, al ; mov al, 'k' ; out dx, al ; mov al, '\n' ; out dx, al
+  const printed = await guest.exec(Uint8Array.of(0x66, 0xba, 0xf8, 0x03, 0xb0, 0x6f, 0xee, 0xb0, 0x6b, 0xee, 0xb0, 0x0a, 0xee));
+  t.is(printed.console, 'ok\n');
   guest.close();
   stop();
   const r = await running;
@@ -122,6 +125,9 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   t.regex(r.out, /(?:^|\n) {2}VM "default" vm_created vcpus=1 memory=16777216 profile=v2 policy=\S+policy\.json\n/);
   t.regex(r.out, /(?:^|\n) {2}VM "default" vcpu 0 guest_connected connection=\d+\n/);
   t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
+  // The guest's serial console: a console event per line, on serve's output and in the trace.
+  t.regex(r.out, /(?:^|\n) {2}VM "default" vcpu 0 @0x100006 console text=ok\n/);
+  t.regex(readFileSync(trace, 'utf8'), /"name":"console","vm":"default","vcpu":0,"rip":"0x100006","fields":\{"text":"ok"\}/);
 });
 
 test('serve --listen tcp:PORT listens on 127.0.0.1, as PROTOCOL.md §1 reads the URL', async (t) => {

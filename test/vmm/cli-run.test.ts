@@ -134,6 +134,14 @@ test('--vcpus N runs the vCPUs in turn: one may wait for another, and the run is
   t.regex(alone.out, /the instruction budget ran out/);
 });
 
+test('an exit port write on one vCPU ends the run at once; a vCPU still running says so', async (t) => {
+  // mov eax,[rdi+12] ; test eax,eax ; jnz b ; a: jmp a ; b: mov eax,7 ; out 0xf4,eax
+  const r = await pinbox(['run', '--policy', policy, '--image', image([0x8b, 0x47, 0x0c, 0x85, 0xc0, 0x75, 0x02, 0xeb, 0xfe, ...exitWith(7)]), '--vcpus', '2', '--json']);
+  t.is(r.code, 15);
+  const stops = jsonLines(r.out).filter((l) => l.name === 'stop');
+  t.like(stops, [{ vcpu: 0, reason: 'running', regs: { rip: '0x100007' } }, { vcpu: 1, reason: 'exit', exit: { value: 7, status: 15 } }]);
+});
+
 /**
  * A guest that loads the conventional GDT (null, code 0x08, data 0x10), reloads CS (by IRETQ:
  * the core has no far RET yet, and it loads SS 0x10 too), then RDMSRs an MSR that does not exist with the boot fault record armed:
