@@ -46,7 +46,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   }
   let vmm: Vmm;
   let entry: bigint;
-  let console: RunConsole;
+  let serial: RunConsole | undefined;
   try {
     const policy = withVcpus(loadPolicyFile(policyFile), vcpusOption);
     const bytes = new Uint8Array(readFileSync(imageFile));
@@ -56,6 +56,8 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
       ...(args.has('load') && { load: args.address('load')! }),
       ...(args.has('entry') && { entry: args.address('entry')! }),
     });
+    // Opened before the VM is made, so that a console file that cannot be written leaves nothing to close.
+    serial = new RunConsole(io, args.string('console'));
     vmm = new Vmm({
       policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
       devices: { debugExit: true },
@@ -63,8 +65,8 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
     entry = image.entry;
-    console = new RunConsole(io, args.string('console'));
   } catch (e) {
+    serial?.close();
     if (e instanceof PolicyError || e instanceof ImageError) {
       io.err(`pinbox run: ${e.message}\n`);
       return 2;
@@ -79,11 +81,11 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   const running = vcpusOption ?? 1;
   writeBootInfo(machine.memory, { vcpus: running, memorySize: machine.policy.memorySize, hekiProfile: machine.profile, cmdline });
   // With --json, stdout holds JSON Lines only: the console is in its events (and --console FILE).
-  if (!json || args.has('console')) machine.devices.console.listen((_vcpu, byte) => console.byte(byte));
+  if (!json || args.has('console')) machine.devices.console.listen((_vcpu, byte) => serial.byte(byte));
   vmm.log.subscribe({ names: json ? RUN_EVENTS : RUN_TEXT_EVENTS }, (e) => {
     if (json) io.out(encodeEventLine(e));
     else if (!isDevicePio(e)) {
-      console.lineBreak();
+      serial.lineBreak();
       io.out(eventLine(e));
     }
   });
@@ -95,7 +97,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     entry, vcpus: running, budget: vmm.budget, regs: (v) => ({ rdi: BigInt(bootInfoAddress(v)) }),
   });
   machine.devices.console.flush();
-  console.close();
+  serial.close();
   for (const end of outcome.vcpus) {
     const sregs = machine.getSregs(end.vcpu);
     const cr = Object.fromEntries(CONTROL_REGISTERS.map((n) => [n, sregs[n]]));
