@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParsedCommand } from './args.js';
+import { cliBackend, onBackend } from './backend-option.js';
 import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile, type CompiledPolicy } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
@@ -44,6 +45,13 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     io.err(`pinbox run: --append: ${line}\n`);
     return 2;
   }
+  const support = await cliBackend(args, io, 'run');
+  if (support === undefined) return 1;
+  if (vcpusOption !== undefined && vcpusOption > 1 && support.backend.name !== 'model') {
+    // Turns are slices of counted guest instructions; real KVM counts none (docs/real-kvm.md).
+    io.err(`pinbox run: --vcpus ${vcpusOption} needs the model backend: real KVM counts no guest instructions, so the vCPUs cannot take turns deterministically\n`);
+    return 2;
+  }
   let vmm: Vmm;
   let entry: bigint;
   let serial: RunConsole | undefined;
@@ -59,7 +67,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     // Opened before the VM is made, so that a console file that cannot be written leaves nothing to close.
     serial = new RunConsole(io, args.string('console'));
     vmm = new Vmm({
-      policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
+      policy, policySource: policyFile, ...onBackend(support), ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
       devices: { debugExit: true },
     });
     const machine = vmm.vm();
@@ -105,7 +113,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     if (json) {
       io.out(jsonLine({ name: 'stop', vcpu: end.vcpu, reason: end.stop, ...(end.fault !== undefined && { fault: end.fault }), ...exit, regs: end.regs, cr }));
     } else {
-      io.out(`\n${running === 1 ? '' : `vCPU ${end.vcpu} `}stopped: ${stopText(end)}\n`);
+      io.out(`\n${running === 1 ? '' : `vCPU ${end.vcpu} `}stopped: ${stopText(end, support.backend.name === 'model')}\n`);
       io.out(registerTable(end.regs as unknown as Record<string, bigint>));
       io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
     }
@@ -122,7 +130,7 @@ function isDevicePio(e: Event): boolean {
   return (port >= COM1_BASE && port < COM1_BASE + 8) || port === DEBUG_EXIT_PORT;
 }
 
-function stopText(end: VcpuEnd): string {
+function stopText(end: VcpuEnd, counted: boolean): string {
   const rip = end.regs.rip;
   switch (end.stop) {
     case 'hlt':
@@ -132,7 +140,8 @@ function stopText(end: VcpuEnd): string {
     case 'shutdown':
       return 'the vCPU shut down (triple fault)';
     case 'budget':
-      return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+      // Real KVM counts no instructions: what stopped the program there is the run's deadline.
+      return counted ? `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)` : `the run's deadline passed (RIP ${hex(rip)}; real KVM counts no instructions)`;
     case 'exit':
       return `the program wrote ${hex(end.exitValue!)} to the exit port 0xf4 at ${hex(rip)}: exit status ${debugExitStatus(end.exitValue!)}`;
     case 'running':
