@@ -72,6 +72,13 @@ function stopText(stop: string, fault: { vector: number; errorCode?: number } | 
       return 'the vCPU shut down (triple fault)';
     case 'budget':
       return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+    case 'exception_loop':
+      return `the vCPU is stuck in an exception loop: ${describeFault(fault!)} is delivered to ${hex(rip)} over and over, and the handler ` +
+        'faults again before its first instruction retires (the program broke its IDT, its handler page or the page tables)';
+    case 'exits':
+      return `the program made more user-space exits than one request may (RIP ${hex(rip)})`;
+    case 'time':
+      return `the program ran past the time one request may take (RIP ${hex(rip)})`;
     default:
       return stop;
   }

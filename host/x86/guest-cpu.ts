@@ -28,7 +28,10 @@ export interface GuestCpu {
 
   /**
    * Runs guest instructions until an intercept, retiring at most `budget` instructions
-   * (then the `budget` intercept). A pending injected exception is delivered first.
+   * (then the `budget` intercept). A pending injected exception is delivered first. Each fault
+   * the guest's own instructions raise and the core delivers costs the budget a unit too, and an
+   * exception loop (a handler that faults again at once, for ever) ends the run early with the
+   * `budget` intercept (exceptions/delivery-loop.ts).
    */
   run(budget: number): Intercept;
 

@@ -29,6 +29,7 @@ import { KvmError } from '../../kvm/errors.js';
 import type { KvmRun } from '../../kvm/exits.js';
 import { copyRegs } from '../../kvm/sync-regs.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
+import type { ExceptionLoop } from '../../x86/exceptions/delivery-loop.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
 import type { Regs } from '../../x86/state.js';
 import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
@@ -46,6 +47,13 @@ import { OneAtATime } from './one-at-a-time.js';
 import { PrivilegeEntry } from './privilege.js';
 import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
+
+/** The watchdog's words for an exception loop: which exception, where, and what it means. */
+export function describeExceptionLoop(loop: ExceptionLoop): string {
+  const code = loop.errorCode === undefined ? '' : ` error code 0x${loop.errorCode.toString(16)}`;
+  return `is stuck in an exception loop: vector ${loop.vector}${code} is delivered to 0x${loop.rip.toString(16)} over and over, ` +
+    'and the handler faults again before its first instruction retires (guest code broke its IDT, its handler page or the page tables)';
+}
 
 /** Per-request options for in-process callers. */
 export interface PerformOptions {
@@ -87,6 +95,12 @@ export interface RunnerHost {
  */
 export interface InstructionCounter {
   readonly instructionsRetired: number;
+  /**
+   * The exception loop that ended the last KVM_RUN, if the core reports one (host/x86's Cpu
+   * does: exceptions/delivery-loop.ts) — the watchdog's finding, which the VMM names instead of
+   * a spent budget.
+   */
+  readonly exceptionLoop?: ExceptionLoop | null;
 }
 
 interface TemplateEntry {
@@ -491,12 +505,21 @@ export class VcpuRunner {
     return out;
   }
 
-  /** KVM_EXIT_INTR: the request's budget is spent. exec reports it; any other op is refused. */
+  /**
+   * KVM_EXIT_INTR: the request's budget is spent, or the core found an exception loop. exec
+   * reports it; any other op is refused.
+   */
   private budgetSpent(ctx: OpContext): GuestResult {
     const regs = copyRegs(this.run.s.regs);
+    const loop = this.counter.exceptionLoop ?? null;
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
+    if (loop !== null) {
+      const fault = loop.errorCode === undefined ? { vector: loop.vector } : { vector: loop.vector, errorCode: loop.errorCode };
+      if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'exception_loop', regs, fault });
+      throw new VmmError('exception_loop', `${ctx.request.op}: vCPU ${this.id} of VM "${this.host.name}" ${describeExceptionLoop(loop)}; the vCPU was booted again`);
+    }
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
   }
