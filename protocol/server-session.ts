@@ -46,16 +46,32 @@ export interface SessionHandler<C = unknown> {
   /**
    * Runs one request of the session's role and returns its result (validated before it is
    * sent). Throw a ProtocolError for a protocol-level refusal, or an error with an `errno`
-   * name (KvmError) for `kvm_error`; anything else becomes `internal`.
+   * name (KvmError) for `kvm_error`; anything else becomes `internal`. `scope` is what `scope()`
+   * made for the request this op belongs to (the same for every op of a batch).
    */
-  request(session: ServerSession<C>, request: HandlerRequest): unknown;
+  request(session: ServerSession<C>, request: HandlerRequest, scope?: unknown): unknown;
+  /**
+   * State one request shares among its ops, made once per request: per op, or once for a whole
+   * batch (`batch` true) — the VMM keeps there what the request may still cost.
+   */
+  scope?(session: ServerSession<C>, batch: boolean): unknown;
   /** The connection is gone (drop subscriptions and the like). */
   closed?(session: ServerSession<C>): void;
+}
+
+/** Turns on the event loop for long batches (the VMM's Pacer). */
+export interface Pacing {
+  /** Whether work that started at `start` (performance.now()) has had its turn. */
+  due(start: number): boolean;
+  /** Resolves once other work has had a turn. */
+  rest(): Promise<void>;
 }
 
 export interface ServerSessionOptions extends ChannelOptions {
   /** Requests run at once (default 1024); more are answered with `limit`. */
   maxInFlight?: number;
+  /** Between the ops of a batch, let other clients have their turn when it is due. */
+  pace?: Pacing;
 }
 
 export class ServerSession<C = unknown> {
@@ -74,12 +90,14 @@ export class ServerSession<C = unknown> {
   private readonly channel: Channel;
   private readonly inFlight = new Set<number>();
   private readonly maxInFlight: number;
+  private readonly pace: Pacing | undefined;
   /** A hello being handled: later requests wait for it rather than fail. */
   private pendingHello: Promise<void> | undefined;
   private readonly closeListeners: (() => void)[] = [];
 
   constructor(readonly connection: Connection, private readonly handler: SessionHandler<C>, options: ServerSessionOptions = {}) {
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.pace = options.pace;
     this.channel = new Channel(connection, {
       message: (value) => this.onMessage(value),
       badFrame: (error, fatal) => {
@@ -166,8 +184,8 @@ export class ServerSession<C = unknown> {
       throw new ProtocolError('forbidden', `${envelope.op} is a ${envelope.spec.role} op; this connection's role is ${this.role}`);
     }
     const params = parseRequestParams(envelope) as Record<string, unknown>;
-    if (envelope.op === 'batch') return this.runBatch((params as { ops: BatchItem[] }).ops);
-    const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest);
+    if (envelope.op === 'batch') return this.runBatch((params as { ops: BatchItem[] }).ops, this.handler.scope?.(this, true));
+    const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest, this.handler.scope?.(this, false));
     return this.checkedResult(envelope.op, envelope.spec, params, result);
   }
 
@@ -215,33 +233,46 @@ export class ServerSession<C = unknown> {
    * through its own op's result schema (checkedResult, a handler bug becomes that op's
    * `internal` error), each error body through the error schema, and `{ results }` with one
    * outcome per op is this loop's own making. An op that finishes at once costs no promise.
+   * A long batch lets other clients have their turn between its ops (`pace`).
    */
-  private runBatch(ops: BatchItem[]): { results: unknown[] } | Promise<{ results: unknown[] }> {
+  private runBatch(ops: BatchItem[], scope: unknown): { results: unknown[] } | Promise<{ results: unknown[] }> {
     const results = new Array<unknown>(ops.length);
+    const start = performance.now();
     for (let i = 0; i < ops.length; i++) {
       const item = ops[i]!;
       let result: unknown;
       try {
-        result = this.handler.request(this, item);
+        result = this.handler.request(this, item, scope);
       } catch (e) {
         results[i] = failedOutcomeToWire(e);
-        continue;
       }
-      if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result);
-      results[i] = this.itemOutcomeToWire(item, result);
+      if (results[i] === undefined) {
+        if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result, scope, start);
+        results[i] = this.itemOutcomeToWire(item, result);
+      }
+      if (this.pace !== undefined && i + 1 < ops.length && this.pace.due(start)) return this.finishBatch(ops, results, i + 1, undefined, scope, start);
     }
     return { results };
   }
 
-  /** The rest of a batch once one of its ops had to be awaited (`pending`: ops[from]'s result). */
-  private async finishBatch(ops: BatchItem[], results: unknown[], from: number, pending: PromiseLike<unknown>): Promise<{ results: unknown[] }> {
+  /**
+   * The rest of a batch from ops[from] on, once one op had to be awaited (`pending`: ops[from]'s
+   * result) or the batch had run for its turn. A batch whose connection closed stops there: its
+   * answer could not be sent.
+   */
+  private async finishBatch(
+    ops: BatchItem[], results: unknown[], from: number, pending: PromiseLike<unknown> | undefined, scope: unknown, start: number,
+  ): Promise<{ results: unknown[] }> {
     for (let i = from; i < ops.length; i++) {
       const item = ops[i]!;
+      if (pending === undefined && this.pace !== undefined && this.pace.due(start)) await this.pace.rest();
+      if (this.closed) break;
       try {
-        results[i] = this.itemOutcomeToWire(item, await (i === from ? pending : this.handler.request(this, item)));
+        results[i] = this.itemOutcomeToWire(item, await (pending ?? this.handler.request(this, item, scope)));
       } catch (e) {
         results[i] = failedOutcomeToWire(e);
       }
+      pending = undefined;
     }
     return { results };
   }

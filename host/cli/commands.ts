@@ -68,6 +68,20 @@ export const PINBOX: ProgramSpec = {
         { name: 'max-connections', value: { kind: 'count', min: 1, max: 65536 }, placeholder: 'N', defaultText: '256', description: 'connections open at once over both endpoints; more are refused with a limit error' },
         { name: 'max-vms', value: { kind: 'count', min: 1, max: 4096 }, placeholder: 'N', defaultText: '64', description: 'VMs at most; a guest naming one more is refused with a limit error' },
         BUDGET_OPTION,
+        {
+          name: 'max-exits',
+          value: { kind: 'count', min: 1, max: 0x7fffffff },
+          placeholder: 'N',
+          defaultText: '65536',
+          description: 'user-space exits one request (or one batch) may cause; exec stops with "exits", any other op fails with a limit error',
+        },
+        {
+          name: 'max-request-ms',
+          value: { kind: 'count', min: 1, max: 0x7fffffff },
+          placeholder: 'MS',
+          defaultText: '1000',
+          description: 'milliseconds one request (or one batch) may run; exec stops with "time", any other op fails with a limit error',
+        },
       ],
       examples: [
         'pinbox serve --listen unix:/tmp/pinbox.sock --policy policy.json',

@@ -34,7 +34,11 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
       ...(args.has('load') && { load: args.address('load')! }),
       ...(args.has('entry') && { entry: args.address('entry')! }),
     });
-    vmm = new Vmm({ policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
+    // A program run from the command line has its budget, and no time or exit limit: Ctrl-C ends it.
+    vmm = new Vmm({
+      policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
+      maxRequestMs: Infinity, maxExits: Number.MAX_SAFE_INTEGER,
+    });
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
     entry = image.entry;

@@ -37,6 +37,8 @@ export async function serveCommand(args: ParsedCommand, io: Output, stop: Promis
       ...(trace !== undefined && { trace }),
       ...(args.has('budget') && { budget: args.count('budget')! }),
       ...(args.has('max-vms') && { maxVms: args.count('max-vms')! }),
+      ...(args.has('max-exits') && { maxExits: args.count('max-exits')! }),
+      ...(args.has('max-request-ms') && { maxRequestMs: args.count('max-request-ms')! }),
     });
   } catch (e) {
     if (e instanceof PolicyError || e instanceof TraceWriteError) {

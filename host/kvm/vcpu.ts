@@ -95,10 +95,11 @@ export class Vcpu {
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
     for (;;) {
-      const before = cpu.instructionsRetired;
+      const before = cpu.instructionsRetired + cpu.eventsDelivered;
       const intercept = cpu.run(remaining);
-      // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
-      remaining -= Math.max(1, cpu.instructionsRetired - before);
+      // What the core spent (instructions and fault deliveries); an intercept that spent nothing
+      // still costs a unit, so a budgeted run always ends.
+      remaining -= Math.max(1, cpu.instructionsRetired + cpu.eventsDelivered - before);
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: intercept.kind, guest_rip: cpu.getRip() });
       let toUser: boolean;

@@ -34,7 +34,9 @@ import { notFound } from './errors.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
 import { RunState, type VmState } from './run-state.js';
+import type { RequestLimits } from './run/allowance.js';
 import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
+import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
@@ -46,7 +48,8 @@ export type CoreFactory = (memory: PhysicalMemory, vcpu: number) => GuestCpu;
 
 export interface MachineOptions {
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   readonly createCore: CoreFactory;
   readonly msrHandler?: MsrExitHandler;
   /** The policy file, for the vm_created event. */
@@ -66,7 +69,8 @@ export class Machine implements RunnerHost {
   readonly state: RunState;
   readonly answers: ExitAnswers;
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   readonly onShutdown: OnShutdown;
   private readonly runners: VcpuRunner[] = [];
   private readonly bridge: TracepointBridge;
@@ -81,7 +85,8 @@ export class Machine implements RunnerHost {
 
   constructor(readonly name: string, readonly policy: CompiledPolicy, options: MachineOptions) {
     this.log = options.log;
-    this.budget = options.budget;
+    this.limits = options.limits;
+    this.pacer = options.pacer;
     this.onShutdown = policy.onShutdown;
     this.state = new RunState(name);
     const cores: (GuestCpu | undefined)[] = [];

@@ -19,7 +19,9 @@ import { limitError } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
 import { Machine, type CoreFactory } from './machine.js';
 import type { CompiledPolicy } from './policy/index.js';
+import { DEFAULT_MAX_EXITS, DEFAULT_MAX_REQUEST_MS, RequestAllowance, type RequestLimits } from './run/allowance.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
+import { Pacer } from './run/pacer.js';
 
 /** The per-request instruction budget unless configured: a guest loop that never ends stops here. */
 export const DEFAULT_BUDGET = 1_000_000;
@@ -44,8 +46,14 @@ export interface VmmOptions {
   readonly recordTracepoints?: boolean;
   /** A JSON Lines trace receiving every event, flushed before each answer. */
   readonly trace?: TraceWriter;
-  /** Guest instructions one request may retire (default 1,000,000). */
+  /** Guest instructions one request may retire (default 1,000,000); a delivered fault costs one too. */
   readonly budget?: number;
+  /** User-space exits one request may cause (default 65,536). */
+  readonly maxExits?: number;
+  /** Milliseconds one request may run (default 1000; Infinity: no limit). A batch is one request. */
+  readonly maxRequestMs?: number;
+  /** How long long-running work goes on before other clients get a turn (default 10 ms; pacer.ts). */
+  readonly sliceMs?: number;
   /** VMs at most (default 64). */
   readonly maxVms?: number;
   /** Answers user-space MSR exits before the policy's msrHandlers (return undefined to defer). */
@@ -60,11 +68,21 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return value;
 }
 
+function positiveDuration(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(value > 0) || Number.isNaN(value)) throw new RangeError(`${name} must be a positive number of milliseconds or Infinity, got ${String(value)}`);
+  return value;
+}
+
 export class Vmm {
   readonly log: EventLog;
   readonly policy: CompiledPolicy;
   readonly budget: number;
   readonly maxVms: number;
+  /** The per-request limits (budget, exits, time) every VM's runners apply. */
+  readonly limits: RequestLimits;
+  /** Turns on the event loop, shared by every runner and the servers' batches. */
+  readonly pacer: Pacer;
   /** The system fd, for KVM_CHECK_EXTENSION without a VM. */
   readonly kvm: Kvm;
   private readonly machines = new Map<string, Machine>();
@@ -76,6 +94,12 @@ export class Vmm {
     this.policy = options.policy;
     this.budget = positiveInteger('budget', options.budget, DEFAULT_BUDGET);
     this.maxVms = positiveInteger('maxVms', options.maxVms, DEFAULT_MAX_VMS);
+    this.limits = {
+      budget: this.budget,
+      maxExits: positiveInteger('maxExits', options.maxExits, DEFAULT_MAX_EXITS),
+      maxRequestMs: positiveDuration('maxRequestMs', options.maxRequestMs, DEFAULT_MAX_REQUEST_MS),
+    };
+    this.pacer = new Pacer(options.sliceMs);
     this.log = options.log ?? new EventLog(options.recordTracepoints ? {} : { record: RING_EVENTS });
     this.kvm = new Kvm({ profile: options.policy.vmOptions.profile });
     this.detachTrace = options.trace === undefined ? undefined : this.log.attachTrace(options.trace);
@@ -99,7 +123,8 @@ export class Vmm {
     }
     const machine = new Machine(name, policy, {
       log: this.log,
-      budget: this.budget,
+      limits: this.limits,
+      pacer: this.pacer,
       createCore: this.options.createCore ?? ((memory) => new Cpu(memory)),
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
@@ -124,6 +149,11 @@ export class Vmm {
 
   get vmNames(): string[] {
     return [...this.machines.keys()];
+  }
+
+  /** A fresh allowance of the per-request limits: one per request, shared by a batch's ops. */
+  allowance(batch = false): RequestAllowance {
+    return new RequestAllowance(this.limits, batch);
   }
 
   /** Writes out the trace and detaches it. */

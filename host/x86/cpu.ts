@@ -71,6 +71,7 @@ export class Cpu extends CpuCore implements GuestCpu {
   private pending: PendingEvent | null = null;
   private readonly deliveries = new DeliveryWatch();
   private loop: ExceptionLoop | null = null;
+  private delivered = 0;
 
   constructor(memory: PhysicalMemory, options: CpuOptions = {}) {
     super(memory);
@@ -121,6 +122,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (!raiseEvent(this, vector, errorCode, address, EVENT_HARDWARE, this.rip, false)) return this.takeStop();
         // Each delivery costs the budget a unit, and an exact loop ends the run (delivery-loop.ts).
         this.retireLimit--;
+        this.delivered++;
         this.loop = this.deliveries.delivered(this, vector, errorCode, address);
         if (this.loop !== null) return BUDGET_SPENT;
         continue;
@@ -151,6 +153,11 @@ export class Cpu extends CpuCore implements GuestCpu {
   /** Instructions retired since the CPU was created. */
   get instructionsRetired(): number {
     return this.retired;
+  }
+
+  /** Faults raised by guest instructions and delivered since the CPU was created (each cost a budget unit). */
+  get eventsDelivered(): number {
+    return this.delivered;
   }
 
   /**

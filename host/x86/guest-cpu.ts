@@ -103,6 +103,13 @@ export interface GuestCpu {
    */
   readonly instructionsRetired: number;
 
+  /**
+   * Faults raised by guest instructions and delivered through the IDT since the CPU was created.
+   * Each costs `run()`'s budget a unit, as a retired instruction does: a hypervisor that spreads
+   * a budget over several runs counts both.
+   */
+  readonly eventsDelivered: number;
+
   /** is_64_bit_mode(): EFER.LMA and CS.L, read from the live state without copying it. */
   is64BitMode(): boolean;
 

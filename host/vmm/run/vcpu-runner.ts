@@ -8,7 +8,9 @@
  *      IRETQ that enters it, privilege.ts), RSP at the stack; arm the fault record with the
  *      template's epilogue as fix-up (fault-record.ts);
  *   3. KVM_RUN with what is left of the request's instruction budget, answering every
- *      user-space exit on the way (exit-answers.ts) until the vCPU halts;
+ *      user-space exit on the way (exit-answers.ts) until the vCPU halts — within the request's
+ *      allowance of instructions, exits and time (allowance.ts), in slices that let other clients
+ *      be answered in between (pacer.ts);
  *   4. read the outcome: the fault record says whether the instruction faulted; the registers
  *      hold the results.
  *
@@ -39,11 +41,13 @@ import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
 import type { OnShutdown } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
+import { RequestAllowance, type RequestLimits } from './allowance.js';
 import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPlaceCode } from './exec.js';
 import { ExitAnswers, type MsrDecision } from './exit-answers.js';
 import { FaultRecord } from './fault-record.js';
 import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
 import { OneAtATime } from './one-at-a-time.js';
+import type { Pacer } from './pacer.js';
 import { PrivilegeEntry } from './privilege.js';
 import { protocolExit, userSpaceExit, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
@@ -60,6 +64,11 @@ export interface PerformOptions {
   /** Instructions the request may retire (default: the VMM's per-request budget). */
   readonly budget?: number;
   /**
+   * What the request may still cost, shared by the ops of a batch (default: a fresh allowance
+   * of the VMM's limits for this op alone).
+   */
+  readonly allowance?: RequestAllowance;
+  /**
    * Called at each user-space exit the request causes, before the VMM answers it; it may
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
    */
@@ -75,8 +84,10 @@ export interface RunnerHost {
   readonly state: RunState;
   readonly answers: ExitAnswers;
   readonly onShutdown: OnShutdown;
-  /** The VMM's default per-request instruction budget. */
-  readonly budget: number;
+  /** The VMM's per-request limits: instructions, user-space exits, time. */
+  readonly limits: RequestLimits;
+  /** Turns on the event loop, shared by every runner of the VMM. */
+  readonly pacer: Pacer;
   /** Keeps KVM's tracepoint listeners in step with what the event log wants. */
   prepareTracing(): void;
   /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
@@ -95,6 +106,8 @@ export interface RunnerHost {
  */
 export interface InstructionCounter {
   readonly instructionsRetired: number;
+  /** Faults delivered, which cost the budget a unit each (host/x86's Cpu counts them). */
+  readonly eventsDelivered?: number;
   /**
    * The exception loop that ended the last KVM_RUN, if the core reports one (host/x86's Cpu
    * does: exceptions/delivery-loop.ts) — the watchdog's finding, which the VMM names instead of
@@ -123,6 +136,8 @@ interface OpContext {
   /** The request's instruction budget, and what is left of it. */
   readonly budget: number;
   remaining: number;
+  /** What the request (the batch, for an op of one) may still cost. */
+  readonly allowance: RequestAllowance;
   /** The vCPU has been booted again already (budget spent, shutdown). */
   rebooted: boolean;
   /** For templates: the lowering and where the vCPU halts when the op is done. */
@@ -133,6 +148,13 @@ interface OpContext {
 }
 
 const NO_OPTIONS: PerformOptions = {};
+
+/**
+ * Units of budget one KVM_RUN may spend before it comes back to the VMM, which then checks the
+ * request's time and lets other clients have their turn: about a millisecond of guest code.
+ * KVM_EXIT_INTR ends each such run, as a timer signal would on a real VMM's vCPU thread.
+ */
+const RUN_SLICE = 1 << 16;
 
 /** The marker code of an in-place run (runInPlace): nothing is copied. */
 const IN_PLACE = new Uint8Array(0);
@@ -280,7 +302,8 @@ export class VcpuRunner {
     host.prepareTracing();
     if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
     const regs = this.registers();
-    const budget = options.budget ?? host.budget;
+    const allowance = options.allowance ?? new RequestAllowance(host.limits);
+    const budget = Math.min(options.budget ?? host.limits.budget, allowance.instructions);
     const rspInPlace = this.kernelRspInPlace;
     this.kernelRspInPlace = false;
     let ctx: OpContext;
@@ -290,7 +313,7 @@ export class VcpuRunner {
       placed.load(regs, this.entry);
       this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
-      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
+      ctx = this.context(request, options, allowance, Math.min(budget, own), undefined, 0n, placed);
     } else {
       const lower = lowering(request.op);
       const t = this.templates(request.cpl === 3)[lower.template(request)];
@@ -304,7 +327,7 @@ export class VcpuRunner {
         if (!rspInPlace) regs.rsp = this.kernelRsp;
       }
       this.faults.arm(t.epilogue);
-      ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
+      ctx = this.context(request, options, allowance, budget, lower, t.haltRip, undefined);
     }
     this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     try {
@@ -332,12 +355,12 @@ export class VcpuRunner {
   }
 
   private context(
-    request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
-    haltRip: bigint, exec: ExecPlacement | undefined,
+    request: GuestRequest, options: PerformOptions, allowance: RequestAllowance, remaining: number,
+    lower: Lowering<TemplateOp> | undefined, haltRip: bigint, exec: ExecPlacement | undefined,
   ): OpContext {
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, haltRip, exec,
+      allowance, rebooted: false, lower, haltRip, exec,
     };
   }
 
@@ -371,25 +394,36 @@ export class VcpuRunner {
     if (ctx.inits !== this.inits) {
       throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
     }
+    const allowance = ctx.allowance;
+    const counter = this.counter;
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      const before = this.counter.instructionsRetired;
-      this.runOptions.budget = ctx.remaining;
+      if (performance.now() >= allowance.deadline) return this.limitReached(ctx, 'time');
+      const before = counter.instructionsRetired + (counter.eventsDelivered ?? 0);
+      this.runOptions.budget = ctx.remaining < RUN_SLICE ? ctx.remaining : RUN_SLICE;
       const exit = vcpu.run(this.runOptions);
-      ctx.remaining -= Math.max(1, this.counter.instructionsRetired - before);
+      const spent = Math.max(1, counter.instructionsRetired + (counter.eventsDelivered ?? 0) - before);
+      ctx.remaining -= spent;
+      allowance.instructions -= spent;
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
           return this.halted(ctx);
         case 'KVM_EXIT_INTR':
-          return this.budgetSpent(ctx);
+          // A slice ended (the VMM's own timer) with budget left: run on, after others' turn.
+          if (ctx.remaining < 1 || (counter.exceptionLoop ?? null) !== null) return this.budgetSpent(ctx);
+          break;
         case 'KVM_EXIT_SHUTDOWN':
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
         default: {
+          if (--allowance.exits < 0) return this.limitReached(ctx, 'exits');
           const next = this.userSpaceExit(ctx, userSpaceExit(exit));
           if (next !== undefined) return next.then(() => this.loop(ctx));
         }
+      }
+      if (this.host.pacer.due(allowance.started)) {
+        return this.host.pacer.rest().then(() => this.host.state.beforeContinuing(ctx.epoch)).then(() => this.loop(ctx));
       }
     }
   }
@@ -521,7 +555,24 @@ export class VcpuRunner {
       throw new VmmError('exception_loop', `${ctx.request.op}: vCPU ${this.id} of VM "${this.host.name}" ${describeExceptionLoop(loop)}; the vCPU was booted again`);
     }
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
-    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
+    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget, shared by the ops of a batch; pinbox serve --budget sets it)`);
+  }
+
+  /**
+   * The request reached its limit of user-space exits (the exit that would pass it is not
+   * answered) or of time. exec reports it; any other op is refused. Either way the vCPU is booted
+   * again before the next request, as after a spent budget.
+   */
+  private limitReached(ctx: OpContext, limit: 'exits' | 'time'): GuestResult {
+    const regs = copyRegs(this.run.s.regs);
+    this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: limit, regs });
+    const { maxExits, maxRequestMs } = ctx.allowance.limits;
+    throw limitError(limit === 'exits'
+      ? `${ctx.request.op} stopped: ${ctx.allowance.what} may cause at most ${maxExits} user-space exits (pinbox serve --max-exits)`
+      : `${ctx.request.op} stopped: ${ctx.allowance.what} may run for ${maxRequestMs} ms (pinbox serve --max-request-ms)`);
   }
 
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */

@@ -243,6 +243,8 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
         maxConnections: BigInt(c.max),
         maxVms: BigInt(this.vmm.maxVms),
         budget: BigInt(this.vmm.budget),
+        maxExits: BigInt(this.vmm.limits.maxExits),
+        maxRequestMs: BigInt(Math.min(this.vmm.limits.maxRequestMs, Number.MAX_SAFE_INTEGER)),
         events: this.vmm.log.nextSeq,
       },
     };

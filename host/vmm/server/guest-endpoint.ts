@@ -10,6 +10,7 @@ import type { HelloParams } from '../../../protocol/messages/index.js';
 import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
 import { kvmRefusal, notFound } from '../errors.js';
 import type { Machine } from '../machine.js';
+import type { RequestAllowance } from '../run/allowance.js';
 import type { GuestRequest } from '../run/operations.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
@@ -55,13 +56,21 @@ export class GuestEndpoint implements SessionHandler<GuestContext> {
     return { server: SERVER_NAME, vm: name, vcpu, vcpus: machine.vcpus, profile: machine.profile };
   }
 
-  request(session: ServerSession<GuestContext>, request: HandlerRequest): unknown {
+  /** What a request may cost (allowance.ts): one per request, shared by the ops of a batch. */
+  scope(_session: ServerSession<GuestContext>, batch: boolean): RequestAllowance {
+    return this.vmm.allowance(batch);
+  }
+
+  request(session: ServerSession<GuestContext>, request: HandlerRequest, scope?: unknown): unknown {
     const ctx = session.context!;
     if (this.vmm.get(ctx.machine.name) !== ctx.machine) {
       throw notFound(`VM "${ctx.machine.name}" is gone (it was removed from the VMM)`);
     }
     try {
-      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest, this.holds.optionsFor(ctx.machine, ctx.vcpu));
+      const hold = this.holds.optionsFor(ctx.machine, ctx.vcpu);
+      const allowance = scope as RequestAllowance | undefined;
+      const options = allowance === undefined ? hold : { ...hold, allowance };
+      const result = ctx.machine.performParsed(ctx.vcpu, request as GuestRequest, options);
       return result instanceof Promise ? result.catch(refused) : result;
     } catch (e) {
       return refused(e);

@@ -61,7 +61,7 @@ export async function startServer(options: ServerOptions): Promise<PinboxServer>
   const { vmm } = options;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive whole number, got ${maxConnections}`);
-  const sessionOptions = { maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME };
+  const sessionOptions = { maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME, pace: vmm.pacer };
   const connections = new ConnectionRegistry(maxConnections);
   const refuse = refusingHandler(maxConnections);
 
@@ -121,5 +121,5 @@ export async function startServer(options: ServerOptions): Promise<PinboxServer>
  * (a guest in this process: the examples, `pinbox demo`) or stdio.
  */
 export function serveGuest(vmm: Vmm, connection: Connection, options: { maxFrame?: number } = {}): void {
-  new ServerSession(connection, new GuestEndpoint(vmm, new ConnectionRegistry(1)), { maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME });
+  new ServerSession(connection, new GuestEndpoint(vmm, new ConnectionRegistry(1)), { maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME, pace: vmm.pacer });
 }

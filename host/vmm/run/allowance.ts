@@ -1,0 +1,43 @@
+/**
+ * What one request may cost (issue 9, finding 2): guest instructions (the budget; a delivered
+ * fault costs one too), user-space exits, and wall-clock time. A request is one op, or a whole
+ * batch: the ops of a batch draw on one allowance, in order, so a batch costs the server at
+ * most what one request may. An op that starts with nothing left stops at once (exec reports
+ * the stop; any other op fails with `limit`).
+ */
+
+export interface RequestLimits {
+  /** Guest instructions (and fault deliveries) per request. */
+  readonly budget: number;
+  /** User-space exits per request. */
+  readonly maxExits: number;
+  /** Milliseconds of wall-clock time per request (Infinity: no limit). */
+  readonly maxRequestMs: number;
+}
+
+/** User-space exits one request may cause unless configured. */
+export const DEFAULT_MAX_EXITS = 65_536;
+/** Milliseconds one request (or batch) may run unless configured. */
+export const DEFAULT_MAX_REQUEST_MS = 1000;
+
+export class RequestAllowance {
+  /** Instructions left. */
+  instructions: number;
+  /** User-space exits left. */
+  exits: number;
+  /** performance.now() when the request started, and when its time is up. */
+  readonly started: number;
+  readonly deadline: number;
+
+  constructor(readonly limits: RequestLimits, readonly batch = false) {
+    this.instructions = limits.budget;
+    this.exits = limits.maxExits;
+    this.started = performance.now();
+    this.deadline = this.started + limits.maxRequestMs;
+  }
+
+  /** How the request is named in a refusal: "this request" or "this batch". */
+  get what(): string {
+    return this.batch ? 'this batch (its ops share one allowance)' : 'this request';
+  }
+}
