@@ -13,7 +13,7 @@ import {
   requestIdOf, resultResponseToWire,
 } from './envelope.js';
 import { ProtocolError, toProtocolError } from './errors.js';
-import { DEFAULT_MAX_IN_FLIGHT } from './limits.js';
+import { DEFAULT_DRAIN_DEADLINE_MS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_UNSENT } from './limits.js';
 import { DEFAULT_VCPU, DEFAULT_VM, type Event } from './messages/common.js';
 import { BATCHABLE_OPS, type BatchItem } from './messages/guest.js';
 import type { HelloParams, HelloResult, Op, Request } from './messages/index.js';
@@ -72,6 +72,15 @@ export interface ServerSessionOptions extends ChannelOptions {
   maxInFlight?: number;
   /** Between the ops of a batch, let other clients have their turn when it is due. */
   pace?: Pacing;
+  /**
+   * Bytes of answers the peer has not read, past which the session reads no more requests from
+   * it (default 4 MiB) — and drops subscription pushes — until the peer has read them.
+   */
+  maxUnsent?: number;
+  /** How long a peer past maxUnsent has to read before its connection is closed (default 10 s). */
+  drainDeadlineMs?: number;
+  /** How long the connection may go without a successful hello before it is closed (default: no limit). */
+  helloDeadlineMs?: number;
 }
 
 export class ServerSession<C = unknown> {
@@ -86,20 +95,44 @@ export class ServerSession<C = unknown> {
   context: C | undefined;
   /** Requests received with a valid envelope. */
   requests = 0;
+  /** Pushes dropped because the peer had not read what was sent before. */
+  droppedPushes = 0;
 
   private readonly channel: Channel;
-  private readonly inFlight = new Set<number>();
+  /** Requests running, by id, with the size of their frames. */
+  private readonly inFlight = new Map<number, number>();
+  private inFlightBytes = 0;
+  /** Whether the session has stopped reading the connection (updateReading). */
+  private readingPaused = false;
   private readonly maxInFlight: number;
   private readonly pace: Pacing | undefined;
   /** A hello being handled: later requests wait for it rather than fail. */
   private pendingHello: Promise<void> | undefined;
   private readonly closeListeners: (() => void)[] = [];
+  private readonly maxUnsent: number;
+  private readonly drainDeadlineMs: number;
+  /** Reading stopped until the peer takes its answers; closed when the timer runs out. */
+  private backlogTimer: ReturnType<typeof setTimeout> | undefined;
+  private helloTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly connection: Connection, private readonly handler: SessionHandler<C>, options: ServerSessionOptions = {}) {
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.pace = options.pace;
+    this.maxUnsent = options.maxUnsent ?? DEFAULT_MAX_UNSENT;
+    this.drainDeadlineMs = options.drainDeadlineMs ?? DEFAULT_DRAIN_DEADLINE_MS;
+    if (options.helloDeadlineMs !== undefined) {
+      const ms = options.helloDeadlineMs;
+      this.helloTimer = setTimeout(() => {
+        this.helloTimer = undefined;
+        if (this.role !== undefined) return;
+        this.sendError(null, new ProtocolError('deadline', `no successful hello within ${ms} ms of connecting; this server closes such connections`));
+        this.close();
+      }, ms);
+      this.helloTimer.unref?.();
+    }
+    connection.onDrain?.(() => this.drained());
     this.channel = new Channel(connection, {
-      message: (value) => this.onMessage(value),
+      message: (value, bytes) => this.onMessage(value, bytes),
       badFrame: (error, fatal) => {
         this.sendError(null, error);
         if (fatal) this.close();
@@ -112,9 +145,22 @@ export class ServerSession<C = unknown> {
     return this.connection.closed;
   }
 
-  /** Sends a subscription event; throws if the event is invalid (a handler bug) or too large. */
+  /**
+   * Sends a subscription event; throws if the event is invalid (a handler bug) or too large. A
+   * peer that has not read what was sent before misses it (counted in droppedPushes).
+   */
   push(sub: number, event: Event): void {
+    if (this.backlogTimer !== undefined) {
+      this.droppedPushes++;
+      return;
+    }
     this.channel.send(pushToWire(sub, event));
+    this.updateReading();
+  }
+
+  /** Whether the session has stopped reading because the peer does not read its answers. */
+  get throttled(): boolean {
+    return this.backlogTimer !== undefined;
   }
 
   onClose(listener: () => void): void {
@@ -126,6 +172,8 @@ export class ServerSession<C = unknown> {
   }
 
   private onConnectionClosed(): void {
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    if (this.backlogTimer !== undefined) clearTimeout(this.backlogTimer);
     for (const listener of [() => this.handler.closed?.(this), ...this.closeListeners.splice(0)]) {
       try {
         listener();
@@ -135,7 +183,7 @@ export class ServerSession<C = unknown> {
     }
   }
 
-  private onMessage(value: unknown): void {
+  private onMessage(value: unknown, bytes: number): void {
     let envelope: RequestEnvelope;
     try {
       envelope = parseRequestEnvelope(value);
@@ -154,7 +202,9 @@ export class ServerSession<C = unknown> {
       return;
     }
     this.requests++;
-    this.inFlight.add(id);
+    this.inFlight.set(id, bytes);
+    this.inFlightBytes += bytes;
+    if (this.inFlightBytes > this.maxUnsent) this.updateReading();
     void this.run(envelope);
   }
 
@@ -165,7 +215,9 @@ export class ServerSession<C = unknown> {
     } catch (e) {
       this.sendError(id, toProtocolError(e));
     } finally {
+      this.inFlightBytes -= this.inFlight.get(id) ?? 0;
       this.inFlight.delete(id);
+      if (this.readingPaused) this.updateReading();
     }
   }
 
@@ -212,6 +264,10 @@ export class ServerSession<C = unknown> {
       }
       // Validate before committing the role: an invalid reply must leave the session un-greeted.
       const wire = this.checkedResult('hello', envelope.spec, hello, result);
+      if (this.helloTimer !== undefined) {
+        clearTimeout(this.helloTimer);
+        this.helloTimer = undefined;
+      }
       this.role = hello.role;
       this.vm = result.vm;
       this.vcpu = result.vcpu;
@@ -301,7 +357,9 @@ export class ServerSession<C = unknown> {
     } catch (e) {
       // Too large for a frame (or unpackable): the client still gets an answer for its id.
       this.sendError(id, toProtocolError(e));
+      return;
     }
+    this.updateReading();
   }
 
   private sendError(id: number | null, error: ProtocolError): void {
@@ -310,6 +368,38 @@ export class ServerSession<C = unknown> {
     } catch {
       // An error response is small and made of validated parts; if even it cannot be sent the
       // connection is beyond help, and the session must not throw into the transport.
+      return;
     }
+    this.updateReading();
+  }
+
+  /**
+   * Backpressure. The session holds, for each connection, the requests it has read and not yet
+   * answered and the answers the peer has not yet read; past maxUnsent bytes of either it reads
+   * no more requests — they wait in the peer's own socket — until it holds less. A peer whose
+   * unread answers pass the bound and that does not read them within the drain deadline is
+   * closed. Answers to requests already running are still sent.
+   */
+  private updateReading(): void {
+    if (this.connection.closed) return;
+    const backlog = (this.connection.unsentBytes ?? 0) > this.maxUnsent;
+    if (backlog && this.backlogTimer === undefined) {
+      this.backlogTimer = setTimeout(() => this.close(), this.drainDeadlineMs);
+      this.backlogTimer.unref?.();
+    } else if (!backlog && this.backlogTimer !== undefined) {
+      clearTimeout(this.backlogTimer);
+      this.backlogTimer = undefined;
+    }
+    const stop = backlog || this.inFlightBytes > this.maxUnsent;
+    if (stop === this.readingPaused) return;
+    // The flag first: resuming hands out queued requests, which may pause the session again.
+    this.readingPaused = stop;
+    if (stop) this.channel.pause();
+    else this.channel.resume();
+  }
+
+  /** The peer took everything sent: read it again, unless requests still hold too much. */
+  private drained(): void {
+    if (this.readingPaused || this.backlogTimer !== undefined) this.updateReading();
   }
 }

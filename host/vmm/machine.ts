@@ -73,6 +73,8 @@ export class Machine implements RunnerHost {
   readonly pacer: Pacer;
   readonly onShutdown: OnShutdown;
   private readonly runners: VcpuRunner[] = [];
+  /** The secret a guest's hello must carry to attach to this VM (createVm's guestToken), if any. */
+  guestToken: { matches(candidate: string): boolean } | undefined;
   private readonly bridge: TracepointBridge;
   /**
    * What user space has set through KVM and cannot read back (KVM has no getter for them):
@@ -186,7 +188,7 @@ export class Machine implements RunnerHost {
     if (this.state.pause() && this.log.wants('vm_paused', this.name)) this.log.emit('vm_paused', this.name, { cause });
   }
 
-  kill(cause: 'heki_denial' | 'shutdown' | 'control'): void {
+  kill(cause: 'heki_denial' | 'shutdown' | 'control' | 'idle'): void {
     if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
   }
 

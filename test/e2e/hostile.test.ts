@@ -9,8 +9,17 @@ import { startServe } from './serve-process.js';
 
 /** The issue's bytes: mov rax,0x90e8; mov dword [rax],0xffff8000; mov rax,0xffff800000000000; mov al,[rax] */
 const ISSUE_BYTES = Uint8Array.from(Buffer.from('48c7c0e8900000c7000080ffff48b8000000000080ffff8a00', 'hex'));
-/** Generous for a shared two-core machine; the typical figure is logged. */
+/**
+ * Generous for a shared two-core machine (the typical figure is logged): nine answers in ten
+ * within it, and none that waited for as long as half the attack (without turns, every answer
+ * during the attack waits for all of it).
+ */
 const BYSTANDER_BOUND_MS = 500;
+
+function p90(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length * 0.9)]!;
+}
 
 test('a guest exec of the issue\'s 25 bytes stops as exception_loop; the server answers on and stops on SIGTERM', async (t) => {
   const s = await startServe({});
@@ -30,7 +39,7 @@ test('a guest exec of the issue\'s 25 bytes stops as exception_loop; the server 
 });
 
 test('while a guest runs a batch of out-0x80 loops, another VM\'s guest and a control client stay answered', async (t) => {
-  const s = await startServe({}, ['--max-request-ms', '1500']);
+  const s = await startServe({}, ['--max-request-ms', '3000', '--max-exits', '1000000']);
   try {
     const hostile = await s.guest('hostile');
     const bystander = await s.guest('bystander');
@@ -42,11 +51,12 @@ test('while a guest runs a batch of out-0x80 loops, another VM\'s guest and a co
     t.log(`attack: a batch of 8 execs, ${took.toFixed(0)} ms, stops ${[...new Set(outcome)].join(', ')}`);
     t.log(`guest bystander:   ${formatLatencies(guest)}`);
     t.log(`control bystander: ${formatLatencies(ctl)}`);
-    t.true(outcome.every((stop) => stop === 'exits' || stop === 'time'), outcome.join());
-    t.true(took < 1500 + 2000, 'the batch ended within its time limit (and some slack)');
-    t.true(guest.samples.length >= 5 && ctl.samples.length >= 5, 'both were answered many times during the attack');
-    t.true(guest.max < BYSTANDER_BOUND_MS, `guest bystander max ${guest.max.toFixed(0)} ms`);
-    t.true(ctl.max < BYSTANDER_BOUND_MS, `control bystander max ${ctl.max.toFixed(0)} ms`);
+    t.true(outcome.every((stop) => stop === 'time' || stop === 'budget'), outcome.join());
+    t.true(guest.samples.length >= 10 && ctl.samples.length >= 10, 'both were answered many times during the attack');
+    for (const [who, l] of [['guest', guest], ['control', ctl]] as const) {
+      t.true(p90(l.samples) < BYSTANDER_BOUND_MS, `${who} bystander p90 ${p90(l.samples).toFixed(0)} ms`);
+      t.true(l.max < took / 2, `${who} bystander max ${l.max.toFixed(0)} ms of a ${took.toFixed(0)} ms attack`);
+    }
   } finally {
     s.cleanup();
   }

@@ -1,9 +1,13 @@
 /**
  * What one request may cost (issue 9, finding 2): guest instructions (the budget; a delivered
- * fault costs one too), user-space exits, and wall-clock time. A request is one op, or a whole
+ * fault costs one too), user-space exits, and the server's time. A request is one op, or a whole
  * batch: the ops of a batch draw on one allowance, in order, so a batch costs the server at
  * most what one request may. An op that starts with nothing left stops at once (exec reports
  * the stop; any other op fails with `limit`).
+ *
+ * Time is the time the server spends running the request: waiting does not count — for a VM
+ * paused by a Heki denial until an operator resumes it, for a control client's held exit, or for
+ * other clients' turns — since none of it keeps the server from anything else.
  */
 
 export interface RequestLimits {
@@ -11,7 +15,7 @@ export interface RequestLimits {
   readonly budget: number;
   /** User-space exits per request. */
   readonly maxExits: number;
-  /** Milliseconds of wall-clock time per request (Infinity: no limit). */
+  /** Milliseconds of the server's time per request (Infinity: no limit). */
   readonly maxRequestMs: number;
 }
 
@@ -25,15 +29,20 @@ export class RequestAllowance {
   instructions: number;
   /** User-space exits left. */
   exits: number;
-  /** performance.now() when the request started, and when its time is up. */
+  /** Milliseconds spent running the request so far (not counting its waits). */
+  spentMs = 0;
+  /** performance.now() when the request started. */
   readonly started: number;
-  readonly deadline: number;
 
   constructor(readonly limits: RequestLimits, readonly batch = false) {
     this.instructions = limits.budget;
     this.exits = limits.maxExits;
     this.started = performance.now();
-    this.deadline = this.started + limits.maxRequestMs;
+  }
+
+  /** Whether the request has had its time, counting a run that began at `since` and goes on. */
+  outOfTime(since: number): boolean {
+    return this.spentMs + (performance.now() - since) >= this.limits.maxRequestMs;
   }
 
   /** How the request is named in a refusal: "this request" or "this batch". */

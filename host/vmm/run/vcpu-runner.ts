@@ -386,8 +386,20 @@ export class VcpuRunner {
     throw e;
   }
 
-  /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
+  /**
+   * KVM_RUN until the operation is over; returns a promise only when something must be awaited.
+   * The time until it returns (or throws) is what the request spent (allowance.ts).
+   */
   private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
+    const entered = performance.now();
+    try {
+      return this.runFrom(ctx, entered);
+    } finally {
+      ctx.allowance.spentMs += performance.now() - entered;
+    }
+  }
+
+  private runFrom(ctx: OpContext, entered: number): GuestResult | Promise<GuestResult> {
     const vcpu = this.vcpu;
     // Re-entered after every wait: an INIT meanwhile dropped KVM's pending completion and booted
     // the vCPU again, so nothing of this operation may run on.
@@ -398,7 +410,7 @@ export class VcpuRunner {
     const counter = this.counter;
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      if (performance.now() >= allowance.deadline) return this.limitReached(ctx, 'time');
+      if (allowance.outOfTime(entered)) return this.limitReached(ctx, 'time');
       const before = counter.instructionsRetired + (counter.eventsDelivered ?? 0);
       this.runOptions.budget = ctx.remaining < RUN_SLICE ? ctx.remaining : RUN_SLICE;
       const exit = vcpu.run(this.runOptions);
