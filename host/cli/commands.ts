@@ -23,7 +23,7 @@ const BUDGET_OPTION = {
   value: { kind: 'count', min: 1, max: Number.MAX_SAFE_INTEGER },
   placeholder: 'N',
   defaultText: '1000000',
-  description: 'guest instructions one request may retire; a guest that runs longer is stopped',
+  description: 'guest instructions one request (or one batch) may retire, a delivered fault counting as one; a guest that runs longer is stopped',
 } as const;
 
 export const PINBOX: ProgramSpec = {
@@ -111,7 +111,7 @@ export const PINBOX: ProgramSpec = {
         'in high memory from 0x400000, where its segments get their own page rights. A flat binary is\n' +
         'loaded at --load and starts at its first byte. A fault the program does not handle itself stops it\n' +
         '(the boot IDT records it). Exits 0 when the program halts, 1 when it stops any other way (a fault,\n' +
-        'a triple fault, the instruction budget), 2 on bad arguments, a bad policy or a bad image.',
+        'a triple fault, the instruction budget, an exception loop), 2 on bad arguments, a bad policy or a bad image.',
       options: [
         { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },

@@ -181,6 +181,9 @@ test('a VM made with a guest token takes only guests that give it; others get ba
     t.like(await raw.next(), { id: 2, ok: true, result: { vm: 'locked' } });
     raw.send({ id: 3, op: 'rdmsr', index: 0xc0000080 });
     t.like(await raw.next(), { id: 3, ok: true, result: { value: 0xd01 } });
+    const sdk = await connect(s.guestUrl, { vm: 'locked', token: 'sesame' });
+    t.is(await sdk.rdmsr(0xc0000080), 0xd01n, 'the guest SDK gives it with connect({ token })');
+    sdk.close();
     // An open VM ignores a token.
     const open = new RawPeer(await openConnection(s.guestUrl));
     open.send({ id: 1, op: 'hello', version: 1, role: 'guest', vm: 'open', token: 'anything' });

@@ -150,11 +150,16 @@ interface OpContext {
 const NO_OPTIONS: PerformOptions = {};
 
 /**
- * Units of budget one KVM_RUN may spend before it comes back to the VMM, which then checks the
- * request's time and lets other clients have their turn: about a millisecond of guest code.
- * KVM_EXIT_INTR ends each such run, as a timer signal would on a real VMM's vCPU thread.
+ * How long one KVM_RUN should last before it comes back to the VMM, which then checks the
+ * request's time and lets other clients have their turn. KVM_EXIT_INTR ends each such run, as a
+ * timer signal would on a real VMM's vCPU thread. The core counts instructions, not time, so
+ * each runner adapts the units of budget it grants one run (between the bounds below) to what
+ * its guest code costs: a tight translated loop retires hundreds of millions a second, code that
+ * rewrites itself tens of thousands.
  */
-const RUN_SLICE = 1 << 16;
+const RUN_SLICE_MS = 2;
+const MIN_RUN_SLICE = 16;
+const MAX_RUN_SLICE = 1 << 20;
 
 /** The marker code of an in-place run (runInPlace): nothing is copied. */
 const IN_PLACE = new Uint8Array(0);
@@ -195,6 +200,8 @@ export class VcpuRunner {
   private kernelRspInPlace = false;
   /** KVM_RUN's options, reused: one budget per call. */
   private readonly runOptions = { budget: 1 };
+  /** Units of budget one KVM_RUN may spend (RUN_SLICE_MS). */
+  private runSlice = MIN_RUN_SLICE;
 
   constructor(
     readonly id: number,
@@ -412,9 +419,12 @@ export class VcpuRunner {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       if (allowance.outOfTime(entered)) return this.limitReached(ctx, 'time');
       const before = counter.instructionsRetired + (counter.eventsDelivered ?? 0);
-      this.runOptions.budget = ctx.remaining < RUN_SLICE ? ctx.remaining : RUN_SLICE;
+      const grant = ctx.remaining < this.runSlice ? ctx.remaining : this.runSlice;
+      this.runOptions.budget = grant;
+      const runStart = performance.now();
       const exit = vcpu.run(this.runOptions);
       const spent = Math.max(1, counter.instructionsRetired + (counter.eventsDelivered ?? 0) - before);
+      this.adaptSlice(performance.now() - runStart, spent, grant);
       ctx.remaining -= spent;
       allowance.instructions -= spent;
       switch (exit.reason) {
@@ -438,6 +448,15 @@ export class VcpuRunner {
         return this.host.pacer.rest().then(() => this.host.state.beforeContinuing(ctx.epoch)).then(() => this.loop(ctx));
       }
     }
+  }
+
+  /**
+   * A run that took too long shrinks the next grant to what fits the time; one that spent a full
+   * grant quickly grows it fourfold (from the smallest, a fast guest reaches the largest in eight runs).
+   */
+  private adaptSlice(ms: number, spent: number, grant: number): void {
+    if (ms > 2 * RUN_SLICE_MS) this.runSlice = Math.max(MIN_RUN_SLICE, Math.min(this.runSlice, Math.floor((spent * RUN_SLICE_MS) / ms)));
+    else if (ms < RUN_SLICE_MS / 2 && spent >= grant && grant === this.runSlice) this.runSlice = Math.min(MAX_RUN_SLICE, this.runSlice * 4);
   }
 
   /** Handles one exit that needs user space; a promise when it had to wait. */
