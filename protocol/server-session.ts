@@ -306,7 +306,8 @@ export class ServerSession<C = unknown> {
         if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result, scope, start);
         results[i] = this.itemOutcomeToWire(item, result);
       }
-      if (this.pace !== undefined && i + 1 < ops.length && this.pace.due(start)) return this.finishBatch(ops, results, i + 1, undefined, scope, start);
+      // The clock every 16 ops: most ops take a microsecond or two.
+      if (this.pace !== undefined && (i & 15) === 15 && i + 1 < ops.length && this.pace.due(start)) return this.finishBatch(ops, results, i + 1, undefined, scope, start);
     }
     return { results };
   }
@@ -321,7 +322,7 @@ export class ServerSession<C = unknown> {
   ): Promise<{ results: unknown[] }> {
     for (let i = from; i < ops.length; i++) {
       const item = ops[i]!;
-      if (pending === undefined && this.pace !== undefined && this.pace.due(start)) await this.pace.rest();
+      if (pending === undefined && this.pace !== undefined && (i & 15) === 15 && this.pace.due(start)) await this.pace.rest();
       if (this.closed) break;
       try {
         results[i] = this.itemOutcomeToWire(item, await (pending ?? this.handler.request(this, item, scope)));

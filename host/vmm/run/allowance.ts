@@ -31,18 +31,12 @@ export class RequestAllowance {
   exits: number;
   /** Milliseconds spent running the request so far (not counting its waits). */
   spentMs = 0;
-  /** performance.now() when the request started. */
-  readonly started: number;
+  /** performance.now() when the request's first op began running (-1: none yet). */
+  started = -1;
 
   constructor(readonly limits: RequestLimits, readonly batch = false) {
     this.instructions = limits.budget;
     this.exits = limits.maxExits;
-    this.started = performance.now();
-  }
-
-  /** Whether the request has had its time, counting a run that began at `since` and goes on. */
-  outOfTime(since: number): boolean {
-    return this.spentMs + (performance.now() - since) >= this.limits.maxRequestMs;
   }
 
   /** How the request is named in a refusal: "this request" or "this batch". */

@@ -24,10 +24,10 @@ export class Pacer {
     if (!(sliceMs > 0)) throw new RangeError(`sliceMs must be a positive number, got ${sliceMs}`);
   }
 
-  /** Whether work that started at `start` (performance.now()) has had its turn. */
-  due(start: number): boolean {
+  /** Whether work that started at `start` (performance.now()) has had its turn by `now` (default: now). */
+  due(start: number, now: number = performance.now()): boolean {
     const from = start > this.sliceStart ? start : this.sliceStart;
-    return performance.now() - from >= this.sliceMs;
+    return now - from >= this.sliceMs;
   }
 
   /** Resolves once the event loop has had a turn; every caller until then shares it. */

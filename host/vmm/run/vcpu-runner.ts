@@ -202,6 +202,8 @@ export class VcpuRunner {
   private readonly runOptions = { budget: 1 };
   /** Units of budget one KVM_RUN may spend (RUN_SLICE_MS). */
   private runSlice = MIN_RUN_SLICE;
+  /** performance.now() when the last KVM_RUN returned (or the loop was entered). */
+  private lastRunEnd = 0;
 
   constructor(
     readonly id: number,
@@ -395,14 +397,17 @@ export class VcpuRunner {
 
   /**
    * KVM_RUN until the operation is over; returns a promise only when something must be awaited.
-   * The time until it returns (or throws) is what the request spent (allowance.ts).
+   * The time from here to the end of its last KVM_RUN is what the request spent (allowance.ts):
+   * the clock is read once on entry and once after each KVM_RUN, nowhere else on this path.
    */
   private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
     const entered = performance.now();
+    this.lastRunEnd = entered;
+    if (ctx.allowance.started < 0) ctx.allowance.started = entered;
     try {
       return this.runFrom(ctx, entered);
     } finally {
-      ctx.allowance.spentMs += performance.now() - entered;
+      ctx.allowance.spentMs += this.lastRunEnd - entered;
     }
   }
 
@@ -417,14 +422,15 @@ export class VcpuRunner {
     const counter = this.counter;
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      if (allowance.outOfTime(entered)) return this.limitReached(ctx, 'time');
+      const runStart = this.lastRunEnd;
+      if (allowance.spentMs + (runStart - entered) >= allowance.limits.maxRequestMs) return this.limitReached(ctx, 'time');
       const before = counter.instructionsRetired + (counter.eventsDelivered ?? 0);
       const grant = ctx.remaining < this.runSlice ? ctx.remaining : this.runSlice;
       this.runOptions.budget = grant;
-      const runStart = performance.now();
       const exit = vcpu.run(this.runOptions);
+      const runEnd = (this.lastRunEnd = performance.now());
       const spent = Math.max(1, counter.instructionsRetired + (counter.eventsDelivered ?? 0) - before);
-      this.adaptSlice(performance.now() - runStart, spent, grant);
+      this.adaptSlice(runEnd - runStart, spent, grant);
       ctx.remaining -= spent;
       allowance.instructions -= spent;
       switch (exit.reason) {
@@ -444,7 +450,7 @@ export class VcpuRunner {
           if (next !== undefined) return next.then(() => this.loop(ctx));
         }
       }
-      if (this.host.pacer.due(allowance.started)) {
+      if (this.host.pacer.due(allowance.started, this.lastRunEnd)) {
         return this.host.pacer.rest().then(() => this.host.state.beforeContinuing(ctx.epoch)).then(() => this.loop(ctx));
       }
     }
