@@ -62,7 +62,7 @@ export interface SessionHandler<C = unknown> {
 /** Turns on the event loop for long batches (the VMM's Pacer). */
 export interface Pacing {
   /** Whether work that started at `start` (performance.now()) has had its turn. */
-  due(start: number): boolean;
+  due(start: number, now?: number): boolean;
   /** Resolves once other work has had a turn. */
   rest(): Promise<void>;
 }
@@ -73,8 +73,9 @@ export interface ServerSessionOptions extends ChannelOptions {
   /** Between the ops of a batch, let other clients have their turn when it is due. */
   pace?: Pacing;
   /**
-   * Bytes of answers the peer has not read, past which the session reads no more requests from
-   * it (default 4 MiB) — and drops subscription pushes — until the peer has read them.
+   * Bytes of answers the peer has not read, and apart from them bytes of requests read and not
+   * yet answered, past which the session reads no more requests from it (default 4 MiB) until
+   * they are fewer again; past the first, subscription pushes are dropped meanwhile.
    */
   maxUnsent?: number;
   /** How long a peer past maxUnsent has to read before its connection is closed (default 10 s). */

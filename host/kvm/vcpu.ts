@@ -34,8 +34,9 @@ export interface MsrEntry {
 export interface RunOptions {
   /**
    * Guest instructions this call may retire before it returns KVM_EXIT_INTR, as if a
-   * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. An intercept that
-   * retires nothing still costs one unit, so a run always ends. MODEL DECISION: the budget
+   * signal had interrupted KVM_RUN; unlimited by default, as KVM_RUN is. A fault the core
+   * delivers costs a unit too, and an intercept that spends nothing still costs one, so a run
+   * always ends; an exception loop ends it at once (the core's exceptionLoop says which). MODEL DECISION: the budget
    * stands in for the signal that would end KVM_RUN with -EINTR; it is reported, like
    * immediate_exit, as KVM_EXIT_INTR.
    */

@@ -243,9 +243,12 @@ export class Vmm {
     return [...this.machines.keys()];
   }
 
-  /** A fresh allowance of the per-request limits: one per request, shared by a batch's ops. */
-  allowance(batch = false): RequestAllowance {
-    return new RequestAllowance(this.limits, batch);
+  /**
+   * A fresh allowance of the per-request limits: one per request, shared by a batch's ops; with
+   * `owner`, the request stops once that connection is closed.
+   */
+  allowance(batch = false, owner?: { readonly closed: boolean }): RequestAllowance {
+    return new RequestAllowance(this.limits, batch, owner);
   }
 
   /** Writes out the trace and detaches it. */

@@ -241,3 +241,22 @@ test('a VM a guest made is dropped after --vm-idle-ms with no guest attached; th
     staying.close();
   }, {}, { vmIdleMs: 150 });
 });
+
+test('requests of a connection that closed stop at once, queued ones too: a guest behind them on the vCPU is not kept waiting', async (t) => {
+  await withServer({}, async (s) => {
+    const conn = await openConnection(s.guestUrl);
+    conn.write(frame({ id: 0, op: 'hello', version: 1, role: 'guest', vm: 'shared' }));
+    // Twenty requests that each run until their time is up (200 ms), then the client goes away.
+    for (let id = 1; id <= 20; id++) conn.write(frame({ id, op: 'exec', code: Uint8Array.of(0xeb, 0xfe) }));
+    await until(() => s.server.connections.requests >= 21);
+    const behind = await connect(s.guestUrl, { vm: 'shared' });
+    const asked = performance.now();
+    const answer = behind.rdmsr(0xc0000080);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    conn.close();
+    t.is(await answer, 0xd01n);
+    const waited = performance.now() - asked;
+    t.true(waited < 2000, `answered after ${waited.toFixed(0)} ms; the twenty requests would have taken 4 s`);
+    behind.close();
+  }, {}, { maxRequestMs: 200, budget: Number.MAX_SAFE_INTEGER, maxExits: 0x7fffffff });
+});

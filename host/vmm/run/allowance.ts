@@ -34,7 +34,11 @@ export class RequestAllowance {
   /** performance.now() when the request's first op began running (-1: none yet). */
   started = -1;
 
-  constructor(readonly limits: RequestLimits, readonly batch = false) {
+  /**
+   * @param owner the connection the request came on: once it is closed, nobody will read the
+   *   answer, and the request's ops (those queued behind others too) stop at once.
+   */
+  constructor(readonly limits: RequestLimits, readonly batch = false, readonly owner?: { readonly closed: boolean }) {
     this.instructions = limits.budget;
     this.exits = limits.maxExits;
   }

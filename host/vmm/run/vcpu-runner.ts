@@ -422,6 +422,9 @@ export class VcpuRunner {
     const counter = this.counter;
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
+      if (allowance.owner?.closed === true) {
+        throw new ProtocolError('connection_closed', `${ctx.request.op} was abandoned: the connection that asked for it is closed`);
+      }
       const runStart = this.lastRunEnd;
       if (allowance.spentMs + (runStart - entered) >= allowance.limits.maxRequestMs) return this.limitReached(ctx, 'time');
       const before = counter.instructionsRetired + (counter.eventsDelivered ?? 0);
