@@ -242,11 +242,12 @@ test('a VM a guest made is dropped after --vm-idle-ms with no guest attached; th
   }, {}, { vmIdleMs: 150 });
 });
 
-test('requests of a connection that closed stop at once, queued ones too: a guest behind them on the vCPU is not kept waiting', async (t) => {
+// Serial: the other tests of this file keep the event loop busy, which would stretch the wait measured here.
+test.serial('requests of a connection that closed stop at once, queued ones too: a guest behind them on the vCPU is not kept waiting', async (t) => {
   await withServer({}, async (s) => {
     const conn = await openConnection(s.guestUrl);
     conn.write(frame({ id: 0, op: 'hello', version: 1, role: 'guest', vm: 'shared' }));
-    // Twenty requests that each run until their time is up (200 ms), then the client goes away.
+    // Twenty requests that each run until their time is up (400 ms), then the client goes away.
     for (let id = 1; id <= 20; id++) conn.write(frame({ id, op: 'exec', code: Uint8Array.of(0xeb, 0xfe) }));
     await until(() => s.server.connections.requests >= 21);
     const behind = await connect(s.guestUrl, { vm: 'shared' });
@@ -256,7 +257,7 @@ test('requests of a connection that closed stop at once, queued ones too: a gues
     conn.close();
     t.is(await answer, 0xd01n);
     const waited = performance.now() - asked;
-    t.true(waited < 2000, `answered after ${waited.toFixed(0)} ms; the twenty requests would have taken 4 s`);
+    t.true(waited < 4000, `answered after ${waited.toFixed(0)} ms; the twenty requests would have taken 8 s`);
     behind.close();
-  }, {}, { maxRequestMs: 200, budget: Number.MAX_SAFE_INTEGER, maxExits: 0x7fffffff });
+  }, {}, { maxRequestMs: 400, budget: Number.MAX_SAFE_INTEGER, maxExits: 0x7fffffff });
 });

@@ -69,8 +69,8 @@ export class GuestEndpoint implements SessionHandler<GuestContext> {
   }
 
   /** What a request may cost (allowance.ts): one per request, shared by the ops of a batch. */
-  scope(_session: ServerSession<GuestContext>, batch: boolean): RequestAllowance {
-    return this.vmm.allowance(batch);
+  scope(session: ServerSession<GuestContext>, batch: boolean): RequestAllowance {
+    return this.vmm.allowance(batch, session);
   }
 
   request(session: ServerSession<GuestContext>, request: HandlerRequest, scope?: unknown): unknown {
