@@ -96,7 +96,8 @@ test('timeoutMs: a hello that is never answered fails with a HostError timeout',
 test('timeoutMs: a host that stops answering is dropped, and every waiting operation rejects with timeout', async (t) => {
   const { host, clientEnd } = memoryHost();
   host.msrs.set(0x10, { value: 1n });
-  const guest = await connect(clientEnd, { timeoutMs: 100 });
+  // 400 ms: a host answering in 10 ms must never time out, even while other test files load the machine.
+  const guest = await connect(clientEnd, { timeoutMs: 400 });
   t.is(await guest.rdmsr(0x10), 1n);
   // Slow but answering: each answer comes within the timeout, so nothing times out.
   host.stall = () => new Promise((resolve) => setTimeout(resolve, 10));
@@ -109,7 +110,7 @@ test('timeoutMs: a host that stops answering is dropped, and every waiting opera
   const e = await t.throwsAsync(single, { instanceOf: HostError });
   t.is(e.code, 'timeout');
   t.false(e.remote);
-  t.is(e.message, 'rdmsr 0x10: the host answered nothing for 100 ms; the connection was closed [timeout]');
+  t.is(e.message, 'rdmsr 0x10: the host answered nothing for 400 ms; the connection was closed [timeout]');
   t.is((await t.throwsAsync(batched, { instanceOf: HostError })).code, 'timeout');
   t.deepEqual((await settled).map((s) => s.ok), [false]);
   t.true(guest.closed);
