@@ -33,7 +33,11 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
       ...(args.has('load') && { load: args.address('load')! }),
       ...(args.has('entry') && { entry: args.address('entry')! }),
     });
-    vmm = new Vmm({ policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
+    // A program run from the command line has its budget, and no time or exit limit: Ctrl-C ends it.
+    vmm = new Vmm({
+      policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
+      maxRequestMs: Infinity, maxExits: Number.MAX_SAFE_INTEGER,
+    });
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
     entry = image.entry;
@@ -71,6 +75,13 @@ function stopText(stop: string, fault: { vector: number; errorCode?: number } | 
       return 'the vCPU shut down (triple fault)';
     case 'budget':
       return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+    case 'exception_loop':
+      return `the vCPU is stuck in an exception loop: ${describeFault(fault!)} is delivered to ${hex(rip)} over and over, and the handler ` +
+        'faults again before its first instruction retires (the program broke its IDT, its handler page or the page tables)';
+    case 'exits':
+      return `the program made more user-space exits than one request may (RIP ${hex(rip)})`;
+    case 'time':
+      return `the program ran past the time one request may take (RIP ${hex(rip)})`;
     default:
       return stop;
   }

@@ -103,7 +103,7 @@ class InProcessVm implements TargetVm {
 
 /** The in-process target: one Vmm, one VM per scenario (named scenario-1, scenario-2…). */
 export function inProcessTarget(): ScenarioTarget {
-  const vmm = new Vmm({ policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)), maxVms: 4096 });
+  const vmm = new Vmm({ policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)), maxControlVms: 4096 });
   let made = 0;
   return {
     description: 'in-process',

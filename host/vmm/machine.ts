@@ -35,7 +35,9 @@ import { notFound } from './errors.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
 import { RunState, type VmState } from './run-state.js';
+import type { RequestLimits } from './run/allowance.js';
 import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
+import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
@@ -44,7 +46,8 @@ import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-run
 
 export interface MachineOptions {
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   /** The KVM the VM is made on (host/kvm/api/backend.ts). */
   readonly backend: KvmBackend;
   readonly msrHandler?: MsrExitHandler;
@@ -68,9 +71,12 @@ export class Machine implements RunnerHost {
   readonly state: RunState;
   readonly answers: ExitAnswers;
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   readonly onShutdown: OnShutdown;
   private readonly runners: VcpuRunner[] = [];
+  /** The secret a guest's hello must carry to attach to this VM (createVm's guestToken), if any. */
+  guestToken: { matches(candidate: string): boolean } | undefined;
   /** KVM's tracepoints into the event log: the model's only (a real kernel's are in tracefs). */
   private readonly bridge: TracepointBridge | undefined;
   /**
@@ -84,7 +90,8 @@ export class Machine implements RunnerHost {
 
   constructor(readonly name: string, readonly policy: CompiledPolicy, options: MachineOptions) {
     this.log = options.log;
-    this.budget = options.budget;
+    this.limits = options.limits;
+    this.pacer = options.pacer;
     this.onShutdown = policy.onShutdown;
     this.state = new RunState(name);
     const vcpus = policy.vmOptions.vcpus;
@@ -196,7 +203,7 @@ export class Machine implements RunnerHost {
     if (this.state.pause() && this.log.wants('vm_paused', this.name)) this.log.emit('vm_paused', this.name, { cause });
   }
 
-  kill(cause: 'heki_denial' | 'shutdown' | 'control'): void {
+  kill(cause: 'heki_denial' | 'shutdown' | 'control' | 'idle'): void {
     if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
   }
 

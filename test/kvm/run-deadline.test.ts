@@ -48,6 +48,31 @@ test('a deadline already passed: the pending completion runs, the guest does not
   t.is(g.runExpecting('KVM_EXIT_HLT').timed_out, false, 'the next exit is not a timeout');
 });
 
+/**
+ * Code that rewrites itself: each store lands in the block being run, so the core decodes it
+ * again every time — about a thousand times slower per instruction than a translated loop.
+ */
+const SELF_MODIFYING = ['c6 05 00 00 00 00 90 | mov byte [rel 0x100007], 0x90', '90 | nop', 'eb f6 | jmp short 0x100000'];
+
+test('self-modifying code ends near its deadline too, even right after fast code (the model sizes its slices by time)', (t) => {
+  const g = new Guest();
+  // Fast code first, so that the vCPU's slices have grown to their largest.
+  g.startCode(['eb fe | jmp short 0x100000']);
+  t.true(g.vcpu().run({ deadline: now() + 20n * MS }).timed_out);
+  g.startCode(SELF_MODIFYING);
+  for (const ms of [30n, 30n]) {
+    const retired = g.vcpu().instructionsRetired;
+    const started = now();
+    const exit = g.vcpu().run({ deadline: started + ms * MS });
+    const took = Number(now() - started) / 1e6;
+    t.true(exit.timed_out);
+    t.true(g.vcpu().instructionsRetired - retired > 10, 'the code ran');
+    // A slice of 65,536 units, as fast code would take, is about half a second of this code; the
+    // model's largest (8,192) is about 65 ms, and a loaded machine may stretch that.
+    t.true(took < Number(ms) + 400, `a ${ms} ms deadline ended the run after ${took.toFixed(1)} ms`);
+  }
+});
+
 test('the budget ends a run first when it is spent before the deadline: KVM_EXIT_INTR, not timed out', (t) => {
   const g = new Guest();
   g.startCode(['eb fe | jmp short 0x100000']);
