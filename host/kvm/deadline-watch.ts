@@ -24,37 +24,60 @@ const LOOK_EVERY_NS = 1_000_000;
 const MIN_SLICE = 16;
 const MAX_SLICE = 1 << 13;
 
+/** The clock deadlines are on: CLOCK_MONOTONIC in ns, as process.hrtime.bigint() reads it. */
+export type Clock = () => bigint;
+
 export class DeadlineWatch {
   private slice = MIN_SLICE;
   /** Units of guest work left in the current slice. */
   left = MIN_SLICE;
   /** When the current slice began (process.hrtime.bigint()). */
   private started = 0n;
-  private deadline = 0n;
+  /** The deadline being watched (-1: none yet), and whether a look at the clock found it passed. */
+  private deadline = -1n;
+  private passed = false;
 
-  /** A run() with this deadline begins; false when it has passed already (the run must not enter the guest). */
+  /** `clock` is for tests that drive the watch with a clock of their own. */
+  constructor(private readonly clock: Clock = process.hrtime.bigint) {}
+
+  /** Units of guest work between two looks at the clock, now. */
+  get sliceUnits(): number {
+    return this.slice;
+  }
+
+  /**
+   * A run() with this deadline begins; false when it has passed already (the run must not enter
+   * the guest). A new deadline is held against the clock at once. The same deadline as the last
+   * run's goes on with its slice, as the real backend's timer stays armed for it: the clock is
+   * read when the slice runs out, so that back-to-back runs cost no clock read each, and a
+   * deadline that passes between two runs is noticed within a slice of work, as one that passes
+   * inside a run is.
+   */
   begin(deadline: bigint): boolean {
-    const now = process.hrtime.bigint();
+    if (deadline === this.deadline) return !this.passed;
+    const now = this.clock();
     this.deadline = deadline;
+    this.passed = now >= deadline;
     this.started = now;
     this.left = this.slice;
-    return now < deadline;
+    return !this.passed;
   }
 
   /**
    * The guest did `spent` units of work. The clock is read only when that ends the slice; true
-   * when the deadline has then passed.
+   * when the deadline has then passed (and every later run with it ends at once).
    */
   spend(spent: number): boolean {
     this.left -= spent;
     if (this.left > 0) return false;
-    const now = process.hrtime.bigint();
+    const now = this.clock();
     const ns = Number(now - this.started);
     const units = this.slice - this.left;
     if (ns > 2 * LOOK_EVERY_NS) this.slice = Math.max(MIN_SLICE, Math.min(this.slice, Math.floor((units * LOOK_EVERY_NS) / ns)));
     else if (ns < LOOK_EVERY_NS / 2) this.slice = Math.min(MAX_SLICE, this.slice * 4);
     this.started = now;
     this.left = this.slice;
-    return now >= this.deadline;
+    this.passed = now >= this.deadline;
+    return this.passed;
   }
 }

@@ -138,13 +138,16 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         }
         throw e;
       }
+      // The work counts against the deadline's slice whether or not the exit goes to user space;
+      // a deadline found passed with an exit to return ends the next run at once.
+      const late = deadline !== undefined && watch.spend(spent);
       if (toUser) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
         v.exitToUserSpace('KVM_EXIT_INTR');
         return this.toUserSpace();
       }
-      if (deadline !== undefined && watch.spend(spent)) return this.timedOut();
+      if (late) return this.timedOut();
     }
   }
 

@@ -66,11 +66,30 @@ test('self-modifying code ends near its deadline too, even right after fast code
     const exit = g.vcpu().run({ deadline: started + ms * MS });
     const took = Number(now() - started) / 1e6;
     t.true(exit.timed_out);
+    t.log(`a ${ms} ms deadline: ${took.toFixed(1)} ms, ${g.vcpu().instructionsRetired - retired} instructions`);
     t.true(g.vcpu().instructionsRetired - retired > 10, 'the code ran');
-    // A slice of 65,536 units, as fast code would take, is about half a second of this code; the
-    // model's largest (8,192) is about 65 ms, and a loaded machine may stretch that.
-    t.true(took < Number(ms) + 400, `a ${ms} ms deadline ended the run after ${took.toFixed(1)} ms`);
+    // The model's largest slice (8,192 units) is about 65 ms of this code on an idle machine, a
+    // few hundred on this shared one; the sizes themselves are tested on a clock the test drives
+    // (deadline-watch.test.ts). Here: the run ends, and within a generous bound.
+    t.true(took < Number(ms) + 2000, `a ${ms} ms deadline ended the run after ${took.toFixed(1)} ms`);
   }
+});
+
+test('runs with one deadline share it: a guest that exits at every run still times out once it passes, and every later run with it ends at once', (t) => {
+  const g = new Guest();
+  g.startCode(['e6 80 | out 0x80, al', 'eb fc | jmp short 0x100000']);
+  const deadline = now() + 20n * MS;
+  let exits = 0;
+  let exit = g.vcpu().run({ deadline });
+  for (; exit.reason === 'KVM_EXIT_IO' && exits < 1_000_000; exits++) exit = g.vcpu().run({ deadline });
+  const late = Number(now() - deadline) / 1e6;
+  t.is(exit.reason, 'KVM_EXIT_INTR');
+  t.true(exit.timed_out);
+  t.true(exits > 10, `${exits} exits first`);
+  t.true(late >= 0 && late < 1000, `timed out ${late.toFixed(1)} ms after the deadline`);
+  const rip = g.regs().rip;
+  t.true(g.vcpu().run({ deadline }).timed_out, 'the same deadline again: at once');
+  t.is(g.regs().rip, rip, 'and the guest did not run');
 });
 
 test('the budget ends a run first when it is spent before the deadline: KVM_EXIT_INTR, not timed out', (t) => {

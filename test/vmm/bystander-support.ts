@@ -7,6 +7,9 @@ import type { GuestResult, Machine } from '../../host/vmm/index.js';
 
 const EFER = 0xc0000080;
 
+/** How long the attacks of the pacing tests run (their maxRequestMs). */
+export const ATTACK_MS = 1000;
+
 export interface UnderAttack {
   /** What the hostile request came to. */
   readonly result: GuestResult;
@@ -14,10 +17,11 @@ export interface UnderAttack {
   readonly latencies: number[];
 }
 
-export async function bystanderUnderAttack(hostile: Machine, bystander: Machine, code: Uint8Array, samples = 20): Promise<UnderAttack> {
+/** The hostile request is an exec of `code` at `cpl`. */
+export async function bystanderUnderAttack(hostile: Machine, bystander: Machine, code: Uint8Array, cpl: 0 | 3 = 0, samples = 20): Promise<UnderAttack> {
   await bystander.perform(0, { op: 'rdmsr', index: EFER });
   let done = false;
-  const attack = hostile.perform(0, { op: 'exec', code }).finally(() => {
+  const attack = hostile.perform(0, { op: 'exec', code, cpl }).finally(() => {
     done = true;
   });
   const latencies: number[] = [];

@@ -7,7 +7,7 @@ import test from 'ava';
 import { EventLog, parsePolicy, Vmm } from '../../host/vmm/index.js';
 import { RequestAllowance } from '../../host/vmm/run/allowance.js';
 import { Pacer } from '../../host/vmm/run/pacer.js';
-import { bystanderUnderAttack } from './bystander-support.js';
+import { ATTACK_MS, bystanderUnderAttack } from './bystander-support.js';
 import { testVmm } from './vmm-support.js';
 
 /** out 0x80, al; jmp $-2: an exit (KVM_EXIT_IO) every second instruction, for ever. */
@@ -71,12 +71,14 @@ test('the ops of a batch share one budget: the second spinning exec finds it spe
 
 for (const [what, code] of [['exec', OUT_LOOP], ['exec that never exits (its KVM_RUNs end at the turn\'s deadline)', SPIN]] as const) {
   test(`a hostile ${what} on one VM does not hold up another VM's request: it is answered within its turn`, async (t) => {
-    const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), maxRequestMs: 400, maxExits: Number.MAX_SAFE_INTEGER, budget: Number.MAX_SAFE_INTEGER });
+    const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), maxRequestMs: ATTACK_MS, maxExits: Number.MAX_SAFE_INTEGER, budget: Number.MAX_SAFE_INTEGER });
     const { result, latencies } = await bystanderUnderAttack(vmm.vm('hostile'), vmm.vm('bystander'), code);
     t.like(result, { stop: 'time' });
     t.true(latencies.length >= 3, `the bystander was answered ${latencies.length} times while the attack ran`);
     t.log(`bystander latency under attack (ms): ${latencies.map((l) => l.toFixed(1)).join(' ')}`);
-    t.true(Math.max(...latencies) < 300, 'every answer within a generous bound on a shared machine');
+    // Without turns an answer waits for the rest of the attack; half of it is a bound that a
+    // loaded shared machine's stalls stay under.
+    t.true(Math.max(...latencies) < ATTACK_MS / 2, 'every answer within a generous bound on a shared machine');
   });
 }
 

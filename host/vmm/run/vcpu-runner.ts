@@ -137,7 +137,6 @@ interface OpContext extends AnsweredOperation {
 
 const NO_OPTIONS: PerformOptions = {};
 
-
 /** The marker code of an in-place run (runInPlace): nothing is copied. */
 const IN_PLACE = new Uint8Array(0);
 
@@ -183,6 +182,8 @@ export class VcpuRunner {
   private readonly counter: InstructionCounter | undefined;
   /** performance.now() when the last KVM_RUN returned (or the loop was entered). */
   private lastRunEnd = 0;
+  /** The whole millisecond (performance.now()) runOptions.deadline stands for (setDeadline). */
+  private deadlineAt = NaN;
 
   constructor(
     readonly id: number,
@@ -402,14 +403,10 @@ export class VcpuRunner {
     const counter = this.counter;
     const pacer = this.host.pacer;
     // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn,
-    // so that a guest that never exits gives others their turn too — on either backend. The same
-    // deadline for every run until the next turn: the real backend arms its timer once for it.
-    // (Deadlines are on process.hrtime's clock in ns, the request's times on performance.now()'s
-    // in ms; both are CLOCK_MONOTONIC, so the time left carries over, read just after `entered`.)
+    // so that a guest that never exits gives others their turn too — on either backend.
     const timeUp = entered + (allowance.limits.maxRequestMs - allowance.spentMs);
     const turnEnd = pacer.turnEnd(allowance.started);
-    const left = (timeUp < turnEnd ? timeUp : turnEnd) - entered;
-    this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil(left * 1e6));
+    this.setDeadline(timeUp < turnEnd ? timeUp : turnEnd, entered);
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       if (allowance.owner?.closed === true) {
@@ -450,6 +447,21 @@ export class VcpuRunner {
       }
       if (pacer.due(allowance.started, this.lastRunEnd)) return this.yieldTurn(ctx);
     }
+  }
+
+  /**
+   * KVM_RUN's deadline at `end` (a performance.now() time; `now` was read just before), rounded up
+   * to a whole millisecond so that the runs of one millisecond — a server's back-to-back requests,
+   * each a few µs — share one deadline: it is made (a clock read and a bigint) once, the real
+   * backend arms its timer once for it, and the model reads no clock at the start of each run
+   * (host/kvm/deadline-watch.ts). Deadlines are on process.hrtime's clock in ns, the request's
+   * times on performance.now()'s in ms; both are CLOCK_MONOTONIC, so the time left carries over.
+   */
+  private setDeadline(end: number, now: number): void {
+    const at = Math.ceil(end);
+    if (at === this.deadlineAt) return;
+    this.deadlineAt = at;
+    this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil((at - now) * 1e6));
   }
 
   /** Lets the event loop answer other clients (pacer.ts), then goes on with the operation. */
