@@ -11,7 +11,7 @@ import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { startServer } from '../vmm/server/pinbox-server.js';
 import { TokenFileError } from '../vmm/server/control-token.js';
 import { Vmm } from '../vmm/vmm.js';
-import { eventText, type Output } from './output.js';
+import { eventLine, type Output } from './output.js';
 
 /** A trace file's size before it is rotated, and the rotated files kept, unless configured: at most 1 GiB on disk. */
 const DEFAULT_TRACE_MAX = 256 << 20;
@@ -67,7 +67,7 @@ export async function serveCommand(args: ParsedCommand, io: Output, stop: Promis
     }
     throw e;
   }
-  vmm.log.subscribe({ names: LOGGED_EVENTS }, (e) => io.out(eventText(e)));
+  vmm.log.subscribe({ names: LOGGED_EVENTS }, (e) => io.out(eventLine(e)));
   let server;
   try {
     server = await startServer({

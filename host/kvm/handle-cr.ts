@@ -1,8 +1,8 @@
 /**
  * Control-register intercepts: handle_cr() in arch/x86/kvm/vmx/vmx.c with the Heki check of
- * Heki RFC v2 02/19 + 03/19 (heki_check_cr(), spec/heki.md §2).
+ * Heki RFC v2 02/19 + 03/19 (heki_check_cr(), docs/heki.md §2).
  *
- * MODEL DECISION (spec §2.1, §2.2): the Heki check runs on *every* guest write path to CR0
+ * MODEL DECISION (docs/heki.md §2.1, §2.2): the Heki check runs on *every* guest write path to CR0
  * and CR4 — MOV to CR, LMSW and CLTS — always before the architectural checks, and a
  * denied write gets exactly one #GP(0) with the CR unchanged and RIP on the instruction.
  * The RFC checks MOV only on VMX, and its emulator path can queue a second #GP (→ #DF);

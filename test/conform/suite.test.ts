@@ -11,7 +11,7 @@ import { disassembleText } from '../support/disassemble.js';
 
 const SUITE = 'test/conformance';
 
-/** Every case of spec/msr-filter.md §7 and §4 and spec/heki.md §8. */
+/** Every case of docs/msr-filter.md §7 and §4 and docs/heki.md §8. */
 const CATALOGUE: readonly string[] = [
   ...Array.from({ length: 36 }, (_, i) => `msr-filter §7 #${i + 1}`),
   ...['msr_filter_allow', 'msr_filter_deny', 'msr_permission_bitmap', 'user_exit_msr_flags'].map((t) => `msr-filter §4 ${t}`),
@@ -60,7 +60,7 @@ test('the suite covers every catalogued case, or the README says why a case is n
 test('every scenario names its cases and a source in the specs', (t) => {
   for (const s of scenarios) {
     t.true(s.cases.length > 0, s.file);
-    const spec = s.cases[0]!.startsWith('heki') ? 'spec/heki.md §' : 'spec/msr-filter.md §';
+    const spec = s.cases[0]!.startsWith('heki') ? 'docs/heki.md §' : 'docs/msr-filter.md §';
     t.true(s.source.includes(spec), `${s.file}: ${s.source}`);
   }
 });

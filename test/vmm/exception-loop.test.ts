@@ -53,5 +53,5 @@ test('pinbox run --budget 1000 on the issue\'s bytes returns, exit 1, and names 
   t.is(r.code, 1);
   t.regex(r.out, /stopped: the vCPU is stuck in an exception loop: #PF\(0x10\) is delivered to 0xffff80000000e0e0 over and over/);
   const json = await pinbox(['run', '--policy', policy, '--image', image, '--budget', '1000', '--json']);
-  t.like(JSON.parse(json.out.trim().split('\n').at(-1)!), { event: 'stop', reason: 'exception_loop', fault: { vector: 14, errorCode: 16 } });
+  t.like(JSON.parse(json.out.trim().split('\n').at(-1)!), { name: 'stop', reason: 'exception_loop', fault: { vector: 14, errorCode: 16 } });
 });

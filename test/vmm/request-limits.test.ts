@@ -6,7 +6,7 @@
 import test from 'ava';
 import { EventLog, parsePolicy, Vmm } from '../../host/vmm/index.js';
 import { RequestAllowance } from '../../host/vmm/run/allowance.js';
-import { Pacer } from '../../host/vmm/run/pacer.js';
+import { MIN_STEP_MS, Pacer } from '../../host/vmm/run/pacer.js';
 import { ATTACK_MS, bystanderUnderAttack } from './bystander-support.js';
 import { testVmm } from './vmm-support.js';
 
@@ -48,11 +48,12 @@ test('time: exec stops with "time" soon after --max-request-ms; a later op of th
 });
 
 test('time a request waits (a VM paused by a denial, until resumed) does not count against its time', async (t) => {
-  const { vm } = testVmm({ heki: { onDenial: 'pause' } }, { maxRequestMs: 100 });
+  // The wait is twice the request's time; the time itself leaves room for a loaded machine.
+  const { vm } = testVmm({ heki: { onDenial: 'pause' } }, { maxRequestMs: 400 });
   await vm.perform(0, { op: 'hypercall', nr: 13n, args: [4n, 1n << 20n] }); // pin SMEP
   const cr4 = (await vm.perform(0, { op: 'readCr', cr: 4 })) as { value: bigint };
   const denied = vm.perform(0, { op: 'writeCr', cr: 4, value: cr4.value & ~(1n << 20n) });
-  await new Promise((resolve) => setTimeout(resolve, 250));
+  await new Promise((resolve) => setTimeout(resolve, 800));
   t.is(vm.runState, 'paused');
   vm.resume();
   t.like(await denied, { fault: { vector: 13, errorCode: 0 } }, 'the #GP is delivered, not a time limit');
@@ -92,7 +93,29 @@ test('the pacer: due after its slice; every rest of one turn shares one promise 
   t.is(pacer.rest(), a);
   await a;
   t.false(pacer.due(start), 'the slice starts again after the rest');
+  const now = performance.now();
+  t.is(pacer.runUntil(start, now), pacer.turnEnd(start), 'a KVM_RUN early in the turn runs to its end');
+  while (performance.now() < pacer.turnEnd(start));
+  const late = performance.now();
+  t.is(pacer.runUntil(start, late), late + MIN_STEP_MS, 'one that enters after the turn\'s end still gets a step');
   t.throws(() => new Pacer(0), { message: /sliceMs must be a positive number/ });
+});
+
+test('two guests that never exit, on two VMs, share the turns: neither waits for the other to finish', async (t) => {
+  // The first to resume after a rest may spend the whole shared slice; the other's KVM_RUN must
+  // still get a step, or it makes no progress until the first is done.
+  const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), maxRequestMs: 600, budget: Number.MAX_SAFE_INTEGER });
+  const a = vmm.allowance();
+  const b = vmm.allowance();
+  const first = await Promise.race([
+    vmm.vm('a').perform(0, { op: 'exec', code: SPIN }, { allowance: a }).then(() => b),
+    vmm.vm('b').perform(0, { op: 'exec', code: SPIN }, { allowance: b }).then(() => a),
+  ]);
+  // When one has had its 600 ms, the other has had a step of every turn (at least 1 ms in 11; the
+  // first to resume takes the rest of the shared slice), not the one turn (10 ms) it would have
+  // had if it had been kept waiting.
+  t.log(`the other had run ${first.spentMs.toFixed(0)} ms`);
+  t.true(first.spentMs > 60, `the other had run ${first.spentMs.toFixed(0)} ms`);
 });
 
 test('limits are checked: a bad maxExits or maxRequestMs is refused when the VMM is made', (t) => {

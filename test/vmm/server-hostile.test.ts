@@ -9,15 +9,7 @@ import { encodeMsgpack } from '../../protocol/codec.js';
 import { frameBody } from '../../protocol/framing.js';
 import { connect } from '../../guest-sdk/index.js';
 import { RawPeer } from '../protocol/raw-peer.js';
-import { withServer, type TestServer } from './server-support.js';
-
-async function until(condition: () => boolean, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!condition()) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { until, withServer, type TestServer } from './server-support.js';
 
 const frame = (value: unknown): Uint8Array => frameBody(encodeMsgpack(value), 1 << 20);
 
@@ -34,11 +26,15 @@ async function greetedRaw(s: TestServer, vm: string): Promise<RawPeer> {
 // Finding 3: answers a client never reads
 // ---------------------------------------------------------------------------------------------
 
-test('a client that pipelines big answers and never reads is read no more past --max-unsent, then closed', async (t) => {
+// These two keep this worker's event loop busy with batches for seconds; they run on their own
+// (serial tests run before the others) so that the timing of the deadline and token tests is
+// their own servers'.
+
+test.serial('a client that pipelines big answers and never reads is read no more past --max-unsent, then closed', async (t) => {
   await withServer({}, async (s) => {
     const conn = await openConnection(s.guestUrl);
     conn.write(frame({ id: 0, op: 'hello', version: 1, role: 'guest', vm: 'flood' }));
-    await until(() => s.server.connections.requests >= 1);
+    await until(() => s.server.connections.requests >= 1, 'the hello to be handled');
     conn.pauseReading!(); // never read again
     // Each batch answer is about 150 KB; 200 of them would be 30 MB held for this client.
     const ops = Array.from({ length: 4096 }, () => ({ op: 'cpuid', leaf: 0 }));
@@ -49,13 +45,13 @@ test('a client that pipelines big answers and never reads is read no more past -
     t.is(await bystander.rdmsr(0xc0000080), 0xd01n, 'others are answered meanwhile');
     t.true(handled < 40, `the server read ${handled} requests of 200 before it stopped reading`);
     bystander.close();
-    await until(() => s.server.connections.count === 0, 8000);
+    await until(() => s.server.connections.count === 0, 'the flooding connection to be closed');
     t.pass('the flooding connection was closed after the drain deadline');
     t.true(s.server.connections.requests < 40);
   }, { maxUnsent: 256 << 10, drainDeadlineMs: 600 });
 });
 
-test('a client that reads slowly but reads is served to the end: backpressure, not a limit', async (t) => {
+test.serial('a client that reads slowly but reads is served to the end: backpressure, not a limit', async (t) => {
   await withServer({}, async (s) => {
     const conn = await openConnection(s.guestUrl);
     const raw = new RawPeer(conn);
@@ -95,10 +91,10 @@ test('a connection that says no hello is closed after the hello deadline, with a
 test('idle connections filling the guest endpoint lock nobody out; the control endpoint has places of its own', async (t) => {
   await withServer({}, async (s) => {
     const idle = await Promise.all(Array.from({ length: 4 }, async () => new RawPeer(await openConnection(s.guestUrl))));
-    await until(() => s.server.connections.count === 4);
+    await until(() => s.server.connections.count === 4, 'the connections to be counted');
     const guest = await connect(s.guestUrl);
     t.is(await guest.rdmsr(0xc0000080), 0xd01n, 'a new guest got in: the oldest idle connection made room');
-    await until(() => idle.filter((r) => r.closed).length === 1);
+    await until(() => idle.filter((r) => r.closed).length === 1, 'an idle connection to make room');
     t.true(idle[0]!.closed);
     // Fill the guest endpoint with guests that said hello: the next guest is refused, a control client is not.
     await Promise.all([1, 2, 3].map((i) => greetedRaw(s, `g${i}`)));
@@ -129,7 +125,9 @@ test('a frame begun and not finished within the frame deadline is answered with 
     t.like(e, { id: null, ok: false, error: { code: 'deadline' } });
     t.regex(e.error.message, /a frame was begun 200 ms ago and is not complete/);
     await raw.whenClosed();
-    t.true(performance.now() - started < 1000);
+    // Well before the default deadline (10 s): the configured one closed it (a loaded shared
+    // machine may be slow to get there).
+    t.true(performance.now() - started < 5000);
   }, { frameDeadlineMs: 200 });
 });
 
@@ -225,7 +223,7 @@ test('a VM a guest made is dropped after --vm-idle-ms with no guest attached; th
     await passing.rdmsr(0x10);
     passing.close();
     main.close();
-    await until(() => killed.length > 0, 3000);
+    await until(() => killed.length > 0, 'the idle VM to be dropped');
     await new Promise((resolve) => setTimeout(resolve, 300));
     t.deepEqual(killed, ['passing:idle']);
     t.deepEqual(s.vmm.vmNames.sort(), ['default', 'staying']);
@@ -249,7 +247,7 @@ test.serial('requests of a connection that closed stop at once, queued ones too:
     conn.write(frame({ id: 0, op: 'hello', version: 1, role: 'guest', vm: 'shared' }));
     // Twenty requests that each run until their time is up (400 ms), then the client goes away.
     for (let id = 1; id <= 20; id++) conn.write(frame({ id, op: 'exec', code: Uint8Array.of(0xeb, 0xfe) }));
-    await until(() => s.server.connections.requests >= 21);
+    await until(() => s.server.connections.requests >= 21, 'the requests to be handled');
     const behind = await connect(s.guestUrl, { vm: 'shared' });
     const asked = performance.now();
     const answer = behind.rdmsr(0xc0000080);

@@ -9,12 +9,15 @@
  *
  * The slice is shared. `rest()` resolves on the next turn of the loop (setImmediate, which runs
  * after the loop has polled its sockets), and all work resumed by that turn measures its slice
- * from the same moment; each piece makes at least one step per turn. However many clients are
- * busy, the loop polls its sockets about every `sliceMs` plus one step of each.
+ * from the same moment; each piece makes at least one step per turn (a KVM_RUN gets at least
+ * MIN_STEP_MS: `runUntil`). However many clients are busy, the loop polls its sockets about every
+ * `sliceMs` plus one step of each.
  */
 
 /** How long work runs before it lets the event loop poll its sockets, unless configured. */
 export const DEFAULT_SLICE_MS = 10;
+/** The least a KVM_RUN is given, however late in a shared slice its work resumed (ms). */
+export const MIN_STEP_MS = 1;
 
 export class Pacer {
   /** When the work resumed by the last rest started its shared slice. */
@@ -36,6 +39,18 @@ export class Pacer {
    */
   turnEnd(start: number): number {
     return (start > this.sliceStart ? start : this.sliceStart) + this.sliceMs;
+  }
+
+  /**
+   * KVM_RUN's deadline for work that started at `start` and enters KVM_RUN at `now`: the end of
+   * its turn, but at least MIN_STEP_MS away. The works resumed by one rest share a slice, and the
+   * first to resume may spend all of it (a guest that never exits runs to the turn's end); a
+   * deadline that had passed would then end the next one's KVM_RUN before its guest ran, turn
+   * after turn, for as long as the first went on. So each makes a step in every turn.
+   */
+  runUntil(start: number, now: number): number {
+    const end = this.turnEnd(start);
+    return end > now + MIN_STEP_MS ? end : now + MIN_STEP_MS;
   }
 
   /** Resolves once the event loop has had a turn; every caller until then shares it. */

@@ -34,7 +34,7 @@ import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { Regs } from '../../kvm/api/regs.js';
 import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
-import { kernelStackTop } from '../boot/layout.js';
+import { isBootText, kernelStackTop } from '../boot/layout.js';
 import { pushesErrorCode } from '../boot/stubs.js';
 import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
@@ -174,6 +174,8 @@ export class VcpuRunner {
    * not load it.
    */
   private kernelRspInPlace = false;
+  /** The HLT that ends the current exec's copied code (its epilogue), if any. */
+  private execEpilogue: bigint | undefined;
   /**
    * KVM_RUN's options, reused: the deadline of the request's turn on every backend, and where
    * instructions are counted (the model), what is left of the request's budget.
@@ -301,6 +303,7 @@ export class VcpuRunner {
       const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
       const placed = inPlace !== undefined ? ExecPlacement.inPlace(inPlace) : ExecPlacement.copied(host.memory, host.layout, this.id, request as ExecRequest);
       placed.load(regs, this.entry);
+      this.execEpilogue = placed.cpl3 ? undefined : placed.end;
       this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
       ctx = this.context(request, options, allowance, Math.min(budget, own), undefined, 0n, placed);
@@ -326,6 +329,14 @@ export class VcpuRunner {
     } catch (e) {
       return this.recover(ctx, e);
     }
+  }
+
+  /**
+   * Whether a HLT at `rip` is the VMM's ending of an operation rather than the guest's own:
+   * a HLT of the boot text (templates, stubs, the done gate) or the epilogue after exec code.
+   */
+  isCompletion(rip: bigint): boolean {
+    return rip === this.execEpilogue || isBootText(rip);
   }
 
   /** Where each template starts and where the vCPU halts when it is done, at CPL0 or CPL3. */
@@ -401,11 +412,11 @@ export class VcpuRunner {
     }
     const allowance = ctx.allowance;
     const counter = this.counter;
-    const pacer = this.host.pacer;
-    // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn,
-    // so that a guest that never exits gives others their turn too — on either backend.
+    // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn
+    // (at least a step away), so that a guest that never exits gives others their turn too — on
+    // either backend.
     const timeUp = entered + (allowance.limits.maxRequestMs - allowance.spentMs);
-    const turnEnd = pacer.turnEnd(allowance.started);
+    const turnEnd = this.host.pacer.runUntil(allowance.started, entered);
     this.setDeadline(timeUp < turnEnd ? timeUp : turnEnd, entered);
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
@@ -445,7 +456,7 @@ export class VcpuRunner {
           if (next !== undefined) return next.then(() => this.loop(ctx));
         }
       }
-      if (pacer.due(allowance.started, this.lastRunEnd)) return this.yieldTurn(ctx);
+      if (this.lastRunEnd >= turnEnd) return this.yieldTurn(ctx);
     }
   }
 
