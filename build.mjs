@@ -8,6 +8,7 @@
 //                loader under worker threads on Node 20), and test/**/fixtures/*.ts, programs
 //                that tests run as child processes.
 //   build/bench/ every test/bench/*.bench.ts.
+//   build/fuzz/  the fuzz suite's long mode (test/fuzz/main.ts, `npm run fuzz`).
 //   dist/examples/ (with --dist) and build/examples/ (with --tests): the runnable examples,
 //                examples/*.ts, each with its policy bundled in.
 // Usage: node build.mjs [--dist] [--tests] [--types]   (no flag: everything)
@@ -74,5 +75,6 @@ if (all || args.has('--tests')) {
   const benches = walk('test/bench', (p) => p.endsWith('.bench.ts') || p.endsWith('main.ts'));
   await build({ ...common, entryPoints: tests, outdir: 'build/test', outbase: 'test' });
   await build({ ...common, entryPoints: benches, outdir: 'build/bench', outbase: 'test/bench' });
+  await build({ ...common, entryPoints: ['test/fuzz/main.ts'], outdir: 'build/fuzz', outbase: 'test/fuzz' });
   await build({ ...common, entryPoints: examples(), outdir: 'build/examples' });
 }

@@ -131,10 +131,18 @@ export class ControlClient {
 
   // The VMM's services.
 
-  /** A VM of its own policy (a policy document, or its JSON text; the server's policy without one). */
-  async createVm(vm: string, options: { policy?: string | object; replace?: boolean } = {}): Promise<ResultOf<'createVm'>> {
+  /**
+   * A VM of its own policy (a policy document, or its JSON text; the server's policy without one).
+   * With `guestToken`, only guests whose hello carries it may attach (docs/trust-model.md).
+   */
+  async createVm(vm: string, options: { policy?: string | object; replace?: boolean; guestToken?: string } = {}): Promise<ResultOf<'createVm'>> {
     const policy = options.policy === undefined ? undefined : typeof options.policy === 'string' ? options.policy : JSON.stringify(options.policy);
-    return this.session.request('createVm', { vm, ...(policy !== undefined && { policy }), ...(options.replace !== undefined && { replace: options.replace }) });
+    return this.session.request('createVm', {
+      vm,
+      ...(policy !== undefined && { policy }),
+      ...(options.replace !== undefined && { replace: options.replace }),
+      ...(options.guestToken !== undefined && { guestToken: options.guestToken }),
+    });
   }
 
   async destroyVm(vm: string): Promise<void> {

@@ -25,6 +25,8 @@ export interface ConnectOptions {
   vcpu?: number;
   /** Names this client in the host's logs. */
   client?: string;
+  /** The VM's guest token, for a VM the host made with one (a control client's createVm `guestToken`). */
+  token?: string;
   /**
    * Give up on a host that answers nothing for this long: connecting and the hello fail after
    * `timeoutMs`; once connected, a host that answers no request for between `timeoutMs` and
@@ -39,7 +41,7 @@ export interface ConnectOptions {
   maxFrame?: number;
 }
 
-const CONNECT_OPTIONS = ['vm', 'vcpu', 'client', 'timeoutMs', 'maxFrame'] as const;
+const CONNECT_OPTIONS = ['vm', 'vcpu', 'client', 'token', 'timeoutMs', 'maxFrame'] as const;
 
 export class Guest extends GuestOperations {
   /** The VM this guest is attached to. */
@@ -142,8 +144,8 @@ export async function connect(target: string | Connection, options?: ConnectOpti
   return new Guest(new GuestChannel(session, maxFrame, timeoutMs), result);
 }
 
-function helloOptions(o: ConnectOptions): { role: 'guest'; vm?: string; vcpu?: number; client?: string } {
-  const hello = { role: 'guest' as const, vm: o.vm, vcpu: o.vcpu, client: o.client };
+function helloOptions(o: ConnectOptions): { role: 'guest'; vm?: string; vcpu?: number; client?: string; token?: string } {
+  const hello = { role: 'guest' as const, vm: o.vm, vcpu: o.vcpu, client: o.client, ...(o.token !== undefined && { token: o.token }) };
   try {
     OPS.hello.params.wire({ version: PROTOCOL_VERSION, ...hello });
   } catch (e) {

@@ -5,7 +5,7 @@
  * closures of its own.
  */
 import {
-  type BatchableOp, type Exit, type Fault, KVM_REGS_FIELDS, MAX_EXEC_CODE, type Regs,
+  type BatchableOp, type ExecStop, type Exit, type Fault, KVM_REGS_FIELDS, MAX_EXEC_CODE, type Regs,
 } from '../protocol/index.js';
 import {
   type Cpl, type OpOptions, type U64, bytesArgument, cplOf, cplOption, crArgument, oneOfArgument,
@@ -49,9 +49,9 @@ export interface ExecOptions extends OpOptions {
 
 /** What `exec` reports: why the code stopped, the registers then, the fault if it stopped on one. */
 export interface ExecResult {
-  stop: 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown';
+  stop: ExecStop;
   regs: Regs;
-  /** Present exactly when `stop` is `fault`. */
+  /** Present exactly when `stop` is `fault` or `exception_loop` (the exception delivered over and over). */
   fault?: Fault;
   exits: Exit[];
   exitsDropped?: number;

@@ -14,7 +14,7 @@ export const ERROR_CODES = {
   already_greeted: 'a second hello on a connection that already has one (or has one in progress)',
   version_mismatch: 'the peer speaks another protocol version',
   forbidden: 'the op belongs to the other role (guest ops on a control connection or the reverse)',
-  bad_token: 'the control token is wrong',
+  bad_token: 'the control token (or a VM\'s guest token) is wrong; a connection that gives a wrong one three times is closed',
   not_found: 'a VM, vCPU or subscription that does not exist',
   duplicate_id: 'the id is already used by an outstanding request on this connection',
   kvm_error: 'the KVM model refused the operation; `errno` names the errno (e.g. EINVAL)',
@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   guest_shutdown: 'the vCPU shut down (triple fault) during an operation that has no `stop` to report it; the policy\'s onShutdown says what became of the VM',
   invalid_guest_state: 'KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY) with the state a control client loaded; initVcpu or resetVm mends it',
   host_unsupported: 'the host\'s KVM cannot do what the operation needs (a real kernel that never completes a CPL0 hypercall); the message names what it lacks',
+  exception_loop: 'the vCPU delivered the same exception over and over to a handler that faults again before it runs (an op with no `stop` to report it); the vCPU was booted again',
+  deadline: 'the peer missed one of the server\'s deadlines (no hello in time, a frame begun and not finished in time, answers not read in time); the connection is closed',
   connection_closed: '(local) the connection closed before the response arrived',
   bad_url: '(local) an endpoint URL that connect() or listen() cannot use',
 } as const;

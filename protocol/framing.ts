@@ -70,6 +70,9 @@ export class FrameReader {
   /** Body length of the frame being read, or -1 while reading a header. */
   private need = -1;
   private failed = false;
+  private paused = false;
+  /** Complete frames handed to the sink so far. */
+  framesRead = 0;
   readonly maxFrame: number;
 
   constructor(private readonly sink: FrameSink, maxFrame: number = DEFAULT_MAX_FRAME) {
@@ -86,11 +89,31 @@ export class FrameReader {
     return this.failed;
   }
 
+  /** Part of a frame has arrived and the rest has not (or whole frames wait while paused). */
+  get midFrame(): boolean {
+    return this.buffered > 0 || this.need >= 0;
+  }
+
+  /** Stops handing out frames (input is still queued) until resume(): the owner's backpressure. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.parse();
+  }
+
   push(chunk: Uint8Array): void {
     if (this.failed || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    while (!this.failed) {
+    if (!this.paused) this.parse();
+  }
+
+  private parse(): void {
+    while (!this.failed && !this.paused) {
       if (this.need < 0) {
         if (this.buffered < FRAME_HEADER_BYTES) return;
         const length = this.readHeader();
@@ -114,6 +137,7 @@ export class FrameReader {
       if (this.buffered < this.need) return;
       const body = this.take(this.need);
       this.need = -1;
+      this.framesRead++;
       this.sink.frame(body);
     }
   }

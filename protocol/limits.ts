@@ -28,3 +28,18 @@ export const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 /** Pushes a client keeps for a subscription it has no listener for yet (the rest are dropped). */
 export const MAX_EARLY_PUSHES = 1024;
+
+/**
+ * Bytes of answers a server holds for a peer that does not read them: past this, the server
+ * stops reading that connection until the peer has taken them (4 MiB, unless configured).
+ */
+export const DEFAULT_MAX_UNSENT = 4 << 20;
+
+/** How long a peer past the unsent maximum has to read its answers before it is closed. */
+export const DEFAULT_DRAIN_DEADLINE_MS = 10_000;
+
+/** How long a server waits for a connection's successful hello before it closes it. */
+export const DEFAULT_HELLO_DEADLINE_MS = 10_000;
+
+/** How long a server waits for the rest of a frame once its first byte has come. */
+export const DEFAULT_FRAME_DEADLINE_MS = 10_000;

@@ -13,7 +13,7 @@ import {
   requestIdOf, resultResponseToWire,
 } from './envelope.js';
 import { ProtocolError, toProtocolError } from './errors.js';
-import { DEFAULT_MAX_IN_FLIGHT } from './limits.js';
+import { DEFAULT_DRAIN_DEADLINE_MS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_UNSENT } from './limits.js';
 import { DEFAULT_VCPU, DEFAULT_VM, type Event } from './messages/common.js';
 import { BATCHABLE_OPS, type BatchItem } from './messages/guest.js';
 import type { HelloParams, HelloResult, Op, Request } from './messages/index.js';
@@ -46,16 +46,42 @@ export interface SessionHandler<C = unknown> {
   /**
    * Runs one request of the session's role and returns its result (validated before it is
    * sent). Throw a ProtocolError for a protocol-level refusal, or an error with an `errno`
-   * name (KvmError) for `kvm_error`; anything else becomes `internal`.
+   * name (KvmError) for `kvm_error`; anything else becomes `internal`. `scope` is what `scope()`
+   * made for the request this op belongs to (the same for every op of a batch).
    */
-  request(session: ServerSession<C>, request: HandlerRequest): unknown;
+  request(session: ServerSession<C>, request: HandlerRequest, scope?: unknown): unknown;
+  /**
+   * State one request shares among its ops, made once per request: per op, or once for a whole
+   * batch (`batch` true) — the VMM keeps there what the request may still cost.
+   */
+  scope?(session: ServerSession<C>, batch: boolean): unknown;
   /** The connection is gone (drop subscriptions and the like). */
   closed?(session: ServerSession<C>): void;
+}
+
+/** Turns on the event loop for long batches (the VMM's Pacer). */
+export interface Pacing {
+  /** Whether work that started at `start` (performance.now()) has had its turn. */
+  due(start: number, now?: number): boolean;
+  /** Resolves once other work has had a turn. */
+  rest(): Promise<void>;
 }
 
 export interface ServerSessionOptions extends ChannelOptions {
   /** Requests run at once (default 1024); more are answered with `limit`. */
   maxInFlight?: number;
+  /** Between the ops of a batch, let other clients have their turn when it is due. */
+  pace?: Pacing;
+  /**
+   * Bytes of answers the peer has not read, and apart from them bytes of requests read and not
+   * yet answered, past which the session reads no more requests from it (default 4 MiB) until
+   * they are fewer again; past the first, subscription pushes are dropped meanwhile.
+   */
+  maxUnsent?: number;
+  /** How long a peer past maxUnsent has to read before its connection is closed (default 10 s). */
+  drainDeadlineMs?: number;
+  /** How long the connection may go without a successful hello before it is closed (default: no limit). */
+  helloDeadlineMs?: number;
 }
 
 export class ServerSession<C = unknown> {
@@ -70,18 +96,44 @@ export class ServerSession<C = unknown> {
   context: C | undefined;
   /** Requests received with a valid envelope. */
   requests = 0;
+  /** Pushes dropped because the peer had not read what was sent before. */
+  droppedPushes = 0;
 
   private readonly channel: Channel;
-  private readonly inFlight = new Set<number>();
+  /** Requests running, by id, with the size of their frames. */
+  private readonly inFlight = new Map<number, number>();
+  private inFlightBytes = 0;
+  /** Whether the session has stopped reading the connection (updateReading). */
+  private readingPaused = false;
   private readonly maxInFlight: number;
+  private readonly pace: Pacing | undefined;
   /** A hello being handled: later requests wait for it rather than fail. */
   private pendingHello: Promise<void> | undefined;
   private readonly closeListeners: (() => void)[] = [];
+  private readonly maxUnsent: number;
+  private readonly drainDeadlineMs: number;
+  /** Reading stopped until the peer takes its answers; closed when the timer runs out. */
+  private backlogTimer: ReturnType<typeof setTimeout> | undefined;
+  private helloTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly connection: Connection, private readonly handler: SessionHandler<C>, options: ServerSessionOptions = {}) {
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.pace = options.pace;
+    this.maxUnsent = options.maxUnsent ?? DEFAULT_MAX_UNSENT;
+    this.drainDeadlineMs = options.drainDeadlineMs ?? DEFAULT_DRAIN_DEADLINE_MS;
+    if (options.helloDeadlineMs !== undefined) {
+      const ms = options.helloDeadlineMs;
+      this.helloTimer = setTimeout(() => {
+        this.helloTimer = undefined;
+        if (this.role !== undefined) return;
+        this.sendError(null, new ProtocolError('deadline', `no successful hello within ${ms} ms of connecting; this server closes such connections`));
+        this.close();
+      }, ms);
+      this.helloTimer.unref?.();
+    }
+    connection.onDrain?.(() => this.drained());
     this.channel = new Channel(connection, {
-      message: (value) => this.onMessage(value),
+      message: (value, bytes) => this.onMessage(value, bytes),
       badFrame: (error, fatal) => {
         this.sendError(null, error);
         if (fatal) this.close();
@@ -94,9 +146,22 @@ export class ServerSession<C = unknown> {
     return this.connection.closed;
   }
 
-  /** Sends a subscription event; throws if the event is invalid (a handler bug) or too large. */
+  /**
+   * Sends a subscription event; throws if the event is invalid (a handler bug) or too large. A
+   * peer that has not read what was sent before misses it (counted in droppedPushes).
+   */
   push(sub: number, event: Event): void {
+    if (this.backlogTimer !== undefined) {
+      this.droppedPushes++;
+      return;
+    }
     this.channel.send(pushToWire(sub, event));
+    this.updateReading();
+  }
+
+  /** Whether the session has stopped reading because the peer does not read its answers. */
+  get throttled(): boolean {
+    return this.backlogTimer !== undefined;
   }
 
   onClose(listener: () => void): void {
@@ -108,6 +173,8 @@ export class ServerSession<C = unknown> {
   }
 
   private onConnectionClosed(): void {
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    if (this.backlogTimer !== undefined) clearTimeout(this.backlogTimer);
     for (const listener of [() => this.handler.closed?.(this), ...this.closeListeners.splice(0)]) {
       try {
         listener();
@@ -117,7 +184,7 @@ export class ServerSession<C = unknown> {
     }
   }
 
-  private onMessage(value: unknown): void {
+  private onMessage(value: unknown, bytes: number): void {
     let envelope: RequestEnvelope;
     try {
       envelope = parseRequestEnvelope(value);
@@ -136,7 +203,9 @@ export class ServerSession<C = unknown> {
       return;
     }
     this.requests++;
-    this.inFlight.add(id);
+    this.inFlight.set(id, bytes);
+    this.inFlightBytes += bytes;
+    if (this.inFlightBytes > this.maxUnsent) this.updateReading();
     void this.run(envelope);
   }
 
@@ -147,7 +216,9 @@ export class ServerSession<C = unknown> {
     } catch (e) {
       this.sendError(id, toProtocolError(e));
     } finally {
+      this.inFlightBytes -= this.inFlight.get(id) ?? 0;
       this.inFlight.delete(id);
+      if (this.readingPaused) this.updateReading();
     }
   }
 
@@ -166,8 +237,8 @@ export class ServerSession<C = unknown> {
       throw new ProtocolError('forbidden', `${envelope.op} is a ${envelope.spec.role} op; this connection's role is ${this.role}`);
     }
     const params = parseRequestParams(envelope) as Record<string, unknown>;
-    if (envelope.op === 'batch') return this.runBatch((params as { ops: BatchItem[] }).ops);
-    const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest);
+    if (envelope.op === 'batch') return this.runBatch((params as { ops: BatchItem[] }).ops, this.handler.scope?.(this, true));
+    const result = await this.handler.request(this, { op: envelope.op, ...params } as HandlerRequest, this.handler.scope?.(this, false));
     return this.checkedResult(envelope.op, envelope.spec, params, result);
   }
 
@@ -194,6 +265,10 @@ export class ServerSession<C = unknown> {
       }
       // Validate before committing the role: an invalid reply must leave the session un-greeted.
       const wire = this.checkedResult('hello', envelope.spec, hello, result);
+      if (this.helloTimer !== undefined) {
+        clearTimeout(this.helloTimer);
+        this.helloTimer = undefined;
+      }
       this.role = hello.role;
       this.vm = result.vm;
       this.vcpu = result.vcpu;
@@ -215,33 +290,47 @@ export class ServerSession<C = unknown> {
    * through its own op's result schema (checkedResult, a handler bug becomes that op's
    * `internal` error), each error body through the error schema, and `{ results }` with one
    * outcome per op is this loop's own making. An op that finishes at once costs no promise.
+   * A long batch lets other clients have their turn between its ops (`pace`).
    */
-  private runBatch(ops: BatchItem[]): { results: unknown[] } | Promise<{ results: unknown[] }> {
+  private runBatch(ops: BatchItem[], scope: unknown): { results: unknown[] } | Promise<{ results: unknown[] }> {
     const results = new Array<unknown>(ops.length);
+    const start = performance.now();
     for (let i = 0; i < ops.length; i++) {
       const item = ops[i]!;
       let result: unknown;
       try {
-        result = this.handler.request(this, item);
+        result = this.handler.request(this, item, scope);
       } catch (e) {
         results[i] = failedOutcomeToWire(e);
-        continue;
       }
-      if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result);
-      results[i] = this.itemOutcomeToWire(item, result);
+      if (results[i] === undefined) {
+        if (isPromiseLike(result)) return this.finishBatch(ops, results, i, result, scope, start);
+        results[i] = this.itemOutcomeToWire(item, result);
+      }
+      // The clock every 16 ops: most ops take a microsecond or two.
+      if (this.pace !== undefined && (i & 15) === 15 && i + 1 < ops.length && this.pace.due(start)) return this.finishBatch(ops, results, i + 1, undefined, scope, start);
     }
     return { results };
   }
 
-  /** The rest of a batch once one of its ops had to be awaited (`pending`: ops[from]'s result). */
-  private async finishBatch(ops: BatchItem[], results: unknown[], from: number, pending: PromiseLike<unknown>): Promise<{ results: unknown[] }> {
+  /**
+   * The rest of a batch from ops[from] on, once one op had to be awaited (`pending`: ops[from]'s
+   * result) or the batch had run for its turn. A batch whose connection closed stops there: its
+   * answer could not be sent.
+   */
+  private async finishBatch(
+    ops: BatchItem[], results: unknown[], from: number, pending: PromiseLike<unknown> | undefined, scope: unknown, start: number,
+  ): Promise<{ results: unknown[] }> {
     for (let i = from; i < ops.length; i++) {
       const item = ops[i]!;
+      if (pending === undefined && this.pace !== undefined && (i & 15) === 15 && this.pace.due(start)) await this.pace.rest();
+      if (this.closed) break;
       try {
-        results[i] = this.itemOutcomeToWire(item, await (i === from ? pending : this.handler.request(this, item)));
+        results[i] = this.itemOutcomeToWire(item, await (pending ?? this.handler.request(this, item, scope)));
       } catch (e) {
         results[i] = failedOutcomeToWire(e);
       }
+      pending = undefined;
     }
     return { results };
   }
@@ -270,7 +359,9 @@ export class ServerSession<C = unknown> {
     } catch (e) {
       // Too large for a frame (or unpackable): the client still gets an answer for its id.
       this.sendError(id, toProtocolError(e));
+      return;
     }
+    this.updateReading();
   }
 
   private sendError(id: number | null, error: ProtocolError): void {
@@ -279,6 +370,38 @@ export class ServerSession<C = unknown> {
     } catch {
       // An error response is small and made of validated parts; if even it cannot be sent the
       // connection is beyond help, and the session must not throw into the transport.
+      return;
     }
+    this.updateReading();
+  }
+
+  /**
+   * Backpressure. The session holds, for each connection, the requests it has read and not yet
+   * answered and the answers the peer has not yet read; past maxUnsent bytes of either it reads
+   * no more requests — they wait in the peer's own socket — until it holds less. A peer whose
+   * unread answers pass the bound and that does not read them within the drain deadline is
+   * closed. Answers to requests already running are still sent.
+   */
+  private updateReading(): void {
+    if (this.connection.closed) return;
+    const backlog = (this.connection.unsentBytes ?? 0) > this.maxUnsent;
+    if (backlog && this.backlogTimer === undefined) {
+      this.backlogTimer = setTimeout(() => this.close(), this.drainDeadlineMs);
+      this.backlogTimer.unref?.();
+    } else if (!backlog && this.backlogTimer !== undefined) {
+      clearTimeout(this.backlogTimer);
+      this.backlogTimer = undefined;
+    }
+    const stop = backlog || this.inFlightBytes > this.maxUnsent;
+    if (stop === this.readingPaused) return;
+    // The flag first: resuming hands out queued requests, which may pause the session again.
+    this.readingPaused = stop;
+    if (stop) this.channel.pause();
+    else this.channel.resume();
+  }
+
+  /** The peer took everything sent: read it again, unless requests still hold too much. */
+  private drained(): void {
+    if (this.readingPaused || this.backlogTimer !== undefined) this.updateReading();
   }
 }

@@ -7,7 +7,7 @@
  *   const run = line.parsed;   run.string('policy'), run.address('entry'), run.flag('json') ...
  */
 import { EVENT_NAMES } from '../../protocol/events/catalogue.js';
-import type { CommandSpec, ProgramSpec } from './args.js';
+import type { CommandSpec, OptionSpec, ProgramSpec } from './args.js';
 import { ENDPOINT, HOST_OPTION, TOKEN_FILE_OPTION, TOKEN_OPTION } from './control-options.js';
 import { BACKEND_OPTION } from './backend-option.js';
 import { CTL_COMMAND } from './ctl-spec.js';
@@ -15,12 +15,17 @@ import { CTL_COMMAND } from './ctl-spec.js';
 /** The version `pinbox --version` prints (package.json's; a test keeps them equal). */
 export const PINBOX_VERSION = '0.1.0';
 
+/** An option whose value is a whole number from min to max. */
+function count(name: string, placeholder: string, min: number, max: number, defaultText: string, description: string, requires?: readonly string[]): OptionSpec {
+  return { name, value: { kind: 'count', min, max }, placeholder, defaultText, description, ...(requires !== undefined && { requires }) };
+}
+
 const BUDGET_OPTION = {
   name: 'budget',
   value: { kind: 'count', min: 1, max: Number.MAX_SAFE_INTEGER },
   placeholder: 'N',
   defaultText: '1000000',
-  description: 'guest instructions one request may retire; a guest that runs longer is stopped',
+  description: 'guest instructions one request (or one batch) may retire, a delivered fault counting as one; a guest that runs longer is stopped',
 } as const;
 
 const EVENTS_COMMAND: CommandSpec = {
@@ -112,10 +117,31 @@ export const PINBOX: ProgramSpec = {
           description: 'write the control token to FILE, readable by its owner only (default: CONTROL_PATH.token for a unix control socket, else a new private directory in the temp dir; printed at start)',
         },
         { name: 'max-frame', value: { kind: 'count', min: 8192, max: 0x7fffffff }, placeholder: 'BYTES', defaultText: '1048576', description: 'the largest frame either endpoint accepts or sends' },
-        { name: 'max-connections', value: { kind: 'count', min: 1, max: 65536 }, placeholder: 'N', defaultText: '256', description: 'connections open at once over both endpoints; more are refused with a limit error' },
-        { name: 'max-vms', value: { kind: 'count', min: 1, max: 4096 }, placeholder: 'N', defaultText: '64', description: 'VMs at most; a guest naming one more is refused with a limit error' },
+        count('trace-max', 'BYTES', 1024, Number.MAX_SAFE_INTEGER, '268435456',
+          'rotate the trace before it passes BYTES: it moves to FILE.1 and FILE begins again with a trace_rotated line that records the cut', ['trace']),
+        count('trace-keep', 'N', 0, 1000, '3', 'rotated trace files kept (FILE.1 … FILE.N); the oldest beyond them is deleted', ['trace']),
+        count('max-connections', 'N', 1, 65536, '256',
+          'guest connections open at once; when full, the oldest that has not said hello makes room, else a new one is refused with a limit error'),
+        count('max-control-connections', 'N', 1, 65536, '16', 'control connections open at once, apart from the guests\' (so an operator can always get in)', ['control']),
+        count('max-vms', 'N', 1, 4096, '64', 'VMs guests may have made for them; a guest naming one more is refused with a limit error'),
+        count('max-control-vms', 'N', 1, 4096, '64', 'VMs control clients may make with createVm, counted apart from the guests\''),
+        {
+          name: 'guest-vms',
+          value: { kind: 'choice', choices: ['create', 'existing'] },
+          placeholder: 'create|existing',
+          defaultText: 'create',
+          description: 'create: a guest naming a VM that does not exist gets one made from the policy; existing: guests attach only to the policy\'s VM and to VMs control clients made',
+        },
+        count('vm-idle-ms', 'MS', 0, Number.MAX_SAFE_INTEGER, '600000', 'a VM a guest made (not the policy\'s own) is dropped after MS with no guest attached; 0 never drops one'),
+        count('max-unsent', 'BYTES', 8192, Number.MAX_SAFE_INTEGER, '4194304', 'answers a client may leave unread; past them the server reads nothing more from it until it reads them'),
+        count('drain-deadline-ms', 'MS', 1, 0x7fffffff, '10000', 'how long a client past --max-unsent has to read its answers before it is disconnected'),
+        count('hello-deadline-ms', 'MS', 1, 0x7fffffff, '10000', 'how long a connection may go without a successful hello before it is closed'),
+        count('frame-deadline-ms', 'MS', 1, 0x7fffffff, '10000', 'how long the rest of a frame may take once its first byte has come'),
         BUDGET_OPTION,
         BACKEND_OPTION,
+        count('max-exits', 'N', 1, 0x7fffffff, '65536', 'user-space exits one request (or one batch) may cause; exec stops with "exits", any other op fails with a limit error'),
+        count('max-request-ms', 'MS', 1, 0x7fffffff, '1000',
+          'milliseconds of the server\'s time one request (or one batch) may take, waits for a paused VM or a held exit not counted; exec stops with "time", any other op fails with a limit error'),
       ],
       examples: [
         'pinbox serve --listen unix:/tmp/pinbox.sock --policy policy.json',
@@ -135,8 +161,9 @@ export const PINBOX: ProgramSpec = {
         'in high memory from 0x400000, where its segments get their own page rights. A flat binary is\n' +
         'loaded at --load and starts at its first byte. A fault the program does not handle itself stops it\n' +
         '(the boot IDT records it). Exits 0 when the program halts, 1 when it stops any other way (a fault,\n' +
-        'a triple fault, the instruction budget), 2 on bad arguments, a bad policy or a bad image, and\n' +
-        '(V << 1 | 1) & 0xff when it writes V to the exit port 0xf4 (QEMU\'s isa-debug-exit).',
+        'a triple fault, the instruction budget, an exception loop, the run\'s deadline on real KVM), 2 on bad\n' +
+        'arguments, a bad policy or a bad image, and (V << 1 | 1) & 0xff when it writes V to the exit port\n' +
+        '0xf4 (QEMU\'s isa-debug-exit).',
       options: [
         { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },

@@ -141,7 +141,12 @@ const OPS: Readonly<Record<string, Op>> = {
   createVm: async (c) => {
     const file = c.args.string('policy');
     const policy = file === undefined ? undefined : readFileSync(file, 'utf8');
-    const made = await c.ctl.createVm(vmOf(c), { ...(policy !== undefined && { policy }), ...(c.args.flag('replace') && { replace: true }) });
+    const guestToken = c.args.string('guest-token');
+    const made = await c.ctl.createVm(vmOf(c), {
+      ...(policy !== undefined && { policy }),
+      ...(c.args.flag('replace') && { replace: true }),
+      ...(guestToken !== undefined && { guestToken }),
+    });
     c.result(`VM "${vmOf(c)}" made: ${made.vcpus} vCPU${made.vcpus > 1 ? 's' : ''}, Heki ABI ${made.profile}\n`, made);
   },
   destroyVm: async (c) => done(c, `VM "${vmOf(c)}" destroyed\n`),

@@ -48,6 +48,7 @@ export const CTL_OPS: readonly CommandSpec[] = [
     options: [
       { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', description: 'the VM\'s policy (schema: pinbox/schema/policy.json)' },
       { name: 'replace', description: 'destroy a VM of that name first' },
+      { name: 'guest-token', value: { kind: 'string' }, placeholder: 'TOKEN', description: 'only guests whose hello carries TOKEN may attach to the VM (docs/trust-model.md)' },
     ],
   }),
   op('destroyVm', 'drop a VM', 'Drops VM VM: its held exits go on and find it killed; its guests\' later requests get not_found.', { arguments: [VM] }),

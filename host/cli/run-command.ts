@@ -26,6 +26,8 @@ import { RunConsole } from './run-console.js';
 const RUN_EVENTS: readonly EventName[] = EVENT_NAMES.filter((n) => n !== 'kvm_exit' && n !== 'kvm_userspace_exit');
 /** In text, the console is the guest's own output, not event lines. */
 const RUN_TEXT_EVENTS: readonly EventName[] = RUN_EVENTS.filter((n) => n !== 'console');
+/** How long a program may run on real KVM, which counts no instructions to bound it with: the real backend's own KVM_RUN default. */
+const RUN_DEADLINE_MS = 10_000;
 const CONTROL_REGISTERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer'] as const;
 
 /** --vcpus replaces the policy's vCPU count: the VM has exactly the vCPUs that run. */
@@ -66,9 +68,13 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     });
     // Opened before the VM is made, so that a console file that cannot be written leaves nothing to close.
     serial = new RunConsole(io, args.string('console'));
+    // A program run from the command line has its budget and no exit limit: Ctrl-C ends it. On
+    // the model the budget bounds it and time does not; real KVM counts no instructions, so there
+    // the run has a deadline (RUN_DEADLINE_MS).
     vmm = new Vmm({
       policy, policySource: policyFile, ...onBackend(support), ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false,
       devices: { debugExit: true },
+      maxRequestMs: support.backend.name === 'model' ? Infinity : RUN_DEADLINE_MS, maxExits: Number.MAX_SAFE_INTEGER,
     });
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
@@ -140,12 +146,19 @@ function stopText(end: VcpuEnd, counted: boolean): string {
     case 'shutdown':
       return 'the vCPU shut down (triple fault)';
     case 'budget':
-      // Real KVM counts no instructions: what stopped the program there is the run's deadline.
-      return counted ? `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)` : `the run's deadline passed (RIP ${hex(rip)}; real KVM counts no instructions)`;
+      return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
     case 'exit':
       return `the program wrote ${hex(end.exitValue!)} to the exit port 0xf4 at ${hex(rip)}: exit status ${debugExitStatus(end.exitValue!)}`;
     case 'running':
       return `still running at ${hex(rip)} when another vCPU ended the run`;
+    case 'exception_loop':
+      return `the vCPU is stuck in an exception loop: ${describeFault(end.fault!)} is delivered to ${hex(rip)} over and over, and the handler ` +
+        'faults again before its first instruction retires (the program broke its IDT, its handler page or the page tables)';
+    case 'exits':
+      return `the program made more user-space exits than one request may (RIP ${hex(rip)})`;
+    case 'time':
+      // Only real KVM has a deadline here: it counts no instructions.
+      return counted ? `the program ran past the time one request may take (RIP ${hex(rip)})` : `the run's deadline passed (RIP ${hex(rip)}; real KVM counts no instructions)`;
     default:
       return end.stop;
   }

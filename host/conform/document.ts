@@ -2,6 +2,7 @@
  * A scenario file as written, once it has passed the schema (host/vmm/schema/scenario.schema.json
  * documents every field). The parse-*.ts files turn it into model.ts.
  */
+import type { ExecStop } from '../../protocol/messages/index.js';
 import type { IntegerText } from './integers.js';
 import type { VmBlockText } from './vm-block.js';
 
@@ -68,7 +69,7 @@ export interface ExpectText {
   exits?: ExitText[];
   regs?: Record<string, IntegerText>;
   cr?: Record<string, IntegerText>;
-  stop?: 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown';
+  stop?: ExecStop;
   nmsrs?: number;
   msrs?: MsrEntryText[];
 }

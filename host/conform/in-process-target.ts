@@ -126,7 +126,7 @@ export function inProcessTarget(options: InProcessTargetOptions = {}): ScenarioT
   const real = support !== undefined && support.backend.name !== 'model';
   const vmm = new Vmm({
     policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)),
-    maxVms: 4096,
+    maxControlVms: 4096,
     ...(support !== undefined && { backend: support.backend, host: support }),
   });
   let made = 0;

@@ -4,6 +4,7 @@
  * file format is host/vmm/schema/scenario.schema.json; scenario.ts parses it into this.
  */
 import type { ErrnoName } from '../../protocol/abi.js';
+import type { ExecStop } from '../../protocol/messages/index.js';
 import type { ScenarioVm } from './vm-block.js';
 
 export const GENERAL_REGISTERS = [
@@ -19,7 +20,7 @@ export type ControlRegisterName = (typeof CONTROL_REGISTER_NAMES)[number];
 /** The control registers MOV CR can name (SDM vol. 2, "MOV—Move to/from Control Registers"). */
 export type CrNumber = 0 | 2 | 3 | 4 | 8;
 
-export type ExecStop = 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown';
+export type { ExecStop };
 export type HypercallInsn = 'vmcall' | 'vmmcall';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
  * The model's vCPU file descriptor, the KvmVcpu of host/kvm/api/vcpu.ts: KVM_RUN and the vCPU
- * ioctls, plus the model's own calls (ModelVcpu: the instruction count, INIT). `run()` mirrors
+ * ioctls, plus the model's own calls (ModelVcpu: the instruction count, INIT, the exception-loop
+ * watch). `run()` mirrors
  * vcpu_run() / vcpu_enter_guest(): it first finishes the completion the previous exit left
  * (complete_userspace_io), then lets the core run and handles each intercept in the kernel until
  * one needs user space.
@@ -10,7 +11,7 @@ import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
 import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
-import type { ModelVcpu } from './api/model.js';
+import type { ExceptionLoop, ModelVcpu } from './api/model.js';
 import type { Regs, Sregs } from './api/regs.js';
 import type { KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
@@ -22,6 +23,7 @@ import { isU32, toU64 } from './u64.js';
 import { VcpuArch, type VcpuStat } from './vcpu-arch.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
+import { DeadlineWatch } from './deadline-watch.js';
 import type { VmArch } from './vm-arch.js';
 import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
 import { hex } from '../../protocol/notation.js';
@@ -29,14 +31,10 @@ import { hex } from '../../protocol/notation.js';
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
 const MAX_IO_MSRS = 256;
 
-/**
- * RunOptions.deadline: the units of guest work (instructions, and intercepts that retire none)
- * between two looks at the clock — about a millisecond of guest code.
- */
-const DEADLINE_SLICE = 1 << 16;
-
 export class Vcpu implements KvmVcpu, ModelVcpu {
   private readonly arch: VcpuArch;
+  /** How run() keeps RunOptions.deadline: looks at the clock between slices of guest work. */
+  private readonly watch = new DeadlineWatch();
 
   /** @internal Created by `Vm.createVcpu()`; starts in the RESET state. */
   constructor(id: number, cpu: GuestCpu, vm: VmArch) {
@@ -63,6 +61,16 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
   /** Guest instructions the core has retired (ModelVcpu). */
   get instructionsRetired(): number {
     return this.arch.cpu.instructionsRetired;
+  }
+
+  /** Faults the core has delivered, each a unit of the run budget (ModelVcpu). */
+  get eventsDelivered(): number {
+    return this.arch.cpu.eventsDelivered;
+  }
+
+  /** The exception loop that ended the last run(), or null (ModelVcpu). */
+  get exceptionLoop(): ExceptionLoop | null {
+    return this.arch.cpu.exceptionLoop;
   }
 
   /** A snapshot of the vCPU's counters. */
@@ -101,26 +109,23 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       return this.toUserSpace();
     }
     // A deadline already passed: its signal is pending, and KVM_RUN returns before the guest runs.
-    if (deadline !== undefined && process.hrtime.bigint() >= deadline) return this.timedOut();
+    const watch = this.watch;
+    if (deadline !== undefined && !watch.begin(deadline)) return this.timedOut();
     v.hasRun = true;
     const cpu = v.cpu;
     let remaining = budget === Infinity ? Number.MAX_SAFE_INTEGER : budget;
-    let sliceLeft = DEADLINE_SLICE;
     for (;;) {
-      const limit = deadline === undefined || remaining < sliceLeft ? remaining : sliceLeft;
-      const before = cpu.instructionsRetired;
+      const limit = deadline === undefined || remaining < watch.left ? remaining : watch.left;
+      const before = cpu.instructionsRetired + cpu.eventsDelivered;
       const intercept = cpu.run(limit);
-      // An intercept that retired nothing still costs a unit, so a budgeted run always ends.
-      const spent = Math.max(1, cpu.instructionsRetired - before);
+      // What the core spent (instructions and fault deliveries); an intercept that spent nothing
+      // still costs a unit, so a budgeted run always ends.
+      const spent = Math.max(1, cpu.instructionsRetired + cpu.eventsDelivered - before);
       remaining -= spent;
-      if (deadline !== undefined) {
-        sliceLeft -= spent;
-        // The slice was spent, not the budget: no exit, a look at the clock.
-        if (intercept.kind === 'budget' && remaining > 0 && spent >= limit) {
-          sliceLeft = DEADLINE_SLICE;
-          if (process.hrtime.bigint() >= deadline) return this.timedOut();
-          continue;
-        }
+      // The slice was spent, not the budget (nor an exception loop found): no exit, a look at the clock.
+      if (deadline !== undefined && intercept.kind === 'budget' && remaining > 0 && spent >= limit && cpu.exceptionLoop === null) {
+        if (watch.spend(spent)) return this.timedOut();
+        continue;
       }
       v.stat.exits++;
       if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
@@ -133,6 +138,9 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         }
         throw e;
       }
+      // The work counts against the deadline's slice whether or not the exit goes to user space;
+      // a deadline found passed with an exit to return ends the next run at once.
+      const late = deadline !== undefined && watch.spend(spent);
       if (toUser) {
         // KVM_EXIT_MEMORY_FAULT is the one exit KVM_RUN reports by failing, with -EFAULT (api.rst):
         // kvm_run is filled and user space reads it after the error.
@@ -147,10 +155,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         v.exitToUserSpace('KVM_EXIT_INTR');
         return this.toUserSpace();
       }
-      if (deadline !== undefined && sliceLeft <= 0) {
-        sliceLeft = DEADLINE_SLICE;
-        if (process.hrtime.bigint() >= deadline) return this.timedOut();
-      }
+      if (late) return this.timedOut();
     }
   }
 

@@ -19,11 +19,14 @@
  *   host_unsupported     the host's KVM cannot do what the operation needs: on a real kernel
  *                        whose CPL0 hypercalls never complete (a PVM host), a hypercall that
  *                        KVM_RUN's deadline ended with the VMCALL not retired
+ *   exception_loop       the vCPU delivered the same exception to the same handler over and over
+ *                        with no instruction retiring (an op with no `stop` to report it); the
+ *                        vCPU is booted again
  */
 import { ProtocolError } from '../../protocol/errors.js';
 import { KvmError } from '../kvm/api/errors.js';
 
-export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state' | 'host_unsupported';
+export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state' | 'host_unsupported' | 'exception_loop';
 
 export class VmmError extends ProtocolError {
   override readonly code: VmmErrorCode;

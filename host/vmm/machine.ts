@@ -37,7 +37,9 @@ import type { HostFacts } from './host-facts.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
 import { RunState, type VmState } from './run-state.js';
+import type { RequestLimits } from './run/allowance.js';
 import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
+import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
@@ -46,7 +48,8 @@ import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-run
 
 export interface MachineOptions {
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   /** The KVM the VM is made on (host/kvm/api/backend.ts). */
   readonly backend: KvmBackend;
   /** What is known of the backend's KVM (host-facts.ts). */
@@ -76,11 +79,14 @@ export class Machine implements RunnerHost {
   /** The ports user space answers: the serial console, the exit port. */
   readonly devices: PortDevices;
   readonly log: EventLog;
-  readonly budget: number;
+  readonly limits: RequestLimits;
+  readonly pacer: Pacer;
   readonly onShutdown: OnShutdown;
   readonly hypercallsComplete: boolean;
   readonly hypercallsDetail: string;
   private readonly runners: VcpuRunner[] = [];
+  /** The secret a guest's hello must carry to attach to this VM (createVm's guestToken), if any. */
+  guestToken: { matches(candidate: string): boolean } | undefined;
   /** KVM's tracepoints into the event log: the model's only (a real kernel's are in tracefs). */
   private readonly bridge: TracepointBridge | undefined;
   /**
@@ -94,7 +100,8 @@ export class Machine implements RunnerHost {
 
   constructor(readonly name: string, readonly policy: CompiledPolicy, options: MachineOptions) {
     this.log = options.log;
-    this.budget = options.budget;
+    this.limits = options.limits;
+    this.pacer = options.pacer;
     this.onShutdown = policy.onShutdown;
     this.hypercallsComplete = options.host.hypercalls.complete;
     this.hypercallsDetail = options.host.hypercalls.detail;
@@ -210,7 +217,7 @@ export class Machine implements RunnerHost {
     if (this.state.pause() && this.log.wants('vm_paused', this.name)) this.log.emit('vm_paused', this.name, { cause });
   }
 
-  kill(cause: 'heki_denial' | 'shutdown' | 'control'): void {
+  kill(cause: 'heki_denial' | 'shutdown' | 'control' | 'idle'): void {
     if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
   }
 

@@ -16,6 +16,7 @@ import {
 import { CpuCore, SEG_CS, SEG_FS, SEG_GS, SEG_SS } from './core.js';
 import { invalidateFrame } from './block.js';
 import { EVENT_HARDWARE, raiseEvent } from './exceptions/delivery.js';
+import { DeliveryWatch, type ExceptionLoop } from './exceptions/delivery-loop.js';
 import { GUEST_FAULT, pushesErrorCode } from './fault.js';
 import { readFlags } from './flags.js';
 import type { AccessKind, ControlRegister, GuestCpu } from './guest-cpu.js';
@@ -71,6 +72,9 @@ export class Cpu extends CpuCore implements GuestCpu {
   /** A RIP the host set that is not canonical (kept exactly for getRip; the state is invalid). */
   private ripBig: bigint | null = null;
   private pending: PendingEvent | null = null;
+  private readonly deliveries = new DeliveryWatch();
+  private loop: ExceptionLoop | null = null;
+  private delivered = 0;
 
   constructor(memory: PhysicalMemory, options: CpuOptions = {}) {
     super(memory);
@@ -100,6 +104,8 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.stop = null;
     this.codeInvalidated = false;
     this.retireLimit = this.retired + budget;
+    this.deliveries.reset();
+    this.loop = null;
     const p = this.pending;
     if (p !== null) {
       this.pending = null;
@@ -115,9 +121,15 @@ export class Cpu extends CpuCore implements GuestCpu {
         runBlocks(this);
       } catch (e) {
         if (e !== GUEST_FAULT) throw e;
-        if (!raiseEvent(this, this.faultVector, this.faultErrorCode, this.faultAddress, EVENT_HARDWARE, this.rip, false)) {
-          return this.takeStop();
-        }
+        const vector = this.faultVector;
+        const errorCode = this.faultErrorCode;
+        const address = this.faultAddress;
+        if (!raiseEvent(this, vector, errorCode, address, EVENT_HARDWARE, this.rip, false)) return this.takeStop();
+        // Each delivery costs the budget a unit, and an exact loop ends the run (delivery-loop.ts).
+        this.retireLimit--;
+        this.delivered++;
+        this.loop = this.deliveries.delivered(this, vector, errorCode, address);
+        if (this.loop !== null) return BUDGET_SPENT;
         continue;
       }
       if (this.stop !== null) return this.takeStop();
@@ -146,6 +158,19 @@ export class Cpu extends CpuCore implements GuestCpu {
   /** Instructions retired since the CPU was created. */
   get instructionsRetired(): number {
     return this.retired;
+  }
+
+  /** Faults raised by guest instructions and delivered since the CPU was created (each cost a budget unit). */
+  get eventsDelivered(): number {
+    return this.delivered;
+  }
+
+  /**
+   * The exception loop that ended the last run() (it returned the `budget` intercept at once),
+   * or null: what a VMM's watchdog reports (delivery-loop.ts).
+   */
+  get exceptionLoop(): ExceptionLoop | null {
+    return this.loop;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import type { ExceptionLoop } from './exceptions/delivery-loop.js';
 import type { Intercept } from './intercept.js';
 import type { PhysicalMemory } from './memory.js';
 import type { GeneralRegisters, SystemRegisters } from './state.js';
@@ -28,7 +29,10 @@ export interface GuestCpu {
 
   /**
    * Runs guest instructions until an intercept, retiring at most `budget` instructions
-   * (then the `budget` intercept). A pending injected exception is delivered first.
+   * (then the `budget` intercept). A pending injected exception is delivered first. Each fault
+   * the guest's own instructions raise and the core delivers costs the budget a unit too, and an
+   * exception loop (a handler that faults again at once, for ever) ends the run early with the
+   * `budget` intercept (exceptions/delivery-loop.ts).
    */
   run(budget: number): Intercept;
 
@@ -99,6 +103,19 @@ export interface GuestCpu {
    * until the hypervisor skips it; a faulting one never is.
    */
   readonly instructionsRetired: number;
+
+  /**
+   * Faults raised by guest instructions and delivered through the IDT since the CPU was created.
+   * Each costs `run()`'s budget a unit, as a retired instruction does: a hypervisor that spreads
+   * a budget over several runs counts both.
+   */
+  readonly eventsDelivered: number;
+
+  /**
+   * The exception loop that ended the last `run()` early with the `budget` intercept
+   * (exceptions/delivery-loop.ts), or null.
+   */
+  readonly exceptionLoop: ExceptionLoop | null;
 
   /** is_64_bit_mode(): EFER.LMA and CS.L, read from the live state without copying it. */
   is64BitMode(): boolean;

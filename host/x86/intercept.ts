@@ -50,7 +50,10 @@ export type Intercept =
     readonly access: 'read' | 'write' | 'fetch'; readonly qualification: number;
     readonly vectoring?: { readonly vector: number; readonly errorCode: number | undefined; readonly address: bigint };
   }
-  /** The instruction budget given to `run()` is spent; the guest can be resumed. */
+  /**
+   * The instruction budget given to `run()` is spent (instructions retired and faults delivered),
+   * or the core found an exception loop (`Cpu.exceptionLoop`); the guest can be resumed.
+   */
   | { readonly kind: 'budget' }
   /**
    * The state the host loaded cannot be run by this core: anything but 64-bit long mode with

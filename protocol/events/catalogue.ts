@@ -227,7 +227,7 @@ export const EVENT_CATALOGUE = {
   vm_killed: {
     description: 'The VM was stopped for good.',
     fields: {
-      cause: str('heki_denial (onDenial "kill"), shutdown or control.'),
+      cause: str('heki_denial (onDenial "kill"), shutdown, control (destroyVm; the VM is dropped) or idle (a VM a guest made, dropped after pinbox serve --vm-idle-ms with no guest attached).'),
     },
   },
   vcpu_halted: {
@@ -251,6 +251,14 @@ export const EVENT_CATALOGUE = {
     description: 'A guest client\'s connection closed.',
     fields: {
       connection: u32('The server\'s number for the connection.'),
+    },
+  },
+  trace_rotated: {
+    description: 'The first line of a trace file begun because the one before reached its size limit (pinbox serve --trace-max): it records the cut. Written by the trace writer itself, never to the ring or to subscribers; it carries the seq and time of the event that follows it.',
+    fields: {
+      previous: str('Where the events before the cut are now (PATH.1), or "" when no rotated file is kept.'),
+      previous_bytes: count64('How large that file was, in bytes.'),
+      removed: opt(str('The oldest rotated file, deleted to keep --trace-keep files.')),
     },
   },
   control_connected: {

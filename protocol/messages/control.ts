@@ -101,7 +101,7 @@ export const CONTROL_OPS = {
    */
   createVm: op(
     'control',
-    object({ vm: vmName, policy: optional(string(1, MAX_POLICY_BYTES)), replace: optional(bool) }),
+    object({ vm: vmName, policy: optional(string(1, MAX_POLICY_BYTES)), replace: optional(bool), guestToken: optional(string(1, 256)) }),
     object({ vcpus: u32, profile: oneOf(['v2', 'v3']) }),
   ),
   destroyVm: op('control', object({ vm: vmName }), empty),

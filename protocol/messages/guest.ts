@@ -54,6 +54,14 @@ export const MAX_BATCH_OPS = 4096;
 
 const noValue = guestResult({});
 
+/**
+ * Why `exec` stopped: ran off the end of its code, HLT, a fault, its instruction budget, a
+ * triple fault, an exception loop (a handler that faults again at once, for ever: `fault` names
+ * the exception), or the server's per-request limit on user-space exits or on time.
+ */
+export const EXEC_STOPS = ['end', 'hlt', 'fault', 'budget', 'shutdown', 'exception_loop', 'exits', 'time'] as const;
+export type ExecStop = (typeof EXEC_STOPS)[number];
+
 /** Ops that may appear inside a batch: every guest op but hello and batch itself. */
 export const BATCHABLE_OPS = {
   hypercall: op(
@@ -77,7 +85,7 @@ export const BATCHABLE_OPS = {
     guestParams({ code: bin(1, MAX_EXEC_CODE), regs: optional(gprsPatch), budget: optional(u32) }),
     object(
       {
-        stop: oneOf(['end', 'hlt', 'fault', 'budget', 'shutdown']),
+        stop: oneOf(EXEC_STOPS),
         regs,
         fault: optional(fault),
         exits,
@@ -87,8 +95,8 @@ export const BATCHABLE_OPS = {
       },
       {
         check: (r) =>
-          (r.stop === 'fault') !== (r.fault !== undefined)
-            ? issueAt('fault', 'present exactly when stop is "fault"')
+          (r.stop === 'fault' || r.stop === 'exception_loop') !== (r.fault !== undefined)
+            ? issueAt('fault', 'present exactly when stop is "fault" or "exception_loop"')
             : undefined,
       },
     ),

@@ -15,6 +15,16 @@ export interface Connection {
   onClose(listener: (error?: Error) => void): void;
   /** Sends what is queued, then closes. */
   close(): void;
+  /**
+   * Bytes written and not yet taken by the transport (a socket's buffer in this process): what
+   * a peer that does not read makes the writer hold. Absent or 0 where writes do not queue.
+   */
+  readonly unsentBytes?: number;
+  /** Stops handing received chunks to the listeners (and, on a socket, stops reading it), until resumed. */
+  pauseReading?(): void;
+  resumeReading?(): void;
+  /** Called whenever everything queued has been sent (unsentBytes fell back to 0). */
+  onDrain?(listener: () => void): void;
 }
 
 /** Listener bookkeeping shared by every transport: early chunks, close-once, listener isolation. */
@@ -22,7 +32,10 @@ export abstract class BaseConnection implements Connection {
   abstract readonly peer: string;
   private readonly dataListeners: ((chunk: Uint8Array) => void)[] = [];
   private readonly closeListeners: ((error?: Error) => void)[] = [];
+  private readonly drainListeners: (() => void)[] = [];
   private early: Uint8Array[] | undefined = [];
+  /** Chunks received while reading is paused, in order. */
+  private held: Uint8Array[] | undefined;
   private isClosed = false;
   private isClosing = false;
   private closeError: Error | undefined;
@@ -34,6 +47,29 @@ export abstract class BaseConnection implements Connection {
 
   abstract write(chunk: Uint8Array): void;
   abstract close(): void;
+
+  get unsentBytes(): number {
+    return 0;
+  }
+
+  pauseReading(): void {
+    this.held ??= [];
+  }
+
+  resumeReading(): void {
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) for (const chunk of held) this.deliver(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  /** Everything queued was sent: tell the drain listeners. */
+  protected drained(): void {
+    for (const listener of this.drainListeners) listener();
+  }
 
   onData(listener: (chunk: Uint8Array) => void): void {
     this.dataListeners.push(listener);
@@ -55,6 +91,10 @@ export abstract class BaseConnection implements Connection {
   protected deliver(chunk: Uint8Array): void {
     if (this.early) {
       this.early.push(chunk);
+      return;
+    }
+    if (this.held !== undefined) {
+      this.held.push(chunk);
       return;
     }
     for (const listener of this.dataListeners) {

@@ -9,6 +9,7 @@
  * A server listens on 127.0.0.1 unless the URL names another host: listening on every
  * interface takes an explicit `tcp:0.0.0.0:PORT`.
  */
+import { resolve as resolvePath } from 'node:path';
 import { ProtocolError } from '../errors.js';
 
 export type Endpoint =
@@ -40,6 +41,16 @@ export function parseEndpoint(url: string): Endpoint {
     return { kind: 'tcp', host, port };
   }
   throw badUrl(url, 'unknown scheme');
+}
+
+/**
+ * Whether two endpoints would bind the same socket: one unix path (relative paths resolved), or
+ * one TCP port (not 0, which picks a free one) on one host; stdio: is one.
+ */
+export function sameSocket(a: Endpoint, b: Endpoint): boolean {
+  if (a.kind === 'unix' && b.kind === 'unix') return resolvePath(a.path) === resolvePath(b.path);
+  if (a.kind === 'tcp' && b.kind === 'tcp') return a.port !== 0 && a.port === b.port && a.host === b.host;
+  return a.kind === 'stdio' && b.kind === 'stdio';
 }
 
 /** The URL of an endpoint, e.g. of the address a server actually bound. */

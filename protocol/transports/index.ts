@@ -1,7 +1,7 @@
 /** connect(url) / listen(url): the transports behind one URL syntax (see endpoint.ts). */
 import type { Connection } from './connection.js';
 import { parseEndpoint } from './endpoint.js';
-import { type Listener, connectSocket, listenSocket } from './socket.js';
+import { type Listener, checkSocketFolder, connectSocket, listenSocket } from './socket.js';
 import { stdioConnection } from './stdio.js';
 
 export type { Connection } from './connection.js';
@@ -9,6 +9,7 @@ export { BaseConnection } from './connection.js';
 export { type Endpoint, formatEndpoint, parseEndpoint, LOOPBACK_HOST } from './endpoint.js';
 export { createMemoryPair } from './memory.js';
 export type { Listener } from './socket.js';
+export { checkSocketFolder };
 export { type StdioChild, type StdioSpawnOptions, spawnStdio, stdioConnection } from './stdio.js';
 export { StreamConnection } from './stream.js';
 

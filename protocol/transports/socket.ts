@@ -1,6 +1,7 @@
 /** Unix-socket and TCP transports over node:net. */
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { ProtocolError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { type Endpoint, formatEndpoint } from './endpoint.js';
@@ -64,11 +65,49 @@ async function clearStaleSocket(path: string): Promise<void> {
   await unlink(path);
 }
 
+/**
+ * The folder a unix socket goes in must exist (the kernel then says ENOENT, which Node reports
+ * as EACCES — "permission denied" for what is a missing folder).
+ */
+export async function checkSocketFolder(path: string): Promise<void> {
+  const folder = dirname(resolvePath(path));
+  let st;
+  try {
+    st = await stat(folder);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ProtocolError('bad_url', `unix:${path}: the folder ${folder} does not exist`);
+    if (code === 'ENOTDIR') throw new ProtocolError('bad_url', `unix:${path}: ${folder} is not a folder`);
+    throw e;
+  }
+  if (!st.isDirectory()) throw new ProtocolError('bad_url', `unix:${path}: ${folder} is not a folder`);
+}
+
+/** A listen() failure in words: what the errno means for this endpoint. */
+function listenError(endpoint: Endpoint & { kind: 'unix' | 'tcp' }, e: NodeJS.ErrnoException): Error {
+  const at = formatEndpoint(endpoint);
+  switch (e.code) {
+    case 'EACCES':
+      return new ProtocolError('bad_url', endpoint.kind === 'unix'
+        ? `${at}: permission denied: this user may not make a socket in ${dirname(resolvePath(endpoint.path))}`
+        : `${at}: permission denied (ports below 1024 need privileges)`);
+    case 'EADDRINUSE':
+      return new ProtocolError('bad_url', `${at}: the address is in use`);
+    case 'EADDRNOTAVAIL':
+      return new ProtocolError('bad_url', `${at}: no interface of this machine has that address`);
+    default:
+      return e;
+  }
+}
+
 export async function listenSocket(
   endpoint: Endpoint & { kind: 'unix' | 'tcp' },
   onConnection: (connection: Connection) => void,
 ): Promise<Listener> {
-  if (endpoint.kind === 'unix') await clearStaleSocket(endpoint.path);
+  if (endpoint.kind === 'unix') {
+    await checkSocketFolder(endpoint.path);
+    await clearStaleSocket(endpoint.path);
+  }
   const live = new Set<Connection>();
   const server = net.createServer((socket) => {
     const connection = socketConnection(socket, endpoint.kind === 'unix' ? formatEndpoint(endpoint) : tcpPeer(socket));
@@ -77,9 +116,10 @@ export async function listenSocket(
     onConnection(connection);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (e: NodeJS.ErrnoException): void => reject(listenError(endpoint, e));
+    server.once('error', fail);
     const ready = (): void => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     };
     if (endpoint.kind === 'unix') server.listen(endpoint.path, ready);

@@ -24,6 +24,21 @@ export class StreamConnection extends BaseConnection {
       output.on('error', (e: Error) => this.gone(e));
       output.on('close', () => this.gone());
     }
+    output.on('drain', () => this.drained());
+  }
+
+  override get unsentBytes(): number {
+    return this.output.writableLength;
+  }
+
+  override pauseReading(): void {
+    super.pauseReading();
+    this.input.pause();
+  }
+
+  override resumeReading(): void {
+    if (!this.closed) this.input.resume();
+    super.resumeReading();
   }
 
   write(chunk: Uint8Array): void {

@@ -58,7 +58,8 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
   /**
    * KVM's public interface (docs/architecture.md, "KVM and the VMM"): one interface per fd,
    * kvm_run and its exits, registers, guest memory, errors, the model's extensions, and the
-   * backends. Its types alias the CPU's register shapes; backend.ts makes the model and loads the
+   * backends. Its types alias the CPU's register shapes (and the core's exception-loop finding,
+   * which the model's vCPU reports); backend.ts makes the model and loads the
    * real backend, so it may reach the rest of host/kvm.
    */
   'host/kvm api': { files: ['host/kvm/api/'], mayImport: ['host/kvm', 'host/x86', 'host/x86 decoder', 'protocol', 'x86 architecture'] },

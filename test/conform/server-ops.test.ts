@@ -99,8 +99,8 @@ test('createVm refuses a name in use unless asked to replace it, a bad policy wi
     t.deepEqual(s.vmm.vmNames, ['a'], 'nothing was made or dropped');
 
     await c.request('createVm', { vm: 'c' });
-    await t.throwsAsync(c.request('createVm', { vm: 'd' }), { code: 'limit', message: /at most 2 VMs/ });
-  }, {}, { maxVms: 2 });
+    await t.throwsAsync(c.request('createVm', { vm: 'd' }), { code: 'limit', message: /control clients may make at most 2 VMs \(pinbox serve --max-control-vms\)/ });
+  }, {}, { maxControlVms: 2 });
 });
 
 test('destroyVm drops the VM: its guests and control ops get not_found', async (t) => {

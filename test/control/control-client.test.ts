@@ -107,6 +107,11 @@ test('the KVM API and VMs of their own: registers, MSRs, capabilities, createVm/
     const ctl = await ControlClient.connect(s.controlUrl);
     t.like(await ctl.createVm('mine', { policy: { vcpus: 2, profile: 'v3' } }), { vcpus: 2, profile: 'v3' });
     await t.throwsAsync(ctl.createVm('mine'), { code: 'already_exists' });
+    // A VM with a guest token takes only guests that give it (docs/trust-model.md).
+    await ctl.createVm('locked', { guestToken: 'sesame' });
+    await t.throwsAsync(connect(s.guestUrl, { vm: 'locked' }), { code: 'bad_token' });
+    (await connect(s.guestUrl, { vm: 'locked', token: 'sesame' })).close();
+    await ctl.destroyVm('locked');
     // KVM_CAP_X86_USER_SPACE_MSR: KVM_CHECK_EXTENSION answers 1 (docs/msr-filter.md §1.1).
     t.is(await ctl.checkExtension(KVM_CAP_X86_USER_SPACE_MSR, 'mine'), 1);
     await ctl.setRegs('mine', 1, { r13: 13n });

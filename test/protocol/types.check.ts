@@ -12,7 +12,7 @@ expectType<Equal<ParamsOf<'wrmsr'>, { index: number; value: bigint; cpl?: 0 | 3 
 expectType<Equal<ParamsOf<'readCr'>['cr'], 0 | 2 | 3 | 4 | 8>>();
 expectType<Equal<ResultOf<'rdmsr'>, { value?: bigint; fault?: Fault; exits: Exit[]; exitsDropped?: number }>>();
 expectType<Equal<ResultOf<'hypercall'>['ret'], bigint | undefined>>();
-expectType<Equal<ResultOf<'exec'>['stop'], 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown'>>();
+expectType<Equal<ResultOf<'exec'>['stop'], 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown' | 'exception_loop' | 'exits' | 'time'>>();
 expectType<Equal<ResultOf<'exec'>['regs'], Regs>>();
 expectType<Equal<Regs['rflags'], bigint>>();
 expectType<Equal<ParamsOf<'exec'>['code'], Uint8Array>>();

@@ -54,6 +54,10 @@ test('ctl runs every op: VMs, snapshots to files, MSR filter from JSON, register
     const policy = join(s.dir, 'p.json');
     writeFileSync(policy, JSON.stringify({ vcpus: 2, profile: 'v3' }));
     t.is((await ctl(s, 'createVm', 'w', '--policy', policy)).out, 'VM "w" made: 2 vCPUs, Heki ABI v3\n');
+    t.is((await ctl(s, 'createVm', 'locked', '--guest-token', 'sesame')).code, 0);
+    await t.throwsAsync(connect(s.guestUrl, { vm: 'locked' }), { code: 'bad_token' });
+    (await connect(s.guestUrl, { vm: 'locked', token: 'sesame' })).close();
+    t.is((await ctl(s, 'destroyVm', 'locked')).code, 0);
     t.like(JSON.parse((await ctl(s, '--json', 'stats')).out), { vms: 1, connections: 1, extra: { maxVms: 64, budget: 1000000 } });
     // KVM_CAP_X86_USER_SPACE_MSR: 1 (docs/msr-filter.md §1.1); a v3 VM's KVM_CAP_HEKI_DENIAL is 237 and answers 3 (docs/heki.md §3.1).
     t.is((await ctl(s, 'checkExtension', String(KVM_CAP_X86_USER_SPACE_MSR))).out, 'KVM_CAP_X86_USER_SPACE_MSR (188): 1\n');

@@ -30,6 +30,9 @@ test('"The pinbox command" covers every command but conform (the runner document
   const commands = section('The pinbox command');
   for (const c of PINBOX.commands) if (c.name !== 'conform') t.true(commands.includes(`pinbox ${c.name}`), c.name);
   const limits = section('Limits');
-  for (const o of ['--max-frame', '--max-connections', '--max-vms', '--budget']) t.true(limits.includes(o), o);
+  const serve = PINBOX.commands.find((c) => c.name === 'serve')!;
+  const bounds = serve.options.filter((o) => o.value?.kind === 'count').map((o) => `--${o.name}`);
+  t.true(bounds.length >= 15);
+  for (const o of bounds) t.true(limits.includes(`\`${o} `), o);
   t.false(/BENCH_[A-Z0-9_]+/.test(section('Benchmarks')), 'the benchmark figures are filled in');
 });

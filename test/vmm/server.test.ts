@@ -70,15 +70,24 @@ test('a guest-role connection can never perform a control op; each endpoint refu
 test('limits: connections past --max-connections are refused by name and closed; too many VMs; frames; the budget', async (t) => {
   await withServer({}, async (s) => {
   const a = await connect(s.guestUrl, { vm: 'one' });
-  await t.throwsAsync(connect(s.guestUrl, { vm: 'two' }), { code: 'limit', message: /at most 1 VMs/ });
+  await t.throwsAsync(connect(s.guestUrl, { vm: 'two' }), { code: 'limit', message: /at most 1 VMs made for them/ });
   await until(() => s.server.connections.count === 1, 'the refused connection to close');
-  const b = await s.raw('control');
+  // The guest endpoint is full with a greeted guest and one that has not said hello; the control
+  // endpoint has its own places; a new guest connection takes the idle one's place.
+  const idle = await s.raw('guest');
+  await until(() => s.server.connections.count === 2, 'the idle connection to be counted');
+  const b = await s.control();
   const third = await s.raw('guest');
-  await t.throwsAsync(third.hello({ role: 'guest', vm: 'one' }), { code: 'limit', message: /at most 2 connections.*--max-connections/ });
-  await new Promise<void>((resolve) => third.onClose(() => resolve()));
-  t.true(third.closed);
+  await new Promise<void>((resolve) => idle.onClose(() => resolve()));
+  t.true(idle.closed, 'the connection that had not said hello made room');
+  await third.hello({ role: 'guest', vm: 'one' });
+  const fourth = await s.raw('guest');
+  await t.throwsAsync(fourth.hello({ role: 'guest', vm: 'one' }), { code: 'limit', message: /at most 2 connections.*every one has said hello.*--max-connections/ });
+  await new Promise<void>((resolve) => fourth.onClose(() => resolve()));
+  t.true(fourth.closed);
   b.close();
-  await until(() => s.server.connections.count === 1, 'the closed control connection to be counted out');
+  third.close();
+  await until(() => s.server.connections.count === 1, 'the closed connections to be counted out');
   const big = new RawPeer(await openConnection(s.guestUrl));
   const header = Buffer.alloc(4);
   header.writeUInt32BE(8193);

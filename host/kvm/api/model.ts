@@ -4,7 +4,14 @@
  * can count guest instructions, because Heki's pins have no ioctl, because its tracepoints fire
  * in the same process. A VMM that uses them checks for them and does without elsewhere.
  */
+import type { ExceptionLoop as CoreExceptionLoop } from '../../x86/exceptions/delivery-loop.js';
 import type { TracepointSource } from './tracepoints.js';
+
+/**
+ * An exception loop the core found (host/x86/exceptions/delivery-loop.ts): the same fault
+ * delivered to the same handler from the same state, again and again, with nothing retired.
+ */
+export type ExceptionLoop = CoreExceptionLoop;
 
 /** The model's system fd. */
 export interface ModelKvm {
@@ -71,6 +78,18 @@ export interface ModelVcpu {
    * it, as a real VMM would count with a perf counter on the vCPU thread.
    */
   readonly instructionsRetired: number;
+  /**
+   * Faults raised by guest instructions and delivered through the guest's IDT since the vCPU was
+   * made. Each costs the run budget a unit, as an instruction does, so that a storm of deliveries
+   * in which nothing retires still ends: a VMM spreading one budget over several runs counts both.
+   */
+  readonly eventsDelivered: number;
+  /**
+   * The exception loop that ended the last run() — it returned KVM_EXIT_INTR with budget left,
+   * `timed_out` clear — or null. A real CPU would spin in it for ever and KVM_RUN return only on a
+   * signal; ending it is the VMM's watchdog's job, and this is what the watchdog reports.
+   */
+  readonly exceptionLoop: ExceptionLoop | null;
   /**
    * An INIT signal: kvm_vcpu_reset(init_event = true). The vCPU is left in real mode, which the
    * model's long-mode core cannot run, for the VMM to boot again; Heki pins (per VM) survive; a

@@ -17,16 +17,18 @@ export interface MsrEntry {
 export interface RunOptions {
   /**
    * The model only (ModelVcpu): guest instructions this call may retire before it returns
-   * KVM_EXIT_INTR, as if a signal had interrupted KVM_RUN. An intercept that retires nothing
-   * still costs one unit, so a run always ends. A backend that cannot count instructions refuses
-   * it (EINVAL).
+   * KVM_EXIT_INTR, as if a signal had interrupted KVM_RUN. A fault the core delivers costs a
+   * unit too, and an intercept that spends nothing still costs one, so a run always ends; an
+   * exception loop ends it at once (ModelVcpu.exceptionLoop says which). A backend that cannot
+   * count instructions refuses it (EINVAL).
    */
   budget?: number;
   /**
    * When KVM_RUN must have returned: CLOCK_MONOTONIC in ns, as `process.hrtime.bigint()` gives
    * it. Once it has passed, run() returns KVM_EXIT_INTR with `timed_out` set. The real backend
    * arms a timer whose signal interrupts KVM_RUN (and gives a run without one a deadline of its
-   * own); the model looks at the clock between slices of guest instructions.
+   * own); the model looks at the clock between slices of guest work, each about a millisecond
+   * of it (host/kvm/deadline-watch.ts).
    */
   deadline?: bigint;
 }

@@ -8,6 +8,7 @@
  * Registers the request does not give start at 0 (RSP: the top of the vCPU's kernel or user
  * stack; RFLAGS: 0x2), so that an exec's outcome depends on its code and inputs only.
  */
+import type { ExecStop } from '../../../protocol/messages/index.js';
 import { copyRegs, KVM_REGS_FIELDS, type Regs } from '../../kvm/api/regs.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { BootLayout } from '../boot/index.js';
@@ -18,7 +19,7 @@ import type { GuestRequest } from './operations.js';
 import type { PrivilegeEntry } from './privilege.js';
 
 export type ExecRequest = Extract<GuestRequest, { op: 'exec' }>;
-export type ExecStop = 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown';
+export type { ExecStop };
 
 export interface ExecOutcome {
   /** 'exit': the code wrote to the exit port (only a VM with isa-debug-exit: `pinbox run`). */

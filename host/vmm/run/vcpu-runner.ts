@@ -7,8 +7,11 @@
  *   2. put the inputs in the registers the instruction reads, RIP at the template (CPL3: at the
  *      IRETQ that enters it, privilege.ts), RSP at the stack; arm the fault record with the
  *      template's epilogue as fix-up (fault-record.ts);
- *   3. KVM_RUN with what is left of the request's instruction budget, answering every
- *      user-space exit on the way (exit-answers.ts) until the vCPU halts;
+ *   3. KVM_RUN, answering every user-space exit on the way (exit-answers.ts) until the vCPU
+ *      halts — within the request's allowance of instructions (on the model, which counts them:
+ *      RunOptions.budget), exits and time (allowance.ts), and in turns that let other clients be
+ *      answered in between (pacer.ts): each KVM_RUN's deadline is the end of the request's time
+ *      or of its turn, whichever comes first, on either backend;
  *   4. read the outcome: the fault record says whether the instruction faulted; the registers
  *      hold the results.
  *
@@ -25,6 +28,7 @@ import { KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, PF_VECTOR, PFERR_PRESE
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
+import type { ExceptionLoop, ModelVcpu } from '../../kvm/api/model.js';
 import { copyRegs } from '../../kvm/api/regs.js';
 import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
@@ -36,11 +40,13 @@ import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
 import type { OnShutdown } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
+import { RequestAllowance, type RequestLimits } from './allowance.js';
 import { ExecPlacement, execStop, type ExecOutcome, type ExecRequest, type InPlaceCode } from './exec.js';
 import type { AnsweredOperation, ExitAnswers, ExitHook } from './exit-answers.js';
 import { FaultRecord } from './fault-record.js';
 import { lowering, type GuestRequest, type Lowering, type TemplateOp } from './operations.js';
 import { OneAtATime } from './one-at-a-time.js';
+import type { Pacer } from './pacer.js';
 import { PrivilegeEntry } from './privilege.js';
 import { userSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
@@ -48,10 +54,22 @@ import { hex } from '../../../protocol/notation.js';
 import { MAX_EXEC_CONSOLE } from '../../../protocol/messages/index.js';
 import { consoleText } from '../devices/index.js';
 
+/** The watchdog's words for an exception loop: which exception, where, and what it means. */
+export function describeExceptionLoop(loop: ExceptionLoop): string {
+  const code = loop.errorCode === undefined ? '' : ` error code ${hex(loop.errorCode)}`;
+  return `is stuck in an exception loop: vector ${loop.vector}${code} is delivered to ${hex(loop.rip)} over and over, ` +
+    'and the handler faults again before its first instruction retires (guest code broke its IDT, its handler page or the page tables)';
+}
+
 /** Per-request options for in-process callers. */
 export interface PerformOptions {
   /** Instructions the request may retire (default: the VMM's per-request budget). */
   readonly budget?: number;
+  /**
+   * What the request may still cost, shared by the ops of a batch (default: a fresh allowance
+   * of the VMM's limits for this op alone).
+   */
+  readonly allowance?: RequestAllowance;
   /**
    * Called at each user-space exit the request causes, before the VMM answers it; it may
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
@@ -75,8 +93,10 @@ export interface RunnerHost {
   readonly state: RunState;
   readonly answers: ExitAnswers;
   readonly onShutdown: OnShutdown;
-  /** The VMM's default per-request instruction budget. */
-  readonly budget: number;
+  /** The VMM's per-request limits: instructions, user-space exits, time. */
+  readonly limits: RequestLimits;
+  /** Turns on the event loop, shared by every runner of the VMM. */
+  readonly pacer: Pacer;
   /** Keeps KVM's tracepoint listeners in step with what the event log wants. */
   prepareTracing(): void;
   /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
@@ -92,14 +112,13 @@ export interface RunnerHost {
 }
 
 /**
- * Instructions retired by the vCPU's core, which the VMM reads to spread a request's budget
- * over the KVM_RUNs it takes — as a real VMM would count guest instructions with a perf
- * counter (perf_event_open, exclude_host) on the vCPU thread. The model's vCPUs count them
- * (ModelVcpu); on a backend that cannot, a request is bounded by KVM_RUN's deadline instead.
+ * Instructions retired and faults delivered by the vCPU, which the VMM reads to spread a
+ * request's budget over the KVM_RUNs it takes — as a real VMM would count guest instructions
+ * with a perf counter (perf_event_open, exclude_host) on the vCPU thread — and the exception loop
+ * that ended a run, which the VMM names instead of a spent budget. The model's vCPUs have them
+ * (ModelVcpu); on a backend that has not, a request is bounded by time and exits alone.
  */
-export interface InstructionCounter {
-  readonly instructionsRetired: number;
-}
+export type InstructionCounter = Pick<ModelVcpu, 'instructionsRetired' | 'eventsDelivered' | 'exceptionLoop'>;
 
 /**
  * How long one KVM_RUN of a template operation may take on a backend that counts no guest
@@ -127,6 +146,8 @@ interface OpContext extends AnsweredOperation {
   /** The request's instruction budget, and what is left of it. */
   readonly budget: number;
   remaining: number;
+  /** What the request (the batch, for an op of one) may still cost. */
+  readonly allowance: RequestAllowance;
   /** The vCPU has been booted again already (budget spent, shutdown). */
   rebooted: boolean;
   /** For templates: the lowering, the instruction's address and where the vCPU halts when the op is done. */
@@ -139,6 +160,8 @@ interface OpContext extends AnsweredOperation {
   readonly slice: boolean;
   /** How long each KVM_RUN may take (PerformOptions.runTimeoutMs); undefined: no deadline of ours. */
   readonly runMs: number | undefined;
+  /** performance.now() when runMs ends (armRunLimit); Infinity without one. */
+  runUntil: number;
 }
 
 const NO_OPTIONS: PerformOptions = {};
@@ -182,11 +205,18 @@ export class VcpuRunner {
   private kernelRspInPlace = false;
   /** The HLT that ends the current exec's copied code (its epilogue), if any. */
   private execEpilogue: bigint | undefined;
-  /** KVM_RUN's options, reused: one budget per call where instructions are counted. */
+  /**
+   * KVM_RUN's options, reused: the deadline of the request's turn on every backend, and where
+   * instructions are counted (the model), what is left of the request's budget.
+   */
   private readonly runOptions: RunOptions = {};
   private readonly counter: InstructionCounter | undefined;
   /** KVM_RUN last returned a user-space exit whose completion the next KVM_RUN will run. */
   private exitPending = false;
+  /** performance.now() when the last KVM_RUN returned (or the loop was entered). */
+  private lastRunEnd = 0;
+  /** The whole millisecond (performance.now()) runOptions.deadline stands for (setDeadline). */
+  private deadlineAt = NaN;
 
   constructor(
     readonly id: number,
@@ -326,7 +356,8 @@ export class VcpuRunner {
     host.prepareTracing();
     if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
     const regs = this.registers();
-    const budget = options.budget ?? host.budget;
+    const allowance = options.allowance ?? new RequestAllowance(host.limits);
+    const budget = Math.min(options.budget ?? host.limits.budget, allowance.instructions);
     const rspInPlace = this.kernelRspInPlace;
     this.kernelRspInPlace = false;
     let ctx: OpContext;
@@ -340,7 +371,7 @@ export class VcpuRunner {
       }
       this.execEpilogue = placed.cpl3 ? undefined : placed.end;
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
-      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, 0n, placed, inPlace?.slice !== undefined);
+      ctx = this.context(request, options, allowance, Math.min(budget, own), undefined, 0n, 0n, placed, inPlace?.slice !== undefined);
     } else {
       const lower = lowering(request.op);
       const t = this.templates(request.cpl === 3)[lower.template(request)];
@@ -354,10 +385,10 @@ export class VcpuRunner {
         if (!rspInPlace) regs.rsp = this.kernelRsp;
       }
       this.faults.arm(t.epilogue);
-      ctx = this.context(request, options, budget, lower, t.entry, t.haltRip, undefined);
+      ctx = this.context(request, options, allowance, budget, lower, t.entry, t.haltRip, undefined);
     }
     this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-    this.armDeadline(ctx);
+    this.armRunLimit(ctx);
     try {
       const r = this.loop(ctx);
       return isPromise<GuestResult>(r) ? r.catch((e: unknown) => this.recover(ctx, e)) : r;
@@ -391,24 +422,23 @@ export class VcpuRunner {
   }
 
   private context(
-    request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
-    insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined, slice = false,
+    request: GuestRequest, options: PerformOptions, allowance: RequestAllowance, remaining: number,
+    lower: Lowering<TemplateOp> | undefined, insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined, slice = false,
   ): OpContext {
     const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, insnRip, haltRip, exec, runMs, slice,
+      allowance, rebooted: false, lower, insnRip, haltRip, exec, runMs, runUntil: Infinity, slice,
     };
   }
 
   /**
-   * The request's KVM_RUN deadline, `runMs` from now: set when the operation starts and again
-   * after every wait (an exit hook may take its time), so that one timer arming serves the runs
-   * between.
+   * The operation's own run limit, `runMs` from now: set when the operation starts and again
+   * after every wait for an exit's answer (an exit hook may take its time). KVM_RUN's deadline is
+   * the soonest of it, the request's time limit and the end of its turn (runFrom).
    */
-  private armDeadline(ctx: OpContext): void {
-    if (ctx.runMs === undefined) delete this.runOptions.deadline;
-    else this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil(ctx.runMs * 1e6));
+  private armRunLimit(ctx: OpContext): void {
+    ctx.runUntil = ctx.runMs === undefined ? Infinity : performance.now() + ctx.runMs;
   }
 
   /** kvm_run.s.regs, refreshed with KVM_GET_REGS when something else changed the registers. */
@@ -433,28 +463,70 @@ export class VcpuRunner {
     throw e;
   }
 
-  /** KVM_RUN until the operation is over; returns a promise only when something must be awaited. */
+  /**
+   * KVM_RUN until the operation is over; returns a promise only when something must be awaited.
+   * The time from here to the end of its last KVM_RUN is what the request spent (allowance.ts):
+   * the clock is read once on entry and once after each KVM_RUN, nowhere else on this path.
+   */
   private loop(ctx: OpContext): GuestResult | Promise<GuestResult> {
+    const entered = performance.now();
+    this.lastRunEnd = entered;
+    if (ctx.allowance.started < 0) ctx.allowance.started = entered;
+    try {
+      return this.runFrom(ctx, entered);
+    } finally {
+      ctx.allowance.spentMs += this.lastRunEnd - entered;
+    }
+  }
+
+  private runFrom(ctx: OpContext, entered: number): GuestResult | Promise<GuestResult> {
     const vcpu = this.vcpu;
     // Re-entered after every wait: an INIT meanwhile dropped KVM's pending completion and booted
     // the vCPU again, so nothing of this operation may run on.
     if (ctx.inits !== this.inits) {
       throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
     }
+    const allowance = ctx.allowance;
+    const counter = this.counter;
+    // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn
+    // (at least a step away), so that a guest that never exits gives others their turn too — on
+    // either backend.
+    // A template's own run limit on a backend that counts no instructions (TEMPLATE_RUN_MS) may
+    // come first.
+    const requestTimeUp = entered + (allowance.limits.maxRequestMs - allowance.spentMs);
+    const timeUp = ctx.runUntil < requestTimeUp ? ctx.runUntil : requestTimeUp;
+    const turnEnd = this.host.pacer.runUntil(allowance.started, entered);
+    this.setDeadline(timeUp < turnEnd ? timeUp : turnEnd, entered);
     for (;;) {
       if (ctx.exitValue !== undefined) return this.exitPort(ctx);
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
-      const counter = this.counter;
-      const before = counter === undefined ? 0 : counter.instructionsRetired;
-      if (counter !== undefined) this.runOptions.budget = ctx.remaining;
+      if (allowance.owner?.closed === true) {
+        throw new ProtocolError('connection_closed', `${ctx.request.op} was abandoned: the connection that asked for it is closed`);
+      }
+      if (this.lastRunEnd >= timeUp) return this.timeUp(ctx);
+      let before = 0;
+      if (counter !== undefined) {
+        before = counter.instructionsRetired + counter.eventsDelivered;
+        this.runOptions.budget = ctx.remaining;
+      }
       this.exitPending = false;
       const exit = vcpu.run(this.runOptions);
-      if (counter !== undefined) ctx.remaining -= Math.max(1, counter.instructionsRetired - before);
+      this.lastRunEnd = performance.now();
+      if (counter !== undefined) {
+        const spent = Math.max(1, counter.instructionsRetired + counter.eventsDelivered - before);
+        ctx.remaining -= spent;
+        allowance.instructions -= spent;
+      }
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
           return this.halted(ctx);
         case 'KVM_EXIT_INTR':
-          return this.budgetSpent(ctx, exit.timed_out);
+          // The deadline passed: the request's time is up, or its turn is over.
+          if (exit.timed_out) return this.lastRunEnd >= timeUp ? this.timeUp(ctx) : this.yieldTurn(ctx);
+          // Else, on the model, the budget is spent or the core found an exception loop. (The real
+          // backend returns no other KVM_EXIT_INTR unless immediate_exit is set, which the VMM never sets.)
+          if (counter !== undefined) return this.budgetSpent(ctx);
+          break;
         case 'KVM_EXIT_SHUTDOWN':
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
@@ -469,16 +541,38 @@ export class VcpuRunner {
           );
         default: {
           this.exitPending = true;
+          if (--allowance.exits < 0) return this.limitReached(ctx, 'exits');
           const next = this.host.answers.answer(this.id, this.run, ctx, userSpaceExit(exit));
           if (next !== undefined) {
             return next.then(() => {
-              this.armDeadline(ctx);
+              this.armRunLimit(ctx);
               return this.loop(ctx);
             });
           }
         }
       }
+      if (this.lastRunEnd >= turnEnd) return this.yieldTurn(ctx);
     }
+  }
+
+  /**
+   * KVM_RUN's deadline at `end` (a performance.now() time; `now` was read just before), rounded up
+   * to a whole millisecond so that the runs of one millisecond — a server's back-to-back requests,
+   * each a few µs — share one deadline: it is made (a clock read and a bigint) once, the real
+   * backend arms its timer once for it, and the model reads no clock at the start of each run
+   * (host/kvm/deadline-watch.ts). Deadlines are on process.hrtime's clock in ns, the request's
+   * times on performance.now()'s in ms; both are CLOCK_MONOTONIC, so the time left carries over.
+   */
+  private setDeadline(end: number, now: number): void {
+    const at = Math.ceil(end);
+    if (at === this.deadlineAt) return;
+    this.deadlineAt = at;
+    this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil((at - now) * 1e6));
+  }
+
+  /** Lets the event loop answer other clients (pacer.ts), then goes on with the operation. */
+  private yieldTurn(ctx: OpContext): Promise<GuestResult> {
+    return this.host.pacer.rest().then(() => this.host.state.beforeContinuing(ctx.epoch)).then(() => this.loop(ctx));
   }
 
   /** The vCPU halted: at the operation's end (done, or faulted and fixed up), or exec's own HLT. */
@@ -552,26 +646,68 @@ export class VcpuRunner {
   }
 
   /**
-   * KVM_EXIT_INTR: the request's budget is spent (or, on a backend that counts no instructions,
-   * KVM_RUN's deadline passed). exec reports it; any other op is refused.
+   * KVM_EXIT_INTR on the model: the request's budget is spent, or the core found an exception
+   * loop. exec reports it; any other op is refused. A slice of a longer run (pinbox run's turns)
+   * whose budget is spent stops at an instruction boundary and goes on at the next slice.
    */
-  private budgetSpent(ctx: OpContext, timedOut = false): GuestResult {
+  private budgetSpent(ctx: OpContext): GuestResult {
     const regs = copyRegs(this.run.s.regs);
-    // A slice of a longer run stops at an instruction boundary and goes on at the next slice.
-    if (ctx.slice) return this.withExits(ctx, { stop: 'budget', regs });
+    const loop = this.counter?.exceptionLoop ?? null;
+    if (loop === null && ctx.slice) return this.withExits(ctx, { stop: 'budget', regs });
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
+    if (loop !== null) {
+      const fault = loop.errorCode === undefined ? { vector: loop.vector } : { vector: loop.vector, errorCode: loop.errorCode };
+      if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'exception_loop', regs, fault });
+      throw new VmmError('exception_loop', `${ctx.request.op}: vCPU ${this.id} of VM "${this.host.name}" ${describeExceptionLoop(loop)}; the vCPU was booted again`);
+    }
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
-    if (timedOut && ctx.request.op === 'hypercall' && regs.rip === ctx.insnRip) {
+    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget, shared by the ops of a batch; pinbox serve --budget sets it)`);
+  }
+
+  /**
+   * The request reached its limit of user-space exits (the exit that would pass it is not
+   * answered) or of time. exec reports it; any other op is refused. Either way the vCPU is booted
+   * again before the next request, as after a spent budget.
+   */
+  private limitReached(ctx: OpContext, limit: 'exits' | 'time'): GuestResult {
+    const regs = copyRegs(this.run.s.regs);
+    this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    ctx.rebooted = true;
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: limit, regs });
+    const { maxExits, maxRequestMs } = ctx.allowance.limits;
+    throw limitError(limit === 'exits'
+      ? `${ctx.request.op} stopped: ${ctx.allowance.what} may cause at most ${maxExits} user-space exits (pinbox serve --max-exits)`
+      : `${ctx.request.op} stopped: ${ctx.allowance.what} may run for ${maxRequestMs} ms (pinbox serve --max-request-ms)`);
+  }
+
+  /**
+   * KVM_RUN's deadline ended the request's time, or the operation's own run limit on a backend
+   * that counts no instructions. A hypercall whose VMCALL has not retired by then is a host that
+   * cannot complete it (a PVM host never completes a CPL0 hypercall, docs/real-kvm.md), not a
+   * guest that ran too long.
+   */
+  private timeUp(ctx: OpContext): GuestResult {
+    const rip = this.run.s.regs.rip;
+    if (this.counter === undefined && ctx.request.op === 'hypercall' && rip === ctx.insnRip) {
+      this.rebootBefore = 'abort';
+      this.forgetRegisters();
+      ctx.rebooted = true;
       throw new VmmError(
         'host_unsupported',
-        `the host cannot complete hypercalls: after ${ctx.runMs} ms in KVM_RUN the ${ctx.request.insn ?? 'vmcall'} at ${hex(regs.rip)} ` +
-          'had not retired (RIP still on it), as on a PVM host, which never completes a CPL0 hypercall (docs/real-kvm.md)',
+        `the host cannot complete hypercalls: the ${ctx.request.insn ?? 'vmcall'} at ${hex(rip)} had not retired when KVM_RUN's deadline passed ` +
+          '(RIP still on it), as on a PVM host, which never completes a CPL0 hypercall (docs/real-kvm.md)',
       );
     }
-    if (timedOut) throw limitError(`${ctx.request.op} ran out of time: KVM_RUN reached its deadline before the guest halted`);
-    throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
+    if (this.lastRunEnd >= ctx.runUntil && ctx.exec === undefined) {
+      this.rebootBefore = 'abort';
+      this.forgetRegisters();
+      ctx.rebooted = true;
+      throw limitError(`${ctx.request.op} ran out of time: its KVM_RUN reached its ${ctx.runMs} ms deadline before the guest halted`);
+    }
+    return this.limitReached(ctx, 'time');
   }
 
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */

@@ -18,8 +18,9 @@ import { PolicyError, parsePolicyText, type CompiledPolicy } from '../policy/ind
 import { restoreSnapshot, takeSnapshot } from '../snapshot.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
-import type { ControlToken } from './control-token.js';
+import { ControlToken } from './control-token.js';
 import type { ExitHolds } from './exit-holds.js';
+import { TokenFailures } from './token-failures.js';
 import { SERVER_NAME } from './guest-endpoint.js';
 
 interface ControlContext {
@@ -50,13 +51,17 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     private readonly holds: ExitHolds,
     /** The guest endpoint's URLs, for the hello result. */
     private readonly guestEndpoints: readonly string[],
+    /** Wrong tokens slow down and end connections (token-failures.ts). */
+    private readonly failures: TokenFailures = new TokenFailures(),
   ) {}
 
-  hello(session: ServerSession<ControlContext>, hello: HelloParams): HelloReply {
+  hello(session: ServerSession<ControlContext>, hello: HelloParams): HelloReply | Promise<HelloReply> {
     if (hello.role !== 'control') {
       throw new ProtocolError('forbidden', 'this is the control endpoint; guests connect to the guest endpoint (pinbox serve --listen)', { path: 'role' });
     }
-    if (!this.token.matches(hello.token!)) throw new ProtocolError('bad_token', 'the control token is wrong', { path: 'token' });
+    if (!this.token.matches(hello.token!)) {
+      return this.failures.refuse(session as ServerSession<unknown>, new ProtocolError('bad_token', 'the control token is wrong', { path: 'token' }));
+    }
     const connection = this.connections.greeted(session as ServerSession<never>, 'control');
     session.context = { connection, subscriptions: new Map() };
     const log = this.vmm.log;
@@ -143,7 +148,8 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
       throw new ProtocolError('already_exists', `VM "${r.vm}" exists already; destroyVm it first, or ask createVm to replace it`, { path: 'vm' });
     }
     if (existing !== undefined) this.removeVm(existing);
-    const machine = this.vmm.createVm(r.vm, policy);
+    const machine = this.vmm.createVm(r.vm, policy, 'control');
+    if (r.guestToken !== undefined) machine.guestToken = new ControlToken(r.guestToken);
     return { vcpus: machine.vcpus, profile: machine.profile };
   }
 
@@ -251,8 +257,13 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
         guestConnections: BigInt(c.byRole.guest),
         controlConnections: BigInt(c.byRole.control),
         maxConnections: BigInt(c.max),
+        maxControlConnections: BigInt(c.maxControl),
         maxVms: BigInt(this.vmm.maxVms),
+        maxControlVms: BigInt(this.vmm.maxControlVms),
+        guestVms: BigInt(this.vmm.countOf('guest')),
         budget: BigInt(this.vmm.budget),
+        maxExits: BigInt(this.vmm.limits.maxExits),
+        maxRequestMs: BigInt(Math.min(this.vmm.limits.maxRequestMs, Number.MAX_SAFE_INTEGER)),
         events: this.vmm.log.nextSeq,
       },
     };
