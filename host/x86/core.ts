@@ -13,6 +13,7 @@ import type { Intercept } from './intercept.js';
 import type { Segment } from './state.js';
 import type { FaultState } from './fault.js';
 import type { Block } from './block.js';
+import type { Insn } from './decode/insn.js';
 
 /**
  * TLBs, direct-mapped by linear page number: a data TLB (reads and writes) and, as in hardware,
@@ -163,6 +164,12 @@ export class CpuCore implements FaultState {
 
   /** VMX exception bitmap. */
   exceptionBitmap = 0;
+  /** VMX descriptor-table exiting, for loads (guest-cpu.ts). */
+  descriptorTableExiting = false;
+  /** Set while the hypervisor executes an intercepted instruction: it must not stop again. */
+  executingIntercepted = false;
+  /** The instruction the last `descriptor_table` intercept stopped at. */
+  interceptedInsn: Insn | null = null;
 
   /**
    * Decoded blocks by guest-physical frame and offset (block.ts), in two levels — 2 MiB regions,
