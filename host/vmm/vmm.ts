@@ -18,6 +18,8 @@ import type { KvmSystem } from '../kvm/api/system.js';
 import { limitError } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
 import { Machine } from './machine.js';
+import { MonitorRegistry } from './monitors.js';
+import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import type { CompiledPolicy } from './policy/index.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
 
@@ -73,6 +75,8 @@ export class Vmm {
   /** The system fd, for KVM_CHECK_EXTENSION without a VM. */
   readonly kvm: KvmSystem;
   private readonly machines = new Map<string, Machine>();
+  /** Each VM's monitor, the higher VTL that decides its register intercepts (docs/register-intercepts.md). */
+  readonly monitors = new MonitorRegistry();
   private readonly detachTrace: (() => void) | undefined;
   private readonly options: VmmOptions;
 
@@ -107,11 +111,27 @@ export class Vmm {
       log: this.log,
       budget: this.budget,
       backend: this.backend,
+      monitors: this.monitors,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });
     this.machines.set(name, machine);
     return machine;
+  }
+
+  /**
+   * Makes `monitor` the higher VTL of VM `vm` (which need not exist yet): it decides each register
+   * intercept of that VM's vCPUs from now on; `already_exists` if the VM has one. Returns the
+   * function that detaches it (the intercepts stay, answered by the policy until another comes).
+   */
+  attachMonitor(vm: string, monitor: InterceptMonitor, connection?: number): () => void {
+    const detach = this.monitors.attach(vm, monitor);
+    const fields = connection === undefined ? {} : { connection };
+    if (this.log.wants('monitor_attached', vm)) this.log.emit('monitor_attached', vm, fields);
+    return () => {
+      detach();
+      if (this.log.wants('monitor_detached', vm)) this.log.emit('monitor_detached', vm, fields);
+    };
   }
 
   /** Drops a VM (its guests' later requests get `not_found`). */

@@ -24,7 +24,7 @@ interface Layer {
 }
 
 type LayerName =
-  | 'x86 architecture' | 'protocol' | 'guest-sdk'
+  | 'x86 architecture' | 'protocol' | 'guest-sdk' | 'control'
   | 'host/x86' | 'host/kvm api' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
   | 'examples' | 'test';
 
@@ -40,6 +40,8 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
   'protocol': { files: ['protocol/'], mayImport: ['x86 architecture'] },
   /** The guest side speaks only the protocol. */
   'guest-sdk': { files: ['guest-sdk/'], mayImport: ['protocol', 'x86 architecture'] },
+  /** The control side (pinbox/control, a client of a server's control endpoint) speaks only the protocol too. */
+  'control': { files: ['control/'], mayImport: ['protocol', 'x86 architecture'] },
   /** "The hardware": nothing above it, and of protocol only the architecture's numbers — not the
    * KVM API, not Heki, not the wire. */
   'host/x86': { files: ['host/x86/'], mayImport: ['x86 architecture'] },
@@ -70,17 +72,17 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
    * without test/) and the command (which imports the examples). */
   'examples': {
     files: ['examples/'],
-    mayImport: ['guest-sdk', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host'],
+    mayImport: ['guest-sdk', 'control', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host'],
   },
   /** Tests may use anything. */
   'test': {
     files: ['test/'],
-    mayImport: ['guest-sdk', 'host/cli', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host', 'examples'],
+    mayImport: ['guest-sdk', 'control', 'host/cli', 'host/conform', 'host/vmm', ...BELOW_VMM, 'pinbox/host', 'examples'],
   },
 };
 
 /** The folders the layers cover; every .ts file in them must belong to a layer. */
-const ROOTS = ['protocol', 'guest-sdk', 'host', 'examples', 'test'];
+const ROOTS = ['protocol', 'guest-sdk', 'control', 'host', 'examples', 'test'];
 
 function layerOf(file: string): LayerName | undefined {
   let best: { name: LayerName; length: number } | undefined;

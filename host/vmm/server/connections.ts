@@ -12,7 +12,7 @@ export class ConnectionRegistry {
   private numbered = 0;
   private readonly sessions = new Set<ServerSession<unknown>>();
   private requestsOfClosed = 0;
-  readonly byRole = { guest: 0, control: 0 };
+  readonly byRole = { guest: 0, control: 0, monitor: 0 };
 
   constructor(readonly max: number) {}
 
@@ -36,7 +36,7 @@ export class ConnectionRegistry {
   }
 
   /** A session said hello: counts it under its role and returns its number. */
-  greeted(session: ServerSession<never>, role: 'guest' | 'control'): number {
+  greeted(session: ServerSession<never>, role: 'guest' | 'control' | 'monitor'): number {
     const number = ++this.numbered;
     const s = session as ServerSession<unknown>;
     this.sessions.add(s);
