@@ -1,5 +1,6 @@
 /** Parses the command line and runs the command; returns the exit code. */
 import { parseCommandLine, UsageError } from './args.js';
+import { auditCommand } from './audit-command.js';
 import { PINBOX, PINBOX_VERSION } from './commands.js';
 import { conformCommand } from './conform-hook.js';
 import { demoCommand } from './demo-command.js';
@@ -42,6 +43,8 @@ export async function pinboxMain(argv: readonly string[], io: Output, options: M
       return conformCommand(args, io);
     case 'probe':
       return probeCommand(args, io);
+    case 'audit':
+      return auditCommand(args, io);
     default:
       io.err(`pinbox: ${args.command} has no action\n`);
       return 2;
