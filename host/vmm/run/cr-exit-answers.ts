@@ -31,8 +31,11 @@ export interface InterceptContext {
   readonly intercept: RegisterInterceptExit;
 }
 
-/** The higher VTL of a VM: decides each register intercept (it may take its time: the vCPU waits). */
-export type InterceptMonitor = (intercept: InterceptContext) => PinboxExitAnswer | Promise<PinboxExitAnswer>;
+/**
+ * The higher VTL of a VM: decides each register intercept (it may take its time: the vCPU waits),
+ * or returns undefined to leave it to the policy's answer.
+ */
+export type InterceptMonitor = (intercept: InterceptContext) => PinboxExitAnswer | undefined | Promise<PinboxExitAnswer>;
 
 export type CrAnswerSource = 'request' | 'control' | 'monitor' | 'policy';
 
@@ -99,6 +102,10 @@ export class CrExitAnswers {
       return undefined;
     }
     const decided = monitor({ vm: this.vm, vcpu, rip, intercept });
+    if (decided === undefined) {
+      this.applyIntercept(vcpu, run, exit, rip, POLICY_ANSWER[this.interceptAnswer], 'policy', out);
+      return undefined;
+    }
     if (!isPromise(decided)) {
       this.applyIntercept(vcpu, run, exit, rip, checkedPinboxAnswer(decided, 'the monitor'), 'monitor', out);
       return undefined;

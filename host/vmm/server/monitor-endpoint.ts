@@ -96,10 +96,11 @@ export class MonitorSessions {
   }
 
   /** An intercept of the monitor's VM, decided by this monitor. */
-  private decide(session: ServerSession<MonitorContext>, c: MonitorContext, i: InterceptContext): PinboxExitAnswer | Promise<PinboxExitAnswer> {
+  private decide(session: ServerSession<MonitorContext>, c: MonitorContext, i: InterceptContext): PinboxExitAnswer | undefined | Promise<PinboxExitAnswer> {
     if (c.standing !== null) return c.standing;
     const log = this.vmm.log;
-    if (!c.watching || session.closed) return { action: 'deny' };
+    // A monitor that neither answers standing nor watches leaves the intercept to the policy.
+    if (!c.watching || session.closed) return undefined;
     const x = i.intercept;
     const event = log.emit('intercept_pending', i.vm, {
       intercept: x.name, ...(x.msr !== 0 && { msr: x.msr }), old_value: x.old, new_value: x.new, old_limit: x.oldLimit, new_limit: x.newLimit,
