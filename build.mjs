@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Builds pinbox with esbuild:
 //   dist/        the `pinbox` command (dist/cli.js, with its shebang) and the library entry
-//                points pinbox/protocol, pinbox/host, pinbox/guest-sdk (ESM, code-split so the
-//                three share one copy of the protocol classes), plus type declarations (tsc).
+//                points pinbox/protocol, pinbox/host, pinbox/guest-sdk, pinbox/control (ESM,
+//                code-split so they share one copy of the protocol classes), plus type
+//                declarations (tsc).
 //   build/test/  every test/**/*.test.ts compiled for ava (ava cannot load TypeScript through a
 //                loader under worker threads on Node 20), and test/**/fixtures/*.ts, programs
 //                that tests run as child processes.
@@ -52,6 +53,7 @@ if (all || args.has('--dist')) {
       protocol: 'protocol/index.ts',
       host: 'host/index.ts',
       'guest-sdk': 'guest-sdk/index.ts',
+      control: 'control/index.ts',
     },
     outdir: 'dist',
     splitting: true,

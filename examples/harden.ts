@@ -130,6 +130,7 @@ async function main(): Promise<number> {
       const words = vmmWords(e);
       if (words !== undefined) story.vmm(words);
     },
+    onAttached: (text) => story.text(text),
   });
   story.text(`harden: a guest kernel locks its control registers, then tries to undo it; the guests run on ${host.description}.`);
   try {

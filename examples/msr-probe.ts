@@ -47,7 +47,7 @@ export async function probe(host: ExampleHost, story: Story): Promise<ProbeOutco
 async function main(): Promise<number> {
   const url = hostArgument(process.argv.slice(2), 'node msr-probe.js [--host unix:PATH|tcp:HOST:PORT]');
   const story = printedStory((t) => void process.stdout.write(t));
-  const host = exampleHost(policy, url);
+  const host = exampleHost(policy, url, { onAttached: (text) => story.text(text) });
   story.text(`msr-probe: what the guest finds of the MSRs; the guest runs on ${host.description}.`);
   try {
     await probe(host, story);

@@ -94,6 +94,7 @@ async function main(): Promise<number> {
       const words = vmmWords(e);
       if (words !== undefined) story.vmm(words);
     },
+    onAttached: (text) => story.text(text),
   });
   story.text(`smep-bypass: a ret2usr exploit with and without Heki pins; the guests run on ${host.description}.`);
   try {

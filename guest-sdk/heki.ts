@@ -1,5 +1,5 @@
 /**
- * The guest side of Heki CR pinning (spec/heki.md §4): the version query, one lock call, and
+ * The guest side of Heki CR pinning (docs/heki.md §4): the version query, one lock call, and
  * the whole lock-down a Heki guest kernel performs at the end of its boot — `kvm_init_heki()`
  * then `kvm_lock_crs()` (RFC v2 04/19, v3 4/5).
  */
@@ -20,7 +20,7 @@ export type HekiCallOptions = HypercallOptions;
 
 /** What the version query (`KVM_HC_LOCK_CR_UPDATE(0, 0, KVM_LOCK_CR_UPDATE_VERSION)`) returned. */
 export interface HekiVersion {
-  /** True when the version is at least 1: the guest kernel's `if (err < 1) return;` (spec/heki.md §4.2). */
+  /** True when the version is at least 1: the guest kernel's `if (err < 1) return;` (docs/heki.md §4.2). */
   supported: boolean;
   /** RAX read as the guest kernel's signed `long`: 1 on a Heki v2/v3 host, -1000 (-KVM_ENOSYS) without Heki. */
   version: bigint;
@@ -31,7 +31,7 @@ export interface HekiVersion {
   exits: Exit[];
 }
 
-/** What one `KVM_HC_LOCK_CR_UPDATE(cr, pin, 0)` returned: 0 on success (spec/heki.md §1.2). */
+/** What one `KVM_HC_LOCK_CR_UPDATE(cr, pin, 0)` returned: 0 on success (docs/heki.md §1.2). */
 export type LockCrResult =
   | { ok: true; ret: bigint; exits: Exit[] }
   | {
@@ -76,21 +76,21 @@ export class Heki {
   /** @internal */
   constructor(private readonly guest: GuestOperations) {}
 
-  /** The version query of `kvm_init_heki()` (spec/heki.md §4.2). */
+  /** The version query of `kvm_init_heki()` (docs/heki.md §4.2). */
   async version(options?: HekiCallOptions): Promise<HekiVersion> {
     const { ret, exits } = await this.lockCrUpdate('heki.version', 0, 0n, KVM_LOCK_CR_UPDATE_VERSION, options);
     const version = asSigned(ret);
     return { supported: version >= 1n, version, ret, errno: kvmErrno(ret), exits };
   }
 
-  /** Pins the bits `pin` of CR`cr` for the whole VM: `KVM_HC_LOCK_CR_UPDATE(cr, pin, 0)` (spec/heki.md §1.4). */
+  /** Pins the bits `pin` of CR`cr` for the whole VM: `KVM_HC_LOCK_CR_UPDATE(cr, pin, 0)` (docs/heki.md §1.4). */
   async lockCr(cr: 0 | 4, pin: U64, options?: HekiCallOptions): Promise<LockCrResult> {
     const { ret, exits } = await this.lockCrUpdate('heki.lockCr', cr, pin, 0, options);
     return ret === 0n ? { ok: true, ret, exits } : { ok: false, ret, errno: kvmErrno(ret), exits };
   }
 
   /**
-   * Does what a Heki guest kernel does (spec/heki.md §4.2–4.3), stopping at the first failure
+   * Does what a Heki guest kernel does (docs/heki.md §4.2–4.3), stopping at the first failure
    * and reporting it: the version query (below 1, including -ENOSYS, -EINVAL and -EPERM,
    * means no Heki: stop); pin CR0.WP (non-zero: stop); read CR4 with a real MOV from CR4; pin
    * `CR4 & cr4PinnableMask` — even when that is 0, which the host refuses with -EINVAL, as

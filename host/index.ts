@@ -10,7 +10,7 @@ export { decode, DECODE_INVALID, DECODE_TOO_LONG, DECODE_NEED_MORE, MAX_INSN_LEN
 export type { DecodeStatus } from './x86/decode/decoder.js';
 export { Insn } from './x86/decode/insn.js';
 export { OPCODE_TABLE } from './x86/decode/table.js';
-export type { OpcodeEntry, OperandForm, SizeRule, Family, Flow } from './x86/decode/table-types.js';
+export type { OpcodeEntry, OperandForm, SizeRule, Family, Flow, JitForm } from './x86/decode/table-types.js';
 export { describeOperands, formatInsn, mnemonicOf, registerName, type OperandDescription } from './x86/decode/describe.js';
 export * from './kvm/index.js';
 /** The VMM (host/vmm): everything under `vmm`, the entry points also by name. */

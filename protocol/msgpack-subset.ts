@@ -154,11 +154,12 @@ function scan(s: Uint8Array, maxDepth: number): number {
       }
     }
 
-    // An empty container opens no level.
-    if (count === 0) continue;
+    // An empty container is at its level too (PROTOCOL.md §2: the root map is level 1), though
+    // it opens nothing to scan.
     if (depth >= maxDepth) {
       throw new ProtocolError('too_deep', `arrays and maps nest deeper than ${maxDepth} levels (at offset ${at})`);
     }
+    if (count === 0) continue;
     if (depth === outerLeft.length) growOuter();
     outerLeft[depth] = left;
     outerIsMap[depth] = isMap ? 1 : 0;

@@ -39,6 +39,11 @@ const MNEMONICS: ReadonlyMap<number, string> = new Map([
   [CP_VECTOR, '#CP'],
 ]);
 
+/** The SDM mnemonic of each vector that has one: { 13: '#GP', … }. */
+export function exceptionMnemonics(): Readonly<Record<number, string>> {
+  return Object.fromEntries(MNEMONICS);
+}
+
 /** `#GP` for 13; a vector without a mnemonic is named by its number: `vector 0x20`. */
 export function exceptionName(vector: number): string {
   return MNEMONICS.get(vector) ?? `vector ${hex(vector)}`;

@@ -8,7 +8,7 @@
 import { basename } from 'node:path';
 import { createMemoryPair } from '../../protocol/index.js';
 import { connect, type Guest } from '../../guest-sdk/index.js';
-import { parsePolicy, serveGuest, Vmm, type Event } from '../../host/vmm/index.js';
+import { parsePolicy, serveGuest, Vmm, type CompiledPolicy, type Event } from '../../host/vmm/index.js';
 
 export interface ExampleHost {
   /** A guest on a vCPU of a VM (the policy's VM unless named). */
@@ -23,6 +23,11 @@ export interface ExampleHost {
 export interface ExampleHostOptions {
   /** Called with every event of the embedded VMM, as it happens. */
   onEvent?: (event: Event) => void;
+  /**
+   * Told, once the first guest is attached to a server (--host), which VM it got and that the
+   * server's policy made it: the server's policy, not the example's, decides what the example sees.
+   */
+  onAttached?: (text: string) => void;
 }
 
 /** `--host URL` from argv, if given. Anything else is a usage error. */
@@ -32,21 +37,40 @@ export function hostArgument(argv: readonly string[], usage: string): string | u
   throw new Error(`usage: ${usage}`);
 }
 
+/** Which VM a guest got from a server, and how it compares with the example's own policy. */
+function attachedText(guest: Guest, url: string, policy: CompiledPolicy): string {
+  const vcpus = guest.vcpus === undefined ? '' : `, ${guest.vcpus} vCPU${guest.vcpus > 1 ? 's' : ''}`;
+  const differs = [
+    guest.vcpus !== undefined && guest.vcpus !== policy.vcpus ? `${policy.vcpus} vCPU${policy.vcpus > 1 ? 's' : ''}` : '',
+    guest.profile !== undefined && guest.profile !== policy.vmOptions.profile ? `Heki ABI ${policy.vmOptions.profile}` : '',
+  ].filter(Boolean);
+  return `The guest is attached to VM "${guest.vm}" of the pinbox server at ${url}${vcpus}${guest.profile === undefined ? '' : `, Heki ABI ${guest.profile}`}: ` +
+    `the server made that VM from its own policy (pinbox serve --policy), not from this example's (VM "${policy.name}"), ` +
+    'and that policy decides what the guest sees below' +
+    (differs.length > 0 ? `. This example's policy asks for ${differs.join(' and ')}: expect its results to differ.` : '.');
+}
+
 export function exampleHost(policyDocument: unknown, url: string | undefined, options: ExampleHostOptions = {}): ExampleHost {
   const guests: Guest[] = [];
+  const policy = parsePolicy(policyDocument);
   if (url !== undefined) {
+    let told = false;
     return {
       vmm: undefined,
       description: `the pinbox server at ${url}`,
       guest: async (o) => {
-        const g = await connect(url, o);
+        // The example's VM name, so that the server's console and events name it as the example does.
+        const g = await connect(url, { vm: policy.name, ...o });
         guests.push(g);
+        if (!told) {
+          told = true;
+          options.onAttached?.(attachedText(g, url, policy));
+        }
         return g;
       },
       close: () => guests.forEach((g) => g.close()),
     };
   }
-  const policy = parsePolicy(policyDocument);
   const vmm = new Vmm({ policy });
   const { onEvent } = options;
   if (onEvent !== undefined) vmm.log.subscribe({}, onEvent);

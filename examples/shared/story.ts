@@ -9,6 +9,8 @@ export interface Story {
   guest(text: string): void;
   /** What the VMM saw. */
   vmm(text: string): void;
+  /** What a control client did or saw. */
+  control(text: string): void;
   /** A paragraph of its own. */
   text(paragraph: string): void;
   /** An item of a list. */
@@ -40,6 +42,7 @@ export function printedStory(write: (text: string) => void): Story {
     step: (title) => write('\n' + wrap(title, `${++n}. `, '   ')),
     guest: (text) => write(wrap(text, '   guest  ', '          ')),
     vmm: (text) => write(wrap(text, '   VMM    ', '          ')),
+    control: (text) => write(wrap(text, '   ctl    ', '          ')),
     text: (paragraph) => write(wrap(paragraph, '', '')),
     bullet: (text) => write(wrap(text, '  - ', '    ')),
   };

@@ -1,40 +1,22 @@
 /**
- * A small parser for `PROGRAM <command> [options] [operands]`, driven by declarative command
+ * A small parser for `PROGRAM <command> [options] [arguments]`, driven by declarative command
  * specs (commands.ts has pinbox's). It knows `--name value`, `--name=value`, short aliases
- * (`-h`), flags, repeatable and required options, options that need each other, operands, and
- * `--` to end options; `--help`/`-h` on every command, `PROGRAM --help`, `PROGRAM help
- * [COMMAND]` and `--version`. Values are checked and converted as they are read (endpoints,
- * addresses, existing files, output files, choices).
+ * (`-h`), flags, repeatable and required options, options that need each other, fixed
+ * arguments of their own kinds, trailing operands, and `--` to end options; commands with
+ * sub-commands (`pinbox ctl OP …`, whose options are shared by every OP); `--help`/`-h` on every
+ * command, `PROGRAM --help`, `PROGRAM help [COMMAND [SUBCOMMAND]]` and `--version`. Values are
+ * checked and converted as they are read (values.ts).
  *
  * Every mistake is a UsageError naming the command and the option —
- *   "pinbox serve: --listen needs unix:PATH or tcp:HOST:PORT, got 'foo'"
+ *   "pinbox serve: --listen needs unix:PATH, tcp:HOST:PORT or tcp:PORT, got 'foo'"
  * — with exit code 2 and a hint to the command's help.
  */
-import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { closestName } from '../vmm/policy/spelling.js';
+import { formatCommandHelp, formatProgramHelp } from './help.js';
+import { expectedValue, parseValue, type Assignment, type Endpoint, type Value, type ValueSpec } from './values.js';
 
-/** A listening or connecting address: `unix:PATH` or `tcp:HOST:PORT`. */
-export type Endpoint =
-  | { readonly kind: 'unix'; readonly path: string }
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
-
-export type ValueSpec =
-  | { readonly kind: 'string' }
-  | { readonly kind: 'endpoint' }
-  /** A guest address: hex "0x…" or decimal, 0 to 2^64 - 1, as a bigint. */
-  | { readonly kind: 'address' }
-  /** An existing regular file. */
-  | { readonly kind: 'file' }
-  /** A file to create: its directory must exist. */
-  | { readonly kind: 'output-file' }
-  /** An existing file or directory. */
-  | { readonly kind: 'path' }
-  | { readonly kind: 'choice'; readonly choices: readonly string[] }
-  /** A whole number from min to max, decimal (with optional _ or , separators) or 0x-hex. */
-  | { readonly kind: 'count'; readonly min: number; readonly max: number };
-
-export type Value = string | bigint | number | Endpoint;
+export { expectedValue, parseValue, type Assignment, type Endpoint, type Value, type ValueSpec } from './values.js';
+export { formatCommandHelp, formatProgramHelp } from './help.js';
 
 export interface OptionSpec {
   /** `policy` is written --policy. */
@@ -54,6 +36,17 @@ export interface OptionSpec {
   readonly description: string;
 }
 
+/** A positional argument of its own kind, read as `parsed.string(name)`, `parsed.count(name)`… */
+export interface ArgumentSpec {
+  readonly name: string;
+  readonly placeholder: string;
+  readonly value: ValueSpec;
+  /** Only the last arguments may be optional. */
+  readonly optional?: boolean;
+  readonly description: string;
+}
+
+/** Trailing positional values, all of one kind. */
 export interface OperandSpec {
   readonly placeholder: string;
   readonly min: number;
@@ -69,7 +62,11 @@ export interface CommandSpec {
   /** Paragraphs for `--help`. */
   readonly description: string;
   readonly options: readonly OptionSpec[];
+  /** Fixed positional arguments, before any operands. */
+  readonly arguments?: readonly ArgumentSpec[];
   readonly operands?: OperandSpec;
+  /** Sub-commands: the first word that is not an option names one; `options` are shared by all. */
+  readonly subcommands?: { readonly placeholder: string; readonly title: string; readonly commands: readonly CommandSpec[] };
   readonly examples?: readonly string[];
 }
 
@@ -83,7 +80,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
   /** What the process should exit with. */
   readonly exitCode = 2;
-  /** The command the mistake is in, if one was recognised. */
+  /** The command the mistake is in, if one was recognised ("serve", "ctl resetVm"). */
   readonly command: string | undefined;
   /** What to run for help: "pinbox serve --help". */
   readonly hint: string;
@@ -95,12 +92,14 @@ export class UsageError extends Error {
   }
 }
 
-/** A parsed command: its options (flags as true, repeatable ones as lists) and operands. */
+/** A parsed command: its options (flags as true, repeatable ones as lists), arguments and operands. */
 export class ParsedCommand {
   constructor(
     readonly command: string,
     private readonly values: ReadonlyMap<string, readonly Value[] | true>,
     readonly operands: readonly Value[],
+    /** The sub-command (`resetVm` of `pinbox ctl resetVm`), if the command has them. */
+    readonly subcommand?: string,
   ) {}
 
   has(option: string): boolean {
@@ -116,6 +115,7 @@ export class ParsedCommand {
     return v === undefined || v === true ? undefined : v[0];
   }
 
+  /** An option's or argument's value. */
   string(option: string): string | undefined {
     const v = this.one(option);
     if (v !== undefined && typeof v !== 'string') throw new TypeError(`--${option} is not a string option`);
@@ -136,7 +136,7 @@ export class ParsedCommand {
 
   endpoint(option: string): Endpoint | undefined {
     const v = this.one(option);
-    if (v !== undefined && (typeof v !== 'object')) throw new TypeError(`--${option} is not an endpoint option`);
+    if (v !== undefined && (typeof v !== 'object' || !('kind' in v))) throw new TypeError(`--${option} is not an endpoint option`);
     return v;
   }
 
@@ -145,6 +145,11 @@ export class ParsedCommand {
     const v = this.values.get(option);
     return v === undefined || v === true ? [] : v;
   }
+
+  /** The operands, as KEY=VALUE assignments. */
+  assignments(): readonly Assignment[] {
+    return this.operands as readonly Assignment[];
+  }
 }
 
 export type CommandLine =
@@ -152,158 +157,19 @@ export type CommandLine =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' };
 
-const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', description: 'show this help' };
-
-/** What a value of this kind looks like, for messages: "unix:PATH or tcp:HOST:PORT". */
-export function expectedValue(spec: ValueSpec): string {
-  switch (spec.kind) {
-    case 'string':
-      return 'a value';
-    case 'choice':
-      return `one of ${spec.choices.join(', ')}`;
-    case 'count':
-      return `a whole number from ${spec.min} to ${spec.max}`;
-    case 'endpoint':
-      return 'unix:PATH or tcp:HOST:PORT';
-    case 'address':
-      return 'an address such as 0x100000';
-    case 'file':
-      return 'an existing file';
-    case 'path':
-      return 'an existing file or directory';
-    case 'output-file':
-      return 'a file to write';
-  }
+function findCommand(commands: readonly CommandSpec[], name: string): CommandSpec | undefined {
+  return commands.find((c) => c.name === name);
 }
 
-/** Checks and converts a value; on failure, `why` adds to expectedValue() when it can say more. */
-export function parseValue(spec: ValueSpec, text: string): { ok: true; value: Value } | { ok: false; why?: string } {
-  switch (spec.kind) {
-    case 'string':
-      return text === '' ? { ok: false } : { ok: true, value: text };
-    case 'choice':
-      return spec.choices.includes(text) ? { ok: true, value: text } : { ok: false };
-    case 'count': {
-      if (!/^(0x[0-9a-fA-F]+|[0-9][0-9_,]*)$/.test(text)) return { ok: false };
-      const value = Number(text.replace(/[_,]/g, ''));
-      if (!Number.isSafeInteger(value)) return { ok: false, why: 'too large' };
-      if (value < spec.min || value > spec.max) return { ok: false, why: value < spec.min ? `below ${spec.min}` : `above ${spec.max}` };
-      return { ok: true, value };
-    }
-    case 'endpoint': {
-      if (text.startsWith('unix:')) {
-        const path = text.slice(5);
-        return path === '' ? { ok: false, why: 'the path is empty' } : { ok: true, value: { kind: 'unix', path } };
-      }
-      const m = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):([0-9]+)$/.exec(text);
-      if (m === null) return { ok: false };
-      const port = Number(m[2]);
-      if (port > 65535) return { ok: false, why: 'a port is 0 to 65535' };
-      return { ok: true, value: { kind: 'tcp', host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port } };
-    }
-    case 'address': {
-      if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(text)) return { ok: false };
-      const value = BigInt(text);
-      return value >= 1n << 64n ? { ok: false, why: 'more than 64 bits' } : { ok: true, value };
-    }
-    case 'file':
-    case 'path': {
-      try {
-        const st = statSync(text);
-        if (spec.kind === 'file' && !st.isFile()) return { ok: false, why: st.isDirectory() ? 'it is a directory' : 'not a regular file' };
-        return { ok: true, value: text };
-      } catch {
-        return { ok: false, why: 'no such file or directory' };
-      }
-    }
-    case 'output-file': {
-      if (text === '') return { ok: false };
-      const dir = dirname(resolve(text));
-      try {
-        if (!statSync(dir).isDirectory()) return { ok: false, why: `${dir} is not a directory` };
-      } catch {
-        return { ok: false, why: `directory ${dir} does not exist` };
-      }
-      try {
-        if (statSync(text).isDirectory()) return { ok: false, why: 'it is a directory' };
-      } catch {
-        // it does not exist yet: it will be created
-      }
-      return { ok: true, value: text };
-    }
-  }
-}
-
-function usageLine(program: string, c: CommandSpec): string {
-  const parts = [`${program} ${c.name}`];
-  for (const o of c.options) {
-    const word = `--${o.name}${o.value ? ' ' + (o.placeholder ?? 'VALUE') : ''}`;
-    parts.push(o.required ? word : `[${word}]`);
-  }
-  if (c.operands !== undefined) {
-    const p = c.operands.placeholder + (c.operands.max > 1 ? '...' : '');
-    parts.push(c.operands.min > 0 ? p : `[${p}]`);
-  }
-  return parts.join(' ');
-}
-
-/** Help lines are wrapped to this many columns. */
-const HELP_WIDTH = 100;
-
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  return [...lines, line];
-}
-
-/** Two columns; long right-hand texts wrap under themselves. */
-function table(rows: readonly (readonly [string, string])[]): string {
-  const width = Math.min(34, Math.max(...rows.map(([left]) => left.length)));
-  const indent = ' '.repeat(2 + width + 2);
-  return rows
-    .map(([left, right]) => {
-      const [first, ...more] = wrap(right, Math.max(30, HELP_WIDTH - indent.length));
-      const head = left.length > width ? `  ${left}\n${indent}${first}` : `  ${left.padEnd(width)}  ${first}`;
-      return [head, ...more.map((l) => indent + l)].join('\n');
-    })
-    .join('\n');
-}
-
-export function formatCommandHelp(program: string, c: CommandSpec): string {
-  const rows: [string, string][] = [...c.options, HELP_OPTION].map((o) => {
-    const left = `${o.short ? `-${o.short}, ` : ''}--${o.name}${o.value ? ' ' + (o.placeholder ?? 'VALUE') : ''}`;
-    const notes = [o.required ? 'required' : '', o.defaultText ? `default ${o.defaultText}` : '', o.repeatable ? 'may be repeated' : '']
-      .filter(Boolean)
-      .join('; ');
-    return [left, notes === '' ? o.description : `${o.description} (${notes})`];
-  });
-  const operands = c.operands === undefined ? '' : `\nArguments:\n${table([[c.operands.placeholder, c.operands.description]])}\n`;
-  const examples = c.examples === undefined ? '' : `\nExamples:\n${c.examples.map((e) => `  ${e}`).join('\n')}\n`;
-  return `${program} ${c.name} — ${c.summary}\n\nUsage: ${usageLine(program, c)}\n\n${c.description}\n${operands}\nOptions:\n${table(rows)}\n${examples}`;
-}
-
-export function formatProgramHelp(p: ProgramSpec): string {
-  const commands = table([...p.commands.map((c) => [c.name, c.summary] as [string, string]), ['help [COMMAND]', 'show the help of a command']]);
-  const options = table([['-h, --help', 'show this help'], ['--version', 'print the version']]);
-  return `${p.name} — ${p.summary}\n\nUsage: ${p.name} <command> [options]\n\nCommands:\n${commands}\n\nOptions:\n${options}\n\nRun '${p.name} <command> --help' for a command's options.\n`;
-}
-
-function findCommand(p: ProgramSpec, name: string): CommandSpec | undefined {
-  return p.commands.find((c) => c.name === name);
-}
-
-function unknownCommand(p: ProgramSpec, name: string): UsageError {
-  const names = p.commands.map((c) => c.name);
+function unknownCommand(program: string, command: string | undefined, what: string, commands: readonly CommandSpec[], name: string): UsageError {
+  const names = commands.map((c) => c.name);
   const guess = closestName(name, names);
-  return new UsageError(p.name, undefined, `unknown command '${name}'${guess ? `; did you mean '${guess}'?` : ''} (commands: ${names.join(', ')})`);
+  return new UsageError(program, command, `unknown ${what} '${name}'${guess ? `; did you mean '${guess}'?` : ''} (${what}s: ${names.join(', ')})`);
+}
+
+/** A sub-command's spec with its parent's shared options, named "ctl resetVm". */
+function subcommandSpec(parent: CommandSpec, sub: CommandSpec): CommandSpec {
+  return { ...sub, name: `${parent.name} ${sub.name}`, options: [...parent.options, ...sub.options] };
 }
 
 /** `argv` without node and the script: `['serve', '--listen', 'unix:/tmp/s']`. */
@@ -312,20 +178,52 @@ export function parseCommandLine(argv: readonly string[], p: ProgramSpec): Comma
   if (first === undefined) throw new UsageError(p.name, undefined, 'no command given');
   if (first === '--help' || first === '-h') return { kind: 'help', text: formatProgramHelp(p) };
   if (first === '--version') return { kind: 'version' };
-  if (first === 'help') {
-    if (rest.length === 0) return { kind: 'help', text: formatProgramHelp(p) };
-    if (rest.length > 1) throw new UsageError(p.name, 'help', `takes one command name, got ${rest.length}`);
-    const c = findCommand(p, rest[0]!);
-    if (c === undefined) throw unknownCommand(p, rest[0]!);
-    return { kind: 'help', text: formatCommandHelp(p.name, c) };
-  }
+  if (first === 'help') return helpFor(p, rest);
   if (first.startsWith('-')) throw new UsageError(p.name, undefined, `expected a command before ${first}`);
-  const c = findCommand(p, first);
-  if (c === undefined) throw unknownCommand(p, first);
+  const c = findCommand(p.commands, first);
+  if (c === undefined) throw unknownCommand(p.name, undefined, 'command', p.commands, first);
+  if (c.subcommands !== undefined) return parseWithSubcommand(p.name, c, rest);
   return parseCommand(p.name, c, rest);
 }
 
-function parseCommand(program: string, c: CommandSpec, args: readonly string[]): CommandLine {
+/** `help`, `help COMMAND`, `help COMMAND SUBCOMMAND`. */
+function helpFor(p: ProgramSpec, names: readonly string[]): CommandLine {
+  if (names.length === 0) return { kind: 'help', text: formatProgramHelp(p) };
+  const c = findCommand(p.commands, names[0]!);
+  if (c === undefined) throw unknownCommand(p.name, undefined, 'command', p.commands, names[0]!);
+  const max = c.subcommands === undefined ? 1 : 2;
+  if (names.length > max) throw new UsageError(p.name, 'help', `takes ${max === 1 ? 'one command name' : 'a command and one of its sub-commands'}, got ${names.length}`);
+  if (names.length === 1) return { kind: 'help', text: formatCommandHelp(p.name, c) };
+  const sub = findCommand(c.subcommands!.commands, names[1]!);
+  if (sub === undefined) throw unknownCommand(p.name, c.name, c.subcommands!.placeholder.toLowerCase(), c.subcommands!.commands, names[1]!);
+  return { kind: 'help', text: formatCommandHelp(p.name, subcommandSpec(c, sub)) };
+}
+
+/** `pinbox ctl [shared options] OP [options] [arguments]`: the first word that is no option or option value is OP. */
+function parseWithSubcommand(program: string, c: CommandSpec, args: readonly string[]): CommandLine {
+  const subs = c.subcommands!;
+  const shared = new Map(c.options.map((o) => [`--${o.name}`, o]));
+  let at = -1;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg === '--help' || arg === '-h') return { kind: 'help', text: formatCommandHelp(program, c) };
+    if (!arg.startsWith('-')) {
+      at = i;
+      break;
+    }
+    if (!arg.includes('=') && shared.get(arg)?.value !== undefined) i++;
+  }
+  const what = subs.placeholder.toLowerCase();
+  if (at < 0) {
+    throw new UsageError(program, c.name, `no ${subs.placeholder} given (${what}s: ${subs.commands.map((s) => s.name).join(', ')})`);
+  }
+  const sub = findCommand(subs.commands, args[at]!);
+  if (sub === undefined) throw unknownCommand(program, c.name, what, subs.commands, args[at]!);
+  return parseCommand(program, subcommandSpec(c, sub), [...args.slice(0, at), ...args.slice(at + 1)], { command: c.name, subcommand: sub.name });
+}
+
+function parseCommand(program: string, c: CommandSpec, args: readonly string[], names?: { command: string; subcommand: string }): CommandLine {
   const fail = (message: string): never => {
     throw new UsageError(program, c.name, message);
   };
@@ -335,18 +233,18 @@ function parseCommand(program: string, c: CommandSpec, args: readonly string[]):
   if (optionPart.includes('--version')) return { kind: 'version' };
 
   const values = new Map<string, Value[] | true>();
-  const operandTexts: string[] = [];
+  const positional: string[] = [];
   const byName = new Map(c.options.map((o) => [o.name, o]));
   const byShort = new Map(c.options.filter((o) => o.short).map((o) => [o.short!, o]));
 
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (i === endOfOptions) {
-      operandTexts.push(...args.slice(i + 1));
+      positional.push(...args.slice(i + 1));
       break;
     }
     if (!arg.startsWith('-') || arg === '-') {
-      operandTexts.push(arg);
+      positional.push(arg);
       continue;
     }
     let spec: OptionSpec | undefined;
@@ -397,6 +295,7 @@ function parseCommand(program: string, c: CommandSpec, args: readonly string[]):
     }
   }
 
+  const operandTexts = readArguments(c, positional, values, fail);
   const operands: Value[] = [];
   const spec = c.operands;
   if (spec === undefined) {
@@ -410,5 +309,21 @@ function parseCommand(program: string, c: CommandSpec, args: readonly string[]):
       operands.push((parsed as { value: Value }).value);
     }
   }
-  return { kind: 'command', parsed: new ParsedCommand(c.name, values, operands) };
+  return { kind: 'command', parsed: new ParsedCommand(names?.command ?? c.name, values, operands, names?.subcommand) };
+}
+
+/** The fixed arguments, into `values` under their names; returns what is left for the operands. */
+function readArguments(c: CommandSpec, positional: readonly string[], values: Map<string, Value[] | true>, fail: (m: string) => never): string[] {
+  const specs = c.arguments ?? [];
+  specs.forEach((a, i) => {
+    const text = positional[i];
+    if (text === undefined) {
+      if (!a.optional) fail(`needs ${a.placeholder} (${expectedValue(a.value)})`);
+      return;
+    }
+    const parsed = parseValue(a.value, text);
+    if (!parsed.ok) fail(`${a.placeholder} must be ${expectedValue(a.value)}, got '${text}'${parsed.why ? ` (${parsed.why})` : ''}`);
+    values.set(a.name, [(parsed as { value: Value }).value]);
+  });
+  return positional.slice(specs.length);
 }

@@ -6,12 +6,13 @@
  *   if (line.kind === 'help') print(line.text) ...
  *   const run = line.parsed;   run.string('policy'), run.address('entry'), run.flag('json') ...
  */
-import type { ProgramSpec } from './args.js';
+import { EVENT_NAMES } from '../../protocol/events/catalogue.js';
+import type { CommandSpec, ProgramSpec } from './args.js';
+import { ENDPOINT, HOST_OPTION, TOKEN_FILE_OPTION, TOKEN_OPTION } from './control-options.js';
+import { CTL_COMMAND } from './ctl-spec.js';
 
 /** The version `pinbox --version` prints (package.json's; a test keeps them equal). */
 export const PINBOX_VERSION = '0.1.0';
-
-const ENDPOINT = 'unix:PATH|tcp:HOST:PORT';
 
 const BUDGET_OPTION = {
   name: 'budget',
@@ -20,6 +21,49 @@ const BUDGET_OPTION = {
   defaultText: '1000000',
   description: 'guest instructions one request may retire; a guest that runs longer is stopped',
 } as const;
+
+const EVENTS_COMMAND: CommandSpec = {
+  name: 'events',
+  summary: 'follow a running server\'s events',
+  description:
+    'Prints the events of the pinbox server whose control endpoint --host names as they happen, one per line\n' +
+    '(docs/events.md: text naming the VM, or with --json the JSON Lines of a trace file), until interrupted. With\n' +
+    '--since, what the server\'s ring holds from that sequence number on comes first; with --no-follow, only that.\n' +
+    'The HLT with which each guest operation ends in the VMM\'s own code is left out unless --completions.\n' +
+    'Exits 0 when interrupted, 1 when the server cannot be reached or closes the connection.',
+  options: [
+    HOST_OPTION,
+    TOKEN_FILE_OPTION,
+    TOKEN_OPTION,
+    { name: 'vm', value: { kind: 'name' }, placeholder: 'VM', description: 'only the events of this VM (it need not exist yet)' },
+    { name: 'name', value: { kind: 'choice', choices: EVENT_NAMES }, placeholder: 'EVENT', repeatable: true, description: 'only events of this name (kvm_exit, heki_denial… see PROTOCOL.md §6.2)' },
+    { name: 'since', value: { kind: 'count', min: 0, max: Number.MAX_SAFE_INTEGER }, placeholder: 'SEQ', description: 'first print what the ring holds from sequence number SEQ on (0: all of it)' },
+    { name: 'no-follow', description: 'print what the ring holds (from --since, default 0) and stop' },
+    { name: 'completions', description: 'also the HLT that ends each guest operation in the VMM\'s own code' },
+    { name: 'json', description: 'one JSON object per line, as a trace file has them' },
+  ],
+  examples: [
+    'pinbox events --host unix:/tmp/pinbox.ctl',
+    'pinbox events --host unix:/tmp/pinbox.ctl --vm harden --name heki_denial --name heki_configure --json',
+    'pinbox events --host tcp:7001 --token-file /run/pinbox/token --since 0 --no-follow',
+  ],
+};
+
+const TRACE_COMMAND: CommandSpec = {
+  name: 'trace',
+  summary: 'show a trace file as trace-cmd text, or convert it for Perfetto',
+  description:
+    'Reads a trace file (pinbox serve --trace) and prints it as trace-cmd report would print a real KVM host\'s trace,\n' +
+    'one line per event; or, with --format chrome, converts it to the Chrome trace-event JSON that Perfetto\n' +
+    '(ui.perfetto.dev) and chrome://tracing open: each VM a process, each vCPU a thread, each VM exit a slice with\n' +
+    'the part handled in user space nested in it, every other event an instant with its fields.',
+  arguments: [{ name: 'file', placeholder: 'FILE', value: { kind: 'file' }, description: 'a trace file, JSON Lines' }],
+  options: [
+    { name: 'format', value: { kind: 'choice', choices: ['text', 'chrome'] }, placeholder: 'text|chrome', defaultText: 'text', description: 'trace-cmd text, or Chrome trace-event JSON' },
+    { name: 'output', value: { kind: 'output-file' }, placeholder: 'FILE', description: 'write to FILE instead of standard output' },
+  ],
+  examples: ['pinbox trace /tmp/pinbox.jsonl | less', 'pinbox trace /tmp/pinbox.jsonl --format chrome --output /tmp/pinbox.perfetto.json'],
+};
 
 export const PINBOX: ProgramSpec = {
   name: 'pinbox',
@@ -91,7 +135,7 @@ export const PINBOX: ProgramSpec = {
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },
         { name: 'load', value: { kind: 'address' }, placeholder: 'ADDR', defaultText: '0x100000', description: 'where a flat binary is loaded' },
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
-        { name: 'json', description: 'print the events and the final dump as JSON Lines (64-bit values as "0x…" strings); the last line is {"event":"stop","reason",…,"regs",…,"cr",…}' },
+        { name: 'json', description: 'print the events and the final dump as JSON Lines, written as docs/events.md says (64-bit values as "0x…" strings); the last line is {"name":"stop","reason",…,"regs",…,"cr",…}' },
         BUDGET_OPTION,
       ],
       examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
@@ -105,8 +149,9 @@ export const PINBOX: ProgramSpec = {
         'files and folders of them; with none, runs the scenarios that come with pinbox. Scenarios run\n' +
         'in-process unless --host names a pinbox server\'s control endpoint.',
       options: [
-        { name: 'host', value: { kind: 'endpoint' }, placeholder: ENDPOINT, requires: ['token'], description: 'run against this pinbox server\'s control endpoint' },
-        { name: 'token', value: { kind: 'string' }, placeholder: 'TOKEN', requires: ['host'], description: 'the control token of the server at --host' },
+        { ...HOST_OPTION, required: false, description: 'run against this pinbox server\'s control endpoint' },
+        { ...TOKEN_FILE_OPTION, requires: ['host'] },
+        { ...TOKEN_OPTION, requires: ['host'] },
         {
           name: 'reporter',
           value: { kind: 'choice', choices: ['pretty', 'tap', 'json', 'junit'] },
@@ -123,8 +168,11 @@ export const PINBOX: ProgramSpec = {
         value: { kind: 'path' },
         description: 'scenario files, or folders to search for them',
       },
-      examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token T --list'],
+      examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token-file /run/pinbox/token --list'],
     },
+    EVENTS_COMMAND,
+    CTL_COMMAND,
+    TRACE_COMMAND,
     {
       name: 'probe',
       summary: 'tell what the machine\'s KVM offers the real backend',

@@ -1,16 +1,26 @@
 /**
  * `pinbox conform`: the conformance runner (host/conform) against a target — the VMM in this
  * process without --host; with --host, the pinbox server whose control endpoint that is
- * (host/conform/remote), with --token. Another target can be put in place with
+ * (host/conform/remote), with the token from --token-file (or the file serve writes beside a
+ * unix socket), or --token. Another target can be put in place with
  * registerConformTarget().
  */
+import { join } from 'node:path';
 import { formatEndpoint } from '../../protocol/transports/endpoint.js';
 import { conform, inProcessTarget, remoteTarget, type ConformOptions, type ReporterName, type TargetFactory } from '../conform/index.js';
 import type { ParsedCommand } from './args.js';
+import { controlTarget } from './control-options.js';
+import { packageRoot, shownPath } from './package-root.js';
 import type { Output } from './output.js';
 
-/** Where the scenarios that come with pinbox are, from the package root. */
-export const DEFAULT_SCENARIOS = ['test/conformance'];
+/**
+ * The scenarios that come with pinbox (the package's `files` ship them): found from the package,
+ * wherever pinbox is installed and run from; shown relative to the working directory when they
+ * lie below it (as in the repository).
+ */
+export function defaultScenarios(): string[] {
+  return [shownPath(join(packageRoot(), 'test', 'conformance'))];
+}
 
 let createTarget: TargetFactory = async (host) =>
   host === undefined ? inProcessTarget() : remoteTarget({ url: formatEndpoint(host.endpoint), token: host.token });
@@ -22,19 +32,18 @@ export function registerConformTarget(factory: TargetFactory): void {
 /** The options of a parsed `pinbox conform` command line. */
 export function conformOptions(parsed: ParsedCommand, defaultPaths: readonly string[]): ConformOptions {
   const endpoint = parsed.endpoint('host');
-  const token = parsed.string('token');
   return {
     paths: parsed.operands.map(String),
     defaultPaths,
     reporter: (parsed.string('reporter') ?? 'pretty') as ReporterName,
     list: parsed.flag('list'),
-    ...(endpoint !== undefined && token !== undefined && { host: { endpoint, token } }),
+    ...(endpoint !== undefined && { host: { endpoint, token: controlTarget(parsed).token } }),
   };
 }
 
 export function conformCommand(args: ParsedCommand, io: Output): Promise<number> {
   return conform(
-    conformOptions(args, DEFAULT_SCENARIOS),
+    conformOptions(args, defaultScenarios()),
     { stdout: { write: (t) => io.out(t), isTTY: io.isTTY === true }, stderr: { write: (t) => io.err(t) } },
     createTarget,
   );

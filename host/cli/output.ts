@@ -1,10 +1,11 @@
 /**
  * How the commands print: to a pair of text sinks (the process's stdout/stderr, or a test's
- * buffers), 64-bit values as "0x…" (JSON Lines too, as the trace format does, so that no JSON
- * reader rounds them), events one per line.
+ * buffers). Events are written one per line, as text or JSON, by the one rule of
+ * docs/events.md (protocol/events); other JSON output follows it too: 64-bit register and MSR
+ * values as "0x…" strings, so that no JSON reader rounds them, counts as JSON numbers.
  */
+import { eventText, type Event } from '../../protocol/events/index.js';
 import { hex } from '../../protocol/notation.js';
-import type { Event } from '../vmm/events/index.js';
 
 export interface Output {
   out(text: string): void;
@@ -13,11 +14,18 @@ export interface Output {
   readonly isTTY?: boolean;
 }
 
+const silenced = { stdout: false, stderr: false };
+
 export const processOutput: Output = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
+  out: (text) => void (silenced.stdout || process.stdout.write(text)),
+  err: (text) => void (silenced.stderr || process.stderr.write(text)),
   isTTY: process.stdout.isTTY === true,
 };
+
+/** Drops what is written to a stream from now on: its reader has gone (broken-pipe.ts). */
+export function silenceProcessOutput(stream: 'stdout' | 'stderr'): void {
+  silenced[stream] = true;
+}
 
 /** A value for JSON output: bigints as "0x…" strings. */
 export function jsonValue(v: unknown): unknown {
@@ -32,26 +40,15 @@ export function jsonLine(value: object): string {
   return JSON.stringify(jsonValue(value)) + '\n';
 }
 
-/** An event as one JSON object: {"event": name, "seq", "time", "vm", "vcpu"?, "rip"?, "fields"}. */
-export function eventJson(e: Event): object {
-  return {
-    event: e.name,
-    seq: e.seq,
-    time: e.time,
-    vm: e.vm,
-    ...(e.vcpu !== undefined && { vcpu: e.vcpu }),
-    ...(e.rip !== undefined && { rip: e.rip }),
-    fields: e.fields,
-  };
+/** An event as its one line of text (docs/events.md), indented, newline included. */
+export function eventLine(e: Event): string {
+  return `  ${eventText(e)}\n`;
 }
 
-/** An event as one readable line: `vcpu 0 @0x100004  kvm_msr  write=false ecx=0xc0000080 …`. */
-export function eventText(e: Event): string {
-  const where = e.vcpu === undefined ? e.vm : `vcpu ${e.vcpu}${e.rip === undefined ? '' : ` @${hex(e.rip)}`}`;
-  const fields = Object.entries(e.fields)
-    .map(([k, v]) => `${k}=${typeof v === 'bigint' ? hex(v) : k === 'ecx' || k === 'index' || k === 'port' ? hex(v as number) : String(v)}`)
-    .join(' ');
-  return `  ${where.padEnd(20)} ${e.name.padEnd(18)} ${fields}`.trimEnd() + '\n';
+/** Nanoseconds as seconds with microseconds, as trace-cmd prints time: `12.000345`. */
+export function seconds(ns: bigint): string {
+  const us = ns / 1000n;
+  return `${us / 1_000_000n}.${String(us % 1_000_000n).padStart(6, '0')}`;
 }
 
 const REG_ROWS = [

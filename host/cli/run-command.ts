@@ -11,7 +11,8 @@ import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
 import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
 import { describeFault } from '../../protocol/notation.js';
-import { eventJson, eventText, jsonLine, registerTable, type Output } from './output.js';
+import { encodeEventLine } from '../../protocol/events/index.js';
+import { eventLine, jsonLine, registerTable, type Output } from './output.js';
 import { hex } from '../../protocol/notation.js';
 
 /** What `run` prints: everything but the two events every intercept and every exit make. */
@@ -45,13 +46,13 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     throw e;
   }
   const machine = vmm.vm();
-  vmm.log.subscribe({ names: RUN_EVENTS }, (e) => io.out(json ? jsonLine(eventJson(e)) : eventText(e)));
+  vmm.log.subscribe({ names: RUN_EVENTS }, (e) => io.out(json ? encodeEventLine(e) : eventLine(e)));
   if (!json) io.out(`pinbox run: ${imageFile} on VM "${machine.name}" (${machine.vcpus} vCPU${machine.vcpus > 1 ? 's' : ''}), vCPU 0 from ${hex(entry)} at CPL0\n`);
   const outcome = await machine.vcpu(0).runInPlace({ entry });
   const sregs = machine.getSregs(0);
   const cr = Object.fromEntries(CONTROL_REGISTERS.map((n) => [n, sregs[n]]));
   if (json) {
-    io.out(jsonLine({ event: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
+    io.out(jsonLine({ name: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
   } else {
     io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip)}\n`);
     io.out(registerTable(outcome.regs as unknown as Record<string, bigint>));

@@ -9,7 +9,7 @@ import { type EventName, TraceWriter, TraceWriteError } from '../vmm/events/inde
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { startServer } from '../vmm/server/pinbox-server.js';
 import { Vmm } from '../vmm/vmm.js';
-import { eventText, type Output } from './output.js';
+import { eventLine, type Output } from './output.js';
 
 /** What serve prints as it happens (the trace and subscriptions have everything). */
 const LOGGED_EVENTS: readonly EventName[] = [
@@ -45,7 +45,7 @@ export async function serveCommand(args: ParsedCommand, io: Output, stop: Promis
     }
     throw e;
   }
-  vmm.log.subscribe({ names: LOGGED_EVENTS }, (e) => io.out(eventText(e)));
+  vmm.log.subscribe({ names: LOGGED_EVENTS }, (e) => io.out(eventLine(e)));
   const control = args.endpoint('control');
   let server;
   try {

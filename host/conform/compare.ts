@@ -86,6 +86,9 @@ function compareExit(profile: HekiProfileName, want: ExpectedExit, got: TargetEx
 
 function compareGuest(profile: HekiProfileName, expect: Expect, guest: GuestOutcome, m: Mismatches): void {
   const faulted = guest.fault !== undefined;
+  // "ok" on a guest step: completed without a fault (the same as "fault": null), or faulted.
+  if (expect.ok === true && faulted) m.add('/ok', true, false, `expected the step to complete without a fault, but the guest took ${showFault(guest.fault)}`);
+  if (expect.ok === false && !faulted) m.add('/ok', false, true, 'expected the step to fault, but it completed without one');
   for (const key of ['value', 'ret'] as const) {
     const want = expect[key];
     if (want === undefined) continue;

@@ -13,8 +13,7 @@ import {
 import type { ParseContext } from './parse-context.js';
 import { parseRegisterValues } from './parse-guest.js';
 import { resolveExitReason, resolveHekiReason, resolveMsrExitReason } from './resolve-names.js';
-import { closestName } from '../vmm/policy/spelling.js';
-import { Errno } from '../../protocol/abi.js';
+import { errnoProblem } from './name-check.js';
 
 export type StepShape = { readonly kind: 'guest'; readonly op: GuestOp } | { readonly kind: 'host'; readonly op: HostOp };
 
@@ -22,7 +21,7 @@ type ExpectKey = keyof ExpectText;
 
 /** The steps each key can be checked on; undefined: every step. */
 const FITS: Readonly<Record<ExpectKey, readonly string[] | undefined>> = {
-  ok: ['host'],
+  ok: ['host', 'guest'],
   errno: ['host'],
   value: ['rdmsr', 'readCr', 'checkExtension'],
   ret: ['hypercall'],
@@ -86,12 +85,14 @@ export function parseExpect(text: ExpectText, step: StepShape, action: HostActio
     if (!fits(key, step)) add(key, `cannot be checked on a ${step.op} step (${key} fits: ${FITS[key]!.join(', ')})`);
   }
 
-  if (text.errno !== undefined && !isErrnoName(text.errno)) {
-    const guess = closestName(text.errno, Object.keys(Errno));
-    add('errno', `unknown errno "${text.errno}"${guess !== undefined ? `; did you mean "${guess}"?` : ''}`);
-  }
+  const errno = text.errno === undefined ? undefined : errnoProblem(text.errno);
+  if (errno !== undefined) add('errno', errno);
   if (text.ok === true && text.errno !== undefined) add('errno', 'contradicts "ok": true — an errno means KVM refused the operation');
   const faults = text.fault !== undefined && text.fault !== null;
+  // On a guest step, "ok" says whether the step completed without a fault: "ok": true is "fault": null.
+  if (step.kind === 'guest' && text.ok === true && faults) add('ok', 'contradicts "fault": "ok": true means the step completes without a fault');
+  if (step.kind === 'guest' && text.ok === false && text.fault === null) add('ok', 'contradicts "fault": null: "ok": false means the step faults');
+  if (step.kind === 'guest' && text.ok === true && text.stop === 'fault') add('ok', 'contradicts "stop": "fault"');
   for (const key of ['value', 'ret'] as const) {
     if (faults && text[key] !== undefined) add(key, 'contradicts "fault": a faulting instruction produces no value (PROTOCOL.md §5)');
   }

@@ -1,4 +1,5 @@
 /** A guest step's action, as written, to model.ts's GuestAction (after the schema). */
+import { asmProblems } from './asm-check.js';
 import { GENERAL_REGISTERS, type CrNumber, type GeneralRegister, type GuestAction, type RegisterValues } from './model.js';
 import type { GuestText } from './document.js';
 import { hexBytesLength, parseHexBytes, toBigInt, toNumber, type IntegerText } from './integers.js';
@@ -67,9 +68,13 @@ export function parseGuestAction(text: GuestText, path: string, cx: ParseContext
         cx.issues.add(`${path}/code`, `must be 1 to ${MAX_EXEC_CODE} bytes; got ${length}`);
         return undefined;
       }
+      const code = parseHexBytes(text.code!);
+      if (text.asm !== undefined) {
+        for (const p of asmProblems(code, text.asm)) cx.issues.add(`${path}/asm${p.index === undefined ? '' : `/${p.index}`}`, p.reason);
+      }
       return {
         op: 'exec',
-        code: parseHexBytes(text.code!),
+        code,
         regs: parseRegisterValues<GeneralRegister>(text.regs, GENERAL_REGISTERS),
         budget: text.budget,
       };

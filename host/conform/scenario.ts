@@ -1,7 +1,8 @@
 /**
  * Scenario files: JSON in, a typed, normalised Scenario out (model.ts) — or a ScenarioError
  * naming the file and every problem with its JSON path and reason: an unreadable file, text
- * that is not JSON (with line and column), schema violations, then pinbox's own checks.
+ * that is not JSON (with line and column), schema violations together with unknown kernel names,
+ * then pinbox's own checks.
  *
  *   const scenario = loadScenarioFile('test/conformance/msr-filter/user-exit-reasons.json');
  *
@@ -11,6 +12,7 @@
 import { parseJsonText, readTextFile } from '../vmm/policy/json-text.js';
 import type { ScenarioText } from './document.js';
 import { IssueCollector, ScenarioError } from './errors.js';
+import { nameIssues } from './name-check.js';
 import type { Scenario, Step } from './model.js';
 import type { ParseContext } from './parse-context.js';
 import { parseStep } from './parse-step.js';
@@ -29,7 +31,11 @@ function nameIn(value: unknown): string | undefined {
 /** A parsed JSON value to a scenario; `file` names it in errors and in the result. */
 export function parseScenario(value: unknown, file: string): Scenario {
   const schemaIssues = scenarioSchemaIssues(value);
-  if (schemaIssues.length > 0) throw new ScenarioError(file, schemaIssues, nameIn(value));
+  if (schemaIssues.length > 0) {
+    // The names are checked too, so that one pass reports every problem of the file.
+    const reported = new Set(schemaIssues.map((i) => i.path));
+    throw new ScenarioError(file, [...schemaIssues, ...nameIssues(value).filter((i) => !reported.has(i.path))], nameIn(value));
+  }
   const text = value as ScenarioText;
 
   const issues = new IssueCollector();

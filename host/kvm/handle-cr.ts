@@ -1,9 +1,9 @@
 /**
  * Control-register intercepts: handle_cr() in arch/x86/kvm/vmx/vmx.c. Writes to CR0 and CR4 go
  * through cr-write.ts, where the register intercepts, the CR filter, Heki's check (Heki RFC v2
- * 02/19 + 03/19, heki_check_cr(), spec/heki.md §2) and kvm_set_cr0/4() stand in turn.
+ * 02/19 + 03/19, heki_check_cr(), docs/heki.md §2) and kvm_set_cr0/4() stand in turn.
  *
- * MODEL DECISION (spec §2.1, §2.2): every mechanism sees *every* guest write path to CR0 and
+ * MODEL DECISION (docs/heki.md §2.1, §2.2): every mechanism sees *every* guest write path to CR0 and
  * CR4 — MOV to CR, LMSW and CLTS — before the architectural checks, and a denied write gets
  * exactly one #GP(0) with the CR unchanged and RIP on the instruction. The Heki RFC checks MOV
  * only on VMX, and its emulator path can queue a second #GP (→ #DF); neither is reproduced.

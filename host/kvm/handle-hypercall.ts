@@ -2,7 +2,7 @@
  * VMCALL/VMMCALL intercepts: kvm_emulate_hypercall() (arch/x86/kvm/x86.c), the exit handler,
  * around __kvm_emulate_hypercall() (hypercalls.ts), which runs the call; a Heki pin user space
  * asked to hear of ends in KVM_EXIT_HEKI_CONFIGURE instead of the completion (heki-exits.ts,
- * spec/heki.md §3.4). Both instructions are accepted on the modelled Intel host (KVM would patch
+ * docs/heki.md §3.4). Both instructions are accepted on the modelled Intel host (KVM would patch
  * VMMCALL into VMCALL and run it the same way).
  */
 import { RAX, RBX, RCX, RDX, RSI } from '../x86/state.js';

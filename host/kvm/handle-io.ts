@@ -17,8 +17,9 @@ export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boole
   run.io.count = 1;
   run.io.data = isIn ? 0 : value;
   v.stat.io_exits++;
+  // An OUT is traced as it leaves; an IN when user space's data arrives (complete_emulator_pio_in()).
   const trace = v.vm.trace;
-  if (trace.active) trace.emit('kvm_pio', { vcpu_id: v.id, rw: isIn ? 'in' : 'out', port, size, count: 1, val: run.io.data });
+  if (!isIn && trace.active) trace.emit('kvm_pio', { vcpu_id: v.id, rw: 'out', port, size, count: 1, val: value });
   if (!isIn && port === 0x7e) {
     // KVM_X86_QUIRK_OUT_7E_INC_RIP (on by default): old user space expects RIP past the OUT.
     v.cpu.skipInstruction();
@@ -41,12 +42,15 @@ function checkPioInReply(v: VcpuArch): number {
 
 /**
  * complete_fast_pio_in(): AL/AX merge into RAX, EAX zero-extends; then the IN retires.
- * Nothing happens if user space moved RIP meanwhile.
+ * Nothing happens if user space moved RIP meanwhile. complete_emulator_pio_in() traces kvm_pio
+ * here, with the data user space supplied: the value the guest receives.
  */
 export function completePioIn(v: VcpuArch): boolean {
   const run = v.run;
   const data = checkPioInReply(v);
   if (v.cpu.getRip() !== v.pioRip) return false;
+  const trace = v.vm.trace;
+  if (trace.active) trace.emit('kvm_pio', { vcpu_id: v.id, rw: 'in', port: run.io.port, size: run.io.size, count: run.io.count, val: data });
   if (run.io.size === 4) {
     v.cpu.writeGpr32(RAX, data);
   } else {

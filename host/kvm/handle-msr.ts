@@ -2,7 +2,7 @@
  * RDMSR/WRMSR intercepts and their user-space completions: kvm_emulate_rdmsr() and
  * kvm_emulate_wrmsr() (the exit handlers, over __kvm_emulate_rdmsr/wrmsr()), then
  * kvm_msr_user_space() (user-space-msr.ts), complete_fast_rdmsr() and complete_fast_msr_access()
- * in arch/x86/kvm/msrs.c; spec/msr-filter.md §2.4.
+ * in arch/x86/kvm/msrs.c; docs/msr-filter.md §2.4.
  *
  * The CPL check has been made by the core (RDMSR/WRMSR at CPL > 0 #GP without an
  * intercept). The flow: the vCPU's secure register intercepts (pinbox's extension,

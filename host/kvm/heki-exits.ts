@@ -1,5 +1,5 @@
 /**
- * Heki's user-space exits and their completions (Heki RFC v2 03/19, v3 3/5; spec/heki.md §3):
+ * Heki's user-space exits and their completions (Heki RFC v2 03/19, v3 3/5; docs/heki.md §3):
  * heki_exit_cr() fills kvm_run for a KVM_EXIT_HEKI_CONFIGURE (a pin was taken) or a
  * KVM_EXIT_HEKI_DENIAL (a CR write was refused) when user space asked for that register's
  * exits, and stores the completion the next KVM_RUN runs first.

@@ -2,7 +2,7 @@
  * Heki CR pinning, per VM: the KVM_HC_LOCK_CR_UPDATE hypercall (heki_lock_cr()), the check on
  * every guest CR0/CR4 write (heki_check_cr()) and the user-space exit masks of
  * KVM_CAP_HEKI_CONFIGURE / KVM_CAP_HEKI_DENIAL — Heki RFC v2 02/19 and 03/19, identical in
- * v3 2/5 and 3/5 but for the ABI numbers (spec/heki.md §1.4, §2, §3).
+ * v3 2/5 and 3/5 but for the ABI numbers (docs/heki.md §1.4, §2, §3).
  */
 import {
   HEKI_ABI_VERSION,
@@ -50,7 +50,7 @@ export class HekiState {
 
   /**
    * heki_lock_cr(cr = a0, pin = a1, flags = a2). The guest's current CR value is never
-   * consulted. MODEL DECISION (spec §1.4, §9): the CR0 rule is the code's — the pin must
+   * consulted. MODEL DECISION (docs/heki.md §1.4, §9): the CR0 rule is the code's — the pin must
    * contain WP and be a subset of the host CR0 (so WP|PG is accepted) — not the commit
    * message's "subset of X86_CR0_WP".
    */
@@ -93,8 +93,8 @@ export class HekiState {
 
   /**
    * What a VM reset asked for by user space does. Heki itself never clears pins (no reboot,
-   * kexec or hibernation story, spec §1.4); pinbox follows Paolo Bonzini's position that
-   * user space resets pinning on reboot while INIT keeps it (spec §5.4, §7.5). The exit
+   * kexec or hibernation story, docs/heki.md §1.4); pinbox follows Paolo Bonzini's position that
+   * user space resets pinning on reboot while INIT keeps it (docs/heki.md §5.4, §7.5). The exit
    * masks are VMM configuration and stay.
    */
   resetPins(): void {

@@ -1,7 +1,7 @@
 /**
  * __kvm_emulate_hypercall() (arch/x86/kvm/x86.h, over ____kvm_emulate_hypercall() in x86.c): the
  * hypercall itself, for VMCALL and VMMCALL — nr in RAX, a0..a3 in RBX, RCX, RDX, RSI, the result
- * for RAX; spec/heki.md §1.3 for KVM_HC_LOCK_CR_UPDATE. Its caller, kvm_emulate_hypercall()
+ * for RAX; docs/heki.md §1.3 for KVM_HC_LOCK_CR_UPDATE. Its caller, kvm_emulate_hypercall()
  * (handle-hypercall.ts), reads the registers and completes the call.
  */
 import {

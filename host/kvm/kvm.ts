@@ -26,13 +26,13 @@ export interface KvmOptions {
   profile?: HekiProfileName;
 }
 
-/** The development host's CR0 as Heki reads it with read_cr0(): PG|AM|WP|NE|ET|MP|PE (spec/heki.md §8). */
+/** The development host's CR0 as Heki reads it with read_cr0(): PG|AM|WP|NE|ET|MP|PE (docs/heki.md §8). */
 export const DEFAULT_HOST_CR0 = 0x80050033n;
 
 /**
  * The modelled host's CR4 as Heki reads it with __read_cr4() — a typical Intel host running
  * VMs: PSE|PAE|MCE|PGE|OSFXSR|OSXMMEXCPT|UMIP|VMXE|FSGSBASE|PCIDE|OSXSAVE|SMEP|SMAP|PKE, and
- * not CET, LA57 or FRED (spec/heki.md §8 assumes SMEP|SMAP|UMIP|FSGSBASE and not CET).
+ * not CET, LA57 or FRED (docs/heki.md §8 assumes SMEP|SMAP|UMIP|FSGSBASE and not CET).
  * A pinbox model decision; VmOptions.hostCr4 overrides it.
  */
 export const DEFAULT_HOST_CR4 =

@@ -1,6 +1,6 @@
 /**
  * KVM_X86_SET_MSR_FILTER and kvm_msr_allowed(), as in arch/x86/kvm/msrs.c
- * (kvm_vm_ioctl_set_msr_filter, kvm_add_msr_filter, kvm_msr_allowed); spec/msr-filter.md §2.1–2.3.
+ * (kvm_vm_ioctl_set_msr_filter, kvm_add_msr_filter, kvm_msr_allowed); docs/msr-filter.md §2.1–2.3.
  */
 import {
   KVM_MSR_FILTER_DEFAULT_DENY,
@@ -32,7 +32,7 @@ const IOCTL = 'KVM_X86_SET_MSR_FILTER';
 /**
  * An installed filter (`struct kvm_x86_msr_filter`). Built aside by `MsrFilter.build` and
  * only then swapped in by the VM, so a failed call leaves the previous filter in force
- * (the atomic install of commit b318e8decf6b, spec §2.2 step 6).
+ * (the atomic install of commit b318e8decf6b, docs/msr-filter.md §2.2 step 6).
  */
 export class MsrFilter {
   private constructor(
@@ -56,7 +56,7 @@ export class MsrFilter {
     if (spec.flags & ~KVM_MSR_FILTER_VALID_MASK) {
       throw new KvmError('EINVAL', IOCTL, `unknown filter flags ${hex(spec.flags)}`);
     }
-    // "empty" looks only at nmsrs, never at the range flags (spec §2.2 step 3).
+    // "empty" looks only at nmsrs, never at the range flags (docs/msr-filter.md §2.2 step 3).
     const empty = ranges.every((r) => r.nmsrs === 0);
     const defaultAllow = (spec.flags & KVM_MSR_FILTER_DEFAULT_DENY) === 0;
     if (empty && !defaultAllow) {
@@ -94,7 +94,7 @@ export function kvmMsrAllowed(filter: MsrFilter | null, index: number, type: Msr
 /**
  * The copy-in step: the C structure cannot hold anything but __u32 fields and exactly 16
  * slots, so a JavaScript value that is not of that shape is rejected with EINVAL before any
- * other check. MODEL DECISION (spec §8.3): more than 16 ranges is EINVAL; real KVM reads a
+ * other check. MODEL DECISION (docs/msr-filter.md §8.3): more than 16 ranges is EINVAL; real KVM reads a
  * fixed `ranges[16]` and could never see a 17th.
  */
 export function readShape(spec: MsrFilterSpec): MsrFilterRange[] {
@@ -122,7 +122,7 @@ export function readShape(spec: MsrFilterSpec): MsrFilterRange[] {
 
 /** kvm_add_msr_filter() */
 function addRange(installed: InstalledRange[], range: MsrFilterRange, i: number): void {
-  // Checked before the flags (spec §2.3 step 1): an empty slot may hold anything.
+  // Checked before the flags (docs/msr-filter.md §2.3 step 1): an empty slot may hold anything.
   if (range.nmsrs === 0) return;
   if (range.flags & ~KVM_MSR_FILTER_RANGE_VALID_MASK) {
     throw new KvmError('EINVAL', IOCTL, `range ${i} has unknown flags ${hex(range.flags)}`);
@@ -138,7 +138,7 @@ function addRange(installed: InstalledRange[], range: MsrFilterRange, i: number)
     throw new KvmError('EFAULT', IOCTL, `range ${i}: bitmap is not a Uint8Array`);
   }
   // KVM copies bitmapSize bytes into its own buffer: later changes by the caller do not
-  // reach the installed filter. MODEL DECISION (spec §8.4): a shorter array is accepted
+  // reach the installed filter. MODEL DECISION (docs/msr-filter.md §8.4): a shorter array is accepted
   // (QEMU, Hyperlight and the selftest pass 1- or 8-byte buffers); bytes past its end read
   // as 0, i.e. deny, where real KVM would read whatever follows the buffer.
   const bitmap = new Uint8Array(bitmapSize);

@@ -1,6 +1,6 @@
 /**
  * KVM_CAP_X86_USER_SPACE_MSR and the choice between a user-space MSR exit and #GP
- * (kvm_msr_reason(), kvm_msr_user_space() in arch/x86/kvm/msrs.c); spec/msr-filter.md §2.4, §2.5.
+ * (kvm_msr_reason(), kvm_msr_user_space() in arch/x86/kvm/msrs.c); docs/msr-filter.md §2.4, §2.5.
  */
 import {
   KVM_MSR_EXIT_REASON_FILTER,

@@ -47,7 +47,7 @@ function checkSegment(ioctl: string, name: string, s: Segment): void {
  * `struct kvm_sregs` and kvm_is_valid_sregs(): with EFER.LME and CR0.PG the CPU is in long
  * mode, so CR4.PAE and EFER.LMA must be set and CR3 legal; otherwise EFER.LMA and CS.L must
  * be clear; CR0 and CR4 must pass kvm_is_valid_cr0/cr4. Heki pins are not consulted: host
- * writes bypass them (spec/heki.md §2.1, §8 case 12).
+ * writes bypass them (docs/heki.md §2.1, §8 case 12).
  */
 export function checkSregs(s: Sregs, cr4ReservedBits: bigint, maxPhysAddr: number): void {
   const ioctl = 'KVM_SET_SREGS';

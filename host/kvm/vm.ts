@@ -117,7 +117,7 @@ export class Vm implements KvmVm, ModelVm {
 
   /**
    * pinbox extension: what a VM reset asked for by user space does to Heki — the pins are
-   * cleared (Paolo Bonzini's position, spec/heki.md §5.4, §7.5). vCPU INIT never clears them.
+   * cleared (Paolo Bonzini's position, docs/heki.md §5.4, §7.5). vCPU INIT never clears them.
    */
   resetHekiPins(): void {
     this.arch.heki.resetPins();

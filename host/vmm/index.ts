@@ -23,5 +23,4 @@ export * from './image/index.js';
 export { serveGuest, startServer, DEFAULT_MAX_CONNECTIONS, type PinboxServer, type ServerOptions } from './server/pinbox-server.js';
 export { ControlToken } from './server/control-token.js';
 export { SERVER_NAME } from './server/guest-endpoint.js';
-export { VMM_EVENTS } from './server/control-endpoint.js';
 export { takeSnapshot, restoreSnapshot } from './snapshot.js';

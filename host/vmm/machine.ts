@@ -15,7 +15,7 @@
  *     changed is undone: the capabilities and the MSR filter are the policy's again, a
  *     setMsrExitReply is dropped. Operations suspended in the VM are abandoned;
  *   - initVcpu: INIT and the boot state for one vCPU; the pins stay (Heki keeps them across
- *     INIT, spec/heki.md §1.4; Paolo Bonzini's position, §5.4).
+ *     INIT, docs/heki.md §1.4; Paolo Bonzini's position, §5.4).
  * What each of these does to every CR-hardening mechanism is one table: docs/transitions.md.
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
@@ -111,6 +111,7 @@ export class Machine implements RunnerHost {
       this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
         exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
         denialExits: (cr) => this.denialExits(cr),
+        isCompletion: (v, rip) => this.runners[v]?.isCompletion(rip) === true,
       });
 
       const first = this.createVcpu(0);

@@ -1,6 +1,6 @@
 /**
  * Decoded basic blocks, cached per guest-physical frame and offset (Halfix's traces keyed by
- * physical address, spec/x86-core.md §1.3). A block runs from its first instruction to the
+ * physical address, docs/x86-model.md §1.3). A block runs from its first instruction to the
  * first one that branches or may stop the core, to the end of its page, or to MAX_BLOCK
  * instructions. Decoded instructions hold no virtual address (RIP-relative operands and branch
  * targets are computed from RIP at run time), so one block serves every alias of its code.
@@ -27,10 +27,14 @@ export class Block {
   /** The last instruction sets RIP itself (a branch). */
   readonly endsWithBranch: boolean;
   valid = true;
+  /** Guest-physical frame and offset of its first instruction. */
+  readonly frame: number;
+  readonly offset: number;
   /** Executions so far (for the translator's hotness threshold). */
   runs = 0;
-  /** The translated form, once hot (jit/). */
-  compiled: ((c: CpuCore) => void) | null = null;
+  /** The translated form of the trace starting here, once hot (jit/), and how many instructions it counts up front. */
+  compiled: ((c: CpuCore, rip: number, retired: number) => void) | null = null;
+  compiledLength = 0;
   /** Number of instructions. */
   readonly length: number;
   /**
@@ -44,8 +48,10 @@ export class Block {
   nextRip1 = 0.5;
   nextGeneration = -1;
 
-  constructor(insns: Insn[]) {
+  constructor(insns: Insn[], frame: number, offset: number) {
     this.insns = insns;
+    this.frame = frame;
+    this.offset = offset;
     this.length = insns.length;
     const last = insns[insns.length - 1]!;
     this.byteLength = last.offset + last.len;
@@ -55,8 +61,9 @@ export class Block {
 
 function syntheticEntry(mnemonic: string, exec: (c: CpuCore, i: Insn) => void): OpcodeEntry {
   return {
-    mnemonic, map: 0, opcode: -1, ext: -1, mod: 'any', modrm: -1, prefix: 0, operands: [], size: 'v',
-    lockable: false, family: 'system', flow: 'stop', flagsWritten: 0, flagsUndefined: 0, flagsRead: false, sub: 0,
+    name: mnemonic, mnemonic, map: 0, opcode: -1, ext: -1, mod: 'any', modrm: -1, prefix: 0, operands: [], size: 'v',
+    lockable: false, family: 'system', flow: 'stop', flagsRead: 0, flagsWritten: 0, flagsUndefined: 0,
+    flagsConditional: false, jit: 'handler', sub: 0,
     exec, hasModrm: false, rexB: -1, unsupported: false, sizeMnemonics: undefined, mnemonic32: undefined,
   };
 }
@@ -93,7 +100,7 @@ export function buildBlock(c: CpuCore, frame: number, offset: number): Block | n
     if (i.entry.flow !== 'next') break;
   }
   if (insns.length === 0) return null;
-  const block = new Block(insns);
+  const block = new Block(insns, frame, offset);
   let region = c.codeCache[frame >>> 9];
   if (region === undefined) {
     region = new Array<(Block | undefined)[] | undefined>(512).fill(undefined);

@@ -3,7 +3,7 @@
  * that the decoder, the executors, the MMU and the exception logic share. `Cpu` (cpu.ts) builds
  * the hypervisor-facing API (`GuestCpu`) on top of it.
  *
- * Representation (spec/x86-core.md §7, measured there): each GPR is two 32-bit halves in
+ * Representation (docs/x86-model.md §7, measured there): each GPR is two 32-bit halves in
  * Int32Arrays (`lo`, `hi`), BigInt appears only at the public edge. RIP and every linear
  * address are JS numbers holding the signed, canonical 48-bit value: exact in a double, with a
  * cheap canonical check. RFLAGS arithmetic bits are lazy (flags.ts).
@@ -25,6 +25,7 @@ export const ITLB_SIZE = 256;
 export const ITLB_MASK = ITLB_SIZE - 1;
 /** A tag no page base address can equal (page bases are whole multiples of 4096). */
 export const TLB_EMPTY = 0.5;
+export const TLB_EMPTY32 = 1;
 
 /** Segment register numbers as ModRM/prefix encode them. */
 export const SEG_ES = 0;
@@ -133,6 +134,12 @@ export class CpuCore implements FaultState {
    */
   readonly tlbTagR = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
   readonly tlbTagW = new Float64Array(TLB_SIZE).fill(TLB_EMPTY);
+  /**
+   * The same tags as 32-bit halves, four per slot (read: bits 31:0, 63:32; write: the same),
+   * for translated code, which keeps addresses as halves (jit/emit-memory.ts). An empty tag has
+   * low half TLB_EMPTY32, which no page base has.
+   */
+  readonly tlbTags32 = new Int32Array(4 * TLB_SIZE).fill(TLB_EMPTY32);
   readonly tlbFrame = new Int32Array(TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(TLB_SIZE);
   readonly tlbView: DataView[];
@@ -178,9 +185,14 @@ export class CpuCore implements FaultState {
   readonly codeCache: ((((Block | undefined)[] | undefined)[]) | undefined)[];
   /** Set when a store invalidated decoded code: the current block must not continue. */
   codeInvalidated = false;
-  /** Whether hot blocks are translated to JavaScript (jit/), and after how many runs. */
+  /**
+   * Whether hot blocks are translated to JavaScript (jit/), and how many times a block is
+   * interpreted first (0: translated before its first run).
+   */
   jitEnabled = true;
   jitThreshold = 16;
+  /** Entries into translated code, so that tests can tell the translator really ran. */
+  translatedRuns = 0;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;

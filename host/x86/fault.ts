@@ -1,5 +1,5 @@
 /**
- * Guest faults as cheap values (spec/x86-core.md §7): a handler that detects an exception
+ * Guest faults as cheap values (docs/x86-model.md §7): a handler that detects an exception
  * records it in the CPU and throws one shared, frozen token; the run loop catches it once and
  * delivers the exception. Throwing a preallocated plain object costs about 180 ns against about
  * 2 µs for a fresh `Error`, and nothing is allocated per fault.

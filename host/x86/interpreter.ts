@@ -122,12 +122,13 @@ export function runBlocks(c: CpuCore): void {
       if (prev !== null) rememberSuccessor(c, prev, rip, b);
     }
     c.codeInvalidated = false;
-    if (c.retired + b.length > c.retireLimit) {
+    if (b.compiled === null && c.jitEnabled && b.runs++ >= c.jitThreshold) compileBlock(c, b);
+    if (b.compiled !== null && c.retired + b.compiledLength <= c.retireLimit) {
+      c.translatedRuns++;
+      b.compiled(c, rip, c.retired);
+    } else if (c.retired + b.length > c.retireLimit) {
       stepBlock(c, b);
-    } else if (b.compiled !== null) {
-      b.compiled(c);
     } else {
-      if (c.jitEnabled && ++b.runs >= c.jitThreshold) b.compiled = compileBlock(b);
       runBlock(c, b);
     }
     if (c.stop !== null) return;

@@ -1,7 +1,7 @@
 /**
  * Heki's ABI. Heki was never merged and its numbers moved between postings:
- *   [heki-v2]  Heki RFC v2, 20231113022326.24388-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
- *   [heki-v3]  Heki RFC v3, 20240503131910.307630-{3,4}-mic@digikod.net (spec/heki.md §0, §3)
+ *   [heki-v2]  Heki RFC v2, 20231113022326.24388-{3,4}-mic@digikod.net (docs/heki.md §0, §3)
+ *   [heki-v3]  Heki RFC v3, 20240503131910.307630-{3,4}-mic@digikod.net (docs/heki.md §0, §3)
  * plus the host kernel's cr4_pinned_mask, which Heki exports as the CR4 bits a guest may pin.
  */
 import {
@@ -9,10 +9,10 @@ import {
 } from './x86-arch.js';
 
 // ---------------------------------------------------------------------------
-// The hypercall [heki-v2] 02/19, [heki-v3] 2/5 — spec/heki.md §1
+// The hypercall [heki-v2] 02/19, [heki-v3] 2/5 — docs/heki.md §1
 // ---------------------------------------------------------------------------
 
-/** 13 in both v2 and v3 (v1 used 14) — spec/heki.md §0. */
+/** 13 in both v2 and v3 (v1 used 14) — docs/heki.md §0. */
 export const KVM_HC_LOCK_CR_UPDATE = 13;
 /** a2 flag of KVM_HC_LOCK_CR_UPDATE: "return the version of this hypercall" [heki-v2] 02/19. */
 export const KVM_LOCK_CR_UPDATE_VERSION = 1 << 0;
@@ -20,7 +20,7 @@ export const KVM_LOCK_CR_UPDATE_VERSION = 1 << 0;
 export const HEKI_ABI_VERSION = 1;
 
 // ---------------------------------------------------------------------------
-// Heki user-space exits [heki-v2] 03/19, [heki-v3] 3/5 — spec/heki.md §3
+// Heki user-space exits [heki-v2] 03/19, [heki-v3] 3/5 — docs/heki.md §3
 // ---------------------------------------------------------------------------
 
 export const KVM_HEKI_EXIT_REASON_CR0 = 1 << 0;
@@ -62,13 +62,13 @@ export const HEKI_PROFILES: Readonly<Record<HekiProfileName, HekiAbiProfile>> = 
 export const DEFAULT_HEKI_PROFILE: HekiProfileName = 'v2';
 
 // ---------------------------------------------------------------------------
-// The pinnable CR4 bits — spec/heki.md §0, §1.4
+// The pinnable CR4 bits — docs/heki.md §0, §1.4
 // ---------------------------------------------------------------------------
 
 /**
  * The host kernel's cr4_pinned_mask (arch/x86/kernel/cpu/common.c), which Heki exports and
  * uses as "the pinnable mask": SMEP|SMAP|UMIP|FSGSBASE|CET on the v2 base (≈6.6), plus FRED
- * (bit 32) on the v3 base (6.9-rc6) — spec/heki.md §0, §1.4.
+ * (bit 32) on the v3 base (6.9-rc6) — docs/heki.md §0, §1.4.
  */
 export const HEKI_CR4_PINNABLE_MASK_V2 =
   X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_UMIP | X86_CR4_FSGSBASE | X86_CR4_CET; // 0xb10800

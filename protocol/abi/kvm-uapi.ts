@@ -29,9 +29,9 @@ export const KVM_EXIT_INTERNAL_ERROR = 17;
 export const KVM_EXIT_SYSTEM_EVENT = 24;
 export const KVM_EXIT_IOAPIC_EOI = 26;
 export const KVM_EXIT_HYPERV = 27;
-/** [uapi-kvm]; spec/msr-filter.md §1.1 */
+/** [uapi-kvm]; docs/msr-filter.md §1.1 */
 export const KVM_EXIT_X86_RDMSR = 29;
-/** [uapi-kvm]; spec/msr-filter.md §1.1 */
+/** [uapi-kvm]; docs/msr-filter.md §1.1 */
 export const KVM_EXIT_X86_WRMSR = 30;
 export const KVM_EXIT_DIRTY_RING_FULL = 31;
 export const KVM_EXIT_AP_RESET_HOLD = 32;
@@ -60,9 +60,9 @@ export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_ENFORCE_PV_FEATURE_CPUID = 190;
 /** kvm_run.s.regs mirrors registers across KVM_RUN (kvm_valid_regs / kvm_dirty_regs) [uapi-kvm] */
 export const KVM_CAP_SYNC_REGS = 74;
-/** spec/msr-filter.md §1.1 */
+/** docs/msr-filter.md §1.1 */
 export const KVM_CAP_X86_USER_SPACE_MSR = 188;
-/** spec/msr-filter.md §1.1 */
+/** docs/msr-filter.md §1.1 */
 export const KVM_CAP_X86_MSR_FILTER = 189;
 
 // ---------------------------------------------------------------------------
@@ -74,7 +74,7 @@ export const KVM_SYNC_X86_SREGS = 1 << 1;
 export const KVM_SYNC_X86_EVENTS = 1 << 2;
 
 // ---------------------------------------------------------------------------
-// MSR filter and user-space MSR exits [uapi-x86], [uapi-kvm]; spec/msr-filter.md §1.1
+// MSR filter and user-space MSR exits [uapi-x86], [uapi-kvm]; docs/msr-filter.md §1.1
 // ---------------------------------------------------------------------------
 
 export const KVM_MSR_EXIT_REASON_INVAL = 1 << 0;

@@ -154,7 +154,7 @@ export const MSR_KERNEL_GS_BASE = 0xc0000102;
 export const MSR_TSC_AUX = 0xc0000103;
 
 /** The x2APIC registers as MSRs (SDM vol. 3A, "x2APIC Register Address Space"); KVM never
- * filters them: kvm_msr_allowed(), spec/msr-filter.md §2.1. */
+ * filters them: kvm_msr_allowed(), docs/msr-filter.md §2.1. */
 export const X2APIC_MSR_FIRST = 0x800;
 export const X2APIC_MSR_LAST = 0x8ff;
 

@@ -111,6 +111,8 @@ export const gprsPatch = partial(object(
   Object.fromEntries(KVM_REGS_FIELDS.filter((n) => n !== 'rip' && n !== 'rflags').map((n) => [n, u64])) as Record<GprName, typeof u64>,
 ));
 
+/** `struct kvm_segment`'s fields, in its order. */
+export const SEGMENT_FIELDS = ['base', 'limit', 'selector', 'type', 'present', 'dpl', 'db', 's', 'l', 'g', 'avl', 'unusable'] as const;
 /** `struct kvm_segment` */
 export const segment = object({
   base: u64,
@@ -129,8 +131,8 @@ export const segment = object({
 /** `struct kvm_dtable` */
 export const dtable = object({ base: u64, limit: u16 });
 
-const SREGS_SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
-const SREGS_CONTROL = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
+export const SREGS_SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
+export const SREGS_CONTROL = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
 type SegmentField = (typeof SREGS_SEGMENTS)[number];
 type ControlField = (typeof SREGS_CONTROL)[number];
 

@@ -5,7 +5,6 @@
  * holding a vCPU in an exit). Only a connection that said hello as `control` with a token
  * reaches them.
  */
-import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../abi.js';
 import { array, bin, bool, i32, int, nullable, object, oneOf, optional, string, u32, u64 } from '../schema/index.js';
 import {
   event, eventName, namedScalars, pinboxAnswer, regs, regsPatch, sregs, sregsPatch, vmName,
@@ -19,6 +18,12 @@ import { type OpSpec, op } from './op.js';
  * the way the kernel would.
  */
 export const MAX_FILTER_RANGES = 64;
+/**
+ * Bytes of one range's bitmap a setMsrFilter request may carry: the bitmap of 65536 MSRs. KVM
+ * itself takes a range of at most KVM_MSR_FILTER_MAX_BITMAP_SIZE (0x600) bytes; as with the
+ * ranges, the wire lets more through so that the KVM model answers EINVAL as the kernel does.
+ */
+export const MAX_FILTER_BITMAP_BYTES = 0x2000;
 export const MAX_MSR_ENTRIES = 1024;
 export const MAX_EVENTS = 10000;
 export const MAX_SUBSCRIBED_EVENT_NAMES = 64;
@@ -45,7 +50,7 @@ export const CONTROL_OPS = {
       flags: u32,
       ranges: array(
         // nil: no bitmap, a NULL pointer (KVM fails the copy with EFAULT unless nmsrs is 0).
-        object({ flags: u32, base: u32, nmsrs: u32, bitmap: nullable(bin(0, KVM_MSR_FILTER_MAX_BITMAP_SIZE)) }),
+        object({ flags: u32, base: u32, nmsrs: u32, bitmap: nullable(bin(0, MAX_FILTER_BITMAP_BYTES)) }),
         0,
         MAX_FILTER_RANGES,
       ),
@@ -63,9 +68,13 @@ export const CONTROL_OPS = {
   getSregs: op('control', object(vcpuTarget), object({ sregs })),
   setSregs: op('control', object({ ...vcpuTarget, sregs: sregsPatch }), empty),
   initVcpu: op('control', object(vcpuTarget), empty),
+  /**
+   * Pushes of the events named (all if absent) of one VM (which need not exist yet) or all;
+   * `completions`: also the HLT that ends each guest operation in the VMM's own code.
+   */
   subscribe: op(
     'control',
-    object({ vm: optional(vmName), events: optional(array(eventName, 1, MAX_SUBSCRIBED_EVENT_NAMES)) }),
+    object({ vm: optional(vmName), events: optional(array(eventName, 1, MAX_SUBSCRIBED_EVENT_NAMES)), completions: optional(bool) }),
     object({ sub: u32 }),
   ),
   unsubscribe: op('control', object({ sub: u32 }), empty),
@@ -75,6 +84,8 @@ export const CONTROL_OPS = {
     object({ events: array(event, 0, MAX_EVENTS), next: u64 }),
   ),
   resetVm: op('control', object({ vm: vmName }), empty),
+  /** Guest operations wait until resumeVm (one in flight stops before its next guest instruction). */
+  pauseVm: op('control', object({ vm: vmName }), empty),
   resumeVm: op('control', object({ vm: vmName }), empty),
   snapshot: op('control', object({ vm: vmName }), object({ snapshot: bin(0, MAX_SNAPSHOT_BYTES) })),
   restore: op('control', object({ vm: vmName, snapshot: bin(0, MAX_SNAPSHOT_BYTES) }), empty),

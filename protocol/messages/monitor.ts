@@ -1,5 +1,5 @@
 /**
- * Monitor-role ops (PROTOCOL.md §6.5; docs/register-intercepts.md): a monitor stands for the
+ * Monitor-role ops (PROTOCOL.md §6.3; docs/register-intercepts.md): a monitor stands for the
  * higher VTL of one VM — the VM its hello names — in the manner of Hyper-V's VSM. It sets which
  * register accesses of that VM's vCPUs are intercepted (HV_REGISTER_CR_INTERCEPT_CONTROL and its
  * masks, per vCPU or on all) and decides each intercept: by a standing reply, or one by one — the

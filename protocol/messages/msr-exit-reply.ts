@@ -1,7 +1,7 @@
 /**
  * How user space answers a user-space MSR exit (setMsrExitReply): `{ error, data }` written to
  * kvm_run.msr before KVM_RUN is called again, or "untouched" — KVM_RUN again without writing
- * kvm_run.msr at all, so the guest gets what KVM left there (spec/msr-filter.md §7 case 6: a
+ * kvm_run.msr at all, so the guest gets what KVM left there (docs/msr-filter.md §7 case 6: a
  * read returns 0 and retires).
  */
 import { type Infer, Schema, object, u64, u8 } from '../schema/index.js';

@@ -6,10 +6,11 @@
  * Imports only go down — cli → conform → vmm → kvm → x86 — and any layer may skip down past
  * another, except that the VMM and conform reach KVM through its public interface alone
  * (host/kvm/api), never the model or the CPU, so that they run on either backend. Everything may
- * use protocol, except the CPU, which takes only the architecture's own numbers. guest-sdk
- * imports only protocol; nothing under host/ imports guest-sdk. Tests may use anything. The real
- * backend (host/kvm/real) is loaded only by dynamic import, so nothing native is needed to run
- * the model. Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
+ * use protocol, except the CPU, which takes only the architecture's own numbers. guest-sdk and
+ * control import only protocol; nothing under host/ imports guest-sdk, and of host/ only the
+ * command (a control client) imports control. Tests may use anything. The real backend
+ * (host/kvm/real) is loaded only by dynamic import, so nothing native is needed to run the model.
+ * Only direct imports are checked; a name imported through a barrel (protocol/abi.ts,
  * protocol/index.ts, a folder's index.ts) counts as an import of the file that defines it.
  */
 import test from 'ava';
@@ -25,12 +26,12 @@ interface Layer {
 
 type LayerName =
   | 'x86 architecture' | 'protocol' | 'guest-sdk' | 'control'
-  | 'host/x86' | 'host/kvm api' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
+  | 'host/x86' | 'host/x86 decoder' | 'host/kvm api' | 'host/kvm' | 'host/vmm' | 'host/conform' | 'host/cli' | 'pinbox/host'
   | 'examples' | 'test';
 
 /** What the VMM may use: KVM's public interface, and the protocol. */
 const VMM_SEES: readonly LayerName[] = ['host/kvm api', 'protocol', 'x86 architecture'];
-const BELOW_VMM: readonly LayerName[] = ['host/kvm api', 'host/kvm', 'host/x86', 'protocol', 'x86 architecture'];
+const BELOW_VMM: readonly LayerName[] = ['host/kvm api', 'host/kvm', 'host/x86', 'host/x86 decoder', 'protocol', 'x86 architecture'];
 
 const LAYERS: Readonly<Record<LayerName, Layer>> = {
   /** The processor's own numbers (CR/EFER/RFLAGS bits, vectors, MSRs, CPUID bits): facts of the
@@ -44,20 +45,29 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
   'control': { files: ['control/'], mayImport: ['protocol', 'x86 architecture'] },
   /** "The hardware": nothing above it, and of protocol only the architecture's numbers — not the
    * KVM API, not Heki, not the wire. */
-  'host/x86': { files: ['host/x86/'], mayImport: ['x86 architecture'] },
+  'host/x86': { files: ['host/x86/'], mayImport: ['host/x86 decoder', 'x86 architecture'] },
+  /**
+   * The CPU's decoder and disassembler, as a door: bytes in, an instruction and its text out, no
+   * CPU state. DECISION: conform may use these two files — `pinbox conform` checks that an exec
+   * step's `asm` names the instructions its `code` holds (host/conform/asm-check.ts) — without
+   * running anything on the model, so it stays backend-neutral. The instruction table behind them
+   * is the CPU's own (it also drives execution), so the door may import the CPU; nothing else of
+   * the CPU is open to conform.
+   */
+  'host/x86 decoder': { files: ['host/x86/decode/decoder.ts', 'host/x86/decode/describe.ts'], mayImport: ['host/x86', 'x86 architecture'] },
   /**
    * KVM's public interface (docs/architecture.md, "KVM and the VMM"): one interface per fd,
    * kvm_run and its exits, registers, guest memory, errors, the model's extensions, and the
    * backends. Its types alias the CPU's register shapes; backend.ts makes the model and loads the
    * real backend, so it may reach the rest of host/kvm.
    */
-  'host/kvm api': { files: ['host/kvm/api/'], mayImport: ['host/kvm', 'host/x86', 'protocol', 'x86 architecture'] },
+  'host/kvm api': { files: ['host/kvm/api/'], mayImport: ['host/kvm', 'host/x86', 'host/x86 decoder', 'protocol', 'x86 architecture'] },
   /** "The kernel" — the model and the real backend — which implements the interface; the CPU below it and the ABI. */
-  'host/kvm': { files: ['host/kvm/'], mayImport: ['host/kvm api', 'host/x86', 'protocol', 'x86 architecture'] },
+  'host/kvm': { files: ['host/kvm/'], mayImport: ['host/kvm api', 'host/x86', 'host/x86 decoder', 'protocol', 'x86 architecture'] },
   /** "User space": KVM's public interface only — never the model's classes, never the CPU — so that it runs on either backend. */
   'host/vmm': { files: ['host/vmm/'], mayImport: VMM_SEES },
   /** Conformance scenarios and their targets, over the VMM; of KVM, the interface only (a target runs on either backend). */
-  'host/conform': { files: ['host/conform/'], mayImport: ['host/vmm', ...VMM_SEES] },
+  'host/conform': { files: ['host/conform/'], mayImport: ['host/vmm', 'host/x86 decoder', ...VMM_SEES] },
   /**
    * The `pinbox` command, on top of everything. DECISION: it may also import examples/, for one
    * reason — `pinbox demo` is the hardened-guest example (examples/harden.ts) run in this process,
@@ -65,7 +75,7 @@ const LAYERS: Readonly<Record<LayerName, Layer>> = {
    * which host/ reaches the guest SDK (the example is a guest), and it opens only here; nothing
    * else under host/ may import examples/ or guest-sdk/.
    */
-  'host/cli': { files: ['host/cli/', 'host/cli.ts'], mayImport: ['host/conform', 'host/vmm', ...BELOW_VMM, 'examples'] },
+  'host/cli': { files: ['host/cli/', 'host/cli.ts'], mayImport: ['host/conform', 'host/vmm', ...BELOW_VMM, 'control', 'examples'] },
   /** The pinbox/host entry point: the core, KVM and the VMM, not the runner or the command. */
   'pinbox/host': { files: ['host/index.ts'], mayImport: ['host/vmm', ...BELOW_VMM] },
   /** Runnable guests and their hosts: anything but the tests (an example runs from dist/

@@ -181,10 +181,14 @@ test('semantics: expectations a step cannot produce, and ones that contradict ea
       { guest: { op: 'cpuid', leaf: 0 }, expect: { regs: { rax: 0xd, rsi: 0 } } },
       { host: { getMsrs: { indices: [16] } }, expect: { msrs: [{ index: 17, value: 0 }], value: 1 } },
       { host: { setMsrs: { entries: [{ index: 16, value: 0 }] } }, expect: { msrs: [] } },
+      { guest: { op: 'rdmsr', index: 16 }, expect: { ok: true, fault: { vector: 13 } } },
+      { guest: { op: 'rdmsr', index: 16 }, expect: { ok: false, fault: null } },
     ]),
   );
   t.is(reasonAt(e, '/steps/0/expect/value'), 'cannot be checked on a wrmsr step (value fits: rdmsr, readCr, checkExtension)');
-  t.is(reasonAt(e, '/steps/0/expect/ok'), 'cannot be checked on a wrmsr step (ok fits: host)');
+  t.false(e.issues.some((i) => i.path === '/steps/0/expect/ok'), '"ok" fits a guest step: completed without a fault');
+  t.is(reasonAt(e, '/steps/8/expect/ok'), 'contradicts "fault": "ok": true means the step completes without a fault');
+  t.is(reasonAt(e, '/steps/9/expect/ok'), 'contradicts "fault": null: "ok": false means the step faults');
   t.is(reasonAt(e, '/steps/0/expect/regs'), 'cannot be checked on a wrmsr step (regs fits: exec, cpuid)');
   t.is(reasonAt(e, '/steps/1/expect/exits'), 'cannot be checked on a enableCap step (exits fits: guest)');
   t.is(reasonAt(e, '/steps/1/expect/fault'), 'cannot be checked on a enableCap step (fault fits: guest)');
@@ -226,16 +230,16 @@ test('semantics: steps during an exit — another vCPU, one level only, no snaps
   t.regex(reasonAt(e, '/steps/1/vmm/duringExit/2/host'), /^cannot snapshot while vCPU 0 is in an exit/);
 });
 
-test('semantics: a bitmap longer than KVM reads; exec code over 64 KiB', (t) => {
+test('semantics: a bitmap longer than the wire carries; exec code over 64 KiB', (t) => {
   const e = rejected(
     t,
     scenarioWith([
-      { host: { setMsrFilter: { flags: 0, ranges: [{ flags: 1, base: 0, nmsrs: 8, bitmap: 'ff*0x601' }] } }, expect: {} },
+      { host: { setMsrFilter: { flags: 0, ranges: [{ flags: 1, base: 0, nmsrs: 8, bitmap: 'ff*0x2001' }] } }, expect: {} },
       { guest: { op: 'exec', code: '90*0x10001' }, expect: {} },
       { guest: { op: 'exec', code: '' }, expect: {} },
     ]),
   );
-  t.is(reasonAt(e, '/steps/0/host/setMsrFilter/ranges/0/bitmap'), 'is 1537 bytes; KVM reads at most 1536 (KVM_MSR_FILTER_MAX_BITMAP_SIZE)');
+  t.is(reasonAt(e, '/steps/0/host/setMsrFilter/ranges/0/bitmap'), 'is 8193 bytes; the protocol carries at most 8192 (KVM itself takes 1536)');
   t.is(reasonAt(e, '/steps/1/guest/code'), 'must be 1 to 65536 bytes; got 65537');
   t.is(reasonAt(e, '/steps/2/guest/code'), 'must be 1 to 65536 bytes; got 0');
 });
@@ -248,4 +252,42 @@ test('the vm block is checked by the policy compiler, its problems reported at t
   // The semantic check of the policy compiler, after a schema-valid block:
   const m = rejected(t, withStep({ guest: { op: 'clts' }, expect: {} }, { memory: '3MiB' }));
   t.is(reasonAt(m, '/vm/memory'), 'must be a multiple of 2 MiB from 4 MiB to 4 GiB; got 3 MiB (the boot image needs the first 4 MiB)');
+});
+
+test('one pass: schema problems and unknown kernel names are reported together', (t) => {
+  const e = rejected(
+    t,
+    scenarioWith([
+      { host: { enableCap: { cap: 'KVM_CAP_X86_USER_SPACE_MRS', args: ['0x4'] } }, expect: { ok: true } },
+      { guest: { op: 'rdmsr', index: 16, bogus: 1 }, expect: { exits: [{ reason: 'KVM_EXIT_X86_RDMRS', msr: { reason: 'FILTR' } }] } },
+      { host: { setMsrFilter: { flags: ['DEFAULT_DENI'], ranges: [] } }, expect: { errno: 'EINVALL' } },
+    ]),
+  );
+  // The schema's finding…
+  t.truthy(e.issues.find((i) => i.path.startsWith('/steps/1/guest')), 'the unknown field');
+  // …and the names, in the same error.
+  t.is(reasonAt(e, '/steps/0/host/enableCap/cap'), 'unknown capability "KVM_CAP_X86_USER_SPACE_MRS"; did you mean "KVM_CAP_X86_USER_SPACE_MSR"?');
+  t.is(reasonAt(e, '/steps/1/expect/exits/0/reason'), 'unknown exit reason "KVM_EXIT_X86_RDMRS"; did you mean "KVM_EXIT_X86_RDMSR"?');
+  // The schema knows the MSR exit reasons itself: its word stands, once.
+  t.regex(reasonAt(e, '/steps/1/expect/exits/0/msr/reason'), /"FILTR"/);
+  t.is(e.issues.filter((i) => i.path === '/steps/1/expect/exits/0/msr/reason').length, 1);
+  t.regex(reasonAt(e, '/steps/2/host/setMsrFilter/flags/0'), /"DEFAULT_DENI"/);
+  t.is(reasonAt(e, '/steps/2/expect/errno'), 'unknown errno "EINVALL"; did you mean "EINVAL"?');
+});
+
+test('an exec step\'s asm must name the instructions its code holds', (t) => {
+  const e = rejected(
+    t,
+    scenarioWith([
+      { guest: { op: 'exec', code: '0f32 49ffc1', asm: ['rdmsr', 'inc r9'] }, expect: {} },
+      { guest: { op: 'exec', code: '0f32 49ffc1', asm: ['wrmsr', 'inc r9'] }, expect: {} },
+      { guest: { op: 'exec', code: '0f32', asm: ['rdmsr', 'inc r9'] }, expect: {} },
+      { guest: { op: 'exec', code: '48 8b 43 f8  b9 1b 00 00 00  eb fe', asm: ['MOV RAX, QWORD PTR [RBX-8]', 'mov ecx, 27', 'jmp 0x100009'] }, expect: {} },
+    ]),
+  );
+  t.false(e.issues.some((i) => i.path.startsWith('/steps/0/')), 'rdmsr; inc r9 is what 0f 32 49 ff c1 holds');
+  t.is(reasonAt(e, '/steps/1/guest/asm/0'), 'says "wrmsr", but the code holds "rdmsr" there');
+  t.is(reasonAt(e, '/steps/2/guest/asm'), 'names 2 instructions, but the code holds 1: "rdmsr"');
+  // Case, size keywords, decimal or hex, a negative displacement, a branch target from 0x100000.
+  t.false(e.issues.some((i) => i.path.startsWith('/steps/3/')), JSON.stringify(e.issues.filter((i) => i.path.startsWith('/steps/3/'))));
 });

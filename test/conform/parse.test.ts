@@ -36,7 +36,7 @@ test('the example of issue 6 parses into the normalised form, names resolved to 
   });
   t.is(s.steps.length, 6);
   const [cap, filter, rdmsr, denial, pin, write] = s.steps;
-  // KVM_CAP_X86_USER_SPACE_MSR = 188 (spec/msr-filter.md §1.1).
+  // KVM_CAP_X86_USER_SPACE_MSR = 188 (docs/msr-filter.md §1.1).
   t.like(cap, { kind: 'host', path: '/steps/0', action: { op: 'enableCap', cap: 188, args: [4n], flags: 0 }, expect: { ok: true } });
   t.deepEqual((filter as HostStep).action, {
     op: 'setMsrFilter', flags: 0, ranges: [{ flags: 3, base: 0xda0, nmsrs: 1, bitmap: new Uint8Array([0]) }],

@@ -3,7 +3,7 @@
  * sockets: createVm / destroyVm, the guest endpoint in the control hello, setMsrExitReply
  * "untouched", nil filter bitmaps, exitData, and holdExit / releaseExit (a vCPU really parked
  * inside its user-space exit while the VM changes). Expected values come from
- * spec/msr-filter.md (§7 cases named in each test) and PROTOCOL.md §6.
+ * docs/msr-filter.md (§7 cases named in each test) and PROTOCOL.md §6.
  */
 import test from 'ava';
 import {
@@ -63,7 +63,7 @@ test('createVm makes a VM of its own policy, in the state that policy gives: a s
     t.deepEqual(await c.request('createVm', { vm: 'servers' }), { vcpus: 1, profile: 'v2' }, 'without a policy: the server\'s');
     const mine = await guestOf(s, 'mine', 1);
     const servers = await guestOf(s, 'servers');
-    // No user-space MSR exits (mask 0): an unknown MSR is #GP in KVM (spec/msr-filter.md §7 #2).
+    // No user-space MSR exits (mask 0): an unknown MSR is #GP in KVM (docs/msr-filter.md §7 #2).
     t.deepEqual(await mine.request('rdmsr', { index: 0xdeadbeef }), { fault: { vector: GP_VECTOR, errorCode: 0 }, exits: [] });
     // No Heki configure exit (mask 0); the server's policy has them by default.
     const pinWp = { nr: BigInt(KVM_HC_LOCK_CR_UPDATE), args: [0n, BigInt(X86_CR0_WP)] };
@@ -115,7 +115,7 @@ test('destroyVm drops the VM: its guests and control ops get not_found', async (
   });
 });
 
-test('setMsrExitReply "untouched" re-enters without writing kvm_run.msr: the read returns 0 and retires (spec/msr-filter.md §7 #6)', async (t) => {
+test('setMsrExitReply "untouched" re-enters without writing kvm_run.msr: the read returns 0 and retires (docs/msr-filter.md §7 #6)', async (t) => {
   await withServer({}, async (s) => {
     const c = await s.control();
     await filteredVm(c, 'v');

@@ -51,6 +51,9 @@ test('harden: locked, both bypasses refused, the MSR probe; also against pinbox 
   try {
     const remote = await example('harden', '--host', s.guestUrl);
     t.regex(remote, /Every protection held/);
+    // Issue 11 #17: the example says which VM it got, and that the server's policy made it.
+    t.regex(remote, new RegExp(`The guest is attached to VM "harden" of the pinbox server at ${s.guestUrl.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, 2 vCPUs, Heki ABI v2: the server made that VM from its own policy \\(pinbox serve --policy\\), not from this example's`));
+    t.notRegex(remote, /expect its results to differ/);
     t.is(s.trace().filter((e) => e.name === 'heki_denial').length, 2);
     t.is(await s.stop(), 0);
   } finally {
@@ -70,4 +73,34 @@ test('an example given a bad argument says how to use it and exits 1', async (t)
   const e = await t.throwsAsync(example('harden', '--bogus')) as Error & { code?: number; stderr?: string };
   t.is(e.code, 1);
   t.regex(e.stderr ?? '', /usage: node harden\.js \[--host/);
+});
+
+test('msr-probe against a server of another policy says which VM it got and that its results may differ', async (t) => {
+  const s = await startServe({ vcpus: 2, profile: 'v3' });
+  try {
+    const out = await example('msr-probe', '--host', s.guestUrl);
+    t.regex(out, /attached to VM "msr-probe" of the pinbox server at .*, 2 vCPUs, Heki ABI v3: the server made that VM from its own policy/);
+    t.regex(out, /This example's policy asks for 1 vCPU and Heki ABI v2: expect its results to differ\./);
+    t.is(await s.stop(), 0);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('control-watch: a control client sees the pins, resets and restores them, and holds an exit; also against pinbox serve', async (t) => {
+  const local = await example('control-watch');
+  t.regex(local, /ctl VM "harden" vcpu 0 @0x[0-9a-f]+ heki_configure reason=1\(CR0\) cr=0 cr_pinned=0x10000/);
+  t.regex(local, /ctl VM "harden" vm_reset cause=control pins_cleared=true guest mov cr4, 0x[0-9a-f]+ → went through/);
+  t.regex(local, /exit_held reason=KVM_EXIT_X86_RDMSR exit_reason=29/);
+  t.regex(local, /rdmsr 0x35 → 0x10002, answered once released/);
+  t.regex(local, /The pins held, went with the reset and came back with the snapshot\./);
+  const s = await startServe(hardenPolicy);
+  try {
+    const remote = await example('control-watch', '--control', s.controlUrl);
+    t.regex(remote, /The pins held, went with the reset and came back with the snapshot\./);
+    t.true(s.trace().some((e) => e.name === 'exit_held' && e.vm === 'harden'));
+    t.is(await s.stop(), 0);
+  } finally {
+    s.cleanup();
+  }
 });

@@ -19,6 +19,8 @@ export interface CliServer {
   readonly controlUrl: string;
   /** The token, as read from the token file the server wrote. */
   readonly token: string;
+  /** That file (--token-file). */
+  readonly tokenFile: string;
   /** The events of the trace file now. */
   trace(): Event[];
   /** SIGKILL, and the process gone. */
@@ -50,6 +52,7 @@ export async function startCliServe(policy: unknown = {}): Promise<CliServer> {
     guestUrl,
     controlUrl,
     token: readFileSync(tokenFile, 'utf8').trim(),
+    tokenFile,
     trace: () => readTrace(readFileSync(tracePath, 'utf8')).events,
     kill: async () => {
       child.kill('SIGKILL');

@@ -1,5 +1,5 @@
 /**
- * guest.heki against a host with Heki RFC v2 semantics (spec/heki.md §1.3–1.4): the version
+ * guest.heki against a host with Heki RFC v2 semantics (docs/heki.md §1.3–1.4): the version
  * query, lock calls, and lockDown as the guest kernel does it (§4.2–4.3), including §8 case 13
  * (no pin when the version is below 1; CR0 first, and no CR4 attempt when CR0 fails).
  */
@@ -45,7 +45,7 @@ test('lockCr() sends (cr, pin, 0) and reports 0 as ok, anything else with its er
   const { guest, host } = await connectedGuest(hekiHost());
   t.deepEqual(await guest.heki.lockCr(0, X86_CR0_WP), { ok: true, ret: 0n, exits: [] });
   t.is(host.pinnedCr0, X86_CR0_WP);
-  // SMEP|PAE: PAE is not pinnable, the whole call fails (spec/heki.md §8 case 5).
+  // SMEP|PAE: PAE is not pinnable, the whole call fails (docs/heki.md §8 case 5).
   t.deepEqual(await guest.heki.lockCr(4, 0x100020n), { ok: false, ret: RET_EINVAL, errno: 'EINVAL', exits: [] });
   t.is(host.pinnedCr4, 0n);
   t.deepEqual(host.log.slice(1), [{ op: 'hypercall', nr: 13n, args: [4n, 0x100020n, 0n] }]);
@@ -72,14 +72,14 @@ test('lockDown() on a Heki host: version, CR0.WP, a real read of CR4, then CR4 &
   ]);
   t.is(host.pinnedCr0, X86_CR0_WP);
   t.is(host.pinnedCr4, GUEST_CR4_PIN);
-  // The pins hold: clearing SMEP is refused with #GP(0) and CR4 keeps its value (spec/heki.md §8 case 7).
+  // The pins hold: clearing SMEP is refused with #GP(0) and CR4 keeps its value (docs/heki.md §8 case 7).
   const e = await t.throwsAsync(guest.writeCr(4, GUEST_CR4 & ~X86_CR4_SMEP), { instanceOf: GuestFault });
   t.is(e.message, 'writeCr cr4 value 0x210ea0 raised #GP(0)');
   t.is(await guest.readCr(4), GUEST_CR4);
   guest.close();
 });
 
-test('lockDown() stops before pinning when the version is below 1 (spec/heki.md §8 case 13)', async (t) => {
+test('lockDown() stops before pinning when the version is below 1 (docs/heki.md §8 case 13)', async (t) => {
   for (const [setup, version, reason] of [
     [(h: ScriptedHost) => (h.heki = false), -1000n, 'KVM_HC_LOCK_CR_UPDATE version query returned -1000 (-KVM_ENOSYS): the host does not support Heki CR pinning'],
     [(h: ScriptedHost) => (h.hekiVersion = 0n), 0n, 'KVM_HC_LOCK_CR_UPDATE version query returned 0: the host does not support Heki CR pinning'],
@@ -109,7 +109,7 @@ test('lockDown() at CPL 3 learns -EPERM from the version query and pins nothing'
   guest.close();
 });
 
-test('lockDown() does not attempt CR4 when the CR0 pin fails (spec/heki.md §8 case 13)', async (t) => {
+test('lockDown() does not attempt CR4 when the CR0 pin fails (docs/heki.md §8 case 13)', async (t) => {
   const host = hekiHost();
   host.hostCr0 = 0x80000011n; // a host CR0 without WP: pin ⊄ host CR0 → -EINVAL (§1.4)
   const { guest } = await connectedGuest(host);

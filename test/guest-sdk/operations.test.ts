@@ -81,7 +81,7 @@ test('cpuid sends leaf and subleaf (or none) and returns the four registers as n
 test('hypercall sends nr, a0..a3 and options; RAX comes back as a u64, read with asSigned and kvmErrno', async (t) => {
   const { guest, host } = await connectedGuest();
   const ret = await guest.hypercall(13, 4, 0x1_00b1_0800n, 0);
-  // Bit 32 (FRED) is not in the v2 pinnable mask: -KVM_EINVAL (spec/heki.md §1.4).
+  // Bit 32 (FRED) is not in the v2 pinnable mask: -KVM_EINVAL (docs/heki.md §1.4).
   t.is(ret, 0xffff_ffff_ffff_ffean);
   t.is(ret, RET_EINVAL);
   t.is(asSigned(ret), -22n);

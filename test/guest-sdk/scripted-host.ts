@@ -1,7 +1,7 @@
 /**
  * A small in-process host for the SDK's tests: a SessionHandler answering guest ops the way
  * PROTOCOL.md §5 says a pinbox host does, over a scripted vCPU — a handful of MSRs, the control
- * registers, a Heki host per spec/heki.md §1.3–1.4 and §2.2, CPUID leaves, and an `exec` that
+ * registers, a Heki host per docs/heki.md §1.3–1.4 and §2.2, CPUID leaves, and an `exec` that
  * recognises a few instructions. It is not a CPU model: it exists so that the SDK's requests
  * meet real protocol answers, with semantics the tests can work out by hand.
  */
@@ -26,12 +26,12 @@ export interface ScriptedMsr {
 
 const GP0: Fault = { vector: GP_VECTOR, errorCode: 0 };
 const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
-/** -KVM_EINVAL, -KVM_EPERM, -KVM_ENOSYS as RAX holds them (spec/heki.md §1.3). */
+/** -KVM_EINVAL, -KVM_EPERM, -KVM_ENOSYS as RAX holds them (docs/heki.md §1.3). */
 export const RET_EINVAL = u64(-22n);
 export const RET_EPERM = u64(-1n);
 export const RET_ENOSYS = u64(-1000n);
 
-/** The host model of spec/heki.md §8: CR0 0x80050033, CR4 with SMEP|SMAP|UMIP|FSGSBASE and not CET. */
+/** The host model of docs/heki.md §8: CR0 0x80050033, CR4 with SMEP|SMAP|UMIP|FSGSBASE and not CET. */
 export const HOST_CR4 = X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_UMIP | X86_CR4_FSGSBASE;
 
 export class ScriptedHost implements SessionHandler {
@@ -120,7 +120,7 @@ export class ScriptedHost implements SessionHandler {
     }
   }
 
-  /** spec/heki.md §2.2: a write that clears a pinned bit takes #GP(0) and changes nothing. */
+  /** docs/heki.md §2.2: a write that clears a pinned bit takes #GP(0) and changes nothing. */
   private writeCr(cr: number, value: bigint): { fault?: Fault; exits: Exit[] } {
     const pinned = cr === 0 ? this.pinnedCr0 : cr === 4 ? this.pinnedCr4 : 0n;
     if ((value & pinned) !== pinned) return { fault: GP0, exits: [] };
@@ -128,7 +128,7 @@ export class ScriptedHost implements SessionHandler {
     return { exits: [] };
   }
 
-  /** kvm_emulate_hypercall() (spec/heki.md §1.3): CPL first, then the dispatch. */
+  /** kvm_emulate_hypercall() (docs/heki.md §1.3): CPL first, then the dispatch. */
   private hypercall(nr: bigint, args: bigint[], user: boolean): bigint {
     if (user) return RET_EPERM;
     const [a0 = 0n, a1 = 0n, a2 = 0n] = args;
@@ -137,7 +137,7 @@ export class ScriptedHost implements SessionHandler {
     return this.hekiLockCr(a0, a1, a2);
   }
 
-  /** heki_lock_cr(), spec/heki.md §1.4, in its order. */
+  /** heki_lock_cr(), docs/heki.md §1.4, in its order. */
   private hekiLockCr(cr: bigint, pin: bigint, flags: bigint): bigint {
     if (flags !== 0n) return flags === 1n && cr === 0n && pin === 0n ? u64(this.hekiVersion) : RET_EINVAL;
     if (pin === 0n) return RET_EINVAL;

@@ -1,7 +1,7 @@
 /**
  * A stray signal during KVM_RUN (SIGCHLD when a child process ends) makes the kernel return
  * EINTR with KVM_EXIT_INTR (vcpu_run(): signal_pending → -EINTR); run() re-enters, so the
- * guest keeps running until run()'s own deadline (../shared/spec/real-kvm.md §3). The guest
+ * guest keeps running until run()'s own deadline (docs/real-kvm.md §3). The guest
  * runs in a process of its own (fixtures/eintr-child.ts): see there why.
  */
 import { execFileSync } from 'node:child_process';

@@ -44,7 +44,7 @@ realTest('real KVM accepts pinbox\'s boot state and runs a guest RDMSR, OUT and 
   t.is(io.io.size, 1);
   t.is(io.io.count, 1);
   t.is(io.io.data, 0x5a);
-  // After an OUT exit RIP is already past the instruction (../shared/spec/real-kvm.md §3).
+  // After an OUT exit RIP is already past the instruction (docs/real-kvm.md §3).
   t.is(g.regs().rip, BigInt(code.base + 4));
   g.runExpecting('KVM_EXIT_HLT');
   t.is(g.regs().rip, BigInt(code.end));

@@ -3,7 +3,7 @@
  * on a VM created with the `andersen` option, with real RDMSR/WRMSR/MOV CR on the core. The
  * expectations are the posting's msr.rst text and kvm_{get,set}_msr_common()/kvm_set_cr0/4()
  * hunks, and its kvm-unit-tests (read the allowed MSR, pin, write the same value: no fault;
- * flip the pinned bit: #GP, bit unchanged) — spec/heki.md §5, §8 #14.
+ * flip the pinned bit: #GP, bit unchanged) — docs/heki.md §5, §8 #14.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

@@ -1,6 +1,6 @@
 /**
  * Heki CR pinning with real VMCALL, MOV to CR0/CR4, LMSW and CLTS on the core:
- * spec/heki.md §8 cases 1–13, under both ABI profiles (v2: exits 39/40, caps 235/236;
+ * docs/heki.md §8 cases 1–13, under both ABI profiles (v2: exits 39/40, caps 235/236;
  * v3: 40/41, 236/237). Setup as §8 assumes: host CR0 0x80050033, host CR4 with
  * SMEP|SMAP|UMIP|FSGSBASE and not CET, a 64-bit CPL0 guest whose CR4 has those four bits.
  * Hypercall results are shown as the u64 the guest sees in RAX.
@@ -306,7 +306,7 @@ test('case 12: KVM_SET_SREGS may clear a pinned bit (host writes bypass Heki); t
 });
 
 /**
- * kvm_init_heki() then kvm_lock_crs() as the RFC v2 guest runs them (spec/heki.md §4.2, §4.3):
+ * kvm_init_heki() then kvm_lock_crs() as the RFC v2 guest runs them (docs/heki.md §4.2, §4.3):
  * the version query (return if < 1), CR0 WP (return on any non-zero result), then CR4 &
  * cr4_pinned_mask (SMEP|SMAP|UMIP|FSGSBASE|CET = 0xb10800). Ends in HLT with the last result
  * in RAX.

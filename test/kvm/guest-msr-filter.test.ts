@@ -1,8 +1,8 @@
 /**
- * KVM_X86_SET_MSR_FILTER with real RDMSR/WRMSR on the core: spec/msr-filter.md §7, the cases
+ * KVM_X86_SET_MSR_FILTER with real RDMSR/WRMSR on the core: docs/msr-filter.md §7, the cases
  * that involve a guest access (3–16, 23, 26–33; the ioctl-only cases are unit-tested in
  * msr-filter.test.ts). M is the KVM_CAP_X86_USER_SPACE_MSR mask: I = INVAL, U = UNKNOWN,
- * F = FILTER. Expected values come from the spec table and the sources it cites.
+ * F = FILTER. Expected values come from the table of docs/msr-filter.md §7 and the sources it cites.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
@@ -311,7 +311,7 @@ test('case 32: a reply still applies after the filter changed under the pending 
   const out = g.finish();
   t.is(out.fault, null);
   t.is(out.regs.rax, 5n);
-  // The next access to 0xDA0 is KVM's: a guest XSS read without XSAVES is INVAL (spec §3),
+  // The next access to 0xDA0 is KVM's: a guest XSS read without XSAVES is INVAL (docs/msr-filter.md §3),
   // which M = F|U does not ask for: a #GP, where the old filter would have exited.
   const op = g.start('rdmsr', { rcx: BigInt(XSS) });
   t.deepEqual(g.finish().fault, { vector: GP, errorCode: 0, rip: BigInt(op.entry) });

@@ -4,7 +4,7 @@
  * or value is invalid for this vCPU) or UNKNOWN (KVM does not know the MSR). Expectations are
  * kvm_{get,set}_msr_common() / __kvm_set_msr() / vmx_{get,set}_msr() and the RESET values of
  * kvm_vcpu_reset() (arch/x86/kvm/msrs.c, x86.c, lapic.c, vmx/vmx.c), for the default guest
- * (spec/msr-filter.md §3 for the INVAL/UNKNOWN split, including XSS's asymmetry).
+ * (docs/msr-filter.md §3 for the INVAL/UNKNOWN split, including XSS's asymmetry).
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

@@ -1,6 +1,6 @@
 /**
  * KVM_CAP_X86_USER_SPACE_MSR with real RDMSR/WRMSR on the core, without a filter:
- * spec/msr-filter.md §7 cases 1, 2 and 25, the exit reason taken from the in-kernel result
+ * docs/msr-filter.md §7 cases 1, 2 and 25, the exit reason taken from the in-kernel result
  * (§2.4, §3), the completion rules (§1.4, §2.4: a WRMSR reply is not performed by KVM; only
  * a __u8 can be in `error`), and the one negative internal error (§3, §8.6).
  */

@@ -1,7 +1,7 @@
 /**
  * Heki at the function level: KVM_HC_LOCK_CR_UPDATE through kvm_emulate_hypercall() and
  * heki_lock_cr(), the write check, the exit caps, and the per-VM lifetime of the pins —
- * spec/heki.md §1.4, §3, §8 cases 1–6, 10, 11 (and the check of case 7 without a core).
+ * docs/heki.md §1.4, §3, §8 cases 1–6, 10, 11 (and the check of case 7 without a core).
  * Setup as §8 assumes: host CR0 0x80050033, host CR4 with SMEP|SMAP|UMIP|FSGSBASE, no CET.
  */
 import test from 'ava';
@@ -29,7 +29,7 @@ function lockCr(h: HekiState, a0: bigint, a1: bigint, a2: bigint, cpl = 0) {
   return __kvmEmulateHypercall(regs, cpl, true, { heki: h, pvHas: () => true });
 }
 
-test('the host model matches spec §8: CR0 0x80050033; CR4 has SMEP|SMAP|UMIP|FSGSBASE and not CET', (t) => {
+test('the host model matches docs/heki.md §8: CR0 0x80050033; CR4 has SMEP|SMAP|UMIP|FSGSBASE and not CET', (t) => {
   t.is(DEFAULT_HOST_CR0, 0x80050033n);
   const want = abi.X86_CR4_SMEP | abi.X86_CR4_SMAP | abi.X86_CR4_UMIP | abi.X86_CR4_FSGSBASE;
   t.is(DEFAULT_HOST_CR4 & want, want);

@@ -110,7 +110,7 @@ test('tracepoints: listeners see events by name; active falls back once the last
 
 test('KVM_CREATE_VM: a VM takes the Heki profile of the Kvm it comes from unless told otherwise', (t) => {
   const kvm = new Kvm({ profile: 'v3' });
-  // spec/heki.md §3: v3 numbers KVM_CAP_HEKI_CONFIGURE 236 and KVM_CAP_HEKI_DENIAL 237.
+  // docs/heki.md §3: v3 numbers KVM_CAP_HEKI_CONFIGURE 236 and KVM_CAP_HEKI_DENIAL 237.
   t.is(kvm.checkExtension(237), 3);
   const vm = kvm.createVm();
   t.is(vm.checkExtension(237), 3);

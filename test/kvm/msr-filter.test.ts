@@ -1,7 +1,7 @@
 /**
- * KVM_X86_SET_MSR_FILTER and kvm_msr_allowed(): spec/msr-filter.md §2.1–2.3 and the
+ * KVM_X86_SET_MSR_FILTER and kvm_msr_allowed(): docs/msr-filter.md §2.1–2.3 and the
  * filter-level conformance cases of §7 (numbers in test names). Expected results come from
- * the spec's reading of msrs.c, not from our implementation.
+ * docs/msr-filter.md's reading of msrs.c, not from our implementation.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

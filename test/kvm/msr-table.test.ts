@@ -1,7 +1,7 @@
 /**
  * The table as a whole: unknown MSRs, ignore_msrs and the advertised-MSR host rules of
  * kvm_do_msr_access(), the filter step of kvm_emulate_msr_{read,write}() and __msr_io();
- * spec/msr-filter.md §2.4, §2.6, §3 and §7 cases 13, 26, 28, 29.
+ * docs/msr-filter.md §2.4, §2.6, §3 and §7 cases 13, 26, 28, 29.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

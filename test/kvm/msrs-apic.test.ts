@@ -1,7 +1,7 @@
 /**
  * IA32_APIC_BASE (kvm_apic_set_base()), the x2APIC MSRs (kvm_x2apic_msr_read/write(),
  * kvm_lapic_reg_read/write()), TSC_DEADLINE and the TPR behind CR8, from
- * arch/x86/kvm/lapic.c; spec/msr-filter.md §7 case 13 for the INVAL class of x2APIC MSRs.
+ * arch/x86/kvm/lapic.c; docs/msr-filter.md §7 case 13 for the INVAL class of x2APIC MSRs.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

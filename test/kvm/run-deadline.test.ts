@@ -2,7 +2,7 @@
  * RunOptions on the model (host/kvm/api/vcpu.ts): the instruction budget, the model's own, and
  * the deadline both backends take — as the real backend's timer does, a passed deadline ends
  * KVM_RUN with KVM_EXIT_INTR and `timed_out`, and a deadline already passed when KVM_RUN starts
- * lets the pending completion run but not the guest (../shared/spec/real-kvm.md §3).
+ * lets the pending completion run but not the guest (docs/real-kvm.md §3).
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';

@@ -1,6 +1,6 @@
 /**
  * The kernel selftest tools/testing/selftests/kvm/x86/userspace_msr_exit_test.c, re-derived
- * from its description in spec/msr-filter.md §4 and run on the core: msr_filter_allow (§4.1,
+ * from its description in docs/msr-filter.md §4 and run on the core: msr_filter_allow (§4.1,
  * the 8-step table), msr_filter_deny (§4.2, totals 4 reads / 3 writes) and
  * msr_permission_bitmap (§4.3, three phases). user_exit_msr_flags (§4.4) only calls ioctls and
  * lives with the unit tests (user-space-msr.test.ts, msr-filter.test.ts). The forced-emulation

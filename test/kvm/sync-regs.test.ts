@@ -165,7 +165,7 @@ test('a bad reply in kvm_run fails KVM_RUN with EINVAL before the dirty register
   const image = buildBootImage(vm.memory, { vcpus: 1 });
   const vcpu = vm.createVcpu(0);
   bootVcpu(vcpu, image, 0);
-  // A filtered RDMSR of 0xda0 exits to user space (spec/msr-filter.md §7 #3 setup).
+  // A filtered RDMSR of 0xda0 exits to user space (docs/msr-filter.md §7 #3 setup).
   vm.enableCap(188, [4]);
   vm.setMsrFilter({ flags: 0, ranges: [{ flags: 1, base: 0xda0, nmsrs: 1, bitmap: new Uint8Array(8) }] });
   const run = vcpu.kvmRun;

@@ -1,5 +1,5 @@
 /**
- * KVM_CAP_X86_USER_SPACE_MSR and the exit-or-#GP choice: spec/msr-filter.md §2.4, §2.5,
+ * KVM_CAP_X86_USER_SPACE_MSR and the exit-or-#GP choice: docs/msr-filter.md §2.4, §2.5,
  * §3, selftest user_exit_msr_flags (§4.4) and §7 cases 1, 2, 7, 8, 25, 27.
  */
 import test from 'ava';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 
-// Expected numbers come from spec/heki.md §0/§3 and spec/msr-filter.md §1.1, not from abi.ts.
+// Expected numbers come from docs/heki.md §0/§3 and docs/msr-filter.md §1.1, not from abi.ts.
 test('Heki ABI profiles carry the RFC v2 and v3 numbers', (t) => {
   t.deepEqual(
     [abi.HEKI_PROFILES.v2.KVM_EXIT_HEKI_CONFIGURE, abi.HEKI_PROFILES.v2.KVM_EXIT_HEKI_DENIAL,

@@ -40,10 +40,17 @@ test('nesting up to the limit is fine; one more level is not', (t) => {
   t.deepEqual(decodeMsgpack(nested(64)), expected);
   refused(t, nested(65), 'too_deep');
   t.notThrows(() => decodeMsgpack(nested(65), 65));
-  // Empty containers do not open a level.
-  const withEmpty = new Uint8Array(65).fill(0x91);
-  withEmpty[64] = 0x90;
-  t.notThrows(() => decodeMsgpack(withEmpty));
+  // An empty container counts at its level (PROTOCOL.md §2): the 65th level may not be an empty
+  // array or map either, and the 64th may.
+  const withEmpty = (levels: number, empty: number): Uint8Array => {
+    const b = new Uint8Array(levels).fill(0x91);
+    b[levels - 1] = empty;
+    return b;
+  };
+  refused(t, withEmpty(65, 0x90), 'too_deep', /deeper than 64 levels \(at offset 64\)/);
+  refused(t, withEmpty(65, 0x80), 'too_deep');
+  t.notThrows(() => decodeMsgpack(withEmpty(64, 0x90)));
+  t.notThrows(() => decodeMsgpack(withEmpty(64, 0x80)));
 });
 
 test('every ext format is refused, timestamps and structured-clone references included', (t) => {

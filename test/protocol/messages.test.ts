@@ -161,9 +161,11 @@ test('array and string limits', (t) => {
   rejection(t, () => receive({ id: 1, op: 'exec', code: new Uint8Array(65537) }), 'invalid_message', 'code');
   const bitmap = rejection(t, () => receive({
     id: 1, op: 'setMsrFilter', vm: 'v', flags: 0,
-    ranges: [{ flags: 1, base: 0, nmsrs: 1, bitmap: new Uint8Array(1) }, { flags: 1, base: 0, nmsrs: 1, bitmap: new Uint8Array(0x601) }],
+    ranges: [{ flags: 1, base: 0, nmsrs: 1, bitmap: new Uint8Array(1) }, { flags: 1, base: 0, nmsrs: 1, bitmap: new Uint8Array(0x2001) }],
   }), 'invalid_message', 'ranges[1].bitmap');
-  t.is(bitmap.message, 'ranges[1].bitmap: expected bin of 0..1536 bytes, got bin of 1537 bytes');
+  t.is(bitmap.message, 'ranges[1].bitmap: expected bin of 0..8192 bytes, got bin of 8193 bytes');
+  // Longer than KVM takes (0x600) is the KVM model's to refuse, as KVM does: the wire carries it.
+  t.notThrows(() => receive({ id: 1, op: 'setMsrFilter', vm: 'v', flags: 0, ranges: [{ flags: 1, base: 0, nmsrs: 0x3001, bitmap: new Uint8Array(0x601) }] }));
   rejection(t, () => receive({ id: 1, op: 'subscribe', events: ['Heki'] }), 'invalid_message', 'events[0]');
   rejection(t, () => receive({ id: 1, op: 'events', limit: 0 }), 'invalid_message', 'limit');
   rejection(t, () => receive({ id: 1, op: 'events', limit: 10001 }), 'invalid_message', 'limit');

@@ -47,8 +47,8 @@ function reference(bytes: Uint8Array, maxDepth: number): Verdict {
     }
   };
   const container = (count: number, isMap: boolean, depth: number): void => {
-    if (count === 0) return;
     if (depth >= maxDepth) throw new Refused('too_deep');
+    if (count === 0) return;
     const keys = new Set<string>();
     for (let i = 0; i < count; i++) {
       if (isMap) {

@@ -49,13 +49,17 @@ test('serve: endpoints are parsed; bad ones are named with what was expected', (
   t.deepEqual(serve.endpoint('listen'), { kind: 'unix', path: '/tmp/p.sock' });
   t.deepEqual(serve.endpoint('control'), { kind: 'tcp', host: '127.0.0.1', port: 7001 });
   t.deepEqual(command('serve', '--listen', 'tcp:[::1]:80', '--policy', policy).endpoint('listen'), { kind: 'tcp', host: '::1', port: 80 });
-  const e = usage(t, ['serve', '--listen', 'foo', '--policy', policy], "pinbox serve: --listen needs unix:PATH or tcp:HOST:PORT, got 'foo'");
+  const e = usage(t, ['serve', '--listen', 'foo', '--policy', policy], "pinbox serve: --listen needs unix:PATH, tcp:HOST:PORT or tcp:PORT, got 'foo'");
   t.is(e.command, 'serve');
   t.is(e.hint, "Try 'pinbox serve --help'.");
-  usage(t, ['serve', '--listen', 'tcp:localhost:70000', '--policy', policy], /--listen needs unix:PATH or tcp:HOST:PORT, got 'tcp:localhost:70000' \(a port is 0 to 65535\)/);
+  usage(t, ['serve', '--listen', 'tcp:localhost:70000', '--policy', policy], /--listen needs unix:PATH, tcp:HOST:PORT or tcp:PORT, got 'tcp:localhost:70000' \(a port is 0 to 65535\)/);
   usage(t, ['serve', '--listen', 'unix:', '--policy', policy], /the path is empty/);
   usage(t, ['serve', '--listen', 'tcp:host', '--policy', policy], /got 'tcp:host'$/);
-  usage(t, ['serve', '--policy', policy], 'pinbox serve: --listen is required (unix:PATH or tcp:HOST:PORT)');
+  // PROTOCOL.md §1: tcp:PORT is 127.0.0.1:PORT, wherever an endpoint is read (issue 11 #3).
+  t.deepEqual(command('serve', '--listen', 'tcp:18000', '--policy', policy).endpoint('listen'), { kind: 'tcp', host: '127.0.0.1', port: 18000 });
+  t.deepEqual(command('conform', '--host', 'tcp:7001', '--token', 'T').endpoint('host'), { kind: 'tcp', host: '127.0.0.1', port: 7001 });
+  usage(t, ['serve', '--listen', 'stdio:', '--policy', policy], /--listen needs .* got 'stdio:' \(stdio: is the pipe of a server its client starts, not an address\)/);
+  usage(t, ['serve', '--policy', policy], 'pinbox serve: --listen is required (unix:PATH, tcp:HOST:PORT or tcp:PORT)');
   usage(t, ['serve', '--listen', 'unix:/x', '--policy', policy, '--trace', join(dir, 'no', 'x.jsonl')], /--trace needs a file to write, got '.*' \(directory .*no does not exist\)/);
   usage(t, ['serve', '--listen', 'unix:/x', '--policy', policy, '--trace', dir], /\(it is a directory\)/);
 });
@@ -84,13 +88,14 @@ test('option mistakes: unknown (with a guess), missing values, given twice, flag
   usage(t, ['demo', 'now'], "pinbox demo: unexpected argument 'now'");
 });
 
-test('conform: operands are existing paths; --host and --token go together; -- ends options', (t) => {
+test('conform: operands are existing paths; --token and --token-file need --host; -- ends options', (t) => {
   const c = command('conform', dir, policy, '--list');
   t.deepEqual(c.operands, [dir, policy]);
   t.true(c.flag('list'));
   usage(t, ['conform', join(dir, 'nope')], /^pinbox conform: FILES\|DIRS must be an existing file or directory, got '.*nope' \(no such file or directory\)$/);
-  usage(t, ['conform', '--host', 'tcp:127.0.0.1:7001'], 'pinbox conform: --host needs --token too');
   usage(t, ['conform', '--token', 'T'], 'pinbox conform: --token needs --host too');
+  usage(t, ['conform', '--token-file', policy], 'pinbox conform: --token-file needs --host too');
+  usage(t, ['conform', '--token-file', join(dir, 'none')], /--token-file needs an existing file, got '.*none' \(no such file or directory\)/);
   const remote = command('conform', '--host', 'tcp:127.0.0.1:7001', '--token', 'T');
   t.deepEqual(remote.endpoint('host'), { kind: 'tcp', host: '127.0.0.1', port: 7001 });
   t.is(remote.string('token'), 'T');
@@ -121,17 +126,17 @@ test('help: program help, help COMMAND, --help and -h on every command, even bes
   t.regex(run, /--load ADDR +where a flat binary is loaded \(default 0x100000\)/);
   t.regex(run, /--policy FILE +.*\(required\)/);
   const serve = (parse('help', 'serve') as { text: string }).text;
-  t.regex(serve, /Usage: pinbox serve --listen unix:PATH\|tcp:HOST:PORT \[--control unix:PATH\|tcp:HOST:PORT\] --policy FILE \[--trace FILE\]/);
+  t.regex(serve, /Usage: pinbox serve --listen unix:PATH\|tcp:\[HOST:\]PORT \[--control unix:PATH\|tcp:\[HOST:\]PORT\] --policy FILE \[--trace FILE\]/);
   const conform = (parse('conform', '-h') as { text: string }).text;
-  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:HOST:PORT\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[FILES\|DIRS\.\.\.\]/);
+  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:\[HOST:\]PORT\] \[--token-file FILE\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[FILES\|DIRS\.\.\.\]/);
 });
 
 test('--version, and mistakes before any command', (t) => {
   t.deepEqual(parse('--version'), { kind: 'version' });
   t.deepEqual(parse('run', '--version'), { kind: 'version' });
   usage(t, [], 'pinbox: no command given');
-  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform, probe, audit)");
-  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform, probe, audit)");
+  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform, events, ctl, trace, probe, audit)");
+  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform, events, ctl, trace, probe, audit)");
   usage(t, ['--policy', policy], 'pinbox: expected a command before --policy');
   usage(t, ['help', 'nope'], /^pinbox: unknown command 'nope'/);
   usage(t, ['help', 'run', 'serve'], 'pinbox help: takes one command name, got 2');

@@ -8,8 +8,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
-import { PINBOX_VERSION } from '../../host/cli/commands.js';
-import { pinbox } from './cli-support.js';
+import { PINBOX, PINBOX_VERSION } from '../../host/cli/commands.js';
+import { decodeEventLine, encodeEventLine } from '../../protocol/events/index.js';
+import { pinbox, startPinbox } from './cli-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-cmd-'));
 const policy = join(dir, 'policy.json');
@@ -22,13 +23,14 @@ const flat = (name: string, ...bytes: number[]): string => {
 };
 
 test('--help on every command and on the program; --version is package.json\'s', async (t) => {
-  for (const command of ['demo', 'serve', 'run', 'conform']) {
+  for (const command of PINBOX.commands.map((c) => c.name)) {
     const r = await pinbox([command, '--help']);
     t.is(r.code, 0, command);
     t.regex(r.out, new RegExp(`^pinbox ${command} — .*\\n\\nUsage: pinbox ${command}`), command);
   }
   const all = await pinbox(['--help']);
-  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run/);
+  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace[\s\S]*probe[\s\S]*audit/);
+  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace', 'probe', 'audit']);
   const v = await pinbox(['--version']);
   t.is(v.out, `pinbox ${PINBOX_VERSION}\n`);
   t.is(JSON.parse(readFileSync('package.json', 'utf8')).version, PINBOX_VERSION);
@@ -37,7 +39,7 @@ test('--help on every command and on the program; --version is package.json\'s',
 test('bad arguments: a message naming the mistake, a hint, exit 2', async (t) => {
   const r = await pinbox(['serve', '--policy', policy]);
   t.is(r.code, 2);
-  t.is(r.err, "pinbox serve: --listen is required (unix:PATH or tcp:HOST:PORT)\nTry 'pinbox serve --help'.\n");
+  t.is(r.err, "pinbox serve: --listen is required (unix:PATH, tcp:HOST:PORT or tcp:PORT)\nTry 'pinbox serve --help'.\n");
   t.like(await pinbox(['frobnicate']), { code: 2 });
   t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--max-vms', '0'])).err, /--max-vms needs a whole number from 1 to 4096, got '0' \(below 1\)/);
   t.regex((await pinbox(['serve', '--listen', 'unix:/tmp/x', '--policy', policy, '--token', 'x'])).err, /--token needs --control too/);
@@ -52,9 +54,13 @@ test('run boots the gcc-built hello.elf and halts with RAX = 0x7b0, RBX = 0x150,
   const json = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--json']);
   const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   const stop = lines.at(-1)!;
-  t.deepEqual(Object.keys(stop), ['event', 'reason', 'regs', 'cr']);
-  t.like(stop, { event: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
-  t.true(lines.slice(0, -1).every((l) => typeof l.event === 'string' && typeof l.seq === 'string'));
+  t.deepEqual(Object.keys(stop), ['name', 'reason', 'regs', 'cr']);
+  t.like(stop, { name: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
+  // The events are the trace's lines (docs/events.md): name, seq and time as JSON numbers.
+  const events = lines.slice(0, -1);
+  t.true(events.length > 0);
+  t.true(events.every((l) => typeof l.name === 'string' && typeof l.seq === 'number' && typeof l.time === 'number' && !('event' in l)));
+  t.deepEqual(events.map((l) => encodeEventLine(decodeEventLine(JSON.stringify(l)))), json.out.split('\n').slice(0, events.length).map((l) => l + '\n'));
 });
 
 test('run: a fault the program does not handle, the budget, and a triple fault stop it with exit 1', async (t) => {
@@ -112,8 +118,19 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   t.regex(r.out, new RegExp(`guests connect to   unix:${sock}`));
   t.regex(r.out, /control token in    .*serve\.sock\.ctl\.token \(readable by its owner only\)/);
   t.regex(r.out, /pinbox serve: ready/);
-  t.regex(r.out, /guest_connected/);
+  // Every console line names its VM (issue 11 #15), in docs/events.md's text form.
+  t.regex(r.out, /(?:^|\n) {2}VM "default" vm_created vcpus=1 memory=16777216 profile=v2 policy=\S+policy\.json\n/);
+  t.regex(r.out, /(?:^|\n) {2}VM "default" vcpu 0 guest_connected connection=\d+\n/);
   t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
+});
+
+test('serve --listen tcp:PORT listens on 127.0.0.1, as PROTOCOL.md §1 reads the URL', async (t) => {
+  const serve = startPinbox(['serve', '--listen', 'tcp:0', '--policy', policy]);
+  const [, port] = await serve.waitFor(/guests connect to   tcp:127\.0\.0\.1:(\d+)\n/);
+  const guest = await connect(`tcp:${port}`);
+  t.is(await guest.rdmsr(0xc0000080), 0xd01n);
+  guest.close();
+  t.is((await serve.stop()).code, 0);
 });
 
 test('demo tells the story: the pins set, SMEP and WP clears refused with #GP(0), the VMM\'s denials, the MSR probe', async (t) => {

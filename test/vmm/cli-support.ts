@@ -13,3 +13,44 @@ export async function pinbox(argv: string[], untilStopped: () => Promise<unknown
   const code = await pinboxMain(argv, { out: (t) => void (out += t), err: (t) => void (err += t) }, { untilStopped });
   return { code, out, err };
 }
+
+/** A long-running command (serve, events) in this process: its output so far, and a way to stop it. */
+export interface Running {
+  /** stdout so far. */
+  out(): string;
+  err(): string;
+  /** Resolves once stdout matches `pattern` (fails after 10 s). */
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** What a SIGINT does to the real command; the result. */
+  stop(): Promise<Ran>;
+  readonly done: Promise<Ran>;
+}
+
+export function startPinbox(argv: string[]): Running {
+  let out = '';
+  let err = '';
+  let stop!: () => void;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const done = pinboxMain(argv, { out: (t) => void (out += t), err: (t) => void (err += t) }, { untilStopped: () => stopped })
+    .then((code) => ({ code, out, err }));
+  return {
+    out: () => out,
+    err: () => err,
+    waitFor: async (pattern) => {
+      const deadline = Date.now() + 10_000;
+      let finished = false;
+      void done.then(() => (finished = true));
+      for (;;) {
+        const m = pattern.exec(out);
+        if (m !== null) return m;
+        if (finished || Date.now() > deadline) throw new Error(`pinbox ${argv.join(' ')} never printed ${pattern}:\n${out}\n${err}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    stop: () => {
+      stop();
+      return done;
+    },
+    done,
+  };
+}

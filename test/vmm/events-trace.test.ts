@@ -57,14 +57,24 @@ if (process.env[CHILD_ENV] !== undefined) {
       rip: 0x100004n,
       fields: { write: false, ecx: 16, data: 0n, exception: false },
     };
+    // docs/events.md: register, MSR and address values and MSR indices as "0x…" strings, every
+    // other integer a JSON number while it fits 2^53.
     t.is(
       encodeEventLine(event),
-      '{"seq":"0x2a","time":"0x3b9aca00","name":"kvm_msr","vm":"default","vcpu":0,"rip":"0x100004",' +
-        '"fields":{"write":false,"ecx":16,"data":"0x0","exception":false}}\n',
+      '{"seq":42,"time":1000000000,"name":"kvm_msr","vm":"default","vcpu":0,"rip":"0x100004",' +
+        '"fields":{"write":false,"ecx":"0x10","data":"0x0","exception":false}}\n',
     );
     t.is(
       encodeEventLine({ seq: 0n, time: 5n, name: 'vm_reset', vm: 'a"b', fields: { cause: 'control', pins_cleared: true } }),
-      '{"seq":"0x0","time":"0x5","name":"vm_reset","vm":"a\\"b","fields":{"cause":"control","pins_cleared":true}}\n',
+      '{"seq":0,"time":5,"name":"vm_reset","vm":"a\\"b","fields":{"cause":"control","pins_cleared":true}}\n',
+    );
+    t.is(
+      encodeEventLine({ seq: 1n << 53n, time: 7n, name: 'vm_created', vm: 'v', fields: { vcpus: 2, memory: 0x1000000n, profile: 'v2' } }),
+      '{"seq":"0x20000000000000","time":7,"name":"vm_created","vm":"v","fields":{"vcpus":2,"memory":16777216,"profile":"v2"}}\n',
+    );
+    t.is(
+      encodeEventLine({ seq: 3n, time: 8n, name: 'heki_denial', vm: 'v', vcpu: 1, rip: 0xffffffff81000000n, fields: { reason: 2, cr: 4, cr_value: 0x210ea0n, path: 'exit', action: 'log' } }),
+      '{"seq":3,"time":8,"name":"heki_denial","vm":"v","vcpu":1,"rip":"0xffffffff81000000","fields":{"reason":2,"cr":4,"cr_value":"0x210ea0","path":"exit","action":"log"}}\n',
     );
   });
 
@@ -90,7 +100,8 @@ if (process.env[CHILD_ENV] !== undefined) {
     const cut = readTrace(a + b.slice(0, 20));
     t.deepEqual(cut.events.map((e) => e.seq), [0n]);
     t.true(cut.truncatedTail);
-    t.throws(() => readTrace(a + '{"seq": 1, "time": "0x0", "name": "vm_reset", "vm": "v", "fields": {}}\n'), { instanceOf: TraceFormatError, message: /^line 2: seq must be a "0x…" string/ });
+    t.throws(() => readTrace(a + '{"seq": "1", "time": "0x0", "name": "vm_reset", "vm": "v", "fields": {}}\n'), { instanceOf: TraceFormatError, message: /^line 2: seq must be an integer \(a JSON number or a "0x…" string\)/ });
+    t.throws(() => readTrace(a + '{"seq": 1, "time": 0, "name": "kvm_msr", "vm": "v", "fields": {"ecx": "16"}}\n'), { instanceOf: TraceFormatError, message: /^line 2: field ecx must be an integer/ });
     t.throws(() => readTrace('nope\n'), { instanceOf: TraceFormatError, message: /^line 1: not JSON/ });
   });
 

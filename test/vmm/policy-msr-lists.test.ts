@@ -1,7 +1,7 @@
 /**
  * The friendly allow/deny lists must mean, once compiled to KVM ranges, exactly what they say.
  * Two independent evaluators, written here from the specs and not from the compiler:
- *   - kvmMsrAllowed: spec/msr-filter.md §2.1, the kernel's kvm_msr_allowed();
+ *   - kvmMsrAllowed: docs/msr-filter.md §2.1, the kernel's kvm_msr_allowed();
  *   - listAllows: the list semantics the policy schema documents.
  * For random lists, every sampled MSR and access type must get the same answer from both.
  */
@@ -11,7 +11,7 @@ import { parsePolicy, PolicyError, type MsrFilter } from '../../host/vmm/policy/
 const READ = 1; // KVM_MSR_FILTER_READ
 const WRITE = 2; // KVM_MSR_FILTER_WRITE
 
-/** spec/msr-filter.md §2.1, step by step. */
+/** docs/msr-filter.md §2.1, step by step. */
 function kvmMsrAllowed(filter: MsrFilter | undefined, index: number, type: number): boolean {
   if (index >= 0x800 && index <= 0x8ff) return true; // x2APIC MSRs are never filtered
   if (filter === undefined) return true;
@@ -29,7 +29,7 @@ function kvmMsrAllowed(filter: MsrFilter | undefined, index: number, type: numbe
   return allowed;
 }
 
-/** KVM_X86_SET_MSR_FILTER would accept it (spec/msr-filter.md §2.2, §2.3). */
+/** KVM_X86_SET_MSR_FILTER would accept it (docs/msr-filter.md §2.2, §2.3). */
 function kvmAccepts(filter: MsrFilter): string | undefined {
   if ((filter.flags & ~1) !== 0) return 'filter flags';
   if (filter.ranges.length > 16) return 'more than 16 ranges';

@@ -37,7 +37,7 @@ test('an empty policy gets the documented defaults and the v2 capability numbers
   t.is(p.msrHandlers.size, 0);
   t.deepEqual(p.vmOptions, { profile: 'v2', guestCpuid: {}, memorySize: 16 * MIB, ignoreMsrs: false, vcpus: 1 });
   // KVM_CAP_X86_USER_SPACE_MSR = 188 with KVM_MSR_EXIT_REASON_FILTER (4); Heki v2
-  // KVM_CAP_HEKI_CONFIGURE = 235 and KVM_CAP_HEKI_DENIAL = 236 with CR0|CR4 (3): spec/heki.md §3.
+  // KVM_CAP_HEKI_CONFIGURE = 235 and KVM_CAP_HEKI_DENIAL = 236 with CR0|CR4 (3): docs/heki.md §3.
   t.deepEqual(p.caps, [
     { cap: 188, args: [4n] },
     { cap: 235, args: [3n] },
@@ -175,7 +175,7 @@ test('raw ranges KVM would reject or silently ignore are errors naming the field
   const range = (r: object) => ({ msrFilter: { default: 'allow', ranges: [{ access: ['read'], base: 0, nmsrs: 8, bitmap: '00', ...r }] } });
   t.regex(issueAt(rejected(t, range({ nmsrs: 16, bitmap: '00' })), '/msrFilter/ranges/0/bitmap'), /has 1 byte; 0x10 MSRs need 2 to 8/);
   t.regex(issueAt(rejected(t, range({ bitmap: '00'.repeat(9) })), '/msrFilter/ranges/0/bitmap'), /has 9 bytes; 0x8 MSRs need 1 to 8/);
-  // spec/msr-filter.md §2.1: base 0xffffff00 + 0x200 wraps to 0x100, a range that matches nothing.
+  // docs/msr-filter.md §2.1: base 0xffffff00 + 0x200 wraps to 0x100, a range that matches nothing.
   t.regex(
     issueAt(rejected(t, range({ base: '0xffffff00', nmsrs: '0x200', bitmap: '00'.repeat(64) })), '/msrFilter/ranges/0/nmsrs'),
     /runs past 0xffffffff.*would match nothing/,
@@ -187,7 +187,7 @@ test('raw ranges KVM would reject or silently ignore are errors naming the field
 });
 
 test('"deny everything" becomes a filter KVM accepts, with the same meaning', (t) => {
-  // KVM refuses DEFAULT_DENY with no non-empty range (spec/msr-filter.md §2.2 step 4).
+  // KVM refuses DEFAULT_DENY with no non-empty range (docs/msr-filter.md §2.2 step 4).
   for (const msrFilter of [{ default: 'deny' }, { default: 'deny', ranges: [] }, { default: 'deny', deny: ['0x10'] }]) {
     const f = parsePolicy({ msrFilter }).msrFilter!;
     t.is(f.flags, 1);
@@ -223,7 +223,7 @@ test('friendly lists: x2APIC entries, backwards ranges and allow/deny contradict
 });
 
 test('friendly lists KVM cannot express are rejected: MSR 0xffffffff, and more than 16 ranges', (t) => {
-  // base + nmsrs is computed in 32 bits, so no range covers 0xffffffff (spec/msr-filter.md §2.1).
+  // base + nmsrs is computed in 32 bits, so no range covers 0xffffffff (docs/msr-filter.md §2.1).
   t.regex(issueAt(rejected(t, { msrFilter: { default: 'allow', deny: ['0xfffffff0-0xffffffff'] } }), '/msrFilter/deny/0'), /0xffffffff cannot be denied/);
   t.regex(issueAt(rejected(t, { msrFilter: { default: 'deny', allow: ['0xffffffff'] } }), '/msrFilter/allow/0'), /0xffffffff cannot be allowed/);
   // ...but naming it where it only repeats the default changes nothing and is fine.

@@ -1,11 +1,11 @@
 /**
  * The CR filter's control ops and the monitor role over the protocol (PROTOCOL.md §6;
- * docs/cr-filter.md, docs/register-intercepts.md), through the control-side helpers of control/.
+ * docs/cr-filter.md, docs/register-intercepts.md), through pinbox/control's ControlClient and MonitorClient.
  */
 import test from 'ava';
 import * as abi from '../../protocol/abi.js';
 import { ClientSession, connect as openConnection, RemoteError } from '../../protocol/index.js';
-import { MonitorClient, setCrExitReply, setCrFilter } from '../../control/index.js';
+import { ControlClient, MonitorClient } from '../../control/index.js';
 import { withServer } from './server-support.js';
 
 const SMEP = abi.X86_CR4_SMEP;
@@ -20,15 +20,17 @@ async function guest(url: string, vm = 'default'): Promise<ClientSession> {
 test('setCrFilter and setCrExitReply: the filter a control client installs, the answer it gives; KVM refusals carry their errno', async (t) => {
   await withServer({}, async (s) => {
     const g = await guest(s.guestUrl);
-    const ctl = await s.control();
-    await setCrFilter(ctl, 'default', { cr4: SMEP });
+    const ctl = await ControlClient.connect(s.controlUrl, { token: s.server.token! });
+    await ctl.setCrFilter('default', { cr4: SMEP });
     t.like(await g.request('writeCr', { cr: 4, value: BOOT_CR4 & ~SMEP }), {
       fault: { vector: 13, errorCode: 0 }, exits: [{ reason: 'KVM_EXIT_PINBOX_CR_FILTER', cr: { cr: 4, action: 'deny' } }],
     });
-    await setCrExitReply(ctl, 'default', { action: 'allow' });
+    await ctl.setCrExitReply('default', { action: 'allow' });
     t.like(await g.request('writeCr', { cr: 4, value: BOOT_CR4 & ~SMEP }), { exits: [{ cr: { action: 'allow' } }] });
-    const refused = await t.throwsAsync(ctl.request('setCrFilter', { vm: 'default', cr0Mask: 0n, cr4Mask: 0n, xcr0Mask: 1n }), { instanceOf: RemoteError });
+    const raw = await s.control();
+    const refused = await t.throwsAsync(raw.request('setCrFilter', { vm: 'default', cr0Mask: 0n, cr4Mask: 0n, xcr0Mask: 1n }), { instanceOf: RemoteError });
     t.like(refused, { code: 'kvm_error', errno: 'EINVAL' });
+    ctl.close();
     g.close();
   });
 });

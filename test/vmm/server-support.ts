@@ -69,3 +69,12 @@ export async function withServer(
     await s.close();
   }
 }
+
+/** Resolves once `condition()` holds (polling; fails after 10 s): for states a test cannot await. */
+export async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

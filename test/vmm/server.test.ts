@@ -9,12 +9,8 @@ import { GP_VECTOR, KVM_CAP_X86_USER_SPACE_MSR, X86_CR4_SMEP } from '../../proto
 import { connect as openConnection, type Event } from '../../protocol/index.js';
 import { connect } from '../../guest-sdk/index.js';
 import { RawPeer } from '../protocol/raw-peer.js';
-import { withServer } from './server-support.js';
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!condition()) throw new Error('timed out waiting');
-}
+import { until, withServer } from './server-support.js';
+import { eventFromWire, eventProblems } from '../../protocol/events/index.js';
 
 test('a guest attaches to a VM made from the policy on first use, with the VM\'s vCPU count and profile', async (t) => {
   await withServer({ vcpus: 2, profile: 'v3' }, async (s) => {
@@ -75,14 +71,14 @@ test('limits: connections past --max-connections are refused by name and closed;
   await withServer({}, async (s) => {
   const a = await connect(s.guestUrl, { vm: 'one' });
   await t.throwsAsync(connect(s.guestUrl, { vm: 'two' }), { code: 'limit', message: /at most 1 VMs/ });
-  await until(() => s.server.connections.count === 1);
+  await until(() => s.server.connections.count === 1, 'the refused connection to close');
   const b = await s.raw('control');
   const third = await s.raw('guest');
   await t.throwsAsync(third.hello({ role: 'guest', vm: 'one' }), { code: 'limit', message: /at most 2 connections.*--max-connections/ });
   await new Promise<void>((resolve) => third.onClose(() => resolve()));
   t.true(third.closed);
   b.close();
-  await until(() => s.server.connections.count === 1);
+  await until(() => s.server.connections.count === 1, 'the closed control connection to be counted out');
   const big = new RawPeer(await openConnection(s.guestUrl));
   const header = Buffer.alloc(4);
   header.writeUInt32BE(8193);
@@ -143,6 +139,42 @@ test('subscriptions push matching events after the subscribe answer; events() pa
   });
 });
 
+test('a subscription may name a VM before a guest makes it; without completions it gets no operation-ending HLT', async (t) => {
+  await withServer({}, async (s) => {
+  const c = await s.control();
+  const plain: Event[] = [];
+  const all: Event[] = [];
+  const quiet = await c.request('subscribe', { vm: 'later', events: ['kvm_exit', 'kvm_msr', 'vm_created'] });
+  c.onEvent(quiet.sub, (e) => plain.push(e));
+  const loud = await c.request('subscribe', { vm: 'later', events: ['kvm_exit', 'kvm_msr', 'vm_created'], completions: true });
+  c.onEvent(loud.sub, (e) => all.push(e));
+  const guest = await connect(s.guestUrl, { vm: 'later' });
+  await guest.rdmsr(0xc0000080);
+  await until(() => all.length >= 4, 'the pushes');
+  t.deepEqual(plain.map((e) => e.name), ['vm_created', 'kvm_exit', 'kvm_msr']);
+  t.deepEqual(all.map((e) => [e.name, e.fields.exit_reason]), [['vm_created', undefined], ['kvm_exit', 'MSR_READ'], ['kvm_msr', undefined], ['kvm_exit', 'HLT']]);
+  guest.close();
+  });
+});
+
+test('pauseVm makes guest operations wait until resumeVm', async (t) => {
+  await withServer({}, async (s) => {
+  const guest = await connect(s.guestUrl);
+  const c = await s.control();
+  await c.request('pauseVm', { vm: 'default' });
+  t.is(s.vmm.get('default')!.runState, 'paused');
+  let answered = false;
+  const read = guest.rdmsr(0xc0000080).then((v) => ((answered = true), v));
+  await new Promise((r) => setTimeout(r, 50));
+  t.false(answered, 'a paused VM runs no guest code');
+  await c.request('resumeVm', { vm: 'default' });
+  t.is(await read, 0xd01n);
+  const page = await c.request('events', { vm: 'default', limit: 10000 });
+  t.deepEqual(page.events.filter((e) => e.name === 'vm_paused' || e.name === 'vm_resumed').map((e) => [e.name, e.fields.cause]), [['vm_paused', 'control'], ['vm_resumed', 'control']]);
+  guest.close();
+  });
+});
+
 test('resetVm clears the pins, resumeVm resumes a paused VM, stats counts VMs and connections', async (t) => {
   await withServer({ heki: { onDenial: 'pause' } }, async (s) => {
   const guest = await connect(s.guestUrl);
@@ -150,12 +182,7 @@ test('resetVm clears the pins, resumeVm resumes a paused VM, stats counts VMs an
   await guest.heki.lockCr(4, X86_CR4_SMEP);
   const cr4 = await guest.readCr(4);
   const denied = guest.writeCrSafe(4, cr4 & ~X86_CR4_SMEP);
-  // The denial pauses the VM once the server has read and run the write: wait for that (a fixed
-  // wait failed on a loaded machine), within a bound that still fails a VM that never pauses.
-  for (const until = Date.now() + 5000; s.vmm.get('default')!.runState !== 'paused' && Date.now() < until; ) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  t.is(s.vmm.get('default')!.runState, 'paused');
+  await until(() => s.vmm.get('default')!.runState === 'paused', 'the denial to pause the VM');
   await c.request('resumeVm', { vm: 'default' });
   t.like(await denied, { ok: false, fault: { vector: GP_VECTOR } });
   await c.request('resetVm', { vm: 'default' });
@@ -189,5 +216,31 @@ test('snapshot and restore bring back memory, registers and pins; a foreign snap
   t.deepEqual(s.vmm.get('other')!.hekiPins, { cr0: 0n, cr4: X86_CR4_SMEP }, 'a snapshot fits any VM of the same shape');
   guest.close();
   other.close();
+  });
+});
+
+test('every event a server sends is one of the catalogue, with its fields, in its order (PROTOCOL.md §2, §6.2)', async (t) => {
+  await withServer({ heki: { onDenial: 'pause' }, msrFilter: { default: 'allow', deny: [{ msr: '0x10', access: 'read' }] } }, async (s) => {
+    const c = await s.control();
+    const pushed: Event[] = [];
+    const { sub } = await c.request('subscribe', { completions: true });
+    c.onEvent(sub, (e) => pushed.push(e));
+    const guest = await connect(s.guestUrl, { client: 'everything' });
+    await guest.rdmsrSafe(0x10);
+    await guest.heki.lockCr(4, X86_CR4_SMEP);
+    const cr4 = await guest.readCr(4);
+    const denied = guest.writeCrSafe(4, cr4 & ~X86_CR4_SMEP);
+    await until(() => s.vmm.get('default')!.runState === 'paused', 'the pause');
+    await c.request('resumeVm', { vm: 'default' });
+    await denied;
+    await guest.exec(Uint8Array.of(0xe4, 0x80, 0xf4)); // in al, 0x80; hlt
+    await c.request('initVcpu', { vm: 'default', vcpu: 0 });
+    await c.request('setMsrFilter', { vm: 'default', flags: 0, ranges: [] });
+    await c.request('resetVm', { vm: 'default' });
+    guest.close();
+    await until(() => pushed.some((e) => e.name === 'guest_disconnected'), 'the disconnect');
+    const names = new Set(pushed.map((e) => e.name));
+    t.true(names.size >= 15, [...names].join(' '));
+    t.deepEqual(pushed.flatMap((e) => eventProblems(eventFromWire(e))), []);
   });
 });

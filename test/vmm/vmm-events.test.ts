@@ -7,6 +7,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KVM_EXIT_HLT } from '../../protocol/abi.js';
 import { EventLog, parsePolicy, readTrace, TraceWriter, Vmm, type Event } from '../../host/vmm/index.js';
 
 const EFER = 0xc0000080;
@@ -18,7 +19,7 @@ test('KVM\'s tracepoints are listened to only while the log wants their events',
   await vm.perform(0, rdmsr);
   t.false(vm.kvm.model!.tracepoints.active, 'the default ring takes none of the per-instruction mirrors');
   const got: Event[] = [];
-  const off = vmm.log.subscribe({ names: ['kvm_msr', 'kvm_exit'] }, (e) => got.push(e));
+  const off = vmm.log.subscribe({ names: ['kvm_msr', 'kvm_exit'], completions: true }, (e) => got.push(e));
   await vm.perform(0, rdmsr);
   t.true(vm.kvm.model!.tracepoints.active);
   t.deepEqual(got.map((e) => [e.name, e.name === 'kvm_exit' ? e.fields.exit_reason : e.fields.ecx]), [
@@ -29,6 +30,27 @@ test('KVM\'s tracepoints are listened to only while the log wants their events',
   off();
   await vm.perform(0, rdmsr);
   t.false(vm.kvm.model!.tracepoints.active);
+});
+
+test('the HLT that ends each operation in the VMM\'s code is a completion, left out unless asked for; a guest\'s own HLT is not', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}) });
+  const vm = vmm.vm();
+  const plain: Event[] = [];
+  const all: Event[] = [];
+  vmm.log.subscribe({ names: ['kvm_exit', 'kvm_userspace_exit'] }, (e) => plain.push(e));
+  vmm.log.subscribe({ names: ['kvm_exit', 'kvm_userspace_exit'], completions: true }, (e) => all.push(e));
+  const shape = (events: Event[]): unknown[] => events.map((e) => e.fields.exit_reason);
+  await vm.perform(0, rdmsr);
+  await vm.perform(0, { op: 'readCr', cr: 4, cpl: 3 });
+  await vm.perform(0, { op: 'exec', code: Uint8Array.of(0x90) }); // runs off its end into the VMM's epilogue HLT
+  t.deepEqual(shape(plain), ['MSR_READ']);
+  // MSR_READ, then its HLT (kvm_exit HLT, kvm_userspace_exit KVM_EXIT_HLT); the CPL3 MOV from CR4
+  // faults (#GP) in the guest without an exit, then the done gate's HLT; exec's epilogue HLT.
+  t.deepEqual(shape(all), ['MSR_READ', 'HLT', KVM_EXIT_HLT, 'HLT', KVM_EXIT_HLT, 'HLT', KVM_EXIT_HLT]);
+  plain.length = 0;
+  await vm.perform(0, { op: 'exec', code: Uint8Array.of(0xf4) }); // the guest's own HLT is news
+  t.deepEqual(plain.map((e) => e.name), ['kvm_exit', 'kvm_userspace_exit']);
+  t.like(plain[1], { fields: { reason: 'KVM_EXIT_HLT' } });
 });
 
 test('the default ring keeps the VMM\'s own events, not the tracepoint mirrors; recordTracepoints keeps both', async (t) => {
@@ -59,4 +81,16 @@ test('a request whose events cannot be written to the trace fails rather than be
   const trace = TraceWriter.open('/dev/full', { bufferBytes: 1 << 20 });
   const vmm = new Vmm({ policy: parsePolicy({}), trace });
   await t.throwsAsync(vmm.vm().perform(0, rdmsr), { name: 'TraceWriteError', message: /\/dev\/full/ });
+});
+
+test('kvm_pio: an IN is traced when it completes, with the value the guest received; an OUT as it leaves', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}) });
+  const got: Event[] = [];
+  vmm.log.subscribe({ names: ['kvm_pio', 'kvm_userspace_exit'] }, (e) => got.push(e));
+  // in al, 0x80 ; mov al, 0x5a ; out 0x80, al. The VMM reads all-ones for an IN (README).
+  const r = await vmm.vm().perform(0, { op: 'exec', code: Uint8Array.of(0xe4, 0x80, 0xb0, 0x5a, 0xe6, 0x80) }) as { regs: { rax: bigint } };
+  t.is(r.regs.rax & 0xffn, 0x5an);
+  const shape = got.filter((e) => e.fields.reason !== 'KVM_EXIT_HLT').map((e) => e.name === 'kvm_pio' ? `pio rw=${e.fields.rw} port=${e.fields.port} val=${e.fields.val}` : `exit ${e.fields.reason}`);
+  // complete_emulator_pio_in() traces after user space answered (arch/x86/kvm/x86.c).
+  t.deepEqual(shape, ['exit KVM_EXIT_IO', 'pio rw=0 port=128 val=255', 'pio rw=1 port=128 val=90', 'exit KVM_EXIT_IO']);
 });

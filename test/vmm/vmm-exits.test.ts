@@ -1,8 +1,8 @@
 /**
  * User-space exits as the VMM answers them: filtered MSR accesses answered by the policy's
  * msrHandlers, an in-process handler, a request's own hook and a control override — the
- * answer decides what the guest sees (spec/msr-filter.md §1.4: error ≠ 0 is #GP, data is what
- * RDMSR returns) — and Heki configure/denial exits recorded (spec/heki.md §3).
+ * answer decides what the guest sees (docs/msr-filter.md §1.4: error ≠ 0 is #GP, data is what
+ * RDMSR returns) — and Heki configure/denial exits recorded (docs/heki.md §3).
  */
 import test from 'ava';
 import { GP_VECTOR, MSR_IA32_TSC, X86_CR0_WP, X86_CR4_SMAP, X86_CR4_SMEP } from '../../protocol/abi.js';
@@ -15,7 +15,7 @@ const filtered = {
   msrFilter: { default: 'allow', deny: ['0xda0', '0xda1', '0xda2'] },
   msrHandlers: { '0xda0': { read: '0xaabbccdd11223344', write: 'accept' }, '0xda1': { write: 'store' } },
 };
-/** A read exit as reported: `data` is the answer; `exitData` the 0 KVM put in kvm_run.msr.data (spec/msr-filter.md §7 #3), sent when they differ. */
+/** A read exit as reported: `data` is the answer; `exitData` the 0 KVM put in kvm_run.msr.data (docs/msr-filter.md §7 #3), sent when they differ. */
 const readExit = (data: bigint, error: number, index = MSR) => ({ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'FILTER', index, data, error, ...(data !== 0n && { exitData: 0n }) } });
 const writeExit = (data: bigint, error: number, index = MSR) => ({ reason: 'KVM_EXIT_X86_WRMSR', msr: { reason: 'FILTER', index, data, error } });
 
@@ -84,12 +84,12 @@ test('a control override (setMsrExitReply) answers every MSR exit until cleared'
   t.like(await vm.perform(0, { op: 'rdmsr', index: MSR }), { value: 0xaabbccdd11223344n });
 });
 
-test('without a FILTER exit in userSpaceMsr, a filtered access is #GP(0) with no exit (spec/msr-filter.md §7 case 7)', async (t) => {
+test('without a FILTER exit in userSpaceMsr, a filtered access is #GP(0) with no exit (docs/msr-filter.md §7 case 7)', async (t) => {
   const { vm } = testVmm({ ...filtered, userSpaceMsr: [] });
   t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: MSR }), { fault: GP0, exits: [] });
 });
 
-test('an UNKNOWN MSR exits with reason UNKNOWN when asked (spec/msr-filter.md §7 case 1)', async (t) => {
+test('an UNKNOWN MSR exits with reason UNKNOWN when asked (docs/msr-filter.md §7 case 1)', async (t) => {
   const { vm } = testVmm({ userSpaceMsr: ['unknown'], msrHandlers: { '0xdeadbeef': { read: 5 } } });
   t.deepEqual(await vm.perform(0, { op: 'rdmsr', index: 0xdeadbeef }), {
     value: 5n, exits: [{ reason: 'KVM_EXIT_X86_RDMSR', msr: { reason: 'UNKNOWN', index: 0xdeadbeef, data: 5n, error: 0, exitData: 0n } }],

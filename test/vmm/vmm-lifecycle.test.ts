@@ -145,7 +145,7 @@ const X86_CR4_CET = 1n << 23n;
 const SPIN = code(0xeb, 0xfe);
 
 test('a vCPU the VMM boots again after a triple fault or a spent budget keeps every pinned bit set', async (t) => {
-  // A host and guest with CET, so that the guest can set CR4.CET and pin it (spec/heki.md §1.4:
+  // A host and guest with CET, so that the guest can set CR4.CET and pin it (docs/heki.md §1.4:
   // CET is in the pinnable mask; the pin is ANDed with the host CR4, which has it here).
   const { vm } = testVmm({ hostModel: { cr4: '0xf72ef0' }, guestCpuid: { cet: true } });
   const boot = await cr4(vm);

@@ -1,6 +1,6 @@
 /**
  * Every guest op kind, at CPL0 and CPL3, run as the real instruction on the boot image: the
- * expected values are architectural (SDM) or KVM's (spec/heki.md, spec/msr-filter.md), never
+ * expected values are architectural (SDM) or KVM's (docs/heki.md, docs/msr-filter.md), never
  * read back from the implementation.
  */
 import test from 'ava';
@@ -77,7 +77,7 @@ test('hypercall: the Heki version query answers 1; at CPL3 every hypercall retur
   t.deepEqual(await vm.perform(0, { ...query, cpl: 3 }), { ret: eperm, exits: [] });
   t.deepEqual(await vm.perform(0, { op: 'hypercall', nr: BigInt(KVM_HC_LOCK_CR_UPDATE), args: [4n, X86_CR4_SMEP], cpl: 3 }), { ret: eperm, exits: [] });
   t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: 0n }, 'the CPL3 lock call pinned nothing');
-  // spec/heki.md §8 case 3: a0 above U32_MAX is -KVM_EINVAL, not truncated to 4 (all 64 bits of RBX arrive).
+  // docs/heki.md §8 case 3: a0 above U32_MAX is -KVM_EINVAL, not truncated to 4 (all 64 bits of RBX arrive).
   t.deepEqual(await vm.perform(0, { op: 'hypercall', nr: 13n, args: [0x1_0000_0004n, X86_CR4_SMEP] }), { ret: BigInt.asUintN(64, -22n), exits: [] });
   t.deepEqual(vm.hekiPins, { cr0: 0n, cr4: 0n });
 });

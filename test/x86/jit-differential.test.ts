@@ -2,57 +2,18 @@
  * Translated code against the reference interpreter (itself checked against the host CPU by
  * semantics.test.ts): random loops built from the instruction table — ALU, shifts, multiply and
  * divide, bit operations, moves, stack operations, flag instructions, register and memory
- * operands — run from the same state on a core that translates every block on its first run and
- * on one that only interprets; registers, RFLAGS, memory, the stop reason and the retired count
+ * operands — run from the same state on a core that translates every block before its first
+ * run and on one that only interprets (harness/differential.ts); registers, RFLAGS, memory, the stop reason and the retired count
  * must agree. Faults inside loops (#DE, #PF), budgets that end mid-loop and code that rewrites
  * itself are included.
  */
 import test from 'ava';
-import { OPCODE_TABLE, type OpcodeEntry } from '../../host/index.js';
-import { encode, type EncodeChoice } from './fixtures/encode.js';
 import { xorshift } from './harness/prng.js';
-import { buildMachine, CODE, KERNEL_STACK_TOP, SCRATCH, type Machine } from './harness/machine.js';
+import { buildMachine, CODE } from './harness/machine.js';
+import { compareRun, randomRegisters, snapshot, type Program } from './harness/differential.js';
+import { randomInstruction } from './harness/random-code.js';
 
-const DATA = SCRATCH + 0x1000; // supervisor RW data, [rbx + disp8] points around DATA + 0x800
-const FAMILIES = new Set(['alu', 'shift', 'muldiv', 'bit', 'move', 'stack', 'flag']);
-/** Registers instructions may name: not RBX (memory base), RCX (loop counter), RSP. */
-const POOL = [0, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-
-function usable(e: OpcodeEntry): boolean {
-  if (!FAMILIES.has(e.family) || e.unsupported || e.prefix !== 0) return false;
-  if (e.operands.some((f) => f[0] === 'O' || f === 'M' && e.mnemonic !== 'lea')) return false; // absolute moffs
-  if (e.mnemonic === 'popf' || e.mnemonic === 'cli' || e.mnemonic === 'sti' || e.mnemonic === 'leave') return false;
-  if (e.mnemonic === 'xchg' && e.operands.includes('rAX')) return true;
-  return true;
-}
-
-const ENTRIES = OPCODE_TABLE.filter(usable);
-
-function sizes(e: OpcodeEntry): number[] {
-  return e.size === 'b' ? [1] : e.size === 'v' ? [2, 4, 8] : e.size === 'd64' ? [8] : [];
-}
-
-function randomInstruction(rnd: () => number): Uint8Array | null {
-  const e = ENTRIES[rnd() % ENTRIES.length]!;
-  const ss = sizes(e);
-  if (ss.length === 0) return null;
-  const osize = ss[rnd() % ss.length]!;
-  const pick = (): number => POOL[rnd() % POOL.length]!;
-  const ch: EncodeChoice = { osize, reg: pick() };
-  const hasE = e.operands.some((f) => f[0] === 'E' || f === 'M');
-  if (hasE) {
-    const mem = e.mod === 'mem' || (e.mod !== 'reg' && rnd() % 3 === 0);
-    ch.rm = mem ? 'mem' : pick();
-    ch.disp8 = (rnd() % 256) - 128;
-  }
-  if ((e.mnemonic === 'pop' || e.mnemonic === 'push') && ch.rm === 'mem') ch.disp8 = (rnd() % 64) * 8 - 256;
-  ch.imm = (BigInt(rnd()) << 32n) | BigInt(rnd());
-  if (e.family === 'shift') ch.imm = BigInt(rnd() % 70);
-  if (e.family === 'bit' && e.opcode !== 0xba && ch.rm === 'mem') return null; // bit-string offsets reach far
-  return encode(e, ch);
-}
-
-function randomProgram(seed: number): { code: Uint8Array; regs: bigint[]; flags: bigint } {
+function randomProgram(seed: number): Program {
   const rnd = xorshift(seed);
   const body: number[] = [];
   const count = 4 + (rnd() % 20);
@@ -65,62 +26,13 @@ function randomProgram(seed: number): { code: Uint8Array; regs: bigint[]; flags:
   const code = [0xb9, iterations & 0xff, 0, 0, 0, ...body, 0xff, 0xc9, 0x0f, 0x85];
   const rel = -(body.length + 2 + 6);
   code.push(rel & 0xff, (rel >> 8) & 0xff, (rel >> 16) & 0xff, (rel >> 24) & 0xff, 0xf4);
-  const edges = [0n, 1n, 0xffff_ffff_ffff_ffffn, 0x8000_0000n, 0xffff_ffffn, 0x1_0000_0000n, 0x7fff_ffff_ffff_ffffn];
-  const regs = Array.from({ length: 16 }, () =>
-    rnd() % 3 === 0 ? edges[rnd() % edges.length]! : (BigInt(rnd()) << 32n) | BigInt(rnd()));
-  regs[3] = BigInt(DATA + 0x800);
+  const regs = randomRegisters(rnd);
   const flags = BigInt(0x202 | (rnd() & 0x8d5));
   return { code: Uint8Array.from(code), regs, flags };
 }
 
-function load(m: Machine, p: { code: Uint8Array; regs: bigint[]; flags: bigint }, seed: number): void {
-  const rnd = xorshift(seed ^ 0x55aa);
-  const data = new Uint8Array(0x1000);
-  for (let k = 0; k < data.length; k++) data[k] = rnd() & 0xff;
-  m.memory.writeBytes(DATA, data);
-  m.memory.writeBytes(CODE, p.code);
-  const r = m.cpu.getRegs();
-  const names = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
-  names.forEach((n, q) => { r[n] = p.regs[q]!; });
-  r.rsp = BigInt(KERNEL_STACK_TOP);
-  r.rip = BigInt(CODE);
-  r.rflags = p.flags;
-  m.cpu.setRegs(r);
-}
-
-function snapshot(m: Machine, result: unknown, retiredBefore = 0): string {
-  return JSON.stringify({
-    result, regs: m.cpu.getRegs(), retired: m.cpu.instructionsRetired - retiredBefore,
-    data: Buffer.from(m.memory.readBytes(DATA, 0x1000)).toString('hex'),
-    stack: Buffer.from(m.memory.readBytes(KERNEL_STACK_TOP - 0x1000, 0x1000)).toString('hex'),
-  }, (_, v) => typeof v === 'bigint' ? v.toString(16) : v);
-}
-
-/** The two cores, reused from program to program (code, data, stack and registers reloaded). */
-const interpreted = buildMachine({ jit: false });
-const translated = buildMachine({ jit: true });
-
 function compare(seed: number, budget: number, outcomes?: Map<string, number>): string | null {
-  const p = randomProgram(seed);
-  const a = interpreted, b = translated;
-  const before = [a.cpu.instructionsRetired, b.cpu.instructionsRetired];
-  for (const m of [a, b]) {
-    m.cpu.exceptionBitmap = 0xffffffff;
-    m.memory.writeBytes(KERNEL_STACK_TOP - 0x1000, new Uint8Array(0x1000));
-    load(m, p, seed);
-  }
-  const ra = a.cpu.run(budget), rb = b.cpu.run(budget);
-  if (outcomes) {
-    const key = ra.kind === 'exception' ? `#${ra.vector}` : ra.kind;
-    outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-    outcomes.set('retired', (outcomes.get('retired') ?? 0) + a.cpu.instructionsRetired - before[0]!);
-  }
-  const sa = snapshot(a, ra, before[0]), sb = snapshot(b, rb, before[1]);
-  if (sa === sb) return null;
-  const diff = Object.entries(JSON.parse(sa) as Record<string, unknown>)
-    .filter(([k, v]) => JSON.stringify(v) !== JSON.stringify((JSON.parse(sb) as Record<string, unknown>)[k]))
-    .map(([k, v]) => `${k}: interpreter ${JSON.stringify(v).slice(0, 300)} vs translated ${JSON.stringify((JSON.parse(sb) as Record<string, unknown>)[k]).slice(0, 300)}`);
-  return `seed ${seed}, budget ${budget}, code ${Buffer.from(p.code).toString('hex')}: ${diff.join('; ')}`;
+  return compareRun(randomProgram(seed), seed, budget, outcomes);
 }
 
 test('random loops: translated code matches the interpreter', (t) => {

@@ -13,7 +13,7 @@ test('a store by another vCPU into decoded code is seen by the vCPU that decoded
   for (const jit of [false, true]) {
     const m = buildMachine({ jit });
     const a = m.cpu;
-    const b = new Cpu(m.memory, { jit, jitThreshold: 1 });
+    const b = new Cpu(m.memory, { jit, jitThreshold: 0 });
     bootVcpu(b, m.boot, 0);
     const target = CODE + 0x1000; // the code A runs: mov eax, N; hlt
     const writer = CODE + 0x2000; // B's code: mov [rbx], eax; hlt

@@ -24,7 +24,7 @@ export interface HekiSnapshot {
 export interface ModelVm {
   /** The pinned CR0/CR4 bits, read-only. */
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
-  /** What a VM reset asked for by user space does to Heki: the pins are cleared (spec/heki.md §5.4, §7.5). */
+  /** What a VM reset asked for by user space does to Heki: the pins are cleared (docs/heki.md §5.4, §7.5). */
   resetHekiPins(): void;
   getHekiState(): HekiSnapshot;
   /** Restores a snapshot's Heki state (all fields checked first). */

@@ -1,4 +1,4 @@
-/** KVM_X86_SET_MSR_FILTER's argument (spec/msr-filter.md §1.2), as either backend takes it. */
+/** KVM_X86_SET_MSR_FILTER's argument (docs/msr-filter.md §1.2), as either backend takes it. */
 
 /** `struct kvm_msr_filter_range`: `bitmap` bit i (byte i >> 3, bit i & 7) is MSR base + i; 1 allows. */
 export interface MsrFilterRange {

@@ -17,7 +17,7 @@ export const APIC_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
    * Always accepted; it takes effect only in TSC-deadline timer mode. MODEL DECISION: the
    * MSR filter applies to it like to any MSR — upstream's IRQs-off fastpath WRMSR skips
    * the filter for TSC_DEADLINE, a flaw Sean Christopherson leaned towards fixing
-   * (spec/msr-filter.md §2.6, §8.2).
+   * (docs/msr-filter.md §2.6, §8.2).
    */
   [MSR_IA32_TSC_DEADLINE, {
     advertised: true,

@@ -111,7 +111,7 @@ export const KVM_PV_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
   /**
    * kvm_lapic_set_pv_eoi(): the address must be 4-byte aligned (else 1); enabling it at a
    * GPA outside memory fails the cache setup with -EFAULT, which is not a #GP: with no INVAL
-   * exit enabled, KVM_RUN itself fails with EFAULT (spec/msr-filter.md §3, §8.6).
+   * exit enabled, KVM_RUN itself fails with EFAULT (docs/msr-filter.md §3, §8.6).
    */
   [abi.MSR_KVM_PV_EOI_EN, pvMsr(abi.KVM_FEATURE_PV_EOI, 'pvEoi', (v, a) => {
     const addr = a.data & ~abi.KVM_MSR_ENABLED;

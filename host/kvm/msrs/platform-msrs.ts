@@ -103,7 +103,7 @@ export const PLATFORM_MSRS: ReadonlyArray<readonly [number, MsrHandler]> = [
   }],
   /**
    * XSS with no XSAVES in the guest model (pinbox has none): KVM's own asymmetry — a guest
-   * read is INVAL (returns 1), any write is UNSUPPORTED (UNKNOWN), spec/msr-filter.md §3.
+   * read is INVAL (returns 1), any write is UNSUPPORTED (UNKNOWN), docs/msr-filter.md §3.
    */
   [abi.MSR_IA32_XSS, kvmMsr(false, 'xss', () => KVM_MSR_RET_UNSUPPORTED, (_v, a) => a.hostInitiated)],
 ];

@@ -2,7 +2,7 @@
  * `struct kvm_cpuid2` and `struct kvm_cpuid_entry2` (arch/x86/include/uapi/asm/kvm.h), for
  * KVM_GET_SUPPORTED_CPUID, KVM_GET_CPUID2 and KVM_SET_CPUID2. The real backend passes raw
  * entries: which features a guest gets is the caller's choice, made from what the kernel
- * supports (on a PVM host that list is sparse: ../shared/spec/real-kvm.md §4).
+ * supports (on a PVM host that list is sparse: docs/real-kvm.md §4).
  */
 import { KvmError } from '../api/errors.js';
 import { isU32 } from '../u64.js';

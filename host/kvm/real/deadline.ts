@@ -1,6 +1,6 @@
 /**
  * Every KVM_RUN has a deadline: a guest that never exits (a spin loop, or a CPL0 hypercall,
- * which never completes on a PVM host: ../shared/spec/real-kvm.md §4) must end KVM_RUN with
+ * which never completes on a PVM host: docs/real-kvm.md §4) must end KVM_RUN with
  * EINTR, never hang. The clock is one POSIX timer per thread (CLOCK_MONOTONIC, absolute
  * expiry) that sends SIGALRM to that thread alone (SIGEV_THREAD_ID).
  *

@@ -3,7 +3,7 @@
  * exactly). This is the only place koffi is named, and it is loaded by a dynamic import the
  * first time a real backend is asked for: a user without koffi, or on another platform, never
  * loads it and loses nothing else. Every call is synchronous: KVM_RUN through koffi's async
- * workers would hop threads, hide errno and cost 3–6× more (../shared/spec/real-kvm.md §3).
+ * workers would hop threads, hide errno and cost 3–6× more (docs/real-kvm.md §3).
  */
 import { RealKvmUnavailable } from './unavailable.js';
 

@@ -1,7 +1,7 @@
 /**
  * A memory mapping the backend reads and writes in place (guest memory, kvm_run) whose views
  * can never outlive it: touching unmapped memory kills Node with SIGSEGV, not an exception
- * (../shared/spec/real-kvm.md §3). So the range is never unmapped while anything can reach
+ * (docs/real-kvm.md §3). So the range is never unmapped while anything can reach
  * it. `release()` (at close) replaces its contents with fresh anonymous memory over the same
  * addresses (MAP_FIXED): the pages and, for a file mapping, the hold on the file (a vCPU's
  * kvm_run keeps the VM alive) go at once, while any view still held reads zeros. The range

@@ -18,7 +18,7 @@ const SCRATCH = SIZEOF_MSR_FILTER + KVM_MSR_FILTER_MAX_RANGES * KVM_MSR_FILTER_M
 /**
  * Installs `spec` on the VM. A range's bitmap is copied into a buffer of the size the kernel
  * reads (BITS_TO_LONGS(nmsrs) × 8 bytes), zero-padded: bits past a short array deny, as the
- * model decides (spec/msr-filter.md §8.4). A range with nmsrs > 0 and no Uint8Array bitmap is
+ * model decides (docs/msr-filter.md §8.4). A range with nmsrs > 0 and no Uint8Array bitmap is
  * passed a NULL bitmap, so the kernel answers EFAULT at that range's turn, as the model does.
  */
 export function setMsrFilter(vm: KvmFd, spec: MsrFilterSpec): void {

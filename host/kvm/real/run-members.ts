@@ -78,7 +78,7 @@ export class RunIo extends RunPart implements KvmRunIo {
   }
 }
 
-/** Heki's exits (spec/heki.md §3.2): reason u64, then the value. */
+/** Heki's exits (docs/heki.md §3.2): reason u64, then the value. */
 export class RunHeki extends RunPart implements KvmRunHekiConfigure, KvmRunHekiDenial {
   get reason(): number { return Number(this.live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); }
   get cr_pinned(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }

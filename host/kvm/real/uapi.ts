@@ -123,7 +123,7 @@ export const RUN = {
   msr_reason: 40,
   msr_index: 44,
   msr_data: 48,
-  /** Heki (out of tree, spec/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
+  /** Heki (out of tree, docs/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
   heki_reason: 32,
   heki_value: 40,
   /**

@@ -9,7 +9,7 @@
  * SIGCHLD when a child process ends) is re-entered, unless immediate_exit was set: then it is
  * KVM_EXIT_INTR with `timed_out` false. On every EINTR run() stores KVM_EXIT_INTR into
  * kvm_run.exit_reason itself, because the kernel leaves it stale when immediate_exit is set
- * (../shared/spec/real-kvm.md §3), where the model reports KVM_EXIT_INTR.
+ * (docs/real-kvm.md §3), where the model reports KVM_EXIT_INTR.
  */
 import { Errno } from '../../../protocol/abi.js';
 import type { Regs, Sregs } from '../api/regs.js';

@@ -44,7 +44,7 @@ export interface BootCpuFeatures {
 
 export interface BootOptions {
   vcpus: number;
-  /** Default: all four on (spec/heki.md §8's guest: CR4 has SMEP|SMAP|UMIP|FSGSBASE). */
+  /** Default: all four on (docs/heki.md §8's guest: CR4 has SMEP|SMAP|UMIP|FSGSBASE). */
   cpuFeatures?: BootCpuFeatures;
 }
 

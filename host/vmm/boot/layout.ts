@@ -53,6 +53,11 @@ export const USER_STACKS_END = USER_REGION_END;
 export const USER_EXEC_END = USER_STACKS_END - 64 * PAGE;
 export const HIGH_MEMORY = 0x40_0000;
 
+/** Code of the boot image (stubs, kernel text, user text): the VMM's own, not the guest's. */
+export function isBootText(address: bigint): boolean {
+  return (address >= STUBS && address < KERNEL_TEXT + PAGE) || (address >= USER_TEXT && address < USER_TEXT + PAGE);
+}
+
 export const MAX_VCPUS = 64;
 /** The boot image needs everything up to the end of the user region. */
 export const MIN_MEMORY = HIGH_MEMORY;

@@ -18,14 +18,20 @@
  * event is ever built. Subscribers are called synchronously, in subscription order; one that
  * throws does not stop the others or the VMM (`onListenerError`, default a process warning).
  */
-import { EVENT_NAMES, type EventFieldsOf, type EventName } from './catalogue.js';
-import type { Event, EventFields } from './event.js';
+import { EVENT_NAMES, type EventFieldsOf, type EventName } from '../../../protocol/events/catalogue.js';
+import type { Event, EventFields } from '../../../protocol/events/event.js';
 
 export interface EventFilter {
-  /** Only events of this VM. */
+  /** Only events of this VM (which need not exist yet). */
   readonly vm?: string;
   /** Only events with these names. */
   readonly names?: readonly EventName[];
+  /**
+   * Also the completions: the events of the HLT with which each guest operation ends in the
+   * VMM's own code (kvm_exit HLT, kvm_userspace_exit KVM_EXIT_HLT) — the SDK's doing, not news.
+   * Default false; traces take them.
+   */
+  readonly completions?: boolean;
 }
 
 export type EventListener = (event: Event) => void;
@@ -68,6 +74,7 @@ export const MAX_EVENTS_PER_QUERY = 10_000;
 interface Subscription {
   readonly vm: string | undefined;
   readonly names: ReadonlySet<string> | undefined;
+  readonly completions: boolean;
   readonly listener: EventListener;
 }
 
@@ -139,9 +146,10 @@ export class EventLog {
 
   /**
    * Records an event; returns it, or undefined if nobody wanted it (then it gets no seq). The
-   * fields are typed from the catalogue, so a misspelt or mistyped field does not compile.
+   * fields are typed from the catalogue, so a misspelt or mistyped field does not compile. A
+   * `completion` (EventFilter.completions) reaches only the subscriptions that ask for them.
    */
-  emit<N extends EventName>(name: N, vm: string, fields: EventFieldsOf<N>, vcpu?: number, rip?: bigint): Event | undefined {
+  emit<N extends EventName>(name: N, vm: string, fields: EventFieldsOf<N>, vcpu?: number, rip?: bigint, completion = false): Event | undefined {
     if (!this.wants(name, vm)) return undefined;
     const seq = this.nextSeqBig;
     this.nextSeqBig = seq + 1n;
@@ -158,6 +166,7 @@ export class EventLog {
       const s = subscriptions[i]!;
       if (s.vm !== undefined && s.vm !== vm) continue;
       if (s.names !== undefined && !s.names.has(name)) continue;
+      if (completion && !s.completions) continue;
       try {
         s.listener(event);
       } catch (error) {
@@ -229,6 +238,7 @@ export class EventLog {
     const subscription: Subscription = {
       vm: filter.vm,
       names: filter.names === undefined ? undefined : new Set(filter.names),
+      completions: filter.completions === true,
       listener,
     };
     this.subscriptions = [...this.subscriptions, subscription];
@@ -244,7 +254,7 @@ export class EventLog {
 
   /** Sends matching events to a sink (a TraceWriter) and flushes it on `flush()`; returns the detach. */
   attachTrace(sink: EventSink, filter: EventFilter = {}): () => void {
-    const unsubscribe = this.subscribe(filter, (event) => sink.write(event));
+    const unsubscribe = this.subscribe({ completions: true, ...filter }, (event) => sink.write(event));
     this.sinks.add(sink);
     return () => {
       unsubscribe();

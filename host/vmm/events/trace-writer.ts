@@ -1,5 +1,5 @@
 /**
- * Writes events to a JSON Lines trace file (trace-format.ts), buffered in memory and written
+ * Writes events to a JSON Lines trace file (one line per event: protocol/events/json.ts), buffered in memory and written
  * with writeSync — by `flush()`, and whenever the buffer passes `bufferBytes`.
  *
  * The guarantee the VMM builds on: "nothing the guest has seen answered is missing after a
@@ -12,9 +12,9 @@
  * next flush() tries them again.
  */
 import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
-import type { Event } from './event.js';
+import type { Event } from '../../../protocol/events/event.js';
+import { encodeEventLine } from '../../../protocol/events/json.js';
 import type { EventSink } from './event-log.js';
-import { encodeEventLine } from './trace-format.js';
 
 export interface TraceWriterOptions {
   /** Append to an existing file instead of replacing it. Default false. */

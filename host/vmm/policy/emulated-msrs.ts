@@ -2,7 +2,7 @@
  * Answers user-space MSR exits (KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR) from a policy's
  * handler table, keeping the values stored by "store" handlers per vCPU, as MSRs are per
  * logical processor. The VMM copies an answer into kvm_run.msr before the next run():
- * `error` ≠ 0 makes KVM inject #GP (spec/msr-filter.md §2.4), `data` is what RDMSR returns.
+ * `error` ≠ 0 makes KVM inject #GP (docs/msr-filter.md §2.4), `data` is what RDMSR returns.
  *
  *   const msrs = new EmulatedMsrs(policy.msrHandlers, policy.vcpus);
  *   const answer = exit.reason === 'KVM_EXIT_X86_RDMSR' ? msrs.read(vcpu, exit.msr.index)

@@ -1,6 +1,6 @@
 /**
  * A policy's `msrFilter` to struct kvm_msr_filter. The raw `ranges` form is checked against
- * what KVM would accept (kvm_add_msr_filter(), spec/msr-filter.md §2.3) and against mistakes
+ * what KVM would accept (kvm_add_msr_filter(), docs/msr-filter.md §2.3) and against mistakes
  * KVM would accept silently (a range that wraps past 0xffffffff matches nothing, §2.1); the
  * friendly lists go through msr-lists.ts. Either way the result is KVM's exact form.
  */
@@ -19,7 +19,7 @@ import { hex } from '../../../protocol/notation.js';
  * KVM refuses DEFAULT_DENY with no non-empty range (EINVAL, §2.2), yet "deny everything" is a
  * natural policy. It is compiled to one range that denies MSR 0 for both access types, which
  * the default denies anyway: the meaning is unchanged and KVM takes it (Hyperlight installs the
- * same, spec/msr-filter.md §5).
+ * same, docs/msr-filter.md §5).
  */
 function denyEverythingRange(): MsrFilterRange {
   return { flags: KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, base: 0, nmsrs: 1, bitmap: new Uint8Array(8) };

@@ -8,7 +8,7 @@
  *   - else, if an allow entry covers m for T, allowed; if a deny entry does, denied (an MSR may
  *     not be both for the same T: that is an error);
  *   - else the default.
- * The compiled ranges give exactly this under kvm_msr_allowed() (spec/msr-filter.md §2.1: the
+ * The compiled ranges give exactly this under kvm_msr_allowed() (docs/msr-filter.md §2.1: the
  * first range whose flags include T and that contains m decides, by its bit; none → default).
  *
  * How: per access type, the MSRs whose answer differs from the default are the exceptions. They

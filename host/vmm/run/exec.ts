@@ -66,9 +66,14 @@ export class ExecPlacement {
     const epilogue = cpl3 ? USER_EPILOGUE : KERNEL_EPILOGUE;
     const code = request.code;
     if (code.length + epilogue.length > slot.size) {
+      // The rule PROTOCOL.md §5 states: the exec area shared out among the vCPUs in whole pages,
+      // less the epilogue that ends the code.
+      const area = cpl3 ? 'the user exec area 0x201000-0x3bffff' : 'the 1 MiB kernel exec area 0x100000-0x1fffff';
+      const end = cpl3 ? 'the 2-byte INT 0x81' : 'the 1-byte HLT';
       throw limitError(
-        `exec code of ${code.length} bytes does not fit vCPU ${vcpu}'s ${cpl3 ? 'user' : 'kernel'} exec slot ` +
-          `(${slot.size - epilogue.length} bytes with ${layout.vcpus} vCPUs; fewer vCPUs give each a larger slot)`,
+        `exec code of ${code.length} bytes does not fit vCPU ${vcpu}'s exec slot: at most ${slot.size - epilogue.length} bytes ` +
+          `at CPL${cpl3 ? 3 : 0} on a VM of ${layout.vcpus} vCPUs (${area} shared out among the vCPUs in whole 4 KiB pages, ` +
+          `less ${end} that ends the code; PROTOCOL.md §5)`,
       );
     }
     const bytes = new Uint8Array(code.length + epilogue.length);

@@ -5,6 +5,9 @@
  * only while the log wants its event — KVM builds no event object for a tracepoint nobody
  * listens to — and the listeners follow the log's subscriptions (EventLog.interestEpoch).
  *
+ * The HLT with which a guest operation ends in the VMM's own code is marked a completion
+ * (EventFilter.completions): subscribers get it only when they ask.
+ *
  * The bridge also catches Heki denials that never reach user space: without a denial exit for
  * that register, KVM injects #GP itself and only prints "heki: Blocked CRn update"; the VMM
  * records that line as a heki_denial with path "in-kernel" (catalogue.ts), so that every denial
@@ -22,6 +25,8 @@ export interface BridgeHost {
   exitName(vcpu: number): string;
   /** Whether a denied write to CR`cr` reaches user space as an exit (then it is recorded there). */
   denialExits(cr: number): boolean;
+  /** Whether a HLT at `rip` ends the vCPU's operation in the VMM's own code (EventFilter.completions). */
+  isCompletion(vcpu: number, rip: bigint): boolean;
 }
 
 export class TracepointBridge {
@@ -31,6 +36,8 @@ export class TracepointBridge {
   private readonly listening = new Map<TracepointName, () => void>();
   /** The guest RIP of each vCPU's current intercept, from kvm_exit. */
   private readonly rips: bigint[] = [];
+  /** Whether each vCPU's current intercept is the HLT of its operation's completion. */
+  private readonly completions: boolean[] = [];
 
   constructor(
     private readonly tracepoints: TracepointSource,
@@ -80,11 +87,16 @@ export class TracepointBridge {
       case 'kvm_exit':
         return tp.on('kvm_exit', (e) => {
           this.rips[e.vcpu_id] = e.guest_rip;
-          this.mirror('kvm_exit', e.vcpu_id, { exit_reason: e.exit_reason });
+          const completion = e.exit_reason === 'HLT' && this.host.isCompletion(e.vcpu_id, e.guest_rip);
+          this.completions[e.vcpu_id] = completion;
+          this.mirror('kvm_exit', e.vcpu_id, { exit_reason: e.exit_reason }, completion);
         });
       case 'kvm_userspace_exit':
-        return tp.on('kvm_userspace_exit', (e) =>
-          this.mirror('kvm_userspace_exit', e.vcpu_id, { reason: this.host.exitName(e.vcpu_id), exit_reason: e.reason >>> 0, errno: e.errno }));
+        return tp.on('kvm_userspace_exit', (e) => {
+          const reason = this.host.exitName(e.vcpu_id);
+          const completion = reason === 'KVM_EXIT_HLT' && this.completions[e.vcpu_id] === true;
+          this.mirror('kvm_userspace_exit', e.vcpu_id, { reason, exit_reason: e.reason >>> 0, errno: e.errno }, completion);
+        });
       case 'kvm_msr':
         return tp.on('kvm_msr', (e) => this.mirror('kvm_msr', e.vcpu_id, { write: e.write, ecx: e.ecx, data: e.data, exception: e.exception }));
       case 'kvm_cr':
@@ -104,8 +116,8 @@ export class TracepointBridge {
     }
   }
 
-  private mirror<N extends Mirrored>(name: N, vcpu: number, fields: Parameters<EventLog['emit']>[2] & object): void {
-    if (this.log.wants(name, this.vm)) this.log.emit(name as EventName, this.vm, fields as never, vcpu, this.rips[vcpu]);
+  private mirror<N extends Mirrored>(name: N, vcpu: number, fields: Parameters<EventLog['emit']>[2] & object, completion = false): void {
+    if (this.log.wants(name, this.vm)) this.log.emit(name as EventName, this.vm, fields as never, vcpu, this.rips[vcpu], completion);
   }
 
   private inKernelDenial(e: TracepointEvents['kvm_heki_blocked']): void {

@@ -33,7 +33,7 @@ import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { Regs } from '../../kvm/api/regs.js';
 import { bootVcpu, type BootLayout, type OperationName } from '../boot/index.js';
-import { kernelStackTop } from '../boot/layout.js';
+import { isBootText, kernelStackTop } from '../boot/layout.js';
 import { pushesErrorCode } from '../boot/stubs.js';
 import type { EventLog } from '../events/index.js';
 import { limitError, VmmError } from '../errors.js';
@@ -158,6 +158,8 @@ export class VcpuRunner {
    * not load it.
    */
   private kernelRspInPlace = false;
+  /** The HLT that ends the current exec's copied code (its epilogue), if any. */
+  private execEpilogue: bigint | undefined;
   /** KVM_RUN's options, reused: one budget per call where instructions are counted. */
   private readonly runOptions: RunOptions = {};
   private readonly counter: InstructionCounter | undefined;
@@ -297,6 +299,7 @@ export class VcpuRunner {
       const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
       const placed = inPlace !== undefined ? ExecPlacement.inPlace(inPlace) : ExecPlacement.copied(host.memory, host.layout, this.id, request as ExecRequest);
       placed.load(regs, this.entry);
+      this.execEpilogue = placed.cpl3 ? undefined : placed.end;
       this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
       ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
@@ -322,6 +325,14 @@ export class VcpuRunner {
     } catch (e) {
       return this.recover(ctx, e);
     }
+  }
+
+  /**
+   * Whether a HLT at `rip` is the VMM's ending of an operation rather than the guest's own:
+   * a HLT of the boot text (templates, stubs, the done gate) or the epilogue after exec code.
+   */
+  isCompletion(rip: bigint): boolean {
+    return rip === this.execEpilogue || isBootText(rip);
   }
 
   /** Where each template starts and where the vCPU halts when it is done, at CPL0 or CPL3. */

@@ -15,7 +15,7 @@ import { CONTROL_OPS, type ControlOp, type Event as WireEvent, type HelloParams,
 import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
 import type { Regs } from '../../kvm/api/regs.js';
 import { kvmRefusal, notFound } from '../errors.js';
-import { isEventName, MAX_EVENTS_PER_QUERY, type EventName } from '../events/index.js';
+import { isEventName, MAX_EVENTS_PER_QUERY, VMM_EVENTS, type EventName } from '../events/index.js';
 import type { Machine, SregsPatch } from '../machine.js';
 import { PolicyError, parsePolicyText, type CompiledPolicy } from '../policy/index.js';
 import { restoreSnapshot, takeSnapshot } from '../snapshot.js';
@@ -26,9 +26,6 @@ import { pushEvents } from './event-push.js';
 import type { ExitHolds } from './exit-holds.js';
 import { MonitorSessions, type MonitorContext } from './monitor-endpoint.js';
 import { SERVER_NAME } from './guest-endpoint.js';
-
-/** The `vm` of events about the VMM itself rather than one VM. */
-export const VMM_EVENTS = '-';
 
 interface ControlContext {
   readonly connection: number;
@@ -118,6 +115,7 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     unsubscribe: (session, r) => this.unsubscribe(session, r),
     events: (_, r) => this.events(r),
     resetVm: (_, r) => this.done(() => this.machine(r.vm).reset('control')),
+    pauseVm: (_, r) => this.done(() => this.machine(r.vm).pause('control')),
     resumeVm: (_, r) => this.done(() => this.machine(r.vm).resume()),
     snapshot: (_, r) => ({ snapshot: takeSnapshot(this.machine(r.vm)) }),
     restore: (_, r) => this.done(() => restoreSnapshot(this.machine(r.vm), r.snapshot)),
@@ -216,16 +214,16 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
 
   /**
    * Events go out after the subscribe response (PROTOCOL.md §6): ones that happen before it is
-   * written are held and sent on the next turn of the event loop, in order.
+   * written are held and sent on the next turn of the event loop, in order. A VM that does not
+   * exist yet may be named: its events come once a guest or createVm makes it.
    */
   private subscribe(session: ServerSession<ControlContext>, r: Req<'subscribe'>): Res<'subscribe'> {
-    if (r.vm !== undefined) this.machine(r.vm);
     const names: EventName[] | undefined = r.events?.map((name, i) => {
       if (!isEventName(name)) throw new ProtocolError('invalid_message', `events[${i}]: no event is called "${name}"`, { path: `events[${i}]` });
       return name;
     });
     const sub = this.nextSub++;
-    const filter = { ...(r.vm !== undefined && { vm: r.vm }), ...(names !== undefined && { names }) };
+    const filter = { ...(r.vm !== undefined && { vm: r.vm }), ...(names !== undefined && { names }), completions: r.completions === true };
     session.context!.subscriptions.set(sub, pushEvents(session as ServerSession<unknown>, sub, this.vmm.log, filter));
     return { sub };
   }
@@ -238,8 +236,8 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     return {};
   }
 
+  /** The ring of any VM named, even one gone or not made yet: its events may be there. */
   private events(r: Req<'events'>): Res<'events'> {
-    if (r.vm !== undefined) this.machine(r.vm);
     const page = this.vmm.log.since(r.since ?? 0n, Math.min(r.limit ?? 1000, MAX_EVENTS_PER_QUERY), r.vm === undefined ? {} : { vm: r.vm });
     return { events: page.events as WireEvent[], next: page.next };
   }

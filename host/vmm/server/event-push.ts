@@ -8,7 +8,7 @@ import type { ServerSession } from '../../../protocol/server-session.js';
 import type { EventLog, EventName } from '../events/index.js';
 
 /** Subscribes `session` to the log's events under `sub`; returns the function that stops it. */
-export function pushEvents(session: ServerSession<unknown>, sub: number, log: EventLog, filter: { vm?: string; names?: EventName[] }): () => void {
+export function pushEvents(session: ServerSession<unknown>, sub: number, log: EventLog, filter: { vm?: string; names?: EventName[]; completions?: boolean }): () => void {
   const held: WireEvent[] = [];
   let ready = false;
   const send = (event: WireEvent): void => {

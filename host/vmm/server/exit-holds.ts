@@ -2,7 +2,7 @@
  * Exits held for control clients (PROTOCOL.md §6, holdExit / releaseExit): what a VMM does when
  * the thread of a vCPU whose KVM_RUN returned waits before it fills in kvm_run and calls
  * KVM_RUN again, while other threads act on the VM — install a new MSR filter, run another
- * vCPU. spec/msr-filter.md §7 case 32 is such a moment: the filter changes while the vCPU is
+ * vCPU. docs/msr-filter.md §7 case 32 is such a moment: the filter changes while the vCPU is
  * inside KVM_EXIT_X86_RDMSR, and user space's reply still completes the read (§2.4: the filter
  * is not checked again at completion). Nothing is simulated: the vCPU's operation really is
  * suspended inside that exit, exactly where VcpuRunner asks user space for its answer.

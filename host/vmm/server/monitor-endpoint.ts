@@ -1,5 +1,5 @@
 /**
- * Monitor sessions (PROTOCOL.md §6.5; docs/register-intercepts.md): a client that says hello on
+ * Monitor sessions (PROTOCOL.md §6.3; docs/register-intercepts.md): a client that says hello on
  * the control endpoint as `monitor`, with the server's token, becomes the higher VTL of the VM its
  * hello names — the VM need not exist yet — and can do nothing else: set the VM's register
  * intercepts and decide them. A VM has one monitor; a second is refused (`already_exists`).

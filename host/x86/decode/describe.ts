@@ -145,11 +145,11 @@ export function mnemonicOf(i: Insn): string {
   return i.entry.sizeMnemonics?.[i.osize] ?? i.entry.mnemonic;
 }
 
-function operandText(o: OperandDescription): string {
+function operandText(o: OperandDescription, ip: bigint): string {
   switch (o.kind) {
     case 'reg': return o.name;
     case 'imm': return '0x' + o.value.toString(16);
-    case 'branch': return '0x' + o.target.toString(16);
+    case 'branch': return '0x' + BigInt.asUintN(64, ip + o.target).toString(16);
     case 'string': return `[${o.register}]`;
     default: {
       const parts: string[] = [];
@@ -161,9 +161,9 @@ function operandText(o: OperandDescription): string {
   }
 }
 
-/** Intel-syntax text, for diagnostics. */
-export function formatInsn(i: Insn): string {
-  const ops = describeOperands(i).map(operandText).join(', ');
+/** Intel-syntax text, for diagnostics; branch targets as addresses for an instruction at `ip`. */
+export function formatInsn(i: Insn, ip = 0n): string {
+  const ops = describeOperands(i).map((o) => operandText(o, ip)).join(', ');
   const prefix = (i.lock ? 'lock ' : '') + (i.selfRetiring ? (i.rep === 0xf2 ? 'repne ' : 'rep ') : '');
   return `${prefix}${mnemonicOf(i)}${ops ? ' ' + ops : ''}`;
 }

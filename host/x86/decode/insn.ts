@@ -1,6 +1,6 @@
 /**
  * A pre-decoded instruction: everything the executors need, resolved once when a block is
- * decoded and reused for every execution (Halfix-style traces, spec/x86-core.md §1.3). One
+ * decoded and reused for every execution (Halfix-style traces, docs/x86-model.md §1.3). One
  * class with every field initialised, so that all records share a hidden class and field
  * loads in the handlers stay monomorphic.
  */

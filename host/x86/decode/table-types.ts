@@ -46,6 +46,25 @@ export type Family =
   | 'interrupt' | 'io' | 'nop';
 
 /**
+ * How the block translator (jit/) emits an instruction, as v86's table drives its code
+ * generator: 'handler' calls the interpreter's handler from the generated code; every other value
+ * names the inline form that jit/forms.ts maps to its emitter (jit/emit-*.ts), which reads the
+ * operation from the entry (operand forms, `sub`) and falls back to the handler for operand kinds
+ * it does not inline (each emitter's header says which: mostly 8- and 16-bit operands).
+ *   alu      ADD/OR/AND/SUB/XOR/CMP, register and immediate forms, memory source
+ *   test     TEST, register and immediate forms       incdec  INC/DEC of a register
+ *   shift    SHL/SAL/SHR/SAR of a register by 1 or an immediate
+ *   mov      MOV E,G / G,E / E,I (loads, stores)       mov-imm MOV register, immediate (B0..BF)
+ *   lea      LEA                                       extend  MOVZX/MOVSX
+ *   movsxd   MOVSXD                                    cmov    CMOVcc from a register
+ *   nop      the NOP family                            push/pop PUSH register or immediate, POP register
+ *   jmp, jcc, call, ret   relative JMP, Jcc, CALL and RET (the translator follows them: jit/trace.ts)
+ */
+export type JitForm =
+  | 'handler' | 'alu' | 'test' | 'incdec' | 'shift' | 'mov' | 'mov-imm' | 'lea' | 'extend' | 'movsxd' | 'cmov' | 'nop'
+  | 'push' | 'pop' | 'jmp' | 'jcc' | 'call' | 'ret';
+
+/**
  * What an instruction does to control flow, for block building (block.ts):
  *   next    falls through to the next instruction
  *   branch  may change RIP (ends a block)
@@ -55,6 +74,13 @@ export type Family =
 export type Flow = 'next' | 'branch' | 'stop';
 
 export interface OpcodeEntry {
+  /**
+   * The entry's name, unique in the table: mnemonic, operand forms and encoding in the SDM's
+   * notation (`test Eb,Ib [F6 /1]`, `vmcall [NP 0F 01 C1]`). It depends on nothing but the
+   * entry itself, so whatever is derived from it (the fixture seeds) stays put when entries are
+   * added or moved.
+   */
+  readonly name: string;
   /** Mnemonic, lower case, as iced-x86 names it (Mnemonic enum, lower-cased). */
   readonly mnemonic: string;
   /** Opcode map: 0 = one-byte, 1 = 0F. */
@@ -78,13 +104,23 @@ export interface OpcodeEntry {
   readonly family: Family;
   readonly flow: Flow;
   /**
-   * RFLAGS bits (EFLAGS positions) the instruction may write, and those of them that are
-   * architecturally undefined afterwards (SDM vol. 1 appendix A, vol. 2 per instruction).
+   * RFLAGS bits (EFLAGS positions, of OF SF ZF AF PF CF DF IF AC) that the instruction reads,
+   * may write, and leaves architecturally undefined (SDM vol. 1 appendix A, vol. 2 per
+   * instruction); test/x86/decoder/flags.test.ts holds them to iced-x86's per-instruction RFLAGS
+   * info. The translator reads them (jit/flag-use.ts): what an instruction needs from the lazy
+   * flags before it runs, and whether its record replaces the pending one.
    */
+  readonly flagsRead: number;
   readonly flagsWritten: number;
   readonly flagsUndefined: number;
-  /** Whether the instruction reads the arithmetic flags (CF for ADC/INC..., conditions, PUSHF). */
-  readonly flagsRead: boolean;
+  /**
+   * The written flags are written only for a non-zero count: a shift or rotate by a masked count
+   * of 0 changes no flag (SDM vol. 2 SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR, SHLD/SHRD), so its write
+   * does not replace earlier flags.
+   */
+  readonly flagsConditional: boolean;
+  /** How the block translator emits the instruction. */
+  readonly jit: JitForm;
   /** Operation selector copied into Insn.sub (ALU op, shift op, condition code, ...). */
   readonly sub: number;
   readonly exec: Handler;

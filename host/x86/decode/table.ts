@@ -36,10 +36,15 @@ import {
   smsw, storeDescriptorTable, swapgs, undefinedOpcode, wrmsr,
 } from '../execute/system.js';
 import type { Handler } from './insn.js';
-import { PREFIX_NONE, type Family, type Flow, type OpcodeEntry, type OperandForm, type SizeRule } from './table-types.js';
+import {
+  PREFIX_NONE, type Family, type Flow, type JitForm, type OpcodeEntry, type OperandForm, type SizeRule,
+} from './table-types.js';
 
 const O = X86_EFLAGS_OF, S = X86_EFLAGS_SF, Z = X86_EFLAGS_ZF, A = X86_EFLAGS_AF, P = X86_EFLAGS_PF, C = X86_EFLAGS_CF;
 const OSZAPC = O | S | Z | A | P | C;
+const D = X86_EFLAGS_DF, I = X86_EFLAGS_IF, AC = X86_EFLAGS_AC;
+/** Everything RFLAGS-wide that the flag columns track (what POPF, IRET, SYSCALL... touch). */
+const ALL = OSZAPC | D | I | AC;
 
 interface Options {
   ext?: number;
@@ -52,7 +57,9 @@ interface Options {
   flow?: Flow;
   written?: number;
   undef?: number;
-  read?: boolean;
+  read?: number;
+  conditional?: boolean;
+  jit?: JitForm;
   sub?: number;
   rexB?: 0 | 1;
   unsupported?: boolean;
@@ -61,6 +68,22 @@ interface Options {
 
 const BYTE_FORMS = new Set(['Eb', 'Gb', 'Zb', 'AL', 'Ob', 'Xb', 'Yb']);
 
+const hex2 = (v: number): string => v.toString(16).toUpperCase().padStart(2, '0');
+
+/** The encoding in the SDM's opcode notation: mandatory prefix, map, opcode, ModRM constraints. */
+function encodingName(map: 0 | 1, opcode: number, o: Options): string {
+  const parts: string[] = [];
+  if (o.prefix === PREFIX_NONE) parts.push('NP');
+  else if (o.prefix !== undefined) parts.push(hex2(o.prefix));
+  if (map === 1) parts.push('0F');
+  parts.push(hex2(opcode));
+  if (o.modrm !== undefined) parts.push(hex2(o.modrm));
+  if (o.ext !== undefined) parts.push(`/${o.ext}`);
+  if (o.mod !== undefined) parts.push(o.mod === 'reg' ? '(mod=11)' : '(mod!=11)');
+  if (o.rexB !== undefined) parts.push(`(REX.B=${o.rexB})`);
+  return parts.join(' ');
+}
+
 function entry(map: 0 | 1, opcode: number, mnemonic: string, operands: string, family: Family, exec: Handler, o: Options = {}): OpcodeEntry {
   const ops = (operands === '' ? [] : operands.split(',')) as OperandForm[];
   const sizedOps = ops.filter((f) => f[0] === 'E' || f[0] === 'G' || f[0] === 'Z' || f === 'AL' || f === 'rAX' || f[0] === 'O' || f[0] === 'X' || f[0] === 'Y');
@@ -68,9 +91,11 @@ function entry(map: 0 | 1, opcode: number, mnemonic: string, operands: string, f
   const hasModrm = ops.some((f) => f[0] === 'E' || f[0] === 'G' || f === 'M' || f === 'R' || f === 'C') ||
     o.ext !== undefined || o.mod !== undefined || o.modrm !== undefined;
   return {
+    name: `${mnemonic}${ops.length > 0 ? ' ' + ops.join(',') : ''} [${encodingName(map, opcode, o)}]`,
     mnemonic, map, opcode, ext: o.ext ?? -1, mod: o.mod ?? 'any', modrm: o.modrm ?? -1, prefix: o.prefix ?? 0,
     operands: ops, size, lockable: o.lock ?? false, family, flow: o.flow ?? 'next',
-    flagsWritten: o.written ?? 0, flagsUndefined: o.undef ?? 0, flagsRead: o.read ?? false, sub: o.sub ?? 0,
+    flagsRead: o.read ?? 0, flagsWritten: o.written ?? 0, flagsUndefined: o.undef ?? 0,
+    flagsConditional: o.conditional ?? false, jit: o.jit ?? 'handler', sub: o.sub ?? 0,
     exec, hasModrm, rexB: o.rexB ?? -1, unsupported: o.unsupported ?? false, sizeMnemonics: o.sizeMnemonics,
     mnemonic32: o.mnemonic32,
   };
@@ -80,8 +105,9 @@ const one = (op: number, m: string, ops: string, f: Family, h: Handler, o?: Opti
 const two = (op: number, m: string, ops: string, f: Family, h: Handler, o?: Options): OpcodeEntry => entry(1, op, m, ops, f, h, o);
 
 const CONDITIONS = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
-/** Flags each condition reads. */
-const BRANCH: Options = { flow: 'branch', size: 'f64', read: true };
+/** Flags each condition reads (SDM vol. 1 appendix B), by condition code. */
+const CONDITION_READS = [O, O, C, C, Z, Z, C | Z, C | Z, S, S, P, P, S | O, S | O, Z | S | O, Z | S | O];
+const BRANCH: Options = { flow: 'branch', size: 'f64' };
 
 function aluEntries(): OpcodeEntry[] {
   const names = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
@@ -89,8 +115,9 @@ function aluEntries(): OpcodeEntry[] {
   for (let k = 0; k < 8; k++) {
     const m = names[k]!;
     const logic = k === ALU_OR || k === ALU_AND || k === ALU_XOR;
+    const carry = k === ALU_ADC || k === ALU_SBB;
     const f: Options = {
-      sub: k, written: OSZAPC, undef: logic ? A : 0, read: k === ALU_ADC || k === ALU_SBB, lock: k !== ALU_CMP,
+      sub: k, written: OSZAPC, undef: logic ? A : 0, read: carry ? C : 0, lock: k !== ALU_CMP, jit: carry ? 'handler' : 'alu',
     };
     const noLock = { ...f, lock: false };
     out.push(
@@ -114,16 +141,19 @@ function shiftEntries(): OpcodeEntry[] {
   for (let k = 0; k < 8; k++) {
     const rotate = k < 4;
     const written = rotate ? O | C : OSZAPC;
-    const read = k === 2 || k === 3;
-    const byOne: Options = { ext: k, sub: k, written, undef: rotate ? 0 : A, read };
-    const byCount: Options = { ext: k, sub: k, written, undef: rotate ? O : O | A, read: true };
+    const read = k === 2 || k === 3 ? C : 0; // RCL, RCR rotate through CF
+    // Shifts (not rotates) by a constant are translated inline; by CL, the handler.
+    const jit: JitForm = rotate ? 'handler' : 'shift';
+    const byOne: Options = { ext: k, sub: k, written, undef: rotate ? 0 : A, read, jit };
+    const byImm: Options = { ext: k, sub: k, written, undef: rotate ? O : O | A, read, conditional: true, jit };
+    const byCl: Options = { ...byImm, jit: 'handler' };
     out.push(
-      one(0xc0, names[k]!, 'Eb,Ib', 'shift', shiftGroup, byCount),
-      one(0xc1, names[k]!, 'Ev,Ib', 'shift', shiftGroup, byCount),
+      one(0xc0, names[k]!, 'Eb,Ib', 'shift', shiftGroup, byImm),
+      one(0xc1, names[k]!, 'Ev,Ib', 'shift', shiftGroup, byImm),
       one(0xd0, names[k]!, 'Eb,1', 'shift', shiftGroup, byOne),
       one(0xd1, names[k]!, 'Ev,1', 'shift', shiftGroup, byOne),
-      one(0xd2, names[k]!, 'Eb,CL', 'shift', shiftGroup, byCount),
-      one(0xd3, names[k]!, 'Ev,CL', 'shift', shiftGroup, byCount),
+      one(0xd2, names[k]!, 'Eb,CL', 'shift', shiftGroup, byCl),
+      one(0xd3, names[k]!, 'Ev,CL', 'shift', shiftGroup, byCl),
     );
   }
   return out;
@@ -133,11 +163,12 @@ function conditionEntries(): OpcodeEntry[] {
   const out: OpcodeEntry[] = [];
   for (let cc = 0; cc < 16; cc++) {
     const n = CONDITIONS[cc]!;
+    const read = CONDITION_READS[cc]!;
     out.push(
-      one(0x70 + cc, 'j' + n, 'Jb', 'control', jccRel, { ...BRANCH, sub: cc }),
-      two(0x80 + cc, 'j' + n, 'Jz', 'control', jccRel, { ...BRANCH, sub: cc }),
-      two(0x40 + cc, 'cmov' + n, 'Gv,Ev', 'move', cmov, { sub: cc, read: true }),
-      two(0x90 + cc, 'set' + n, 'Eb', 'move', setcc, { sub: cc, read: true }),
+      one(0x70 + cc, 'j' + n, 'Jb', 'control', jccRel, { ...BRANCH, sub: cc, read, jit: 'jcc' }),
+      two(0x80 + cc, 'j' + n, 'Jz', 'control', jccRel, { ...BRANCH, sub: cc, read, jit: 'jcc' }),
+      two(0x40 + cc, 'cmov' + n, 'Gv,Ev', 'move', cmov, { sub: cc, read, jit: 'cmov' }),
+      two(0x90 + cc, 'set' + n, 'Eb', 'move', setcc, { sub: cc, read }),
     );
   }
   return out;
@@ -147,10 +178,10 @@ function registerEntries(): OpcodeEntry[] {
   const out: OpcodeEntry[] = [];
   for (let r = 0; r < 8; r++) {
     out.push(
-      one(0x50 + r, 'push', 'Zv', 'stack', pushZ, { size: 'd64' }),
-      one(0x58 + r, 'pop', 'Zv', 'stack', popZ, { size: 'd64' }),
-      one(0xb0 + r, 'mov', 'Zb,Ib', 'move', movZI),
-      one(0xb8 + r, 'mov', 'Zv,Iv', 'move', movZI),
+      one(0x50 + r, 'push', 'Zv', 'stack', pushZ, { size: 'd64', jit: 'push' }),
+      one(0x58 + r, 'pop', 'Zv', 'stack', popZ, { size: 'd64', jit: 'pop' }),
+      one(0xb0 + r, 'mov', 'Zb,Ib', 'move', movZI, { jit: 'mov-imm' }),
+      one(0xb8 + r, 'mov', 'Zv,Iv', 'move', movZI, { jit: 'mov-imm' }),
       two(0xc8 + r, 'bswap', 'Zv', 'move', bswap),
     );
     if (r > 0) out.push(one(0x90 + r, 'xchg', 'Zv,rAX', 'move', xchg));
@@ -171,7 +202,7 @@ function stringEntries(): OpcodeEntry[] {
   const out: OpcodeEntry[] = [];
   for (const [op, m, sub, byteOps, wideOps] of ops) {
     const compare = sub === STR_CMPS || sub === STR_SCAS;
-    const o: Options = { sub, flow: 'branch', read: true, written: compare ? OSZAPC : 0, sizeMnemonics: STRING_SIZES(m) };
+    const o: Options = { sub, flow: 'branch', read: D, written: compare ? OSZAPC : 0, sizeMnemonics: STRING_SIZES(m) };
     out.push(
       one(op, m + 'b', byteOps, 'string', stringOp, { ...o, size: 'b' }),
       one(op + 1, m, wideOps, 'string', stringOp, { ...o, size: 'v' }),
@@ -190,6 +221,7 @@ function bitTestEntries(): OpcodeEntry[] {
 }
 
 const STOP: Options = { flow: 'stop' };
+const TEST: Options = { written: OSZAPC, undef: A, jit: 'test' };
 
 export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   ...aluEntries(),
@@ -199,16 +231,16 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   ...stringEntries(),
 
   // Data movement
-  one(0x63, 'movsxd', 'Gv,Ez', 'move', movsxd),
+  one(0x63, 'movsxd', 'Gv,Ez', 'move', movsxd, { jit: 'movsxd' }),
   one(0x86, 'xchg', 'Eb,Gb', 'move', xchg, { lock: true }),
   one(0x87, 'xchg', 'Ev,Gv', 'move', xchg, { lock: true }),
-  one(0x88, 'mov', 'Eb,Gb', 'move', movEG),
-  one(0x89, 'mov', 'Ev,Gv', 'move', movEG),
-  one(0x8a, 'mov', 'Gb,Eb', 'move', movGE),
-  one(0x8b, 'mov', 'Gv,Ev', 'move', movGE),
-  one(0x8d, 'lea', 'Gv,M', 'move', lea, { mod: 'mem' }),
-  one(0x90, 'pause', '', 'nop', nop, { prefix: 0xf3 }),
-  one(0x90, 'nop', '', 'nop', nop, { rexB: 0 }),
+  one(0x88, 'mov', 'Eb,Gb', 'move', movEG, { jit: 'mov' }),
+  one(0x89, 'mov', 'Ev,Gv', 'move', movEG, { jit: 'mov' }),
+  one(0x8a, 'mov', 'Gb,Eb', 'move', movGE, { jit: 'mov' }),
+  one(0x8b, 'mov', 'Gv,Ev', 'move', movGE, { jit: 'mov' }),
+  one(0x8d, 'lea', 'Gv,M', 'move', lea, { mod: 'mem', jit: 'lea' }),
+  one(0x90, 'pause', '', 'nop', nop, { prefix: 0xf3, jit: 'nop' }),
+  one(0x90, 'nop', '', 'nop', nop, { rexB: 0, jit: 'nop' }),
   one(0x90, 'xchg', 'Zv,rAX', 'move', xchg, { rexB: 1 }),
   one(0x98, 'cwde', '', 'move', convertAcc, { sizeMnemonics: { 2: 'cbw', 4: 'cwde', 8: 'cdqe' } }),
   one(0x99, 'cdq', '', 'move', convertAccToDx, { sizeMnemonics: { 2: 'cwd', 4: 'cdq', 8: 'cqo' } }),
@@ -216,38 +248,39 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   one(0xa1, 'mov', 'rAX,Ov', 'move', movAO),
   one(0xa2, 'mov', 'Ob,AL', 'move', movOA),
   one(0xa3, 'mov', 'Ov,rAX', 'move', movOA),
-  one(0xc6, 'mov', 'Eb,Ib', 'move', movEI, { ext: 0 }),
-  one(0xc7, 'mov', 'Ev,Iz', 'move', movEI, { ext: 0 }),
-  two(0xb6, 'movzx', 'Gv,Eb', 'move', movzx),
-  two(0xb7, 'movzx', 'Gv,Ew', 'move', movzx),
-  two(0xbe, 'movsx', 'Gv,Eb', 'move', movsx),
-  two(0xbf, 'movsx', 'Gv,Ew', 'move', movsx),
+  one(0xc6, 'mov', 'Eb,Ib', 'move', movEI, { ext: 0, jit: 'mov' }),
+  one(0xc7, 'mov', 'Ev,Iz', 'move', movEI, { ext: 0, jit: 'mov' }),
+  two(0xb6, 'movzx', 'Gv,Eb', 'move', movzx, { jit: 'extend' }),
+  two(0xb7, 'movzx', 'Gv,Ew', 'move', movzx, { jit: 'extend' }),
+  two(0xbe, 'movsx', 'Gv,Eb', 'move', movsx, { jit: 'extend' }),
+  two(0xbf, 'movsx', 'Gv,Ew', 'move', movsx, { jit: 'extend' }),
 
   // Arithmetic and logic beyond the 00..3F block
-  one(0x84, 'test', 'Eb,Gb', 'alu', testEG, { written: OSZAPC, undef: A }),
-  one(0x85, 'test', 'Ev,Gv', 'alu', testEG, { written: OSZAPC, undef: A }),
-  one(0xa8, 'test', 'AL,Ib', 'alu', testEI, { written: OSZAPC, undef: A }),
-  one(0xa9, 'test', 'rAX,Iz', 'alu', testEI, { written: OSZAPC, undef: A }),
-  one(0xf6, 'test', 'Eb,Ib', 'alu', testEI, { ext: 0, written: OSZAPC, undef: A }),
-  one(0xf6, 'test', 'Eb,Ib', 'alu', testEI, { ext: 1, written: OSZAPC, undef: A }),
+  one(0x84, 'test', 'Eb,Gb', 'alu', testEG, TEST),
+  one(0x85, 'test', 'Ev,Gv', 'alu', testEG, TEST),
+  one(0xa8, 'test', 'AL,Ib', 'alu', testEI, TEST),
+  one(0xa9, 'test', 'rAX,Iz', 'alu', testEI, TEST),
+  one(0xf6, 'test', 'Eb,Ib', 'alu', testEI, { ...TEST, ext: 0 }),
+  one(0xf6, 'test', 'Eb,Ib', 'alu', testEI, { ...TEST, ext: 1 }),
   one(0xf6, 'not', 'Eb', 'alu', notE, { ext: 2, lock: true }),
   one(0xf6, 'neg', 'Eb', 'alu', negE, { ext: 3, lock: true, written: OSZAPC }),
   one(0xf6, 'mul', 'Eb', 'muldiv', mulAcc, { ext: 4, sub: 4, written: OSZAPC, undef: S | Z | A | P }),
   one(0xf6, 'imul', 'Eb', 'muldiv', mulAcc, { ext: 5, sub: 5, written: OSZAPC, undef: S | Z | A | P }),
   one(0xf6, 'div', 'Eb', 'muldiv', divAcc, { ext: 6, sub: 6, written: OSZAPC, undef: OSZAPC }),
   one(0xf6, 'idiv', 'Eb', 'muldiv', divAcc, { ext: 7, sub: 7, written: OSZAPC, undef: OSZAPC }),
-  one(0xf7, 'test', 'Ev,Iz', 'alu', testEI, { ext: 0, written: OSZAPC, undef: A }),
-  one(0xf7, 'test', 'Ev,Iz', 'alu', testEI, { ext: 1, written: OSZAPC, undef: A }),
+  one(0xf7, 'test', 'Ev,Iz', 'alu', testEI, { ...TEST, ext: 0 }),
+  one(0xf7, 'test', 'Ev,Iz', 'alu', testEI, { ...TEST, ext: 1 }),
   one(0xf7, 'not', 'Ev', 'alu', notE, { ext: 2, lock: true }),
   one(0xf7, 'neg', 'Ev', 'alu', negE, { ext: 3, lock: true, written: OSZAPC }),
   one(0xf7, 'mul', 'Ev', 'muldiv', mulAcc, { ext: 4, sub: 4, written: OSZAPC, undef: S | Z | A | P }),
   one(0xf7, 'imul', 'Ev', 'muldiv', mulAcc, { ext: 5, sub: 5, written: OSZAPC, undef: S | Z | A | P }),
   one(0xf7, 'div', 'Ev', 'muldiv', divAcc, { ext: 6, sub: 6, written: OSZAPC, undef: OSZAPC }),
   one(0xf7, 'idiv', 'Ev', 'muldiv', divAcc, { ext: 7, sub: 7, written: OSZAPC, undef: OSZAPC }),
-  one(0xfe, 'inc', 'Eb', 'alu', incDecE, { ext: 0, sub: 0, lock: true, written: O | S | Z | A | P, read: true }),
-  one(0xfe, 'dec', 'Eb', 'alu', incDecE, { ext: 1, sub: 1, lock: true, written: O | S | Z | A | P, read: true }),
-  one(0xff, 'inc', 'Ev', 'alu', incDecE, { ext: 0, sub: 0, lock: true, written: O | S | Z | A | P, read: true }),
-  one(0xff, 'dec', 'Ev', 'alu', incDecE, { ext: 1, sub: 1, lock: true, written: O | S | Z | A | P, read: true }),
+  // INC/DEC leave CF as it was (they write every arithmetic flag but CF).
+  one(0xfe, 'inc', 'Eb', 'alu', incDecE, { ext: 0, sub: 0, lock: true, written: O | S | Z | A | P, jit: 'incdec' }),
+  one(0xfe, 'dec', 'Eb', 'alu', incDecE, { ext: 1, sub: 1, lock: true, written: O | S | Z | A | P, jit: 'incdec' }),
+  one(0xff, 'inc', 'Ev', 'alu', incDecE, { ext: 0, sub: 0, lock: true, written: O | S | Z | A | P, jit: 'incdec' }),
+  one(0xff, 'dec', 'Ev', 'alu', incDecE, { ext: 1, sub: 1, lock: true, written: O | S | Z | A | P, jit: 'incdec' }),
   one(0x69, 'imul', 'Gv,Ev,Iz', 'muldiv', imulGEI, { written: OSZAPC, undef: S | Z | A | P }),
   one(0x6b, 'imul', 'Gv,Ev,Ibs', 'muldiv', imulGEI, { written: OSZAPC, undef: S | Z | A | P }),
   two(0xaf, 'imul', 'Gv,Ev', 'muldiv', imulGE, { written: OSZAPC, undef: S | Z | A | P }),
@@ -257,10 +290,10 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0xc1, 'xadd', 'Ev,Gv', 'alu', xadd, { lock: true, written: OSZAPC }),
 
   // Shifts by two registers
-  two(0xa4, 'shld', 'Ev,Gv,Ib', 'shift', shiftDouble, { sub: 0, written: OSZAPC, undef: O | A, read: true }),
-  two(0xa5, 'shld', 'Ev,Gv,CL', 'shift', shiftDouble, { sub: 0, written: OSZAPC, undef: O | A, read: true }),
-  two(0xac, 'shrd', 'Ev,Gv,Ib', 'shift', shiftDouble, { sub: 1, written: OSZAPC, undef: O | A, read: true }),
-  two(0xad, 'shrd', 'Ev,Gv,CL', 'shift', shiftDouble, { sub: 1, written: OSZAPC, undef: O | A, read: true }),
+  two(0xa4, 'shld', 'Ev,Gv,Ib', 'shift', shiftDouble, { sub: 0, written: OSZAPC, undef: O | A, conditional: true }),
+  two(0xa5, 'shld', 'Ev,Gv,CL', 'shift', shiftDouble, { sub: 0, written: OSZAPC, undef: O | A, conditional: true }),
+  two(0xac, 'shrd', 'Ev,Gv,Ib', 'shift', shiftDouble, { sub: 1, written: OSZAPC, undef: O | A, conditional: true }),
+  two(0xad, 'shrd', 'Ev,Gv,CL', 'shift', shiftDouble, { sub: 1, written: OSZAPC, undef: O | A, conditional: true }),
 
   // Bits
   ...bitTestEntries(),
@@ -271,45 +304,47 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0xbd, 'bsr', 'Gv,Ev', 'bit', bitScan, { sub: 1, written: OSZAPC, undef: O | S | A | P | C }),
 
   // Stack
-  one(0x68, 'push', 'Iz', 'stack', pushI, { size: 'd64' }),
-  one(0x6a, 'push', 'Ibs', 'stack', pushI, { size: 'd64' }),
+  one(0x68, 'push', 'Iz', 'stack', pushI, { size: 'd64', jit: 'push' }),
+  one(0x6a, 'push', 'Ibs', 'stack', pushI, { size: 'd64', jit: 'push' }),
   one(0x8f, 'pop', 'Ev', 'stack', popE, { ext: 0, size: 'd64' }),
   one(0xff, 'push', 'Ev', 'stack', pushE, { ext: 6, size: 'd64' }),
-  one(0x9c, 'pushf', '', 'stack', pushf, { size: 'd64', read: true, sizeMnemonics: { 2: 'pushf', 8: 'pushfq' } }),
-  one(0x9d, 'popf', '', 'stack', popf, { size: 'd64', written: OSZAPC | X86_EFLAGS_DF | X86_EFLAGS_IF | X86_EFLAGS_AC, sizeMnemonics: { 2: 'popf', 8: 'popfq' } }),
+  one(0x9c, 'pushf', '', 'stack', pushf, { size: 'd64', read: ALL, sizeMnemonics: { 2: 'pushf', 8: 'pushfq' } }),
+  one(0x9d, 'popf', '', 'stack', popf, { size: 'd64', written: ALL, sizeMnemonics: { 2: 'popf', 8: 'popfq' } }),
   one(0xc9, 'leave', '', 'stack', leave, { size: 'd64' }),
 
   // Control transfer
-  one(0xe8, 'call', 'Jz', 'control', callRel, { flow: 'branch', size: 'f64' }),
-  one(0xe9, 'jmp', 'Jz', 'control', jmpRel, { flow: 'branch', size: 'f64' }),
-  one(0xeb, 'jmp', 'Jb', 'control', jmpRel, { flow: 'branch', size: 'f64' }),
-  one(0xff, 'call', 'Ev', 'control', callE, { ext: 2, flow: 'branch', size: 'f64' }),
-  one(0xff, 'jmp', 'Ev', 'control', jmpE, { ext: 4, flow: 'branch', size: 'f64' }),
-  one(0xc2, 'ret', 'Iw', 'control', ret, { flow: 'branch', size: 'f64' }),
-  one(0xc3, 'ret', '', 'control', ret, { flow: 'branch', size: 'f64' }),
-  one(0xe0, 'loopne', 'Jb', 'control', loop, { ...BRANCH }),
-  one(0xe1, 'loope', 'Jb', 'control', loop, { ...BRANCH }),
-  one(0xe2, 'loop', 'Jb', 'control', loop, { flow: 'branch', size: 'f64' }),
-  one(0xe3, 'jrcxz', 'Jb', 'control', loop, { flow: 'branch', size: 'f64', mnemonic32: 'jecxz' }),
+  one(0xe8, 'call', 'Jz', 'control', callRel, { ...BRANCH, jit: 'call' }),
+  one(0xe9, 'jmp', 'Jz', 'control', jmpRel, { ...BRANCH, jit: 'jmp' }),
+  one(0xeb, 'jmp', 'Jb', 'control', jmpRel, { ...BRANCH, jit: 'jmp' }),
+  one(0xff, 'call', 'Ev', 'control', callE, { ...BRANCH, ext: 2 }),
+  one(0xff, 'jmp', 'Ev', 'control', jmpE, { ...BRANCH, ext: 4 }),
+  one(0xc2, 'ret', 'Iw', 'control', ret, { ...BRANCH, jit: 'ret' }),
+  one(0xc3, 'ret', '', 'control', ret, { ...BRANCH, jit: 'ret' }),
+  one(0xe0, 'loopne', 'Jb', 'control', loop, { ...BRANCH, read: Z }),
+  one(0xe1, 'loope', 'Jb', 'control', loop, { ...BRANCH, read: Z }),
+  one(0xe2, 'loop', 'Jb', 'control', loop, BRANCH),
+  one(0xe3, 'jrcxz', 'Jb', 'control', loop, { ...BRANCH, mnemonic32: 'jecxz' }),
 
   // Flags
-  one(0xf5, 'cmc', '', 'flag', flagOp, { sub: FL_CMC, written: C, read: true }),
+  one(0xf5, 'cmc', '', 'flag', flagOp, { sub: FL_CMC, written: C, read: C }),
   one(0xf8, 'clc', '', 'flag', flagOp, { sub: FL_CLC, written: C }),
   one(0xf9, 'stc', '', 'flag', flagOp, { sub: FL_STC, written: C }),
-  one(0xfa, 'cli', '', 'flag', flagOp, { sub: FL_CLI, written: X86_EFLAGS_IF }),
-  one(0xfb, 'sti', '', 'flag', flagOp, { sub: FL_STI, written: X86_EFLAGS_IF }),
-  one(0xfc, 'cld', '', 'flag', flagOp, { sub: FL_CLD, written: X86_EFLAGS_DF }),
-  one(0xfd, 'std', '', 'flag', flagOp, { sub: FL_STD, written: X86_EFLAGS_DF }),
+  one(0xfa, 'cli', '', 'flag', flagOp, { sub: FL_CLI, written: I }),
+  one(0xfb, 'sti', '', 'flag', flagOp, { sub: FL_STI, written: I }),
+  one(0xfc, 'cld', '', 'flag', flagOp, { sub: FL_CLD, written: D }),
+  one(0xfd, 'std', '', 'flag', flagOp, { sub: FL_STD, written: D }),
   one(0x9e, 'sahf', '', 'flag', sahf, { written: S | Z | A | P | C }),
-  one(0x9f, 'lahf', '', 'flag', lahf, { read: true }),
+  one(0x9f, 'lahf', '', 'flag', lahf, { read: S | Z | A | P | C }),
 
   // Interrupts and privilege transitions
-  one(0xcc, 'int3', '', 'interrupt', int3, { flow: 'branch', read: true }),
-  one(0xcd, 'int', 'Ib', 'interrupt', intN, { flow: 'branch', read: true }),
-  one(0xf1, 'int1', '', 'interrupt', int1, { flow: 'branch', read: true }),
-  one(0xcf, 'iretd', '', 'interrupt', iret, { flow: 'branch', written: OSZAPC, sizeMnemonics: { 2: 'iret', 4: 'iretd', 8: 'iretq' } }),
-  two(0x05, 'syscall', '', 'interrupt', syscall, { flow: 'branch', read: true }),
-  two(0x07, 'sysret', '', 'interrupt', sysret, { flow: 'branch', written: OSZAPC, sizeMnemonics: { 4: 'sysret', 8: 'sysretq' } }),
+  // INT n pushes RFLAGS through the event-delivery path, not as an operand (iced-x86 lists no read).
+  one(0xcc, 'int3', '', 'interrupt', int3, { flow: 'branch' }),
+  one(0xcd, 'int', 'Ib', 'interrupt', intN, { flow: 'branch' }),
+  one(0xf1, 'int1', '', 'interrupt', int1, { flow: 'branch' }),
+  one(0xcf, 'iretd', '', 'interrupt', iret, { flow: 'branch', written: ALL, sizeMnemonics: { 2: 'iret', 4: 'iretd', 8: 'iretq' } }),
+  // SYSCALL saves RFLAGS in R11 and masks it with IA32_FMASK; SYSRET loads it from R11.
+  two(0x05, 'syscall', '', 'interrupt', syscall, { flow: 'branch', read: ALL, written: ALL }),
+  two(0x07, 'sysret', '', 'interrupt', sysret, { flow: 'branch', written: ALL, sizeMnemonics: { 4: 'sysret', 8: 'sysretq' } }),
 
   // I/O
   one(0xe4, 'in', 'AL,Ib', 'io', io, { flow: 'stop' }),
@@ -326,12 +361,13 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   // LLDT, LTR, LGDT and LIDT may stop with a descriptor-table intercept: each ends its block.
   two(0x00, 'lldt', 'Ev', 'system', lldt, { ext: 2, flow: 'stop' }),
   two(0x00, 'ltr', 'Ev', 'system', ltr, { ext: 3, flow: 'stop' }),
-  two(0x01, 'vmcall', '', 'system', hypercall, { modrm: 0xc1, prefix: PREFIX_NONE, flow: 'stop' }),
+  // VMCALL may write the arithmetic flags (VMfail in VMX root operation); in a guest it exits.
+  two(0x01, 'vmcall', '', 'system', hypercall, { modrm: 0xc1, prefix: PREFIX_NONE, flow: 'stop', written: OSZAPC }),
   two(0x01, 'vmgexit', '', 'system', hypercall, { modrm: 0xd9, prefix: 0xf3, unsupported: true }),
   two(0x01, 'vmgexit', '', 'system', hypercall, { modrm: 0xd9, prefix: 0xf2, unsupported: true }),
   two(0x01, 'vmmcall', '', 'system', hypercall, { modrm: 0xd9, flow: 'stop' }),
-  two(0x01, 'clac', '', 'system', setAc, { modrm: 0xca, prefix: PREFIX_NONE, sub: 0, written: X86_EFLAGS_AC }),
-  two(0x01, 'stac', '', 'system', setAc, { modrm: 0xcb, prefix: PREFIX_NONE, sub: 1, written: X86_EFLAGS_AC }),
+  two(0x01, 'clac', '', 'system', setAc, { modrm: 0xca, prefix: PREFIX_NONE, sub: 0, written: AC }),
+  two(0x01, 'stac', '', 'system', setAc, { modrm: 0xcb, prefix: PREFIX_NONE, sub: 1, written: AC }),
   two(0x01, 'swapgs', '', 'system', swapgs, { modrm: 0xf8 }),
   two(0x01, 'sgdt', 'M', 'system', storeDescriptorTable, { ext: 0, mod: 'mem', sub: 0 }),
   two(0x01, 'sidt', 'M', 'system', storeDescriptorTable, { ext: 1, mod: 'mem', sub: 1 }),
@@ -342,8 +378,9 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0x01, 'invlpg', 'M', 'system', invlpg, { ext: 7, mod: 'mem' }),
   two(0x06, 'clts', '', 'system', clts, STOP),
   two(0x0b, 'ud2', '', 'system', undefinedOpcode, STOP),
-  two(0x20, 'mov', 'R,C', 'system', movFromCr, { size: 'q', flow: 'stop' }),
-  two(0x22, 'mov', 'C,R', 'system', movToCr, { size: 'q', flow: 'stop' }),
+  // MOV to/from CR leaves OF, SF, ZF, AF, PF, CF undefined (SDM vol. 2 MOV—Move to/from Control Registers).
+  two(0x20, 'mov', 'R,C', 'system', movFromCr, { size: 'q', flow: 'stop', written: OSZAPC, undef: OSZAPC }),
+  two(0x22, 'mov', 'C,R', 'system', movToCr, { size: 'q', flow: 'stop', written: OSZAPC, undef: OSZAPC }),
   two(0x30, 'wrmsr', '', 'system', wrmsr, STOP),
   two(0x31, 'rdtsc', '', 'system', rdtsc),
   two(0x32, 'rdmsr', '', 'system', rdmsr, STOP),
@@ -351,17 +388,17 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
 
   // NOPs and hints: 0F 1F /0 is NOP; the rest of 0F 19..0F 1F are reserved NOPs. CET and MPX
   // claim some of that space; those encodings are outside the supported set.
-  two(0x1e, 'endbr64', '', 'nop', nop, { prefix: 0xf3, modrm: 0xfa }),
-  two(0x1e, 'endbr32', '', 'nop', nop, { prefix: 0xf3, modrm: 0xfb }),
+  two(0x1e, 'endbr64', '', 'nop', nop, { prefix: 0xf3, modrm: 0xfa, jit: 'nop' }),
+  two(0x1e, 'endbr32', '', 'nop', nop, { prefix: 0xf3, modrm: 0xfb, jit: 'nop' }),
   two(0x1e, 'rdssp', 'Ev', 'nop', nop, { prefix: 0xf3, ext: 1, mod: 'reg', unsupported: true }),
   // Fences order memory accesses; a single core executing in program order has nothing to order.
-  two(0xae, 'lfence', '', 'nop', nop, { ext: 5, mod: 'reg', prefix: PREFIX_NONE }),
-  two(0xae, 'mfence', '', 'nop', nop, { ext: 6, mod: 'reg', prefix: PREFIX_NONE }),
-  two(0xae, 'sfence', '', 'nop', nop, { ext: 7, mod: 'reg', prefix: PREFIX_NONE }),
+  two(0xae, 'lfence', '', 'nop', nop, { ext: 5, mod: 'reg', prefix: PREFIX_NONE, jit: 'nop' }),
+  two(0xae, 'mfence', '', 'nop', nop, { ext: 6, mod: 'reg', prefix: PREFIX_NONE, jit: 'nop' }),
+  two(0xae, 'sfence', '', 'nop', nop, { ext: 7, mod: 'reg', prefix: PREFIX_NONE, jit: 'nop' }),
   two(0x1c, 'cldemote', 'Eb', 'nop', nop, { ext: 0, mod: 'mem', prefix: PREFIX_NONE, unsupported: true }),
-  two(0x0d, 'reservednop', 'Ev,Gv', 'nop', nop, { mod: 'reg' }),
+  two(0x0d, 'reservednop', 'Ev,Gv', 'nop', nop, { mod: 'reg', jit: 'nop' }),
   ...[0, 1, 2, 3, 6, 7].map((ext) => two(0x18, 'prefetch', 'M', 'nop', nop, { ext, mod: 'mem', unsupported: true })),
-  two(0x18, 'reservednop', 'Ev,Gv', 'nop', nop),
-  two(0x1f, 'nop', 'Ev', 'nop', nop, { ext: 0 }),
-  ...[0x19, 0x1c, 0x1d, 0x1e, 0x1f].map((op) => two(op, 'reservednop', 'Ev,Gv', 'nop', nop)),
+  two(0x18, 'reservednop', 'Ev,Gv', 'nop', nop, { jit: 'nop' }),
+  two(0x1f, 'nop', 'Ev', 'nop', nop, { ext: 0, jit: 'nop' }),
+  ...[0x19, 0x1c, 0x1d, 0x1e, 0x1f].map((op) => two(op, 'reservednop', 'Ev,Gv', 'nop', nop, { jit: 'nop' })),
 ];

@@ -5,7 +5,7 @@
  * for MUL, not the sign-extension of the lower half for IMUL); SF/ZF/AF/PF are undefined — we
  * derive SF/ZF/PF from the low result and clear AF. DIV/IDIV leave every flag undefined — we
  * leave them unchanged — and raise #DE on a zero divisor or a quotient that does not fit.
- * Products and quotients wider than a double's mantissa go through BigInt (spec/x86-core.md §7:
+ * Products and quotients wider than a double's mantissa go through BigInt (docs/x86-model.md §7:
  * BigInt only at the edges and on these rare wide paths).
  */
 import { X86_EFLAGS_CF, X86_EFLAGS_OF } from '../../../protocol/abi.js';

@@ -1,89 +1,101 @@
 /**
- * Generated code for 64-bit stack operations and near branches: PUSH/POP of registers and
- * immediates, and the block-ending JMP, Jcc, CALL and RET (relative or RET/RET imm16). Semantics
- * as execute/stack.ts and execute/control.ts: canonical checks first, RSP changed only after the
- * memory access succeeded, a non-canonical target is #GP(0) on the branch.
+ * Inline forms for 64-bit stack operations (`push`: PUSH register or immediate; `pop`: POP
+ * register) and the pieces of the near branches the translator follows (`jmp`, `jcc`, `call`,
+ * `ret`; how a trace links them is compile.ts's business). Semantics as execute/stack.ts and
+ * execute/control.ts: canonical checks first, RSP changed only after the memory access
+ * succeeded, a non-canonical target is #GP(0) on the branch.
  */
 import type { Insn } from '../decode/insn.js';
-import { callRel, jccRel, jmpRel, ret } from '../execute/control.js';
-import { popZ, pushI, pushZ } from '../execute/stack.js';
-import { conditionExpression, type Emitter } from './emitter.js';
+import type { Emitter } from './emitter.js';
 import { emitAdjustRsp, emitLoad, emitSplit, emitStackAddress, emitStore } from './emit-memory.js';
 
 const LIMIT = 140737488355328;
 
-/** PUSH r64 / imm, POP r64. Returns false for other instructions or sizes. */
-export function emitStack(e: Emitter, i: Insn): boolean {
-  const h = i.entry.exec;
-  if ((h !== pushZ && h !== popZ && h !== pushI) || i.osize !== 8) return false;
-  e.flushFlags();
-  e.emit(`k = ${e.index};`);
-  if (h === popZ) {
-    const a = emitStackAddress(e, 0);
-    const lo = e.local('v'), hi = e.local('vh');
-    emitLoad(e, a, 8, lo, hi);
-    emitAdjustRsp(e, 8);
-    e.emit(`L[${i.reg}] = ${lo}; Hi[${i.reg}] = ${hi};`);
-    return true;
-  }
-  const [lo, hi] = h === pushZ ? [`L[${i.reg}]`, `Hi[${i.reg}]`] : [String(i.imm), String(i.immHi)];
+/** `push`: PUSH r64 or an immediate (Iz/Ibs), 64-bit operand size. */
+export function emitPush(e: Emitter, i: Insn): boolean {
+  if (i.osize !== 8) return false;
+  e.faultPoint();
+  const [lo, hi] = i.entry.operands[0] === 'Zv' ? [e.lo(i.reg), e.hi(i.reg)] : [String(i.imm), String(i.immHi)];
   const v = e.local('v'), vh = e.local('vh');
   e.emit(`${v} = ${lo}; ${vh} = ${hi};`); // read before RSP moves (PUSH RSP pushes the old value)
   const a = emitStackAddress(e, -8);
   emitStore(e, a, 8, v, vh);
-  emitAdjustRsp(e, -8);
+  e.setReg(4, a.lo, a.hi);
   e.storeCheck();
   return true;
 }
 
-/** Whether the last instruction of a block is a branch this file compiles. */
-export function isCompiledBranch(i: Insn): boolean {
-  const h = i.entry.exec;
-  return h === jmpRel || h === jccRel || h === callRel || h === ret;
+/** `pop`: POP r64. */
+export function emitPop(e: Emitter, i: Insn): boolean {
+  if (i.osize !== 8) return false;
+  e.faultPoint();
+  const a = emitStackAddress(e, 0);
+  const lo = e.local('v'), hi = e.local('vh');
+  emitLoad(e, a, 8, lo, hi);
+  emitAdjustRsp(e, 8);
+  e.setReg(i.reg, lo, hi);
+  return true;
 }
 
-/** A relative branch's target offset from the block start (its base). */
-export function relativeTarget(i: Insn): number {
-  return i.offset + i.len + i.imm;
+/** A relative branch's target, as an offset from the trace's start. */
+export function branchTarget(e: Emitter, i: Insn): number {
+  return e.at + i.len + i.imm;
 }
 
-/**
- * Emits a compiled branch's effects. Returns the JS expression of the next RIP; for Jcc, `cond`
- * receives the local holding whether it is taken. Flags are stored before it returns.
- */
-export function emitBranch(e: Emitter, i: Insn): { next: string; cond: string | null } {
-  const h = i.entry.exec;
-  const fall = `base + ${i.offset + i.len}`;
-  if (h === jccRel) {
-    const cond = e.local('j');
-    const fast = e.pending !== null ? conditionExpression(e.pending, i.sub) : null;
-    e.flushFlags();
-    e.emit(`${cond} = ${fast ?? `testCondition(c, ${i.sub})`} ? 1 : 0;`);
-    const t = e.local('tg');
-    e.emit(`k = ${e.index}; ${t} = base + ${relativeTarget(i)};`);
-    e.emit(`if (${cond} && (${t} >= ${LIMIT} || ${t} < -${LIMIT})) raiseGP(c, 0);`);
-    return { next: `(${cond} ? ${t} : ${fall})`, cond };
+/** #GP(0) unless the number in `t` is canonical. */
+export function emitCanonicalCheck(e: Emitter, t: string): void {
+  e.emit(`if (${t} >= ${LIMIT} || ${t} < -${LIMIT}) raiseGP(c, 0);`);
+}
+
+/** CALL: pushes the return address (the next instruction; `onPage`: on the trace's page). */
+export function emitCallPush(e: Emitter, i: Insn, onPage: boolean): void {
+  e.faultPoint();
+  let lo: string, hi: string;
+  if (onPage) {
+    [lo, hi] = e.onPageHalves(e.at + i.len);
+  } else {
+    const r = e.local('rt');
+    lo = e.local('v');
+    hi = e.local('vh');
+    e.emit(`${r} = base + ${e.at + i.len};`);
+    emitSplit(e, r, lo, hi);
   }
-  e.flushFlags();
-  e.emit(`k = ${e.index};`);
-  if (h === jmpRel || h === callRel) {
-    const t = e.local('tg');
-    e.emit(`${t} = base + ${relativeTarget(i)}; if (${t} >= ${LIMIT} || ${t} < -${LIMIT}) raiseGP(c, 0);`);
-    if (h === callRel) {
-      const r = e.local('rt'), lo = e.local('v'), hi = e.local('vh');
-      e.emit(`${r} = ${fall};`);
-      emitSplit(e, r, lo, hi);
-      const a = emitStackAddress(e, -8);
-      emitStore(e, a, 8, lo, hi);
-      emitAdjustRsp(e, -8);
-    }
-    return { next: t, cond: null };
-  }
-  // RET / RET imm16
+  const a = emitStackAddress(e, -8);
+  emitStore(e, a, 8, lo, hi);
+  e.setReg(4, a.lo, a.hi);
+}
+
+/** Bytes RET releases: the return address and Iw more. */
+function retRelease(i: Insn): number {
+  return i.entry.operands.includes('Iw') ? 8 + i.imm : 8;
+}
+
+/** RET / RET Iw: pops the return address into a local (#GP(0) if non-canonical) and releases Iw more bytes. */
+export function emitRetPop(e: Emitter, i: Insn): string {
+  e.faultPoint();
   const a = emitStackAddress(e, 0);
   const lo = e.local('v'), hi = e.local('vh'), t = e.local('tg');
   emitLoad(e, a, 8, lo, hi);
   e.emit(`if (${hi} !== (${hi} << 16) >> 16) raiseGP(c, 0); ${t} = ${hi} * 4294967296 + (${lo} >>> 0);`);
-  emitAdjustRsp(e, i.entry.opcode === 0xc2 ? 8 + i.imm : 8);
-  return { next: t, cond: null };
+  emitAdjustRsp(e, retRelease(i));
+  return t;
+}
+
+/**
+ * A RET predicted to return to base + `expected` (on the trace's page, pushed by a CALL in the
+ * trace): the popped halves are compared with the expected ones, and only a return elsewhere
+ * pays for the canonical check and leaves the trace.
+ */
+export function emitPredictedRet(e: Emitter, i: Insn, expected: number): void {
+  e.faultPoint();
+  const a = emitStackAddress(e, 0);
+  const lo = e.local('v'), hi = e.local('vh'), t = e.local('tg');
+  emitLoad(e, a, 8, lo, hi);
+  const [elo, ehi] = e.onPageHalves(expected);
+  e.emit(`if (${lo} !== ${elo} || ${hi} !== ${ehi}) {`);
+  e.emit(`if (${hi} !== (${hi} << 16) >> 16) raiseGP(c, 0); ${t} = ${hi} * 4294967296 + (${lo} >>> 0);`);
+  emitAdjustRsp(e, retRelease(i));
+  e.exit(t, e.index + 1);
+  e.emit('}');
+  emitAdjustRsp(e, retRelease(i));
 }

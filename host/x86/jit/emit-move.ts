@@ -1,52 +1,49 @@
 /**
- * Generated code for data movement on 32- and 64-bit operands: MOV (register, immediate, memory
- * load and store), LEA, MOVZX/MOVSX from low byte or word registers and memory, MOVSXD, CMOVcc,
- * and the NOP family. Semantics as execute/move.ts.
+ * Inline forms for data movement on 32- and 64-bit operands (the table's `jit` column names
+ * them):
+ *   mov      MOV E,G / G,E / E,I: register moves, loads and stores
+ *   mov-imm  MOV register, immediate (B8+r; also 8-bit B0+r, which calls the handler)
+ *   lea      LEA with a 64-bit address size, base and/or index (no RIP or FS/GS)
+ *   extend   MOVZX/MOVSX from a low byte or word register, or memory
+ *   movsxd   MOVSXD to a 64-bit register
+ *   cmov     CMOVcc from a register
+ *   nop      the NOP family: nothing at all
+ * Semantics as execute/move.ts; other sizes and operand kinds call the handler.
  */
 import { AMODE_BASE_DISP, AMODE_BASE_INDEX, BASE_RIP, NONE, type Insn } from '../decode/insn.js';
-import { cmov, lea, movEG, movEI, movGE, movsx, movsxd, movZI, movzx, nop } from '../execute/move.js';
-import { conditionExpression, type Emitter } from './emitter.js';
-import { emitAddress, emitLoad, emitStore } from './emit-memory.js';
+import { conditionOf, type Emitter } from './emitter.js';
+import { emitAddress, emitLoad, emitStore, type Address } from './emit-memory.js';
 
 /** Writes a register at size 4 (zero-extending) or 8 from value expressions. */
 function setRegister(e: Emitter, r: number, size: number, lo: string, hi: string): void {
-  e.emit(size === 8 ? `L[${r}] = ${lo}; Hi[${r}] = ${hi};` : `L[${r}] = ${lo}; Hi[${r}] = 0;`);
+  e.setReg(r, lo, size === 8 ? hi : '0');
 }
 
-function memoryOperand(e: Emitter): string {
-  e.flushFlags();
-  e.emit(`k = ${e.index};`);
+function memoryOperand(e: Emitter): Address {
+  e.faultPoint();
   return emitAddress(e, e.insn);
 }
 
-/** Returns false when the instruction is not one this file compiles. */
-export function emitMove(e: Emitter, i: Insn): boolean {
-  const h = i.entry.exec;
-  if (h === nop) return true;
+function wide(i: Insn): boolean {
+  return i.osize === 4 || i.osize === 8;
+}
+
+export function emitNop(): boolean {
+  return true;
+}
+
+export function emitMovImmediate(e: Emitter, i: Insn): boolean {
+  if (!wide(i)) return false;
+  setRegister(e, i.reg, i.osize, String(i.imm), String(i.immHi));
+  return true;
+}
+
+/** `mov`: the direction is the first operand's form (E or G), the source kind the second's. */
+export function emitMov(e: Emitter, i: Insn): boolean {
+  if (!wide(i)) return false;
   const size = i.osize;
-  if (h === movZI) {
-    if (size !== 4 && size !== 8) return false;
-    setRegister(e, i.reg, size, String(i.imm), String(i.immHi));
-    return true;
-  }
-  if (size !== 4 && size !== 8) return false;
-  if (h === movEG || h === movGE) {
-    const [to, from] = h === movEG ? [i.rm, i.reg] : [i.reg, i.rm];
-    if (i.rm !== NONE) {
-      setRegister(e, to, size, `L[${from}]`, `Hi[${from}]`);
-    } else if (h === movGE) {
-      const a = memoryOperand(e);
-      const lo = e.local('m'), hi = e.local('mh');
-      emitLoad(e, a, size, lo, hi);
-      setRegister(e, i.reg, size, lo, hi);
-    } else {
-      const a = memoryOperand(e);
-      emitStore(e, a, size, `L[${i.reg}]`, `Hi[${i.reg}]`);
-      e.storeCheck();
-    }
-    return true;
-  }
-  if (h === movEI) {
+  const [first, second] = i.entry.operands;
+  if (second![0] === 'I') {
     if (i.rm !== NONE) {
       setRegister(e, i.rm, size, String(i.imm), String(i.immHi));
     } else {
@@ -56,55 +53,72 @@ export function emitMove(e: Emitter, i: Insn): boolean {
     }
     return true;
   }
-  if (h === lea) return emitLea(e, i, size);
-  if (h === movzx || h === movsx) return emitExtend(e, i, size, h === movsx);
-  if (h === movsxd) {
-    if (size !== 8) return false;
-    const v = e.local('v');
-    if (i.rm !== NONE) e.emit(`${v} = L[${i.rm}];`);
-    else emitLoad(e, memoryOperand(e), 4, v, '');
-    e.emit(`L[${i.reg}] = ${v}; Hi[${i.reg}] = ${v} >> 31;`);
-    return true;
+  const toE = first![0] === 'E';
+  if (i.rm !== NONE) {
+    const [to, from] = toE ? [i.rm, i.reg] : [i.reg, i.rm];
+    setRegister(e, to, size, e.lo(from), e.hi(from));
+  } else if (!toE) {
+    const a = memoryOperand(e);
+    const lo = e.local('m'), hi = e.local('mh');
+    emitLoad(e, a, size, lo, hi);
+    setRegister(e, i.reg, size, lo, hi);
+  } else {
+    const a = memoryOperand(e);
+    emitStore(e, a, size, e.lo(i.reg), e.hi(i.reg));
+    e.storeCheck();
   }
-  if (h === cmov) {
-    if (i.rm === NONE || e.pending === null) return false;
-    const cond = conditionExpression(e.pending, i.sub);
-    if (cond === null) return false;
-    const move = size === 8 ? `L[${i.reg}] = L[${i.rm}]; Hi[${i.reg}] = Hi[${i.rm}];` : `L[${i.reg}] = L[${i.rm}]; Hi[${i.reg}] = 0;`;
-    e.emit(`if (${cond}) { ${move} }${size === 4 ? ` else Hi[${i.reg}] = 0;` : ''}`);
-    return true;
-  }
-  return false;
-}
-
-/** LEA: base + index·scale + displacement, truncated to the operand size (no canonical check). */
-function emitLea(e: Emitter, i: Insn, size: number): boolean {
-  if (i.asize !== 8 || i.base === BASE_RIP || (i.amode !== AMODE_BASE_DISP && i.amode !== AMODE_BASE_INDEX)) return false;
-  const b = i.base, x = i.index, m = 1 << i.scale;
-  if (size === 4) {
-    const sum = [b !== NONE ? `L[${b}]` : '', x !== NONE ? `Math.imul(L[${x}], ${m})` : '', String(i.disp)].filter(Boolean).join(' + ');
-    e.emit(`L[${i.reg}] = (${sum}) | 0; Hi[${i.reg}] = 0;`);
-    return true;
-  }
-  const lo = e.local('t'), hi = e.local('th');
-  const loSum = [b !== NONE ? `(L[${b}] >>> 0)` : '', x !== NONE ? `(L[${x}] >>> 0) * ${m}` : '', String(i.disp >>> 0)].filter(Boolean).join(' + ');
-  const hiSum = [b !== NONE ? `Hi[${b}]` : '', x !== NONE ? `Hi[${x}] * ${m}` : '', String(i.dispHi)].filter(Boolean).join(' + ');
-  e.emit(`${lo} = ${loSum}; ${hi} = Math.floor(${lo} / 4294967296);`);
-  e.emit(`L[${i.reg}] = ${lo} | 0; Hi[${i.reg}] = (${hiSum} + ${hi}) | 0;`);
   return true;
 }
 
-/** MOVZX/MOVSX Gv, Eb/Ew from a low byte/word register or memory. */
-function emitExtend(e: Emitter, i: Insn, size: number, signed: boolean): boolean {
-  const byte = i.entry.opcode === 0xb6 || i.entry.opcode === 0xbe;
+export function emitMovsxd(e: Emitter, i: Insn): boolean {
+  if (i.osize !== 8) return false;
+  const v = e.local('v');
+  if (i.rm !== NONE) e.emit(`${v} = ${e.lo(i.rm)};`);
+  else emitLoad(e, memoryOperand(e), 4, v, '');
+  e.setReg(i.reg, v, `${v} >> 31`);
+  return true;
+}
+
+export function emitCmov(e: Emitter, i: Insn): boolean {
+  if (!wide(i) || i.rm === NONE) return false;
+  const cond = conditionOf(e, i.sub);
+  // The destination is written either way (zero-extended at 32 bits, SDM vol. 2 CMOVcc).
+  const lo = e.local('v'), hi = e.local('vh');
+  e.emit(`if (${cond}) { ${lo} = ${e.lo(i.rm)}; ${hi} = ${e.hi(i.rm)}; } else { ${lo} = ${e.lo(i.reg)}; ${hi} = ${e.hi(i.reg)}; }`);
+  e.setReg(i.reg, lo, i.osize === 8 ? hi : '0');
+  return true;
+}
+
+/** LEA: base + index·scale + displacement, truncated to the operand size (no canonical check). */
+export function emitLea(e: Emitter, i: Insn): boolean {
+  if (!wide(i) || i.asize !== 8 || i.base === BASE_RIP || (i.amode !== AMODE_BASE_DISP && i.amode !== AMODE_BASE_INDEX)) return false;
+  const b = i.base, x = i.index, m = 1 << i.scale;
+  if (i.osize === 4) {
+    const sum = [b !== NONE ? e.lo(b) : '', x !== NONE ? `Math.imul(${e.lo(x)}, ${m})` : '', String(i.disp)].filter(Boolean).join(' + ');
+    e.setReg(i.reg, `(${sum}) | 0`, '0');
+    return true;
+  }
+  const lo = e.local('t'), hi = e.local('th');
+  const loSum = [b !== NONE ? `(${e.lo(b)} >>> 0)` : '', x !== NONE ? `(${e.lo(x)} >>> 0) * ${m}` : '', String(i.disp >>> 0)].filter(Boolean).join(' + ');
+  const hiSum = [b !== NONE ? e.hi(b) : '', x !== NONE ? `${e.hi(x)} * ${m}` : '', String(i.dispHi)].filter(Boolean).join(' + ');
+  e.emit(`${lo} = ${loSum}; ${hi} = (${hiSum} + Math.floor(${lo} / 4294967296)) | 0;`);
+  e.setReg(i.reg, `${lo} | 0`, hi);
+  return true;
+}
+
+/** `extend`: MOVZX/MOVSX (signed: MOVSX) Gv from Eb or Ew, as the entry's second operand says. */
+export function emitExtend(e: Emitter, i: Insn): boolean {
+  if (!wide(i)) return false;
+  const byte = i.entry.operands[1] === 'Eb';
+  const signed = i.entry.mnemonic === 'movsx';
   const v = e.local('v');
   if (i.rm !== NONE) {
     if (i.rm >= 16) return false; // AH..BH
-    e.emit(`${v} = L[${i.rm}] & ${byte ? 0xff : 0xffff};`);
+    e.emit(`${v} = ${e.lo(i.rm)} & ${byte ? 0xff : 0xffff};`);
   } else {
     emitLoad(e, memoryOperand(e), byte ? 1 : 2, v, '');
   }
   if (signed) e.emit(`${v} = (${v} << ${byte ? 24 : 16}) >> ${byte ? 24 : 16};`);
-  setRegister(e, i.reg, size, v, signed ? `(${v} >> 31)` : '0');
+  setRegister(e, i.reg, i.osize, v, signed ? `(${v} >> 31)` : '0');
   return true;
 }

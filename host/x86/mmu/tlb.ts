@@ -14,19 +14,33 @@
  * slow path, which invalidates decoded blocks).
  */
 import { X86_EFLAGS_AC } from '../../../protocol/abi.js';
-import { ITLB_MASK, ITLB_SIZE, TLB_EMPTY, TLB_MASK, TLB_SIZE, type CpuCore } from '../core.js';
+import { ITLB_MASK, ITLB_SIZE, TLB_EMPTY, TLB_EMPTY32, TLB_MASK, TLB_SIZE, type CpuCore } from '../core.js';
 import { ACC_FETCH, ACC_WRITE, protectionFault, type Access } from './walk.js';
+
+/** Sets slot `idx`'s read tag (TLB_EMPTY: none), in both forms. */
+function setReadTag(c: CpuCore, idx: number, page: number): void {
+  c.tlbTagR[idx] = page;
+  c.tlbTags32[4 * idx] = page === TLB_EMPTY ? TLB_EMPTY32 : page | 0;
+  c.tlbTags32[4 * idx + 1] = Math.floor(page / 4294967296) | 0;
+}
+
+/** Sets slot `idx`'s write tag (TLB_EMPTY: none), in both forms. */
+function setWriteTag(c: CpuCore, idx: number, page: number): void {
+  c.tlbTagW[idx] = page;
+  c.tlbTags32[4 * idx + 2] = page === TLB_EMPTY ? TLB_EMPTY32 : page | 0;
+  c.tlbTags32[4 * idx + 3] = Math.floor(page / 4294967296) | 0;
+}
 
 export function flushTlb(c: CpuCore, keepGlobal: boolean): void {
   if (!keepGlobal) {
     clearTags(c);
     return;
   }
-  const r = c.tlbTagR, w = c.tlbTagW, g = c.tlbGlobal;
+  const g = c.tlbGlobal;
   for (let i = 0; i < TLB_SIZE; i++) {
     if (g[i] !== 0) continue;
-    r[i] = TLB_EMPTY;
-    w[i] = TLB_EMPTY;
+    setReadTag(c, i, TLB_EMPTY);
+    setWriteTag(c, i, TLB_EMPTY);
   }
   const x = c.itlbTag, xg = c.itlbGlobal;
   for (let i = 0; i < ITLB_SIZE; i++) if (xg[i] === 0) x[i] = TLB_EMPTY;
@@ -36,6 +50,7 @@ export function flushTlb(c: CpuCore, keepGlobal: boolean): void {
 function clearTags(c: CpuCore): void {
   c.tlbTagR.fill(TLB_EMPTY);
   c.tlbTagW.fill(TLB_EMPTY);
+  c.tlbTags32.fill(TLB_EMPTY32);
   c.tlbGlobal.fill(0);
   c.itlbTag.fill(TLB_EMPTY);
   c.itlbGlobal.fill(0);
@@ -52,8 +67,8 @@ export function updateTlbContext(c: CpuCore): void {
 
 /** Drops write tags that point at a frame which now holds decoded code. */
 export function dropWriteTagsForFrame(c: CpuCore, frame: number): void {
-  const w = c.tlbTagW, f = c.tlbFrame;
-  for (let i = 0; i < TLB_SIZE; i++) if (f[i] === frame) w[i] = TLB_EMPTY;
+  const f = c.tlbFrame;
+  for (let i = 0; i < TLB_SIZE; i++) if (f[i] === frame) setWriteTag(c, i, TLB_EMPTY);
 }
 
 /** Drops every write tag whose frame became code since this CPU last looked. */
@@ -61,8 +76,8 @@ export function syncCodeFrames(c: CpuCore): void {
   const m = c.memory;
   if (c.codeEpochSeen === m.codeEpoch) return;
   c.codeEpochSeen = m.codeEpoch;
-  const w = c.tlbTagW, f = c.tlbFrame, code = m.codeFrames;
-  for (let i = 0; i < TLB_SIZE; i++) if (code[f[i]!] !== 0) w[i] = TLB_EMPTY;
+  const f = c.tlbFrame, code = m.codeFrames;
+  for (let i = 0; i < TLB_SIZE; i++) if (code[f[i]!] !== 0) setWriteTag(c, i, TLB_EMPTY);
 }
 
 /** Caches a successful walk (its results are in c.walk*) for the page of `lin`. */
@@ -81,15 +96,14 @@ export function fillTlb(c: CpuCore, lin: number, pa: number, access: Access): vo
   }
   const idx = (lin >>> 12) & TLB_MASK;
   if (c.tlbFrame[idx] !== frame || !(c.tlbTagR[idx] === page || c.tlbTagW[idx] === page)) {
-    c.tlbTagW[idx] = TLB_EMPTY;
+    setWriteTag(c, idx, TLB_EMPTY);
     c.tlbFrame[idx] = frame;
     c.tlbView[idx] = m.frameView(frame);
   }
   c.tlbGlobal[idx] = global;
-  c.tlbTagR[idx] = page;
+  setReadTag(c, idx, page);
   const writeOk = access === ACC_WRITE ||
     (c.walkDirty && !protectionFault(c, ACC_WRITE, c.cpl === 3, false, c.walkUser, c.walkWritable, c.walkNx));
-  if (writeOk && m.codeFrames[frame] === 0) c.tlbTagW[idx] = page;
-  else c.tlbTagW[idx] = TLB_EMPTY;
+  setWriteTag(c, idx, writeOk && m.codeFrames[frame] === 0 ? page : TLB_EMPTY);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Decoder differential test against iced-x86 (spec/x86-core.md §2, oracle contract): over
+ * Decoder differential test against iced-x86 (docs/x86-model.md §2, oracle contract): over
  * structured and random byte strings,
  *   - iced invalid            → we decode nothing (#UD; #GP for more than 15 bytes),
  *   - iced valid, in our set  → same length, mnemonic, operands, LOCK and REP,

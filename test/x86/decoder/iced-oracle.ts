@@ -1,5 +1,5 @@
 /**
- * iced-x86 as the decoding oracle (spec/x86-core.md §2): for a byte string it gives validity,
+ * iced-x86 as the decoding oracle (docs/x86-model.md §2): for a byte string it gives validity,
  * length, mnemonic and operands, which we compare with our decoder's record (via
  * host/x86/decode/describe.ts, i.e. via the instruction table).
  */

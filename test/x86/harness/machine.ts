@@ -55,8 +55,8 @@ export interface Machine {
 
 export function buildMachine(opts: MachineOptions = {}): Machine {
   const memory = new PhysicalMemory(opts.memorySize ?? 16 * L.MIB);
-  // Tests translate blocks on their first run, so that translated code is what they exercise.
-  const cpu = new Cpu(memory, { jit: opts.jit ?? true, jitThreshold: 1 });
+  // Tests translate every block before its first run, so that translated code is what they exercise.
+  const cpu = new Cpu(memory, { jit: opts.jit ?? true, jitThreshold: 0 });
   const boot = buildBootImage(memory, { vcpus: 1 });
   bootVcpu(cpu, boot, 0);
   for (const k of opts.userPdes ?? []) setPde(memory, k, BigInt(k) * 0x200000n | PTE_P | PTE_RW | PTE_US | PTE_PS);

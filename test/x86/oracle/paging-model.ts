@@ -1,6 +1,6 @@
 /**
  * The reference model of a 4-level page walk and its access-rights check, written from the SDM
- * and the two public oracles spec/x86-core.md §3.1–3.2 summarises (kvm-unit-tests x86/access.c's
+ * and the two public oracles docs/x86-model.md §3.1–3.2 summarises (kvm-unit-tests x86/access.c's
  * expected-result model, XTF pagetable-emulation's calc_fault()), never from host/x86's MMU.
  *
  * Sources, by rule:

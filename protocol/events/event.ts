@@ -1,7 +1,8 @@
 /**
- * One recorded event, in the shape of the protocol's `Event` (protocol.md: seq u64, time u64,
- * name, vm, vcpu?, rip?, fields). Treat it as read-only: the log hands the same object to the
- * ring, every subscriber and every trace.
+ * One recorded event, in the shape of the protocol's `Event` (PROTOCOL.md §6: seq u64, time u64,
+ * name, vm, vcpu?, rip?, fields), each field of the JavaScript type its catalogue type gives
+ * (bigint for u64, number for u32 and number). Treat it as read-only: the VMM's log hands the
+ * same object to the ring, every subscriber and every trace.
  */
 import { EVENT_CATALOGUE, isEventName, type EventName } from './catalogue.js';
 
@@ -19,6 +20,9 @@ export interface Event {
   readonly rip?: bigint;
   readonly fields: EventFields;
 }
+
+/** The `vm` of events about the VMM itself rather than one VM (control_connected). */
+export const VMM_EVENTS = '-';
 
 const U32_MAX = 0xffffffff;
 
@@ -46,6 +50,12 @@ export function eventProblems(event: Event): string[] {
   }
   for (const field of Object.keys(event.fields)) {
     if (!(field in spec)) problems.push(`${event.name}: field ${field} is not in the catalogue`);
+  }
+  // PROTOCOL.md §2: a VMM sends the fields in the catalogue's order.
+  const order = Object.keys(spec);
+  const given = Object.keys(event.fields).filter((f) => f in spec);
+  if (given.some((f, i) => i > 0 && order.indexOf(f) < order.indexOf(given[i - 1]!))) {
+    problems.push(`${event.name}: fields ${given.join(', ')} are not in the catalogue's order (${order.join(', ')})`);
   }
   if (event.vcpu !== undefined && !(Number.isInteger(event.vcpu) && event.vcpu >= 0)) {
     problems.push(`${event.name}: vcpu ${event.vcpu} is not a vCPU number`);

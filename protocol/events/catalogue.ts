@@ -1,13 +1,21 @@
 /**
- * Every event the VMM records, with its fields. Events named after a kernel tracepoint take
- * the tracepoint's field names (arch/x86/kvm/trace.h; include/trace/events/kvm.h for
- * kvm_userspace_exit); the others are pinbox's own. Field types: `u32` and `number` are JSON
- * numbers, `u64` is a bigint (written "0x…" in traces), `string`, `bool`.
+ * Every event the VMM records, with its fields: the vocabulary of the event log, the trace file,
+ * `pinbox run --json`, the control endpoint's pushes and `events` pages, and `pinbox events`
+ * (PROTOCOL.md §6.2 is generated from it; docs/events.md says how each is written). Events named
+ * after a kernel tracepoint take the tracepoint's field names (arch/x86/kvm/trace.h;
+ * include/trace/events/kvm.h for kvm_userspace_exit); the others are pinbox's own.
+ *
+ * Field types, in memory and on the wire: `u64` is a bigint (a msgpack u64), `u32` a number (a
+ * u32), `number` a number that may be negative (an i32), `string`, `bool`. How a field is written
+ * for people and in JSON is its notation: `hex` ("0x…") or `decimal`; u64 fields are hex unless
+ * marked decimal, other integers decimal unless marked hex. `symbols` name the values of a raw
+ * number that has names (a Heki reason, an access direction, a vector), written beside it.
  *
  * Every event also carries `seq`, `time`, `vm` ("-" for events of the VMM rather than of one
  * VM: control_connected) and, where it concerns one vCPU, `vcpu` and the guest `rip` at the
  * time (event.ts).
  */
+import { exceptionMnemonics } from '../notation.js';
 
 export type EventFieldType = 'u32' | 'u64' | 'number' | 'string' | 'bool';
 
@@ -16,6 +24,10 @@ export interface EventFieldSpec {
   readonly description: string;
   /** Present only in some events of this name. */
   readonly optional?: boolean;
+  /** How the value is written for people and in JSON; default hex for u64, decimal otherwise. */
+  readonly notation?: 'hex' | 'decimal';
+  /** Names of values, written beside the number: `reason=2(CR4)`. */
+  readonly symbols?: Readonly<Record<number, string>>;
 }
 
 export interface EventSpec {
@@ -37,10 +49,25 @@ const num = field('number');
 function opt<F extends { type: EventFieldType; description: string }>(f: F): F & { optional: true } {
   return { ...f, optional: true };
 }
+/** A u32 written in hex: an MSR index, a port, a value the kernel's trace prints in hex. */
+function hex32(description: string) {
+  return { type: 'u32' as const, description, notation: 'hex' as const };
+}
+/** A u64 that is a count, not a register value: written in decimal. */
+function count64(description: string) {
+  return { type: 'u64' as const, description, notation: 'decimal' as const };
+}
+/** A raw number with names for its values. */
+function named<F extends { type: EventFieldType; description: string }>(f: F, symbols: Readonly<Record<number, string>>): F & { symbols: Readonly<Record<number, string>> } {
+  return { ...f, symbols };
+}
+
+/** KVM_HEKI_EXIT_REASON_CR0 / _CR4 (the Heki RFC's kvm_run.heki_*.reason). */
+const HEKI_REASONS = { 1: 'CR0', 2: 'CR4' } as const;
 
 export const EVENT_CATALOGUE = {
   kvm_exit: {
-    description: 'The core stopped with an intercept that KVM handles (a VM exit), whether or not it reaches user space.',
+    description: 'The core stopped with an intercept that KVM handles (a VM exit), whether or not it reaches user space. The HLT that ends each guest operation in the VMM\'s own code is a completion: subscriptions leave it out unless they ask for completions.',
     tracepoint: 'kvm_exit',
     fields: {
       exit_reason: str('The VMX basic exit reason, as the kernel prints it: CR_ACCESS, MSR_READ, MSR_WRITE, VMCALL, CPUID, HLT, IO_INSTRUCTION, EXCEPTION_NMI, TRIPLE_FAULT, EXTERNAL_INTERRUPT (instruction budget spent), INVALID_STATE.'),
@@ -49,7 +76,7 @@ export const EVENT_CATALOGUE = {
     },
   },
   kvm_userspace_exit: {
-    description: 'KVM_RUN returned to the VMM.',
+    description: 'KVM_RUN returned to the VMM. The KVM_EXIT_HLT that ends each guest operation in the VMM\'s own code is a completion: subscriptions leave it out unless they ask for completions.',
     tracepoint: 'kvm_userspace_exit',
     fields: {
       reason: str('The exit reason by name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL, KVM_EXIT_HLT, ...'),
@@ -62,7 +89,7 @@ export const EVENT_CATALOGUE = {
     tracepoint: 'kvm_msr',
     fields: {
       write: bool('true for WRMSR, false for RDMSR.'),
-      ecx: u32('The MSR index.'),
+      ecx: hex32('The MSR index.'),
       data: u64('The value read or written (0 for a failed read).'),
       exception: bool('true if the access failed with #GP (kvm_msr_read_ex / kvm_msr_write_ex).'),
     },
@@ -71,7 +98,7 @@ export const EVENT_CATALOGUE = {
     description: 'A guest access to a control register that KVM emulated (MOV to/from CR, CLTS, LMSW).',
     tracepoint: 'kvm_cr',
     fields: {
-      rw: u32('0 for a read, 1 for a write.'),
+      rw: named(u32('0 for a read, 1 for a write.'), { 0: 'read', 1: 'write' }),
       cr: u32('The control register: 0, 2, 3, 4 or 8.'),
       val: u64('The value read or written.'),
     },
@@ -92,27 +119,27 @@ export const EVENT_CATALOGUE = {
     description: 'A guest IN or OUT (kvm_fast_pio()); pinbox emulates no port in the kernel, so each goes to the VMM, which reads all-ones for IN and drops OUT.',
     tracepoint: 'kvm_pio',
     fields: {
-      rw: u32('0 for IN, 1 for OUT.'),
-      port: u32('The port.'),
+      rw: named(u32('0 for IN, 1 for OUT.'), { 0: 'in', 1: 'out' }),
+      port: hex32('The port.'),
       size: u32('Bytes: 1, 2 or 4.'),
       count: u32('Items (always 1: no string I/O).'),
-      val: u32('The value written by OUT (0 for IN: the VMM answers it later).'),
+      val: hex32('The value OUT wrote, or the value IN received from the VMM (traced when the IN completes, as complete_emulator_pio_in() does).'),
     },
   },
   kvm_inj_exception: {
     description: 'KVM queued an exception for the guest (kvm_queue_exception()): the #GP of a refused MSR access, CR write or Heki denial.',
     tracepoint: 'kvm_inj_exception',
     fields: {
-      exception: u32('The vector (13 for #GP).'),
+      exception: named(u32('The vector (13 for #GP).'), exceptionMnemonics()),
       has_error: bool('Whether the exception delivers an error code.'),
-      error_code: u32('The error code (0 when it has none).'),
+      error_code: hex32('The error code (0 when it has none).'),
     },
   },
   msr_exit_reply: {
     description: 'The VMM answered a user-space MSR exit (KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR).',
     fields: {
       write: bool('true for a WRMSR exit.'),
-      index: u32('kvm_run.msr.index.'),
+      index: hex32('kvm_run.msr.index.'),
       reason: str('kvm_run.msr.reason by name: inval, unknown or filter.'),
       data: u64('For a read, the value returned; for a write, the value the guest wrote.'),
       error: u32('kvm_run.msr.error as answered: 0, or 1 for #GP.'),
@@ -136,7 +163,7 @@ export const EVENT_CATALOGUE = {
   heki_configure: {
     description: 'KVM_EXIT_HEKI_CONFIGURE: a guest pinned control-register bits with KVM_HC_LOCK_CR_UPDATE (the pin is already in force).',
     fields: {
-      reason: u32('kvm_run.heki_configure.reason: 1 (CR0) or 2 (CR4).'),
+      reason: named(u32('kvm_run.heki_configure.reason: 1 (CR0) or 2 (CR4).'), HEKI_REASONS),
       cr: u32('The control register: 0 or 4.'),
       cr_pinned: u64('The bits this call pinned (for CR4, after the AND with the host CR4).'),
     },
@@ -148,7 +175,7 @@ export const EVENT_CATALOGUE = {
       'the VMM records the KVM_EXIT_HEKI_DENIAL it handles and acts on it per onDenial; without one, KVM injects the ' +
       '#GP itself and the VMM records the denial from KVM\'s log line ("heki: Blocked CRn update"), which it cannot act on.',
     fields: {
-      reason: u32('KVM_HEKI_EXIT_REASON_CR0 (1) or _CR4 (2): kvm_run.heki_denial.reason on the exit path.'),
+      reason: named(u32('KVM_HEKI_EXIT_REASON_CR0 (1) or _CR4 (2): kvm_run.heki_denial.reason on the exit path.'), HEKI_REASONS),
       cr: u32('The control register: 0 or 4.'),
       cr_value: u64('The value the guest tried to write.'),
       path: str('exit (KVM_EXIT_HEKI_DENIAL reached the VMM) or in-kernel (KVM injected #GP without an exit).'),
@@ -228,7 +255,7 @@ export const EVENT_CATALOGUE = {
   msr_filter_changed: {
     description: 'A new MSR filter was installed (KVM_X86_SET_MSR_FILTER succeeded).',
     fields: {
-      flags: u32('struct kvm_msr_filter.flags: 0 default allow, 1 default deny.'),
+      flags: named(u32('struct kvm_msr_filter.flags: 0 default allow, 1 default deny.'), { 0: 'DEFAULT_ALLOW', 1: 'DEFAULT_DENY' }),
       nranges: u32('How many non-empty ranges the filter has.'),
       origin: str('Who installed it: policy or control.'),
     },
@@ -237,7 +264,7 @@ export const EVENT_CATALOGUE = {
     description: 'A VM was created from a policy.',
     fields: {
       vcpus: u32('Number of vCPUs.'),
-      memory: u64('Guest memory in bytes.'),
+      memory: count64('Guest memory in bytes.'),
       profile: str('Heki ABI profile: v2 or v3.'),
       policy: opt(str('The policy file, if the VM came from one.')),
     },
@@ -249,7 +276,7 @@ export const EVENT_CATALOGUE = {
     },
   },
   vm_reset: {
-    description: 'The VM was reset on user space\'s request: vCPUs re-booted, Heki pins and stored MSR values cleared (the reboot semantics Paolo Bonzini argued for: spec/heki.md §5.4, §7).',
+    description: 'The VM was reset on user space\'s request: vCPUs re-booted, Heki pins and stored MSR values cleared (the reboot semantics Paolo Bonzini argued for: docs/heki.md §5.4, §7).',
     fields: {
       cause: str('control (a control client\'s resetVm), shutdown (a triple fault, policy onShutdown "reset"), restore (a snapshot is being loaded) or other.'),
       pins_cleared: bool('Whether Heki pins were in force and have been cleared.'),
@@ -280,8 +307,8 @@ export const EVENT_CATALOGUE = {
   guest_connected: {
     description: 'A guest client said hello and was attached to a vCPU.',
     fields: {
-      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
     },
   },
   guest_disconnected: {
@@ -293,8 +320,8 @@ export const EVENT_CATALOGUE = {
   control_connected: {
     description: 'A control client said hello with a valid token.',
     fields: {
-      client: opt(str('The client\'s self-description from hello, if it gave one.')),
       connection: u32('The server\'s number for the connection.'),
+      client: opt(str('The client\'s self-description from hello, if it gave one.')),
     },
   },
 } as const satisfies Readonly<Record<string, EventSpec>>;
