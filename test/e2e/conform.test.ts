@@ -6,7 +6,9 @@
  * its file, step, expected and actual values).
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../protocol/index.js';
@@ -42,7 +44,8 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-const remote = (...args: string[]) => pinbox(['conform', '--host', server.controlUrl, '--token', server.token, ...args]);
+/** As a user runs it: the token from the file serve wrote, so that it never sits in the process list. */
+const remote = (...args: string[]) => pinbox(['conform', '--host', server.controlUrl, '--token-file', server.tokenFile, ...args]);
 
 test('the whole suite passes in-process and against pinbox serve in a child process, with the same report', async (t) => {
   const files = discoverScenarioFiles([SUITE]);
@@ -61,10 +64,41 @@ test('the whole suite passes in-process and against pinbox serve in a child proc
   t.deepEqual(
     held.map((e) => [e.name, e.fields.reason]),
     [
+      ['exit_held', 'KVM_EXIT_PINBOX_CR_FILTER'], ['exit_released', 'KVM_EXIT_PINBOX_CR_FILTER'],
       ['exit_held', 'KVM_EXIT_HEKI_CONFIGURE'], ['exit_released', 'KVM_EXIT_HEKI_CONFIGURE'],
       ['exit_held', 'KVM_EXIT_X86_RDMSR'], ['exit_released', 'KVM_EXIT_X86_RDMSR'],
     ],
   );
+});
+
+test('from any folder, pinbox conform finds the suite that ships with pinbox (issue 11 #1)', async (t) => {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'pbx-elsewhere-'));
+  const { stdout } = await promisify(execFile)(process.execPath, [join(process.cwd(), 'dist', 'cli.js'), 'conform', '--reporter', 'tap'], { cwd: elsewhere });
+  const count = discoverScenarioFiles([SUITE]).length;
+  t.regex(stdout, new RegExp(`^1\\.\\.${count}$`, 'm'));
+  t.notRegex(stdout, /^not ok/m);
+  const list = await promisify(execFile)(process.execPath, [join(process.cwd(), 'dist', 'cli.js'), 'conform', '--list'], { cwd: elsewhere });
+  t.true(list.stdout.split('\n').filter((l) => l !== '').every((l) => l.startsWith(join(process.cwd(), SUITE) + '/')), 'named where they are, absolutely from another folder');
+});
+
+test('scenarios as users write them run alike on both targets: "ok" on guest steps, a bitmap longer than KVM takes reaching KVM', async (t) => {
+  const dir = scenarioFiles({
+    'users.json': {
+      name: 'a range KVM refuses, and ok on guest steps',
+      source: 'docs/msr-filter.md §7 #17 (nmsrs 0x3001 needs 1544 bytes > 0x600: EINVAL), §7 #2',
+      steps: [
+        { host: { setMsrFilter: { flags: ['DEFAULT_ALLOW'], ranges: [{ flags: ['READ'], base: 0, nmsrs: '0x3001', bitmap: 'ff*0x601' }] } }, expect: { errno: 'EINVAL' } },
+        { guest: { op: 'rdmsr', index: '0xc0000080' }, expect: { ok: true, value: '0xd01' } },
+        { guest: { op: 'rdmsr', index: '0xdeadbeef' }, expect: { ok: false } },
+        { guest: { op: 'rdmsr', index: '0xdeadbeef' }, expect: { ok: true } },
+      ],
+    },
+  });
+  const local = await pinbox(['conform', '--reporter', 'json', dir]);
+  const there = await remote('--reporter', 'json', dir);
+  t.is(there.out, local.out, 'both targets report alike');
+  // The last step is written wrong on purpose: an unknown MSR is #GP(0) without user-space exits (§7 #2).
+  t.deepEqual(lines(there.out)[0]!.failures.map((f) => [f.step, f.path, f.expected, f.actual]), [[3, '/steps/3/expect/ok', true, false]]);
 });
 
 test('a scenario that fails is reported alike by both targets: file, step, path, expected and actual; exit code 1', async (t) => {
