@@ -171,12 +171,6 @@ export class CpuCore implements FaultState {
 
   /** VMX exception bitmap. */
   exceptionBitmap = 0;
-  /** VMX descriptor-table exiting, for loads (guest-cpu.ts). */
-  descriptorTableExiting = false;
-  /** Set while the hypervisor executes an intercepted instruction: it must not stop again. */
-  executingIntercepted = false;
-  /** The instruction the last `descriptor_table` intercept stopped at. */
-  interceptedInsn: Insn | null = null;
 
   /**
    * Decoded blocks by guest-physical frame and offset (block.ts), in two levels — 2 MiB regions,
@@ -193,6 +187,12 @@ export class CpuCore implements FaultState {
   jitThreshold = 16;
   /** Entries into translated code, so that tests can tell the translator really ran. */
   translatedRuns = 0;
+  /** VMX descriptor-table exiting, for loads (guest-cpu.ts). */
+  descriptorTableExiting = false;
+  /** Set while the hypervisor executes an intercepted instruction: it must not stop again. */
+  executingIntercepted = false;
+  /** The instruction the last `descriptor_table` intercept stopped at. */
+  interceptedInsn: Insn | null = null;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;
