@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParsedCommand } from './args.js';
+import { cliBackend, onBackend } from './backend-option.js';
 import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
@@ -23,6 +24,8 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   const json = args.flag('json');
   const policyFile = args.string('policy')!;
   const imageFile = args.string('image')!;
+  const support = await cliBackend(args, io, 'run');
+  if (support === undefined) return 1;
   let vmm: Vmm;
   let entry: bigint;
   try {
@@ -34,7 +37,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
       ...(args.has('load') && { load: args.address('load')! }),
       ...(args.has('entry') && { entry: args.address('entry')! }),
     });
-    vmm = new Vmm({ policy, policySource: policyFile, ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
+    vmm = new Vmm({ policy, policySource: policyFile, ...onBackend(support), ...(args.has('budget') && { budget: args.count('budget')! }), recordTracepoints: false });
     const machine = vmm.vm();
     loadImage(machine.memory, image, imageFile);
     entry = image.entry;
@@ -54,7 +57,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   if (json) {
     io.out(jsonLine({ name: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
   } else {
-    io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip)}\n`);
+    io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip, support.backend.name === 'model')}\n`);
     io.out(registerTable(outcome.regs as unknown as Record<string, bigint>));
     io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
   }
@@ -62,7 +65,7 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   return outcome.stop === 'hlt' ? 0 : 1;
 }
 
-function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint): string {
+function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint, counted: boolean): string {
   switch (stop) {
     case 'hlt':
       return `the program executed HLT (RIP ${hex(rip)}, after it)`;
@@ -71,7 +74,8 @@ function stopText(stop: string, fault: { vector: number; errorCode?: number } | 
     case 'shutdown':
       return 'the vCPU shut down (triple fault)';
     case 'budget':
-      return `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)`;
+      // Real KVM counts no instructions: what stopped the program there is the run's deadline.
+      return counted ? `the instruction budget ran out (RIP ${hex(rip)}; --budget raises it)` : `the run's deadline passed (RIP ${hex(rip)}; real KVM counts no instructions)`;
     default:
       return stop;
   }

@@ -22,8 +22,8 @@
  * VM and stay).
  */
 import {
-  ANDERSEN_PINNED_MSRS, KVM_SYNC_X86_REGS, MSR_KVM_CR0_PINNED_HIGH, MSR_KVM_CR0_PINNED_LOW, MSR_KVM_CR4_PINNED_HIGH,
-  MSR_KVM_CR4_PINNED_LOW,
+  ANDERSEN_PINNED_MSRS, KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, MSR_KVM_CR0_PINNED_HIGH, MSR_KVM_CR0_PINNED_LOW,
+  MSR_KVM_CR4_PINNED_HIGH, MSR_KVM_CR4_PINNED_LOW, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE,
 } from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
@@ -58,6 +58,13 @@ export interface PerformOptions {
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
    */
   readonly onExit?: ExitHook;
+  /**
+   * Wall-clock time, in ms, each KVM_RUN of the request may take before it ends as a spent
+   * budget (RunOptions.deadline, on either backend). Default: TEMPLATE_RUN_MS for an operation
+   * on a backend that counts no instructions; none otherwise (the budget, or the backend's own
+   * deadline, bounds it).
+   */
+  readonly runTimeoutMs?: number;
 }
 
 /** What a runner needs from its VM (machine.ts). */
@@ -77,6 +84,9 @@ export interface RunnerHost {
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
   /** The VM speaks John Andersen's CR-pinning ABI: its vCPUs' pins are their MSRs 0x4b564d0a-0d. */
   readonly andersen: boolean;
+  /** Whether the host's KVM completes a CPL0 hypercall (HostFacts; true unless told otherwise), and how that was found. */
+  readonly hypercallsComplete: boolean;
+  readonly hypercallsDetail: string;
   /** Flushes traces: called before a request's answer is handed back. */
   flush(): void;
   pause(cause: string): void;
@@ -94,8 +104,18 @@ export interface InstructionCounter {
   readonly instructionsRetired: number;
 }
 
+/**
+ * How long one KVM_RUN of a template operation may take on a backend that counts no guest
+ * instructions (a real kernel): the operation is a handful of instructions (≈ 1.4 µs each where
+ * CPL0 code is emulated), so a run this long will not end by itself — a CPL0 hypercall on a PVM
+ * host, whose VMCALL never completes (docs/real-kvm.md). exec and pinbox run take the backend's
+ * own deadline.
+ */
+export const TEMPLATE_RUN_MS = 2_000;
+
 interface TemplateEntry {
   readonly user: boolean;
+  /** The operation's instruction. */
   readonly entry: bigint;
   /** The fix-up for a fault: the epilogue right after the instruction. */
   readonly epilogue: number;
@@ -112,11 +132,14 @@ interface OpContext extends AnsweredOperation {
   remaining: number;
   /** The vCPU has been booted again already (budget spent, shutdown). */
   rebooted: boolean;
-  /** For templates: the lowering and where the vCPU halts when the op is done. */
+  /** For templates: the lowering, the instruction's address and where the vCPU halts when the op is done. */
   readonly lower: Lowering<TemplateOp> | undefined;
+  readonly insnRip: bigint;
   readonly haltRip: bigint;
   /** For exec: where the code was placed. */
   readonly exec: ExecPlacement | undefined;
+  /** How long each KVM_RUN may take (PerformOptions.runTimeoutMs); undefined: no deadline of ours. */
+  readonly runMs: number | undefined;
 }
 
 const NO_OPTIONS: PerformOptions = {};
@@ -163,6 +186,8 @@ export class VcpuRunner {
   /** KVM_RUN's options, reused: one budget per call where instructions are counted. */
   private readonly runOptions: RunOptions = {};
   private readonly counter: InstructionCounter | undefined;
+  /** KVM_RUN last returned a user-space exit whose completion the next KVM_RUN will run. */
+  private exitPending = false;
 
   constructor(
     readonly id: number,
@@ -199,8 +224,13 @@ export class VcpuRunner {
     // the VMM's own doing, and the VMM keeps them, as it keeps Heki's (docs/transitions.md):
     // read before INIT, written back after it (host writes assign).
     const keep = (cause === 'shutdown' || cause === 'abort') && this.host.andersen ? this.vcpu.getMsrs(ANDERSEN_PINNED_MSRS) : [];
-    // INIT is the model's (ModelVcpu); elsewhere the boot state alone brings the vCPU back.
-    if (cause !== 'create') this.vcpu.model?.init();
+    // INIT is the model's (ModelVcpu), and drops a completion still pending; elsewhere the
+    // completion is run out first, then the boot state alone brings the vCPU back.
+    if (cause !== 'create') {
+      if (this.vcpu.model !== undefined) this.vcpu.model.init();
+      else if (this.exitPending) this.drainPendingExit();
+    }
+    this.exitPending = false;
     bootVcpu(this.vcpu, this.host.layout, this.id);
     if (keep.length > 0) this.vcpu.setMsrs(keep);
     this.setPinnedBits();
@@ -220,6 +250,32 @@ export class VcpuRunner {
     pins.cr0Low = msr.get(MSR_KVM_CR0_PINNED_LOW) ?? 0n;
     pins.cr4Low = msr.get(MSR_KVM_CR4_PINNED_LOW) ?? 0n;
     return pins;
+  }
+
+  /**
+   * A real kernel has no INIT ioctl, and keeps the completion of the last user-space exit
+   * (vcpu->arch.complete_userspace_io) until the next KVM_RUN, which would run it on whatever
+   * RIP the boot state gives — retiring, say, the next operation's RDMSR with the abandoned
+   * one's data. So the exit is answered harmlessly (an MSR access succeeds with 0) and KVM_RUN
+   * with immediate_exit lets KVM finish it without entering the guest (kvm_arch_vcpu_ioctl_run()
+   * completes before it looks at immediate_exit); the boot state then overwrites what it did.
+   */
+  private drainPendingExit(): void {
+    const run = this.run;
+    if (run.reason === 'KVM_EXIT_X86_RDMSR' || run.reason === 'KVM_EXIT_X86_WRMSR') {
+      run.msr.error = 0;
+      run.msr.data = 0n;
+    }
+    run.kvm_dirty_regs = 0;
+    run.immediate_exit = true;
+    try {
+      this.vcpu.run({ deadline: process.hrtime.bigint() + BigInt(TEMPLATE_RUN_MS) * 1_000_000n });
+    } catch (e) {
+      // A reply the kernel refuses leaves nothing to finish.
+      if (!(e instanceof KvmError)) throw e;
+    } finally {
+      run.immediate_exit = false;
+    }
   }
 
   /**
@@ -302,7 +358,7 @@ export class VcpuRunner {
       this.execEpilogue = placed.cpl3 ? undefined : placed.end;
       this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
-      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
+      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, 0n, placed);
     } else {
       const lower = lowering(request.op);
       const t = this.templates(request.cpl === 3)[lower.template(request)];
@@ -316,9 +372,10 @@ export class VcpuRunner {
         if (!rspInPlace) regs.rsp = this.kernelRsp;
       }
       this.faults.arm(t.epilogue);
-      ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
+      ctx = this.context(request, options, budget, lower, t.entry, t.haltRip, undefined);
     }
     this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    this.armDeadline(ctx);
     try {
       const r = this.loop(ctx);
       return isPromise<GuestResult>(r) ? r.catch((e: unknown) => this.recover(ctx, e)) : r;
@@ -353,12 +410,23 @@ export class VcpuRunner {
 
   private context(
     request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
-    haltRip: bigint, exec: ExecPlacement | undefined,
+    insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined,
   ): OpContext {
+    const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, haltRip, exec,
+      rebooted: false, lower, insnRip, haltRip, exec, runMs,
     };
+  }
+
+  /**
+   * The request's KVM_RUN deadline, `runMs` from now: set when the operation starts and again
+   * after every wait (an exit hook may take its time), so that one timer arming serves the runs
+   * between.
+   */
+  private armDeadline(ctx: OpContext): void {
+    if (ctx.runMs === undefined) delete this.runOptions.deadline;
+    else this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil(ctx.runMs * 1e6));
   }
 
   /** kvm_run.s.regs, refreshed with KVM_GET_REGS when something else changed the registers. */
@@ -396,6 +464,7 @@ export class VcpuRunner {
       const counter = this.counter;
       const before = counter === undefined ? 0 : counter.instructionsRetired;
       if (counter !== undefined) this.runOptions.budget = ctx.remaining;
+      this.exitPending = false;
       const exit = vcpu.run(this.runOptions);
       if (counter !== undefined) ctx.remaining -= Math.max(1, counter.instructionsRetired - before);
       switch (exit.reason) {
@@ -407,9 +476,23 @@ export class VcpuRunner {
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
+        case 'KVM_EXIT_INTERNAL_ERROR':
+          // A real kernel that cannot go on with the guest — a PVM host's emulator meeting an
+          // instruction it does not do (INT3 at CPL0) — is a host that lacks something, not a guest fault.
+          throw new VmmError(
+            'host_unsupported',
+            `the host's KVM could not go on with vCPU ${this.id} at ${hex(this.run.s.regs.rip)}: KVM_EXIT_INTERNAL_ERROR, ` +
+              `${exit.internal.suberror === KVM_INTERNAL_ERROR_EMULATION ? 'its instruction emulator failed (KVM_INTERNAL_ERROR_EMULATION)' : `suberror ${exit.internal.suberror}`} (docs/real-kvm.md)`,
+          );
         default: {
+          this.exitPending = true;
           const next = this.host.answers.answer(this.id, this.run, ctx, userSpaceExit(exit));
-          if (next !== undefined) return next.then(() => this.loop(ctx));
+          if (next !== undefined) {
+            return next.then(() => {
+              this.armDeadline(ctx);
+              return this.loop(ctx);
+            });
+          }
         }
       }
     }
@@ -431,8 +514,29 @@ export class VcpuRunner {
     }
     // A CPL0 template leaves RSP where it found it: at the top of the kernel stack.
     if (ctx.haltRip !== this.doneHaltRip) this.kernelRspInPlace = true;
-    if (this.faults.count > 0) return this.withExits(ctx, { fault: this.fault() });
+    if (this.faults.count > 0) {
+      if (ctx.request.op === 'hypercall' && !this.host.hypercallsComplete) this.checkHypercallPatch(ctx, ctx.request.insn ?? 'vmcall');
+      return this.withExits(ctx, { fault: this.fault() });
+    }
     return this.withExits(ctx, ctx.lower!.read(regs));
+  }
+
+  /**
+   * On a host whose CPL0 hypercalls never complete (HostFacts), the VMCALL of a template takes
+   * #PF(W|P) at itself: KVM's emulator rewrites a hypercall instruction before it runs it
+   * (emulator_fix_hypercall(), arch/x86/kvm/x86.c) and the template text is read-only. That
+   * fault is the host's doing, not the guest's: the operation is refused as host_unsupported.
+   */
+  private checkHypercallPatch(ctx: OpContext, insn: string): void {
+    const f = this.faults;
+    const write = PFERR_WRITE | PFERR_PRESENT;
+    if (f.vector !== PF_VECTOR || (f.errorCode & write) !== write || f.rip !== ctx.insnRip) return;
+    if (this.vcpu.getSregs().cr2 !== ctx.insnRip) return;
+    throw new VmmError(
+      'host_unsupported',
+      `the host cannot complete hypercalls at CPL0 (${this.host.hypercallsDetail}); this ${insn} at ${hex(ctx.insnRip)} took ` +
+        `#PF(0x${f.errorCode.toString(16)}) when KVM's emulator tried to rewrite it (emulator_fix_hypercall) in read-only text (docs/real-kvm.md)`,
+    );
   }
 
   private fault(): { vector: number; errorCode?: number } {
@@ -457,6 +561,13 @@ export class VcpuRunner {
     this.forgetRegisters();
     ctx.rebooted = true;
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
+    if (timedOut && ctx.request.op === 'hypercall' && regs.rip === ctx.insnRip) {
+      throw new VmmError(
+        'host_unsupported',
+        `the host cannot complete hypercalls: after ${ctx.runMs} ms in KVM_RUN the ${ctx.request.insn ?? 'vmcall'} at ${hex(regs.rip)} ` +
+          'had not retired (RIP still on it), as on a PVM host, which never completes a CPL0 hypercall (docs/real-kvm.md)',
+      );
+    }
     if (timedOut) throw limitError(`${ctx.request.op} ran out of time: KVM_RUN reached its deadline before the guest halted`);
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
   }
