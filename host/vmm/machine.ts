@@ -37,6 +37,7 @@ import type { MonitorRegistry } from './monitors.js';
 import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
+import { PortDevices, type DeviceOptions } from './devices/index.js';
 import type { HostFacts } from './host-facts.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
@@ -61,6 +62,8 @@ export interface MachineOptions {
   readonly policySource?: string;
   /** The VMM's monitors by VM name (the higher VTL of each VM that has one). */
   readonly monitors?: MonitorRegistry;
+  /** Devices beyond the serial console (the exit port of `pinbox run`). */
+  readonly devices?: DeviceOptions;
 }
 
 /** Where a filter came from, for msr_filter_changed. */
@@ -78,6 +81,8 @@ export class Machine implements RunnerHost {
   readonly layout: BootLayout;
   readonly state: RunState;
   readonly answers: ExitAnswers;
+  /** The ports user space answers: the serial console, the exit port. */
+  readonly devices: PortDevices;
   readonly log: EventLog;
   readonly budget: number;
   readonly onShutdown: OnShutdown;
@@ -113,7 +118,8 @@ export class Machine implements RunnerHost {
       this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
       this.crHardening = new CrHardening(this, policy);
       this.applyPolicyConfiguration();
-      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
+      this.devices = new PortDevices(this.log, name, options.devices);
+      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial, this.devices);
       const tracepoints = this.kvm.model?.tracepoints;
       this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
         exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
@@ -247,6 +253,7 @@ export class Machine implements RunnerHost {
     // Only the model can clear pins; a real Heki kernel keeps them until the VM is destroyed.
     this.vm.model?.resetHekiPins();
     this.answers.emulated.reset();
+    this.devices.reset();
     this.answers.override = null;
     this.answers.cr.crOverride = null;
     this.applyPolicyConfiguration();

@@ -23,6 +23,7 @@ import { MonitorRegistry } from './monitors.js';
 import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import type { CompiledPolicy } from './policy/index.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
+import type { DeviceOptions } from './devices/index.js';
 
 /** The per-request instruction budget unless configured: a guest loop that never ends stops here. */
 export const DEFAULT_BUDGET = 1_000_000;
@@ -58,6 +59,8 @@ export interface VmmOptions {
    * gives the machine's /dev/kvm (host/kvm/api/backend.ts).
    */
   readonly backend?: KvmBackend;
+  /** Devices beyond the serial console every VM has: isa-debug-exit for `pinbox run`. */
+  readonly devices?: DeviceOptions;
   /**
    * What a survey found the backend's KVM can do (host-survey.ts: `await openBackend('kvm')`
    * gives both): where the host cannot complete a CPL0 hypercall, a hypercall fails with
@@ -124,6 +127,7 @@ export class Vmm {
       monitors: this.monitors,
       host: this.host,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
+      ...(this.options.devices !== undefined && { devices: this.options.devices }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });
     this.machines.set(name, machine);
