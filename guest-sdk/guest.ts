@@ -12,6 +12,7 @@ import { Batch } from './batch.js';
 import { HostError, InvalidArgumentError } from './errors.js';
 import { GuestChannel } from './guest-channel.js';
 import { GuestOperations } from './guest-operations.js';
+import { Andersen } from './andersen.js';
 import { Heki } from './heki.js';
 import { type MsrRangeInput } from './msr-ranges.js';
 import { type MsrProbeReport, type ProbeMsrsOptions, probeMsrs } from './msr-probe.js';
@@ -55,6 +56,8 @@ export class Guest extends GuestOperations {
   readonly server: string;
   /** Heki CR pinning as a guest kernel does it: `version()`, `lockCr()`, `lockDown()`. */
   readonly heki: Heki;
+  /** John Andersen's PV CR pinning (a VM made with the andersen option): `discover()`, `pin()`, `pinned()`, `lockDown()`. */
+  readonly andersen: Andersen;
 
   /** @internal Guests come from `connect()`. */
   constructor(private readonly channel: GuestChannel, hello: HelloResult) {
@@ -65,6 +68,7 @@ export class Guest extends GuestOperations {
     this.profile = hello.profile;
     this.server = hello.server;
     this.heki = new Heki(this);
+    this.andersen = new Andersen(this);
   }
 
   /** True once the connection is closed (by `close()`, the host, or a timeout). */

@@ -8,6 +8,7 @@
 import { EXIT_REASON_INVALID_STATE, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../protocol/abi.js';
 import type { Intercept } from '../x86/intercept.js';
 import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
+import { handleDesc } from './handle-desc.js';
 import { kvmEmulateCpuid } from './handle-cpuid.js';
 import { kvmEmulateHypercall } from './handle-hypercall.js';
 import { handleIo } from './handle-io.js';
@@ -43,6 +44,8 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
       return v.exitToUserSpace('KVM_EXIT_HLT');
     case 'io':
       return handleIo(v, ic.port, ic.size, ic.in, ic.value);
+    case 'descriptor_table':
+      return handleDesc(v, ic.insn, ic.base, ic.limit, ic.selector);
     case 'exception':
       // Only a core-set exception bitmap can cause this: hand the event back to the guest.
       v.injectException(ic.vector, ic.errorCode, ic.address);

@@ -9,10 +9,14 @@ import type { CompleteUserspaceIo } from './complete-userspace-io.js';
 import { cr4GuestReservedBits, guestPvHas } from './cpuid.js';
 import { type GuestCpuid } from './api/cpuid.js';
 import type { VcpuExitReason } from './api/exits.js';
+import { AndersenPins } from './andersen.js';
+import type { ControlRegisterWrite } from './cr-write.js';
 import { ModelKvmRun } from './kvm-run.js';
+import type { InterceptedMsr } from './handle-msr.js';
 import type { HypercallEnv } from './hypercalls.js';
 import { LocalApic } from './lapic.js';
 import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
+import { RegIntercepts, type DescriptorTableRegister } from './reg-intercepts.js';
 import type { VmArch } from './vm-arch.js';
 
 /** vCPU counters (a subset of `struct kvm_vcpu_stat`). */
@@ -41,6 +45,16 @@ export class VcpuArch implements MsrVcpu {
   completeUserspaceIo: CompleteUserspaceIo | null = null;
   /** vcpu->arch.cui_linear_rip: the RIP a PIO completion expects to find. */
   pioRip = 0n;
+  /** John Andersen's CR pins (andersen.ts), per vCPU as in his posting. */
+  readonly andersenPins = new AndersenPins();
+  /** pinbox's secure register intercepts of this vCPU (reg-intercepts.ts). */
+  readonly regIntercepts = new RegIntercepts();
+  /** The CR0/CR4 write that is waiting for user space's answer (cr-write.ts). */
+  readonly crWrite: ControlRegisterWrite = { cr: 0, access: 0, value: 0n, substituted: false };
+  /** The RDMSR/WRMSR that waits for the monitor's answer (handle-msr.ts). */
+  readonly interceptedMsr: InterceptedMsr = { index: 0, write: false, value: 0n };
+  /** The descriptor-table register whose load waits for the monitor's answer (handle-desc.ts). */
+  tableLoad: DescriptorTableRegister = 'gdtr';
   /** KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
   pvEnforce = false;
   /** Set by the first KVM_RUN; CPUID is frozen from then on. */

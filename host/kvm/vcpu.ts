@@ -9,6 +9,7 @@
 import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
+import type { RegInterceptSpec } from './api/cr-hardening.js';
 import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from './api/model.js';
@@ -25,7 +26,7 @@ import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import { DeadlineWatch } from './deadline-watch.js';
 import type { VmArch } from './vm-arch.js';
-import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
+import { vmxExitName } from './vmx-exit-reasons.js';
 import { hex } from '../../protocol/notation.js';
 
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
@@ -128,7 +129,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         continue;
       }
       v.stat.exits++;
-      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
+      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: vmxExitName(intercept), guest_rip: cpu.getRip() });
       let toUser: boolean;
       try {
         toUser = handleExit(v, intercept);
@@ -262,6 +263,22 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       throw new KvmError('EBUSY', 'KVM_SET_CPUID2', 'the CPUID cannot change after the first KVM_RUN');
     }
     v.setCpuid(next);
+  }
+
+  /**
+   * PINBOX_SET_REG_INTERCEPTS (reg-intercepts.ts): this vCPU's secure register intercepts, all
+   * checked before any changes. The core stops at LGDT/LIDT/LLDT/LTR only while a
+   * descriptor-table intercept is set (as VMX's descriptor-table exiting control).
+   */
+  setRegisterIntercepts(spec: RegInterceptSpec): void {
+    const v = this.arch;
+    v.regIntercepts.set(spec);
+    v.cpu.descriptorTableExiting = v.regIntercepts.descriptorTables;
+  }
+
+  /** PINBOX_GET_REG_INTERCEPTS */
+  getRegisterIntercepts(): RegInterceptSpec {
+    return this.arch.regIntercepts.get();
   }
 
   /** KVM_ENABLE_CAP on the vCPU: only KVM_CAP_ENFORCE_PV_FEATURE_CPUID. */

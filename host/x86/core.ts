@@ -13,6 +13,7 @@ import type { Intercept } from './intercept.js';
 import type { Segment } from './state.js';
 import type { FaultState } from './fault.js';
 import type { Block } from './block.js';
+import type { Insn } from './decode/insn.js';
 
 /**
  * TLBs, direct-mapped by linear page number: a data TLB (reads and writes) and, as in hardware,
@@ -186,6 +187,12 @@ export class CpuCore implements FaultState {
   jitThreshold = 16;
   /** Entries into translated code, so that tests can tell the translator really ran. */
   translatedRuns = 0;
+  /** VMX descriptor-table exiting, for loads (guest-cpu.ts). */
+  descriptorTableExiting = false;
+  /** Set while the hypervisor executes an intercepted instruction: it must not stop again. */
+  executingIntercepted = false;
+  /** The instruction the last `descriptor_table` intercept stopped at. */
+  interceptedInsn: Insn | null = null;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;

@@ -387,6 +387,24 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.interceptedLength = 0;
   }
 
+  executeIntercepted(): void {
+    const i = this.interceptedInsn;
+    if (i === null) throw new Error('executeIntercepted: the core is not stopped at a descriptor-table intercept');
+    this.interceptedInsn = null;
+    this.executingIntercepted = true;
+    try {
+      i.exec(this, i);
+      this.skipInstruction();
+    } catch (e) {
+      if (e !== GUEST_FAULT) throw e;
+      this.interceptedLength = 0;
+      const code = this.faultErrorCode;
+      this.injectException(this.faultVector, code < 0 ? undefined : code, this.faultVector === 14 ? BigInt(this.faultAddress) : undefined);
+    } finally {
+      this.executingIntercepted = false;
+    }
+  }
+
   translate(gva: bigint, access: AccessKind, cpl?: number): { gpa: number } | { vector: 14; errorCode: number } {
     const level = cpl ?? this.cpl;
     if (!Number.isInteger(level) || level < 0 || level > 3) throw new RangeError(`translate: CPL must be 0..3, got ${cpl}`);

@@ -28,6 +28,12 @@ export interface GuestCpu {
   exceptionBitmap: number;
 
   /**
+   * VMX's "descriptor-table exiting" control, for loads: while set, LGDT, LIDT, LLDT and LTR
+   * stop `run()` with a `descriptor_table` intercept instead of executing.
+   */
+  descriptorTableExiting: boolean;
+
+  /**
    * Runs guest instructions until an intercept, retiring at most `budget` instructions
    * (then the `budget` intercept). A pending injected exception is delivered first. Each fault
    * the guest's own instructions raise and the core delivers costs the budget a unit too, and an
@@ -86,6 +92,14 @@ export interface GuestCpu {
 
   /** Retires the intercepted instruction without executing it: RIP += its length. */
   skipInstruction(): void;
+
+  /**
+   * Executes the instruction a `descriptor_table` intercept stopped at, as the processor would
+   * have without the intercept, and retires it — what KVM's emulator does for an exit it
+   * handled (handle_desc() → kvm_emulate_instruction()). A fault it raises is queued for
+   * delivery instead, RIP left on the instruction.
+   */
+  executeIntercepted(): void;
 
   /**
    * Walks the guest page tables for a linear address as an access of the given kind at the

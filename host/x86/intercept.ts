@@ -28,6 +28,14 @@ export type Intercept =
   | { readonly kind: 'cpuid'; readonly leaf: number; readonly subleaf: number }
   /** HLT at CPL0. */
   | { readonly kind: 'hlt' }
+  /**
+   * LGDT, LIDT, LLDT or LTR while the hypervisor has turned descriptor-table exiting on (VMX
+   * exits 46 "access to GDTR or IDTR" and 47 "access to LDTR or TR", for loads only). The
+   * operand has been read: `base` and `limit` for LGDT/LIDT (the base checked canonical),
+   * `selector` for LLDT/LTR, whose descriptor is checked when the instruction executes
+   * (`GuestCpu.executeIntercepted()`).
+   */
+  | { readonly kind: 'descriptor_table'; readonly insn: 'lgdt' | 'lidt' | 'lldt' | 'ltr'; readonly base: bigint; readonly limit: number; readonly selector: number }
   /** IN/OUT (not the string forms). For OUT, `value` holds AL/AX/EAX as the size says. */
   | { readonly kind: 'io'; readonly port: number; readonly size: 1 | 2 | 4; readonly in: boolean; readonly value: number }
   /**

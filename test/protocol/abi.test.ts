@@ -33,3 +33,28 @@ test('MSR filter and exit constants match the uapi', (t) => {
   t.is(-abi.KVM_EINVAL, -22);
   t.is(abi.KVM_ENOSYS, 1000);
 });
+
+// docs/pinbox-abi.md: pinbox's own numbers sit where mainline's dense allocation will not reach
+// (include/uapi/linux/kvm.h in Linux 6.19: exits up to 41, capabilities up to 246, every ioctl
+// of type KVMIO 0xAE), and apart from the Heki profiles' numbers.
+test('pinbox\'s extension numbers are out of mainline\'s range and Heki\'s', (t) => {
+  const exits = [abi.KVM_EXIT_PINBOX_CR_FILTER, abi.KVM_EXIT_PINBOX_REG_INTERCEPT];
+  const caps = [abi.KVM_CAP_PINBOX_CR_FILTER, abi.KVM_CAP_PINBOX_REG_INTERCEPTS];
+  t.deepEqual(exits, [0x5042_0001, 0x5042_0002]);
+  t.deepEqual(caps, [0x5042_0001, 0x5042_0002]);
+  const heki = Object.values(abi.HEKI_PROFILES).flatMap((p) => [p.KVM_EXIT_HEKI_CONFIGURE, p.KVM_EXIT_HEKI_DENIAL, p.KVM_CAP_HEKI_CONFIGURE, p.KVM_CAP_HEKI_DENIAL]);
+  for (const n of [...exits, ...caps]) {
+    t.true(n > 0xffff, `0x${n.toString(16)} is above every mainline exit and capability`);
+    t.false(heki.includes(n));
+  }
+  // _IOW('P', 1, 64): direction write (1) << 30 | size 64 << 16 | 'P' << 8 | 1
+  t.is(abi.PINBOX_SET_CR_FILTER, 0x4040_5001);
+  t.is(abi.PINBOX_SET_REG_INTERCEPTS, 0x4040_5002);
+  t.is(abi.PINBOX_GET_REG_INTERCEPTS, 0x8040_5003);
+  for (const ioctl of [abi.PINBOX_SET_CR_FILTER, abi.PINBOX_SET_REG_INTERCEPTS, abi.PINBOX_GET_REG_INTERCEPTS]) {
+    t.not((ioctl >>> 8) & 0xff, 0xae, 'not of type KVMIO');
+  }
+  t.is(abi.PINBOX_CR_ACCESS_MOV, 0);
+  t.is(abi.PINBOX_CR_ACCESS_CLTS, 2);
+  t.is(abi.PINBOX_CR_ACCESS_LMSW, 3);
+});

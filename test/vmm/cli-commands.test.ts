@@ -29,8 +29,8 @@ test('--help on every command and on the program; --version is package.json\'s',
     t.regex(r.out, new RegExp(`^pinbox ${command} — .*\\n\\nUsage: pinbox ${command}`), command);
   }
   const all = await pinbox(['--help']);
-  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace[\s\S]*probe/);
-  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace', 'probe']);
+  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace[\s\S]*probe[\s\S]*audit/);
+  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace', 'probe', 'audit']);
   const v = await pinbox(['--version']);
   t.is(v.out, `pinbox ${PINBOX_VERSION}\n`);
   t.is(JSON.parse(readFileSync('package.json', 'utf8')).version, PINBOX_VERSION);

@@ -6,10 +6,11 @@
  */
 export { BACKEND_NAMES, loadBackend, modelBackend, type BackendName, type KvmBackend, type ModelBackendOptions, type OpenOptions, type RealBackendOptions } from './backend.js';
 export type { GuestCpuid, GuestCpuidOptions } from './cpuid.js';
+export type { CrFilterSpec, RegInterceptSpec } from './cr-hardening.js';
 export { KvmError } from './errors.js';
 export {
   exitNumbers, exitReasonName, exitReasonNumber, KVM_EXITS, UNNAMED_EXIT, type KvmRun, type KvmRunFailEntry,
-  type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunInternal, type KvmRunIo, type KvmRunMembers, type KvmRunMmio,
+  type KvmRunCrFilter, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunRegIntercept, type KvmRunInternal, type KvmRunIo, type KvmRunMembers, type KvmRunMmio,
   type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type ProfileExitNumber, type VcpuExit, type VcpuExitReason,
 } from './exits.js';
 export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, type GuestMemory } from './guest-memory.js';

@@ -3,6 +3,7 @@
  * `VcpuFd`: KVM_RUN and the vCPU ioctls pinbox uses. Refusals are KvmError with the errno.
  */
 import type { GuestCpuid, GuestCpuidOptions } from './cpuid.js';
+import type { RegInterceptSpec } from './cr-hardening.js';
 import type { KvmRun, VcpuExit } from './exits.js';
 import type { ModelVcpu } from './model.js';
 import type { Regs, Sregs } from './regs.js';
@@ -55,6 +56,13 @@ export interface KvmVcpu {
   setCpuid(options: GuestCpuidOptions): void;
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
+  /**
+   * PINBOX_SET_REG_INTERCEPTS / _GET_, pinbox's extension (docs/register-intercepts.md), present
+   * where KVM_CAP_PINBOX_REG_INTERCEPTS is: this vCPU's secure register intercepts, all checked
+   * before any is changed.
+   */
+  setRegisterIntercepts?(spec: RegInterceptSpec): void;
+  getRegisterIntercepts?(): RegInterceptSpec;
   /** What only the model can do; undefined on other backends (model.ts). */
   readonly model?: ModelVcpu;
 }

@@ -17,12 +17,14 @@ import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
 import {
-  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunCrFilter, type KvmRunFailEntry, type KvmRunRegIntercept, type KvmRunHekiConfigure, type KvmRunHekiDenial,
   type KvmRunInternal, type KvmRunIo, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
 } from '../api/exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
-import { RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunSyncRegs, RunSystemEvent } from './run-members.js';
+import {
+  RunCrFilter, RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs, RunSystemEvent,
+} from './run-members.js';
 import { RUN } from './uapi.js';
 
 /** Which exit numbers are Heki's on this VM (null: none, the VM enabled no Heki capability). */
@@ -40,6 +42,8 @@ export class RealKvmRun implements KvmRun {
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
+  readonly cr_filter: KvmRunCrFilter;
+  readonly reg_intercept: KvmRunRegIntercept;
   readonly s: KvmSyncRegs;
   readonly #v: DataView;
   readonly #fd: KvmFd;
@@ -58,6 +62,8 @@ export class RealKvmRun implements KvmRun {
     this.mmio = new RunMmio(v, fd);
     this.internal = new RunInternal(v, fd);
     this.system_event = new RunSystemEvent(v, fd);
+    this.cr_filter = new RunCrFilter(v, fd);
+    this.reg_intercept = new RunRegIntercept(v, fd);
     this.s = new RunSyncRegs(v, fd);
   }
 

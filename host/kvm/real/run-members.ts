@@ -6,8 +6,8 @@
  */
 import { KvmError } from '../api/errors.js';
 import type {
-  KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr, KvmRunSystemEvent,
-  KvmSyncRegs,
+  KvmRunCrFilter, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr,
+  KvmRunRegIntercept, KvmRunSystemEvent, KvmSyncRegs,
 } from '../api/exits.js';
 import { KVM_REGS_FIELDS, type Regs, type Sregs } from '../api/regs.js';
 import type { KvmFd } from './fd.js';
@@ -83,6 +83,36 @@ export class RunHeki extends RunPart implements KvmRunHekiConfigure, KvmRunHekiD
   get reason(): number { return Number(this.live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); }
   get cr_pinned(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }
   get cr_value(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }
+}
+
+/** pinbox's CR filter exit, at the layout of docs/pinbox-abi.md (no kernel fills it today). */
+export class RunCrFilter extends RunPart implements KvmRunCrFilter {
+  get cr(): number { return this.live().getUint32(RUN.cr_filter_cr, true); }
+  get access(): number { return this.live().getUint32(RUN.cr_filter_access, true); }
+  get old_value(): bigint { return this.live().getBigUint64(RUN.cr_filter_old, true); }
+  get new_value(): bigint { return this.live().getBigUint64(RUN.cr_filter_new, true); }
+  get rip(): bigint { return this.live().getBigUint64(RUN.cr_filter_rip, true); }
+  get action(): number { return this.live().getUint32(RUN.cr_filter_action, true); }
+  set action(a: number) { this.live().setUint32(RUN.cr_filter_action, a >>> 0, true); }
+  get value(): bigint { return this.live().getBigUint64(RUN.cr_filter_value, true); }
+  set value(d: bigint) { this.live().setBigUint64(RUN.cr_filter_value, BigInt.asUintN(64, d), true); }
+}
+
+/** pinbox's register-intercept exit, at the layout of docs/pinbox-abi.md (no kernel fills it today). */
+export class RunRegIntercept extends RunPart implements KvmRunRegIntercept {
+  get intercept(): number { return this.live().getUint32(RUN.reg_intercept_intercept, true); }
+  get msr(): number { return this.live().getUint32(RUN.reg_intercept_msr, true); }
+  get old_value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_old, true); }
+  get new_value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_new, true); }
+  get old_limit(): number { return this.live().getUint16(RUN.reg_intercept_old_limit, true); }
+  get new_limit(): number { return this.live().getUint16(RUN.reg_intercept_new_limit, true); }
+  get rip(): bigint { return this.live().getBigUint64(RUN.reg_intercept_rip, true); }
+  get action(): number { return this.live().getUint32(RUN.reg_intercept_action, true); }
+  set action(a: number) { this.live().setUint32(RUN.reg_intercept_action, a >>> 0, true); }
+  get value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_value, true); }
+  set value(d: bigint) { this.live().setBigUint64(RUN.reg_intercept_value, BigInt.asUintN(64, d), true); }
+  get limit(): number { return this.live().getUint16(RUN.reg_intercept_limit, true); }
+  set limit(l: number) { this.live().setUint16(RUN.reg_intercept_limit, l & 0xffff, true); }
 }
 
 export class RunFailEntry extends RunPart implements KvmRunFailEntry {

@@ -126,6 +126,31 @@ export const RUN = {
   /** Heki (out of tree, docs/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
   heki_reason: 32,
   heki_value: 40,
+  /**
+   * pinbox's extension exits (out of tree, docs/pinbox-abi.md), which no kernel gives today:
+   * cr_filter: cr u32, access u32, old_value u64, new_value u64, rip u64, action u32, pad, value u64
+   */
+  cr_filter_cr: 32,
+  cr_filter_access: 36,
+  cr_filter_old: 40,
+  cr_filter_new: 48,
+  cr_filter_rip: 56,
+  cr_filter_action: 64,
+  cr_filter_value: 72,
+  /**
+   * reg_intercept: intercept u32, msr u32, old_value u64, new_value u64, old_limit u16,
+   * new_limit u16, pad u32, rip u64, action u32, limit u16, pad u16, value u64
+   */
+  reg_intercept_intercept: 32,
+  reg_intercept_msr: 36,
+  reg_intercept_old: 40,
+  reg_intercept_new: 48,
+  reg_intercept_old_limit: 56,
+  reg_intercept_new_limit: 58,
+  reg_intercept_rip: 64,
+  reg_intercept_action: 72,
+  reg_intercept_limit: 76,
+  reg_intercept_value: 80,
   kvm_valid_regs: 288,
   kvm_dirty_regs: 296,
   /** s.regs: struct kvm_sync_regs { kvm_regs regs; kvm_sregs sregs; kvm_vcpu_events events; } */

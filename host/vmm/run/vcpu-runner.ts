@@ -24,7 +24,10 @@
  * pending in KVM: the vCPU is then booted again (INIT, then the boot state; Heki pins are per
  * VM and stay).
  */
-import { KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE } from '../../../protocol/abi.js';
+import {
+  ANDERSEN_PINNED_MSRS, KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, MSR_KVM_CR0_PINNED_HIGH, MSR_KVM_CR0_PINNED_LOW,
+  MSR_KVM_CR4_PINNED_HIGH, MSR_KVM_CR4_PINNED_LOW, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE,
+} from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
@@ -101,6 +104,8 @@ export interface RunnerHost {
   prepareTracing(): void;
   /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
+  /** The VM speaks John Andersen's CR-pinning ABI: its vCPUs' pins are their MSRs 0x4b564d0a-0d. */
+  readonly andersen: boolean;
   /** Whether the host's KVM completes a CPL0 hypercall (HostFacts; true unless told otherwise), and how that was found. */
   readonly hypercallsComplete: boolean;
   readonly hypercallsDetail: string;
@@ -248,6 +253,11 @@ export class VcpuRunner {
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
     this.rebootBefore = undefined;
     if (cause === 'init') this.inits++;
+    // Andersen's pins are cleared by kvm_vcpu_reset(), INIT included. A reboot the guest did not
+    // ask for — its triple fault under onShutdown "reboot", an operation stopped part-way — is
+    // the VMM's own doing, and the VMM keeps them, as it keeps Heki's (docs/transitions.md):
+    // read before INIT, written back after it (host writes assign).
+    const keep = (cause === 'shutdown' || cause === 'abort') && this.host.andersen ? this.vcpu.getMsrs(ANDERSEN_PINNED_MSRS) : [];
     // INIT is the model's (ModelVcpu), and drops a completion still pending; elsewhere the
     // completion is run out first, then the boot state alone brings the vCPU back.
     if (cause !== 'create') {
@@ -256,10 +266,24 @@ export class VcpuRunner {
     }
     this.exitPending = false;
     bootVcpu(this.vcpu, this.host.layout, this.id);
+    if (keep.length > 0) this.vcpu.setMsrs(keep);
     this.setPinnedBits();
     this.forgetRegisters();
     const { log, name } = this.host;
     if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /** The bits the booted CR0/CR4 must have set and clear: Heki's pins, and this vCPU's Andersen pins high and low. */
+  private pinnedBits(): { cr0: bigint; cr4: bigint; cr0Low: bigint; cr4Low: bigint } {
+    const heki = this.host.hekiPins;
+    const pins = { cr0: heki.cr0, cr4: heki.cr4, cr0Low: 0n, cr4Low: 0n };
+    if (!this.host.andersen) return pins;
+    const msr = new Map(this.vcpu.getMsrs(ANDERSEN_PINNED_MSRS).map((e) => [e.index, e.data]));
+    pins.cr0 |= msr.get(MSR_KVM_CR0_PINNED_HIGH) ?? 0n;
+    pins.cr4 |= msr.get(MSR_KVM_CR4_PINNED_HIGH) ?? 0n;
+    pins.cr0Low = msr.get(MSR_KVM_CR0_PINNED_LOW) ?? 0n;
+    pins.cr4Low = msr.get(MSR_KVM_CR4_PINNED_LOW) ?? 0n;
+    return pins;
   }
 
   /**
@@ -289,15 +313,16 @@ export class VcpuRunner {
   }
 
   /**
-   * ORs the VM's pinned CR0/CR4 bits into the booted state. A pinned bit this vCPU cannot hold
-   * (its CPUID lacks the feature, so KVM_SET_SREGS refuses it) stays clear: the guest could never
-   * set it either, and every CR write that leaves it clear still #GPs.
+   * Puts the pinned CR0/CR4 bits into the booted state: bits pinned to 1 set, bits pinned to 0
+   * (Andersen's low pins) clear. A pinned bit this vCPU cannot hold (its CPUID lacks the feature,
+   * so KVM_SET_SREGS refuses it) stays clear: the guest could never set it either, and every CR
+   * write that leaves it clear still #GPs.
    */
   private setPinnedBits(): void {
-    const pins = this.host.hekiPins;
-    if (pins.cr0 === 0n && pins.cr4 === 0n) return;
+    const pins = this.pinnedBits();
+    if (pins.cr0 === 0n && pins.cr4 === 0n && pins.cr0Low === 0n && pins.cr4Low === 0n) return;
     const sregs = this.vcpu.getSregs();
-    const boot = { cr0: sregs.cr0, cr4: sregs.cr4 };
+    const boot = { cr0: sregs.cr0 & ~pins.cr0Low, cr4: sregs.cr4 & ~pins.cr4Low };
     const tryLoad = (cr0: bigint, cr4: bigint): boolean => {
       try {
         this.vcpu.setSregs({ ...sregs, cr0, cr4 });

@@ -32,7 +32,7 @@ import { shiftDouble, shiftGroup } from '../execute/shift.js';
 import { leave, popE, popf, popZ, pushE, pushf, pushI, pushZ } from '../execute/stack.js';
 import { stringOp, STR_CMPS, STR_LODS, STR_MOVS, STR_SCAS, STR_STOS } from '../execute/string.js';
 import {
-  clts, cpuid, hlt, hypercall, invlpg, lmsw, loadDescriptorTable, ltr, movFromCr, movToCr, rdmsr, rdtsc, setAc,
+  clts, cpuid, hlt, hypercall, invlpg, lldt, lmsw, loadDescriptorTable, ltr, movFromCr, movToCr, rdmsr, rdtsc, setAc,
   smsw, storeDescriptorTable, swapgs, undefinedOpcode, wrmsr,
 } from '../execute/system.js';
 import type { Handler } from './insn.js';
@@ -358,7 +358,9 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
 
   // System
   one(0xf4, 'hlt', '', 'system', hlt, STOP),
-  two(0x00, 'ltr', 'Ev', 'system', ltr, { ext: 3 }),
+  // LLDT, LTR, LGDT and LIDT may stop with a descriptor-table intercept: each ends its block.
+  two(0x00, 'lldt', 'Ev', 'system', lldt, { ext: 2, flow: 'stop' }),
+  two(0x00, 'ltr', 'Ev', 'system', ltr, { ext: 3, flow: 'stop' }),
   // VMCALL may write the arithmetic flags (VMfail in VMX root operation); in a guest it exits.
   two(0x01, 'vmcall', '', 'system', hypercall, { modrm: 0xc1, prefix: PREFIX_NONE, flow: 'stop', written: OSZAPC }),
   two(0x01, 'vmgexit', '', 'system', hypercall, { modrm: 0xd9, prefix: 0xf3, unsupported: true }),
@@ -369,8 +371,8 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0x01, 'swapgs', '', 'system', swapgs, { modrm: 0xf8 }),
   two(0x01, 'sgdt', 'M', 'system', storeDescriptorTable, { ext: 0, mod: 'mem', sub: 0 }),
   two(0x01, 'sidt', 'M', 'system', storeDescriptorTable, { ext: 1, mod: 'mem', sub: 1 }),
-  two(0x01, 'lgdt', 'M', 'system', loadDescriptorTable, { ext: 2, mod: 'mem', sub: 0 }),
-  two(0x01, 'lidt', 'M', 'system', loadDescriptorTable, { ext: 3, mod: 'mem', sub: 1 }),
+  two(0x01, 'lgdt', 'M', 'system', loadDescriptorTable, { ext: 2, mod: 'mem', sub: 0, flow: 'stop' }),
+  two(0x01, 'lidt', 'M', 'system', loadDescriptorTable, { ext: 3, mod: 'mem', sub: 1, flow: 'stop' }),
   two(0x01, 'smsw', 'Ev', 'system', smsw, { ext: 4 }),
   two(0x01, 'lmsw', 'Ev', 'system', lmsw, { ext: 6, flow: 'stop' }),
   two(0x01, 'invlpg', 'M', 'system', invlpg, { ext: 7, mod: 'mem' }),

@@ -4,7 +4,7 @@
  */
 const FAMILIES: [string, RegExp][] = [
   ['SIMD, x87, 3DNow!, VEX/EVEX/XOP/MVEX encodings', /^(VEX|EVEX|XOP|MVEX|D3NOW)_|^F[a-z0-9]*(_|$)|^(Emms|Femms|Wait|Fxsave|Fxrstor|Ldmxcsr|Stmxcsr|Xsave|Xrstor|Xgetbv|Xsetbv)/],
-  ['segment-register loads and stores, far transfers', /Sreg|^(Push|Pop)[wdq]?_(FS|GS)|^L(ss|fs|gs)_|^(Call|Jmp)_m16|^Retf|^Lar_|^Lsl_|^Sldt|^Str_|^Lldt|^Verr|^Verw/],
+  ['segment-register loads and stores, far transfers', /Sreg|^(Push|Pop)[wdq]?_(FS|GS)|^L(ss|fs|gs)_|^(Call|Jmp)_m16|^Retf|^Lar_|^Lsl_|^Sldt|^Str_|^Verr|^Verw/],
   ['string I/O', /^(Ins|Outs)[bwd]_/],
   ['ENTER, XLAT', /^Enter|^Xlat/],
   ['UD0/UD1 (#UD either way)', /^Ud[01]_/],

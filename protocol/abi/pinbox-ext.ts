@@ -1,0 +1,90 @@
+/**
+ * pinbox's own extensions of the KVM API — the CR filter and the secure register intercepts —
+ * numbered out of tree (docs/pinbox-abi.md). No kernel has them: the KVM model implements them,
+ * and a real KVM answers 0 to their capabilities.
+ *
+ * Why these numbers cannot collide with mainline (include/uapi/linux/kvm.h, Linux 6.19 and the
+ * kvm tree of early 2026):
+ *   - exit reasons are handed out one by one from 0; the highest in use is 41
+ *     (KVM_EXIT_ARM_SEA), with 42 proposed (KVM_EXIT_SNP_REQ_CERTS);
+ *   - capabilities likewise; the highest is 246 (KVM_CAP_S390_USER_OPEREXEC), 247 proposed;
+ *   - every KVM ioctl has the type byte KVMIO (0xAE), whose 256 numbers are all spoken for
+ *     (0x00-0x1F and 0x40-0xFF KVM, 0x20-0x3F nitro_enclaves in ioctl-number.rst).
+ * pinbox's exits and capabilities start at 0x5042_0000 ("PB"): at the pace mainline allocates
+ * them (about ten capabilities a year) they are out of reach for good, and they are far from
+ * the Heki profiles' numbers (39-41, 235-237), which collide with mainline already. Its ioctls
+ * take the type byte 'P' (0x50) in place of KVMIO: KVM dispatches a VM or vCPU fd's ioctls on
+ * KVMIO commands only, so no mainline KVM ioctl can ever equal one of them.
+ */
+
+/** The base of pinbox's exit reasons and capabilities: "PB" in the top half. */
+export const PINBOX_NUMBER_BASE = 0x5042_0000;
+
+// ---------------------------------------------------------------------------
+// Capabilities (KVM_CHECK_EXTENSION on the VM fd)
+// ---------------------------------------------------------------------------
+
+/** The CR filter: answers the control registers a filter can mask, bit n for CRn (CR0, CR4: 0x11). */
+export const KVM_CAP_PINBOX_CR_FILTER = PINBOX_NUMBER_BASE + 1;
+/** Secure register intercepts: answers the HV_REGISTER_CR_INTERCEPT_CONTROL bits pinbox implements. */
+export const KVM_CAP_PINBOX_REG_INTERCEPTS = PINBOX_NUMBER_BASE + 2;
+
+// ---------------------------------------------------------------------------
+// Exit reasons (kvm_run.exit_reason)
+// ---------------------------------------------------------------------------
+
+/** A guest write changed a bit of CR0/CR4 the CR filter masks: kvm_run.cr_filter. */
+export const KVM_EXIT_PINBOX_CR_FILTER = PINBOX_NUMBER_BASE + 1;
+/** A guest access a secure register intercept covers: kvm_run.reg_intercept. */
+export const KVM_EXIT_PINBOX_REG_INTERCEPT = PINBOX_NUMBER_BASE + 2;
+
+// ---------------------------------------------------------------------------
+// ioctls: _IOC(dir, 'P', nr, size) as include/uapi/asm-generic/ioctl.h builds them
+// ---------------------------------------------------------------------------
+
+/** The ioctl type byte of pinbox's extension ioctls ('P'); KVM's own are KVMIO, 0xAE. */
+export const PINBOX_IOC_TYPE = 0x50;
+const IOC_WRITE = 1;
+const IOC_READ = 2;
+
+function ioc(dir: number, nr: number, size: number): number {
+  return ((dir << 30) | (size << 16) | (PINBOX_IOC_TYPE << 8) | nr) >>> 0;
+}
+
+/** sizeof(struct pinbox_cr_filter): flags, pad, cr0_mask, cr4_mask, xcr0_mask, reserved[4]. */
+export const SIZEOF_PINBOX_CR_FILTER = 64;
+/** sizeof(struct pinbox_reg_intercepts): control, cr0_mask, cr4_mask, misc_enable_mask, reserved[4]. */
+export const SIZEOF_PINBOX_REG_INTERCEPTS = 64;
+
+/** VM ioctl: install a CR filter, atomically (a refused one leaves the old in force). */
+export const PINBOX_SET_CR_FILTER = ioc(IOC_WRITE, 0x01, SIZEOF_PINBOX_CR_FILTER);
+/** vCPU ioctl: the secure register intercepts of one vCPU (HvCallSetVpRegisters of the TLFS). */
+export const PINBOX_SET_REG_INTERCEPTS = ioc(IOC_WRITE, 0x02, SIZEOF_PINBOX_REG_INTERCEPTS);
+export const PINBOX_GET_REG_INTERCEPTS = ioc(IOC_READ, 0x03, SIZEOF_PINBOX_REG_INTERCEPTS);
+
+// ---------------------------------------------------------------------------
+// What user space answers to either exit (kvm_run.cr_filter.action, .reg_intercept.action)
+// ---------------------------------------------------------------------------
+
+/** The write (or read) goes on: the rest of KVM's checks still apply. */
+export const PINBOX_ANSWER_ALLOW = 0;
+/** #GP(0), the register unchanged, RIP on the instruction. */
+export const PINBOX_ANSWER_DENY = 1;
+/** The access goes on with user space's value in place of the guest's (CR filter: substitute; intercept: emulate). */
+export const PINBOX_ANSWER_VALUE = 2;
+
+// ---------------------------------------------------------------------------
+// kvm_run.cr_filter.access: how the guest wrote (the VMX CR-access exit qualification's bits 5:4)
+// ---------------------------------------------------------------------------
+
+/** MOV to CR (Intel SDM vol. 3C, table 28-3, access type 0). */
+export const PINBOX_CR_ACCESS_MOV = 0;
+/** CLTS (access type 2). */
+export const PINBOX_CR_ACCESS_CLTS = 2;
+/** LMSW (access type 3). */
+export const PINBOX_CR_ACCESS_LMSW = 3;
+
+/** struct pinbox_cr_filter.flags: none are defined; any bit is EINVAL. */
+export const PINBOX_CR_FILTER_VALID_FLAGS = 0;
+/** The registers a CR filter can mask, as KVM_CAP_PINBOX_CR_FILTER answers them: CR0 and CR4. */
+export const PINBOX_CR_FILTER_REGISTERS = (1 << 0) | (1 << 4);
