@@ -137,8 +137,10 @@ export const PINBOX: ProgramSpec = {
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
         { name: 'json', description: 'print the events and the final dump as JSON Lines, written as docs/events.md says (64-bit values as "0x…" strings); the last line is {"name":"stop","reason",…,"regs",…,"cr",…}' },
         BUDGET_OPTION,
+        { name: 'gdb', value: { kind: 'string' }, placeholder: 'tcp:HOST:PORT', description: 'serve gdb\'s remote protocol for vCPU 0 there (`target remote HOST:PORT`); see docs/gdb.md' },
+        { name: 'gdb-wait', requires: ['gdb'], description: 'wait for gdb to connect, and stop before the first instruction' },
       ],
-      examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
+      examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
     },
     {
       name: 'conform',

@@ -9,11 +9,15 @@ import type { ParsedCommand } from './args.js';
 import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
+import { VmmError } from '../vmm/errors.js';
+import { parseGdbEndpoint, startGdb, type GdbSession } from '../vmm/gdb/index.js';
+import type { VcpuRunner } from '../vmm/run/vcpu-runner.js';
 import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
 import { describeFault } from '../../protocol/notation.js';
 import { encodeEventLine } from '../../protocol/events/index.js';
 import { eventLine, jsonLine, registerTable, type Output } from './output.js';
 import { hex } from '../../protocol/notation.js';
+import { chainSummary, describeChain } from '../vmm/run/triple-fault.js';
 
 /** What `run` prints: everything but the two events every intercept and every exit make. */
 const RUN_EVENTS: readonly EventName[] = EVENT_NAMES.filter((n) => n !== 'kvm_exit' && n !== 'kvm_userspace_exit');
@@ -48,18 +52,69 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
   const machine = vmm.vm();
   vmm.log.subscribe({ names: RUN_EVENTS }, (e) => io.out(json ? encodeEventLine(e) : eventLine(e)));
   if (!json) io.out(`pinbox run: ${imageFile} on VM "${machine.name}" (${machine.vcpus} vCPU${machine.vcpus > 1 ? 's' : ''}), vCPU 0 from ${hex(entry)} at CPL0\n`);
-  const outcome = await machine.vcpu(0).runInPlace({ entry });
+  let gdb: GdbSession | undefined;
+  if (args.has('gdb')) {
+    const started = await startGdbFor(args, vmm, io);
+    if (typeof started === 'number') {
+      vmm.close();
+      return started;
+    }
+    gdb = started;
+  }
+  let outcome: Awaited<ReturnType<VcpuRunner['runInPlace']>>;
+  try {
+    outcome = await machine.vcpu(0).runInPlace({ entry }, gdb === undefined ? {} : { debug: gdb.stub, onExit: gdb.stub.onExit });
+  } catch (e) {
+    if (gdb === undefined || !(e instanceof VmmError) || e.code !== 'vm_killed') throw e;
+    io.err('pinbox run: gdb killed the VM\n');
+    await gdb.close();
+    vmm.close();
+    return 1;
+  }
   const sregs = machine.getSregs(0);
   const cr = Object.fromEntries(CONTROL_REGISTERS.map((n) => [n, sregs[n]]));
   if (json) {
-    io.out(jsonLine({ name: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }), regs: outcome.regs, cr }));
+    io.out(jsonLine({
+      name: 'stop', reason: outcome.stop, ...(outcome.fault !== undefined && { fault: outcome.fault }),
+      ...(outcome.chain !== undefined && { chain: outcome.chain }), regs: outcome.regs, cr,
+    }));
   } else {
     io.out(`\nstopped: ${stopText(outcome.stop, outcome.fault, outcome.regs.rip)}\n`);
+    if (outcome.chain !== undefined) io.out(`the exceptions that led to it: ${chainSummary(outcome.chain)}\n${describeChain(outcome.chain).map((l) => `  ${l}\n`).join('')}`);
     io.out(registerTable(outcome.regs as unknown as Record<string, bigint>));
     io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
   }
+  const status = outcome.stop === 'hlt' ? 0 : 1;
+  if (gdb !== undefined) {
+    gdb.stub.finish(status);
+    await gdb.close();
+  }
   vmm.close();
-  return outcome.stop === 'hlt' ? 0 : 1;
+  return status;
+}
+
+/** --gdb and --gdb-wait: the stub listening (and, with --gdb-wait, gdb connected), or an exit status. */
+async function startGdbFor(args: ParsedCommand, vmm: Vmm, io: Output): Promise<GdbSession | number> {
+  const endpoint = parseGdbEndpoint(args.string('gdb')!);
+  if (typeof endpoint === 'string') {
+    io.err(`pinbox run: ${endpoint}\n`);
+    return 2;
+  }
+  let gdb: GdbSession;
+  try {
+    gdb = await startGdb(vmm.log, vmm.vm(), 0, endpoint);
+  } catch (e) {
+    io.err(`pinbox run: --gdb: cannot listen on ${endpoint.host}:${endpoint.port}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const { host, port } = gdb.server.address;
+  const wait = args.flag('gdb-wait');
+  io.err(`pinbox run: gdb stub for vCPU 0 on tcp:${host}:${port}${wait ? ', waiting for gdb to connect' : ''}\n`);
+  if (wait) {
+    gdb.stub.waitAtEntry();
+    await gdb.server.connected();
+  }
+  return gdb;
 }
 
 function stopText(stop: string, fault: { vector: number; errorCode?: number } | undefined, rip: bigint): string {

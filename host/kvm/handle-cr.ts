@@ -73,7 +73,7 @@ function loadOrFault(v: VcpuArch, cr: ControlRegister, value: bigint | undefined
     return;
   }
   v.cpu.commitCr(cr, value);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }
 
 /** MOV to CR0/CR2/CR3/CR4/CR8; true when it ends in an exit to user space. */
@@ -114,7 +114,7 @@ export function handleMovFromCr(v: VcpuArch, cr: ControlRegister, gpr: number): 
   const value = cr === 8 ? v.lapic.getCr8() : v.cpu.readCr(cr);
   traceCr(v, 'read', cr, value);
   v.cpu.writeGpr(gpr, value);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }
 
 /** CLTS: clears CR0.TS with no architectural check (vmx_set_cr0() directly). */
@@ -124,7 +124,7 @@ export function handleClts(v: VcpuArch): boolean {
   const heki = hekiCheckCr(v, 0, cr0);
   if (heki !== Heki.Allowed) return heki === Heki.Exit;
   if ((v.cpu.readCr(0) & X86_CR0_TS) !== 0n) v.cpu.commitCr(0, cr0);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }
 
@@ -139,6 +139,6 @@ export function handleLmsw(v: VcpuArch, msw: number): boolean {
   if (heki !== Heki.Allowed) return heki === Heki.Exit;
   const loaded = kvmSetCr0(crContext(v), cr0);
   if (loaded !== undefined) v.cpu.commitCr(0, loaded);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }

@@ -48,7 +48,7 @@ export function kvmEmulateRdmsr(v: VcpuArch, index: number): boolean {
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, false, index, a.data, false);
     writeEdxEax(v, a.data);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
@@ -66,7 +66,7 @@ export function kvmEmulateWrmsr(v: VcpuArch, index: number, value: bigint): bool
   const r = kvmEmulateMsrAccess(v, v.vm.msrFilter, a, true, ignoredReporter(v));
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, true, index, value, false);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, completeFastMsrAccess, r)) return true;
@@ -120,7 +120,7 @@ completeFastRdmsr.checkReply = checkRdmsrReply;
  */
 export function completeFastMsrAccess(v: VcpuArch): boolean {
   if (replyError(v) !== 0) v.injectGp();
-  else v.cpu.skipInstruction();
+  else v.skipEmulatedInstruction();
   return false;
 }
 completeFastMsrAccess.checkReply = replyError;

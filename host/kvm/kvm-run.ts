@@ -6,7 +6,7 @@
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
 import {
-  exitNumbers, type KvmRun, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunInternal,
+  exitNumbers, type KvmRun, type KvmRunDebug, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunInternal,
   type KvmRunIo, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type VcpuExit, type VcpuExitReason,
 } from './api/exits.js';
 import { type ModelSyncRegs, SyncedRegs } from './sync-regs.js';
@@ -29,6 +29,7 @@ export class ModelKvmRun implements KvmRunMembers {
   readonly heki_configure: Filled<KvmRunHekiConfigure> = { reason: 0, cr_pinned: 0n };
   readonly heki_denial: Filled<KvmRunHekiDenial> = { reason: 0, cr_value: 0n };
   readonly fail_entry: Filled<KvmRunFailEntry> = { hardware_entry_failure_reason: 0n, cpu: 0, detail: '' };
+  readonly debug: Filled<KvmRunDebug> = { exception: 0, pc: 0n, dr6: 0n, dr7: 0n };
   // Exits the model never gives: their members stay zero.
   readonly mmio: KvmRunMmio = { phys_addr: 0n, data: new Uint8Array(0), len: 0, is_write: false };
   readonly internal: KvmRunInternal = { suberror: 0, data: [] };

@@ -48,7 +48,7 @@ export function buildGuest(sources: readonly string[], options: { opt: string; l
   const flatPath = join(dir, 'guest.bin');
   try {
     execFileSync('gcc', [
-      options.opt, ...GUEST_CFLAGS, `-Wl,-T,${options.linkerScript}`, ...(options.include ?? []).map((d) => `-I${d}`),
+      ...options.opt.split(/\s+/), ...GUEST_CFLAGS, `-Wl,-T,${options.linkerScript}`, ...(options.include ?? []).map((d) => `-I${d}`),
       ...(options.defines ?? []).map((d) => `-D${d}`), '-o', elfPath, ...sources, '-lgcc',
     ], { stdio: 'pipe' });
     execFileSync('objcopy', ['-O', 'binary', elfPath, flatPath], { stdio: 'pipe' });

@@ -4,6 +4,12 @@
  * can count guest instructions, because Heki's pins have no ioctl, because its tracepoints fire
  * in the same process. A VMM that uses them checks for them and does without elsewhere.
  */
+import type { ChainedException as CoreChainedException, IdtGateView as CoreIdtGateView } from '../../x86/intercept.js';
+
+/** One exception of the chain that ended in a triple fault, with the IDT gate its delivery read. */
+export type ChainedException = CoreChainedException;
+/** An IDT entry as a debugger shows it, or why there is none. */
+export type IdtGateView = CoreIdtGateView;
 import type { TracepointSource } from './tracepoints.js';
 
 /** The model's system fd. */
@@ -45,4 +51,9 @@ export interface ModelVcpu {
    * completion still pending and an exception queued but not delivered are dropped.
    */
   init(): void;
+  /**
+   * The exceptions that led to the last KVM_EXIT_SHUTDOWN, each with the IDT gate its delivery
+   * read (the core's report: a real kernel gives user space nothing of it).
+   */
+  readonly shutdownChain: readonly ChainedException[] | undefined;
 }

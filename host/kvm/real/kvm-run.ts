@@ -17,12 +17,12 @@ import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
 import {
-  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunDebug, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
   type KvmRunInternal, type KvmRunIo, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
 } from '../api/exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
-import { RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunSyncRegs, RunSystemEvent } from './run-members.js';
+import { RunDebug, RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunSyncRegs, RunSystemEvent } from './run-members.js';
 import { RUN } from './uapi.js';
 
 /** Which exit numbers are Heki's on this VM (null: none, the VM enabled no Heki capability). */
@@ -37,6 +37,7 @@ export class RealKvmRun implements KvmRun {
   readonly heki_configure: KvmRunHekiConfigure;
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
+  readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
@@ -55,6 +56,7 @@ export class RealKvmRun implements KvmRun {
     this.io = new RunIo(v, fd);
     this.heki_configure = this.heki_denial = new RunHeki(v, fd);
     this.fail_entry = new RunFailEntry(v, fd);
+    this.debug = new RunDebug(v, fd);
     this.mmio = new RunMmio(v, fd);
     this.internal = new RunInternal(v, fd);
     this.system_event = new RunSystemEvent(v, fd);

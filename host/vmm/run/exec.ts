@@ -10,6 +10,7 @@
  */
 import { copyRegs, KVM_REGS_FIELDS, type Regs } from '../../kvm/api/regs.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
+import type { ChainedException } from '../../kvm/api/model.js';
 import type { BootLayout } from '../boot/index.js';
 import { KERNEL_EPILOGUE, pushesErrorCode, USER_EPILOGUE } from '../boot/stubs.js';
 import { limitError } from '../errors.js';
@@ -24,6 +25,8 @@ export interface ExecOutcome {
   stop: ExecStop;
   regs: Regs;
   fault?: { vector: number; errorCode?: number };
+  /** stop 'shutdown', on the model: the exceptions that led to the triple fault, with their IDT gates. */
+  chain?: readonly ChainedException[];
 }
 
 /** Offsets in the frame the common stub path leaves on the IST stack (boot/stubs.ts). */

@@ -26,6 +26,8 @@ import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
 import { copyRegs } from '../../kvm/api/regs.js';
+import type { ChainedException } from '../../kvm/api/model.js';
+import { debugEnding, type RunDebugHook } from './run-debug.js';
 import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { Regs } from '../../kvm/api/regs.js';
@@ -55,6 +57,8 @@ export interface PerformOptions {
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
    */
   readonly onExit?: ExitHook;
+  /** A debugger attached to the vCPU for this request (`pinbox run --gdb`): run-debug.ts. */
+  readonly debug?: RunDebugHook;
 }
 
 /** What a runner needs from its VM (machine.ts). */
@@ -112,6 +116,9 @@ interface OpContext extends AnsweredOperation {
   readonly haltRip: bigint;
   /** For exec: where the code was placed. */
   readonly exec: ExecPlacement | undefined;
+  readonly debug: RunDebugHook | undefined;
+  /** The debugger has seen the request's first instruction (RunDebugHook.started). */
+  debugStarted: boolean;
 }
 
 const NO_OPTIONS: PerformOptions = {};
@@ -332,7 +339,7 @@ export class VcpuRunner {
   ): OpContext {
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, haltRip, exec,
+      rebooted: false, lower, haltRip, exec, debug: options.debug, debugStarted: false,
     };
   }
 
@@ -366,19 +373,41 @@ export class VcpuRunner {
     if (ctx.inits !== this.inits) {
       throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
     }
+    const debug = ctx.debug;
+    if (debug !== undefined && !ctx.debugStarted) {
+      ctx.debugStarted = true;
+      // The debugger reads and writes the registers with KVM_GET/SET_REGS: the request's go in
+      // that way now, rather than with the first KVM_RUN (kvm_run.s.regs).
+      if ((this.run.kvm_dirty_regs & KVM_SYNC_X86_REGS) !== 0) {
+        const regs = copyRegs(this.run.s.regs);
+        this.run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
+        vcpu.setRegs(regs);
+      }
+      return debug.started().then(() => this.loop(ctx));
+    }
     for (;;) {
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       const counter = this.counter;
       const before = counter === undefined ? 0 : counter.instructionsRetired;
-      if (counter !== undefined) this.runOptions.budget = ctx.remaining;
+      if (counter !== undefined) this.runOptions.budget = debug === undefined ? ctx.remaining : Math.min(ctx.remaining, debug.slice);
+      else if (debug !== undefined) this.runOptions.deadline = process.hrtime.bigint() + BigInt(debug.sliceNs);
       const exit = vcpu.run(this.runOptions);
+      if (counter === undefined && debug !== undefined) delete this.runOptions.deadline;
       if (counter !== undefined) ctx.remaining -= Math.max(1, counter.instructionsRetired - before);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
-          return this.halted(ctx);
+          return debug === undefined ? this.halted(ctx) : debugEnding(debug, () => this.halted(ctx));
         case 'KVM_EXIT_INTR':
+          // With a debugger, a slice ends here: it may stop the guest (Ctrl-C), and other VMs run.
+          if (debug !== undefined && (ctx.remaining > 0 || exit.timed_out)) return debug.between().then(() => this.loop(ctx));
           return this.budgetSpent(ctx, exit.timed_out);
+        case 'KVM_EXIT_DEBUG':
+          if (debug === undefined) throw new ProtocolError('internal', `vCPU ${this.id} returned KVM_EXIT_DEBUG with no debugger attached`);
+          return debug.debugExit(exit.debug).then(() => this.loop(ctx));
         case 'KVM_EXIT_SHUTDOWN':
+          if (debug !== undefined) {
+            return debug.ended({ stop: 'shutdown', regs: copyRegs(this.run.s.regs), ...this.shutdownChain() }).then(() => this.shutdown(ctx));
+          }
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
@@ -436,6 +465,12 @@ export class VcpuRunner {
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
   }
 
+  /** The model's report of the exceptions that ended in the triple fault (none elsewhere). */
+  private shutdownChain(): { chain?: readonly ChainedException[] } {
+    const chain = this.vcpu.model?.shutdownChain;
+    return chain === undefined ? {} : { chain };
+  }
+
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
   private shutdown(ctx: OpContext): GuestResult {
     const regs = copyRegs(this.run.s.regs);
@@ -448,7 +483,7 @@ export class VcpuRunner {
       this.forgetRegisters();
     }
     ctx.rebooted = true;
-    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs, ...this.shutdownChain() });
     const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
     throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
   }
