@@ -74,6 +74,8 @@ export class GdbStub implements RunDebugHook {
   private abandon: ((e: Error) => void) | undefined;
   private interruptWanted = false;
   private stopAtStart = false;
+  /** gdb waits for a stop reply (it sent c, s, or '?' while the guest ran). */
+  private replyOwed = false;
   private stepping = false;
   /** INT3s the stub placed: guest-virtual address → the physical address and the byte it covered. */
   private readonly swBreakpoints = new Map<bigint, { gpa: number; original: number }>();
@@ -93,11 +95,13 @@ export class GdbStub implements RunDebugHook {
   attach(connection: GdbConnection): void {
     this.connection = connection;
     this.noAck = false;
+    this.replyOwed = false;
   }
 
   /** The client went away: its breakpoints are removed and the guest runs on, as after `detach`. */
   detach(): void {
     this.connection = undefined;
+    this.replyOwed = false;
     this.removeAllBreakpoints();
     this.applyGuestDebug(false);
     this.continueGuest();
@@ -222,8 +226,13 @@ export class GdbStub implements RunDebugHook {
   private stop(stop: Stop): Promise<void> {
     this.stepping = false;
     this.stopped = stop;
-    if (stop.message !== undefined) this.send(`O${toHex(stop.message)}`);
-    this.send(this.stopReply(stop));
+    // A stop reply (and console output) only where gdb waits for one: after c or s, or a '?'
+    // asked while the guest ran; otherwise its next '?' gets it.
+    if (this.replyOwed) {
+      this.replyOwed = false;
+      if (stop.message !== undefined) this.send(`O${toHex(stop.message)}`);
+      this.send(this.stopReply(stop));
+    }
     // Without a client nothing can let it go on: the guest runs on (a stop gdb never sees).
     if (this.connection === undefined) {
       this.stopped = undefined;
@@ -270,6 +279,7 @@ export class GdbStub implements RunDebugHook {
         // gdb attached to a running guest: it stops at the end of the slice, and says so then.
         if (this.stopped === undefined && !this.ended_) {
           this.interruptWanted = true;
+          this.replyOwed = true;
           return null;
         }
         return this.stopReply(this.stopped ?? { signal: SIGTRAP, pairs: '' });
@@ -370,6 +380,7 @@ export class GdbStub implements RunDebugHook {
     }
     this.stepping = step;
     this.applyGuestDebug(step);
+    this.replyOwed = true;
     this.continueGuest();
     return null;
   }

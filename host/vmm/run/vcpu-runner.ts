@@ -483,7 +483,8 @@ export class VcpuRunner {
       this.forgetRegisters();
     }
     ctx.rebooted = true;
-    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs, ...this.shutdownChain() });
+    // The chain is for `pinbox run` (in place); the protocol's exec result has no field for it.
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs, ...(ctx.exec.end === undefined && this.shutdownChain()) });
     const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
     throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
   }

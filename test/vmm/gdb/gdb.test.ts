@@ -184,3 +184,23 @@ if (why !== undefined) {
     }
   });
 }
+
+test('a triple fault stops the guest for gdb with its chain on the console, then the run ends with W01', async (t) => {
+  // lidt [rip+2] (limit 0) ; ud2: #UD → #GP → #GP → #DF → #GP, shutdown (cli-commands.test.ts).
+  const { run, port } = await runWithGdb(flat('tf.bin', 0x0f, 0x01, 0x1d, 2, 0, 0, 0, 0x0f, 0x0b, ...new Array(10).fill(0)), '--gdb-wait');
+  const c = await RawClient.open(port);
+  try {
+    t.regex(await c.ask('?'), /^T05/);
+    c.socket.write(framePacket('c'));
+    const console = Buffer.from((await c.reply()).slice(1), 'hex').toString('utf8');
+    t.regex(console, /pinbox: the vCPU shut down \(triple fault\): #UD → #GP\(0x33\) → #GP\(0x6b\) → #DF\(0\) → #GP\(0x43\)/);
+    t.regex(console, /IDT\[8\] at 0x80: beyond the IDT limit/);
+    t.is(await c.reply(), 'T0bthread:01;pinbox:triple_fault;');
+    // The state it died in: RIP at the UD2.
+    t.is(await c.ask('p10'), '0700100000000000');
+    t.is(await c.ask('c'), 'W01');
+  } finally {
+    c.socket.destroy();
+  }
+  t.is((await run.done).code, 1);
+});
