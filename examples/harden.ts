@@ -13,7 +13,7 @@ import { describeFault, type Fault, type Guest } from '../guest-sdk/index.js';
 import { HEKI_CR4_PINNABLE_MASK_V2, X86_CR0_TS, X86_CR0_WP, X86_CR4_SMEP } from '../protocol/abi.js';
 import { hex } from '../protocol/notation.js';
 import policy from './policies/harden.json' with { type: 'json' };
-import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
+import { exampleArguments, exampleHost, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
 import { bitNames, vmmWords } from './shared/vmm-words.js';
 
@@ -122,10 +122,10 @@ export async function hardenGuest(host: ExampleHost, story: Story): Promise<Hard
 }
 
 async function main(): Promise<number> {
-  const url = hostArgument(process.argv.slice(2), 'node harden.js [--host unix:PATH|tcp:HOST:PORT]');
+  const where = await exampleArguments(process.argv.slice(2), 'harden');
   const write = (t: string): void => void process.stdout.write(t);
   const story = printedStory(write);
-  const host = exampleHost(policy, url, {
+  const host = exampleHost(policy, where, {
     onEvent: (e) => {
       const words = vmmWords(e);
       if (words !== undefined) story.vmm(words);

@@ -9,7 +9,7 @@
 import type { MsrProbeReport } from '../guest-sdk/index.js';
 import { hex } from '../protocol/notation.js';
 import policy from './policies/msr-probe.json' with { type: 'json' };
-import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
+import { exampleArguments, exampleHost, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
 
 export { policy as msrProbePolicy };
@@ -45,9 +45,9 @@ export async function probe(host: ExampleHost, story: Story): Promise<ProbeOutco
 }
 
 async function main(): Promise<number> {
-  const url = hostArgument(process.argv.slice(2), 'node msr-probe.js [--host unix:PATH|tcp:HOST:PORT]');
+  const where = await exampleArguments(process.argv.slice(2), 'msr-probe');
   const story = printedStory((t) => void process.stdout.write(t));
-  const host = exampleHost(policy, url, { onAttached: (text) => story.text(text) });
+  const host = exampleHost(policy, where, { onAttached: (text) => story.text(text) });
   story.text(`msr-probe: what the guest finds of the MSRs; the guest runs on ${host.description}.`);
   try {
     await probe(host, story);

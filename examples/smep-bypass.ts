@@ -13,7 +13,7 @@ import { describeFault, type ExecResult, type Guest } from '../guest-sdk/index.j
 import { X86_CR4_SMEP } from '../protocol/abi.js';
 import { hex } from '../protocol/notation.js';
 import policy from './policies/smep-bypass.json' with { type: 'json' };
-import { exampleHost, hostArgument, isMain, runMain, type ExampleHost } from './shared/example-host.js';
+import { exampleArguments, exampleHost, isMain, runMain, type ExampleHost } from './shared/example-host.js';
 import { printedStory, type Story } from './shared/story.js';
 import { vmmWords } from './shared/vmm-words.js';
 
@@ -87,9 +87,9 @@ export async function smepBypass(host: ExampleHost, story: Story): Promise<Bypas
 }
 
 async function main(): Promise<number> {
-  const url = hostArgument(process.argv.slice(2), 'node smep-bypass.js [--host unix:PATH|tcp:HOST:PORT]');
+  const where = await exampleArguments(process.argv.slice(2), 'smep-bypass');
   const story = printedStory((t) => void process.stdout.write(t));
-  const host = exampleHost(policy, url, {
+  const host = exampleHost(policy, where, {
     onEvent: (e) => {
       const words = vmmWords(e);
       if (words !== undefined) story.vmm(words);

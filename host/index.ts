@@ -17,7 +17,7 @@ export * from './kvm/index.js';
 export * as vmm from './vmm/index.js';
 export {
   Vmm, Machine, VmmError, startServer, serveGuest, parsePolicy, parsePolicyText, loadPolicyFile, PolicyError, EventLog,
-  TraceWriter, readTrace, takeSnapshot, restoreSnapshot, DEFAULT_BUDGET,
+  TraceWriter, readTrace, takeSnapshot, restoreSnapshot, DEFAULT_BUDGET, openBackend, modelSupport, HostSupport,
   type VmmOptions, type PinboxServer, type ServerOptions, type CompiledPolicy, type GuestRequest, type GuestResult,
   type PerformOptions, type UserSpaceExit, type MsrExitAnswer, type MsrExitChoice, type MsrExitHandler, type Event,
 } from './vmm/index.js';

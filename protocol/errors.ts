@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   vcpu_init: 'the vCPU got INIT (control initVcpu) while the operation waited (paused, or in an exit): the operation was abandoned',
   guest_shutdown: 'the vCPU shut down (triple fault) during an operation that has no `stop` to report it; the policy\'s onShutdown says what became of the VM',
   invalid_guest_state: 'KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY) with the state a control client loaded; initVcpu or resetVm mends it',
+  host_unsupported: 'the host\'s KVM cannot do what the operation needs (a real kernel that never completes a CPL0 hypercall); the message names what it lacks',
   connection_closed: '(local) the connection closed before the response arrived',
   bad_url: '(local) an endpoint URL that connect() or listen() cannot use',
 } as const;

@@ -2,13 +2,14 @@
  * Where an example's guests run: a pinbox server named on the command line
  * (`--host unix:/tmp/pinbox.sock`, started with `pinbox serve --policy examples/policies/X.json`),
  * or, by default, a VMM embedded in the example's own process with the example's policy —
- * the guest still talks to it through the protocol, over an in-memory connection. With the
+ * the guest still talks to it through the protocol, over an in-memory connection — on the KVM
+ * model, or with `--backend kvm` on the machine's /dev/kvm (surveyed first: openBackend). With the
  * embedded VMM the example can also tell what the VMM saw (`onEvent`).
  */
 import { basename } from 'node:path';
 import { createMemoryPair } from '../../protocol/index.js';
 import { connect, type Guest } from '../../guest-sdk/index.js';
-import { parsePolicy, serveGuest, Vmm, type CompiledPolicy, type Event } from '../../host/vmm/index.js';
+import { openBackend, parsePolicy, serveGuest, Vmm, type CompiledPolicy, type Event, type HostSupport } from '../../host/vmm/index.js';
 
 export interface ExampleHost {
   /** A guest on a vCPU of a VM (the policy's VM unless named). */
@@ -30,11 +31,19 @@ export interface ExampleHostOptions {
   onAttached?: (text: string) => void;
 }
 
-/** `--host URL` from argv, if given. Anything else is a usage error. */
-export function hostArgument(argv: readonly string[], usage: string): string | undefined {
-  if (argv.length === 0) return undefined;
-  if (argv.length === 2 && argv[0] === '--host') return argv[1];
-  throw new Error(`usage: ${usage}`);
+/** Where the guests run: a server's URL, or the embedded VMM on a KVM (default the model). */
+export interface ExampleWhere {
+  readonly url?: string;
+  /** The embedded VMM's KVM and what it can do (openBackend). */
+  readonly support?: HostSupport;
+}
+
+/** `--host URL` or `--backend model|kvm` from argv, if given. Anything else is a usage error. */
+export async function exampleArguments(argv: readonly string[], name: string): Promise<ExampleWhere> {
+  if (argv.length === 0) return {};
+  if (argv.length === 2 && argv[0] === '--host') return { url: argv[1]! };
+  if (argv.length === 2 && argv[0] === '--backend' && (argv[1] === 'model' || argv[1] === 'kvm')) return { support: await openBackend(argv[1]) };
+  throw new Error(`usage: node ${name}.js [--host unix:PATH|tcp:HOST:PORT | --backend model|kvm]`);
 }
 
 /** Which VM a guest got from a server, and how it compares with the example's own policy. */
@@ -50,8 +59,9 @@ function attachedText(guest: Guest, url: string, policy: CompiledPolicy): string
     (differs.length > 0 ? `. This example's policy asks for ${differs.join(' and ')}: expect its results to differ.` : '.');
 }
 
-export function exampleHost(policyDocument: unknown, url: string | undefined, options: ExampleHostOptions = {}): ExampleHost {
+export function exampleHost(policyDocument: unknown, where: ExampleWhere, options: ExampleHostOptions = {}): ExampleHost {
   const guests: Guest[] = [];
+  const { url, support } = where;
   const policy = parsePolicy(policyDocument);
   if (url !== undefined) {
     let told = false;
@@ -71,12 +81,13 @@ export function exampleHost(policyDocument: unknown, url: string | undefined, op
       close: () => guests.forEach((g) => g.close()),
     };
   }
-  const vmm = new Vmm({ policy });
+  const vmm = new Vmm({ policy, ...(support !== undefined && { backend: support.backend, host: support }) });
+  const kvm = support === undefined || support.backend.name === 'model' ? '' : `, on ${support.host.summary}`;
   const { onEvent } = options;
   if (onEvent !== undefined) vmm.log.subscribe({}, onEvent);
   return {
     vmm,
-    description: `a VMM in this process (VM "${policy.name}", ${policy.vcpus} vCPU${policy.vcpus > 1 ? 's' : ''})`,
+    description: `a VMM in this process (VM "${policy.name}", ${policy.vcpus} vCPU${policy.vcpus > 1 ? 's' : ''}${kvm})`,
     guest: async (o) => {
       const [guestEnd, hostEnd] = createMemoryPair();
       serveGuest(vmm, hostEnd);

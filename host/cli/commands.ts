@@ -9,6 +9,7 @@
 import { EVENT_NAMES } from '../../protocol/events/catalogue.js';
 import type { CommandSpec, ProgramSpec } from './args.js';
 import { ENDPOINT, HOST_OPTION, TOKEN_FILE_OPTION, TOKEN_OPTION } from './control-options.js';
+import { BACKEND_OPTION } from './backend-option.js';
 import { CTL_COMMAND } from './ctl-spec.js';
 
 /** The version `pinbox --version` prints (package.json's; a test keeps them equal). */
@@ -77,9 +78,11 @@ export const PINBOX: ProgramSpec = {
         'example\'s policy: a guest kernel pins its control-register protections with Heki, an attacker\n' +
         'with kernel code execution tries to turn SMEP and CR0.WP off, and the guest surveys the MSRs the\n' +
         'policy filters. It tells what each step did in the guest, in KVM and in the VMM. It needs no\n' +
-        'files and changes nothing on disk. Exits 0 when every protection held, 1 otherwise.',
-      options: [],
-      examples: ['pinbox demo'],
+        'files and changes nothing on disk. With --backend kvm the VMM runs on this machine\'s /dev/kvm: a kernel\n' +
+        'without Heki answers the pins with -KVM_ENOSYS (or cannot complete them), and the demo says so.\n' +
+        'Exits 0 when every protection held, 1 otherwise.',
+      options: [BACKEND_OPTION],
+      examples: ['pinbox demo', 'pinbox demo --backend kvm'],
     },
     {
       name: 'serve',
@@ -112,6 +115,7 @@ export const PINBOX: ProgramSpec = {
         { name: 'max-connections', value: { kind: 'count', min: 1, max: 65536 }, placeholder: 'N', defaultText: '256', description: 'connections open at once over both endpoints; more are refused with a limit error' },
         { name: 'max-vms', value: { kind: 'count', min: 1, max: 4096 }, placeholder: 'N', defaultText: '64', description: 'VMs at most; a guest naming one more is refused with a limit error' },
         BUDGET_OPTION,
+        BACKEND_OPTION,
       ],
       examples: [
         'pinbox serve --listen unix:/tmp/pinbox.sock --policy policy.json',
@@ -137,19 +141,27 @@ export const PINBOX: ProgramSpec = {
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
         { name: 'json', description: 'print the events and the final dump as JSON Lines, written as docs/events.md says (64-bit values as "0x…" strings); the last line is {"name":"stop","reason",…,"regs",…,"cr",…}' },
         BUDGET_OPTION,
-        { name: 'gdb', value: { kind: 'string' }, placeholder: 'tcp:HOST:PORT', description: 'serve gdb\'s remote protocol for vCPU 0 there (`target remote HOST:PORT`); see docs/gdb.md' },
+        BACKEND_OPTION,
+        { name: 'gdb', value: { kind: 'string' }, placeholder: 'tcp:HOST:PORT', description: 'serve gdb\'s remote protocol for vCPU 0 there (`target remote HOST:PORT`); the model backend only; see docs/gdb.md' },
         { name: 'gdb-wait', requires: ['gdb'], description: 'wait for gdb to connect, and stop before the first instruction' },
       ],
-      examples: ['pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json'],
+      examples: [
+        'pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image kernel.elf --backend kvm',
+        'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json',
+      ],
     },
     {
       name: 'conform',
-      summary: 'run conformance scenarios against the KVM model or a pinbox server',
+      summary: 'run conformance scenarios against the KVM model, /dev/kvm or a pinbox server, or diff the two KVMs',
       description:
         'Runs conformance scenarios, each a file of guest actions and the results real KVM gives them\n' +
         '(from the kernel sources and selftests), and reports which pass. FILES and DIRS name scenario\n' +
         'files and folders of them; with none, runs the scenarios that come with pinbox. Scenarios run\n' +
-        'in-process unless --host names a pinbox server\'s control endpoint.',
+        'in-process unless --host names a pinbox server\'s control endpoint; --backend kvm runs them on this\n' +
+        'machine\'s /dev/kvm, where a scenario that needs what the host lacks (Heki, CPL0 hypercalls, ...) is\n' +
+        'reported as unsupported on this host, with the reason: never a pass. --diff runs each scenario on both\n' +
+        'backends and reports every step where they disagree, side by side, with the project\'s explanation\n' +
+        'where it has one (docs/real-kvm.md); it exits 0 only when every divergence is explained.',
       options: [
         { ...HOST_OPTION, required: false, description: 'run against this pinbox server\'s control endpoint' },
         { ...TOKEN_FILE_OPTION, requires: ['host'] },
@@ -162,6 +174,8 @@ export const PINBOX: ProgramSpec = {
           description: 'how to report results',
         },
         { name: 'list', description: 'list the scenarios that would run, without running them' },
+        BACKEND_OPTION,
+        { name: 'diff', description: 'run each scenario on the model and on /dev/kvm and report where they differ (reporter pretty or json; not with --host or --backend)' },
       ],
       operands: {
         placeholder: 'FILES|DIRS',
@@ -170,7 +184,7 @@ export const PINBOX: ProgramSpec = {
         value: { kind: 'path' },
         description: 'scenario files, or folders to search for them',
       },
-      examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token-file /run/pinbox/token --list'],
+      examples: ['pinbox conform', 'pinbox conform scenarios/heki --reporter tap', 'pinbox conform --host tcp:127.0.0.1:7001 --token-file /run/pinbox/token --list', 'pinbox conform --backend kvm --reporter junit', 'pinbox conform --diff'],
     },
     EVENTS_COMMAND,
     CTL_COMMAND,

@@ -8,7 +8,9 @@
 import { join } from 'node:path';
 import { formatEndpoint } from '../../protocol/transports/endpoint.js';
 import { conform, inProcessTarget, remoteTarget, type ConformOptions, type ReporterName, type TargetFactory } from '../conform/index.js';
-import type { ParsedCommand } from './args.js';
+import { openBackend } from '../vmm/host-survey.js';
+import { UsageError, type ParsedCommand } from './args.js';
+import { backendName } from './backend-option.js';
 import { controlTarget } from './control-options.js';
 import { packageRoot, shownPath } from './package-root.js';
 import type { Output } from './output.js';
@@ -22,8 +24,11 @@ export function defaultScenarios(): string[] {
   return [shownPath(join(packageRoot(), 'test', 'conformance'))];
 }
 
-let createTarget: TargetFactory = async (host) =>
-  host === undefined ? inProcessTarget() : remoteTarget({ url: formatEndpoint(host.endpoint), token: host.token });
+/** The remote target for --host; else the in-process one, on the model or on /dev/kvm surveyed first (openBackend). */
+let createTarget: TargetFactory = async (host, backend) => {
+  if (host !== undefined) return remoteTarget({ url: formatEndpoint(host.endpoint), token: host.token });
+  return backend === 'model' ? inProcessTarget() : inProcessTarget({ support: await openBackend(backend) });
+};
 
 export function registerConformTarget(factory: TargetFactory): void {
   createTarget = factory;
@@ -32,11 +37,20 @@ export function registerConformTarget(factory: TargetFactory): void {
 /** The options of a parsed `pinbox conform` command line. */
 export function conformOptions(parsed: ParsedCommand, defaultPaths: readonly string[]): ConformOptions {
   const endpoint = parsed.endpoint('host');
+  // A server has the KVM it was started on; --diff chooses both backends itself.
+  const alone = (a: string, b: string) => {
+    if (parsed.has(a) && parsed.has(b)) throw new UsageError('pinbox', 'conform', `--${a} and --${b} cannot be given together`);
+  };
+  alone('host', 'backend');
+  alone('diff', 'host');
+  alone('diff', 'backend');
   return {
     paths: parsed.operands.map(String),
     defaultPaths,
     reporter: (parsed.string('reporter') ?? 'pretty') as ReporterName,
     list: parsed.flag('list'),
+    ...(parsed.has('backend') && { backend: backendName(parsed) }),
+    ...(parsed.flag('diff') && { diff: true }),
     ...(endpoint !== undefined && { host: { endpoint, token: controlTarget(parsed).token } }),
   };
 }

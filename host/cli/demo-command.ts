@@ -9,6 +9,8 @@ import { exampleHost } from '../../examples/shared/example-host.js';
 import { printedStory } from '../../examples/shared/story.js';
 import { vmmWords } from '../../examples/shared/vmm-words.js';
 import type { Event } from '../vmm/events/index.js';
+import type { ParsedCommand } from './args.js';
+import { cliBackend } from './backend-option.js';
 import type { Output } from './output.js';
 
 const INTRO = [
@@ -24,11 +26,18 @@ const INTRO = [
     'controls — until the VMM resets the VM.',
 ];
 
-export async function demoCommand(io: Output): Promise<number> {
+export async function demoCommand(args: ParsedCommand, io: Output): Promise<number> {
+  const support = await cliBackend(args, io, 'demo');
+  if (support === undefined) return 1;
   const story = printedStory((t) => io.out(t));
   for (const line of INTRO) story.text(line);
+  if (support.backend.name !== 'model') {
+    story.text('');
+    story.text(`--backend kvm: here the VMM drives this machine's /dev/kvm instead (${support.host.summary}); KVM's answers below are that kernel's. ` +
+      `Heki: ${support.heki.v2.present ? 'present' : `absent (${support.heki.v2.detail})`}.`);
+  }
   const recorded: Event[] = [];
-  const host = exampleHost(hardenPolicy, undefined, {
+  const host = exampleHost(hardenPolicy, { support }, {
     onEvent: (e) => {
       recorded.push(e);
       const words = vmmWords(e);
@@ -36,7 +45,16 @@ export async function demoCommand(io: Output): Promise<number> {
     },
   });
   try {
-    const report = await hardenGuest(host, story);
+    let report: Awaited<ReturnType<typeof hardenGuest>>;
+    try {
+      report = await hardenGuest(host, story);
+    } catch (e) {
+      // A host without what the demo needs (Heki; CPL0 hypercalls at all) says so: nothing held, nothing was shown.
+      if ((e as { code?: unknown } | null)?.code !== 'host_unsupported') throw e;
+      story.text('');
+      story.text(`This host cannot run the demo: ${(e as Error).message}. Nothing was pinned, so nothing could hold; see docs/real-kvm.md, or run the demo on the model (--backend model).`);
+      return 1;
+    }
     const count = (name: string, path?: string): number => recorded.filter((e) => e.name === name && (path === undefined || e.fields.path === path)).length;
     story.text('');
     story.text('What this showed');

@@ -46,7 +46,7 @@ export async function pinboxMain(argv: readonly string[], io: Output, options: M
 function run(args: ParsedCommand, io: Output, options: MainOptions): Promise<number> | number {
   switch (args.command) {
     case 'demo':
-      return demoCommand(io);
+      return demoCommand(args, io);
     case 'serve':
       return serveCommand(args, io, options.untilStopped());
     case 'run':

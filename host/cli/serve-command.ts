@@ -9,6 +9,7 @@ import { type EventName, TraceWriter, TraceWriteError } from '../vmm/events/inde
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import { startServer } from '../vmm/server/pinbox-server.js';
 import { Vmm } from '../vmm/vmm.js';
+import { cliBackend, onBackend } from './backend-option.js';
 import { eventLine, type Output } from './output.js';
 
 /** What serve prints as it happens (the trace and subscriptions have everything). */
@@ -24,6 +25,8 @@ function url(endpoint: Endpoint): string {
 /** Runs the server until `stop` resolves; the exit code. */
 export async function serveCommand(args: ParsedCommand, io: Output, stop: Promise<unknown>): Promise<number> {
   const policyFile = args.string('policy')!;
+  const support = await cliBackend(args, io, 'serve');
+  if (support === undefined) return 1;
   let trace: TraceWriter | undefined;
   let vmm: Vmm;
   try {
@@ -34,6 +37,7 @@ export async function serveCommand(args: ParsedCommand, io: Output, stop: Promis
     vmm = new Vmm({
       policy,
       policySource: policyFile,
+      ...onBackend(support),
       ...(trace !== undefined && { trace }),
       ...(args.has('budget') && { budget: args.count('budget')! }),
       ...(args.has('max-vms') && { maxVms: args.count('max-vms')! }),
@@ -65,6 +69,7 @@ export async function serveCommand(args: ParsedCommand, io: Output, stop: Promis
   }
   const p = vmm.policy;
   io.out(`pinbox serve: policy ${policyFile}: VM "${p.name}" and any VM a guest names, ${p.vcpus} vCPU${p.vcpus > 1 ? 's' : ''}, ${p.memorySize / (1 << 20)} MiB, Heki ABI ${p.vmOptions.profile}\n`);
+  io.out(`  KVM                 ${vmm.backend.describe().summary}\n`);
   io.out(`  guests connect to   ${server.address}\n`);
   if (server.controlAddress !== undefined) {
     io.out(`  control clients to  ${server.controlAddress}\n`);

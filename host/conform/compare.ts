@@ -134,3 +134,44 @@ export function compareStep(
   }
   return m.failures;
 }
+
+/**
+ * What a step did, in the fields its `expect` looks at — and always whether a host operation
+ * succeeded (its errno if not), and a guest action's fault and exits — as reports show them:
+ * the two backends' results `--diff` puts side by side. Values the expectation does not name
+ * are left out: a TSC read or a CPUID leaf differs between any two hosts and says nothing.
+ */
+export function observedShown(profile: HekiProfileName, expect: Expect, observed: Observed): Shown {
+  const out: Record<string, Shown> = {};
+  const host = observed.host;
+  if (host !== undefined) {
+    out.ok = host.ok;
+    if (!host.ok) out.errno = host.errno;
+    else {
+      if (expect.value !== undefined && host.value !== undefined) out.value = hex(host.value);
+      if (expect.nmsrs !== undefined && host.nmsrs !== undefined) out.nmsrs = host.nmsrs;
+      if (expect.msrs !== undefined) out.msrs = (host.entries ?? []).map((e) => ({ index: hex(e.index), value: hex(e.value) }));
+    }
+  }
+  const guest = observed.guest;
+  if (guest !== undefined) {
+    out.fault = guest.fault === undefined ? null : showFault(guest.fault);
+    if (expect.value !== undefined && guest.value !== undefined) out.value = hex(guest.value);
+    if (expect.ret !== undefined && guest.ret !== undefined) out.ret = hex(guest.ret);
+    out.exits = guest.exits.map((e) => showExit(profile, e));
+    if (guest.stop !== undefined) out.stop = guest.stop;
+    const regs: Record<string, Shown> = {};
+    for (const reg of Object.keys(expect.regs ?? {})) {
+      const v = guest.regs?.[reg as keyof typeof guest.regs];
+      regs[reg] = v === undefined ? null : hex(v);
+    }
+    if (Object.keys(regs).length > 0) out.regs = regs;
+  }
+  const cr: Record<string, Shown> = {};
+  for (const name of Object.keys(expect.cr ?? {})) {
+    const v = observed.cr?.[name as ControlRegisterName];
+    cr[name] = v === undefined ? null : hex(v);
+  }
+  if (Object.keys(cr).length > 0) out.cr = cr;
+  return out;
+}

@@ -1,6 +1,6 @@
 /**
  * The conformance runner's in-process target (host/conform/target.ts): each scenario's VM is a
- * VM of a Vmm in this process, made from the scenario's policy (`scenarioPolicy`: KVM's initial
+ * VM of a Vmm in this process — on the KVM model, or on the machine's /dev/kvm — made from the scenario's policy (`scenarioPolicy`: KVM's initial
  * state — every capability 0, no MSR filter), its host operations the Machine's KVM calls (a
  * KvmError passes through with its errno), its guest actions run as every guest request is —
  * lowered to the real instruction on the boot image — with each user-space exit recorded as
@@ -10,7 +10,10 @@ import type { Machine } from '../vmm/machine.js';
 import { parsePolicy } from '../vmm/policy/index.js';
 import type { MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
 import { restoreSnapshot, takeSnapshot } from '../vmm/snapshot.js';
+import type { HostSupport } from '../vmm/host-survey.js';
 import { Vmm } from '../vmm/vmm.js';
+import type { Scenario } from './model.js';
+import { scenarioNeeds, unsupportedReason } from './requirements.js';
 import { guestOutcome, wireGuestRequest } from './guest-wire.js';
 import type {
   GuestOutcome, GuestRequest as TargetRequest, ScenarioTarget, TargetExit, TargetVm,
@@ -101,14 +104,38 @@ class InProcessVm implements TargetVm {
   }
 }
 
+export interface InProcessTargetOptions {
+  /**
+   * The KVM the scenarios run on and what it can do (host/vmm's openBackend()): default the
+   * model. On a real kernel, a scenario that needs what the host lacks is unsupported
+   * (requirements.ts), and the VM options that describe a host (its CPU, kvm.ignore_msrs) are
+   * left to the host's own, once requirements.ts found they match or do not matter.
+   */
+  readonly support?: HostSupport;
+}
+
+/** A real host has its own CPU and module parameters: the scenario's VM without them (requirements.ts checked they agree). */
+function onRealHost(vm: ScenarioVm): ScenarioVm {
+  const { hostCr0: _cr0, hostCr4: _cr4, cr4PinnableMask: _mask, ...rest } = vm;
+  return { ...rest, ignoreMsrs: false };
+}
+
 /** The in-process target: one Vmm, one VM per scenario (named scenario-1, scenario-2…). */
-export function inProcessTarget(): ScenarioTarget {
-  const vmm = new Vmm({ policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)), maxVms: 4096 });
+export function inProcessTarget(options: InProcessTargetOptions = {}): ScenarioTarget {
+  const support = options.support;
+  const real = support !== undefined && support.backend.name !== 'model';
+  const vmm = new Vmm({
+    policy: parsePolicy(scenarioPolicy(parsePolicy({}).vmOptions)),
+    maxVms: 4096,
+    ...(support !== undefined && { backend: support.backend, host: support }),
+  });
   let made = 0;
   return {
-    description: 'in-process',
-    createVm: async (options: ScenarioVm) => {
-      const machine = vmm.createVm(`scenario-${++made}`, parsePolicy(scenarioPolicy(options)));
+    description: real ? 'in-process, on real KVM' : 'in-process',
+    host: vmm.backend.describe(),
+    ...(real && { unsupported: (scenario: Scenario) => unsupportedReason(scenarioNeeds(scenario), support) }),
+    createVm: async (vm: ScenarioVm) => {
+      const machine = vmm.createVm(`scenario-${++made}`, parsePolicy(scenarioPolicy(real ? onRealHost(vm) : vm)));
       return new InProcessVm(vmm, machine);
     },
     close: async () => vmm.close(),

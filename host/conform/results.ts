@@ -26,14 +26,43 @@ export interface Failure {
 export interface ScenarioResult {
   readonly name: string;
   readonly file: string;
+  /** Every step ran and matched; false for a failed and for an unsupported scenario. */
   readonly passed: boolean;
+  /**
+   * Why the host cannot run the scenario (the third outcome, never counted as passed): decided
+   * before it ran (what it needs and the host lacks), or by the host refusing a step as
+   * host_unsupported. Absent for passed and failed scenarios.
+   */
+  readonly unsupported?: string;
   /** Steps run (all of them, unless a target error stopped the scenario). */
   readonly steps: number;
   readonly failures: readonly Failure[];
   readonly durationMs: number;
+  /** What each step did, when the run was asked to keep it (RunOptions.observe: `--diff`). */
+  readonly observations?: readonly StepObservation[];
 }
 
-export function summarise(results: readonly ScenarioResult[]): { passed: number; failed: number; total: number } {
-  const passed = results.filter((r) => r.passed).length;
-  return { passed, failed: results.length - passed, total: results.length };
+export type Outcome = 'passed' | 'failed' | 'unsupported';
+
+export function outcomeOf(r: ScenarioResult): Outcome {
+  return r.passed ? 'passed' : r.unsupported !== undefined ? 'unsupported' : 'failed';
+}
+
+export function summarise(results: readonly ScenarioResult[]): { passed: number; failed: number; unsupported: number; total: number } {
+  const count = (o: Outcome) => results.filter((r) => outcomeOf(r) === o).length;
+  return { passed: count('passed'), failed: count('failed'), unsupported: count('unsupported'), total: results.length };
+}
+
+/** One step as a target did it, as reports show it: what `--diff` holds side by side. */
+export interface StepObservation {
+  /** The top-level step (0-based). */
+  readonly step: number;
+  /** JSON Pointer of the step: "/steps/3", "/steps/3/vmm/duringExit/0". */
+  readonly path: string;
+  /** "guest rdmsr 0xda0 on vCPU 0". */
+  readonly action: string;
+  /** What the step did, in the fields its `expect` looks at (compare.ts observedShown). */
+  readonly observed: Shown;
+  /** Whether that matched `expect`. */
+  readonly matched: boolean;
 }

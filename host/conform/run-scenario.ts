@@ -4,16 +4,21 @@
  * steps still say something); a failure of the target does, since the VM's state is then
  * unknown.
  */
-import { compareStep, type HostOutcome, type Observed } from './compare.js';
+import { compareStep, observedShown, type HostOutcome, type Observed } from './compare.js';
 import { hex } from '../../protocol/notation.js';
 import type { GuestStep, HostAction, HostStep, Scenario, Step, TargetGuestAction } from './model.js';
-import type { Failure, ScenarioResult } from './results.js';
+import type { Failure, ScenarioResult, StepObservation } from './results.js';
 import { errnoOf, type GuestOutcome, type TargetVm, type ScenarioTarget } from './target.js';
 
 export interface RunOptions {
   /** A target call that takes longer fails the scenario (default 60 s). */
   readonly stepTimeoutMs?: number;
+  /** Keep what each step did (ScenarioResult.observations), for `--diff`. */
+  readonly observe?: boolean;
 }
+
+/** The error code with which a host refuses what it lacks (host/vmm/errors.ts). */
+const HOST_UNSUPPORTED = 'host_unsupported';
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 const U64_MASK = (1n << 64n) - 1n;
@@ -23,6 +28,8 @@ class TargetFailure extends Error {
   constructor(
     readonly path: string,
     message: string,
+    /** The host said it lacks what the step needs (host_unsupported). */
+    readonly unsupported = false,
   ) {
     super(message);
   }
@@ -41,7 +48,7 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string, path: 
     return await Promise.race([work, timeout]);
   } catch (e) {
     if (e instanceof TargetFailure) throw e;
-    throw new TargetFailure(path, `${what}: ${messageOf(e)}`);
+    throw new TargetFailure(path, `${what}: ${messageOf(e)}`, (e as { code?: unknown } | null)?.code === HOST_UNSUPPORTED);
   } finally {
     clearTimeout(timer);
   }
@@ -57,22 +64,40 @@ export function describeStep(step: Step): string {
 
 class ScenarioRun {
   readonly failures: Failure[] = [];
+  /** What each step did, when asked to keep it. */
+  readonly observations: StepObservation[] | undefined;
   private readonly snapshots = new Map<string, unknown>();
 
   constructor(
     private readonly scenario: Scenario,
     private readonly vm: TargetVm,
     private readonly timeoutMs: number,
-  ) {}
+    observe: boolean,
+  ) {
+    this.observations = observe ? [] : undefined;
+  }
 
   private call<T>(work: () => Promise<T>, what: string, path: string): Promise<T> {
     return withTimeout(Promise.resolve().then(work), this.timeoutMs, what, path);
   }
 
   async runStep(step: Step, index: number): Promise<void> {
-    const observed = step.kind === 'host' ? await this.runHost(step) : await this.runGuest(step, index);
-    const mismatches = compareStep(this.scenario.vm.profile, index, `${step.path}/expect`, step.expect, observed);
+    let observed: Observed;
+    try {
+      observed = step.kind === 'host' ? await this.runHost(step) : await this.runGuest(step, index);
+    } catch (e) {
+      // A step the host refused as unsupported did nothing to compare.
+      if (!(e instanceof TargetFailure && e.unsupported)) {
+        this.observations?.push({ step: index, path: step.path, action: describeStep(step), observed: { error: messageOf(e) }, matched: false });
+      }
+      throw e;
+    }
+    const profile = this.scenario.vm.profile;
+    const mismatches = compareStep(profile, index, `${step.path}/expect`, step.expect, observed);
     for (const f of mismatches) this.failures.push({ ...f, message: `${describeStep(step)}: ${f.message}` });
+    this.observations?.push({
+      step: index, path: step.path, action: describeStep(step), observed: observedShown(profile, step.expect, observed), matched: mismatches.length === 0,
+    });
   }
 
   private async withControlRegisters(step: Step, vcpu: number, observed: Observed): Promise<Observed> {
@@ -192,14 +217,24 @@ class ScenarioRun {
 export async function runScenario(scenario: Scenario, target: ScenarioTarget, options: RunOptions = {}): Promise<ScenarioResult> {
   const started = performance.now();
   const timeoutMs = options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
-  const result = (failures: Failure[], steps: number): ScenarioResult => ({
+  const result = (failures: Failure[], steps: number, extra: Partial<ScenarioResult> = {}): ScenarioResult => ({
     name: scenario.name,
     file: scenario.file,
-    passed: failures.length === 0,
+    passed: failures.length === 0 && extra.unsupported === undefined,
     steps,
     failures,
     durationMs: performance.now() - started,
+    ...extra,
   });
+
+  // What the scenario needs and the host lacks is known before anything runs.
+  let lacking: string | undefined;
+  try {
+    lacking = await withTimeout(Promise.resolve().then(() => target.unsupported?.(scenario)), timeoutMs, 'asking the target what it supports', '/vm');
+  } catch (e) {
+    return result([{ kind: 'error', step: null, path: '/vm', message: messageOf(e) }], 0);
+  }
+  if (lacking !== undefined) return result([], 0, { unsupported: lacking, ...(options.observe === true && { observations: [] }) });
 
   let vm: TargetVm;
   try {
@@ -208,8 +243,9 @@ export async function runScenario(scenario: Scenario, target: ScenarioTarget, op
     return result([{ kind: 'error', step: null, path: '/vm', message: messageOf(e) }], 0);
   }
 
-  const run = new ScenarioRun(scenario, vm, timeoutMs);
+  const run = new ScenarioRun(scenario, vm, timeoutMs, options.observe === true);
   let steps = 0;
+  let unsupported: string | undefined;
   try {
     for (const [i, step] of scenario.steps.entries()) {
       steps++;
@@ -218,7 +254,9 @@ export async function runScenario(scenario: Scenario, target: ScenarioTarget, op
   } catch (e) {
     const failure = e instanceof TargetFailure ? e : new TargetFailure('', messageOf(e));
     const i = steps - 1;
-    run.failures.push({ kind: 'error', step: i, path: failure.path, message: `the target failed: ${failure.message}` });
+    // The host lacks what this step needs: unsupported, unless a step before it already failed.
+    if (failure.unsupported && run.failures.length === 0) unsupported = `step ${i}: ${failure.message}`;
+    else run.failures.push({ kind: 'error', step: i, path: failure.path, message: `the target failed: ${failure.message}` });
   } finally {
     try {
       await withTimeout(Promise.resolve().then(() => vm.close()), timeoutMs, 'closing the VM', '');
@@ -226,5 +264,8 @@ export async function runScenario(scenario: Scenario, target: ScenarioTarget, op
       run.failures.push({ kind: 'error', step: null, path: '', message: `closing the VM failed: ${messageOf(e)}` });
     }
   }
-  return result(run.failures, steps);
+  return result(run.failures, steps, {
+    ...(unsupported !== undefined && { unsupported }),
+    ...(run.observations !== undefined && { observations: run.observations }),
+  });
 }

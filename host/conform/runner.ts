@@ -4,6 +4,7 @@
  * JSON path and reason, and the others still run.
  */
 import { basename } from 'node:path';
+import type { BackendHost } from '../kvm/api/backend.js';
 import { ScenarioError } from './errors.js';
 import type { Scenario } from './model.js';
 import type { Failure, ScenarioResult } from './results.js';
@@ -12,8 +13,8 @@ import { loadScenarioFile } from './scenario.js';
 import type { ScenarioTarget } from './target.js';
 
 export interface SuiteObserver {
-  /** Called before the scenarios run, with how many there are. */
-  start?(total: number): void;
+  /** Called before the scenarios run, with how many there are and the KVM they run on (where the target names it). */
+  start?(total: number, host?: BackendHost): void;
   /** Called as scenario `index` (0-based) starts. */
   scenarioStarted?(index: number, file: string): void;
   scenarioFinished?(result: ScenarioResult): void;
@@ -56,7 +57,7 @@ export async function runSuite(
   observer: SuiteObserver = {},
   options: RunOptions = {},
 ): Promise<ScenarioResult[]> {
-  observer.start?.(files.length);
+  observer.start?.(files.length, target.host);
   const results: ScenarioResult[] = [];
   for (const [i, file] of files.entries()) {
     observer.scenarioStarted?.(i, file);

@@ -23,7 +23,14 @@
  * exactly the VM options of the policy compiler (PolicyVmOptions); `scenarioPolicy` turns them
  * into a policy document, which both targets make the VM from. A target that cannot give this
  * VM (a remote server whose VM differs) rejects, naming what differs; the runner then fails the
- * scenario — it never skips it.
+ * scenario — it never skips it silently.
+ *
+ * ## Unsupported on this host
+ * A target on a real kernel may lack what a scenario needs (Heki, CPL0 hypercalls, a CPUID
+ * feature user space cannot take away, …). It says so before the scenario runs
+ * (`unsupported(scenario)`, with the reason), or by refusing a step with the error code
+ * host_unsupported; the runner reports the scenario as unsupported on this host — a third
+ * outcome, never counted as passed — unless a step before had already failed.
  *
  * ## The two targets, operation by operation
  * In-process (over host/vmm's Vmm and host/kvm): `createVm` makes a VM with the options (no
@@ -58,9 +65,10 @@
  * runs no further step of the scenario. Guest faults are results, never rejections.
  */
 import type { ErrnoName } from '../../protocol/abi.js';
+import type { BackendHost } from '../kvm/api/backend.js';
 import { KvmError } from '../kvm/api/errors.js';
 import type {
-  ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, SregsField, StopRegister,
+  ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, Scenario, SregsField, StopRegister,
   TargetGuestAction,
 } from './model.js';
 import type { ScenarioVm } from './vm-block.js';
@@ -175,6 +183,14 @@ export interface TargetVm {
 export interface ScenarioTarget {
   /** Names the target in reports: "in-process", "tcp:127.0.0.1:7001". */
   readonly description: string;
+  /** The KVM the target runs on, where it knows (the in-process target: its backend's describe()). */
+  readonly host?: BackendHost;
+  /**
+   * Why this target's host cannot run `scenario` — what the scenario needs that the host lacks
+   * (requirements.ts) — or undefined to run it. Asked before the scenario's VM is made; the
+   * runner then reports the scenario as unsupported with the reason, never as passed.
+   */
+  unsupported?(scenario: Scenario): Promise<string | undefined>;
   createVm(options: ScenarioVm): Promise<TargetVm>;
   close(): Promise<void>;
 }

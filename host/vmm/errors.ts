@@ -3,7 +3,7 @@
  * them as they are; in-process callers get the same typed values.
  *
  * Besides the protocol's general codes (`limit`, `not_found`, `invalid_message`, `internal`), the
- * VMM uses five for what happens to a VM or vCPU (PROTOCOL.md §7 lists them with the others):
+ * VMM uses six for what happens to a VM or vCPU (PROTOCOL.md §7 lists them with the others):
  *
  *   vm_killed            the VM was killed (onDenial "kill", onShutdown "kill", or killVm):
  *                        the operation and every later one on the VM fail; a VM reset revives it
@@ -16,11 +16,14 @@
  *                        the policy's onShutdown
  *   invalid_guest_state  KVM refused to enter the guest (KVM_EXIT_FAIL_ENTRY): a control client
  *                        loaded a state the core cannot run; initVcpu or resetVm mends it
+ *   host_unsupported     the host's KVM cannot do what the operation needs: on a real kernel
+ *                        whose CPL0 hypercalls never complete (a PVM host), a hypercall that
+ *                        KVM_RUN's deadline ended with the VMCALL not retired
  */
 import { ProtocolError } from '../../protocol/errors.js';
 import { KvmError } from '../kvm/api/errors.js';
 
-export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state';
+export type VmmErrorCode = 'vm_killed' | 'vm_reset' | 'vcpu_init' | 'guest_shutdown' | 'invalid_guest_state' | 'host_unsupported';
 
 export class VmmError extends ProtocolError {
   override readonly code: VmmErrorCode;

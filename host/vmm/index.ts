@@ -5,6 +5,8 @@
  */
 export { Vmm, DEFAULT_BUDGET, DEFAULT_MAX_VMS, RING_EVENTS, TRACEPOINT_EVENTS, type VmmOptions } from './vmm.js';
 export { Machine, type FilterOrigin, type SregsPatch } from './machine.js';
+export { unsurveyedFacts, type HostFacts } from './host-facts.js';
+export { HostSupport, modelSupport, openBackend, surveyRealHost, SURVEY_RUN_MS, type Finding } from './host-survey.js';
 export type { VmState } from './run-state.js';
 export { VmmError, type VmmErrorCode } from './errors.js';
 export type { PerformOptions, InstructionCounter } from './run/vcpu-runner.js';

@@ -32,6 +32,7 @@ import type { KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
 import type { KvmVm } from '../kvm/api/vm.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
+import type { HostFacts } from './host-facts.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
 import { RunState, type VmState } from './run-state.js';
@@ -47,6 +48,8 @@ export interface MachineOptions {
   readonly budget: number;
   /** The KVM the VM is made on (host/kvm/api/backend.ts). */
   readonly backend: KvmBackend;
+  /** What is known of the backend's KVM (host-facts.ts). */
+  readonly host: HostFacts;
   readonly msrHandler?: MsrExitHandler;
   /** The policy file, for the vm_created event. */
   readonly policySource?: string;
@@ -70,6 +73,8 @@ export class Machine implements RunnerHost {
   readonly log: EventLog;
   readonly budget: number;
   readonly onShutdown: OnShutdown;
+  readonly hypercallsComplete: boolean;
+  readonly hypercallsDetail: string;
   private readonly runners: VcpuRunner[] = [];
   /** KVM's tracepoints into the event log: the model's only (a real kernel's are in tracefs). */
   private readonly bridge: TracepointBridge | undefined;
@@ -86,6 +91,8 @@ export class Machine implements RunnerHost {
     this.log = options.log;
     this.budget = options.budget;
     this.onShutdown = policy.onShutdown;
+    this.hypercallsComplete = options.host.hypercalls.complete;
+    this.hypercallsDetail = options.host.hypercalls.detail;
     this.state = new RunState(name);
     const vcpus = policy.vmOptions.vcpus;
     this.kvm = options.backend.open({ profile: policy.vmOptions.profile });

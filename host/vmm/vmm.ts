@@ -15,6 +15,7 @@
  */
 import { modelBackend, type KvmBackend } from '../kvm/api/backend.js';
 import type { KvmSystem } from '../kvm/api/system.js';
+import { unsurveyedFacts, type HostFacts } from './host-facts.js';
 import { limitError } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
 import { Machine } from './machine.js';
@@ -55,6 +56,12 @@ export interface VmmOptions {
    * gives the machine's /dev/kvm (host/kvm/api/backend.ts).
    */
   readonly backend?: KvmBackend;
+  /**
+   * What a survey found the backend's KVM can do (host-survey.ts: `await openBackend('kvm')`
+   * gives both): where the host cannot complete a CPL0 hypercall, a hypercall fails with
+   * host_unsupported instead of showing the fault KVM's attempt left. Default: nothing surveyed.
+   */
+  readonly host?: HostFacts;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -72,6 +79,8 @@ export class Vmm {
   readonly backend: KvmBackend;
   /** The system fd, for KVM_CHECK_EXTENSION without a VM. */
   readonly kvm: KvmSystem;
+  /** What is known of the backend's KVM. */
+  readonly host: HostFacts;
   private readonly machines = new Map<string, Machine>();
   private readonly detachTrace: (() => void) | undefined;
   private readonly options: VmmOptions;
@@ -83,6 +92,7 @@ export class Vmm {
     this.maxVms = positiveInteger('maxVms', options.maxVms, DEFAULT_MAX_VMS);
     this.log = options.log ?? new EventLog(options.recordTracepoints ? {} : { record: RING_EVENTS });
     this.backend = options.backend ?? modelBackend();
+    this.host = options.host ?? unsurveyedFacts(this.backend.describe());
     this.kvm = this.backend.open({ profile: options.policy.vmOptions.profile });
     this.detachTrace = options.trace === undefined ? undefined : this.log.attachTrace(options.trace);
   }
@@ -107,6 +117,7 @@ export class Vmm {
       log: this.log,
       budget: this.budget,
       backend: this.backend,
+      host: this.host,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });

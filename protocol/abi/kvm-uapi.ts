@@ -26,6 +26,8 @@ export const KVM_EXIT_SET_TPR = 11;
 export const KVM_EXIT_TPR_ACCESS = 12;
 export const KVM_EXIT_NMI = 16;
 export const KVM_EXIT_INTERNAL_ERROR = 17;
+/** kvm_run.internal.suberror: the instruction emulator could not go on (include/uapi/linux/kvm.h). */
+export const KVM_INTERNAL_ERROR_EMULATION = 1;
 export const KVM_EXIT_SYSTEM_EVENT = 24;
 export const KVM_EXIT_IOAPIC_EOI = 26;
 export const KVM_EXIT_HYPERV = 27;

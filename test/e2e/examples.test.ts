@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import smepPolicy from '../../examples/policies/smep-bypass.json' with { type: 'json' };
 import hardenPolicy from '../../examples/policies/harden.json' with { type: 'json' };
+import { backendTest, HEKI_V2, realBackend } from '../support/backends.js';
 import { startServe } from './serve-process.js';
 
 const run = promisify(execFile);
@@ -104,3 +105,26 @@ test('control-watch: a control client sees the pins, resets and restores them, a
     s.cleanup();
   }
 });
+
+// The examples on either KVM backend (--backend model|kvm): the same guests, the same VMM.
+await backendTest('msr-probe --backend: classes by range, and the MSRs the VMM answered', async (t, b) => {
+  const out = await example('msr-probe', '--backend', b.name);
+  t.regex(out, new RegExp(`on a VMM in this process \\(VM "[^"]+", \\d vCPUs?${b.name === 'kvm' ? ', on Linux ' : '\\)'}`));
+  // The MSR filter and the VMM's answers are the policy's on any host; how many MSRs KVM itself knows is the host's (docs/real-kvm.md §9).
+  t.regex(out, /0x35: readable — read FILTER → error 0, data 0x10001; write FILTER → error 1/);
+  t.regex(out, /0xc0000102: faulting — read FILTER → error 1/);
+  t.regex(out, /6 handled by the VMM/);
+}, { serial: true });
+
+await backendTest('harden --backend: locked, both bypasses refused', async (t, b) => {
+  t.regex(await example('harden', '--backend', b.name), /Every protection held: 2 pins, 2 of 2 bypasses refused\./);
+}, { needs: HEKI_V2, serial: true });
+
+if (realBackend !== undefined && !realBackend.support.heki.v2.present) {
+  test.serial('harden --backend kvm on a host without Heki: the lock call is refused as host_unsupported, and the example exits 1 [kvm]', async (t) => {
+    const e = await t.throwsAsync(example('harden', '--backend', 'kvm')) as Error & { code?: number; stdout?: string; stderr?: string };
+    t.is(e.code, 1);
+    t.regex((e.stdout ?? '').replace(/\s+/g, ' '), /Does the hypervisor support Heki CR pinning\? $/);
+    t.regex((e.stderr ?? '').replace(/\s+/g, ' '), /^hypercall 13\(0x0, 0x0, 0x1\): the host refused it: .*\[host_unsupported\]/);
+  });
+}

@@ -98,8 +98,8 @@ test('case 6: a lock call at CPL3 returns -KVM_EPERM, without a fault, retires, 
   const out = g.finish();
   t.is(out.fault, null);
   t.is(out.regs.rax, EPERM);
-  // The done gate's frame (on IST1) holds the user RIP after `int 0x81`: past the VMCALL.
-  t.is(g.vm.memory.read64(L.exceptionStackTop(0) - 40), BigInt(op.epilogue + 2));
+  // The done gate's frame (on IST1) holds the user RIP after its `int3`: past the VMCALL.
+  t.is(g.vm.memory.read64(L.exceptionStackTop(0) - 40), BigInt(op.epilogue + 1));
   t.is(g.vm.memory.read64(L.exceptionStackTop(0) - 32), BigInt(L.SELECTORS.userCs));
   t.deepEqual(g.vm.hekiPins, { cr0: 0n, cr4: 0n });
 });

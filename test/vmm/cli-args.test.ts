@@ -128,7 +128,7 @@ test('help: program help, help COMMAND, --help and -h on every command, even bes
   const serve = (parse('help', 'serve') as { text: string }).text;
   t.regex(serve, /Usage: pinbox serve --listen unix:PATH\|tcp:\[HOST:\]PORT \[--control unix:PATH\|tcp:\[HOST:\]PORT\] --policy FILE \[--trace FILE\]/);
   const conform = (parse('conform', '-h') as { text: string }).text;
-  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:\[HOST:\]PORT\] \[--token-file FILE\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[FILES\|DIRS\.\.\.\]/);
+  t.regex(conform, /Usage: pinbox conform \[--host unix:PATH\|tcp:\[HOST:\]PORT\] \[--token-file FILE\] \[--token TOKEN\] \[--reporter pretty\|tap\|json\|junit\] \[--list\] \[--backend model\|kvm\] \[--diff\] \[FILES\|DIRS\.\.\.\]/);
 });
 
 test('--version, and mistakes before any command', (t) => {

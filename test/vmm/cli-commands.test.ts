@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
 import { PINBOX, PINBOX_VERSION } from '../../host/cli/commands.js';
 import { decodeEventLine, encodeEventLine } from '../../protocol/events/index.js';
-import { pinbox, startPinbox } from './cli-support.js';
+import { connectWhenUp, pinbox, startPinbox } from './cli-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-cmd-'));
 const policy = join(dir, 'policy.json');
@@ -120,16 +120,7 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   const sock = join(dir, 'serve.sock');
   const trace = join(dir, 'serve.jsonl');
   const running = pinbox(['serve', '--listen', `unix:${sock}`, '--control', `unix:${sock}.ctl`, '--policy', policy, '--trace', trace], () => stopped);
-  const guest = await (async () => {
-    for (let i = 0; i < 100; i++) {
-      try {
-        return await connect(`unix:${sock}`);
-      } catch {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    throw new Error('serve did not come up');
-  })();
+  const guest = await connectWhenUp(`unix:${sock}`);
   t.is(guest.vm, 'default');
   t.is(await guest.rdmsr(0xc0000080), 0xd01n);
   guest.close();

@@ -1,4 +1,5 @@
 /** Runs `pinbox` in this process with captured output. */
+import { connect, type Guest } from '../../guest-sdk/index.js';
 import { pinboxMain } from '../../host/cli/main.js';
 
 export interface Ran {
@@ -53,4 +54,16 @@ export function startPinbox(argv: string[]): Running {
     },
     done,
   };
+}
+
+/** A guest of the server `pinbox serve` is bringing up at `url`: tries to connect until it is up (up to `tries` × 20 ms). */
+export async function connectWhenUp(url: string, tries = 100): Promise<Guest> {
+  for (let i = 0; i < tries; i++) {
+    try {
+      return await connect(url);
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  throw new Error('serve did not come up');
 }

@@ -1,33 +1,28 @@
 /**
- * For people: a line per scenario as it finishes (PASS or FAIL, its name and file), each
- * failure under it, and a summary. On a terminal, a progress line shows which scenario runs
+ * For people: the real kernel the scenarios run on, if they do; a line per scenario as it
+ * finishes (PASS, FAIL, or SKIP for one the host cannot run, with why), each failure under it,
+ * and a summary. On a terminal, a progress line shows which scenario runs
  * ("[3/40] file"), rewritten in place and cleared before anything else is written.
  */
-import { summarise, type ScenarioResult } from '../results.js';
-import { oneLine, type ReportOutput, type Reporter } from './reporter.js';
-
-/** ECMA-48: carriage return, then EL (erase line) mode 2. */
-const CLEAR_LINE = '\r\x1b[2K';
+import { outcomeOf, summarise, type ScenarioResult } from '../results.js';
+import { oneLine, progressLine, realHost, type ReportOutput, type Reporter } from './reporter.js';
 
 export function prettyReporter(out: ReportOutput): Reporter {
   let total = 0;
-  let progressShown = false;
-  const clearProgress = () => {
-    if (progressShown) out.write(CLEAR_LINE);
-    progressShown = false;
-  };
+  const progress = progressLine(out);
+  const clearProgress = progress.clear;
   return {
-    start: (n) => {
+    start: (n, host) => {
       total = n;
+      const on = realHost(host);
+      if (on !== undefined) out.write(`pinbox conform on real KVM: ${on}\n\n`);
     },
-    scenarioStarted: (i, file) => {
-      if (!out.isTTY) return;
-      out.write(`${CLEAR_LINE}[${i + 1}/${total}] ${file}`);
-      progressShown = true;
-    },
+    scenarioStarted: (i, file) => progress.show(i, total, file),
     scenarioFinished: (r: ScenarioResult) => {
       clearProgress();
-      out.write(`${r.passed ? 'PASS' : 'FAIL'}  ${oneLine(r.name)}  (${r.file})\n`);
+      const outcome = outcomeOf(r);
+      out.write(`${outcome === 'passed' ? 'PASS' : outcome === 'failed' ? 'FAIL' : 'SKIP'}  ${oneLine(r.name)}  (${r.file})\n`);
+      if (r.unsupported !== undefined) out.write(`      unsupported on this host: ${oneLine(r.unsupported)}\n`);
       for (const f of r.failures) {
         const where = f.step === null ? '' : `step ${f.step}: `;
         out.write(`      ${where}${oneLine(f.message)}\n        at ${f.path === '' ? '(the file)' : f.path}\n`);
@@ -35,9 +30,10 @@ export function prettyReporter(out: ReportOutput): Reporter {
     },
     finish: (results) => {
       clearProgress();
-      const { passed, failed, total: n } = summarise(results);
+      const { passed, failed, unsupported, total: n } = summarise(results);
       const ms = results.reduce((sum, r) => sum + r.durationMs, 0);
-      out.write(`\n${n} scenario${n === 1 ? '' : 's'}: ${passed} passed, ${failed} failed (${Math.round(ms)} ms)\n`);
+      const skipped = unsupported > 0 ? `, ${unsupported} unsupported on this host` : '';
+      out.write(`\n${n} scenario${n === 1 ? '' : 's'}: ${passed} passed, ${failed} failed${skipped} (${Math.round(ms)} ms)\n`);
     },
   };
 }

@@ -23,6 +23,26 @@ export interface KvmBackend {
   readonly name: BackendName;
   /** Opens the system fd (/dev/kvm). */
   open(options?: OpenOptions): KvmSystem;
+  /** What this KVM is, for results that must name the host they ran on. */
+  describe(): BackendHost;
+}
+
+/** A backend's KVM as reports name it: the model, or the machine's kernel and vendor module. */
+export interface BackendHost {
+  readonly backend: BackendName;
+  /** One line: "pinbox's KVM model" or "Linux 6.18.44, kvm_pvm, KVM API 12". */
+  readonly summary: string;
+  /** Real KVM: the kernel release (uname -r). */
+  readonly kernel?: string;
+  /** Real KVM: the vendor modules (kvm_intel, kvm_amd, kvm_pvm, …). */
+  readonly vendorModules?: readonly string[];
+  readonly apiVersion?: number;
+  /** Real KVM: the kvm.ignore_msrs module parameter, when the kernel shows it. */
+  readonly ignoreMsrs?: boolean;
+  /** Real KVM: the CR4 features the host kernel has turned on, as /proc/cpuinfo's flags name them (smep, smap, umip, fsgsbase, …). */
+  readonly cr4Flags?: readonly string[];
+  /** Real KVM: KVM_CHECK_EXTENSION as the kernel answers it at Heki's capability numbers (mainline capabilities there). */
+  readonly hekiNumbers?: readonly { readonly cap: number; readonly value: number }[];
 }
 
 export interface ModelBackendOptions {
@@ -33,9 +53,14 @@ export interface ModelBackendOptions {
 export interface RealBackendOptions {
   /** The KVM device (default /dev/kvm). */
   readonly path?: string;
-  /** The kernel implements Heki under the profile's numbers (default false: mainline KVM has no Heki). */
-  readonly hostHeki?: boolean;
+  /**
+   * The kernel implements Heki: true under either profile's numbers, a profile's name under that
+   * one's (default false: mainline KVM has no Heki). host/vmm's openBackend() tells by behaviour.
+   */
+  readonly hostHeki?: boolean | HekiProfileName;
 }
+
+const MODEL_HOST: BackendHost = Object.freeze({ backend: 'model', summary: 'pinbox\'s KVM model (host/kvm, with Heki v2 and v3) on its x86-64 core' });
 
 /** The KVM model. */
 export function modelBackend(options: ModelBackendOptions = {}): KvmBackend {
@@ -43,6 +68,7 @@ export function modelBackend(options: ModelBackendOptions = {}): KvmBackend {
   return {
     name: 'model',
     open: (o = {}) => new Kvm({ ...(o.profile !== undefined && { profile: o.profile }), ...(createCpu !== undefined && { createCpu }) }),
+    describe: () => MODEL_HOST,
   };
 }
 

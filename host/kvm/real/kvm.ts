@@ -25,8 +25,11 @@ export interface RealKvmOptions {
   path?: string;
   /** The Heki ABI numbers callers mean (default 'v2', as the model's). */
   profile?: HekiProfileName;
-  /** The kernel implements Heki under `profile`'s numbers (default false: mainline KVM has no Heki). */
-  hostHeki?: boolean;
+  /**
+   * The kernel implements Heki: true under either profile's numbers, a profile's name under that
+   * one's only (default false: mainline KVM has no Heki). host/vmm's surveyHost() tells by behaviour.
+   */
+  hostHeki?: boolean | HekiProfileName;
 }
 
 /** The model's VmOptions that describe a modelled host: real KVM has the real one. */
@@ -50,12 +53,13 @@ export class Kvm implements KvmSystem {
   /** KVM_GET_API_VERSION (12). */
   readonly apiVersion: number;
   readonly profile: HekiAbiProfile;
-  readonly hostHeki: boolean;
+  /** As opened (RealKvmOptions.hostHeki). */
+  readonly hostHeki: boolean | HekiProfileName;
   readonly #fd: KvmFd;
   readonly #vcpuMmapSize: number;
   #supportedCpuid: readonly CpuidEntry2[] | undefined;
 
-  private constructor(fd: KvmFd, profile: HekiAbiProfile, hostHeki: boolean) {
+  private constructor(fd: KvmFd, profile: HekiAbiProfile, hostHeki: boolean | HekiProfileName) {
     this.#fd = fd;
     this.profile = profile;
     this.hostHeki = hostHeki;
@@ -76,7 +80,9 @@ export class Kvm implements KvmSystem {
     if (fd < 0) throw errnoError(libc.errno(), `open(${path})`, 'the KVM device');
     const kvmFd = new KvmFd(libc, fd, path);
     try {
-      return new Kvm(kvmFd, HEKI_PROFILES[profileName], options.hostHeki === true);
+      const hostHeki = options.hostHeki ?? false;
+      if (typeof hostHeki !== 'boolean' && !(hostHeki in HEKI_PROFILES)) throw new KvmError('EINVAL', `open(${path})`, `hostHeki must be a boolean or a Heki profile, got ${String(hostHeki)}`);
+      return new Kvm(kvmFd, HEKI_PROFILES[profileName], hostHeki);
     } catch (e) {
       kvmFd.close();
       throw e;
@@ -90,8 +96,13 @@ export class Kvm implements KvmSystem {
   /** KVM_CHECK_EXTENSION on the system fd (the Heki caps as on a VM: see vm.ts). */
   checkExtension(cap: number): number {
     this.#fd.check('KVM_CHECK_EXTENSION');
-    if (!this.hostHeki && (cap === this.profile.KVM_CAP_HEKI_CONFIGURE || cap === this.profile.KVM_CAP_HEKI_DENIAL)) return 0;
+    if (!this.hasHeki(this.profile.name) && (cap === this.profile.KVM_CAP_HEKI_CONFIGURE || cap === this.profile.KVM_CAP_HEKI_DENIAL)) return 0;
     return this.#fd.ioctlValue(`KVM_CHECK_EXTENSION(${cap})`, KVM_CHECK_EXTENSION, cap);
+  }
+
+  /** Whether the kernel was said to implement Heki under this profile's numbers. */
+  hasHeki(profile: HekiProfileName): boolean {
+    return this.hostHeki === true || this.hostHeki === profile;
   }
 
   /** KVM_CHECK_EXTENSION as the kernel answers it, whatever the number means there. */
@@ -160,7 +171,7 @@ export class Kvm implements KvmSystem {
       vmFd.ioctlPointer('KVM_SET_USER_MEMORY_REGION', KVM_SET_USER_MEMORY_REGION, new Uint8Array(region.buffer));
       // Read once per Kvm: where setCpuid() starts on a vCPU with no CPUID yet.
       const supported = (this.#supportedCpuid ??= Object.freeze(this.getSupportedCpuid()));
-      return new VmFd(vmFd, memory, HEKI_PROFILES[profileName], this.hostHeki, this.#vcpuMmapSize, () => supported);
+      return new VmFd(vmFd, memory, HEKI_PROFILES[profileName], this.hasHeki(profileName), this.#vcpuMmapSize, () => supported);
     } catch (e) {
       vmFd.close();
       memory?.release();

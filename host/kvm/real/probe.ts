@@ -4,7 +4,8 @@
  * package, the API version and the capabilities pinbox uses (and those at Heki's numbers).
  * It never throws: what stands in the way is the verdict, with a one-line answer.
  */
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { HEKI_NUMBERS, vendorModules } from './host.js';
 import { release, version } from 'node:os';
 import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
@@ -72,13 +73,6 @@ const PINBOX_CAPS: readonly [string, number][] = [
   ['KVM_CAP_ENFORCE_PV_FEATURE_CPUID', abi.KVM_CAP_ENFORCE_PV_FEATURE_CPUID],
 ];
 
-/** [number, mainline name, Heki name(s)] (include/uapi/linux/kvm.h; protocol/abi.ts HEKI_PROFILES). */
-const HEKI_NUMBERS: readonly [number, string, string][] = [
-  [235, 'KVM_CAP_VM_TYPES', 'v2 KVM_CAP_HEKI_CONFIGURE'],
-  [236, 'KVM_CAP_PRE_FAULT_MEMORY', 'v2 KVM_CAP_HEKI_DENIAL, v3 KVM_CAP_HEKI_CONFIGURE'],
-  [237, 'KVM_CAP_X86_APIC_BUS_CYCLES_NS', 'v3 KVM_CAP_HEKI_DENIAL'],
-];
-
 function modeString(mode: number): string {
   const bits = 'rwxrwxrwx';
   let s = '';
@@ -93,20 +87,6 @@ function idName(file: string, id: number): string {
     return line?.split(':')[0] ?? String(id);
   } catch {
     return String(id);
-  }
-}
-
-/** KVM's vendor modules: kvm_intel, kvm_amd, kvm_pvm … (built-in ones with parameters too). */
-function vendorModules(): string[] {
-  const isVendor = (name: string): boolean => /^kvm_[a-z0-9_]+$/.test(name);
-  try {
-    return readdirSync('/sys/module').filter(isVendor).sort();
-  } catch {
-    try {
-      return readFileSync('/proc/modules', 'utf8').split('\n').map((l) => l.split(' ')[0]!).filter(isVendor).sort();
-    } catch {
-      return [];
-    }
   }
 }
 

@@ -119,9 +119,9 @@ export function buildBootImage(memory: GuestMemory, options: BootOptions): BootL
 
   const idt = new Uint8Array(256 * 16);
   for (let v = 0; v < 256; v++) {
-    // Software interrupts from CPL3 may reach #BP and #OF (int3, into), as on Linux, and the
-    // done gate; every other vector #GPs when a CPL3 `int n` names it.
-    const dpl = v === 3 || v === 4 || v === DONE_VECTOR ? 3 : 0;
+    // Software interrupts from CPL3 may reach #BP (int3: the done gate) and #OF (into), as on
+    // Linux; every other vector #GPs when a CPL3 `int n` names it.
+    const dpl = v === 3 || v === 4 ? 3 : 0;
     const handler = v === DONE_VECTOR ? text.doneHalt : STUBS + v * STUB_STRIDE;
     idt.set(interruptGate(handler, SELECTORS.kernelCs, 1, dpl), v * 16);
   }

@@ -1,7 +1,7 @@
 /**
  * The boot image's guest code, hand-encoded: the IDT stubs, the common exception path that
  * records a fault and resumes at a fix-up address (as a kernel's exception table lets
- * rdmsr_safe() survive a #GP), the "done" gate that ends a CPL3 operation, and one template
+ * rdmsr_safe() survive a #GP), the "done" gate (int3) that ends a CPL3 operation, and one template
  * per guest operation. Encodings are from the SDM vol. 2 opcode tables; test/vmm/boot.test.ts
  * checks every byte sequence against iced-x86's decoder.
  */
@@ -16,8 +16,15 @@ export function pushesErrorCode(vector: number): boolean {
   return VECTORS_WITH_ERROR_CODE.has(vector);
 }
 
-/** `int 0x81` from CPL3 ends a user-mode operation (Linux's 0x80 is left alone). */
-export const DONE_VECTOR = 0x81;
+/**
+ * `int3` from CPL3 ends a user-mode operation: gate 3 (#BP, DPL3 as on Linux) leads to the
+ * done handler. Not a vector of its own (`int 0x81` once): INT n from CPL3 is #UD on a PVM host,
+ * which lets only the gates a Linux host opens to user space (#BP, #OF, the syscall vector)
+ * through, while `int3` reaches the guest's gate on every x86 host (docs/real-kvm.md). Guest
+ * code's own `int3` lands there too; the VMM tells the two apart by the return address in the
+ * gate's frame (run/exec.ts) and reports the guest's as #BP.
+ */
+export const DONE_VECTOR = 3;
 
 /**
  * Each guest operation the VMM can lower, as the instruction that performs it. Inputs come in
@@ -48,7 +55,7 @@ export type OperationName = keyof typeof OPERATION_BYTES;
 
 /** What follows an operation: CPL0 halts (KVM_EXIT_HLT); CPL3 cannot, so it takes the done gate. */
 export const KERNEL_EPILOGUE = [0xf4]; // hlt
-export const USER_EPILOGUE = [0xcd, DONE_VECTOR]; // int 0x81
+export const USER_EPILOGUE = [0xcc]; // int3
 
 export interface OperationTemplate {
   /** Address of the operation's instruction. */

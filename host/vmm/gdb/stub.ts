@@ -64,7 +64,6 @@ interface Stop {
 
 export class GdbStub implements RunDebugHook {
   readonly slice = SLICE;
-  readonly sliceNs = 20_000_000;
   private readonly reader = new PacketReader();
   private connection: GdbConnection | undefined;
   private noAck = false;

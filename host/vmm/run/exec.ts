@@ -1,7 +1,7 @@
 /**
  * `exec`: raw 64-bit code of one request, copied into the vCPU's exec slot (CPL0: the kernel
  * exec area, supervisor RWX; CPL3: the user region) and followed by the epilogue — HLT at CPL0,
- * the done gate `int 0x81` at CPL3 — so that code that runs off its end stops there. The fault
+ * the done gate `int3` at CPL3 — so that code that runs off its end stops there. The fault
  * record is armed with fix-up 0: a fault halts in the stub with the exception frame kept, from
  * which the registers are given as the faulting instruction left them.
  *
@@ -12,7 +12,7 @@ import { copyRegs, KVM_REGS_FIELDS, type Regs } from '../../kvm/api/regs.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { ChainedException } from '../../kvm/api/model.js';
 import type { BootLayout } from '../boot/index.js';
-import { KERNEL_EPILOGUE, pushesErrorCode, USER_EPILOGUE } from '../boot/stubs.js';
+import { DONE_VECTOR, KERNEL_EPILOGUE, pushesErrorCode, USER_EPILOGUE } from '../boot/stubs.js';
 import { limitError } from '../errors.js';
 import type { FaultRecord } from './fault-record.js';
 import type { GuestRequest } from './operations.js';
@@ -72,7 +72,7 @@ export class ExecPlacement {
       // The rule PROTOCOL.md §5 states: the exec area shared out among the vCPUs in whole pages,
       // less the epilogue that ends the code.
       const area = cpl3 ? 'the user exec area 0x201000-0x3bffff' : 'the 1 MiB kernel exec area 0x100000-0x1fffff';
-      const end = cpl3 ? 'the 2-byte INT 0x81' : 'the 1-byte HLT';
+      const end = cpl3 ? 'the 1-byte INT3 (the done gate)' : 'the 1-byte HLT';
       throw limitError(
         `exec code of ${code.length} bytes does not fit vCPU ${vcpu}'s exec slot: at most ${slot.size - epilogue.length} bytes ` +
           `at CPL${cpl3 ? 3 : 0} on a VM of ${layout.vcpus} vCPUs (${area} shared out among the vCPUs in whole 4 KiB pages, ` +
@@ -123,22 +123,22 @@ export function execStop(placed: ExecPlacement, regs: Regs, faults: FaultRecord,
     }
     return { stop: 'fault', regs: out, fault };
   }
-  if (!placed.cpl3) {
-    if (placed.end !== undefined && regs.rip === placed.end + 1n) {
-      out.rip = placed.end;
-      return { stop: 'end', regs: out };
-    }
-    return { stop: 'hlt', regs: out };
-  }
   if (regs.rip === BigInt(text.doneHalt + 1)) {
-    // Back at CPL0 through the done gate: the user context is in the gate's IRET frame.
+    // Through gate 3: the interrupted context is in the gate's IRET frame. The done gate after
+    // CPL3 code is the end; any other int3 is the code's own breakpoint, reported as the #BP
+    // trap it is (RIP past the int3), as a fault the code does not handle.
     out.rip = frame(GATE_FRAME.rip) ?? out.rip;
     out.rflags = frame(GATE_FRAME.rflags) ?? out.rflags;
     out.rsp = frame(GATE_FRAME.rsp) ?? out.rsp;
-    if (placed.end !== undefined && out.rip === placed.end + BigInt(USER_EPILOGUE.length)) {
+    if (placed.cpl3 && placed.end !== undefined && out.rip === placed.end + BigInt(USER_EPILOGUE.length)) {
       out.rip = placed.end;
       return { stop: 'end', regs: out };
     }
+    return { stop: 'fault', regs: out, fault: { vector: DONE_VECTOR } };
+  }
+  if (!placed.cpl3 && placed.end !== undefined && regs.rip === placed.end + 1n) {
+    out.rip = placed.end;
+    return { stop: 'end', regs: out };
   }
   return { stop: 'hlt', regs: out };
 }

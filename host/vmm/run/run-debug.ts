@@ -10,10 +10,11 @@ import type { KvmRunDebug } from '../../kvm/api/exits.js';
 import type { ExecOutcome } from './exec.js';
 
 export interface RunDebugHook {
-  /** Guest instructions per KVM_RUN (the model counts them). */
+  /**
+   * Guest instructions per KVM_RUN. The model counts them (ModelVcpu); a debugger is attached
+   * only there (`pinbox run --gdb` refuses another backend).
+   */
   readonly slice: number;
-  /** The same as a time, for a backend that counts no instructions (KVM_RUN's deadline). */
-  readonly sliceNs: number;
   /** Before the request's first instruction, its registers loaded: settles when the guest may start. */
   started(): Promise<void>;
   /** Between two slices: settles at once, or when a stop the debugger asked for (Ctrl-C) is over. */

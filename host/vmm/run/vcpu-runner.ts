@@ -21,7 +21,7 @@
  * pending in KVM: the vCPU is then booted again (INIT, then the boot state; Heki pins are per
  * VM and stay).
  */
-import { KVM_SYNC_X86_REGS } from '../../../protocol/abi.js';
+import { KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE } from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
@@ -57,6 +57,13 @@ export interface PerformOptions {
    * answer an MSR exit itself (or return 'untouched'), and may await (other vCPUs run meanwhile).
    */
   readonly onExit?: ExitHook;
+  /**
+   * Wall-clock time, in ms, each KVM_RUN of the request may take before it ends as a spent
+   * budget (RunOptions.deadline, on either backend). Default: TEMPLATE_RUN_MS for an operation
+   * on a backend that counts no instructions; none otherwise (the budget, or the backend's own
+   * deadline, bounds it).
+   */
+  readonly runTimeoutMs?: number;
   /** A debugger attached to the vCPU for this request (`pinbox run --gdb`): run-debug.ts. */
   readonly debug?: RunDebugHook;
 }
@@ -76,6 +83,9 @@ export interface RunnerHost {
   prepareTracing(): void;
   /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
+  /** Whether the host's KVM completes a CPL0 hypercall (HostFacts; true unless told otherwise), and how that was found. */
+  readonly hypercallsComplete: boolean;
+  readonly hypercallsDetail: string;
   /** Flushes traces: called before a request's answer is handed back. */
   flush(): void;
   pause(cause: string): void;
@@ -93,8 +103,18 @@ export interface InstructionCounter {
   readonly instructionsRetired: number;
 }
 
+/**
+ * How long one KVM_RUN of a template operation may take on a backend that counts no guest
+ * instructions (a real kernel): the operation is a handful of instructions (≈ 1.4 µs each where
+ * CPL0 code is emulated), so a run this long will not end by itself — a CPL0 hypercall on a PVM
+ * host, whose VMCALL never completes (docs/real-kvm.md). exec and pinbox run take the backend's
+ * own deadline.
+ */
+export const TEMPLATE_RUN_MS = 2_000;
+
 interface TemplateEntry {
   readonly user: boolean;
+  /** The operation's instruction. */
   readonly entry: bigint;
   /** The fix-up for a fault: the epilogue right after the instruction. */
   readonly epilogue: number;
@@ -111,11 +131,14 @@ interface OpContext extends AnsweredOperation {
   remaining: number;
   /** The vCPU has been booted again already (budget spent, shutdown). */
   rebooted: boolean;
-  /** For templates: the lowering and where the vCPU halts when the op is done. */
+  /** For templates: the lowering, the instruction's address and where the vCPU halts when the op is done. */
   readonly lower: Lowering<TemplateOp> | undefined;
+  readonly insnRip: bigint;
   readonly haltRip: bigint;
   /** For exec: where the code was placed. */
   readonly exec: ExecPlacement | undefined;
+  /** How long each KVM_RUN may take (PerformOptions.runTimeoutMs); undefined: no deadline of ours. */
+  readonly runMs: number | undefined;
   readonly debug: RunDebugHook | undefined;
   /** The debugger has seen the request's first instruction (RunDebugHook.started). */
   debugStarted: boolean;
@@ -165,6 +188,8 @@ export class VcpuRunner {
   /** KVM_RUN's options, reused: one budget per call where instructions are counted. */
   private readonly runOptions: RunOptions = {};
   private readonly counter: InstructionCounter | undefined;
+  /** KVM_RUN last returned a user-space exit whose completion the next KVM_RUN will run. */
+  private exitPending = false;
 
   constructor(
     readonly id: number,
@@ -196,13 +221,44 @@ export class VcpuRunner {
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
     this.rebootBefore = undefined;
     if (cause === 'init') this.inits++;
-    // INIT is the model's (ModelVcpu); elsewhere the boot state alone brings the vCPU back.
-    if (cause !== 'create') this.vcpu.model?.init();
+    // INIT is the model's (ModelVcpu), and drops a completion still pending; elsewhere the
+    // completion is run out first, then the boot state alone brings the vCPU back.
+    if (cause !== 'create') {
+      if (this.vcpu.model !== undefined) this.vcpu.model.init();
+      else if (this.exitPending) this.drainPendingExit();
+    }
+    this.exitPending = false;
     bootVcpu(this.vcpu, this.host.layout, this.id);
     this.setPinnedBits();
     this.forgetRegisters();
     const { log, name } = this.host;
     if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /**
+   * A real kernel has no INIT ioctl, and keeps the completion of the last user-space exit
+   * (vcpu->arch.complete_userspace_io) until the next KVM_RUN, which would run it on whatever
+   * RIP the boot state gives — retiring, say, the next operation's RDMSR with the abandoned
+   * one's data. So the exit is answered harmlessly (an MSR access succeeds with 0) and KVM_RUN
+   * with immediate_exit lets KVM finish it without entering the guest (kvm_arch_vcpu_ioctl_run()
+   * completes before it looks at immediate_exit); the boot state then overwrites what it did.
+   */
+  private drainPendingExit(): void {
+    const run = this.run;
+    if (run.reason === 'KVM_EXIT_X86_RDMSR' || run.reason === 'KVM_EXIT_X86_WRMSR') {
+      run.msr.error = 0;
+      run.msr.data = 0n;
+    }
+    run.kvm_dirty_regs = 0;
+    run.immediate_exit = true;
+    try {
+      this.vcpu.run({ deadline: process.hrtime.bigint() + BigInt(TEMPLATE_RUN_MS) * 1_000_000n });
+    } catch (e) {
+      // A reply the kernel refuses leaves nothing to finish.
+      if (!(e instanceof KvmError)) throw e;
+    } finally {
+      run.immediate_exit = false;
+    }
   }
 
   /**
@@ -284,7 +340,7 @@ export class VcpuRunner {
       this.execEpilogue = placed.cpl3 ? undefined : placed.end;
       this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
-      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, placed);
+      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, 0n, placed);
     } else {
       const lower = lowering(request.op);
       const t = this.templates(request.cpl === 3)[lower.template(request)];
@@ -298,9 +354,10 @@ export class VcpuRunner {
         if (!rspInPlace) regs.rsp = this.kernelRsp;
       }
       this.faults.arm(t.epilogue);
-      ctx = this.context(request, options, budget, lower, t.haltRip, undefined);
+      ctx = this.context(request, options, budget, lower, t.entry, t.haltRip, undefined);
     }
     this.run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    this.armDeadline(ctx);
     try {
       const r = this.loop(ctx);
       return isPromise<GuestResult>(r) ? r.catch((e: unknown) => this.recover(ctx, e)) : r;
@@ -335,12 +392,23 @@ export class VcpuRunner {
 
   private context(
     request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
-    haltRip: bigint, exec: ExecPlacement | undefined,
+    insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined,
   ): OpContext {
+    const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, haltRip, exec, debug: options.debug, debugStarted: false,
+      rebooted: false, lower, insnRip, haltRip, exec, runMs, debug: options.debug, debugStarted: false,
     };
+  }
+
+  /**
+   * The request's KVM_RUN deadline, `runMs` from now: set when the operation starts and again
+   * after every wait (an exit hook may take its time), so that one timer arming serves the runs
+   * between.
+   */
+  private armDeadline(ctx: OpContext): void {
+    if (ctx.runMs === undefined) delete this.runOptions.deadline;
+    else this.runOptions.deadline = process.hrtime.bigint() + BigInt(Math.ceil(ctx.runMs * 1e6));
   }
 
   /** kvm_run.s.regs, refreshed with KVM_GET_REGS when something else changed the registers. */
@@ -390,9 +458,8 @@ export class VcpuRunner {
       const counter = this.counter;
       const before = counter === undefined ? 0 : counter.instructionsRetired;
       if (counter !== undefined) this.runOptions.budget = debug === undefined ? ctx.remaining : Math.min(ctx.remaining, debug.slice);
-      else if (debug !== undefined) this.runOptions.deadline = process.hrtime.bigint() + BigInt(debug.sliceNs);
+      this.exitPending = false;
       const exit = vcpu.run(this.runOptions);
-      if (counter === undefined && debug !== undefined) delete this.runOptions.deadline;
       if (counter !== undefined) ctx.remaining -= Math.max(1, counter.instructionsRetired - before);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
@@ -411,9 +478,23 @@ export class VcpuRunner {
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
+        case 'KVM_EXIT_INTERNAL_ERROR':
+          // A real kernel that cannot go on with the guest — a PVM host's emulator meeting an
+          // instruction it does not do (INT3 at CPL0) — is a host that lacks something, not a guest fault.
+          throw new VmmError(
+            'host_unsupported',
+            `the host's KVM could not go on with vCPU ${this.id} at ${hex(this.run.s.regs.rip)}: KVM_EXIT_INTERNAL_ERROR, ` +
+              `${exit.internal.suberror === KVM_INTERNAL_ERROR_EMULATION ? 'its instruction emulator failed (KVM_INTERNAL_ERROR_EMULATION)' : `suberror ${exit.internal.suberror}`} (docs/real-kvm.md)`,
+          );
         default: {
+          this.exitPending = true;
           const next = this.host.answers.answer(this.id, this.run, ctx, userSpaceExit(exit));
-          if (next !== undefined) return next.then(() => this.loop(ctx));
+          if (next !== undefined) {
+            return next.then(() => {
+              this.armDeadline(ctx);
+              return this.loop(ctx);
+            });
+          }
         }
       }
     }
@@ -435,8 +516,29 @@ export class VcpuRunner {
     }
     // A CPL0 template leaves RSP where it found it: at the top of the kernel stack.
     if (ctx.haltRip !== this.doneHaltRip) this.kernelRspInPlace = true;
-    if (this.faults.count > 0) return this.withExits(ctx, { fault: this.fault() });
+    if (this.faults.count > 0) {
+      if (ctx.request.op === 'hypercall' && !this.host.hypercallsComplete) this.checkHypercallPatch(ctx, ctx.request.insn ?? 'vmcall');
+      return this.withExits(ctx, { fault: this.fault() });
+    }
     return this.withExits(ctx, ctx.lower!.read(regs));
+  }
+
+  /**
+   * On a host whose CPL0 hypercalls never complete (HostFacts), the VMCALL of a template takes
+   * #PF(W|P) at itself: KVM's emulator rewrites a hypercall instruction before it runs it
+   * (emulator_fix_hypercall(), arch/x86/kvm/x86.c) and the template text is read-only. That
+   * fault is the host's doing, not the guest's: the operation is refused as host_unsupported.
+   */
+  private checkHypercallPatch(ctx: OpContext, insn: string): void {
+    const f = this.faults;
+    const write = PFERR_WRITE | PFERR_PRESENT;
+    if (f.vector !== PF_VECTOR || (f.errorCode & write) !== write || f.rip !== ctx.insnRip) return;
+    if (this.vcpu.getSregs().cr2 !== ctx.insnRip) return;
+    throw new VmmError(
+      'host_unsupported',
+      `the host cannot complete hypercalls at CPL0 (${this.host.hypercallsDetail}); this ${insn} at ${hex(ctx.insnRip)} took ` +
+        `#PF(0x${f.errorCode.toString(16)}) when KVM's emulator tried to rewrite it (emulator_fix_hypercall) in read-only text (docs/real-kvm.md)`,
+    );
   }
 
   private fault(): { vector: number; errorCode?: number } {
@@ -461,6 +563,13 @@ export class VcpuRunner {
     this.forgetRegisters();
     ctx.rebooted = true;
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'budget', regs });
+    if (timedOut && ctx.request.op === 'hypercall' && regs.rip === ctx.insnRip) {
+      throw new VmmError(
+        'host_unsupported',
+        `the host cannot complete hypercalls: after ${ctx.runMs} ms in KVM_RUN the ${ctx.request.insn ?? 'vmcall'} at ${hex(regs.rip)} ` +
+          'had not retired (RIP still on it), as on a PVM host, which never completes a CPL0 hypercall (docs/real-kvm.md)',
+      );
+    }
     if (timedOut) throw limitError(`${ctx.request.op} ran out of time: KVM_RUN reached its deadline before the guest halted`);
     throw limitError(`${ctx.request.op} ran out of its instruction budget of ${ctx.budget} guest instructions (the per-request budget; pinbox serve --budget sets it)`);
   }

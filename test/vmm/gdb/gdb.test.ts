@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { framePacket, PACKET_SIZE, PacketReader } from '../../../host/vmm/gdb/packets.js';
 import { buildGuest, missingTool, whyNoGuestCompiler } from '../../support/gcc.js';
-import { startPinbox, type Running } from '../cli-support.js';
+import { pinbox, startPinbox, type Running } from '../cli-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinbox-gdb-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -203,4 +203,16 @@ test('a triple fault stops the guest for gdb with its chain on the console, then
     c.socket.destroy();
   }
   t.is((await run.done).code, 1);
+});
+
+test('--gdb: a malformed endpoint and a backend other than the model are usage errors (exit 2)', async (t) => {
+  const image = flat('hlt.bin', 0xf4);
+  const bad = await pinbox(['run', '--policy', policy, '--image', image, '--gdb', '127.0.0.1:1234']);
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--gdb takes tcp:HOST:PORT/);
+  const kvm = await pinbox(['run', '--policy', policy, '--image', image, '--gdb', 'tcp:127.0.0.1:0', '--backend', 'kvm']);
+  t.is(kvm.code, 2);
+  t.regex(kvm.err, /--gdb needs the model backend/);
+  const wait = await pinbox(['run', '--policy', policy, '--image', image, '--gdb-wait']);
+  t.is(wait.code, 2);
 });
