@@ -55,6 +55,10 @@ export interface ExecResult {
   fault?: Fault;
   exits: Exit[];
   exitsDropped?: number;
+  /** What the code wrote to the serial console (the UART at 0x3f8), as UTF-8 text; absent if nothing. */
+  console?: string;
+  /** Console bytes beyond the MAX_EXEC_CONSOLE the result carries. */
+  consoleDropped?: number;
 }
 
 type Params = Record<string, unknown>;

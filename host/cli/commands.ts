@@ -127,27 +127,36 @@ export const PINBOX: ProgramSpec = {
       summary: 'boot a guest image and run it until it halts',
       description:
         'Boots a flat binary or an ELF64 executable at CPL0 in 64-bit mode, with identity paging, on the\n' +
-        'VM the policy describes, and runs vCPU 0 until HLT or shutdown (a triple fault). Prints each\n' +
-        'event as it happens and, at the end, the general registers and the control registers.\n' +
+        'VM the policy describes, and runs vCPU 0 (with --vcpus, each vCPU in turn) until HLT or shutdown\n' +
+        '(a triple fault), each entering with RDI at its boot-information block (docs/boot.md). Streams the\n' +
+        'serial console (a 16550 UART at 0x3f8) to stdout, prints each event as it happens and, at the\n' +
+        'end, the general registers and the control registers.\n' +
         'An ELF image goes where its PT_LOAD segments say: in the kernel exec area 0x100000-0x1fffff or\n' +
         'in high memory from 0x400000, where its segments get their own page rights. A flat binary is\n' +
         'loaded at --load and starts at its first byte. A fault the program does not handle itself stops it\n' +
         '(the boot IDT records it). Exits 0 when the program halts, 1 when it stops any other way (a fault,\n' +
-        'a triple fault, the instruction budget), 2 on bad arguments, a bad policy or a bad image.',
+        'a triple fault, the instruction budget), 2 on bad arguments, a bad policy or a bad image, and\n' +
+        '(V << 1 | 1) & 0xff when it writes V to the exit port 0xf4 (QEMU\'s isa-debug-exit).',
       options: [
         { name: 'policy', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the VM\'s policy, a JSON file (schema: pinbox/schema/policy.json)' },
         { name: 'image', value: { kind: 'file' }, placeholder: 'FILE', required: true, description: 'the guest: an ELF64 x86-64 executable (ET_EXEC), or any other file as a flat binary' },
         { name: 'load', value: { kind: 'address' }, placeholder: 'ADDR', defaultText: '0x100000', description: 'where a flat binary is loaded' },
         { name: 'entry', value: { kind: 'address' }, placeholder: 'ADDR', description: 'where execution starts, instead of the load address or the ELF entry point' },
         { name: 'json', description: 'print the events and the final dump as JSON Lines, written as docs/events.md says (64-bit values as "0x…" strings); the last line is {"name":"stop","reason",…,"regs",…,"cr",…}' },
-        BUDGET_OPTION,
+        { name: 'vcpus', value: { kind: 'count', min: 1, max: 64 }, placeholder: 'N', description: 'run vCPUs 0..N-1, each from the entry with its number in its boot block, in turn (10,000 instructions each); the VM has N vCPUs whatever the policy says', defaultText: '1 (vCPU 0 of the policy\'s VM)' },
+        { name: 'append', value: { kind: 'string' }, placeholder: 'TEXT', description: 'the command line the boot block passes the guest (at most 4095 bytes)' },
+        { name: 'console', value: { kind: 'output-file' }, placeholder: 'FILE', description: 'write the serial console to FILE, byte for byte, instead of stdout' },
+        { ...BUDGET_OPTION, description: 'guest instructions each vCPU may retire; a guest that runs longer is stopped' },
         BACKEND_OPTION,
         { name: 'gdb', value: { kind: 'string' }, placeholder: 'tcp:HOST:PORT', description: 'serve gdb\'s remote protocol for vCPU 0 there (`target remote HOST:PORT`); the model backend only; see docs/gdb.md' },
         { name: 'gdb-wait', requires: ['gdb'], description: 'wait for gdb to connect, and stop before the first instruction' },
       ],
       examples: [
-        'pinbox run --policy policy.json --image kernel.elf', 'pinbox run --policy policy.json --image kernel.elf --backend kvm',
-        'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait', 'pinbox run --policy policy.json --image code.bin --load 0x400000 --json',
+        'pinbox run --policy policy.json --image kernel.elf',
+        'pinbox run --policy policy.json --image kernel.elf --backend kvm',
+        'pinbox run --policy policy.json --image code.bin --load 0x400000 --json',
+        'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait',
+        'pinbox run --policy policy.json --image smp.elf --vcpus 2 --append "verbose" --console console.txt',
       ],
     },
     {

@@ -15,7 +15,7 @@ import { eventLine, type Output } from './output.js';
 /** What serve prints as it happens (the trace and subscriptions have everything). */
 const LOGGED_EVENTS: readonly EventName[] = [
   'vm_created', 'guest_connected', 'guest_disconnected', 'control_connected', 'heki_configure', 'heki_denial',
-  'msr_filter_changed', 'vm_paused', 'vm_resumed', 'vm_killed', 'vm_reset',
+  'msr_filter_changed', 'vm_paused', 'vm_resumed', 'vm_killed', 'vm_reset', 'console',
 ];
 
 function url(endpoint: Endpoint): string {

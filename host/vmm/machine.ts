@@ -32,6 +32,7 @@ import type { KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
 import type { KvmVm } from '../kvm/api/vm.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
+import { PortDevices, type DeviceOptions } from './devices/index.js';
 import type { HostFacts } from './host-facts.js';
 import type { EventLog } from './events/index.js';
 import type { CompiledPolicy, OnShutdown } from './policy/index.js';
@@ -53,6 +54,8 @@ export interface MachineOptions {
   readonly msrHandler?: MsrExitHandler;
   /** The policy file, for the vm_created event. */
   readonly policySource?: string;
+  /** Devices beyond the serial console (the exit port of `pinbox run`). */
+  readonly devices?: DeviceOptions;
 }
 
 /** Where a filter came from, for msr_filter_changed. */
@@ -70,6 +73,8 @@ export class Machine implements RunnerHost {
   readonly layout: BootLayout;
   readonly state: RunState;
   readonly answers: ExitAnswers;
+  /** The ports user space answers: the serial console, the exit port. */
+  readonly devices: PortDevices;
   readonly log: EventLog;
   readonly budget: number;
   readonly onShutdown: OnShutdown;
@@ -100,7 +105,8 @@ export class Machine implements RunnerHost {
     try {
       this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
       this.applyPolicyConfiguration();
-      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial);
+      this.devices = new PortDevices(this.log, name, options.devices);
+      this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial, this.devices);
       const tracepoints = this.kvm.model?.tracepoints;
       this.bridge = tracepoints === undefined ? undefined : new TracepointBridge(tracepoints, this.log, name, {
         exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
@@ -222,6 +228,7 @@ export class Machine implements RunnerHost {
     // Only the model can clear pins; a real Heki kernel keeps them until the VM is destroyed.
     this.vm.model?.resetHekiPins();
     this.answers.emulated.reset();
+    this.devices.reset();
     this.answers.override = null;
     this.applyPolicyConfiguration();
     this.refreshDenialWatch();

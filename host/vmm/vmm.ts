@@ -21,6 +21,7 @@ import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './event
 import { Machine } from './machine.js';
 import type { CompiledPolicy } from './policy/index.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
+import type { DeviceOptions } from './devices/index.js';
 
 /** The per-request instruction budget unless configured: a guest loop that never ends stops here. */
 export const DEFAULT_BUDGET = 1_000_000;
@@ -56,6 +57,8 @@ export interface VmmOptions {
    * gives the machine's /dev/kvm (host/kvm/api/backend.ts).
    */
   readonly backend?: KvmBackend;
+  /** Devices beyond the serial console every VM has: isa-debug-exit for `pinbox run`. */
+  readonly devices?: DeviceOptions;
   /**
    * What a survey found the backend's KVM can do (host-survey.ts: `await openBackend('kvm')`
    * gives both): where the host cannot complete a CPL0 hypercall, a hypercall fails with
@@ -119,6 +122,7 @@ export class Vmm {
       backend: this.backend,
       host: this.host,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
+      ...(this.options.devices !== undefined && { devices: this.options.devices }),
       ...(this.options.policySource !== undefined && policy === this.policy && { policySource: this.options.policySource }),
     });
     this.machines.set(name, machine);

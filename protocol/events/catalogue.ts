@@ -234,6 +234,12 @@ export const EVENT_CATALOGUE = {
     description: 'A vCPU executed HLT (KVM_EXIT_HLT): under `pinbox run`, the end of the program.',
     fields: {},
   },
+  console: {
+    description: 'A line the guest wrote to its serial console (the 16550 UART at 0x3f8), one event per line and per vCPU: the bytes up to a line feed (a carriage return before it dropped), or up to 4096 bytes, or what was left when the program ended. `rip` is the OUT of its first byte.',
+    fields: {
+      text: str('The line, without its line feed, read as UTF-8 (bytes that are not UTF-8 become U+FFFD).'),
+    },
+  },
   guest_connected: {
     description: 'A guest client said hello and was attached to a vCPU.',
     fields: {

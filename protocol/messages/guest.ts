@@ -5,7 +5,7 @@
  */
 import {
   type Fields, type Infer, type Optional, Schema, SchemaIssue, array, bin, describeValue, isMap, issueAt, object,
-  oneOf, optional, u16, u32, u64,
+  oneOf, optional, string, u16, u32, u64,
 } from '../schema/index.js';
 import { cpl, exits, fault, gprsPatch, regs } from './common.js';
 import { type OpRequest, OpRequestSchema } from './op-request.js';
@@ -44,6 +44,11 @@ const optionalValue = <F extends Fields>(values: F) =>
 
 /** The most bytes `exec` runs from one request. */
 export const MAX_EXEC_CODE = 65536;
+/**
+ * The most bytes of serial console output an exec result carries (`console`); more are counted in
+ * `consoleDropped`. Each byte becomes at most 3 bytes of UTF-8 (U+FFFD for one that is not UTF-8).
+ */
+export const MAX_EXEC_CONSOLE = 65536;
 /** The most ops in one batch. */
 export const MAX_BATCH_OPS = 4096;
 
@@ -77,6 +82,8 @@ export const BATCHABLE_OPS = {
         fault: optional(fault),
         exits,
         exitsDropped: optional(u32),
+        console: optional(string(1, MAX_EXEC_CONSOLE * 3)),
+        consoleDropped: optional(u32),
       },
       {
         check: (r) =>

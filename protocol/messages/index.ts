@@ -24,7 +24,7 @@ export function opSpec(name: string): OpSpec | undefined {
 export { CONTROL_OPS, GUEST_OPS };
 export type { ControlOp } from './control.js';
 export type { BatchItem, BatchItemResult, BatchableOp, GuestOp } from './guest.js';
-export { BATCHABLE_OPS, MAX_BATCH_OPS, MAX_EXEC_CODE } from './guest.js';
+export { BATCHABLE_OPS, MAX_BATCH_OPS, MAX_EXEC_CODE, MAX_EXEC_CONSOLE } from './guest.js';
 export type { Role, OpSpec } from './op.js';
 export type { Outcome } from './outcome.js';
 export * from './common.js';

@@ -155,10 +155,13 @@ test('memory above 1 GiB is mapped through the next page directory', (t) => {
   t.is(walk(memory, L.PML4, 1024 * MIB + 4 * MIB), undefined);
 });
 
-test('the GDT holds the Linux descriptors at the Linux selectors, and one busy TSS per vCPU', (t) => {
+test('the GDT holds the Linux descriptors at the Linux selectors, 64-bit kernel code at 0x08 too, and one busy TSS per vCPU', (t) => {
   const { memory } = booted(3);
   // Linux's GDT_ENTRY_INIT values for these segments (arch/x86/kernel/cpu/common.c).
   t.is(memory.read64(L.GDT + 0x10), 0x00af9b000000ffffn, 'kernel CS, 64-bit');
+  // 0x08 is the conventional layout's kernel code (null, code 0x08, data 0x10): 64-bit, DPL 0,
+  // the same descriptor as 0x10, so the IDT's gates (which name it) work under either GDT.
+  t.is(memory.read64(L.GDT + 0x08), 0x00af9b000000ffffn, 'the IDT gates\' CS, 64-bit');
   t.is(memory.read64(L.GDT + 0x18), 0x00cf93000000ffffn, 'kernel DS');
   t.is(memory.read64(L.GDT + 0x20), 0x00cffb000000ffffn, 'user32 CS');
   t.is(memory.read64(L.GDT + 0x28), 0x00cff3000000ffffn, 'user DS');
@@ -196,7 +199,7 @@ test('IDT gates are 64-bit interrupt gates on IST1; only #BP (the done gate) and
   t.is(DONE_VECTOR, 3, 'the done gate is #BP\'s: int3 reaches the guest from CPL3 on every host (INT n is #UD on PVM)');
   for (let v = 0; v < 256; v++) {
     const g = gate(v);
-    t.true(g.present && g.selector === 0x10 && g.ist === 1 && g.type === 0xe, `vector ${v}`);
+    t.true(g.present && g.selector === 0x08 && g.ist === 1 && g.type === 0xe, `vector ${v}`);
     t.is(g.dpl, v === 3 || v === 4 ? 3 : 0, `vector ${v} DPL`);
     t.is(g.handler, v === DONE_VECTOR ? image.text.doneHalt : L.STUBS + 16 * v, `vector ${v} handler`);
   }

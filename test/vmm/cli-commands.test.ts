@@ -54,8 +54,8 @@ test('run boots the gcc-built hello.elf and halts with RAX = 0x7b0, RBX = 0x150,
   const json = await pinbox(['run', '--policy', policy, '--image', HELLO_ELF, '--json']);
   const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   const stop = lines.at(-1)!;
-  t.deepEqual(Object.keys(stop), ['name', 'reason', 'regs', 'cr']);
-  t.like(stop, { name: 'stop', reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
+  t.deepEqual(Object.keys(stop), ['name', 'vcpu', 'reason', 'regs', 'cr']);
+  t.like(stop, { name: 'stop', vcpu: 0, reason: 'hlt', regs: { rax: '0x7b0', rbx: '0x150', rcx: '0x3' }, cr: { cr0: '0x80050033', efer: '0xd01' } });
   // The events are the trace's lines (docs/events.md): name, seq and time as JSON numbers.
   const events = lines.slice(0, -1);
   t.true(events.length > 0);
@@ -123,6 +123,9 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   const guest = await connectWhenUp(`unix:${sock}`);
   t.is(guest.vm, 'default');
   t.is(await guest.rdmsr(0xc0000080), 0xd01n);
+  // mov dx, 0x3f8 ; mov al, 'o' ; out dx, al ; mov al, 'k' ; out dx, al ; mov al, '\n' ; out dx, al
+  const printed = await guest.exec(Uint8Array.of(0x66, 0xba, 0xf8, 0x03, 0xb0, 0x6f, 0xee, 0xb0, 0x6b, 0xee, 0xb0, 0x0a, 0xee));
+  t.is(printed.console, 'ok\n');
   guest.close();
   stop();
   const r = await running;
@@ -134,6 +137,9 @@ test('serve listens, prints where, serves a guest, and stops cleanly when told',
   t.regex(r.out, /(?:^|\n) {2}VM "default" vm_created vcpus=1 memory=16777216 profile=v2 policy=\S+policy\.json\n/);
   t.regex(r.out, /(?:^|\n) {2}VM "default" vcpu 0 guest_connected connection=\d+\n/);
   t.regex(readFileSync(trace, 'utf8'), /"name":"guest_connected"/);
+  // The guest's serial console: a console event per line, on serve's output and in the trace.
+  t.regex(r.out, /(?:^|\n) {2}VM "default" vcpu 0 @0x100006 console text=ok\n/);
+  t.regex(readFileSync(trace, 'utf8'), /"name":"console","vm":"default","vcpu":0,"rip":"0x100006","fields":\{"text":"ok"\}/);
 });
 
 test('serve --listen tcp:PORT listens on 127.0.0.1, as PROTOCOL.md §1 reads the URL', async (t) => {

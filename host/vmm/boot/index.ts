@@ -33,6 +33,7 @@ import { buildKernelText, buildStubs, DONE_VECTOR, userTemplates, type KernelTex
 
 export * as layout from './layout.js';
 export { DONE_VECTOR, OPERATION_BYTES, type OperationName, type OperationTemplate, type KernelText } from './stubs.js';
+export { bootInfoAddress, cmdlineBytes, writeBootInfo, BOOT_INFO, BOOT_CMDLINE, MAX_CMDLINE, type BootInfo } from './boot-info.js';
 
 /** CR4 features the boot state turns on, each only if the guest CPUID has it. */
 export interface BootCpuFeatures {
@@ -101,6 +102,7 @@ export function buildBootImage(memory: GuestMemory, options: BootOptions): BootL
   buildPageTables(memory);
 
   const gdt = new DataView(new ArrayBuffer(gdtLimit(vcpus) + 1));
+  gdt.setBigUint64(SELECTORS.idtCs, code64Descriptor(0), true);
   gdt.setBigUint64(SELECTORS.kernelCs, code64Descriptor(0), true);
   gdt.setBigUint64(SELECTORS.kernelDs, dataDescriptor(0), true);
   gdt.setBigUint64(SELECTORS.user32Cs & ~3, code32Descriptor(3), true);
@@ -123,7 +125,7 @@ export function buildBootImage(memory: GuestMemory, options: BootOptions): BootL
     // Linux; every other vector #GPs when a CPL3 `int n` names it.
     const dpl = v === 3 || v === 4 ? 3 : 0;
     const handler = v === DONE_VECTOR ? text.doneHalt : STUBS + v * STUB_STRIDE;
-    idt.set(interruptGate(handler, SELECTORS.kernelCs, 1, dpl), v * 16);
+    idt.set(interruptGate(handler, SELECTORS.idtCs, 1, dpl), v * 16);
   }
   memory.writeBytes(IDT, idt);
 

@@ -16,6 +16,7 @@
  *   0x0001_0000  kernel stacks           4 KiB per vCPU (TSS.RSP0)
  *   0x0005_0000  exception stacks        4 KiB per vCPU (TSS.IST1); the fault record at the top
  *   0x0009_0000  kernel scratch          supervisor RW, NX
+ *   0x000f_e000  boot information        the command line, then a 64-byte block per vCPU (pinbox run)
  *   0x0010_0000  kernel exec area        supervisor RWX, one slot per vCPU, for raw CPL0 code
  *   0x0020_0000  user region (2 MiB)     user RWX: user op templates, user exec slots, user stacks
  *   0x0040_0000  the rest of memory      supervisor RW, NX, 2 MiB leaves
@@ -70,6 +71,12 @@ export const MAX_MEMORY = 4 * 1024 * MIB;
  * = 0x33 and SS = 0x23 + 8 = 0x2b.
  */
 export const SELECTORS = {
+  /**
+   * A second 64-bit kernel code descriptor, in the place the conventional kernel GDT (null,
+   * code 0x08, data 0x10) has its code: the boot IDT's gates name it, so a guest that installs a
+   * GDT of that layout keeps the boot IDT, its fault record and its fix-ups (docs/boot.md §1.1).
+   */
+  idtCs: 0x08,
   kernelCs: 0x10,
   kernelDs: 0x18,
   user32Cs: 0x23,

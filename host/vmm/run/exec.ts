@@ -22,11 +22,14 @@ export type ExecRequest = Extract<GuestRequest, { op: 'exec' }>;
 export type ExecStop = 'end' | 'hlt' | 'fault' | 'budget' | 'shutdown';
 
 export interface ExecOutcome {
-  stop: ExecStop;
+  /** 'exit': the code wrote to the exit port (only a VM with isa-debug-exit: `pinbox run`). */
+  stop: ExecStop | 'exit';
   regs: Regs;
   fault?: { vector: number; errorCode?: number };
   /** stop 'shutdown', on the model: the exceptions that led to the triple fault, with their IDT gates. */
   chain?: readonly ChainedException[];
+  /** For 'exit': the value written to the port. */
+  exitValue?: number;
 }
 
 /** Offsets in the frame the common stub path leaves on the IST stack (boot/stubs.ts). */
@@ -46,6 +49,14 @@ const GATE_FRAME = { rip: 0, rflags: 16, rsp: 24 } as const;
 export interface InPlaceCode {
   readonly entry: bigint;
   readonly budget?: number;
+  /** Registers to enter with (others 0; RSP: the top of the kernel stack). */
+  readonly regs?: ExecRequest['regs'];
+  /**
+   * A slice of a longer run (`pinbox run --vcpus`): the first slice enters at `entry`, each later
+   * one (`resume`) goes on where the last stopped; a spent budget ends the slice, not the run,
+   * so the vCPU is left as it is for the next.
+   */
+  readonly slice?: 'first' | 'resume';
 }
 
 export class ExecPlacement {
@@ -88,7 +99,7 @@ export class ExecPlacement {
 
   /** Code already in memory, entered at `entry` at CPL0; it has no end of its own. */
   static inPlace(code: InPlaceCode): ExecPlacement {
-    return new ExecPlacement(false, code.entry, undefined, undefined);
+    return new ExecPlacement(false, code.entry, undefined, code.regs);
   }
 
   /** The request's registers (others 0), and RIP/RSP to enter the code at its CPL. */

@@ -9,8 +9,9 @@
  *   4. the policy's msrHandlers (policy/emulated-msrs.ts): no handler means error 1, so KVM
  *      injects the #GP the guest would have had without the exit.
  * Heki CONFIGURE and DENIAL exits need no answer (KVM completes them: RAX = 0, #GP); the VMM
- * records them, and for a denial does what the policy's onDenial says. IN reads all-ones (an
- * unclaimed ISA port); OUT is dropped — both are recorded as exits of the operation.
+ * records them, and for a denial does what the policy's onDenial says. IN and OUT go to the
+ * VM's devices (devices/: the serial console, the exit port; a port nothing claims reads
+ * all-ones and drops writes, as on an ISA bus) — both are recorded as exits of the operation.
  */
 import { ProtocolError } from '../../../protocol/errors.js';
 import { MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
@@ -22,6 +23,7 @@ import type { MsrAnswerSource } from '../policy/emulated-msrs.js';
 import { EmulatedMsrs } from '../policy/emulated-msrs.js';
 import type { CompiledPolicy, OnDenial } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
+import type { PortDevices } from '../devices/index.js';
 import { MSR_REASON_NAMES, protocolExit, type MsrExitAnswer, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
 
 /** What the VMM's in-process MSR handler sees. */
@@ -56,6 +58,10 @@ export interface AnsweredOperation {
   readonly exits: Exit[];
   /** Exits beyond MAX_EXITS, counted but not listed. */
   dropped: number;
+  /** Bytes the operation's code transmitted on the serial console. */
+  console?: number[];
+  /** The value the code wrote to the exit port (isa-debug-exit), which ends the run. */
+  exitValue?: number;
 }
 
 /** What answering acts on besides the event log: the VM's run state and lifecycle (machine.ts). */
@@ -99,6 +105,8 @@ export class ExitAnswers {
     private readonly log: EventLog,
     private readonly handler: MsrExitHandler | undefined,
     private readonly onDenial: OnDenial,
+    /** The ports user space answers (devices/): the serial console, the exit port. */
+    readonly devices: PortDevices,
   ) {
     this.vm = host.name;
     this.emulated = new EmulatedMsrs(policy.msrHandlers, policy.vcpus);
@@ -160,9 +168,15 @@ export class ExitAnswers {
       }
       case 'KVM_EXIT_IO': {
         const io = exit.io!;
-        // An IN from a port nobody claims reads all-ones, as on an ISA bus; an OUT is dropped.
-        const value = io.direction === 'in' ? 2 ** (8 * io.size) - 1 : io.value;
-        if (io.direction === 'in') run.io.data = value;
+        let value = io.value;
+        if (io.direction === 'in') {
+          value = this.devices.read(io.port, io.size);
+          run.io.data = value;
+        } else {
+          const done = this.devices.write(vcpu, io.port, value, rip);
+          if (done.kind === 'console') (op.console ??= []).push(done.byte);
+          else if (done.kind === 'exit') op.exitValue = done.value;
+        }
         record(op, protocolExit(exit, undefined, value));
         return undefined;
       }

@@ -47,6 +47,8 @@ import { PrivilegeEntry } from './privilege.js';
 import { userSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
 import { hex } from '../../../protocol/notation.js';
+import { MAX_EXEC_CONSOLE } from '../../../protocol/messages/index.js';
+import { consoleText } from '../devices/index.js';
 
 /** Per-request options for in-process callers. */
 export interface PerformOptions {
@@ -137,6 +139,8 @@ interface OpContext extends AnsweredOperation {
   readonly haltRip: bigint;
   /** For exec: where the code was placed. */
   readonly exec: ExecPlacement | undefined;
+  /** A slice of an in-place run: a spent budget leaves the vCPU as it is, to go on. */
+  readonly slice: boolean;
   /** How long each KVM_RUN may take (PerformOptions.runTimeoutMs); undefined: no deadline of ours. */
   readonly runMs: number | undefined;
   readonly debug: RunDebugHook | undefined;
@@ -336,11 +340,14 @@ export class VcpuRunner {
     if (request.op === 'exec') {
       const inPlace = (request as { inPlace?: InPlaceCode }).inPlace;
       const placed = inPlace !== undefined ? ExecPlacement.inPlace(inPlace) : ExecPlacement.copied(host.memory, host.layout, this.id, request as ExecRequest);
-      placed.load(regs, this.entry);
+      // A later slice of an in-place run goes on where the last one stopped.
+      if (inPlace?.slice !== 'resume') {
+        placed.load(regs, this.entry);
+        this.faults.arm(0);
+      }
       this.execEpilogue = placed.cpl3 ? undefined : placed.end;
-      this.faults.arm(0);
       const own = inPlace?.budget ?? (request as ExecRequest).budget ?? budget;
-      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, 0n, placed);
+      ctx = this.context(request, options, Math.min(budget, own), undefined, 0n, 0n, placed, inPlace?.slice !== undefined);
     } else {
       const lower = lowering(request.op);
       const t = this.templates(request.cpl === 3)[lower.template(request)];
@@ -392,12 +399,12 @@ export class VcpuRunner {
 
   private context(
     request: GuestRequest, options: PerformOptions, remaining: number, lower: Lowering<TemplateOp> | undefined,
-    insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined,
+    insnRip: bigint, haltRip: bigint, exec: ExecPlacement | undefined, slice = false,
   ): OpContext {
     const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      rebooted: false, lower, insnRip, haltRip, exec, runMs, debug: options.debug, debugStarted: false,
+      rebooted: false, lower, insnRip, haltRip, exec, runMs, slice, debug: options.debug, debugStarted: false,
     };
   }
 
@@ -454,6 +461,7 @@ export class VcpuRunner {
       return debug.started().then(() => this.loop(ctx));
     }
     for (;;) {
+      if (ctx.exitValue !== undefined) return this.exitPort(ctx);
       if (ctx.remaining < 1) return this.budgetSpent(ctx);
       const counter = this.counter;
       const before = counter === undefined ? 0 : counter.instructionsRetired;
@@ -547,10 +555,27 @@ export class VcpuRunner {
   }
 
   private withExits<R extends object>(ctx: OpContext, result: R): R & GuestResult {
-    const out = result as R & GuestResult;
+    const out = result as R & GuestResult & { console?: string; consoleDropped?: number };
     out.exits = ctx.exits;
     if (ctx.dropped > 0) out.exitsDropped = ctx.dropped;
+    const printed = ctx.console;
+    if (printed !== undefined) {
+      out.console = consoleText(printed.length > MAX_EXEC_CONSOLE ? printed.slice(0, MAX_EXEC_CONSOLE) : printed);
+      if (printed.length > MAX_EXEC_CONSOLE) out.consoleDropped = printed.length - MAX_EXEC_CONSOLE;
+    }
     return out;
+  }
+
+  /**
+   * The code wrote to the exit port (isa-debug-exit): the run ends there, as QEMU exits. The OUT
+   * has not retired (KVM completes it on the next KVM_RUN), so the vCPU is booted again first.
+   */
+  private exitPort(ctx: OpContext): GuestResult {
+    const regs = copyRegs(this.run.s.regs);
+    this.rebootBefore = 'abort';
+    this.forgetRegisters();
+    ctx.rebooted = true;
+    return this.withExits(ctx, { stop: 'exit', regs, exitValue: ctx.exitValue } as unknown as ExecOutcome);
   }
 
   /**
@@ -559,6 +584,8 @@ export class VcpuRunner {
    */
   private budgetSpent(ctx: OpContext, timedOut = false): GuestResult {
     const regs = copyRegs(this.run.s.regs);
+    // A slice of a longer run stops at an instruction boundary and goes on at the next slice.
+    if (ctx.slice) return this.withExits(ctx, { stop: 'budget', regs });
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
