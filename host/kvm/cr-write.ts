@@ -150,7 +150,7 @@ export function loadOrFault(v: VcpuArch, cr: ControlRegister, value: bigint | un
     return;
   }
   v.cpu.commitCr(cr, value);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }
 
 /** The last stage: what handle_cr() does with the write once nothing stands in its way. */
@@ -160,13 +160,13 @@ function load(v: VcpuArch, w: ControlRegisterWrite): void {
     // which never makes CR0 invalid — and retires the instruction.
     const loaded = kvmSetCr0(crContext(v), w.value);
     if (loaded !== undefined) v.cpu.commitCr(0, loaded);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return;
   }
   if (w.access === PINBOX_CR_ACCESS_CLTS && !w.substituted) {
     // CLTS: vmx_set_cr0() directly, no check.
     if ((v.cpu.readCr(0) & X86_CR0_TS) !== 0n) v.cpu.commitCr(0, w.value);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return;
   }
   loadOrFault(v, w.cr, w.cr === 0 ? kvmSetCr0(crContext(v), w.value) : kvmSetCr4(crContext(v), w.value));

@@ -11,6 +11,7 @@ import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle
 import { handleDesc } from './handle-desc.js';
 import { kvmEmulateCpuid } from './handle-cpuid.js';
 import { kvmEmulateHypercall } from './handle-hypercall.js';
+import { handleDebugException } from './guest-debug.js';
 import { handleIo } from './handle-io.js';
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
 import type { VcpuArch } from './vcpu-arch.js';
@@ -39,7 +40,7 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
     case 'hlt':
       // kvm_emulate_halt() retires the HLT first. MODEL DECISION: with no interrupt to wake
       // it, a halted vCPU goes to user space as KVM_EXIT_HLT (KVM's no-in-kernel-irqchip path).
-      v.cpu.skipInstruction();
+      v.skipEmulatedInstruction();
       v.stat.halt_exits++;
       return v.exitToUserSpace('KVM_EXIT_HLT');
     case 'io':
@@ -47,10 +48,13 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
     case 'descriptor_table':
       return handleDesc(v, ic.insn, ic.base, ic.limit, ic.selector);
     case 'exception':
-      // Only a core-set exception bitmap can cause this: hand the event back to the guest.
+      // The exception bitmap holds only the debugger's #DB and #BP (guest-debug.ts): KVM_EXIT_DEBUG
+      // when they are its, else the event goes back to the guest.
+      if (handleDebugException(v, ic.vector, ic.dr6 ?? 0)) return true;
       v.injectException(ic.vector, ic.errorCode, ic.address);
       return false;
     case 'triple_fault':
+      v.shutdownChain = ic.chain;
       return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
     case 'budget':
       v.stat.signal_exits++;

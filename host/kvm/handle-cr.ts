@@ -49,7 +49,7 @@ export function handleMovFromCr(v: VcpuArch, cr: ControlRegister, gpr: number): 
   const value = cr === 8 ? v.lapic.getCr8() : v.cpu.readCr(cr);
   traceCr(v, 'read', cr, value);
   v.cpu.writeGpr(gpr, value);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }
 
 /** CLTS: clears CR0.TS (vmx_set_cr0() directly once nothing refuses it). */

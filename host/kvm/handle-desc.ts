@@ -57,7 +57,7 @@ function completeRegInterceptDescExit(v: VcpuArch): boolean {
   const s = v.cpu.getSregs();
   const loaded = { base: r.value, limit: r.limit };
   v.cpu.setSregs(v.tableLoad === 'gdtr' ? { ...s, gdt: loaded } : { ...s, idt: loaded });
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }
 completeRegInterceptDescExit.checkReply = (v: VcpuArch): void => {

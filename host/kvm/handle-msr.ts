@@ -88,7 +88,7 @@ function completeRegInterceptMsrExit(v: VcpuArch): boolean {
   if (m.write) return emulateWrmsr(v, m.index, value);
   if (r.action !== PINBOX_ANSWER_VALUE) return emulateRdmsr(v, m.index);
   writeEdxEax(v, value);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }
 completeRegInterceptMsrExit.checkReply = checkRegInterceptReply;
@@ -106,7 +106,7 @@ function emulateRdmsr(v: VcpuArch, index: number): boolean {
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, false, index, a.data, false);
     writeEdxEax(v, a.data);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
@@ -129,7 +129,7 @@ function emulateWrmsr(v: VcpuArch, index: number, value: bigint): boolean {
   const r = kvmEmulateMsrAccess(v, v.vm.msrFilter, a, true, ignoredReporter(v));
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, true, index, value, false);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, completeFastMsrAccess, r)) return true;
@@ -183,7 +183,7 @@ completeFastRdmsr.checkReply = checkRdmsrReply;
  */
 export function completeFastMsrAccess(v: VcpuArch): boolean {
   if (replyError(v) !== 0) v.injectGp();
-  else v.cpu.skipInstruction();
+  else v.skipEmulatedInstruction();
   return false;
 }
 completeFastMsrAccess.checkReply = replyError;

@@ -6,7 +6,7 @@
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
 import {
-  exitNumbers, type KvmRun, type KvmRunCrFilter, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  exitNumbers, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
   type KvmRunInternal, type KvmRunIo, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunRegIntercept,
   type KvmRunSystemEvent, type VcpuExit, type VcpuExitReason,
 } from './api/exits.js';
@@ -34,6 +34,7 @@ export class ModelKvmRun implements KvmRunMembers {
   readonly reg_intercept: Filled<KvmRunRegIntercept> = {
     intercept: 0, msr: 0, old_value: 0n, new_value: 0n, old_limit: 0, new_limit: 0, rip: 0n, action: 0, value: 0n, limit: 0,
   };
+  readonly debug: Filled<KvmRunDebug> = { exception: 0, pc: 0n, dr6: 0n, dr7: 0n };
   // Exits the model never gives: their members stay zero.
   readonly mmio: KvmRunMmio = { phys_addr: 0n, data: new Uint8Array(0), len: 0, is_write: false };
   readonly internal: KvmRunInternal = { suberror: 0, data: [] };

@@ -3,8 +3,9 @@
  * KVM-owned MSRs, the LAPIC, the CPUID model, the kvm_run page and the completion pending
  * for the next KVM_RUN. The exit handlers (handle-*.ts) work on it. Internal to host/kvm.
  */
-import { GP_VECTOR } from '../../protocol/abi.js';
+import { GP_VECTOR, KVM_GUESTDBG_SINGLESTEP } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { ChainedException } from '../x86/intercept.js';
 import type { CompleteUserspaceIo } from './complete-userspace-io.js';
 import { cr4GuestReservedBits, guestPvHas } from './cpuid.js';
 import { type GuestCpuid } from './api/cpuid.js';
@@ -57,6 +58,16 @@ export class VcpuArch implements MsrVcpu {
   tableLoad: DescriptorTableRegister = 'gdtr';
   /** KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
   pvEnforce = false;
+  /** vcpu->guest_debug: the KVM_GUESTDBG_* flags in force (guest-debug.ts), 0 when no debugger. */
+  guestDebug = 0;
+  /** vcpu->arch.singlestep_rip: where the debugger's single step was asked. */
+  singlestepRip = 0n;
+  /** An emulated instruction was skipped under the debugger's single step: the step is done. */
+  singlestepPending = false;
+  /** vcpu->arch.guest_debug_dr7: the debugger's DR7 while its hardware breakpoints are in force. */
+  guestDebugDr7 = 0n;
+  /** The exceptions that ended in the last triple fault (the core's report; no VMX field has it). */
+  shutdownChain: readonly ChainedException[] | undefined = undefined;
   /** Set by the first KVM_RUN; CPUID is frozen from then on. */
   hasRun = false;
   private cpuidModel: GuestCpuid;
@@ -95,6 +106,17 @@ export class VcpuArch implements MsrVcpu {
     this.run.setExit(reason);
     this.completeUserspaceIo = completion;
     return true;
+  }
+
+  /**
+   * kvm_skip_emulated_instruction(): past the instruction KVM finished for the guest. Under the
+   * debugger's single step, the step is over: kvm_vcpu_do_singlestep() exits to user space
+   * (singlestepPending, guest-debug.ts). MODEL DECISION: the guest's own TF over an instruction
+   * KVM emulates raises no #DB here (KVM would queue one with DR6.BS).
+   */
+  skipEmulatedInstruction(): void {
+    this.cpu.skipInstruction();
+    if ((this.guestDebug & KVM_GUESTDBG_SINGLESTEP) !== 0) this.singlestepPending = true;
   }
 
   /** kvm_inject_gp(vcpu, 0) */

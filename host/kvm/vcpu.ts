@@ -8,16 +8,18 @@
  */
 import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { ChainedException } from '../x86/intercept.js';
 import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
 import type { RegInterceptSpec } from './api/cr-hardening.js';
 import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from './api/model.js';
 import type { Regs, Sregs } from './api/regs.js';
-import type { KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
+import type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid } from './cpuid.js';
 import { handleExit } from './exit-handlers.js';
+import { kvmArchVcpuIoctlSetGuestDebug, kvmGetRflags, kvmSetRflags, kvmVcpuDoSinglestep } from './guest-debug.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
@@ -74,6 +76,11 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return this.arch.cpu.exceptionLoop;
   }
 
+  /** The exceptions of the last triple fault (ModelVcpu). */
+  get shutdownChain(): readonly ChainedException[] | undefined {
+    return this.arch.shutdownChain;
+  }
+
   /** A snapshot of the vCPU's counters. */
   get stat(): Readonly<VcpuStat> {
     return { ...this.arch.stat };
@@ -103,6 +110,8 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       v.completeUserspaceIo = null;
       if (cui(v)) return this.toUserSpace();
     }
+    // A step that ended in an exit to user space (or its completion) ends now.
+    if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
     beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
@@ -143,6 +152,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       // a deadline found passed with an exit to return ends the next run at once.
       const late = deadline !== undefined && watch.spend(spent);
       if (toUser) return this.toUserSpace();
+      if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
         v.exitToUserSpace('KVM_EXIT_INTR');
@@ -174,14 +184,21 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
 
   /** KVM_GET_REGS */
   getRegs(): Regs {
-    return this.arch.cpu.getRegs();
+    const regs = this.arch.cpu.getRegs();
+    regs.rflags = kvmGetRflags(this.arch, regs.rflags);
+    return regs;
   }
 
   /** KVM_SET_REGS */
   setRegs(regs: Regs): void {
     checkRegs(regs);
     this.arch.run.s.regs.registersChanging();
-    this.arch.cpu.setRegs({ ...regs });
+    this.arch.cpu.setRegs({ ...regs, rflags: kvmSetRflags(this.arch, regs.rflags, regs.rip) });
+  }
+
+  /** KVM_SET_GUEST_DEBUG (guest-debug.ts). */
+  setGuestDebug(debug: GuestDebug): void {
+    kvmArchVcpuIoctlSetGuestDebug(this.arch, debug);
   }
 
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */

@@ -102,6 +102,16 @@ export interface GuestCpu {
   executeIntercepted(): void;
 
   /**
+   * Puts the hypervisor's instruction breakpoints in force instead of the guest's DR0-DR3/DR7
+   * (KVM_GUESTDBG_USE_HW_BP loads vcpu->arch.eff_db and guest_debug_dr7 into the hardware), or,
+   * with null, the guest's again. The guest's MOV DR keeps reading and writing its own values.
+   */
+  setHostBreakpoints(breakpoints: { readonly dr: readonly bigint[]; readonly dr7: bigint } | null): void;
+
+  /** DR0-DR3, DR6 and DR7 as the guest's MOV DR sees them (what KVM_GET_DEBUGREGS reports). */
+  getDebugRegs(): { db: bigint[]; dr6: bigint; dr7: bigint };
+
+  /**
    * Walks the guest page tables for a linear address as an access of the given kind at the
    * given CPL would (default: the current CPL), like kvm_mmu_gva_to_gpa(). Sets no accessed or
    * dirty bits and fills no TLB entry.

@@ -100,6 +100,18 @@ export interface KvmRunRegIntercept {
   limit: number;
 }
 
+/**
+ * KVM_EXIT_DEBUG: `struct kvm_debug_exit_arch` (x86). What stopped the guest for the debugger
+ * KVM_SET_GUEST_DEBUG armed: #DB (single step, a hardware breakpoint: `dr6` says which) or #BP
+ * (an INT3 the debugger placed), and the linear RIP of the instruction it stopped before.
+ */
+export interface KvmRunDebug {
+  readonly exception: number;
+  readonly pc: bigint;
+  readonly dr6: bigint;
+  readonly dr7: bigint;
+}
+
 /** KVM_EXIT_MMIO (the model never gives it: guest memory is one slot and nothing is emulated). */
 export interface KvmRunMmio {
   readonly phys_addr: bigint;
@@ -128,6 +140,7 @@ export interface KvmRunMembers {
   readonly heki_configure: KvmRunHekiConfigure;
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
+  readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
@@ -156,7 +169,7 @@ export const KVM_EXITS = {
   KVM_EXIT_EXCEPTION: { number: abi.KVM_EXIT_EXCEPTION, member: null },
   KVM_EXIT_IO: { number: abi.KVM_EXIT_IO, member: 'io' },
   KVM_EXIT_HYPERCALL: { number: abi.KVM_EXIT_HYPERCALL, member: null },
-  KVM_EXIT_DEBUG: { number: abi.KVM_EXIT_DEBUG, member: null },
+  KVM_EXIT_DEBUG: { number: abi.KVM_EXIT_DEBUG, member: 'debug' },
   KVM_EXIT_HLT: { number: abi.KVM_EXIT_HLT, member: null },
   KVM_EXIT_MMIO: { number: abi.KVM_EXIT_MMIO, member: 'mmio' },
   KVM_EXIT_IRQ_WINDOW_OPEN: { number: abi.KVM_EXIT_IRQ_WINDOW_OPEN, member: null },

@@ -34,6 +34,16 @@ export interface RunOptions {
   deadline?: bigint;
 }
 
+/**
+ * KVM_SET_GUEST_DEBUG's `struct kvm_guest_debug` (x86): KVM_GUESTDBG_* flags, and with
+ * KVM_GUESTDBG_USE_HW_BP the debug registers the debugger puts in force (DR0-DR3 and DR7 of
+ * debugreg[8]; absent: zeros).
+ */
+export interface GuestDebug {
+  readonly control: number;
+  readonly debugreg?: readonly bigint[];
+}
+
 export interface KvmVcpu {
   readonly id: number;
   /** kvm_run: what `run()` returns, and where user space writes its replies. */
@@ -54,6 +64,11 @@ export interface KvmVcpu {
   getCpuid(): GuestCpuid;
   /** KVM_SET_CPUID2 by features: those not named keep their value. */
   setCpuid(options: GuestCpuidOptions): void;
+  /**
+   * KVM_SET_GUEST_DEBUG: a debugger's breakpoints (INT3 it placed, hardware ones) and single
+   * step, which stop the guest with KVM_EXIT_DEBUG instead of reaching its IDT.
+   */
+  setGuestDebug(debug: GuestDebug): void;
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
   /**

@@ -17,13 +17,13 @@ import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
 import {
-  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunCrFilter, type KvmRunFailEntry, type KvmRunRegIntercept, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunRegIntercept, type KvmRunHekiConfigure, type KvmRunHekiDenial,
   type KvmRunInternal, type KvmRunIo, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
 } from '../api/exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
 import {
-  RunCrFilter, RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs, RunSystemEvent,
+  RunCrFilter, RunDebug, RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs, RunSystemEvent,
 } from './run-members.js';
 import { RUN } from './uapi.js';
 
@@ -39,6 +39,7 @@ export class RealKvmRun implements KvmRun {
   readonly heki_configure: KvmRunHekiConfigure;
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
+  readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
@@ -59,6 +60,7 @@ export class RealKvmRun implements KvmRun {
     this.io = new RunIo(v, fd);
     this.heki_configure = this.heki_denial = new RunHeki(v, fd);
     this.fail_entry = new RunFailEntry(v, fd);
+    this.debug = new RunDebug(v, fd);
     this.mmio = new RunMmio(v, fd);
     this.internal = new RunInternal(v, fd);
     this.system_event = new RunSystemEvent(v, fd);

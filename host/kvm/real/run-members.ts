@@ -6,7 +6,7 @@
  */
 import { KvmError } from '../api/errors.js';
 import type {
-  KvmRunCrFilter, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr,
+  KvmRunCrFilter, KvmRunDebug, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr,
   KvmRunRegIntercept, KvmRunSystemEvent, KvmSyncRegs,
 } from '../api/exits.js';
 import { KVM_REGS_FIELDS, type Regs, type Sregs } from '../api/regs.js';
@@ -79,6 +79,13 @@ export class RunIo extends RunPart implements KvmRunIo {
 }
 
 /** Heki's exits (docs/heki.md §3.2): reason u64, then the value. */
+export class RunDebug extends RunPart implements KvmRunDebug {
+  get exception(): number { return this.live().getUint32(RUN.debug_exception, true); }
+  get pc(): bigint { return this.live().getBigUint64(RUN.debug_pc, true); }
+  get dr6(): bigint { return this.live().getBigUint64(RUN.debug_dr6, true); }
+  get dr7(): bigint { return this.live().getBigUint64(RUN.debug_dr7, true); }
+}
+
 export class RunHeki extends RunPart implements KvmRunHekiConfigure, KvmRunHekiDenial {
   get reason(): number { return Number(this.live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); }
   get cr_pinned(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }

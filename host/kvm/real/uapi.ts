@@ -51,6 +51,8 @@ export const SIZEOF_CPUID2_HEADER = 8;
 export const SIZEOF_CPUID_ENTRY2 = 40;
 /** struct kvm_enable_cap: cap, flags, args[4], pad[64] */
 export const SIZEOF_ENABLE_CAP = 104;
+/** struct kvm_guest_debug: control u32, pad u32, debugreg[8] u64 */
+export const SIZEOF_GUEST_DEBUG = 72;
 /** struct kvm_msr_filter: flags, then ranges[16] from offset 8 */
 export const SIZEOF_MSR_FILTER = 392;
 /** struct kvm_msr_filter_range: flags, nmsrs, base, (4 bytes of padding), bitmap pointer */
@@ -81,6 +83,7 @@ export const KVM_SET_SIGNAL_MASK = iow(0x8b, SIZEOF_SIGNAL_MASK);
 export const KVM_SET_CPUID2 = iow(0x90, SIZEOF_CPUID2_HEADER);
 export const KVM_GET_CPUID2 = iowr(0x91, SIZEOF_CPUID2_HEADER);
 export const KVM_ENABLE_CAP = iow(0xa3, SIZEOF_ENABLE_CAP);
+export const KVM_SET_GUEST_DEBUG = iow(0x9b, SIZEOF_GUEST_DEBUG);
 export const KVM_X86_SET_MSR_FILTER = iow(0xc6, SIZEOF_MSR_FILTER);
 
 /** The API version every KVM since Linux 2.6.22 reports (KVM_API_VERSION). */
@@ -123,6 +126,11 @@ export const RUN = {
   msr_reason: 40,
   msr_index: 44,
   msr_data: 48,
+  /** debug (struct kvm_debug_exit_arch): exception u32, pad u32, pc u64, dr6 u64, dr7 u64 */
+  debug_exception: 32,
+  debug_pc: 40,
+  debug_dr6: 48,
+  debug_dr7: 56,
   /** Heki (out of tree, docs/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
   heki_reason: 32,
   heki_value: 40,

@@ -33,6 +33,8 @@ import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from '../../kvm/api/model.js';
 import { copyRegs } from '../../kvm/api/regs.js';
+import type { ChainedException } from '../../kvm/api/model.js';
+import { debugEnding, type RunDebugHook } from './run-debug.js';
 import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { Regs } from '../../kvm/api/regs.js';
@@ -85,6 +87,8 @@ export interface PerformOptions {
    * deadline, bounds it).
    */
   readonly runTimeoutMs?: number;
+  /** A debugger attached to the vCPU for this request (`pinbox run --gdb`): run-debug.ts. */
+  readonly debug?: RunDebugHook;
 }
 
 /** What a runner needs from its VM (machine.ts). */
@@ -167,6 +171,9 @@ interface OpContext extends AnsweredOperation {
   readonly runMs: number | undefined;
   /** performance.now() when runMs ends (armRunLimit); Infinity without one. */
   runUntil: number;
+  readonly debug: RunDebugHook | undefined;
+  /** The debugger has seen the request's first instruction (RunDebugHook.started). */
+  debugStarted: boolean;
 }
 
 const NO_OPTIONS: PerformOptions = {};
@@ -453,7 +460,7 @@ export class VcpuRunner {
     const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      allowance, rebooted: false, lower, insnRip, haltRip, exec, runMs, runUntil: Infinity, slice,
+      allowance, rebooted: false, lower, insnRip, haltRip, exec, runMs, runUntil: Infinity, slice, debug: options.debug, debugStarted: false,
     };
   }
 
@@ -511,6 +518,18 @@ export class VcpuRunner {
     if (ctx.inits !== this.inits) {
       throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
     }
+    const debug = ctx.debug;
+    if (debug !== undefined && !ctx.debugStarted) {
+      ctx.debugStarted = true;
+      // The debugger reads and writes the registers with KVM_GET/SET_REGS: the request's go in
+      // that way now, rather than with the first KVM_RUN (kvm_run.s.regs).
+      if ((this.run.kvm_dirty_regs & KVM_SYNC_X86_REGS) !== 0) {
+        const regs = copyRegs(this.run.s.regs);
+        this.run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
+        vcpu.setRegs(regs);
+      }
+      return debug.started().then(() => this.loop(ctx));
+    }
     const allowance = ctx.allowance;
     const counter = this.counter;
     // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn
@@ -532,7 +551,7 @@ export class VcpuRunner {
       let before = 0;
       if (counter !== undefined) {
         before = counter.instructionsRetired + counter.eventsDelivered;
-        this.runOptions.budget = ctx.remaining;
+        this.runOptions.budget = debug === undefined ? ctx.remaining : Math.min(ctx.remaining, debug.slice);
       }
       this.exitPending = false;
       const exit = vcpu.run(this.runOptions);
@@ -544,15 +563,26 @@ export class VcpuRunner {
       }
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
-          return this.halted(ctx);
+          return debug === undefined ? this.halted(ctx) : debugEnding(debug, () => this.halted(ctx));
         case 'KVM_EXIT_INTR':
           // The deadline passed: the request's time is up, or its turn is over.
-          if (exit.timed_out) return this.lastRunEnd >= timeUp ? this.timeUp(ctx) : this.yieldTurn(ctx);
+          if (exit.timed_out && this.lastRunEnd >= timeUp) return this.timeUp(ctx);
+          // With a debugger, a slice ends here: it may stop the guest (Ctrl-C), and other VMs run.
+          if (debug !== undefined && (exit.timed_out || (ctx.remaining > 0 && counter?.exceptionLoop == null))) {
+            return debug.between().then(() => this.loop(ctx));
+          }
+          if (exit.timed_out) return this.yieldTurn(ctx);
           // Else, on the model, the budget is spent or the core found an exception loop. (The real
           // backend returns no other KVM_EXIT_INTR unless immediate_exit is set, which the VMM never sets.)
           if (counter !== undefined) return this.budgetSpent(ctx);
           break;
+        case 'KVM_EXIT_DEBUG':
+          if (debug === undefined) throw new ProtocolError('internal', `vCPU ${this.id} returned KVM_EXIT_DEBUG with no debugger attached`);
+          return debug.debugExit(exit.debug).then(() => this.loop(ctx));
         case 'KVM_EXIT_SHUTDOWN':
+          if (debug !== undefined) {
+            return debug.ended({ stop: 'shutdown', regs: copyRegs(this.run.s.regs), ...this.shutdownChain() }).then(() => this.shutdown(ctx));
+          }
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
@@ -735,6 +765,12 @@ export class VcpuRunner {
     return this.limitReached(ctx, 'time');
   }
 
+  /** The model's report of the exceptions that ended in the triple fault (none elsewhere). */
+  private shutdownChain(): { chain?: readonly ChainedException[] } {
+    const chain = this.vcpu.model?.shutdownChain;
+    return chain === undefined ? {} : { chain };
+  }
+
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
   private shutdown(ctx: OpContext): GuestResult {
     const regs = copyRegs(this.run.s.regs);
@@ -747,7 +783,8 @@ export class VcpuRunner {
       this.forgetRegisters();
     }
     ctx.rebooted = true;
-    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
+    // The chain is for `pinbox run` (in place); the protocol's exec result has no field for it.
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs, ...(ctx.exec.end === undefined && this.shutdownChain()) });
     const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
     throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
   }
