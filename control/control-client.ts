@@ -16,7 +16,7 @@
  */
 import {
   ClientSession, type Connection, connect as openConnection, DEFAULT_MAX_FRAME, eventFromWire, type EventName, type HelloResult,
-  type LoggedEvent as Event, type MsrExitReply, type ParamsOf, type ResultOf,
+  type LoggedEvent as Event, type MsrExitReply, type ParamsOf, type PinboxAnswer, type ResultOf,
 } from '../protocol/index.js';
 import { resolveToken, type TokenSource } from './token.js';
 
@@ -55,6 +55,14 @@ export type Sregs = ResultOf<'getSregs'>['sregs'];
 export type Stats = ResultOf<'stats'>;
 export type MsrFilter = Omit<ParamsOf<'setMsrFilter'>, 'vm'>;
 export type MsrEntry = ResultOf<'getMsrs'>['entries'][number];
+
+/** A CR filter's masks (docs/cr-filter.md). */
+export interface CrFilterMasks {
+  /** CR0 bits whose change by a guest write exits first (default none). */
+  readonly cr0?: bigint;
+  /** CR4 bits, likewise. */
+  readonly cr4?: bigint;
+}
 
 export class ControlClient {
   /** The server's name for itself. */
@@ -183,6 +191,20 @@ export class ControlClient {
   /** How the VMM answers the VM's user-space MSR exits from now on; null: the policy's answer again. */
   async setMsrExitReply(vm: string, msr: MsrExitReply | null): Promise<void> {
     await this.session.request('setMsrExitReply', { vm, msr });
+  }
+
+  /**
+   * PINBOX_SET_CR_FILTER (docs/cr-filter.md): the CR0 and CR4 bits whose change by a guest write
+   * exits first; both 0 (or none given) clears it. KVM refusals reject with kvm_error EINVAL, and
+   * the old filter stays.
+   */
+  async setCrFilter(vm: string, masks: CrFilterMasks): Promise<void> {
+    await this.session.request('setCrFilter', { vm, cr0Mask: masks.cr0 ?? 0n, cr4Mask: masks.cr4 ?? 0n });
+  }
+
+  /** How the VMM answers the VM's CR-filter exits from now on; null: the policy's crFilter.answer again. */
+  async setCrExitReply(vm: string, reply: PinboxAnswer | null): Promise<void> {
+    await this.session.request('setCrExitReply', { vm, reply });
   }
 
   /**

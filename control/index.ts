@@ -1,7 +1,8 @@
 /**
  * pinbox/control: drive a running pinbox server from its control endpoint — the KVM API of any of
  * its VMs, resets, INIT, snapshots, pause and resume, how MSR exits are answered, held exits, and
- * its events, by subscription or by page.
+ * its events, by subscription or by page; the CR filter (docs/cr-filter.md); and, as a
+ * MonitorClient, the higher VTL of one VM (docs/register-intercepts.md).
  *
  * ```ts
  * import { ControlClient, eventText } from 'pinbox/control';
@@ -12,12 +13,15 @@
  * See the README's "Control clients" section and examples/control-watch.ts.
  */
 export {
-  ControlClient, type ControlConnectOptions, type HeldExit, type MsrEntry, type MsrFilter, type Regs, type Sregs, type Stats,
-  type SubscribeFilter, type Subscription,
+  ControlClient, type ControlConnectOptions, type CrFilterMasks, type HeldExit, type MsrEntry, type MsrFilter, type Regs, type Sregs,
+  type Stats, type SubscribeFilter, type Subscription,
 } from './control-client.js';
+export {
+  MonitorClient, type InterceptDecision, type MonitorConnectOptions, type PendingIntercept, type RegisterInterceptsRequest,
+} from './monitor-client.js';
 export { defaultTokenFile, readTokenFile, resolveToken, type TokenSource } from './token.js';
 /** Re-exported so that a control client needs no second import for what it handles. */
 export {
   EVENT_CATALOGUE, EVENT_NAMES, type EventName, type LoggedEvent as Event, type EventFieldValue, encodeEventLine, decodeEventLine,
-  readTrace, eventText, ProtocolError, RemoteError, type MsrExitReply, UNTOUCHED,
+  readTrace, eventText, ProtocolError, RemoteError, type MsrExitReply, type PinboxAnswer, UNTOUCHED,
 } from '../protocol/index.js';

@@ -12,6 +12,7 @@ import { Batch } from './batch.js';
 import { HostError, InvalidArgumentError } from './errors.js';
 import { GuestChannel } from './guest-channel.js';
 import { GuestOperations } from './guest-operations.js';
+import { Andersen } from './andersen.js';
 import { Heki } from './heki.js';
 import { HekiMemory } from './heki-memory.js';
 import { type MsrRangeInput } from './msr-ranges.js';
@@ -58,6 +59,8 @@ export class Guest extends GuestOperations {
   readonly heki: Heki;
   /** Heki's memory locks: `lockMemPageRanges()` (RFC v1) and `protectMemory()` (RFC v2). */
   readonly hekiMemory: HekiMemory;
+  /** John Andersen's PV CR pinning (a VM made with the andersen option): `discover()`, `pin()`, `pinned()`, `lockDown()`. */
+  readonly andersen: Andersen;
 
   /** @internal Guests come from `connect()`. */
   constructor(private readonly channel: GuestChannel, hello: HelloResult) {
@@ -69,6 +72,7 @@ export class Guest extends GuestOperations {
     this.server = hello.server;
     this.heki = new Heki(this);
     this.hekiMemory = new HekiMemory(this);
+    this.andersen = new Andersen(this);
   }
 
   /** True once the connection is closed (by `close()`, the host, or a timeout). */

@@ -247,11 +247,12 @@ export class ServerSession<C = unknown> {
       throw new ProtocolError('already_greeted', 'this connection has already said hello');
     }
     const hello = parseRequestParams(envelope) as HelloParams;
-    if (hello.role === 'control') {
-      if (hello.token === undefined) throw new ProtocolError('invalid_message', 'token: required for role control', { path: 'token' });
-      for (const k of ['vm', 'vcpu'] as const) {
-        if (hello[k] !== undefined) throw new ProtocolError('invalid_message', `${k}: only a guest attaches to a VM`, { path: k });
+    if (hello.role === 'control' || hello.role === 'monitor') {
+      if (hello.token === undefined) throw new ProtocolError('invalid_message', `token: required for role ${hello.role}`, { path: 'token' });
+      for (const k of hello.role === 'control' ? ['vm', 'vcpu'] as const : ['vcpu'] as const) {
+        if (hello[k] !== undefined) throw new ProtocolError('invalid_message', `${k}: only a guest attaches to a ${k === 'vm' ? 'VM' : 'vCPU'}`, { path: k });
       }
+      if (hello.role === 'monitor') hello.vm ??= DEFAULT_VM;
     } else {
       hello.vm ??= DEFAULT_VM;
       hello.vcpu ??= DEFAULT_VCPU;
@@ -263,6 +264,7 @@ export class ServerSession<C = unknown> {
         result.vm ??= hello.vm;
         result.vcpu ??= hello.vcpu;
       }
+      if (hello.role === 'monitor') result.vm ??= hello.vm;
       // Validate before committing the role: an invalid reply must leave the session un-greeted.
       const wire = this.checkedResult('hello', envelope.spec, hello, result);
       if (this.helloTimer !== undefined) {

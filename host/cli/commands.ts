@@ -175,11 +175,14 @@ export const PINBOX: ProgramSpec = {
         { name: 'console', value: { kind: 'output-file' }, placeholder: 'FILE', description: 'write the serial console to FILE, byte for byte, instead of stdout' },
         { ...BUDGET_OPTION, description: 'guest instructions each vCPU may retire; a guest that runs longer is stopped' },
         BACKEND_OPTION,
+        { name: 'gdb', value: { kind: 'string' }, placeholder: 'tcp:HOST:PORT', description: 'serve gdb\'s remote protocol for vCPU 0 there (`target remote HOST:PORT`); the model backend only; see docs/gdb.md' },
+        { name: 'gdb-wait', requires: ['gdb'], description: 'wait for gdb to connect, and stop before the first instruction' },
       ],
       examples: [
         'pinbox run --policy policy.json --image kernel.elf',
         'pinbox run --policy policy.json --image kernel.elf --backend kvm',
         'pinbox run --policy policy.json --image code.bin --load 0x400000 --json',
+        'pinbox run --policy policy.json --image kernel.elf --gdb tcp:127.0.0.1:1234 --gdb-wait',
         'pinbox run --policy policy.json --image smp.elf --vcpus 2 --append "verbose" --console console.txt',
       ],
     },
@@ -236,6 +239,22 @@ export const PINBOX: ProgramSpec = {
         { name: 'device', value: { kind: 'string' }, placeholder: 'PATH', defaultText: '/dev/kvm', description: 'the KVM device to look at' },
       ],
       examples: ['pinbox probe', 'pinbox probe --json'],
+    },
+    {
+      name: 'audit',
+      summary: 'which paths get past each CR-hardening mechanism of a policy',
+      description:
+        'For each CR-hardening mechanism the policy brings into play — Heki (as a Heki guest pins), John\n' +
+        'Andersen\'s PV CR pinning (andersen), the CR filter (crFilter), the register intercepts\n' +
+        '(registerIntercepts) — and each way a control-register value can change or be restored (a guest\n' +
+        'MOV to CR, LMSW, CLTS, LGDT/LIDT or kexec, the host\'s KVM_SET_SREGS or KVM_SET_MSRS, INIT, a triple\n' +
+        'fault and its reboot, a VM reset, a snapshot restored into a new VM), tells whether each item the\n' +
+        'mechanism protects holds, is decided by user space first, or changes without user space seeing it.\n' +
+        'Every answer comes from running the path on scratch VMs of the policy (docs/transitions.md).\n' +
+        'Exits 0 when nothing changes unseen, 1 when something does, 2 on a bad policy.',
+      options: [{ name: 'json', description: 'print the report as one JSON object' }],
+      operands: { placeholder: 'POLICY', min: 1, max: 1, value: { kind: 'file' }, description: 'the policy file to audit' },
+      examples: ['pinbox audit examples/policies/cr-hardening.json', 'pinbox audit policy.json --json'],
     },
   ],
 };

@@ -5,10 +5,13 @@
  * protection held.
  */
 import { hardenGuest, hardenPolicy } from '../../examples/harden.js';
+import crHardening from '../../examples/policies/cr-hardening.json' with { type: 'json' };
 import { exampleHost } from '../../examples/shared/example-host.js';
 import { printedStory } from '../../examples/shared/story.js';
 import { vmmWords } from '../../examples/shared/vmm-words.js';
+import { auditPolicy, summaryOutcome } from '../conform/audit/run-audit.js';
 import type { Event } from '../vmm/events/index.js';
+import { parsePolicy } from '../vmm/policy/index.js';
 import type { ParsedCommand } from './args.js';
 import { cliBackend } from './backend-option.js';
 import type { Output } from './output.js';
@@ -25,6 +28,39 @@ const INTRO = [
     'a bit is pinned, KVM refuses any write that would clear it with #GP — even from kernel code an attacker ' +
     'controls — until the VMM resets the VM.',
 ];
+
+/** The attacks the comparison shows, by the audit's path names (docs/transitions.md). */
+const ATTACKS = [
+  ['mov-cr', 'clear CR0.WP, SMEP or SMAP with MOV to CR'],
+  ['lgdt-lidt', 'load a GDT or IDT of its own (LGDT/LIDT)'],
+  ['set-sregs', 'the host loads the registers (KVM_SET_SREGS)'],
+] as const;
+
+const OUTCOME_WORDS: Readonly<Record<string, string>> = {
+  holds: 'refused by KVM (#GP)',
+  asks: 'user space is asked first (here the policy answers deny)',
+  bypassed: 'gets past, unseen',
+  dropped: 'the protection is gone',
+  '—': 'cannot protect that',
+};
+
+/**
+ * The same attacks against each CR-hardening mechanism, from the audit of
+ * examples/policies/cr-hardening.json — each run on scratch VMs, not a hand-written list.
+ */
+async function sideBySide(story: ReturnType<typeof printedStory>): Promise<void> {
+  story.text('');
+  story.text('The same attacks against every CR-hardening mechanism pinbox models (examples/policies/cr-hardening.json, run on scratch VMs of the KVM model; docs/transitions.md has every path):');
+  const report = await auditPolicy(parsePolicy(crHardening, 'cr-hardening.json'));
+  for (const m of report.mechanisms) {
+    const said = ATTACKS.map(([path, label]) => {
+      const row = m.rows.find((r) => r.path === path);
+      const outcome = row === undefined ? '—' : summaryOutcome(row);
+      return `${label}: ${outcome.split(', ').map((o) => OUTCOME_WORDS[o] ?? o).join(' / ')}`;
+    });
+    story.bullet(`${m.label} — ${said.join('; ')}.`);
+  }
+}
 
 export async function demoCommand(args: ParsedCommand, io: Output): Promise<number> {
   const support = await cliBackend(args, io, 'demo');
@@ -65,6 +101,7 @@ export async function demoCommand(args: ParsedCommand, io: Output): Promise<numb
       `The MSR filter sent ${count('msr_exit_reply')} MSR accesses to the VMM, whose policy answered them: the guest read the value the VMM gave, or took #GP where the policy refused.`,
     ];
     for (const l of lines) story.bullet(l);
+    await sideBySide(story);
     story.text('');
     story.text('Next: pinbox serve --listen unix:/tmp/pinbox.sock --control unix:/tmp/pinbox.ctl --policy examples/policies/harden.json, then node dist/examples/harden.js --host unix:/tmp/pinbox.sock; node dist/examples/smep-bypass.js shows the exploit these pins stop. See README.md.');
     return report.held ? 0 : 1;

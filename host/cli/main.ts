@@ -1,5 +1,6 @@
 /** Parses the command line and runs the command; returns the exit code. */
 import { parseCommandLine, UsageError, type ParsedCommand } from './args.js';
+import { auditCommand } from './audit-command.js';
 import { PINBOX, PINBOX_VERSION } from './commands.js';
 import { conformCommand } from './conform-hook.js';
 import { ctlCommand } from './ctl-command.js';
@@ -55,6 +56,8 @@ function run(args: ParsedCommand, io: Output, options: MainOptions): Promise<num
       return conformCommand(args, io);
     case 'probe':
       return probeCommand(args, io);
+    case 'audit':
+      return auditCommand(args, io);
     case 'events':
       return eventsCommand(args, io, options.untilStopped);
     case 'ctl':

@@ -7,11 +7,14 @@
  * events on the way, then the registers and control registers.
  */
 import { readFileSync } from 'node:fs';
-import type { ParsedCommand } from './args.js';
-import { cliBackend, onBackend } from './backend-option.js';
+import { UsageError, type ParsedCommand } from './args.js';
+import { backendName, cliBackend, onBackend } from './backend-option.js';
 import { ImageError, loadImage, parseImage } from '../vmm/image/index.js';
 import { PolicyError, loadPolicyFile, type CompiledPolicy } from '../vmm/policy/index.js';
 import { Vmm } from '../vmm/vmm.js';
+import { VmmError } from '../vmm/errors.js';
+import { parseGdbEndpoint, startGdb, type GdbSession } from '../vmm/gdb/index.js';
+import { chainSummary, describeChain } from '../vmm/run/triple-fault.js';
 import { EVENT_NAMES, type EventName } from '../vmm/events/index.js';
 import { bootInfoAddress, cmdlineBytes, writeBootInfo } from '../vmm/boot/index.js';
 import { COM1_BASE, DEBUG_EXIT_PORT, debugExitStatus } from '../vmm/devices/index.js';
@@ -47,6 +50,12 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     io.err(`pinbox run: --append: ${line}\n`);
     return 2;
   }
+  // The gdb stub slices the run by instruction count, which only the model keeps (docs/gdb.md §6),
+  // and debugs vCPU 0 alone.
+  if (args.has('gdb') && backendName(args) !== 'model') {
+    throw new UsageError('pinbox', 'run', '--gdb needs the model backend: the stub slices the run by instruction count, which real KVM does not keep');
+  }
+  if (args.has('gdb') && (vcpusOption ?? 1) > 1) throw new UsageError('pinbox', 'run', '--gdb debugs one vCPU: it cannot be used with --vcpus above 1');
   const support = await cliBackend(args, io, 'run');
   if (support === undefined) return 1;
   if (vcpusOption !== undefined && vcpusOption > 1 && support.backend.name !== 'model') {
@@ -107,9 +116,28 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     const who = running === 1 ? 'vCPU 0' : `vCPUs 0-${running - 1} in turn`;
     io.out(`pinbox run: ${imageFile} on VM "${machine.name}" (${machine.vcpus} vCPU${machine.vcpus > 1 ? 's' : ''}), ${who} from ${hex(entry)} at CPL0\n`);
   }
-  const outcome = await runInTurn(machine, {
-    entry, vcpus: running, budget: vmm.budget, regs: (v) => ({ rdi: BigInt(bootInfoAddress(v)) }),
-  });
+  let gdb: GdbSession | undefined;
+  if (args.has('gdb')) {
+    const started = await startGdbFor(args, vmm, io);
+    if (typeof started === 'number') {
+      vmm.close();
+      return started;
+    }
+    gdb = started;
+  }
+  let outcome: Awaited<ReturnType<typeof runInTurn>>;
+  try {
+    outcome = await runInTurn(machine, {
+      entry, vcpus: running, budget: vmm.budget, regs: (v) => ({ rdi: BigInt(bootInfoAddress(v)) }),
+      ...(gdb !== undefined && { perform: { debug: gdb.stub, onExit: gdb.stub.onExit } }),
+    });
+  } catch (e) {
+    if (gdb === undefined || !(e instanceof VmmError) || e.code !== 'vm_killed') throw e;
+    io.err('pinbox run: gdb killed the VM\n');
+    await gdb.close();
+    vmm.close();
+    return 1;
+  }
   machine.devices.console.flush();
   serial.close();
   for (const end of outcome.vcpus) {
@@ -117,16 +145,48 @@ export async function runCommand(args: ParsedCommand, io: Output): Promise<numbe
     const cr = Object.fromEntries(CONTROL_REGISTERS.map((n) => [n, sregs[n]]));
     const exit = end.stop === 'exit' ? { exit: { value: end.exitValue!, status: debugExitStatus(end.exitValue!) } } : {};
     if (json) {
-      io.out(jsonLine({ name: 'stop', vcpu: end.vcpu, reason: end.stop, ...(end.fault !== undefined && { fault: end.fault }), ...exit, regs: end.regs, cr }));
+      io.out(jsonLine({
+        name: 'stop', vcpu: end.vcpu, reason: end.stop, ...(end.fault !== undefined && { fault: end.fault }), ...exit,
+        ...(end.chain !== undefined && { chain: end.chain }), regs: end.regs, cr,
+      }));
     } else {
       io.out(`\n${running === 1 ? '' : `vCPU ${end.vcpu} `}stopped: ${stopText(end, support.backend.name === 'model')}\n`);
+      if (end.chain !== undefined) io.out(`the exceptions that led to it: ${chainSummary(end.chain)}\n${describeChain(end.chain).map((l) => `  ${l}\n`).join('')}`);
       io.out(registerTable(end.regs as unknown as Record<string, bigint>));
       io.out(registerTable(cr, [['cr0', 'cr2', 'cr3', 'cr4'], ['cr8', 'efer']]));
     }
   }
+  const status = outcome.exit !== undefined ? debugExitStatus(outcome.exit.value) : outcome.vcpus.every((e) => e.stop === 'hlt') ? 0 : 1;
+  if (gdb !== undefined) {
+    gdb.stub.finish(status);
+    await gdb.close();
+  }
   vmm.close();
-  if (outcome.exit !== undefined) return debugExitStatus(outcome.exit.value);
-  return outcome.vcpus.every((e) => e.stop === 'hlt') ? 0 : 1;
+  return status;
+}
+
+/** --gdb and --gdb-wait: the stub listening (and, with --gdb-wait, gdb connected), or an exit status. */
+async function startGdbFor(args: ParsedCommand, vmm: Vmm, io: Output): Promise<GdbSession | number> {
+  const endpoint = parseGdbEndpoint(args.string('gdb')!);
+  if (typeof endpoint === 'string') {
+    io.err(`pinbox run: ${endpoint}\n`);
+    return 2;
+  }
+  let gdb: GdbSession;
+  try {
+    gdb = await startGdb(vmm.log, vmm.vm(), 0, endpoint);
+  } catch (e) {
+    io.err(`pinbox run: --gdb: cannot listen on ${endpoint.host}:${endpoint.port}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const { host, port } = gdb.server.address;
+  const wait = args.flag('gdb-wait');
+  io.err(`pinbox run: gdb stub for vCPU 0 on tcp:${host}:${port}${wait ? ', waiting for gdb to connect' : ''}\n`);
+  if (wait) {
+    gdb.stub.waitAtEntry();
+    await gdb.server.connected();
+  }
+  return gdb;
 }
 
 /** In text, the console speaks for itself: its port I/O (and the exit port's) is not listed byte by byte. */

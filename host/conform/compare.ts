@@ -8,7 +8,7 @@ import type { HekiProfileName } from '../../protocol/abi.js';
 import { hex } from '../../protocol/notation.js';
 import type { ControlRegisterName, ExpectedExit, Expect, MsrEntry } from './model.js';
 import type { Failure, Shown } from './results.js';
-import { showExit, showExitField, showFault, showReason } from './show.js';
+import { EXIT_PARTS, showExit, showExitField, showFault, showReason } from './show.js';
 import type { GuestOutcome, TargetExit } from './target.js';
 
 /** What a host operation did: its result, or KVM's refusal. */
@@ -69,7 +69,7 @@ function compareHost(expect: Expect, host: HostOutcome, m: Mismatches): void {
 function compareExit(profile: HekiProfileName, want: ExpectedExit, got: TargetExit, i: number, m: Mismatches): void {
   const at = `/exits/${i}`;
   m.same(`${at}/reason`, `exits[${i}].reason`, want.reason, got.reason, (v) => showReason(profile, Number(v)));
-  for (const part of ['msr', 'heki', 'io'] as const) {
+  for (const part of EXIT_PARTS) {
     const w = want[part] as Readonly<Record<string, bigint | number | string | undefined>> | undefined;
     if (w === undefined) continue;
     const g = got[part] as Readonly<Record<string, bigint | number | string>> | undefined;

@@ -5,6 +5,7 @@
 import type { ExecStop } from '../../protocol/messages/index.js';
 import type { IntegerText } from './integers.js';
 import type { VmBlockText } from './vm-block.js';
+import type { RegisterText } from '../vmm/policy/control-register-names.js';
 
 export type FlagsText = IntegerText | IntegerText[];
 
@@ -51,6 +52,17 @@ export interface HostText {
   initVcpu?: { vcpu?: number };
   snapshot?: { name?: string };
   restore?: { name?: string };
+  setCrFilter?: { cr0?: RegisterText; cr4?: RegisterText; flags?: IntegerText; xcr0?: IntegerText };
+  setRegisterIntercepts?: {
+    vcpu?: number; intercept: string[]; control?: IntegerText; cr0Mask?: RegisterText; cr4Mask?: RegisterText; miscEnableMask?: IntegerText;
+  };
+}
+
+/** An answer to a CR-filter exit or a register intercept. */
+export interface PinboxAnswerText {
+  action: 'allow' | 'deny' | 'value';
+  value?: IntegerText;
+  limit?: IntegerText;
 }
 
 export interface ExitText {
@@ -58,6 +70,8 @@ export interface ExitText {
   msr?: { reason?: IntegerText; index?: IntegerText; data?: IntegerText };
   heki?: { reason?: IntegerText; value?: IntegerText };
   io?: { port?: IntegerText; size?: number; direction?: 'in' | 'out'; value?: IntegerText };
+  cr?: { cr?: 0 | 4; access?: 'mov' | 'clts' | 'lmsw'; old?: IntegerText; new?: IntegerText };
+  intercept?: { name?: string; msr?: IntegerText; old?: IntegerText; new?: IntegerText; oldLimit?: IntegerText; newLimit?: IntegerText };
 }
 
 export interface ExpectText {
@@ -78,7 +92,12 @@ export interface StepText {
   note?: string;
   guest?: GuestText;
   host?: HostText;
-  vmm?: { msr?: { error: IntegerText; data?: IntegerText } | 'untouched'; duringExit?: StepText[] };
+  vmm?: {
+    msr?: { error: IntegerText; data?: IntegerText } | 'untouched';
+    cr?: PinboxAnswerText;
+    intercept?: PinboxAnswerText;
+    duringExit?: StepText[];
+  };
   expect: ExpectText;
 }
 

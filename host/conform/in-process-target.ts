@@ -8,7 +8,7 @@
  */
 import type { Machine } from '../vmm/machine.js';
 import { parsePolicy } from '../vmm/policy/index.js';
-import type { MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
+import type { ExitChoice, MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
 import { restoreSnapshot, takeSnapshot } from '../vmm/snapshot.js';
 import type { HostSupport } from '../vmm/host-survey.js';
 import { Vmm } from '../vmm/vmm.js';
@@ -28,6 +28,8 @@ function targetExit(e: UserSpaceExit): TargetExit {
     ...(e.msr !== undefined && { msr: { ...e.msr } }),
     ...(e.heki !== undefined && { heki: { ...e.heki } }),
     ...(e.io !== undefined && { io: { ...e.io } }),
+    ...(e.cr !== undefined && { cr: { ...e.cr } }),
+    ...(e.intercept !== undefined && { intercept: { ...e.intercept } }),
   };
 }
 
@@ -71,6 +73,14 @@ class InProcessVm implements TargetVm {
     return takeSnapshot(this.machine);
   }
 
+  async setCrFilter(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void> {
+    this.machine.setCrFilter(filter);
+  }
+
+  async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {
+    this.machine.setRegisterIntercepts(vcpu, spec);
+  }
+
   async restore(snapshot: unknown): Promise<void> {
     if (!(snapshot instanceof Uint8Array)) throw new TypeError('not a snapshot of this target');
     restoreSnapshot(this.machine, snapshot);
@@ -80,6 +90,8 @@ class InProcessVm implements TargetVm {
     const exits: TargetExit[] = [];
     let during = request.duringExit;
     const answer: MsrExitChoice = request.answer;
+    const answerTo = (exit: UserSpaceExit): ExitChoice =>
+      exit.cr !== undefined ? request.crAnswer : exit.intercept !== undefined ? request.interceptAnswer : answer;
     const result = await this.machine.perform(request.vcpu, wireGuestRequest(request.action, request.cpl), {
       onExit: async (exit) => {
         exits.push(targetExit(exit));
@@ -88,7 +100,7 @@ class InProcessVm implements TargetVm {
           during = undefined;
           await call();
         }
-        return answer;
+        return answerTo(exit);
       },
     });
     return guestOutcome(request.action, result, exits);

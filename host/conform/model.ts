@@ -55,6 +55,16 @@ export type MsrExitAnswer = { readonly error: number; readonly data: bigint } | 
 /** "Without it, MSR exits are answered with error 1" (issue 6): KVM then injects #GP. */
 export const DEFAULT_MSR_EXIT_ANSWER: MsrExitAnswer = Object.freeze({ error: 1, data: 0n });
 
+/** How user space answers a CR-filter exit or a register intercept (docs/cr-filter.md, docs/register-intercepts.md). */
+export interface PinboxAnswer {
+  readonly action: 'allow' | 'deny' | 'value';
+  readonly value?: bigint;
+  readonly limit?: number;
+}
+
+/** Without one, the VMM's default: deny (a CR filter's, and a register intercept's with no monitor). */
+export const DEFAULT_PINBOX_ANSWER: PinboxAnswer = Object.freeze({ action: 'deny' });
+
 // ---------------------------------------------------------------------------------------------
 // Host actions
 // ---------------------------------------------------------------------------------------------
@@ -84,7 +94,16 @@ export type HostAction =
   | { readonly op: 'resetVm' }
   | { readonly op: 'initVcpu'; readonly vcpu: number }
   | { readonly op: 'snapshot'; readonly name: string }
-  | { readonly op: 'restore'; readonly name: string };
+  | { readonly op: 'restore'; readonly name: string }
+  | { readonly op: 'setCrFilter'; readonly flags: number; readonly cr0Mask: bigint; readonly cr4Mask: bigint; readonly xcr0Mask: bigint | undefined }
+  | {
+      readonly op: 'setRegisterIntercepts';
+      readonly vcpu: number | undefined;
+      readonly control: bigint;
+      readonly cr0Mask: bigint;
+      readonly cr4Mask: bigint;
+      readonly miscEnableMask: bigint;
+    };
 export type HostOp = HostAction['op'];
 
 // ---------------------------------------------------------------------------------------------
@@ -102,6 +121,10 @@ export interface ExpectedExit {
   readonly msr?: { readonly reason?: number; readonly index?: number; readonly data?: bigint };
   readonly heki?: { readonly reason?: number; readonly value?: bigint };
   readonly io?: { readonly port?: number; readonly size?: number; readonly direction?: 'in' | 'out'; readonly value?: number };
+  readonly cr?: { readonly cr?: number; readonly access?: string; readonly old?: bigint; readonly new?: bigint };
+  readonly intercept?: {
+    readonly name?: string; readonly msr?: number; readonly old?: bigint; readonly new?: bigint; readonly oldLimit?: number; readonly newLimit?: number;
+  };
 }
 
 /** What a step must produce; an undefined field is not checked. */
@@ -137,6 +160,9 @@ export interface GuestStep extends StepCommon {
   readonly cpl: 0 | 3;
   readonly action: GuestAction;
   readonly answer: MsrExitAnswer;
+  /** The answers to the step's CR-filter exits and register intercepts. */
+  readonly crAnswer: PinboxAnswer;
+  readonly interceptAnswer: PinboxAnswer;
   /** Run while the vCPU sits in the step's first user-space exit; empty for none. */
   readonly duringExit: readonly Step[];
 }

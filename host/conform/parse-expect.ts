@@ -60,8 +60,23 @@ function parseExit(text: ExitText, path: string, cx: ParseContext): ExpectedExit
     ...(text.io.direction !== undefined && { direction: text.io.direction }),
     ...(text.io.value !== undefined && { value: toNumber(text.io.value) }),
   };
+  const cr = text.cr && {
+    ...(text.cr.cr !== undefined && { cr: text.cr.cr }),
+    ...(text.cr.access !== undefined && { access: text.cr.access }),
+    ...(text.cr.old !== undefined && { old: toBigInt(text.cr.old) }),
+    ...(text.cr.new !== undefined && { new: toBigInt(text.cr.new) }),
+  };
+  const i = text.intercept;
+  const intercept = i && {
+    ...(i.name !== undefined && { name: i.name }),
+    ...(i.msr !== undefined && { msr: toNumber(i.msr) }),
+    ...(i.old !== undefined && { old: toBigInt(i.old) }),
+    ...(i.new !== undefined && { new: toBigInt(i.new) }),
+    ...(i.oldLimit !== undefined && { oldLimit: toNumber(i.oldLimit) }),
+    ...(i.newLimit !== undefined && { newLimit: toNumber(i.newLimit) }),
+  };
   if (reason === undefined) return undefined;
-  return { reason, ...(msr && { msr }), ...(heki && { heki }), ...(io && { io }) };
+  return { reason, ...(msr && { msr }), ...(heki && { heki }), ...(io && { io }), ...(cr && { cr }), ...(intercept && { intercept }) };
 }
 
 export function parseExpect(text: ExpectText, step: StepShape, action: HostAction | undefined, path: string, cx: ParseContext): Expect {

@@ -1,5 +1,6 @@
 /** A host step's operation, as written, to model.ts's HostAction (after the schema). */
-import { KVM_MSR_FILTER_MAX_BITMAP_SIZE } from '../../protocol/abi.js';
+import { hvCrInterceptBit, KVM_MSR_FILTER_MAX_BITMAP_SIZE, type HvCrInterceptName } from '../../protocol/abi.js';
+import { CR0_BIT_NAMES, CR4_BIT_NAMES, registerValue } from '../vmm/policy/control-register-names.js';
 import { MAX_FILTER_BITMAP_BYTES } from '../../protocol/messages/control.js';
 import type { FilterRange, HostAction, SregsField } from './model.js';
 import type { HostText, RangeText } from './document.js';
@@ -78,6 +79,28 @@ export function parseHostAction(text: HostText, path: string, cx: ParseContext):
       const name = text.restore!.name ?? DEFAULT_SNAPSHOT_NAME;
       if (!cx.snapshots.has(name)) cx.issues.add(`${at}/name`, `no earlier step takes a snapshot named "${name}"`);
       return { op, name };
+    }
+    case 'setCrFilter': {
+      const t = text.setCrFilter!;
+      return {
+        op,
+        flags: t.flags === undefined ? 0 : toNumber(t.flags),
+        cr0Mask: t.cr0 === undefined ? 0n : registerValue(t.cr0, CR0_BIT_NAMES),
+        cr4Mask: t.cr4 === undefined ? 0n : registerValue(t.cr4, CR4_BIT_NAMES),
+        xcr0Mask: t.xcr0 === undefined ? undefined : toBigInt(t.xcr0),
+      };
+    }
+    case 'setRegisterIntercepts': {
+      const t = text.setRegisterIntercepts!;
+      const all = (1n << 64n) - 1n;
+      return {
+        op,
+        vcpu: t.vcpu === undefined ? undefined : vcpuOf(t.vcpu, `${at}/vcpu`, cx),
+        control: t.intercept.reduce((m, name) => m | hvCrInterceptBit(name as HvCrInterceptName), t.control === undefined ? 0n : toBigInt(t.control)),
+        cr0Mask: t.cr0Mask === undefined ? all : registerValue(t.cr0Mask, CR0_BIT_NAMES),
+        cr4Mask: t.cr4Mask === undefined ? all : registerValue(t.cr4Mask, CR4_BIT_NAMES),
+        miscEnableMask: t.miscEnableMask === undefined ? all : toBigInt(t.miscEnableMask),
+      };
     }
     default:
       return undefined; // the schema has reported it

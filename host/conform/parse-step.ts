@@ -1,7 +1,7 @@
 /** One step, as written, to model.ts's Step: its action, its `vmm` answer and its `expect`. */
 import type { StepText } from './document.js';
 import { toBigInt, toNumber } from './integers.js';
-import { DEFAULT_MSR_EXIT_ANSWER, type HostOp, type MsrExitAnswer, type Step } from './model.js';
+import { DEFAULT_MSR_EXIT_ANSWER, DEFAULT_PINBOX_ANSWER, type HostOp, type MsrExitAnswer, type PinboxAnswer, type Step } from './model.js';
 import { vcpuOf, type ParseContext } from './parse-context.js';
 import { parseExpect } from './parse-expect.js';
 import { parseGuestAction } from './parse-guest.js';
@@ -18,6 +18,15 @@ function parseAnswer(text: NonNullable<StepText['vmm']>['msr']): MsrExitAnswer {
   if (text === undefined) return DEFAULT_MSR_EXIT_ANSWER;
   if (text === 'untouched') return 'untouched';
   return { error: toNumber(text.error), data: text.data === undefined ? 0n : toBigInt(text.data) };
+}
+
+function parsePinboxAnswer(text: NonNullable<StepText['vmm']>['cr']): PinboxAnswer {
+  if (text === undefined) return DEFAULT_PINBOX_ANSWER;
+  return {
+    action: text.action,
+    ...(text.value !== undefined && { value: toBigInt(text.value) }),
+    ...(text.limit !== undefined && { limit: toNumber(text.limit) }),
+  };
 }
 
 export function parseStep(text: StepText, place: StepPlace, cx: ParseContext): Step | undefined {
@@ -63,6 +72,8 @@ export function parseStep(text: StepText, place: StepPlace, cx: ParseContext): S
     cpl: guest.cpl ?? 0,
     action,
     answer: parseAnswer(text.vmm?.msr),
+    crAnswer: parsePinboxAnswer(text.vmm?.cr),
+    interceptAnswer: parsePinboxAnswer(text.vmm?.intercept),
     duringExit,
     expect,
   };

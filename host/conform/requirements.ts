@@ -11,11 +11,15 @@
  *   - an in-kernel local APIC: an x2APIC register access (MSRs 0x800–0x8ff) expected to succeed;
  *   - snapshots: only the model can save Heki's state, which has no ioctl;
  *   - kvm.ignore_msrs as the scenario's `vm` says: a module parameter of a real host;
+ *   - pinbox's own KVM extensions (docs/pinbox-abi.md) — the CR filter, the register intercepts —
+ *     and Andersen's pins: a host step that sets or asks for one, an expected exit of one, a `vm`
+ *     that has one. No kernel has them: only the KVM model does;
  *   - for Heki only, the host CPU the scenario describes (hostCr0, hostCr4, cr4PinnableMask): a
  *     real Heki kernel reads its own, so they must match it (CR0 as Linux sets it, CR4's
  *     pinnable bits as /proc/cpuinfo's flags show them). Without Heki nothing reads them.
  */
 import {
+  KVM_CAP_PINBOX_CR_FILTER, KVM_CAP_PINBOX_REG_INTERCEPTS, KVM_EXIT_PINBOX_CR_FILTER, KVM_EXIT_PINBOX_REG_INTERCEPT,
   HEKI_CR4_PINNABLE_MASK_V2, HEKI_CR4_PINNABLE_MASK_V3, HEKI_PROFILES, KVM_HC_LOCK_CR_UPDATE, X86_CR4_CET, X86_CR4_FRED,
   X86_CR4_FSGSBASE, X86_CR4_LA57, X86_CR4_PKE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_UMIP, type HekiProfileName,
 } from '../../protocol/abi.js';
@@ -33,6 +37,7 @@ export type Need =
   | { readonly kind: 'in-kernel-lapic'; readonly where: string }
   | { readonly kind: 'snapshots'; readonly where: string }
   | { readonly kind: 'ignore-msrs'; readonly value: boolean }
+  | { readonly kind: 'pinbox-extension'; readonly what: string; readonly where: string }
   | { readonly kind: 'host-cpu'; readonly profile: HekiProfileName; readonly cr0?: bigint; readonly cr4?: bigint; readonly cr4PinnableMask?: bigint };
 
 /** Linux's CR0 on x86-64 (arch/x86/kernel/head_64.S: CR0_STATE): PG|AM|WP|NE|ET|MP|PE. */
@@ -68,16 +73,24 @@ export function scenarioNeeds(scenario: Scenario): Need[] {
     if (!needs.some((n) => n.kind === need.kind)) needs.push(need);
   };
   const heki = (where: string): void => add({ kind: 'heki', profile: profile.name, where });
+  const extension = (what: string, where: string): void => add({ kind: 'pinbox-extension', what, where });
+  if (scenario.vm.andersen === true) extension('Andersen\'s CR pinning', 'vm.andersen');
+  if (scenario.vm.crFilter !== undefined) extension('CR filter', 'vm.crFilter');
+  if (scenario.vm.registerIntercepts !== undefined) extension('register intercepts', 'vm.registerIntercepts');
   for (const step of stepsOf(scenario.steps)) {
     const where = `${describeStep(step)} at ${step.path}`;
     if (step.kind === 'host') {
       const a = step.action;
       if ((a.op === 'enableCap' || a.op === 'checkExtension') && hekiCaps.includes(a.cap)) heki(where);
       if (a.op === 'snapshot' || a.op === 'restore') add({ kind: 'snapshots', where });
+      if (a.op === 'setCrFilter' || (a.op === 'checkExtension' && a.cap === KVM_CAP_PINBOX_CR_FILTER)) extension('CR filter', where);
+      if (a.op === 'setRegisterIntercepts' || (a.op === 'checkExtension' && a.cap === KVM_CAP_PINBOX_REG_INTERCEPTS)) extension('register intercepts', where);
       continue;
     }
     const a = step.action;
     if (step.expect.exits?.some((e) => hekiExits.includes(e.reason))) heki(where);
+    if (step.expect.exits?.some((e) => e.reason === KVM_EXIT_PINBOX_CR_FILTER)) extension('CR filter', where);
+    if (step.expect.exits?.some((e) => e.reason === KVM_EXIT_PINBOX_REG_INTERCEPT)) extension('register intercepts', where);
     if (step.cpl === 0 && a.op === 'hypercall') {
       add({ kind: 'cpl0-hypercalls', where });
       if (a.nr === BigInt(KVM_HC_LOCK_CR_UPDATE)) heki(where);
@@ -157,6 +170,9 @@ export async function unsupportedReason(needs: readonly Need[], support: HostSup
         break;
       case 'host-cpu':
         why = host.backend === 'model' ? undefined : hostCpuMismatch(need, host);
+        break;
+      case 'pinbox-extension':
+        why = host.backend === 'model' ? undefined : `it needs pinbox's ${need.what} (${need.where}), which only the KVM model has (docs/pinbox-abi.md)`;
         break;
     }
     if (why !== undefined) return why;

@@ -108,7 +108,7 @@ class ScenarioRun {
 
   private async runHost(step: HostStep): Promise<Observed> {
     const host = await this.call(() => this.hostAction(step.action, step.path), describeStep(step), step.path);
-    const vcpu = 'vcpu' in step.action ? step.action.vcpu : 0;
+    const vcpu = 'vcpu' in step.action ? step.action.vcpu ?? 0 : 0;
     return this.withControlRegisters(step, vcpu, { host });
   }
 
@@ -159,6 +159,18 @@ class ScenarioRun {
         await vm.restore(this.snapshots.get(action.name));
         return { ok: true };
       }
+      case 'setCrFilter': {
+        if (vm.setCrFilter === undefined) throw new TargetFailure(path, 'this target has no CR filter');
+        const { op: _, xcr0Mask, ...filter } = action;
+        await vm.setCrFilter({ ...filter, ...(xcr0Mask !== undefined && { xcr0Mask }) });
+        return { ok: true };
+      }
+      case 'setRegisterIntercepts': {
+        if (vm.setRegisterIntercepts === undefined) throw new TargetFailure(path, 'this target has no register intercepts');
+        const { op: _, vcpu, ...spec } = action;
+        await vm.setRegisterIntercepts(vcpu, spec);
+        return { ok: true };
+      }
     }
   }
 
@@ -176,7 +188,10 @@ class ScenarioRun {
           };
     const perform = (action: TargetGuestAction) =>
       this.call(
-        () => this.vm.guest({ vcpu: step.vcpu, cpl: step.cpl, action, answer: step.answer, ...(duringExit && { duringExit }) }),
+        () => this.vm.guest({
+          vcpu: step.vcpu, cpl: step.cpl, action, answer: step.answer, crAnswer: step.crAnswer, interceptAnswer: step.interceptAnswer,
+          ...(duringExit && { duringExit }),
+        }),
         describeStep(step),
         step.path,
       );

@@ -23,20 +23,21 @@ function showBit(table: Readonly<Record<string, number>>, bit: number): Shown {
   return nameOf(table, bit) ?? bit;
 }
 
-export type ExitPart = 'msr' | 'heki' | 'io';
+export const EXIT_PARTS = ['msr', 'heki', 'io', 'cr', 'intercept'] as const;
+export type ExitPart = (typeof EXIT_PARTS)[number];
 
-/** One field of an exit's msr, heki or io details. */
+/** One field of an exit's msr, heki, io, cr or intercept details. */
 export function showExitField(part: ExitPart, key: string, value: bigint | number | string): Shown {
   if (typeof value === 'string') return value;
   if (key === 'reason') return showBit(part === 'msr' ? MSR_EXIT_REASONS : HEKI_EXIT_REASONS, Number(value));
-  if (key === 'size') return Number(value);
+  if (key === 'size' || key === 'cr') return Number(value);
   return hex(value);
 }
 
 /** An exit, expected or actual, as JSON with names; fields the expectation leaves out are absent. */
 export function showExit(profile: HekiProfileName, exit: ExpectedExit | TargetExit): Shown {
   const out: Record<string, Shown> = { reason: showReason(profile, exit.reason) };
-  for (const part of ['msr', 'heki', 'io'] as const) {
+  for (const part of EXIT_PARTS) {
     const details = exit[part] as Readonly<Record<string, bigint | number | string | undefined>> | undefined;
     if (details === undefined) continue;
     const shown: Record<string, Shown> = {};

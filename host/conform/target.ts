@@ -68,7 +68,8 @@ import type { ErrnoName } from '../../protocol/abi.js';
 import type { BackendHost } from '../kvm/api/backend.js';
 import { KvmError } from '../kvm/api/errors.js';
 import type {
-  ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, RegisterValues, Scenario, SregsField, StopRegister,
+  ControlRegisterName, ExecStop, FilterRange, MsrEntry, MsrExitAnswer, PinboxAnswer, RegisterValues, Scenario, SregsField,
+  StopRegister,
   TargetGuestAction,
 } from './model.js';
 import type { ScenarioVm } from './vm-block.js';
@@ -89,6 +90,12 @@ export interface TargetExit {
   /** KVM_EXIT_HEKI_CONFIGURE (cr_pinned) or KVM_EXIT_HEKI_DENIAL (cr_value): `reason` is 1 (CR0) or 2 (CR4). */
   readonly heki?: { readonly reason: number; readonly value: bigint };
   readonly io?: { readonly port: number; readonly size: number; readonly direction: 'in' | 'out'; readonly value: number };
+  /** KVM_EXIT_PINBOX_CR_FILTER: kvm_run.cr_filter, the access by name. */
+  readonly cr?: { readonly cr: number; readonly access: string; readonly old: bigint; readonly new: bigint };
+  /** KVM_EXIT_PINBOX_REG_INTERCEPT: kvm_run.reg_intercept, the intercept by its TLFS name. */
+  readonly intercept?: {
+    readonly name: string; readonly msr: number; readonly old: bigint; readonly new: bigint; readonly oldLimit: number; readonly newLimit: number;
+  };
 }
 
 export interface TargetFault {
@@ -134,6 +141,14 @@ export interface GuestRequest {
    */
   readonly answer: MsrExitAnswer;
   /**
+   * How user space answers the action's CR-filter exits (kvm_run.cr_filter) and register
+   * intercepts (kvm_run.reg_intercept, as the VM's monitor); a remote target sets them with
+   * setCrExitReply and, as the VM's monitor, setInterceptReply. The runner passes deny when the
+   * scenario gives none: the VMM's own default.
+   */
+  readonly crAnswer: PinboxAnswer;
+  readonly interceptAnswer: PinboxAnswer;
+  /**
    * When present, the target calls it once, at the first user-space exit the action causes,
    * after recording that exit and before answering it, and waits for it; meanwhile the
    * callback may call any other TargetVm method (on other vCPUs for guest actions).
@@ -174,6 +189,10 @@ export interface TargetVm {
   /** Optional: an opaque snapshot of the whole VM, and restoring one. */
   snapshot?(): Promise<unknown>;
   restore?(snapshot: unknown): Promise<void>;
+  /** Optional: pinbox's CR filter (PINBOX_SET_CR_FILTER, control op setCrFilter). */
+  setCrFilter?(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void>;
+  /** Optional: the register intercepts of one vCPU or all (PINBOX_SET_REG_INTERCEPTS, as the VM's monitor). */
+  setRegisterIntercepts?(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void>;
   guest(request: GuestRequest): Promise<GuestOutcome>;
   /** The vCPU's control registers now (KVM_GET_SREGS), for `expect.cr`. */
   controlRegisters(vcpu: number): Promise<Record<ControlRegisterName, bigint>>;

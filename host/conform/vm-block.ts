@@ -12,15 +12,23 @@
  * exits): a VM made from it (both targets make each scenario's VM so; over the protocol with
  * `createVm`) has each capability enabled with 0, which is KVM's initial value.
  */
-import { compilePolicy, PolicyError, type PolicyDocument, type PolicyVmOptions } from '../vmm/policy/index.js';
+import { HV_CR_INTERCEPT_BIT_NAMES } from '../../protocol/abi.js';
+import {
+  compilePolicy, PolicyError, type CrFilterMasks, type PolicyDocument, type PolicyVmOptions, type RegisterIntercepts,
+} from '../vmm/policy/index.js';
+import type { CrFilterText, RegisterInterceptsText } from '../vmm/policy/document.js';
 import type { RegisterText } from '../vmm/policy/control-register-names.js';
 import type { GuestCpuidSettings } from '../vmm/policy/guest-cpuid.js';
 import type { IssueCollector } from './errors.js';
 import { type IntegerText } from './integers.js';
 import { hex } from '../../protocol/notation.js';
 
-/** The VM a scenario runs on: exactly the policy compiler's VM options. */
-export type ScenarioVm = PolicyVmOptions;
+/**
+ * The VM a scenario runs on: exactly the policy compiler's VM options, and — for the scenarios of
+ * docs/transitions.md, which need what a VM reset puts back — the CR filter and the register
+ * intercepts its policy installs.
+ */
+export type ScenarioVm = PolicyVmOptions & { readonly crFilter?: CrFilterMasks; readonly registerIntercepts?: RegisterIntercepts };
 
 /** The block as written (after the schema). */
 export interface VmBlockText {
@@ -32,6 +40,9 @@ export interface VmBlockText {
   cr4PinnableMask?: RegisterText;
   guestCpuid?: GuestCpuidSettings;
   ignoreMsrs?: boolean;
+  andersen?: boolean;
+  crFilter?: CrFilterText;
+  registerIntercepts?: RegisterInterceptsText;
 }
 
 /** Where each policy path comes from in the block. */
@@ -54,6 +65,9 @@ function policyOfBlock(block: VmBlockText): PolicyDocument {
     ...(Object.keys(hostModel).length > 0 && { hostModel }),
     ...(block.guestCpuid !== undefined && { guestCpuid: { ...block.guestCpuid } }),
     ...(block.ignoreMsrs !== undefined && { ignoreMsrs: block.ignoreMsrs }),
+    ...(block.andersen !== undefined && { andersen: block.andersen }),
+    ...(block.crFilter !== undefined && { crFilter: block.crFilter }),
+    ...(block.registerIntercepts !== undefined && { registerIntercepts: block.registerIntercepts }),
     userSpaceMsr: [],
     heki: { configureExits: [], denialExits: [] },
   };
@@ -65,7 +79,12 @@ function policyOfBlock(block: VmBlockText): PolicyDocument {
  */
 export function compileVmBlock(block: VmBlockText, at: string, issues: IssueCollector): ScenarioVm | undefined {
   try {
-    return compilePolicy(policyOfBlock(block)).vmOptions;
+    const policy = compilePolicy(policyOfBlock(block));
+    return {
+      ...policy.vmOptions,
+      ...(policy.crFilter !== undefined && { crFilter: policy.crFilter }),
+      ...(policy.registerIntercepts !== undefined && { registerIntercepts: policy.registerIntercepts }),
+    };
   } catch (e) {
     if (!(e instanceof PolicyError)) throw e;
     for (const issue of e.issues) {
@@ -90,5 +109,18 @@ export function scenarioPolicy(vm: ScenarioVm): PolicyDocument {
     ...(vm.cr4PinnableMask !== undefined && { cr4PinnableMask: hex(vm.cr4PinnableMask) }),
     guestCpuid: vm.guestCpuid,
     ignoreMsrs: vm.ignoreMsrs,
+    ...(vm.andersen === true && { andersen: true }),
+    ...(vm.crFilter !== undefined && { crFilter: { cr0: hex(vm.crFilter.cr0Mask), cr4: hex(vm.crFilter.cr4Mask) } }),
+    ...(vm.registerIntercepts !== undefined && { registerIntercepts: interceptsText(vm.registerIntercepts) }),
   });
+}
+
+/** Intercepts as a policy writes them: the TLFS names of the control's bits, the masks in hex. */
+function interceptsText(r: RegisterIntercepts): RegisterInterceptsText {
+  return {
+    intercept: HV_CR_INTERCEPT_BIT_NAMES.filter((_, bit) => (r.control >> BigInt(bit)) & 1n),
+    cr0Mask: hex(r.cr0Mask),
+    cr4Mask: hex(r.cr4Mask),
+    miscEnableMask: hex(r.miscEnableMask),
+  };
 }

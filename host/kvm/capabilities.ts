@@ -5,6 +5,7 @@
 import * as abi from '../../protocol/abi.js';
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import { KvmError } from './api/errors.js';
+import { SUPPORTED_REG_INTERCEPTS } from './reg-intercepts.js';
 import { toU64 } from './u64.js';
 
 /** MODEL DECISION: pinbox creates at most 64 vCPUs per VM (and reports 64 as KVM_MAX_VCPUS). */
@@ -41,6 +42,10 @@ export function kvmCheckExtension(cap: number, profile: HekiAbiProfile, maxVcpus
     case abi.KVM_CAP_MEMORY_ATTRIBUTES:
       // pinbox's out-of-tree attributes (no private memory); the VM adds NUX once MBEC is on (vm.ts).
       return Number(abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX);
+    case abi.KVM_CAP_PINBOX_CR_FILTER:
+      return abi.PINBOX_CR_FILTER_REGISTERS;
+    case abi.KVM_CAP_PINBOX_REG_INTERCEPTS:
+      return Number(SUPPORTED_REG_INTERCEPTS);
     default:
       return 0;
   }

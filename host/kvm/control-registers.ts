@@ -34,6 +34,11 @@ export const CR4_KNOWN_BITS =
 /** CR8 holds only the task priority, bits 3:0 (CR8_RESERVED_BITS is the rest). */
 export const X86_CR8_TPR = 0xfn;
 
+/** The pins kvm_set_cr0/4() enforce on a VM with John Andersen's ABI (andersen.ts). */
+export interface CrPinCheck {
+  refuses(cr: 0 | 4, value: bigint): boolean;
+}
+
 /** The vCPU state the checks read, and the guest model they apply. */
 export interface CrWriteContext {
   readonly cr0: bigint;
@@ -46,6 +51,8 @@ export interface CrWriteContext {
   readonly cr4ReservedBits: bigint;
   /** CPUID.80000008H:EAX[7:0]; CR3 bits at and above it are reserved. */
   readonly maxPhysAddr: number;
+  /** Andersen's pins, on a VM that has them (null elsewhere). */
+  readonly pins: CrPinCheck | null;
 }
 
 const isLongMode = (c: CrWriteContext): boolean => (c.efer & EFER_LMA) !== 0n;
@@ -62,6 +69,8 @@ export function kvmIsValidCr0(cr0: bigint): boolean {
 /** kvm_set_cr0() */
 export function kvmSetCr0(c: CrWriteContext, value: bigint): bigint | undefined {
   if (!kvmIsValidCr0(value)) return undefined;
+  // Andersen's check comes right after the validity checks, before the paging ones.
+  if (c.pins !== null && c.pins.refuses(0, value)) return undefined;
   // ET is hardwired to 1 and "writes to CR0 reserved bits are ignored, even on Intel".
   const cr0 = (value | X86_CR0_ET) & CR0_KNOWN_BITS;
   const enablingPaging = (c.cr0 & X86_CR0_PG) === 0n && (cr0 & X86_CR0_PG) !== 0n;
@@ -92,6 +101,7 @@ export function kvmIsValidCr4(cr4ReservedBits: bigint, cr4: bigint): boolean {
 /** kvm_set_cr4() */
 export function kvmSetCr4(c: CrWriteContext, cr4: bigint): bigint | undefined {
   if (!kvmIsValidCr4(c.cr4ReservedBits, cr4)) return undefined;
+  if (c.pins !== null && c.pins.refuses(4, cr4)) return undefined;
   if (isLongMode(c)) {
     if ((cr4 & X86_CR4_PAE) === 0n) return undefined;
     if (((cr4 ^ c.cr4) & X86_CR4_LA57) !== 0n) return undefined;

@@ -8,9 +8,11 @@
 import { EXIT_REASON_INVALID_STATE, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../protocol/abi.js';
 import type { Intercept } from '../x86/intercept.js';
 import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle-cr.js';
+import { handleDesc } from './handle-desc.js';
 import { kvmEmulateCpuid } from './handle-cpuid.js';
 import { kvmEmulateHypercall } from './handle-hypercall.js';
 import { handleEptViolation } from './handle-ept-violation.js';
+import { handleDebugException } from './guest-debug.js';
 import { handleIo } from './handle-io.js';
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
 import type { VcpuArch } from './vcpu-arch.js';
@@ -39,18 +41,23 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
     case 'hlt':
       // kvm_emulate_halt() retires the HLT first. MODEL DECISION: with no interrupt to wake
       // it, a halted vCPU goes to user space as KVM_EXIT_HLT (KVM's no-in-kernel-irqchip path).
-      v.cpu.skipInstruction();
+      v.skipEmulatedInstruction();
       v.stat.halt_exits++;
       return v.exitToUserSpace('KVM_EXIT_HLT');
     case 'io':
       return handleIo(v, ic.port, ic.size, ic.in, ic.value);
+    case 'descriptor_table':
+      return handleDesc(v, ic.insn, ic.base, ic.limit, ic.selector);
     case 'exception':
-      // Only a core-set exception bitmap can cause this: hand the event back to the guest.
+      // The exception bitmap holds only the debugger's #DB and #BP (guest-debug.ts): KVM_EXIT_DEBUG
+      // when they are its, else the event goes back to the guest.
+      if (handleDebugException(v, ic.vector, ic.dr6 ?? 0)) return true;
       v.injectException(ic.vector, ic.errorCode, ic.address);
       return false;
     case 'ept_violation':
       return handleEptViolation(v, ic);
     case 'triple_fault':
+      v.shutdownChain = ic.chain;
       return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
     case 'budget':
       v.stat.signal_exits++;

@@ -18,5 +18,5 @@ export function kvmEmulateCpuid(v: VcpuArch, leaf: number, subleaf: number): voi
   v.cpu.writeGpr32(RBX, out[1]!);
   v.cpu.writeGpr32(RCX, out[2]!);
   v.cpu.writeGpr32(RDX, out[3]!);
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }

@@ -34,5 +34,5 @@ export function kvmEmulateHypercall(v: VcpuArch): boolean {
 function completeHypercallExit(v: VcpuArch, rax: bigint): void {
   v.cpu.writeGpr(RAX, rax);
   v.stat.hypercalls++;
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
 }

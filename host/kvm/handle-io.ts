@@ -22,7 +22,7 @@ export function handleIo(v: VcpuArch, port: number, size: 1 | 2 | 4, isIn: boole
   if (!isIn && trace.active) trace.emit('kvm_pio', { vcpu_id: v.id, rw: 'out', port, size, count: 1, val: value });
   if (!isIn && port === 0x7e) {
     // KVM_X86_QUIRK_OUT_7E_INC_RIP (on by default): old user space expects RIP past the OUT.
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return v.exitToUserSpace('KVM_EXIT_IO', completePioOutPort0x7e);
   }
   v.pioRip = v.cpu.getRip();
@@ -57,14 +57,14 @@ export function completePioIn(v: VcpuArch): boolean {
     const mask = BigInt(2 ** (8 * run.io.size) - 1);
     v.cpu.writeGpr(RAX, (v.cpu.readGpr(RAX) & ~mask) | BigInt(data));
   }
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }
 completePioIn.checkReply = checkPioInReply;
 
 /** complete_fast_pio_out(): the OUT retires, unless user space moved RIP meanwhile. */
 export function completePioOut(v: VcpuArch): boolean {
-  if (v.cpu.getRip() === v.pioRip) v.cpu.skipInstruction();
+  if (v.cpu.getRip() === v.pioRip) v.skipEmulatedInstruction();
   return false;
 }
 

@@ -5,11 +5,14 @@
  * in arch/x86/kvm/msrs.c; docs/msr-filter.md §2.4.
  *
  * The CPL check has been made by the core (RDMSR/WRMSR at CPL > 0 #GP without an
- * intercept). The flow: filter → table → success, or the failure's reason → exit if user
- * space asked for that reason, else #GP(0) with RIP on the instruction.
+ * intercept). The flow: the vCPU's secure register intercepts (pinbox's extension,
+ * reg-intercepts.ts: the monitor decides first) → filter → table → success, or the failure's
+ * reason → exit if user space asked for that reason, else #GP(0) with RIP on the instruction.
  */
 import { KvmError } from './api/errors.js';
-import { kvmEmulateMsrAccess, type IgnoredMsrReporter } from './msr-table.js';
+import { PINBOX_ANSWER_DENY, PINBOX_ANSWER_VALUE } from '../../protocol/abi.js';
+import { kvmEmulateMsrAccess, kvmMsrIo, type IgnoredMsrReporter } from './msr-table.js';
+import { checkRegInterceptReply, regInterceptExit } from './pinbox-exits.js';
 import { splitU64, U64_MAX } from './u64.js';
 import { kvmMsrUserSpace } from './user-space-msr.js';
 import type { VcpuArch } from './vcpu-arch.js';
@@ -40,15 +43,70 @@ function writeEdxEax(v: VcpuArch, data: bigint): void {
   v.cpu.writeGpr32(RDX, halves.hi);
 }
 
+/** What the register-intercept completion needs of the access it stopped: vcpu->arch's copy. */
+export interface InterceptedMsr {
+  index: number;
+  write: boolean;
+  value: bigint;
+}
+
+/** A host-initiated read of the MSR's value now, for the intercept's old_value (0 if KVM cannot read it). */
+function currentMsrValue(v: VcpuArch, index: number): bigint {
+  const out: { index: number; data: bigint }[] = [];
+  kvmMsrIo(v, { index, data: 0n, hostInitiated: true }, [{ index, data: 0n }], false, out);
+  return out[0]?.data ?? 0n;
+}
+
+/**
+ * The vCPU's register intercepts: whether this access exits to the monitor first. Only looked
+ * at while any intercept is armed.
+ */
+function msrIntercepted(v: VcpuArch, index: number, write: boolean, value: bigint): boolean {
+  const current = currentMsrValue(v, index);
+  const bit = v.regIntercepts.msrAccess(index, write, current, value);
+  if (bit < 0) return false;
+  const m = v.interceptedMsr;
+  m.index = index;
+  m.write = write;
+  m.value = value;
+  return regInterceptExit(v, bit, { msr: index, oldValue: current, newValue: write ? value : 0n, oldLimit: 0, newLimit: 0 }, completeRegInterceptMsrExit);
+}
+
+/**
+ * The monitor's answer to an MSR intercept: deny is #GP(0); allow goes on to KVM's own path (the
+ * MSR filter, the table, user-space MSR exits); a value is what a RDMSR returns, or what a WRMSR
+ * writes in place of the guest's (through KVM's path still).
+ */
+function completeRegInterceptMsrExit(v: VcpuArch): boolean {
+  const r = v.run.reg_intercept;
+  const m = v.interceptedMsr;
+  if (r.action === PINBOX_ANSWER_DENY) {
+    v.injectGp();
+    return false;
+  }
+  const value = r.action === PINBOX_ANSWER_VALUE ? r.value : m.value;
+  if (m.write) return emulateWrmsr(v, m.index, value);
+  if (r.action !== PINBOX_ANSWER_VALUE) return emulateRdmsr(v, m.index);
+  writeEdxEax(v, value);
+  v.skipEmulatedInstruction();
+  return false;
+}
+completeRegInterceptMsrExit.checkReply = checkRegInterceptReply;
+
 /** kvm_emulate_rdmsr(): true when RDMSR ends in an exit to user space. */
 export function kvmEmulateRdmsr(v: VcpuArch, index: number): boolean {
+  if (v.regIntercepts.armed && msrIntercepted(v, index, false, 0n)) return true;
+  return emulateRdmsr(v, index);
+}
+
+function emulateRdmsr(v: VcpuArch, index: number): boolean {
   const a = v.msrAccess;
   a.index = index;
   const r = kvmEmulateMsrAccess(v, v.vm.msrFilter, a, false, ignoredReporter(v));
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, false, index, a.data, false);
     writeEdxEax(v, a.data);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   // KVM zeroes `data` before a read exit: a reply that leaves it alone reads 0.
@@ -60,13 +118,18 @@ export function kvmEmulateRdmsr(v: VcpuArch, index: number): boolean {
 
 /** kvm_emulate_wrmsr(): true when WRMSR ends in an exit to user space. */
 export function kvmEmulateWrmsr(v: VcpuArch, index: number, value: bigint): boolean {
+  if (v.regIntercepts.armed && msrIntercepted(v, index, true, value)) return true;
+  return emulateWrmsr(v, index, value);
+}
+
+function emulateWrmsr(v: VcpuArch, index: number, value: bigint): boolean {
   const a = v.msrAccess;
   a.index = index;
   a.data = value;
   const r = kvmEmulateMsrAccess(v, v.vm.msrFilter, a, true, ignoredReporter(v));
   if (r === 0) {
     if (v.vm.trace.active) traceMsr(v, true, index, value, false);
-    v.cpu.skipInstruction();
+    v.skipEmulatedInstruction();
     return false;
   }
   if (kvmMsrUserSpace(v, index, 'KVM_EXIT_X86_WRMSR', value, completeFastMsrAccess, r)) return true;
@@ -120,7 +183,7 @@ completeFastRdmsr.checkReply = checkRdmsrReply;
  */
 export function completeFastMsrAccess(v: VcpuArch): boolean {
   if (replyError(v) !== 0) v.injectGp();
-  else v.cpu.skipInstruction();
+  else v.skipEmulatedInstruction();
   return false;
 }
 completeFastMsrAccess.checkReply = replyError;

@@ -33,7 +33,7 @@ export function hekiExitCr(v: VcpuArch, exitReason: HekiExitReason, hekiReason: 
 export function completeHekiConfigureExit(v: VcpuArch): boolean {
   v.cpu.writeGpr(RAX, 0n);
   v.stat.hypercalls++;
-  v.cpu.skipInstruction();
+  v.skipEmulatedInstruction();
   return false;
 }
 

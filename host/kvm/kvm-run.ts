@@ -6,8 +6,9 @@
 import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
 import {
-  exitNumbers, type KvmRun, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunInternal,
-  type KvmRunIo, type KvmRunMemoryFault, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type VcpuExit, type VcpuExitReason,
+  exitNumbers, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  type KvmRunInternal, type KvmRunIo, type KvmRunMemoryFault, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunRegIntercept,
+  type KvmRunSystemEvent, type VcpuExit, type VcpuExitReason,
 } from './api/exits.js';
 import { type ModelSyncRegs, SyncedRegs } from './sync-regs.js';
 
@@ -30,6 +31,11 @@ export class ModelKvmRun implements KvmRunMembers {
   readonly heki_denial: Filled<KvmRunHekiDenial> = { reason: 0, cr_value: 0n };
   readonly fail_entry: Filled<KvmRunFailEntry> = { hardware_entry_failure_reason: 0n, cpu: 0, detail: '' };
   readonly memory_fault: Filled<KvmRunMemoryFault> = { flags: 0n, gpa: 0n, size: 0n, gva: 0n, qualification: 0 };
+  readonly cr_filter: Filled<KvmRunCrFilter> = { cr: 0, access: 0, old_value: 0n, new_value: 0n, rip: 0n, action: 0, value: 0n };
+  readonly reg_intercept: Filled<KvmRunRegIntercept> = {
+    intercept: 0, msr: 0, old_value: 0n, new_value: 0n, old_limit: 0, new_limit: 0, rip: 0n, action: 0, value: 0n, limit: 0,
+  };
+  readonly debug: Filled<KvmRunDebug> = { exception: 0, pc: 0n, dr6: 0n, dr7: 0n };
   // Exits the model never gives: their members stay zero.
   readonly mmio: KvmRunMmio = { phys_addr: 0n, data: new Uint8Array(0), len: 0, is_write: false };
   readonly internal: KvmRunInternal = { suberror: 0, data: [] };

@@ -41,7 +41,7 @@ export const DEFAULT_HOST_CR4 =
   abi.X86_CR4_UMIP | abi.X86_CR4_VMXE | abi.X86_CR4_FSGSBASE | abi.X86_CR4_PCIDE | abi.X86_CR4_OSXSAVE |
   abi.X86_CR4_SMEP | abi.X86_CR4_SMAP | abi.X86_CR4_PKE; // 0x772ef0
 
-const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus', 'hekiMemory']);
+const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus', 'hekiMemory', 'andersen']);
 const CREATE_VM = 'KVM_CREATE_VM';
 
 /** The default core: the modelled x86-64 CPU of host/x86, with block translation on. */
@@ -99,6 +99,8 @@ export class Kvm implements KvmSystem, ModelKvm {
     }
     const ignoreMsrs = options.ignoreMsrs ?? false;
     if (typeof ignoreMsrs !== 'boolean') throw new KvmError('EINVAL', CREATE_VM, 'ignoreMsrs must be a boolean');
+    const andersen = options.andersen ?? false;
+    if (typeof andersen !== 'boolean') throw new KvmError('EINVAL', CREATE_VM, 'andersen must be a boolean');
     const maxVcpus = options.maxVcpus ?? PINBOX_MAX_VCPUS;
     if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > PINBOX_MAX_VCPUS) {
       throw new KvmError('EINVAL', CREATE_VM, `maxVcpus must be an integer 1..${PINBOX_MAX_VCPUS}, got ${String(maxVcpus)}`);
@@ -121,6 +123,7 @@ export class Kvm implements KvmSystem, ModelKvm {
       this.tracepoints,
       new MemoryProtection(memory, profile.KVM_EXIT_MEMORY_FAULT !== undefined),
       hekiMemory,
+      andersen,
     );
     return new Vm(arch, this.createCpu, maxVcpus);
   }

@@ -16,6 +16,7 @@ import {
   X2APIC_MSR_LAST,
 } from '../../protocol/abi.js';
 import { kvmMsrAllowed, type MsrAccessType, type MsrFilter } from './msr-filter.js';
+import { ANDERSEN_MSRS } from './msrs/andersen-msrs.js';
 import { APIC_MSRS } from './msrs/apic-msrs.js';
 import { EFER_MSR } from './msrs/efer.js';
 import { KVM_PV_MSRS } from './msrs/kvm-pv-msrs.js';
@@ -23,7 +24,9 @@ import { KVM_MSR_RET_FILTERED, KVM_MSR_RET_UNSUPPORTED, type MsrAccess, type Msr
 import { PLATFORM_MSRS } from './msrs/platform-msrs.js';
 import { SYSCALL_MSRS } from './msrs/syscall-msrs.js';
 
-const TABLE: ReadonlyArray<readonly [number, MsrHandler]> = [...SYSCALL_MSRS, EFER_MSR, ...PLATFORM_MSRS, ...APIC_MSRS, ...KVM_PV_MSRS];
+const TABLE: ReadonlyArray<readonly [number, MsrHandler]> = [
+  ...SYSCALL_MSRS, EFER_MSR, ...PLATFORM_MSRS, ...APIC_MSRS, ...KVM_PV_MSRS, ...ANDERSEN_MSRS,
+];
 
 /**
  * The handlers by index as a signed 32-bit key (`index | 0`): MSRs such as 0xc0000080 are

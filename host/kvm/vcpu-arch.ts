@@ -3,16 +3,21 @@
  * KVM-owned MSRs, the LAPIC, the CPUID model, the kvm_run page and the completion pending
  * for the next KVM_RUN. The exit handlers (handle-*.ts) work on it. Internal to host/kvm.
  */
-import { GP_VECTOR } from '../../protocol/abi.js';
+import { GP_VECTOR, KVM_GUESTDBG_SINGLESTEP } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { ChainedException } from '../x86/intercept.js';
 import type { CompleteUserspaceIo } from './complete-userspace-io.js';
 import { cr4GuestReservedBits, guestPvHas } from './cpuid.js';
 import { type GuestCpuid } from './api/cpuid.js';
 import type { VcpuExitReason } from './api/exits.js';
+import { AndersenPins } from './andersen.js';
+import type { ControlRegisterWrite } from './cr-write.js';
 import { ModelKvmRun } from './kvm-run.js';
+import type { InterceptedMsr } from './handle-msr.js';
 import type { HypercallEnv } from './hypercalls.js';
 import { LocalApic } from './lapic.js';
 import { type MsrAccess, type MsrVcpu, VcpuMsrState } from './msrs/msr-vcpu.js';
+import { RegIntercepts, type DescriptorTableRegister } from './reg-intercepts.js';
 import type { VmArch } from './vm-arch.js';
 
 /** vCPU counters (a subset of `struct kvm_vcpu_stat`). */
@@ -41,8 +46,28 @@ export class VcpuArch implements MsrVcpu {
   completeUserspaceIo: CompleteUserspaceIo | null = null;
   /** vcpu->arch.cui_linear_rip: the RIP a PIO completion expects to find. */
   pioRip = 0n;
+  /** John Andersen's CR pins (andersen.ts), per vCPU as in his posting. */
+  readonly andersenPins = new AndersenPins();
+  /** pinbox's secure register intercepts of this vCPU (reg-intercepts.ts). */
+  readonly regIntercepts = new RegIntercepts();
+  /** The CR0/CR4 write that is waiting for user space's answer (cr-write.ts). */
+  readonly crWrite: ControlRegisterWrite = { cr: 0, access: 0, value: 0n, substituted: false };
+  /** The RDMSR/WRMSR that waits for the monitor's answer (handle-msr.ts). */
+  readonly interceptedMsr: InterceptedMsr = { index: 0, write: false, value: 0n };
+  /** The descriptor-table register whose load waits for the monitor's answer (handle-desc.ts). */
+  tableLoad: DescriptorTableRegister = 'gdtr';
   /** KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
   pvEnforce = false;
+  /** vcpu->guest_debug: the KVM_GUESTDBG_* flags in force (guest-debug.ts), 0 when no debugger. */
+  guestDebug = 0;
+  /** vcpu->arch.singlestep_rip: where the debugger's single step was asked. */
+  singlestepRip = 0n;
+  /** An emulated instruction was skipped under the debugger's single step: the step is done. */
+  singlestepPending = false;
+  /** vcpu->arch.guest_debug_dr7: the debugger's DR7 while its hardware breakpoints are in force. */
+  guestDebugDr7 = 0n;
+  /** The exceptions that ended in the last triple fault (the core's report; no VMX field has it). */
+  shutdownChain: readonly ChainedException[] | undefined = undefined;
   /** Set by the first KVM_RUN; CPUID is frozen from then on. */
   hasRun = false;
   private cpuidModel: GuestCpuid;
@@ -85,6 +110,17 @@ export class VcpuArch implements MsrVcpu {
     this.run.setExit(reason);
     this.completeUserspaceIo = completion;
     return true;
+  }
+
+  /**
+   * kvm_skip_emulated_instruction(): past the instruction KVM finished for the guest. Under the
+   * debugger's single step, the step is over: kvm_vcpu_do_singlestep() exits to user space
+   * (singlestepPending, guest-debug.ts). MODEL DECISION: the guest's own TF over an instruction
+   * KVM emulates raises no #DB here (KVM would queue one with DR6.BS).
+   */
+  skipEmulatedInstruction(): void {
+    this.cpu.skipInstruction();
+    if ((this.guestDebug & KVM_GUESTDBG_SINGLESTEP) !== 0) this.singlestepPending = true;
   }
 
   /** kvm_inject_gp(vcpu, 0) */

@@ -3,7 +3,8 @@
  * vCPU is created, INIT on `Vcpu.init()`. Both leave the vCPU in real mode at F000:FFF0,
  * which pinbox's long-mode-only core cannot run. MODEL DECISION: the next run() reports
  * KVM_EXIT_FAIL_ENTRY (invalid guest state) and the VMM boots the vCPU again, in place of
- * firmware running in real mode. Heki pins are per VM and survive.
+ * firmware running in real mode. Heki pins are per VM and survive; Andersen's, per vCPU, are
+ * cleared (andersen.ts); the register intercepts stay (reg-intercepts.ts).
  */
 import {
   MSR_IA32_SYSENTER_CS,
@@ -34,6 +35,7 @@ export function kvmVcpuReset(v: VcpuArch, initEvent: boolean): void {
   // kvm_clear_exception_queue(): a #GP queued by the last exit is never delivered.
   cpu.clearExceptionQueue();
   v.msrState.reset(initEvent);
+  v.andersenPins.clear();
   v.lapic.reset(initEvent);
   // RDX holds the family/model/stepping: CPUID.1:EAX at INIT, 0x600 at RESET (no CPUID yet).
   let rdx = 0x600n;

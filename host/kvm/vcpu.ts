@@ -8,15 +8,18 @@
  */
 import { Errno, KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
+import type { ChainedException } from '../x86/intercept.js';
 import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
+import type { RegInterceptSpec } from './api/cr-hardening.js';
 import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from './api/model.js';
 import type { Regs, Sregs } from './api/regs.js';
-import type { KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
+import type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid } from './cpuid.js';
 import { handleExit } from './exit-handlers.js';
+import { kvmArchVcpuIoctlSetGuestDebug, kvmGetRflags, kvmSetRflags, kvmVcpuDoSinglestep } from './guest-debug.js';
 import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
@@ -25,7 +28,7 @@ import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import { DeadlineWatch } from './deadline-watch.js';
 import type { VmArch } from './vm-arch.js';
-import { VMX_EXIT_NAMES } from './vmx-exit-reasons.js';
+import { vmxExitName } from './vmx-exit-reasons.js';
 import { hex } from '../../protocol/notation.js';
 
 /** MAX_IO_MSRS: KVM_GET/SET_MSRS take fewer than 256 entries (E2BIG otherwise). */
@@ -73,6 +76,11 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return this.arch.cpu.exceptionLoop;
   }
 
+  /** The exceptions of the last triple fault (ModelVcpu). */
+  get shutdownChain(): readonly ChainedException[] | undefined {
+    return this.arch.shutdownChain;
+  }
+
   /** A snapshot of the vCPU's counters. */
   get stat(): Readonly<VcpuStat> {
     return { ...this.arch.stat };
@@ -102,6 +110,8 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       v.completeUserspaceIo = null;
       if (cui(v)) return this.toUserSpace();
     }
+    // A step that ended in an exit to user space (or its completion) ends now.
+    if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
     beforeGuestRuns(run, v.cpu);
     if (run.immediate_exit) {
       v.stat.signal_exits++;
@@ -128,7 +138,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         continue;
       }
       v.stat.exits++;
-      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: VMX_EXIT_NAMES[intercept.kind], guest_rip: cpu.getRip() });
+      if (v.vm.trace.active) v.vm.trace.emit('kvm_exit', { vcpu_id: v.id, exit_reason: vmxExitName(intercept), guest_rip: cpu.getRip() });
       let toUser: boolean;
       try {
         toUser = handleExit(v, intercept);
@@ -150,6 +160,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         }
         return this.toUserSpace();
       }
+      if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
         v.exitToUserSpace('KVM_EXIT_INTR');
@@ -181,14 +192,21 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
 
   /** KVM_GET_REGS */
   getRegs(): Regs {
-    return this.arch.cpu.getRegs();
+    const regs = this.arch.cpu.getRegs();
+    regs.rflags = kvmGetRflags(this.arch, regs.rflags);
+    return regs;
   }
 
   /** KVM_SET_REGS */
   setRegs(regs: Regs): void {
     checkRegs(regs);
     this.arch.run.s.regs.registersChanging();
-    this.arch.cpu.setRegs({ ...regs });
+    this.arch.cpu.setRegs({ ...regs, rflags: kvmSetRflags(this.arch, regs.rflags, regs.rip) });
+  }
+
+  /** KVM_SET_GUEST_DEBUG (guest-debug.ts). */
+  setGuestDebug(debug: GuestDebug): void {
+    kvmArchVcpuIoctlSetGuestDebug(this.arch, debug);
   }
 
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */
@@ -270,6 +288,22 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       throw new KvmError('EBUSY', 'KVM_SET_CPUID2', 'the CPUID cannot change after the first KVM_RUN');
     }
     v.setCpuid(next);
+  }
+
+  /**
+   * PINBOX_SET_REG_INTERCEPTS (reg-intercepts.ts): this vCPU's secure register intercepts, all
+   * checked before any changes. The core stops at LGDT/LIDT/LLDT/LTR only while a
+   * descriptor-table intercept is set (as VMX's descriptor-table exiting control).
+   */
+  setRegisterIntercepts(spec: RegInterceptSpec): void {
+    const v = this.arch;
+    v.regIntercepts.set(spec);
+    v.cpu.descriptorTableExiting = v.regIntercepts.descriptorTables;
+  }
+
+  /** PINBOX_GET_REG_INTERCEPTS */
+  getRegisterIntercepts(): RegInterceptSpec {
+    return this.arch.regIntercepts.get();
   }
 
   /** KVM_ENABLE_CAP on the vCPU: only KVM_CAP_ENFORCE_PV_FEATURE_CPUID. */

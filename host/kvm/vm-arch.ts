@@ -6,6 +6,7 @@
 import type { HekiAbiProfile, HekiMemoryAbi } from '../../protocol/abi.js';
 import type { PhysicalMemory } from '../x86/memory.js';
 import type { GuestCpuid } from './api/cpuid.js';
+import type { CrFilter } from './cr-filter.js';
 import type { HekiState } from './heki.js';
 import type { MemoryProtection } from './memory-protection.js';
 import type { MsrFilter } from './msr-filter.js';
@@ -17,6 +18,8 @@ export class VmArch implements MsrVmState {
   msrFilter: MsrFilter | null = null;
   /** kvm->arch.user_space_msr_mask */
   userSpaceMsrMask = 0;
+  /** pinbox's CR filter (cr-filter.ts): replaced whole by PINBOX_SET_CR_FILTER, never edited in place. */
+  crFilter: CrFilter | null = null;
   wallClock = 0n;
 
   constructor(
@@ -33,5 +36,7 @@ export class VmArch implements MsrVmState {
     readonly memoryProtection: MemoryProtection,
     /** Which Heki memory hypercall this VM's guest may call. */
     readonly hekiMemory: HekiMemoryAbi,
+    /** John Andersen's CR-pinning ABI (VmOptions.andersen). */
+    readonly andersen: boolean,
   ) {}
 }

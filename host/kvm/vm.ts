@@ -14,8 +14,10 @@ import { KvmError } from './api/errors.js';
 import type {
   HekiSnapshot, MemoryAttributeRange, MemoryPermissionRange, ModelMemoryProtection, ModelVm,
 } from './api/model.js';
+import type { CrFilterSpec } from './api/cr-hardening.js';
 import type { MsrFilterSpec } from './api/msr-filter.js';
 import type { KvmMemoryAttributes, KvmVm } from './api/vm.js';
+import { CrFilter } from './cr-filter.js';
 import { HekiState } from './heki.js';
 import { MsrFilter } from './msr-filter.js';
 import { userSpaceMsrMask } from './user-space-msr.js';
@@ -120,6 +122,14 @@ export class Vm implements KvmVm, ModelVm {
    */
   setMsrFilter(filter: MsrFilterSpec): void {
     this.arch.msrFilter = MsrFilter.build(filter);
+  }
+
+  /**
+   * PINBOX_SET_CR_FILTER (cr-filter.ts): checked whole, then swapped in, so a refused filter
+   * leaves the old one in force; the new one governs every vCPU from its next CR write.
+   */
+  setCrFilter(filter: CrFilterSpec): void {
+    this.arch.crFilter = CrFilter.build(filter);
   }
 
   /** KVM_CREATE_VCPU: the vCPU starts in the RESET state (real mode). */

@@ -14,7 +14,11 @@ export type { GuestRequest } from './run/operations.js';
 export { parseGuestRequest } from './run/operations.js';
 export type { GuestResult, GuestResultOf } from './run/result.js';
 export type { MsrExitContext, MsrExitHandler } from './run/exit-answers.js';
-export type { MsrExitAnswer, MsrExitChoice, UserSpaceExit } from './run/user-space-exit.js';
+export type {
+  CrFilterExit, ExitChoice, MsrExitAnswer, MsrExitChoice, PinboxExitAnswer, RegisterInterceptExit, UserSpaceExit,
+} from './run/user-space-exit.js';
+export type { InterceptContext, InterceptMonitor } from './run/cr-exit-answers.js';
+export { MonitorRegistry } from './monitors.js';
 export * from './policy/index.js';
 export * from './events/index.js';
 export * from './image/index.js';

@@ -16,6 +16,7 @@
  *     setMsrExitReply is dropped. Operations suspended in the VM are abandoned;
  *   - initVcpu: INIT and the boot state for one vCPU; the pins stay (Heki keeps them across
  *     INIT, docs/heki.md §1.4; Paolo Bonzini's position, §5.4).
+ * What each of these does to every CR-hardening mechanism is one table: docs/transitions.md.
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
 import {
@@ -30,6 +31,10 @@ import type { Regs, Segment, Sregs } from '../kvm/api/regs.js';
 import type { KvmSystem, VmOptions } from '../kvm/api/system.js';
 import type { KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
 import type { KvmVm } from '../kvm/api/vm.js';
+import type { RegInterceptSpec } from '../kvm/api/cr-hardening.js';
+import { CrHardening } from './cr-hardening.js';
+import type { MonitorRegistry } from './monitors.js';
+import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
 import { notFound } from './errors.js';
 import { PortDevices, type DeviceOptions } from './devices/index.js';
@@ -43,7 +48,8 @@ import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
-import type { MsrExitChoice } from './run/user-space-exit.js';
+import type { MsrExitChoice, PinboxExitAnswer } from './run/user-space-exit.js';
+import { checkedPinboxAnswer } from './run/cr-exit-answers.js';
 import { VcpuRunner, type PerformOptions, type RunnerHost } from './run/vcpu-runner.js';
 
 export interface MachineOptions {
@@ -57,6 +63,8 @@ export interface MachineOptions {
   readonly msrHandler?: MsrExitHandler;
   /** The policy file, for the vm_created event. */
   readonly policySource?: string;
+  /** The VMM's monitors by VM name (the higher VTL of each VM that has one). */
+  readonly monitors?: MonitorRegistry;
   /** Devices beyond the serial console (the exit port of `pinbox run`). */
   readonly devices?: DeviceOptions;
 }
@@ -97,6 +105,9 @@ export class Machine implements RunnerHost {
   private filter: MsrFilterSpec | undefined;
   /** The CR4 features the boot state turns on: those the guest CPUID has. */
   private readonly bootFeatures: BootCpuFeatures;
+  /** The CR filter and the register intercepts user space set (cr-hardening.ts). */
+  readonly crHardening: CrHardening;
+  private readonly monitors: MonitorRegistry | undefined;
 
   constructor(readonly name: string, readonly policy: CompiledPolicy, options: MachineOptions) {
     this.log = options.log;
@@ -106,11 +117,13 @@ export class Machine implements RunnerHost {
     this.hypercallsComplete = options.host.hypercalls.complete;
     this.hypercallsDetail = options.host.hypercalls.detail;
     this.state = new RunState(name);
+    this.monitors = options.monitors;
     const vcpus = policy.vmOptions.vcpus;
     this.kvm = options.backend.open({ profile: policy.vmOptions.profile });
     // A refusal on the way (a policy the backend cannot honour) leaves no fd open.
     try {
       this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
+      this.crHardening = new CrHardening(this, policy);
       this.applyPolicyConfiguration();
       this.devices = new PortDevices(this.log, name, options.devices);
       this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial, this.devices);
@@ -130,10 +143,12 @@ export class Machine implements RunnerHost {
         this.log.emit('vm_created', name, options.policySource === undefined ? fields : { ...fields, policy: options.policySource });
       }
       if (policy.msrFilter !== undefined) this.filterChanged(policy.msrFilter, 'policy');
+      if (policy.crFilter !== undefined) this.crHardening.filterChanged('policy');
       for (let id = 0; id < vcpus; id++) {
         const runner = new VcpuRunner(id, id === 0 ? first : this.createVcpu(id), this);
         this.runners.push(runner);
         runner.reboot('create');
+        this.crHardening.policyIntercepts(runner.vcpu);
       }
       this.refreshDenialWatch();
     } catch (e) {
@@ -166,6 +181,16 @@ export class Machine implements RunnerHost {
 
   get runState(): VmState {
     return this.state.state;
+  }
+
+  /** The VM speaks John Andersen's CR-pinning ABI (policy `andersen`). */
+  get andersen(): boolean {
+    return this.policy.vmOptions.andersen === true;
+  }
+
+  /** The VM's monitor, if one is attached (AnswerHost): it decides register intercepts. */
+  monitor(): InterceptMonitor | undefined {
+    return this.monitors?.get(this.name);
   }
 
   /** The pinned CR0/CR4 bits (read-only): the model's view; none where the backend gives no view. */
@@ -237,12 +262,16 @@ export class Machine implements RunnerHost {
     this.answers.emulated.reset();
     this.devices.reset();
     this.answers.override = null;
+    this.answers.cr.crOverride = null;
     this.applyPolicyConfiguration();
     this.refreshDenialWatch();
     clearMemory(this.vm.memory);
     buildBootImage(this.vm.memory, { vcpus: this.layout.vcpus, cpuFeatures: this.bootFeatures });
     if (this.log.wants('vm_reset', this.name)) this.log.emit('vm_reset', this.name, { cause, pins_cleared: pinsCleared });
-    for (const runner of this.runners) runner.reboot('reset');
+    for (const runner of this.runners) {
+      runner.reboot('reset');
+      this.crHardening.policyIntercepts(runner.vcpu);
+    }
   }
 
   /** INIT for one vCPU, then the boot state; the Heki pins stay. */
@@ -268,6 +297,28 @@ export class Machine implements RunnerHost {
     this.vm.setMsrFilter(filter);
     this.filter = copyFilter(filter);
     this.filterChanged(filter, origin);
+  }
+
+  /** PINBOX_SET_CR_FILTER (pinbox's extension): the masks in force from the next CR write. */
+  setCrFilter(masks: { cr0Mask: bigint; cr4Mask: bigint; flags?: number; xcr0Mask?: bigint }, origin: FilterOrigin = 'control'): void {
+    this.crHardening.setFilter(masks, origin);
+  }
+
+  /** How CR-filter exits are answered from now on (null: by the policy again). */
+  setCrExitReply(answer: PinboxExitAnswer | null): void {
+    this.answers.cr.crOverride = answer === null ? null : checkedPinboxAnswer(answer, 'setCrExitReply');
+  }
+
+  /** PINBOX_SET_REG_INTERCEPTS on one vCPU, or on all of them (the monitor's). */
+  setRegisterIntercepts(vcpu: number | undefined, spec: RegInterceptSpec, origin: 'policy' | 'monitor' | 'restore' = 'monitor'): void {
+    const targets = vcpu === undefined ? this.runners : [this.vcpu(vcpu)];
+    // Checked on the first before any changes: every vCPU takes the same rules.
+    for (const r of targets) this.crHardening.setIntercepts(r.vcpu, spec, origin);
+  }
+
+  /** PINBOX_GET_REG_INTERCEPTS */
+  getRegisterIntercepts(vcpu: number): RegInterceptSpec {
+    return this.crHardening.getIntercepts(this.vcpu(vcpu).vcpu);
   }
 
   /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */
@@ -355,6 +406,7 @@ export class Machine implements RunnerHost {
    */
   private applyPolicyConfiguration(): void {
     const policy = this.policy;
+    this.crHardening.applyPolicyFilter();
     this.capsEnabled.clear();
     for (const { cap, args } of policy.caps) {
       // A capability KVM lacks is not asked for: on a kernel without Heki, the policy's Heki

@@ -4,18 +4,22 @@
  * MSRs (KVM_GET_MSRS over KVM_GET_MSR_INDEX_LIST), the Heki state (pins and exit masks, which
  * Heki itself never exposes: the model's extension, so snapshots are the model's only), the
  * capabilities and the MSR filter user space set, the policy's stored MSR values and a control
- * client's MSR exit reply.
+ * client's MSR exit reply; pinbox's CR filter and each vCPU's register intercepts (the KVM
+ * model's extensions); Andersen's pins travel as the MSRs they are, in the MSR index list.
  *
  * The format is msgpack, opaque to clients and versioned. A snapshot is checked whole before
- * anything is loaded, and fits only a VM of the same shape (vCPUs, memory size, Heki profile).
+ * anything is loaded, and fits only a VM of the same shape (vCPUs, memory size, Heki profile, the
+ * Andersen ABI or not). Snapshots from before the CR filter load with none of it.
  * Loading goes through the KVM API, which may still refuse a tampered register state: then the
  * VM is reset rather than left half-restored, and the error says so. Operations suspended in
  * the VM are abandoned, as by a reset.
  */
 import { decodeMsgpack, encodeMsgpack } from '../../protocol/codec.js';
+import { KVM_CAP_PINBOX_REG_INTERCEPTS } from '../../protocol/abi.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { HekiSnapshot } from '../kvm/api/model.js';
 import type { MsrFilterSpec } from '../kvm/api/msr-filter.js';
+import type { RegInterceptSpec } from '../kvm/api/cr-hardening.js';
 import type { MsrEntry } from '../kvm/api/vcpu.js';
 import type { Regs, Sregs } from '../kvm/api/regs.js';
 import type { Machine } from './machine.js';
@@ -28,6 +32,8 @@ interface VcpuState {
   regs: Regs;
   sregs: Sregs;
   msrs: MsrEntry[];
+  /** PINBOX_GET_REG_INTERCEPTS, where the KVM has them. */
+  intercepts?: RegInterceptSpec;
 }
 
 interface SnapshotData {
@@ -43,6 +49,8 @@ interface SnapshotData {
   filter: MsrFilterSpec | null;
   storedMsrs: [number, number, bigint][];
   msrExitReply: { error: number; data: bigint } | 'untouched' | null;
+  andersen?: boolean;
+  crFilter?: { cr0Mask: bigint; cr4Mask: bigint } | null;
 }
 
 /** Every MSR of KVM_GET_MSR_INDEX_LIST that KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
@@ -69,7 +77,10 @@ export function takeSnapshot(machine: Machine): Uint8Array {
   const msrIndices = machine.kvm.getMsrIndexList();
   const vcpuStates: VcpuState[] = [];
   for (let v = 0; v < machine.vcpus; v++) {
-    vcpuStates.push({ regs: machine.getRegs(v), sregs: machine.getSregs(v), msrs: readAllMsrs(machine, v, msrIndices) });
+    const intercepts = machine.vm.checkExtension(KVM_CAP_PINBOX_REG_INTERCEPTS) === 0 ? undefined : machine.getRegisterIntercepts(v);
+    vcpuStates.push({
+      regs: machine.getRegs(v), sregs: machine.getSregs(v), msrs: readAllMsrs(machine, v, msrIndices), ...(intercepts && { intercepts }),
+    });
   }
   const data: SnapshotData = {
     format: FORMAT,
@@ -84,6 +95,8 @@ export function takeSnapshot(machine: Machine): Uint8Array {
     filter: machine.msrFilter ?? null,
     storedMsrs: machine.answers.emulated.storedValues(),
     msrExitReply: machine.answers.override,
+    andersen: machine.andersen,
+    crFilter: machine.crHardening.filter ?? null,
   };
   return encodeMsgpack(data);
 }
@@ -149,6 +162,16 @@ function sregsOf(v: unknown, what: string): Sregs {
   return out as unknown as Sregs;
 }
 
+function interceptsOf(v: unknown, what: string): RegInterceptSpec {
+  const r = record(v, what);
+  return {
+    control: u64(r.control, `${what}.control`),
+    cr0Mask: u64(r.cr0Mask, `${what}.cr0Mask`),
+    cr4Mask: u64(r.cr4Mask, `${what}.cr4Mask`),
+    miscEnableMask: u64(r.miscEnableMask, `${what}.miscEnableMask`),
+  };
+}
+
 function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
   let raw: unknown;
   try {
@@ -163,6 +186,13 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
   if (vcpus !== machine.vcpus || memorySize !== machine.memory.size || d.profile !== machine.profile) {
     throw invalid(`it has ${vcpus} vCPUs, ${memorySize} bytes of memory and profile ${String(d.profile)}; this VM has ${machine.vcpus}, ${machine.memory.size} and ${machine.profile}`);
   }
+  const andersen = d.andersen === undefined ? false : d.andersen;
+  if (andersen !== machine.andersen) throw invalid(`it was ${andersen === true ? '' : 'not '}taken on a VM with the andersen option, and this VM is ${machine.andersen ? '' : 'not '}one`);
+  let crFilter: SnapshotData['crFilter'] = null;
+  if (d.crFilter !== undefined && d.crFilter !== null) {
+    const f = record(d.crFilter, 'crFilter');
+    crFilter = { cr0Mask: u64(f.cr0Mask, 'crFilter.cr0Mask'), cr4Mask: u64(f.cr4Mask, 'crFilter.cr4Mask') };
+  }
   const frames = list(d.frames, 'frames').map((f, i) => {
     const [n, b] = list(f, `frames[${i}]`);
     const frame = int(n, `frames[${i}]`);
@@ -171,7 +201,9 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
   });
   const vcpuStates = list(d.vcpuStates, 'vcpuStates').map((v, i) => {
     const s = record(v, `vcpuStates[${i}]`);
+    const intercepts = s.intercepts === undefined ? undefined : interceptsOf(s.intercepts, `vcpuStates[${i}].intercepts`);
     return {
+      ...(intercepts && { intercepts }),
       regs: regsOf(s.regs, `vcpuStates[${i}].regs`),
       sregs: sregsOf(s.sregs, `vcpuStates[${i}].sregs`),
       msrs: list(s.msrs, `vcpuStates[${i}].msrs`).map((m, j) => {
@@ -215,7 +247,10 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
     const m = record(d.msrExitReply, 'msrExitReply');
     msrExitReply = { error: int(m.error, 'msrExitReply.error'), data: u64(m.data, 'msrExitReply.data') };
   }
-  return { format: FORMAT, version: VERSION, vcpus, memorySize, profile: machine.profile, frames, vcpuStates, heki, caps, filter, storedMsrs, msrExitReply };
+  return {
+    format: FORMAT, version: VERSION, vcpus, memorySize, profile: machine.profile, frames, vcpuStates, heki, caps, filter, storedMsrs, msrExitReply,
+    andersen, crFilter,
+  };
 }
 
 export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
@@ -226,6 +261,7 @@ export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
     for (const [cap, args] of s.caps) machine.enableCap(cap, args);
     if (s.filter !== null) machine.setMsrFilter(s.filter, 'control');
     machine.setHekiState(s.heki);
+    if (s.crFilter) machine.setCrFilter(s.crFilter, 'control');
     const memory = machine.memory;
     const held = new Set(s.frames.map(([frame]) => frame));
     const zero = new Uint8Array(PAGE);
@@ -233,6 +269,7 @@ export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
     for (const [frame, page] of s.frames) memory.writeBytes(frame * PAGE, page);
     s.vcpuStates.forEach((state, v) => {
       machine.setSregs(v, state.sregs);
+      if (state.intercepts !== undefined) machine.setRegisterIntercepts(v, state.intercepts, 'restore');
       for (const e of state.msrs) machine.setMsrs(v, [e]);
       machine.setRegs(v, state.regs);
     });

@@ -19,6 +19,8 @@ import { unsurveyedFacts, type HostFacts } from './host-facts.js';
 import { limitError, notFound } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
 import { Machine } from './machine.js';
+import { MonitorRegistry } from './monitors.js';
+import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import type { CompiledPolicy } from './policy/index.js';
 import { DEFAULT_MAX_EXITS, DEFAULT_MAX_REQUEST_MS, RequestAllowance, type RequestLimits } from './run/allowance.js';
 import type { MsrExitHandler } from './run/exit-answers.js';
@@ -131,6 +133,8 @@ export class Vmm {
   /** Guest connections attached to each VM, and the reclaim timers of idle guest-made VMs. */
   private readonly attached = new Map<Machine, number>();
   private readonly idleTimers = new Map<Machine, ReturnType<typeof setTimeout>>();
+  /** Each VM's monitor, the higher VTL that decides its register intercepts (docs/register-intercepts.md). */
+  readonly monitors = new MonitorRegistry();
   private readonly detachTrace: (() => void) | undefined;
   private readonly options: VmmOptions;
 
@@ -203,6 +207,7 @@ export class Vmm {
       limits: this.limits,
       pacer: this.pacer,
       backend: this.backend,
+      monitors: this.monitors,
       host: this.host,
       ...(this.options.msrHandler !== undefined && { msrHandler: this.options.msrHandler }),
       ...(this.options.devices !== undefined && { devices: this.options.devices }),
@@ -211,6 +216,21 @@ export class Vmm {
     this.machines.set(name, machine);
     this.origins.set(machine, origin);
     return machine;
+  }
+
+  /**
+   * Makes `monitor` the higher VTL of VM `vm` (which need not exist yet): it decides each register
+   * intercept of that VM's vCPUs from now on; `already_exists` if the VM has one. Returns the
+   * function that detaches it (the intercepts stay, answered by the policy until another comes).
+   */
+  attachMonitor(vm: string, monitor: InterceptMonitor, connection?: number): () => void {
+    const detach = this.monitors.attach(vm, monitor);
+    const fields = connection === undefined ? {} : { connection };
+    if (this.log.wants('monitor_attached', vm)) this.log.emit('monitor_attached', vm, fields);
+    return () => {
+      detach();
+      if (this.log.wants('monitor_detached', vm)) this.log.emit('monitor_detached', vm, fields);
+    };
   }
 
   /** Drops a VM (its guests' later requests get `not_found`). */

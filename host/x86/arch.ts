@@ -30,6 +30,8 @@ export const PDPTE_1G_RSVD_LO = 0x3fffe000;
 export const PDE_2M_RSVD_LO = 0x001fe000;
 
 // System-descriptor types in 64-bit mode (SDM vol. 3A §3.5, table 3-2).
+/** An LDT descriptor (SDM vol. 3A table 3-2, system segment type 2). */
+export const DESC_TYPE_LDT = 0x2;
 export const DESC_TYPE_TSS_AVAILABLE = 0x9;
 export const DESC_TYPE_TSS_BUSY = 0xb;
 export const DESC_TYPE_INTERRUPT_GATE = 0xe;

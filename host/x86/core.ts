@@ -14,6 +14,7 @@ import type { Segment } from './state.js';
 import type { FaultState } from './fault.js';
 import type { Block } from './block.js';
 import type { SecondStage } from './mmu/second-stage.js';
+import type { Insn } from './decode/insn.js';
 
 /**
  * TLBs, direct-mapped by linear page number: a data TLB (reads and writes) and, as in hardware,
@@ -179,6 +180,39 @@ export class CpuCore implements FaultState {
   exceptionBitmap = 0;
 
   /**
+   * Debug registers as MOV DR reads and writes them (debug.ts): DR0-DR3, DR6 and DR7 (32-bit
+   * values: bits 63:32 of DR6/DR7 are reserved). The hypervisor may put its own breakpoints in
+   * force instead (hostBreakpoints: KVM_GUESTDBG_USE_HW_BP loads vcpu->arch.eff_db and
+   * guest_debug_dr7 into the hardware while the guest's values are kept aside).
+   */
+  readonly dr: bigint[] = [0n, 0n, 0n, 0n];
+  dr6 = 0xffff0ff0;
+  dr7 = 0x400;
+  hostBreakpoints: { readonly dr: readonly bigint[]; readonly dr7: number } | null = null;
+  /**
+   * Linear addresses of the instruction breakpoints armed in the DR7 in force (enabled, R/W = 00),
+   * NaN where none; `breakpointsArmed` says whether any is (debug.ts keeps both in step).
+   */
+  readonly breakpointAt = new Float64Array(4).fill(NaN);
+  breakpointsArmed = false;
+  /** DR6 condition bits (B0-B3, BD, BS) of the #DB being raised: its exit qualification. */
+  debugTrapBits = 0;
+  /** IRET loaded RF from its frame (the instruction is not followed by RF's clearing). */
+  rfLoaded = false;
+  /** Events delivered through the IDT so far (a single-step trap never follows one). */
+  idtDeliveries = 0;
+
+  /**
+   * The exceptions of the event being raised (exceptions/delivery.ts): the first, then each
+   * that its delivery raised, up to EVENT_CHAIN_MAX — what a triple fault reports.
+   */
+  readonly chainVector = new Int32Array(8);
+  readonly chainErrorCode = new Int32Array(8);
+  readonly chainRip = new Float64Array(8);
+  readonly chainAddress = new Float64Array(8);
+  chainLength = 0;
+
+  /**
    * Decoded blocks by guest-physical frame and offset (block.ts), in two levels — 2 MiB regions,
    * then frames — so that the arrays stay small and dense whatever the memory size.
    */
@@ -193,6 +227,12 @@ export class CpuCore implements FaultState {
   jitThreshold = 16;
   /** Entries into translated code, so that tests can tell the translator really ran. */
   translatedRuns = 0;
+  /** VMX descriptor-table exiting, for loads (guest-cpu.ts). */
+  descriptorTableExiting = false;
+  /** Set while the hypervisor executes an intercepted instruction: it must not stop again. */
+  executingIntercepted = false;
+  /** The instruction the last `descriptor_table` intercept stopped at. */
+  interceptedInsn: Insn | null = null;
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;

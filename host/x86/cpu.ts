@@ -11,7 +11,7 @@
 import {
   MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
   MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK, MSR_TSC_AUX,
-  X86_EFLAGS_FIXED, EFER_LMA,
+  X86_EFLAGS_FIXED, EFER_LMA, DR7_FIXED_1,
 } from '../../protocol/abi.js';
 import { CpuCore, SEG_CS, SEG_FS, SEG_GS, SEG_SS } from './core.js';
 import { invalidateFrame } from './block.js';
@@ -23,6 +23,8 @@ import type { AccessKind, ControlRegister, GuestCpu } from './guest-cpu.js';
 import { checkGuestState } from './guest-state.js';
 import type { Intercept } from './intercept.js';
 import { runBlocks } from './interpreter.js';
+import { armBreakpoints, needsStepping } from './debug.js';
+import { stepInstructions } from './stepping.js';
 import { JIT_THRESHOLD } from './jit/compile.js';
 import type { PhysicalMemory } from './memory.js';
 import { readTsc } from './execute/system.js';
@@ -118,7 +120,8 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
     for (;;) {
       try {
-        runBlocks(this);
+        if (needsStepping(this)) stepInstructions(this);
+        else runBlocks(this);
       } catch (e) {
         if (e !== GUEST_FAULT) throw e;
         const vector = this.faultVector;
@@ -138,7 +141,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (bad !== null) return { kind: 'invalid_guest_state', detail: bad };
         continue;
       }
-      return BUDGET_SPENT;
+      if (this.retired >= this.retireLimit) return BUDGET_SPENT;
     }
   }
 
@@ -387,6 +390,41 @@ export class Cpu extends CpuCore implements GuestCpu {
   skipInstruction(): void {
     this.rip += this.interceptedLength;
     this.interceptedLength = 0;
+  }
+
+  executeIntercepted(): void {
+    const i = this.interceptedInsn;
+    if (i === null) throw new Error('executeIntercepted: the core is not stopped at a descriptor-table intercept');
+    this.interceptedInsn = null;
+    this.executingIntercepted = true;
+    try {
+      i.exec(this, i);
+      this.skipInstruction();
+    } catch (e) {
+      if (e !== GUEST_FAULT) throw e;
+      this.interceptedLength = 0;
+      const code = this.faultErrorCode;
+      this.injectException(this.faultVector, code < 0 ? undefined : code, this.faultVector === 14 ? BigInt(this.faultAddress) : undefined);
+    } finally {
+      this.executingIntercepted = false;
+    }
+  }
+
+  setHostBreakpoints(breakpoints: { readonly dr: readonly bigint[]; readonly dr7: bigint } | null): void {
+    if (breakpoints !== null) {
+      if (breakpoints.dr.length !== 4 || breakpoints.dr.some((d) => typeof d !== 'bigint') || typeof breakpoints.dr7 !== 'bigint') {
+        throw new TypeError('setHostBreakpoints: dr must be four bigints and dr7 a bigint');
+      }
+    }
+    this.hostBreakpoints = breakpoints === null ? null : {
+      dr: breakpoints.dr.map((d) => BigInt.asUintN(64, d)),
+      dr7: Number(BigInt.asUintN(32, breakpoints.dr7)),
+    };
+    armBreakpoints(this);
+  }
+
+  getDebugRegs(): { db: bigint[]; dr6: bigint; dr7: bigint } {
+    return { db: [...this.dr], dr6: BigInt(this.dr6 >>> 0), dr7: BigInt((this.dr7 | DR7_FIXED_1) >>> 0) };
   }
 
   translate(gva: bigint, access: AccessKind, cpl?: number): { gpa: number } | { vector: 14; errorCode: number } {

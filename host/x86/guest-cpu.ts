@@ -28,6 +28,12 @@ export interface GuestCpu {
   exceptionBitmap: number;
 
   /**
+   * VMX's "descriptor-table exiting" control, for loads: while set, LGDT, LIDT, LLDT and LTR
+   * stop `run()` with a `descriptor_table` intercept instead of executing.
+   */
+  descriptorTableExiting: boolean;
+
+  /**
    * Runs guest instructions until an intercept, retiring at most `budget` instructions
    * (then the `budget` intercept). A pending injected exception is delivered first. Each fault
    * the guest's own instructions raise and the core delivers costs the budget a unit too, and an
@@ -86,6 +92,24 @@ export interface GuestCpu {
 
   /** Retires the intercepted instruction without executing it: RIP += its length. */
   skipInstruction(): void;
+
+  /**
+   * Executes the instruction a `descriptor_table` intercept stopped at, as the processor would
+   * have without the intercept, and retires it — what KVM's emulator does for an exit it
+   * handled (handle_desc() → kvm_emulate_instruction()). A fault it raises is queued for
+   * delivery instead, RIP left on the instruction.
+   */
+  executeIntercepted(): void;
+
+  /**
+   * Puts the hypervisor's instruction breakpoints in force instead of the guest's DR0-DR3/DR7
+   * (KVM_GUESTDBG_USE_HW_BP loads vcpu->arch.eff_db and guest_debug_dr7 into the hardware), or,
+   * with null, the guest's again. The guest's MOV DR keeps reading and writing its own values.
+   */
+  setHostBreakpoints(breakpoints: { readonly dr: readonly bigint[]; readonly dr7: bigint } | null): void;
+
+  /** DR0-DR3, DR6 and DR7 as the guest's MOV DR sees them (what KVM_GET_DEBUGREGS reports). */
+  getDebugRegs(): { db: bigint[]; dr6: bigint; dr7: bigint };
 
   /**
    * Walks the guest page tables for a linear address as an access of the given kind at the

@@ -28,6 +28,14 @@ export type Intercept =
   | { readonly kind: 'cpuid'; readonly leaf: number; readonly subleaf: number }
   /** HLT at CPL0. */
   | { readonly kind: 'hlt' }
+  /**
+   * LGDT, LIDT, LLDT or LTR while the hypervisor has turned descriptor-table exiting on (VMX
+   * exits 46 "access to GDTR or IDTR" and 47 "access to LDTR or TR", for loads only). The
+   * operand has been read: `base` and `limit` for LGDT/LIDT (the base checked canonical),
+   * `selector` for LLDT/LTR, whose descriptor is checked when the instruction executes
+   * (`GuestCpu.executeIntercepted()`).
+   */
+  | { readonly kind: 'descriptor_table'; readonly insn: 'lgdt' | 'lidt' | 'lldt' | 'ltr'; readonly base: bigint; readonly limit: number; readonly selector: number }
   /** IN/OUT (not the string forms). For OUT, `value` holds AL/AX/EAX as the size says. */
   | { readonly kind: 'io'; readonly port: number; readonly size: 1 | 2 | 4; readonly in: boolean; readonly value: number }
   /**
@@ -35,9 +43,16 @@ export type Intercept =
    * `address` is the faulting linear address for #PF (CR2 is not yet written, as with a VMX
    * exit qualification).
    */
-  | { readonly kind: 'exception'; readonly vector: number; readonly errorCode: number | undefined; readonly address?: bigint }
-  /** A fault while delivering #DF: the processor shuts down (VMX exit 2). */
-  | { readonly kind: 'triple_fault' }
+  | {
+    readonly kind: 'exception'; readonly vector: number; readonly errorCode: number | undefined; readonly address?: bigint;
+    /** #DB: the conditions that raised it, as DR6 bits B0-B3, BD, BS (VMX's exit qualification for #DB). */
+    readonly dr6?: number;
+  }
+  /**
+   * A fault while delivering #DF: the processor shuts down (VMX exit 2). `chain` is pinbox's
+   * addition (a VMX exit has no such field): the exceptions that led to it and their IDT gates.
+   */
+  | { readonly kind: 'triple_fault'; readonly chain: readonly ChainedException[] }
   /**
    * A guest access the second stage refused (VMX exit 48, EPT violation; mmu/second-stage.ts):
    * the guest-physical address, the guest linear address when the qualification's bit 7 says
@@ -63,3 +78,33 @@ export type Intercept =
   | { readonly kind: 'invalid_guest_state'; readonly detail: string };
 
 export type InterceptKind = Intercept['kind'];
+
+/**
+ * One exception of the sequence that ended in a triple fault: the first, then each raised while
+ * delivering the one before (SDM vol. 3A §6.15, interrupt 8), with the IDT gate the delivery
+ * read for it.
+ */
+export interface ChainedException {
+  readonly vector: number;
+  /** The error code it delivers, if it has one. */
+  readonly errorCode?: number;
+  /** RIP when it was raised (the faulting instruction for a fault). */
+  readonly rip: bigint;
+  /** #PF: the faulting linear address (what CR2 was loaded with). */
+  readonly address?: bigint;
+  /** Its IDT entry, as IDTR located it when the processor shut down. */
+  readonly gate: IdtGateView;
+}
+
+/**
+ * An IDT entry as a debugger shows it: the 16 bytes and their fields, or why there are none
+ * (beyond IDTR.limit, or on a page the walk cannot reach).
+ */
+export type IdtGateView =
+  | {
+    readonly kind: 'gate'; readonly address: bigint; readonly low: bigint; readonly high: bigint;
+    readonly offset: bigint; readonly selector: number; readonly type: number; readonly dpl: number;
+    readonly present: boolean; readonly ist: number;
+  }
+  | { readonly kind: 'beyond-limit'; readonly address: bigint; readonly limit: number }
+  | { readonly kind: 'unreadable'; readonly address: bigint; readonly pageFault: number };

@@ -96,3 +96,17 @@ export const KVM_MSR_FILTER_VALID_MASK = KVM_MSR_FILTER_DEFAULT_DENY;
 export const KVM_MSR_FILTER_MAX_RANGES = 16;
 /** "Maximum size of any access bitmap in bytes": 0x600 bytes = 0x3000 MSRs per range. */
 export const KVM_MSR_FILTER_MAX_BITMAP_SIZE = 0x600;
+
+// ---------------------------------------------------------------------------
+// KVM_SET_GUEST_DEBUG [uapi-kvm] (the generic bits), [uapi-x86] (the x86 ones)
+// ---------------------------------------------------------------------------
+
+export const KVM_GUESTDBG_ENABLE = 0x1;
+export const KVM_GUESTDBG_SINGLESTEP = 0x2;
+export const KVM_GUESTDBG_USE_SW_BP = 0x10000;
+export const KVM_GUESTDBG_USE_HW_BP = 0x20000;
+export const KVM_GUESTDBG_INJECT_DB = 0x40000;
+export const KVM_GUESTDBG_INJECT_BP = 0x80000;
+/** KVM_GUESTDBG_VALID_MASK for x86 (arch/x86/include/asm/kvm_host.h). */
+export const KVM_GUESTDBG_VALID_MASK = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP |
+  KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP;

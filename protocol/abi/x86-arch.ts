@@ -91,6 +91,30 @@ export const X86_EFLAGS_VIP = 1 << 20;
 export const X86_EFLAGS_ID = 1 << 21;
 
 // ---------------------------------------------------------------------------
+// Debug registers [sdm] vol. 3B §18.2 (DR6 and DR7); the kernel's names
+// (arch/x86/include/uapi/asm/debugreg.h)
+// ---------------------------------------------------------------------------
+
+/** DR6.B0..B3: breakpoint condition n was met (DR6_TRAP_BITS = 0xf). */
+export const DR6_TRAP_BITS = 0xf;
+/** DR6.BD: the next instruction accesses a debug register (DR7.GD). */
+export const DR6_BD = 1 << 13;
+/** DR6.BS: single step (RFLAGS.TF). */
+export const DR6_BS = 1 << 14;
+/** DR6.BT: task switch. */
+export const DR6_BT = 1 << 15;
+/** Bits of DR6 that read as 1 when no condition sets them clear ("active low"): KVM's DR6_ACTIVE_LOW. */
+export const DR6_ACTIVE_LOW = 0xffff0ff0;
+/** DR6 after reset (DR6_INIT = DR6_ACTIVE_LOW, the kernel's name too). */
+export const DR6_INIT = DR6_ACTIVE_LOW;
+/** DR7 bit 10 reads as 1 (DR7_FIXED_1). */
+export const DR7_FIXED_1 = 0x400;
+/** DR7.GD: general detect, a MOV DR raises #DB first. */
+export const DR7_GD = 1 << 13;
+/** DR7's local and global enable bits, L0 G0 .. L3 G3 (DR7_BP_EN_MASK). */
+export const DR7_BP_EN_MASK = 0xff;
+
+// ---------------------------------------------------------------------------
 // Exception vectors and #PF error-code bits [sdm] vol. 3A §6.15, §4.7
 // ---------------------------------------------------------------------------
 

@@ -182,6 +182,76 @@ export const EVENT_CATALOGUE = {
       action: str('What the VMM did: log, pause or kill (the policy\'s onDenial) on the exit path; log on the in-kernel path.'),
     },
   },
+  cr_filter_exit: {
+    description:
+      'A guest write to CR0 or CR4 changed a bit the CR filter masks (KVM_EXIT_PINBOX_CR_FILTER, pinbox\'s extension, ' +
+      'docs/cr-filter.md), and the VMM answered it: the guest\'s write went on (allow), took #GP(0) (deny), or loaded the answer\'s value instead.',
+    fields: {
+      cr: u32('The control register: 0 or 4.'),
+      access: str('How the guest wrote it: mov (MOV to CR), lmsw or clts.'),
+      old_value: u64('The register before the write.'),
+      new_value: u64('The whole value the write would load.'),
+      action: str('The answer: allow, deny or value.'),
+      value: u64('For action value, the value loaded instead (else 0).'),
+      source: str('Who answered: request (the in-process caller of this guest action), control (a control client\'s setCrExitReply) or policy (crFilter.answer).'),
+    },
+  },
+  cr_filter_changed: {
+    description: 'A CR filter was installed (PINBOX_SET_CR_FILTER succeeded): the CR0 and CR4 bits whose change now exits.',
+    fields: {
+      cr0_mask: u64('The CR0 bits.'),
+      cr4_mask: u64('The CR4 bits.'),
+      origin: str('Who installed it: policy or control.'),
+    },
+  },
+  register_intercept: {
+    description:
+      'A guest access one of its vCPU\'s secure register intercepts covers (KVM_EXIT_PINBOX_REG_INTERCEPT, pinbox\'s extension, ' +
+      'docs/register-intercepts.md), and how it was decided: by the VM\'s monitor (the higher VTL), the in-process caller, or the policy\'s answer while no monitor is attached.',
+    fields: {
+      intercept: str('The intercept by its TLFS name: Cr0Write, Cr4Write, MsrLstarWrite, IdtrWrite, …'),
+      msr: opt(u32('The MSR, for an MSR intercept.')),
+      old_value: u64('The register now (GDTR/IDTR: the base; LDTR/TR: the selector).'),
+      new_value: u64('What the access would load (a read: 0).'),
+      action: str('The answer: allow, deny or value (emulate with value).'),
+      value: u64('For action value, the value emulated with (else 0).'),
+      source: str('Who decided: monitor, request or policy.'),
+    },
+  },
+  intercept_pending: {
+    description:
+      'A register intercept waits for the VM\'s monitor, which watches its intercepts (monitor op watchIntercepts): the vCPU sits in ' +
+      'KVM_EXIT_PINBOX_REG_INTERCEPT until the monitor\'s answerIntercept names this event\'s seq.',
+    fields: {
+      intercept: str('The intercept by its TLFS name.'),
+      msr: opt(u32('The MSR, for an MSR intercept.')),
+      old_value: u64('The register now (GDTR/IDTR: the base; LDTR/TR: the selector).'),
+      new_value: u64('What the access would load (a read: 0).'),
+      old_limit: u32('GDTR/IDTR: the limit now (else 0).'),
+      new_limit: u32('GDTR/IDTR: the limit LGDT/LIDT would load (else 0).'),
+    },
+  },
+  register_intercepts_changed: {
+    description: 'A vCPU\'s secure register intercepts were set (PINBOX_SET_REG_INTERCEPTS): by the policy at boot or reset, or by the monitor.',
+    fields: {
+      control: u64('HV_REGISTER_CR_INTERCEPT_CONTROL.'),
+      cr0_mask: u64('The CR0 mask.'),
+      cr4_mask: u64('The CR4 mask.'),
+      origin: str('policy (at boot or reset), monitor, or restore (a snapshot loaded).'),
+    },
+  },
+  monitor_attached: {
+    description: 'A monitor (the higher VTL) now decides the VM\'s register intercepts.',
+    fields: {
+      connection: opt(u32('The server\'s number for the monitor\'s connection; absent for an in-process monitor.')),
+    },
+  },
+  monitor_detached: {
+    description: 'The VM\'s monitor is gone; its intercepts stay, answered by the policy until another monitor attaches.',
+    fields: {
+      connection: opt(u32('The server\'s number for the monitor\'s connection; absent for an in-process monitor.')),
+    },
+  },
   msr_filter_changed: {
     description: 'A new MSR filter was installed (KVM_X86_SET_MSR_FILTER succeeded).',
     fields: {

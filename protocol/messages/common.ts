@@ -2,7 +2,7 @@
  * Field types shared by several messages (PROTOCOL.md §4): names, faults, exits, register
  * files, events and error bodies.
  */
-import { KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN } from '../abi.js';
+import { HV_CR_INTERCEPT_BIT_NAMES, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN } from '../abi.js';
 import { ERRNO_NAME_PATTERN } from '../errors.js';
 import {
   type Infer, type Optional, array, bool, object, oneOf, optional, partial, record, scalar, string, u16, u32, u64, u8, uint,
@@ -35,6 +35,13 @@ export const MSR_EXIT_REASONS = {
   FILTER: KVM_MSR_EXIT_REASON_FILTER,
 } as const;
 
+/** How user space answers a CR-filter exit or a register intercept: go on, #GP(0), or go on with a value. */
+export const pinboxAction = oneOf(['allow', 'deny', 'value']);
+
+/** An answer to a CR-filter exit or a register intercept: the action, and for `value` the value (and GDTR/IDTR limit). */
+export const pinboxAnswer = object({ action: pinboxAction, value: optional(u64), limit: optional(u16) });
+export type PinboxAnswer = Infer<typeof pinboxAnswer>;
+
 /** One user-space exit an operation caused, as the VMM saw it in `struct kvm_run`. */
 export const exit = object({
   /** The kernel's name for the exit reason, e.g. `KVM_EXIT_X86_RDMSR`. */
@@ -50,6 +57,34 @@ export const exit = object({
   })),
   heki: optional(object({ reason: oneOf(['CR0', 'CR4']), value: u64 })),
   io: optional(object({ port: u16, size: oneOf([1, 2, 4]), direction: oneOf(['in', 'out']), value: u32 })),
+  /**
+   * KVM_EXIT_PINBOX_CR_FILTER (pinbox's CR filter): the register, how the guest wrote it, its value
+   * before and the value the write would load; what user space answered, and its value.
+   */
+  cr: optional(object({
+    cr: oneOf([0, 4]),
+    access: oneOf(['mov', 'clts', 'lmsw']),
+    old: u64,
+    new: u64,
+    action: pinboxAction,
+    value: optional(u64),
+  })),
+  /**
+   * KVM_EXIT_PINBOX_REG_INTERCEPT (pinbox's secure register intercepts): the intercept by its
+   * TLFS name, the MSR of an MSR intercept, the register now and what the access would load
+   * (limits for GDTR/IDTR); what the monitor answered, and its value.
+   */
+  intercept: optional(object({
+    name: oneOf(HV_CR_INTERCEPT_BIT_NAMES),
+    msr: optional(u32),
+    old: u64,
+    new: u64,
+    oldLimit: optional(u16),
+    newLimit: optional(u16),
+    action: pinboxAction,
+    value: optional(u64),
+    limit: optional(u16),
+  })),
 });
 export type Exit = Infer<typeof exit>;
 

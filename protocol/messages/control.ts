@@ -7,7 +7,7 @@
  */
 import { array, bin, bool, i32, int, nullable, object, oneOf, optional, string, u32, u64 } from '../schema/index.js';
 import {
-  event, eventName, namedScalars, regs, regsPatch, sregs, sregsPatch, vmName,
+  event, eventName, namedScalars, pinboxAnswer, regs, regsPatch, sregs, sregsPatch, vmName,
 } from './common.js';
 import { msrExitReply } from './msr-exit-reply.js';
 import { type OpSpec, op } from './op.js';
@@ -105,6 +105,13 @@ export const CONTROL_OPS = {
     object({ vcpus: u32, profile: oneOf(['v2', 'v3']) }),
   ),
   destroyVm: op('control', object({ vm: vmName }), empty),
+  /**
+   * PINBOX_SET_CR_FILTER (docs/cr-filter.md): the CR0 and CR4 bits whose change by a guest write
+   * exits to the VMM; both 0 clears the filter. Refused whole (a refused one leaves the old).
+   */
+  setCrFilter: op('control', object({ vm: vmName, flags: optional(u32), cr0Mask: u64, cr4Mask: u64, xcr0Mask: optional(u64) }), empty),
+  /** How the VMM answers the VM's CR-filter exits from now on (null: the policy's crFilter.answer again). */
+  setCrExitReply: op('control', object({ vm: vmName, reply: nullable(pinboxAnswer) }), empty),
   /** The vCPU's next guest operation stops at its first user-space exit until releaseExit. */
   holdExit: op('control', object(vcpuTarget), empty),
   /** `held`: an exit was held and now goes on; false: none was (an unspent hold is dropped). */

@@ -6,7 +6,7 @@ import { array, object, oneOf, optional, string, u32 } from '../schema/index.js'
 import { vmName } from './common.js';
 import { op } from './op.js';
 
-export const role = oneOf(['guest', 'control']);
+export const role = oneOf(['guest', 'control', 'monitor']);
 
 /** Guest endpoint URLs a control hello result names at most. */
 export const MAX_GUEST_ENDPOINTS = 8;
@@ -14,11 +14,11 @@ export const MAX_GUEST_ENDPOINTS = 8;
 export const helloParams = object({
   version: u32,
   role,
-  /** guest: the VM to attach to (default "default"). */
+  /** guest: the VM to attach to (default "default"); monitor: the VM whose higher VTL it is (default "default"). */
   vm: optional(vmName),
   /** guest: the vCPU to attach to (default 0). */
   vcpu: optional(u32),
-  /** control: the secret the server was started with (required for control). */
+  /** control, monitor: the secret the server was started with (required for both). */
   token: optional(string(1, 256)),
   /** Free text naming the client, for the server's logs. */
   client: optional(string(0, 128)),

@@ -3,9 +3,10 @@ import type { Infer } from '../schema/index.js';
 import { CONTROL_OPS } from './control.js';
 import { GUEST_OPS } from './guest.js';
 import { HELLO, helloParams, helloResult } from './hello.js';
+import { MONITOR_OPS } from './monitor.js';
 import type { OpSpec, ParamsOfSpec, ResultOfSpec } from './op.js';
 
-export const OPS = { hello: HELLO, ...GUEST_OPS, ...CONTROL_OPS } satisfies Record<string, OpSpec>;
+export const OPS = { hello: HELLO, ...GUEST_OPS, ...CONTROL_OPS, ...MONITOR_OPS } satisfies Record<string, OpSpec>;
 
 export type Op = keyof typeof OPS;
 export type ParamsOf<O extends Op> = ParamsOfSpec<(typeof OPS)[O]>;
@@ -21,8 +22,9 @@ export function opSpec(name: string): OpSpec | undefined {
   return Object.hasOwn(OPS, name) ? (OPS as Record<string, OpSpec>)[name] : undefined;
 }
 
-export { CONTROL_OPS, GUEST_OPS };
+export { CONTROL_OPS, GUEST_OPS, MONITOR_OPS };
 export type { ControlOp } from './control.js';
+export type { MonitorOp } from './monitor.js';
 export type { BatchItem, BatchItemResult, BatchableOp, ExecStop, GuestOp } from './guest.js';
 export { BATCHABLE_OPS, EXEC_STOPS, MAX_BATCH_OPS, MAX_EXEC_CODE, MAX_EXEC_CONSOLE } from './guest.js';
 export type { Role, OpSpec } from './op.js';

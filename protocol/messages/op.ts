@@ -1,8 +1,9 @@
 /** What the protocol knows about one op: who may send it, its parameters, its result. */
 import type { ObjectSchema, Schema } from '../schema/index.js';
 
-export type Role = 'guest' | 'control';
-export const ROLES: readonly Role[] = ['guest', 'control'];
+/** guest: a guest kernel on one vCPU; control: the host's user space; monitor: a VM's higher VTL (docs/register-intercepts.md). */
+export type Role = 'guest' | 'control' | 'monitor';
+export const ROLES: readonly Role[] = ['guest', 'control', 'monitor'];
 
 export interface OpSpec<P = any, R = any> {
   /** The role whose connections may send the op; `any` is hello alone. */

@@ -85,3 +85,17 @@ test('the model lacks nothing a scenario can name', async (t) => {
   const model = new FakeSupport({ backend: 'model', summary: 'the model' }, true, true);
   t.is(await unsupportedReason([{ kind: 'snapshots', where: 'x' }, { kind: 'ignore-msrs', value: true }, { kind: 'host-cpu', profile: 'v2', cr0: 1n }], model), undefined);
 });
+
+test('pinbox\'s own extensions and Andersen\'s pins, which only the model has: a host step, an expected exit, the vm block', async (t) => {
+  const filter = { host: { setCrFilter: { cr4: ['smep'] } }, expect: { ok: true } };
+  const intercepted = { guest: { op: 'writeCr', cr: 4, value: 0 }, expect: { exits: [{ reason: 'KVM_EXIT_PINBOX_REG_INTERCEPT' }] } };
+  t.deepEqual(needsOf([filter]), ['pinbox-extension', 'ignore-msrs']);
+  t.deepEqual(needsOf([intercepted]), ['pinbox-extension', 'ignore-msrs']);
+  t.deepEqual(needsOf([{ host: { checkExtension: { cap: 'KVM_CAP_PINBOX_CR_FILTER' } }, expect: { value: 17 } }]), ['pinbox-extension', 'ignore-msrs']);
+  t.deepEqual(needsOf([{ guest: { op: 'clts' }, expect: {} }], { andersen: true }), ['pinbox-extension', 'ignore-msrs']);
+  t.deepEqual(needsOf([{ guest: { op: 'clts' }, expect: {} }]), ['ignore-msrs']);
+  const needs = scenarioNeeds(parseScenario(scenarioWith([filter]), 'x.json'));
+  const real = { host: { backend: 'kvm', ignoreMsrs: false } } as unknown as HostSupport;
+  t.regex((await unsupportedReason(needs, real))!, /^it needs pinbox's CR filter \(host setCrFilter at \/steps\/0\), which only the KVM model has/);
+  t.is(await unsupportedReason(needs, { host: { backend: 'model' } } as unknown as HostSupport), undefined);
+});

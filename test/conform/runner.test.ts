@@ -35,7 +35,10 @@ test('the issue example passes on a target that behaves as the example says', as
   t.deepEqual(target.calls[1], { op: 'enableCap', args: [188, [4n], 0] });
   t.deepEqual(target.calls[2], { op: 'setMsrFilter', args: [0, [{ flags: 3, base: 0xda0, nmsrs: 1, bitmap: new Uint8Array([0]) }]] });
   const requests = guestRequests(target.calls);
-  t.deepEqual(requests[0], { vcpu: 0, cpl: 0, action: { op: 'rdmsr', index: 0xda0 }, answer: { error: 0, data: 0x1122334455667788n } });
+  t.deepEqual(requests[0], {
+    vcpu: 0, cpl: 0, action: { op: 'rdmsr', index: 0xda0 }, answer: { error: 0, data: 0x1122334455667788n },
+    crAnswer: { action: 'deny' }, interceptAnswer: { action: 'deny' },
+  });
   t.false('duringExit' in requests[0]!);
 });
 

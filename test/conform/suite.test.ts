@@ -11,12 +11,31 @@ import { disassembleText } from '../support/disassemble.js';
 
 const SUITE = 'test/conformance';
 
-/** Every case of docs/msr-filter.md §7 and §4 and docs/heki.md §8. */
+/**
+ * Every case of docs/msr-filter.md §7 and §4, docs/heki.md §8, the "Cases" tables of
+ * docs/cr-filter.md and docs/register-intercepts.md, and the rows of docs/transitions.md's table.
+ */
+const TRANSITIONS = [
+  'guest MOV to CR', 'guest LMSW', 'guest CLTS', 'guest LGDT / LIDT', 'guest kexec', 'host KVM_SET_SREGS', 'INIT', 'triple fault',
+  'VM reset', 'snapshot', 'host KVM_SET_MSRS',
+];
 const CATALOGUE: readonly string[] = [
   ...Array.from({ length: 36 }, (_, i) => `msr-filter §7 #${i + 1}`),
   ...['msr_filter_allow', 'msr_filter_deny', 'msr_permission_bitmap', 'user_exit_msr_flags'].map((t) => `msr-filter §4 ${t}`),
   ...Array.from({ length: 14 }, (_, i) => `heki §8 #${i + 1}`),
+  ...Array.from({ length: 13 }, (_, i) => `cr-filter #${i + 1}`),
+  ...Array.from({ length: 14 }, (_, i) => `register-intercepts #${i + 1}`),
+  ...TRANSITIONS.map((row) => `transitions ${row}`),
 ];
+
+/** The page each catalogue's cases come from: a scenario's source names it. */
+const PAGES: Readonly<Record<string, string>> = {
+  'msr-filter': 'docs/msr-filter.md §',
+  heki: 'docs/heki.md §',
+  'cr-filter': 'docs/cr-filter.md Cases',
+  'register-intercepts': 'docs/register-intercepts.md Cases',
+  transitions: 'docs/transitions.md',
+};
 
 const files = discoverScenarioFiles([SUITE]);
 const scenarios: Scenario[] = [];
@@ -34,7 +53,9 @@ function notApplicable(): Map<string, string> {
   const readme = readFileSync(join(SUITE, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Not applicable'));
   const rows = new Map<string, string>();
-  for (const m of section.matchAll(/^\| ((?:msr-filter|heki) §\d+ [^|]+?) \| ([^|]+) \|$/gm)) rows.set(m[1]!, m[2]!.trim());
+  for (const m of section.matchAll(/^\| ((?:msr-filter §\d+|heki §\d+|cr-filter|register-intercepts|transitions) [^|]+?) \| ([^|]+) \|$/gm)) {
+    rows.set(m[1]!, m[2]!.trim());
+  }
   return rows;
 }
 
@@ -50,7 +71,7 @@ test('every file in test/conformance is a valid scenario', (t) => {
 test('the suite covers every catalogued case, or the README says why a case is not applicable', (t) => {
   const covered = new Set(scenarios.flatMap((s) => s.cases));
   const na = notApplicable();
-  t.deepEqual([...na.keys()], ['msr-filter §7 #36', 'heki §8 #14']);
+  t.deepEqual([...na.keys()], ['msr-filter §7 #36', 'register-intercepts #14', 'transitions guest kexec']);
   for (const reason of na.values()) t.true(reason.length > 80, reason);
   t.deepEqual(CATALOGUE.filter((c) => !covered.has(c) && !na.has(c)), [], 'cases without a scenario');
   t.deepEqual([...na.keys()].filter((c) => covered.has(c)), [], 'cases both covered and not applicable');
@@ -60,8 +81,9 @@ test('the suite covers every catalogued case, or the README says why a case is n
 test('every scenario names its cases and a source in the specs', (t) => {
   for (const s of scenarios) {
     t.true(s.cases.length > 0, s.file);
-    const spec = s.cases[0]!.startsWith('heki') ? 'docs/heki.md §' : 'docs/msr-filter.md §';
-    t.true(s.source.includes(spec), `${s.file}: ${s.source}`);
+    const page = PAGES[s.cases[0]!.split(' ')[0]!];
+    t.truthy(page, `${s.file}: ${s.cases[0]}`);
+    t.true(s.source.includes(page!), `${s.file}: ${s.source}`);
   }
 });
 

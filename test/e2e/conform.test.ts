@@ -64,6 +64,7 @@ test('the whole suite passes in-process and against pinbox serve in a child proc
   t.deepEqual(
     held.map((e) => [e.name, e.fields.reason]),
     [
+      ['exit_held', 'KVM_EXIT_PINBOX_CR_FILTER'], ['exit_released', 'KVM_EXIT_PINBOX_CR_FILTER'],
       ['exit_held', 'KVM_EXIT_HEKI_CONFIGURE'], ['exit_released', 'KVM_EXIT_HEKI_CONFIGURE'],
       ['exit_held', 'KVM_EXIT_X86_RDMSR'], ['exit_released', 'KVM_EXIT_X86_RDMSR'],
     ],

@@ -31,6 +31,7 @@ function longMode(over: Partial<CrWriteContext> = {}): CrWriteContext {
     csL: true,
     cr4ReservedBits: cr4GuestReservedBits(resolveGuestCpuid(undefined, 'test')),
     maxPhysAddr: 46,
+    pins: null,
     ...over,
   };
 }

@@ -4,6 +4,7 @@
  * serve) are kept in a plain register store, with CR0 fixed at the boot value unless a test
  * sets it. It runs no guest code; the RDMSR/WRMSR glue is tested on the real core.
  */
+import { AndersenPins } from '../../host/kvm/andersen.js';
 import * as abi from '../../protocol/abi.js';
 import { KVM_MSR_RET_UNSUPPORTED } from '../../host/kvm/msrs/msr-vcpu.js';
 import { resolveGuestCpuid } from '../../host/kvm/cpuid.js';
@@ -51,6 +52,8 @@ export interface HarnessOptions {
   hostVirtAddrBits?: number;
   vcpuId?: number;
   memorySize?: number;
+  /** The VM speaks John Andersen's CR-pinning ABI. */
+  andersen?: boolean;
 }
 
 export class MsrHarness implements MsrVcpu {
@@ -58,6 +61,7 @@ export class MsrHarness implements MsrVcpu {
   readonly msrState = new VcpuMsrState();
   readonly lapic: LocalApic;
   readonly vm: MsrVmState;
+  readonly andersenPins = new AndersenPins();
   cpuid: GuestCpuid;
   pvEnforce: boolean;
   readonly access: MsrAccess = { index: 0, data: 0n, hostInitiated: false };
@@ -73,6 +77,7 @@ export class MsrHarness implements MsrVcpu {
       wallClockEpochNs: 1_700_000_000_123_456_789n,
       hostVirtAddrBits: o.hostVirtAddrBits ?? 48,
       ignoreMsrs: o.ignoreMsrs ?? false,
+      andersen: o.andersen ?? false,
     };
   }
 

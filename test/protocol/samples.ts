@@ -130,6 +130,19 @@ export const SAMPLES: Record<Op, Sample> = {
   destroyVm: { params: { vm: 'scenario-1' }, result: {} },
   holdExit: { params: { vm: 'default', vcpu: 1 }, result: {} },
   releaseExit: { params: { vm: 'default', vcpu: 1 }, result: { held: true } },
+  setCrFilter: { params: { vm: 'default', flags: 0, cr0Mask: 0x10000n, cr4Mask: 0x300000n, xcr0Mask: 0n }, result: {} },
+  setCrExitReply: { params: { vm: 'default', reply: { action: 'value', value: U64_MAX, limit: 0xffff } }, result: {} },
+  setRegisterIntercepts: {
+    params: { vcpu: 1, control: 0x1_8003n, cr0Mask: 0x10000n, cr4Mask: 0x300000n, miscEnableMask: U64_MAX },
+    result: {},
+  },
+  getRegisterIntercepts: {
+    params: { vcpu: 0 },
+    result: { control: 0x10003n, cr0Mask: U64_MAX, cr4Mask: 0x100000n, miscEnableMask: U64_MAX },
+  },
+  watchIntercepts: { params: {}, result: { sub: 1 } },
+  answerIntercept: { params: { seq: TWO_63, action: 'deny', value: 0n, limit: 0 }, result: {} },
+  setInterceptReply: { params: { reply: null }, result: {} },
 };
 
 /** A sample event for pushes. */

@@ -21,6 +21,6 @@ expectType<Equal<ResultOf<'checkExtension'>, { value: number }>>();
 expectType<Equal<ParamsOf<'setMsrExitReply'>['msr'], { error: number; data: bigint } | 'untouched' | null>>();
 expectType<Equal<ResultOf<'releaseExit'>, { held: boolean }>>();
 expectType<Equal<Event['fields'], Record<string, bigint | string | boolean>>>();
-expectType<Equal<HelloParams['role'], 'guest' | 'control'>>();
+expectType<Equal<HelloParams['role'], 'guest' | 'control' | 'monitor'>>();
 expectType<Equal<Extract<Request, { op: 'lmsw' }>, { op: 'lmsw'; value: number; cpl?: 0 | 3 }>>();
 expectType<Equal<ParamsOf<'batch'>['ops'][number]['op'], 'hypercall' | 'rdmsr' | 'wrmsr' | 'readCr' | 'writeCr' | 'lmsw' | 'clts' | 'cpuid' | 'exec'>>();

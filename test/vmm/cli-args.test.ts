@@ -135,8 +135,8 @@ test('--version, and mistakes before any command', (t) => {
   t.deepEqual(parse('--version'), { kind: 'version' });
   t.deepEqual(parse('run', '--version'), { kind: 'version' });
   usage(t, [], 'pinbox: no command given');
-  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform, events, ctl, trace, probe)");
-  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform, events, ctl, trace, probe)");
+  usage(t, ['serv'], "pinbox: unknown command 'serv'; did you mean 'serve'? (commands: demo, serve, run, conform, events, ctl, trace, probe, audit)");
+  usage(t, ['launch'], "pinbox: unknown command 'launch' (commands: demo, serve, run, conform, events, ctl, trace, probe, audit)");
   usage(t, ['--policy', policy], 'pinbox: expected a command before --policy');
   usage(t, ['help', 'nope'], /^pinbox: unknown command 'nope'/);
   usage(t, ['help', 'run', 'serve'], 'pinbox help: takes one command name, got 2');

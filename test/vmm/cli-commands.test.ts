@@ -29,8 +29,8 @@ test('--help on every command and on the program; --version is package.json\'s',
     t.regex(r.out, new RegExp(`^pinbox ${command} — .*\\n\\nUsage: pinbox ${command}`), command);
   }
   const all = await pinbox(['--help']);
-  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace[\s\S]*probe/);
-  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace', 'probe']);
+  t.regex(all.out, /Commands:[\s\S]*demo[\s\S]*serve[\s\S]*run[\s\S]*conform[\s\S]*events[\s\S]*ctl[\s\S]*trace[\s\S]*probe[\s\S]*audit/);
+  t.deepEqual(PINBOX.commands.map((c) => c.name), ['demo', 'serve', 'run', 'conform', 'events', 'ctl', 'trace', 'probe', 'audit']);
   const v = await pinbox(['--version']);
   t.is(v.out, `pinbox ${PINBOX_VERSION}\n`);
   t.is(JSON.parse(readFileSync('package.json', 'utf8')).version, PINBOX_VERSION);
@@ -77,6 +77,27 @@ test('run: a fault the program does not handle, the budget, and a triple fault s
   t.regex(triple.out, /shut down \(triple fault\)/);
   const loaded = await pinbox(['run', '--policy', policy, '--image', flat('hlt.bin', 0x90, 0xf4), '--load', '0x400000', '--json']);
   t.like(JSON.parse(loaded.out.trim().split('\n').at(-1)!), { reason: 'hlt', regs: { rip: '0x400002' } });
+});
+
+test('run: a triple fault is told as the chain of exceptions that led to it, with the IDT entries involved (text and JSON)', async (t) => {
+  // lidt [rip+2] loads IDTR limit 0, base 0; then ud2. SDM vol. 3A §6.15: #UD's gate is beyond
+  // the limit, so #GP with the IDT-format error code (index 6 << 3 | IDT 2 | EXT 1); its own
+  // gate too (index 13), and two contributory faults make #DF, whose gate (index 8) is beyond
+  // the limit again: shutdown. The RIP of each is the UD2's.
+  const image = flat('tf-chain.bin', 0x0f, 0x01, 0x1d, 2, 0, 0, 0, 0x0f, 0x0b, ...new Array(10).fill(0));
+  const json = await pinbox(['run', '--policy', policy, '--image', image, '--json']);
+  t.is(json.code, 1);
+  const stop = JSON.parse(json.out.trim().split('\n').at(-1)!) as { reason: string; chain: { vector: number; errorCode?: number; rip: string; gate: { kind: string; address: string; limit: number } }[] };
+  t.is(stop.reason, 'shutdown');
+  t.deepEqual(stop.chain.map((e) => [e.vector, e.errorCode]), [[6, undefined], [13, (6 << 3) | 3], [13, (13 << 3) | 3], [8, 0], [13, (8 << 3) | 3]]);
+  t.true(stop.chain.every((e) => e.rip === '0x100007'));
+  t.deepEqual(stop.chain.map((e) => [e.gate.kind, e.gate.address, e.gate.limit]), [
+    ['beyond-limit', '0x60', 0], ['beyond-limit', '0xd0', 0], ['beyond-limit', '0xd0', 0], ['beyond-limit', '0x80', 0], ['beyond-limit', '0xd0', 0],
+  ]);
+  const text = await pinbox(['run', '--policy', policy, '--image', image]);
+  t.regex(text.out, /shut down \(triple fault\)/);
+  t.regex(text.out, /the exceptions that led to it: #UD → #GP\(0x33\) → #GP\(0x6b\) → #DF\(0\) → #GP\(0x43\)/);
+  t.regex(text.out, /1\. #UD at RIP 0x100007 — IDT\[6\] at 0x60: beyond the IDT limit 0x0/);
 });
 
 test('run: a bad policy or image is exit 2 with what is wrong', async (t) => {

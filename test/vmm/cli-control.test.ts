@@ -143,7 +143,8 @@ test('events follows a server: by VM and name, text naming the VM or JSON lines,
     const follow = startPinbox(['events', '--host', s.controlUrl, '--vm', 'later', '--name', 'heki_configure', '--name', 'heki_denial']);
     const json = startPinbox(['events', '--host', s.controlUrl, '--vm', 'later', '--json', '--completions', '--name', 'kvm_exit']);
     await until(() => s.vmm.log.since(0n, 10).events.filter((e) => e.name === 'control_connected').length === 2, 'both to say hello');
-    await new Promise((r) => setTimeout(r, 100)); // and subscribe
+    // and subscribe: once the server holds the subscription, its answer is written before the close.
+    await until(() => s.vmm.log.wants('vm_killed', 'a VM nobody made'), 'the follower to subscribe');
     const guest = await connect(s.guestUrl, { vm: 'later' });
     await guest.heki.lockCr(4, X86_CR4_SMEP);
     const cr4 = await guest.readCr(4);
@@ -171,8 +172,11 @@ test('events ends with exit 1, saying so, when the server closes the connection'
   let follow: ReturnType<typeof startPinbox> | undefined;
   await withServer({}, async (s) => {
     follow = startPinbox(['events', '--host', s.controlUrl]);
+    const epoch = s.vmm.log.interestEpoch;
     await until(() => s.vmm.log.since(0n, 10).events.some((e) => e.name === 'control_connected'), 'the follower to say hello');
-    await new Promise((r) => setTimeout(r, 100)); // and subscribe
+    // and subscribe: once the server holds the subscription (the log's interest changed), its
+    // answer is written before the close — a fixed delay was outrun on a loaded machine.
+    await until(() => s.vmm.log.interestEpoch !== epoch, 'the follower to subscribe');
   });
   const r = await follow!.done;
   t.is(r.code, 1);

@@ -17,10 +17,12 @@ const fixtures = loadFixtures();
 /**
  * User-level: what a CPL-3 program can run with a result that depends on nothing but registers,
  * flags and memory. Not user-level: system instructions (privileged, or reporting the host's own
- * state), I/O (IOPL) and interrupts (the host OS's IDT and MSRs decide).
+ * state), I/O (IOPL), interrupts (the host OS's IDT and MSRs decide), segment registers and far
+ * returns (the host OS's GDT and selectors decide) and debug registers (privileged).
  */
+const NOT_USER_LEVEL = new Set(['system', 'io', 'interrupt', 'segment', 'debug']);
 function userLevel(e: OpcodeEntry): boolean {
-  return !e.unsupported && e.family !== 'system' && e.family !== 'io' && e.family !== 'interrupt';
+  return !e.unsupported && !NOT_USER_LEVEL.has(e.family);
 }
 
 /** The operand sizes an entry can decode to (NP encodings take no 66 prefix, and REX.W changes nothing they do). */

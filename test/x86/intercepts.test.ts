@@ -82,6 +82,7 @@ test('at CPL 3 the privileged instructions fault before any intercept; CPUID and
     ['lgdt [rsp-16]', '0f015424f0', gp0],
     ['lidt [rsp-16]', '0f015c24f0', gp0],
     ['ltr ax', '0f00d8', gp0],
+    ['lldt ax', '0f00d0', gp0],
     ['sgdt (UMIP)', '0f014424f0', gp0],
     ['sidt (UMIP)', '0f014c24f0', gp0],
     ['smsw (UMIP)', '0f01e0', gp0],

@@ -1,11 +1,12 @@
 /**
- * System instructions that run in the core (SYSCALL/SYSRET, IRETQ, SWAPGS, LGDT/SGDT, LTR,
+ * System instructions that run in the core (SYSCALL/SYSRET, IRETQ, SWAPGS, LGDT/SGDT, LLDT, LTR,
  * RDTSC, the TSS I/O permission bitmap), the run-time mode check, and the GuestCpu API.
  */
 import test from 'ava';
 import {
   buildMachine, CODE, CR4_TSD, GDT, KERNEL_CS, KERNEL_DS, runAt, SCRATCH, TSS_SEL, USER_CODE, USER_CS, USER_DS,
 } from './harness/machine.js';
+import { layout as L } from '../../host/vmm/boot/index.js';
 
 const MSR_LSTAR = 0xc0000082, MSR_SFMASK = 0xc0000084, MSR_GS_BASE = 0xc0000101, MSR_KERNEL_GS_BASE = 0xc0000102;
 const MSR_TSC = 0x10;
@@ -107,6 +108,60 @@ test('LTR loads an available TSS and marks it busy; a busy one is #GP(selector)'
   m.cpu.exceptionBitmap = 1 << 13;
   m.cpu.writeGpr(0, BigInt(TSS_SEL));
   t.deepEqual(runAt(m, '0f00d8f4'), { kind: 'exception', vector: 13, errorCode: TSS_SEL });
+});
+
+test('LLDT loads an LDT descriptor (type 2, 16 bytes); a null selector leaves LDTR unusable; a TSS descriptor is #GP(selector)', (t) => {
+  const m = buildMachine();
+  // An LDT descriptor at GDT+0x50: base SCRATCH, limit 0xfff, present, type 2 (SDM vol. 3A table 3-2).
+  const lo = 0xfffn | (BigInt(SCRATCH & 0xffffff) << 16n) | (0x82n << 40n) | (BigInt(SCRATCH >>> 24) << 56n);
+  m.memory.write64(GDT + 0x50, lo);
+  m.memory.write64(GDT + 0x58, 0n);
+  const s = m.cpu.getSregs();
+  m.cpu.setSregs({ ...s, gdt: { base: s.gdt.base, limit: 0x5f } });
+  // mov ax, 0x50; lldt ax; hlt
+  t.deepEqual(runAt(m, '66b850000f00d0f4'), { kind: 'hlt' });
+  const ldt = m.cpu.getSregs().ldt;
+  t.like(ldt, { selector: 0x50, base: BigInt(SCRATCH), limit: 0xfff, type: 2, present: true, unusable: false });
+  // xor eax, eax; lldt ax; hlt
+  t.deepEqual(runAt(m, '31c00f00d0f4'), { kind: 'hlt' });
+  t.true(m.cpu.getSregs().ldt.unusable);
+  m.cpu.exceptionBitmap = 1 << 13;
+  m.cpu.writeGpr(0, BigInt(TSS_SEL));
+  t.deepEqual(runAt(m, '0f00d0f4'), { kind: 'exception', vector: 13, errorCode: TSS_SEL });
+});
+
+test('descriptor-table exiting stops LGDT/LIDT/LLDT/LTR with the operand read; executeIntercepted() then does what the instruction does', (t) => {
+  for (const jit of [false, true]) {
+    const m = buildMachine({ jit });
+    m.cpu.descriptorTableExiting = true;
+    m.memory.write16(SCRATCH, 0x7f);
+    m.memory.write64(SCRATCH + 2, 0x8000n);
+    m.cpu.writeGpr(0, BigInt(SCRATCH));
+    // lgdt [rax]; hlt
+    t.deepEqual(runAt(m, '0f0110f4'), { kind: 'descriptor_table', insn: 'lgdt', base: 0x8000n, limit: 0x7f, selector: 0 });
+    t.is(m.cpu.getRip(), BigInt(CODE), 'RIP on the LGDT');
+    m.memory.write16(SCRATCH, 0x3f);
+    m.cpu.executeIntercepted();
+    t.deepEqual(m.cpu.getSregs().gdt, { base: 0x8000n, limit: 0x3f }, 'executed: it reads its operand again');
+    t.is(m.cpu.getRip(), BigInt(CODE + 3));
+    t.deepEqual(m.cpu.run(10), { kind: 'hlt' });
+    m.cpu.writeGpr(0, BigInt(TSS_SEL));
+    t.deepEqual(runAt(m, '0f00d8f4'), { kind: 'descriptor_table', insn: 'ltr', base: 0n, limit: 0, selector: TSS_SEL });
+    const record = L.faultRecordAddress(0);
+    m.memory.write64(record + L.FAULT_RECORD.count, 0n);
+    m.cpu.executeIntercepted();
+    // The boot TSS is busy already: LTR of a busy TSS is #GP(selector), queued and delivered
+    // through the boot IDT, whose stub records it with the RIP of the LTR.
+    m.cpu.run(1000);
+    t.is(m.memory.read64(record + L.FAULT_RECORD.count), 1n);
+    t.is(m.memory.read64(record + L.FAULT_RECORD.vector), 13n);
+    t.is(m.memory.read64(record + L.FAULT_RECORD.errorCode), BigInt(TSS_SEL));
+    t.is(m.memory.read64(record + L.FAULT_RECORD.rip), BigInt(CODE), 'the faulting LTR did not retire');
+    m.cpu.descriptorTableExiting = false;
+    m.cpu.writeGpr(0, BigInt(SCRATCH));
+    m.cpu.exceptionBitmap = 0;
+    t.deepEqual(runAt(m, '0f0110f4'), { kind: 'hlt' }, 'off again: LGDT runs');
+  }
 });
 
 test('RDTSC counts up from the value written to IA32_TSC; CR4.TSD makes it #GP(0) at CPL 3', (t) => {

@@ -63,6 +63,8 @@ export async function remoteTarget(options: RemoteTargetOptions): Promise<Scenar
     control,
     held,
     openGuest: async (vm: string, vcpu: number) => (await greeted(open, guestUrl, { role: 'guest', vm, vcpu, client: CLIENT })).session,
+    // The scenario's register intercepts are set, and answered, as the VM's monitor would.
+    openMonitor: async (vm: string) => (await greeted(open, url, { role: 'monitor', vm, token: options.token, client: CLIENT })).session,
   };
   // A name per run, so that runs against one server never meet.
   const run = randomBytes(4).toString('hex');

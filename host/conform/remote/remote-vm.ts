@@ -27,6 +27,8 @@ export interface RemoteContext {
   readonly held: HeldExits;
   /** Opens a guest connection, greeted for (vm, vcpu). */
   openGuest(vm: string, vcpu: number): Promise<ClientSession>;
+  /** Opens a monitor connection for the VM (its higher VTL). */
+  openMonitor(vm: string): Promise<ClientSession>;
 }
 
 type ControlOpName = Exclude<Op, 'hello'>;
@@ -39,6 +41,10 @@ interface GuestResultOnWire {
 
 export class RemoteVm implements TargetVm {
   private readonly guests = new Map<number, Promise<ClientSession>>();
+  /** The VM's monitor, opened by the first setRegisterIntercepts or intercept answer other than deny. */
+  private monitor: Promise<ClientSession> | undefined;
+  /** Whether a CR-filter reply other than the VMM's default has been set (a reset drops it: sent before each action then). */
+  private crReplySet = false;
 
   constructor(
     private readonly context: RemoteContext,
@@ -93,6 +99,15 @@ export class RemoteVm implements TargetVm {
     await this.control('restore', { vm: this.name, snapshot });
   }
 
+  async setCrFilter(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void> {
+    await this.control('setCrFilter', { vm: this.name, ...filter });
+  }
+
+  async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {
+    this.monitor ??= this.context.openMonitor(this.name);
+    await (await this.monitor).request('setRegisterIntercepts', { ...spec, ...(vcpu !== undefined && { vcpu }) });
+  }
+
   async controlRegisters(vcpu: number): Promise<Record<ControlRegisterName, bigint>> {
     const { sregs: s } = await this.control('getSregs', { vm: this.name, vcpu });
     return { cr0: s.cr0, cr2: s.cr2, cr3: s.cr3, cr4: s.cr4, cr8: s.cr8 };
@@ -101,6 +116,7 @@ export class RemoteVm implements TargetVm {
   async guest(request: GuestRequest): Promise<GuestOutcome> {
     const { vcpu, action } = request;
     await this.setReply(request.answer);
+    await this.setCrReplies(request);
     const guest = await this.guestSession(vcpu);
     const { op, ...params } = wireGuestRequest(action, request.cpl);
     const send = (): Promise<GuestResultOnWire> => guest.request(op, params as never) as Promise<GuestResultOnWire>;
@@ -140,7 +156,7 @@ export class RemoteVm implements TargetVm {
 
   /** Closes the guest connections and drops the VM (unless the server is gone already). */
   async close(): Promise<void> {
-    const guests = await Promise.allSettled(this.guests.values());
+    const guests = await Promise.allSettled([...this.guests.values(), ...(this.monitor ? [this.monitor] : [])]);
     for (const g of guests) if (g.status === 'fulfilled') g.value.close();
     this.guests.clear();
     if (!this.context.control.closed) await this.control('destroyVm', { vm: this.name });
@@ -148,6 +164,22 @@ export class RemoteVm implements TargetVm {
 
   private async setReply(answer: MsrExitAnswer): Promise<void> {
     await this.control('setMsrExitReply', { vm: this.name, msr: answer === 'untouched' ? answer : { error: answer.error, data: answer.data } });
+  }
+
+  /**
+   * The answers to CR-filter exits (setCrExitReply) and to register intercepts (as the VM's
+   * monitor, setInterceptReply). The VMM's default for both is deny, the runner's too: a reply
+   * is sent (and the monitor opened) only once the scenario has asked for another.
+   */
+  private async setCrReplies(request: GuestRequest): Promise<void> {
+    const deny = (a: GuestRequest['crAnswer']): boolean => a.action === 'deny';
+    if (!deny(request.crAnswer) || this.crReplySet) {
+      await this.control('setCrExitReply', { vm: this.name, reply: wireAnswer(request.crAnswer) });
+      this.crReplySet = !deny(request.crAnswer);
+    }
+    if (this.monitor === undefined && deny(request.interceptAnswer)) return;
+    this.monitor ??= this.context.openMonitor(this.name);
+    await (await this.monitor).request('setInterceptReply', { reply: wireAnswer(request.interceptAnswer) });
   }
 
   private guestSession(vcpu: number): Promise<ClientSession> {
@@ -158,4 +190,8 @@ export class RemoteVm implements TargetVm {
     }
     return session;
   }
+}
+
+function wireAnswer(a: GuestRequest['crAnswer']): { action: 'allow' | 'deny' | 'value'; value?: bigint; limit?: number } {
+  return { action: a.action, ...(a.value !== undefined && { value: a.value }), ...(a.limit !== undefined && { limit: a.limit }) };
 }

@@ -15,7 +15,7 @@ function numberOf(table: Readonly<Record<string, number>>, name: string, what: s
 }
 
 export function targetExitOfWire(exit: Exit, profile: HekiProfileName): TargetExit {
-  const { msr, heki, io } = exit;
+  const { msr, heki, io, cr, intercept: i } = exit;
   return {
     reason: numberOf(exitReasonNames(profile), exit.reason, 'the exit reason'),
     ...(msr !== undefined && {
@@ -23,5 +23,9 @@ export function targetExitOfWire(exit: Exit, profile: HekiProfileName): TargetEx
     }),
     ...(heki !== undefined && { heki: { reason: numberOf(HEKI_EXIT_REASONS, heki.reason, 'the Heki exit reason'), value: heki.value } }),
     ...(io !== undefined && { io: { port: io.port, size: io.size, direction: io.direction, value: io.value } }),
+    ...(cr !== undefined && { cr: { cr: cr.cr, access: cr.access, old: cr.old, new: cr.new } }),
+    ...(i !== undefined && {
+      intercept: { name: i.name, msr: i.msr ?? 0, old: i.old, new: i.new, oldLimit: i.oldLimit ?? 0, newLimit: i.newLimit ?? 0 },
+    }),
   };
 }

@@ -74,6 +74,62 @@ export interface KvmRunMemoryFault {
   readonly qualification: number;
 }
 
+/**
+ * KVM_EXIT_PINBOX_CR_FILTER (pinbox's extension, docs/cr-filter.md): a guest write would change a
+ * bit the CR filter masks. User space answers in `action` (and `value`) before the next run().
+ */
+export interface KvmRunCrFilter {
+  /** kernel → user: 0 or 4. */
+  readonly cr: number;
+  /** kernel → user: PINBOX_CR_ACCESS_MOV (0), _CLTS (2) or _LMSW (3). */
+  readonly access: number;
+  /** kernel → user: the register before, and the whole value the write would load. */
+  readonly old_value: bigint;
+  readonly new_value: bigint;
+  /** kernel → user: RIP of the instruction. */
+  readonly rip: bigint;
+  /** user → kernel: PINBOX_ANSWER_ALLOW (0, KVM presets it), _DENY (#GP(0)) or _VALUE (load `value` instead). */
+  action: number;
+  /** user → kernel: the value for PINBOX_ANSWER_VALUE. */
+  value: bigint;
+}
+
+/**
+ * KVM_EXIT_PINBOX_REG_INTERCEPT (pinbox's extension, docs/register-intercepts.md): a guest access
+ * one of the vCPU's secure register intercepts covers. User space (the monitor) answers in
+ * `action`, `value` and `limit` before the next run().
+ */
+export interface KvmRunRegIntercept {
+  /** kernel → user: the bit of HV_REGISTER_CR_INTERCEPT_CONTROL (0 Cr0Write … 23 MsrTscAuxWrite). */
+  readonly intercept: number;
+  /** kernel → user: the MSR of an MSR intercept, else 0. */
+  readonly msr: number;
+  /** kernel → user: the register now (a read: its value; GDTR/IDTR: the base; LDTR/TR: the selector). */
+  readonly old_value: bigint;
+  /** kernel → user: what a write would load (a read: 0). */
+  readonly new_value: bigint;
+  /** kernel → user: GDTR/IDTR: the limit now and the one LGDT/LIDT would load (else 0). */
+  readonly old_limit: number;
+  readonly new_limit: number;
+  readonly rip: bigint;
+  /** user → kernel: PINBOX_ANSWER_ALLOW (0, preset), _DENY (#GP(0)) or _VALUE (emulate with `value`/`limit`). */
+  action: number;
+  value: bigint;
+  limit: number;
+}
+
+/**
+ * KVM_EXIT_DEBUG: `struct kvm_debug_exit_arch` (x86). What stopped the guest for the debugger
+ * KVM_SET_GUEST_DEBUG armed: #DB (single step, a hardware breakpoint: `dr6` says which) or #BP
+ * (an INT3 the debugger placed), and the linear RIP of the instruction it stopped before.
+ */
+export interface KvmRunDebug {
+  readonly exception: number;
+  readonly pc: bigint;
+  readonly dr6: bigint;
+  readonly dr7: bigint;
+}
+
 /** KVM_EXIT_MMIO (the model never gives it: guest memory is one slot and nothing is emulated). */
 export interface KvmRunMmio {
   readonly phys_addr: bigint;
@@ -103,9 +159,12 @@ export interface KvmRunMembers {
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
   readonly memory_fault: KvmRunMemoryFault;
+  readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
+  readonly cr_filter: KvmRunCrFilter;
+  readonly reg_intercept: KvmRunRegIntercept;
 }
 
 /** The exit numbers an ABI profile decides (the out-of-tree ones: heki.ts in protocol/abi). */
@@ -123,15 +182,17 @@ interface ExitEntry {
 
 /**
  * Every exit either backend returns to user space. The model gives those of its intercepts
- * (MSR, Heki, IO, HLT, shutdown, entry failure, INTR, memory fault); a real kernel may give any. The exits
- * numbered 35, 36 and 38 are other architectures'; 39 and up collide with Heki's (heki.ts).
+ * (MSR, Heki, IO, HLT, shutdown, entry failure, INTR, memory fault) and of pinbox's extensions
+ * (CR filter, register intercepts, numbered out of tree: pinbox-ext.ts); a real kernel may give
+ * any. The exits numbered 35, 36 and 38 are other architectures'; 39 and up collide with Heki's
+ * (heki.ts).
  */
 export const KVM_EXITS = {
   KVM_EXIT_UNKNOWN: { number: abi.KVM_EXIT_UNKNOWN, member: null },
   KVM_EXIT_EXCEPTION: { number: abi.KVM_EXIT_EXCEPTION, member: null },
   KVM_EXIT_IO: { number: abi.KVM_EXIT_IO, member: 'io' },
   KVM_EXIT_HYPERCALL: { number: abi.KVM_EXIT_HYPERCALL, member: null },
-  KVM_EXIT_DEBUG: { number: abi.KVM_EXIT_DEBUG, member: null },
+  KVM_EXIT_DEBUG: { number: abi.KVM_EXIT_DEBUG, member: 'debug' },
   KVM_EXIT_HLT: { number: abi.KVM_EXIT_HLT, member: null },
   KVM_EXIT_MMIO: { number: abi.KVM_EXIT_MMIO, member: 'mmio' },
   KVM_EXIT_IRQ_WINDOW_OPEN: { number: abi.KVM_EXIT_IRQ_WINDOW_OPEN, member: null },
@@ -157,6 +218,8 @@ export const KVM_EXITS = {
   KVM_EXIT_MEMORY_FAULT: { number: { profile: 'KVM_EXIT_MEMORY_FAULT', mainline: abi.KVM_EXIT_MEMORY_FAULT }, member: 'memory_fault' },
   KVM_EXIT_HEKI_CONFIGURE: { number: { profile: 'KVM_EXIT_HEKI_CONFIGURE' }, member: 'heki_configure' },
   KVM_EXIT_HEKI_DENIAL: { number: { profile: 'KVM_EXIT_HEKI_DENIAL' }, member: 'heki_denial' },
+  KVM_EXIT_PINBOX_CR_FILTER: { number: abi.KVM_EXIT_PINBOX_CR_FILTER, member: 'cr_filter' },
+  KVM_EXIT_PINBOX_REG_INTERCEPT: { number: abi.KVM_EXIT_PINBOX_REG_INTERCEPT, member: 'reg_intercept' },
 } as const satisfies Readonly<Record<string, ExitEntry>>;
 
 export type VcpuExitReason = keyof typeof KVM_EXITS;

@@ -5,6 +5,12 @@
  * in the same process. A VMM that uses them checks for them and does without elsewhere.
  */
 import type { ExceptionLoop as CoreExceptionLoop } from '../../x86/exceptions/delivery-loop.js';
+import type { ChainedException as CoreChainedException, IdtGateView as CoreIdtGateView } from '../../x86/intercept.js';
+
+/** One exception of the chain that ended in a triple fault, with the IDT gate its delivery read. */
+export type ChainedException = CoreChainedException;
+/** An IDT entry as a debugger shows it, or why there is none. */
+export type IdtGateView = CoreIdtGateView;
 import type { TracepointSource } from './tracepoints.js';
 
 /**
@@ -96,4 +102,9 @@ export interface ModelVcpu {
    * completion still pending and an exception queued but not delivered are dropped.
    */
   init(): void;
+  /**
+   * The exceptions that led to the last KVM_EXIT_SHUTDOWN, each with the IDT gate its delivery
+   * read (the core's report: a real kernel gives user space nothing of it).
+   */
+  readonly shutdownChain: readonly ChainedException[] | undefined;
 }

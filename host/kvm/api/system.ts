@@ -35,6 +35,12 @@ export interface VmOptions {
    * (KVM_HC_PROTECT_MEMORY = 14) or 'none'. Default: the profile's own ('v2' for v2, 'none' for v3).
    */
   hekiMemory?: HekiMemoryAbi;
+  /**
+   * The model: John Andersen's PV CR pinning (docs/andersen.md) under its 2020 numbers —
+   * 0x4b564d08-0d are its MSRs and KVM_FEATURE 15 is KVM_FEATURE_CR_PIN, in place of mainline's
+   * MSR_KVM_MIGRATION_CONTROL and KVM_FEATURE_MSI_EXT_DEST_ID (default false).
+   */
+  andersen?: boolean;
 }
 
 export interface KvmSystem {

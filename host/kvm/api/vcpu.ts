@@ -3,6 +3,7 @@
  * `VcpuFd`: KVM_RUN and the vCPU ioctls pinbox uses. Refusals are KvmError with the errno.
  */
 import type { GuestCpuid, GuestCpuidOptions } from './cpuid.js';
+import type { RegInterceptSpec } from './cr-hardening.js';
 import type { KvmRun, VcpuExit } from './exits.js';
 import type { ModelVcpu } from './model.js';
 import type { Regs, Sregs } from './regs.js';
@@ -33,6 +34,16 @@ export interface RunOptions {
   deadline?: bigint;
 }
 
+/**
+ * KVM_SET_GUEST_DEBUG's `struct kvm_guest_debug` (x86): KVM_GUESTDBG_* flags, and with
+ * KVM_GUESTDBG_USE_HW_BP the debug registers the debugger puts in force (DR0-DR3 and DR7 of
+ * debugreg[8]; absent: zeros).
+ */
+export interface GuestDebug {
+  readonly control: number;
+  readonly debugreg?: readonly bigint[];
+}
+
 export interface KvmVcpu {
   readonly id: number;
   /** kvm_run: what `run()` returns, and where user space writes its replies. */
@@ -53,8 +64,20 @@ export interface KvmVcpu {
   getCpuid(): GuestCpuid;
   /** KVM_SET_CPUID2 by features: those not named keep their value. */
   setCpuid(options: GuestCpuidOptions): void;
+  /**
+   * KVM_SET_GUEST_DEBUG: a debugger's breakpoints (INT3 it placed, hardware ones) and single
+   * step, which stop the guest with KVM_EXIT_DEBUG instead of reaching its IDT.
+   */
+  setGuestDebug(debug: GuestDebug): void;
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
+  /**
+   * PINBOX_SET_REG_INTERCEPTS / _GET_, pinbox's extension (docs/register-intercepts.md), present
+   * where KVM_CAP_PINBOX_REG_INTERCEPTS is: this vCPU's secure register intercepts, all checked
+   * before any is changed.
+   */
+  setRegisterIntercepts?(spec: RegInterceptSpec): void;
+  getRegisterIntercepts?(): RegInterceptSpec;
   /** What only the model can do; undefined on other backends (model.ts). */
   readonly model?: ModelVcpu;
 }

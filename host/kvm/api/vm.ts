@@ -3,6 +3,7 @@
  * the VM ioctls pinbox uses, over the VM's one memory slot at GPA 0.
  */
 import type { HekiAbiProfile } from '../../../protocol/abi.js';
+import type { CrFilterSpec } from './cr-hardening.js';
 import type { GuestMemory } from './guest-memory.js';
 import type { ModelVm } from './model.js';
 import type { MsrFilterSpec } from './msr-filter.js';
@@ -34,6 +35,11 @@ export interface KvmVm {
   setMemoryAttributes?(attributes: KvmMemoryAttributes): void;
   /** KVM_X86_SET_MSR_FILTER: the old filter stays in force if the new one is refused. */
   setMsrFilter(filter: MsrFilterSpec): void;
+  /**
+   * PINBOX_SET_CR_FILTER, pinbox's extension (docs/cr-filter.md), present where
+   * KVM_CAP_PINBOX_CR_FILTER is: the new filter or, if it is refused, the old one stays in force.
+   */
+  setCrFilter?(filter: CrFilterSpec): void;
   /** KVM_CREATE_VCPU */
   createVcpu(id: number): KvmVcpu;
   /** Closes the VM's fd and releases what it holds in the kernel (a backend with nothing to release has none). */

@@ -10,6 +10,7 @@
 import { MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_MISC_ENABLE_BTS_UNAVAIL, MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL } from '../../../protocol/abi.js';
 import type { GuestCpu } from '../../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../../x86/memory.js';
+import type { AndersenPins } from '../andersen.js';
 import type { GuestCpuid } from '../api/cpuid.js';
 import type { LocalApic } from '../lapic.js';
 import { hex } from '../../../protocol/notation.js';
@@ -45,6 +46,8 @@ export interface MsrVmState {
   readonly hostVirtAddrBits: number;
   /** The kvm.ignore_msrs module parameter. */
   readonly ignoreMsrs: boolean;
+  /** The VM speaks John Andersen's CR-pinning ABI (VmOptions.andersen). */
+  readonly andersen: boolean;
 }
 
 export interface MsrVcpu {
@@ -55,6 +58,8 @@ export interface MsrVcpu {
   readonly msrState: VcpuMsrState;
   readonly lapic: LocalApic;
   readonly vm: MsrVmState;
+  /** John Andersen's CR pins of this vCPU (../andersen.ts). */
+  readonly andersenPins: AndersenPins;
 }
 
 /** The KVM-owned MSR values of one vCPU, with their RESET/INIT values (kvm_vcpu_reset()). */

@@ -17,12 +17,15 @@ import type { HekiAbiProfile } from '../../../protocol/abi.js';
 import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
 import {
-  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
+  exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunRegIntercept, type KvmRunHekiConfigure, type KvmRunHekiDenial,
   type KvmRunInternal, type KvmRunIo, type KvmRunMemoryFault, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
 } from '../api/exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
-import { RunFailEntry, RunHeki, RunMemoryFault, RunInternal, RunIo, RunMmio, RunMsr, RunSyncRegs, RunSystemEvent } from './run-members.js';
+import {
+  RunCrFilter, RunDebug, RunFailEntry, RunHeki, RunInternal, RunIo, RunMemoryFault, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs,
+  RunSystemEvent,
+} from './run-members.js';
 import { RUN } from './uapi.js';
 
 /** Which exit numbers are Heki's on this VM (null: none, the VM enabled no Heki capability). */
@@ -38,9 +41,12 @@ export class RealKvmRun implements KvmRun {
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
   readonly memory_fault: KvmRunMemoryFault;
+  readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
   readonly system_event: KvmRunSystemEvent;
+  readonly cr_filter: KvmRunCrFilter;
+  readonly reg_intercept: KvmRunRegIntercept;
   readonly s: KvmSyncRegs;
   readonly #v: DataView;
   readonly #fd: KvmFd;
@@ -57,9 +63,12 @@ export class RealKvmRun implements KvmRun {
     this.heki_configure = this.heki_denial = new RunHeki(v, fd);
     this.fail_entry = new RunFailEntry(v, fd);
     this.memory_fault = new RunMemoryFault(v, fd);
+    this.debug = new RunDebug(v, fd);
     this.mmio = new RunMmio(v, fd);
     this.internal = new RunInternal(v, fd);
     this.system_event = new RunSystemEvent(v, fd);
+    this.cr_filter = new RunCrFilter(v, fd);
+    this.reg_intercept = new RunRegIntercept(v, fd);
     this.s = new RunSyncRegs(v, fd);
   }
 

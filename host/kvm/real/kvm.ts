@@ -40,6 +40,7 @@ const MODEL_ONLY_OPTIONS: Readonly<Record<string, string>> = {
   guestCpuid: 'set the guest CPUID per vCPU with setCpuid2()',
   ignoreMsrs: 'kvm.ignore_msrs is a module parameter of the host',
   maxVcpus: 'the host kernel sets KVM_MAX_VCPUS',
+  andersen: 'John Andersen\'s CR-pinning MSRs were never merged: no kernel has them',
 };
 const DEFAULT_MEMORY = 16 * 1024 * 1024;
 

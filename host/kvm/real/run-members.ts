@@ -6,9 +6,8 @@
  */
 import { KvmError } from '../api/errors.js';
 import type {
-  KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMemoryFault, KvmRunMmio, KvmRunMsr,
-  KvmRunSystemEvent,
-  KvmSyncRegs,
+  KvmRunCrFilter, KvmRunDebug, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMemoryFault, KvmRunMmio,
+  KvmRunMsr, KvmRunRegIntercept, KvmRunSystemEvent, KvmSyncRegs,
 } from '../api/exits.js';
 import { KVM_REGS_FIELDS, type Regs, type Sregs } from '../api/regs.js';
 import type { KvmFd } from './fd.js';
@@ -80,10 +79,47 @@ export class RunIo extends RunPart implements KvmRunIo {
 }
 
 /** Heki's exits (docs/heki.md §3.2): reason u64, then the value. */
+export class RunDebug extends RunPart implements KvmRunDebug {
+  get exception(): number { return this.live().getUint32(RUN.debug_exception, true); }
+  get pc(): bigint { return this.live().getBigUint64(RUN.debug_pc, true); }
+  get dr6(): bigint { return this.live().getBigUint64(RUN.debug_dr6, true); }
+  get dr7(): bigint { return this.live().getBigUint64(RUN.debug_dr7, true); }
+}
+
 export class RunHeki extends RunPart implements KvmRunHekiConfigure, KvmRunHekiDenial {
   get reason(): number { return Number(this.live().getBigUint64(RUN.heki_reason, true) & 0xffff_ffffn); }
   get cr_pinned(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }
   get cr_value(): bigint { return this.live().getBigUint64(RUN.heki_value, true); }
+}
+
+/** pinbox's CR filter exit, at the layout of docs/pinbox-abi.md (no kernel fills it today). */
+export class RunCrFilter extends RunPart implements KvmRunCrFilter {
+  get cr(): number { return this.live().getUint32(RUN.cr_filter_cr, true); }
+  get access(): number { return this.live().getUint32(RUN.cr_filter_access, true); }
+  get old_value(): bigint { return this.live().getBigUint64(RUN.cr_filter_old, true); }
+  get new_value(): bigint { return this.live().getBigUint64(RUN.cr_filter_new, true); }
+  get rip(): bigint { return this.live().getBigUint64(RUN.cr_filter_rip, true); }
+  get action(): number { return this.live().getUint32(RUN.cr_filter_action, true); }
+  set action(a: number) { this.live().setUint32(RUN.cr_filter_action, a >>> 0, true); }
+  get value(): bigint { return this.live().getBigUint64(RUN.cr_filter_value, true); }
+  set value(d: bigint) { this.live().setBigUint64(RUN.cr_filter_value, BigInt.asUintN(64, d), true); }
+}
+
+/** pinbox's register-intercept exit, at the layout of docs/pinbox-abi.md (no kernel fills it today). */
+export class RunRegIntercept extends RunPart implements KvmRunRegIntercept {
+  get intercept(): number { return this.live().getUint32(RUN.reg_intercept_intercept, true); }
+  get msr(): number { return this.live().getUint32(RUN.reg_intercept_msr, true); }
+  get old_value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_old, true); }
+  get new_value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_new, true); }
+  get old_limit(): number { return this.live().getUint16(RUN.reg_intercept_old_limit, true); }
+  get new_limit(): number { return this.live().getUint16(RUN.reg_intercept_new_limit, true); }
+  get rip(): bigint { return this.live().getBigUint64(RUN.reg_intercept_rip, true); }
+  get action(): number { return this.live().getUint32(RUN.reg_intercept_action, true); }
+  set action(a: number) { this.live().setUint32(RUN.reg_intercept_action, a >>> 0, true); }
+  get value(): bigint { return this.live().getBigUint64(RUN.reg_intercept_value, true); }
+  set value(d: bigint) { this.live().setBigUint64(RUN.reg_intercept_value, BigInt.asUintN(64, d), true); }
+  get limit(): number { return this.live().getUint16(RUN.reg_intercept_limit, true); }
+  set limit(l: number) { this.live().setUint16(RUN.reg_intercept_limit, l & 0xffff, true); }
 }
 
 export class RunFailEntry extends RunPart implements KvmRunFailEntry {

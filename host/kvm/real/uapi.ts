@@ -51,6 +51,8 @@ export const SIZEOF_CPUID2_HEADER = 8;
 export const SIZEOF_CPUID_ENTRY2 = 40;
 /** struct kvm_enable_cap: cap, flags, args[4], pad[64] */
 export const SIZEOF_ENABLE_CAP = 104;
+/** struct kvm_guest_debug: control u32, pad u32, debugreg[8] u64 */
+export const SIZEOF_GUEST_DEBUG = 72;
 /** struct kvm_msr_filter: flags, then ranges[16] from offset 8 */
 export const SIZEOF_MSR_FILTER = 392;
 /** struct kvm_msr_filter_range: flags, nmsrs, base, (4 bytes of padding), bitmap pointer */
@@ -81,6 +83,7 @@ export const KVM_SET_SIGNAL_MASK = iow(0x8b, SIZEOF_SIGNAL_MASK);
 export const KVM_SET_CPUID2 = iow(0x90, SIZEOF_CPUID2_HEADER);
 export const KVM_GET_CPUID2 = iowr(0x91, SIZEOF_CPUID2_HEADER);
 export const KVM_ENABLE_CAP = iow(0xa3, SIZEOF_ENABLE_CAP);
+export const KVM_SET_GUEST_DEBUG = iow(0x9b, SIZEOF_GUEST_DEBUG);
 export const KVM_X86_SET_MSR_FILTER = iow(0xc6, SIZEOF_MSR_FILTER);
 
 /** The API version every KVM since Linux 2.6.22 reports (KVM_API_VERSION). */
@@ -127,9 +130,39 @@ export const RUN = {
   memory_fault_flags: 32,
   memory_fault_gpa: 40,
   memory_fault_size: 48,
+  /** debug (struct kvm_debug_exit_arch): exception u32, pad u32, pc u64, dr6 u64, dr7 u64 */
+  debug_exception: 32,
+  debug_pc: 40,
+  debug_dr6: 48,
+  debug_dr7: 56,
   /** Heki (out of tree, docs/heki.md §3.2): reason u64, then cr_pinned / cr_value u64 */
   heki_reason: 32,
   heki_value: 40,
+  /**
+   * pinbox's extension exits (out of tree, docs/pinbox-abi.md), which no kernel gives today:
+   * cr_filter: cr u32, access u32, old_value u64, new_value u64, rip u64, action u32, pad, value u64
+   */
+  cr_filter_cr: 32,
+  cr_filter_access: 36,
+  cr_filter_old: 40,
+  cr_filter_new: 48,
+  cr_filter_rip: 56,
+  cr_filter_action: 64,
+  cr_filter_value: 72,
+  /**
+   * reg_intercept: intercept u32, msr u32, old_value u64, new_value u64, old_limit u16,
+   * new_limit u16, pad u32, rip u64, action u32, limit u16, pad u16, value u64
+   */
+  reg_intercept_intercept: 32,
+  reg_intercept_msr: 36,
+  reg_intercept_old: 40,
+  reg_intercept_new: 48,
+  reg_intercept_old_limit: 56,
+  reg_intercept_new_limit: 58,
+  reg_intercept_rip: 64,
+  reg_intercept_action: 72,
+  reg_intercept_limit: 76,
+  reg_intercept_value: 80,
   kvm_valid_regs: 288,
   kvm_dirty_regs: 296,
   /** s.regs: struct kvm_sync_regs { kvm_regs regs; kvm_sregs sregs; kvm_vcpu_events events; } */

@@ -16,7 +16,8 @@ import type { Regs, Sregs } from '../api/regs.js';
 import { enableCapArgs } from '../capabilities.js';
 import { KvmError } from '../api/errors.js';
 import type { KvmRun, VcpuExit } from '../api/exits.js';
-import type { KvmVcpu, MsrEntry, RunOptions } from '../api/vcpu.js';
+import type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from '../api/vcpu.js';
+import { checkGuestDebug } from '../guest-debug.js';
 import { isU32 } from '../u64.js';
 import { defaultDeadline, ThreadTimer } from './deadline.js';
 import { errnoError } from './errno.js';
@@ -28,7 +29,7 @@ import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
 import { featuresOf, withFeatures } from './cpuid-features.js';
 import { decodeRegs, decodeSregs, encodeRegs, encodeSregs } from './regs-codec.js';
 import {
-  ENABLE_CAP, KVM_ENABLE_CAP, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
+  ENABLE_CAP, KVM_ENABLE_CAP, KVM_SET_GUEST_DEBUG, SIZEOF_GUEST_DEBUG, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
   KVM_SET_CPUID2, KVM_SET_MSRS, KVM_SET_REGS, KVM_SET_SIGNAL_MASK, KVM_SET_SREGS, MSR_ENTRY, SIZEOF_ENABLE_CAP,
   SIZEOF_MSR_ENTRY, SIZEOF_MSRS_HEADER, SIZEOF_REGS, SIZEOF_SREGS,
 } from './uapi.js';
@@ -193,6 +194,16 @@ export class VcpuFd implements KvmVcpu {
   setCpuid(options: GuestCpuidOptions): void {
     const current = this.getCpuid2();
     this.setCpuid2(withFeatures(current.length > 0 ? current : this.supportedCpuid(), options, 'KVM_SET_CPUID2'));
+  }
+
+  /** KVM_SET_GUEST_DEBUG: struct kvm_guest_debug, control then debugreg[8] at offset 8. */
+  setGuestDebug(debug: GuestDebug): void {
+    this.#fd.check('KVM_SET_GUEST_DEBUG');
+    const { control, debugreg } = checkGuestDebug(debug);
+    const buf = new DataView(new ArrayBuffer(SIZEOF_GUEST_DEBUG));
+    buf.setUint32(0, control, true);
+    debugreg.forEach((d, i) => buf.setBigUint64(8 + 8 * i, d, true));
+    this.#fd.ioctlPointer('KVM_SET_GUEST_DEBUG', KVM_SET_GUEST_DEBUG, new Uint8Array(buf.buffer));
   }
 
   /** KVM_ENABLE_CAP on the vCPU. */

@@ -23,6 +23,7 @@ import type { CompiledPolicy, CapabilityToEnable } from './compiled.js';
 import { CR0_BIT_NAMES, CR4_BIT_NAMES, registerValue } from './control-register-names.js';
 import type { HekiCrName, MsrExitReasonName, PolicyDocument } from './document.js';
 import { IssueList } from './errors.js';
+import { compileCrFilter, compileRegisterIntercepts } from './cr-hardening.js';
 import { compileMsrFilter } from './msr-filter.js';
 import { compileMsrHandlers } from './msr-handlers.js';
 import { formatSize, parseMemorySize } from './numbers.js';
@@ -80,6 +81,7 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     memorySize,
     ignoreMsrs: doc.ignoreMsrs ?? false,
     vcpus,
+    ...(doc.andersen === true && { andersen: true }),
   };
 
   const userSpaceMsr = doc.userSpaceMsr ?? DEFAULT_USER_SPACE_MSR;
@@ -107,6 +109,9 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     warnings.push('userSpaceMsr lacks "filter": accesses the MSR filter denies get #GP from KVM without reaching msrHandlers');
   }
 
+  const crFilter = doc.crFilter === undefined ? undefined : compileCrFilter(doc.crFilter, '/crFilter', issues);
+  const registerIntercepts = doc.registerIntercepts === undefined ? undefined : compileRegisterIntercepts(doc.registerIntercepts, '/registerIntercepts', issues);
+
   issues.throwIfAny(source);
   return {
     name: doc.name ?? DEFAULT_VM_NAME,
@@ -118,6 +123,10 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     msrHandlers,
     onDenial,
     onShutdown: doc.onShutdown ?? 'reboot',
+    crFilter,
+    crFilterAnswer: doc.crFilter?.answer ?? 'deny',
+    registerIntercepts,
+    interceptAnswer: doc.registerIntercepts?.answer ?? 'deny',
     warnings,
   };
 }

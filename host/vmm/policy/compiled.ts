@@ -13,7 +13,7 @@
  */
 import type { HekiProfileName } from '../../../protocol/abi.js';
 import type { GuestCpuidSettings } from './guest-cpuid.js';
-import type { OnDenial, OnShutdown } from './document.js';
+import type { CrAnswer, OnDenial, OnShutdown } from './document.js';
 
 /** What `Kvm.createVm` takes. Fields left undefined take the KVM model's defaults. */
 export interface PolicyVmOptions {
@@ -25,6 +25,22 @@ export interface PolicyVmOptions {
   memorySize: number;
   ignoreMsrs: boolean;
   vcpus: number;
+  /** John Andersen's CR-pinning ABI (only when the policy asks: other backends lack the option). */
+  andersen?: boolean;
+}
+
+/** pinbox's CR filter as PINBOX_SET_CR_FILTER takes it. */
+export interface CrFilterMasks {
+  readonly cr0Mask: bigint;
+  readonly cr4Mask: bigint;
+}
+
+/** A vCPU's secure register intercepts as PINBOX_SET_REG_INTERCEPTS takes them. */
+export interface RegisterIntercepts {
+  readonly control: bigint;
+  readonly cr0Mask: bigint;
+  readonly cr4Mask: bigint;
+  readonly miscEnableMask: bigint;
 }
 
 /** One KVM_ENABLE_CAP call. */
@@ -79,6 +95,14 @@ export interface CompiledPolicy {
   readonly onDenial: OnDenial;
   /** What a triple fault (KVM_EXIT_SHUTDOWN) does: reboot the vCPU (default), reset or kill the VM. */
   readonly onShutdown: OnShutdown;
+  /** undefined: install no CR filter. */
+  readonly crFilter: CrFilterMasks | undefined;
+  /** The VMM's answer to a CR-filter exit (default deny). */
+  readonly crFilterAnswer: CrAnswer;
+  /** undefined: no vCPU boots with register intercepts. */
+  readonly registerIntercepts: RegisterIntercepts | undefined;
+  /** The answer to a register intercept while no monitor decides (default deny). */
+  readonly interceptAnswer: CrAnswer;
   /** Things that are allowed but probably not meant (for the CLI to print). */
   readonly warnings: readonly string[];
 }

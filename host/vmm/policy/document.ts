@@ -12,6 +12,26 @@ export type MsrExitReasonName = 'inval' | 'unknown' | 'filter';
 export type HekiCrName = 'cr0' | 'cr4';
 export type OnDenial = 'log' | 'pause' | 'kill';
 export type OnShutdown = 'reboot' | 'reset' | 'kill';
+/** How the VMM answers a CR-filter exit, or a register intercept no monitor decides. */
+export type CrAnswer = 'deny' | 'allow';
+
+/** pinbox's CR filter (docs/cr-filter.md): the bits whose change exits, and the VMM's answer. */
+export interface CrFilterText {
+  cr0?: RegisterText;
+  cr4?: RegisterText;
+  answer?: CrAnswer;
+}
+
+/** The secure register intercepts every vCPU boots with (docs/register-intercepts.md). */
+export interface RegisterInterceptsText {
+  /** HV_REGISTER_CR_INTERCEPT_CONTROL's bits by their TLFS names: "Cr0Write", "IdtrWrite"… */
+  intercept: string[];
+  cr0Mask?: RegisterText;
+  cr4Mask?: RegisterText;
+  miscEnableMask?: IntegerText;
+  /** The answer while no monitor decides (default "deny": the protection holds without one). */
+  answer?: CrAnswer;
+}
 
 export interface RawRangeText {
   access: MsrAccessName[];
@@ -51,4 +71,7 @@ export interface PolicyDocument {
   heki?: { configureExits?: HekiCrName[]; denialExits?: HekiCrName[]; onDenial?: OnDenial };
   onShutdown?: OnShutdown;
   ignoreMsrs?: boolean;
+  crFilter?: CrFilterText;
+  registerIntercepts?: RegisterInterceptsText;
+  andersen?: boolean;
 }

@@ -9,11 +9,11 @@
  */
 export { compilePolicy, DEFAULT_HEKI_EXITS, DEFAULT_MEMORY, DEFAULT_USER_SPACE_MSR, DEFAULT_VM_NAME } from './compile.js';
 export type {
-  CapabilityToEnable, CompiledPolicy, MsrFilter, MsrFilterRange, MsrHandler, MsrReadAnswer,
+  CapabilityToEnable, CompiledPolicy, CrFilterMasks, MsrFilter, RegisterIntercepts, MsrFilterRange, MsrHandler, MsrReadAnswer,
   MsrWriteAnswer, PolicyVmOptions,
 } from './compiled.js';
 export { CR0_BIT_NAMES, CR4_BIT_NAMES } from './control-register-names.js';
-export type { OnDenial, OnShutdown, PolicyDocument } from './document.js';
+export type { CrAnswer, OnDenial, OnShutdown, PolicyDocument } from './document.js';
 export { EmulatedMsrs, type MsrAnswer, type MsrAnswerSource } from './emulated-msrs.js';
 export { PolicyError, type PolicyIssue } from './errors.js';
 export { GUEST_CPUID_FEATURES, type GuestCpuidFeature, type GuestCpuidSettings } from './guest-cpuid.js';

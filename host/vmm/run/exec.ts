@@ -11,6 +11,7 @@
 import type { ExecStop } from '../../../protocol/messages/index.js';
 import { copyRegs, KVM_REGS_FIELDS, type Regs } from '../../kvm/api/regs.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
+import type { ChainedException } from '../../kvm/api/model.js';
 import type { BootLayout } from '../boot/index.js';
 import { DONE_VECTOR, KERNEL_EPILOGUE, pushesErrorCode, USER_EPILOGUE } from '../boot/stubs.js';
 import { limitError } from '../errors.js';
@@ -26,6 +27,8 @@ export interface ExecOutcome {
   stop: ExecStop | 'exit';
   regs: Regs;
   fault?: { vector: number; errorCode?: number };
+  /** stop 'shutdown', on the model: the exceptions that led to the triple fault, with their IDT gates. */
+  chain?: readonly ChainedException[];
   /** For 'exit': the value written to the port. */
   exitValue?: number;
 }

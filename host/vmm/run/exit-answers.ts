@@ -11,7 +11,8 @@
  * Heki CONFIGURE and DENIAL exits need no answer (KVM completes them: RAX = 0, #GP); the VMM
  * records them, and for a denial does what the policy's onDenial says. IN and OUT go to the
  * VM's devices (devices/: the serial console, the exit port; a port nothing claims reads
- * all-ones and drops writes, as on an ISA bus) — both are recorded as exits of the operation.
+ * all-ones and drops writes, as on an ISA bus) — both are recorded as exits of the operation. The exits of pinbox's CR filter
+ * and register intercepts are answered by cr-exit-answers.ts.
  */
 import { ProtocolError } from '../../../protocol/errors.js';
 import { MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
@@ -24,7 +25,11 @@ import { EmulatedMsrs } from '../policy/emulated-msrs.js';
 import type { CompiledPolicy, OnDenial } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
 import type { PortDevices } from '../devices/index.js';
-import { MSR_REASON_NAMES, protocolExit, type MsrExitAnswer, type MsrExitChoice, type UserSpaceExit } from './user-space-exit.js';
+import { CrExitAnswers, type InterceptMonitor } from './cr-exit-answers.js';
+import {
+  isPinboxAnswer, MSR_REASON_NAMES, protocolExit, type ExitChoice, type MsrExitAnswer, type MsrExitChoice, type PinboxExitAnswer,
+  type UserSpaceExit,
+} from './user-space-exit.js';
 
 /** What the VMM's in-process MSR handler sees. */
 export interface MsrExitContext {
@@ -48,7 +53,7 @@ export type ExitAnswerSource = MsrAnswerSource | 'function' | 'request' | 'untou
  * The in-process caller's hook (step 1 above): called at each user-space exit of its request,
  * before the VMM answers; it may answer an MSR exit itself (or return 'untouched'), and may await.
  */
-export type ExitHook = (exit: UserSpaceExit) => void | MsrExitChoice | Promise<void | MsrExitChoice>;
+export type ExitHook = (exit: UserSpaceExit) => void | ExitChoice | Promise<void | ExitChoice>;
 
 /** The guest operation an exit belongs to (vcpu-runner.ts): its hook, and the exits it reports. */
 export interface AnsweredOperation {
@@ -71,6 +76,8 @@ export interface AnswerHost {
   pause(cause: 'heki_denial'): void;
   kill(cause: 'heki_denial'): void;
   flush(): void;
+  /** The VM's monitor (the higher VTL), if one is attached: it decides register intercepts. */
+  monitor(): InterceptMonitor | undefined;
 }
 
 interface MsrDecision {
@@ -97,6 +104,8 @@ export class ExitAnswers {
   /** A control client's override (setMsrExitReply), or null for the policy. */
   override: MsrExitChoice | null = null;
   readonly emulated: EmulatedMsrs;
+  /** The CR filter's and the register intercepts' exits. */
+  readonly cr: CrExitAnswers;
   private readonly vm: string;
 
   constructor(
@@ -110,6 +119,7 @@ export class ExitAnswers {
   ) {
     this.vm = host.name;
     this.emulated = new EmulatedMsrs(policy.msrHandlers, policy.vcpus);
+    this.cr = new CrExitAnswers(host.name, log, host.state, policy.crFilterAnswer, policy.interceptAnswer, () => host.monitor());
   }
 
   /**
@@ -122,7 +132,7 @@ export class ExitAnswers {
     const rip = run.s.regs.rip;
     if (op.hook === undefined) return this.answerExit(vcpu, run, op, exit, rip, undefined);
     const hooked = op.hook(exit);
-    if (isPromise<void | MsrExitChoice>(hooked)) {
+    if (isPromise<void | ExitChoice>(hooked)) {
       return hooked.then((choice) => {
         this.host.state.checkContinuing(op.epoch);
         return this.answerExit(vcpu, run, op, exit, rip, choice ?? undefined);
@@ -132,12 +142,13 @@ export class ExitAnswers {
   }
 
   private answerExit(
-    vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit, rip: bigint, hookChoice: MsrExitChoice | undefined,
+    vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit, rip: bigint, hookChoice: ExitChoice | undefined,
   ): Promise<void> | undefined {
     const host = this.host;
     switch (exit.reason) {
       case 'KVM_EXIT_X86_RDMSR':
       case 'KVM_EXIT_X86_WRMSR': {
+        if (hookChoice !== undefined && isPinboxAnswer(hookChoice)) throw new TypeError('the request\'s onExit hook answered an MSR exit with a CR-filter answer');
         const decision = hookChoice !== undefined ? ExitAnswers.requestAnswer(hookChoice) : this.decideMsr(vcpu, exit, rip);
         if (!isPromise<MsrDecision>(decision)) {
           this.applyMsr(vcpu, run, op, exit, decision, rip);
@@ -165,6 +176,11 @@ export class ExitAnswers {
           return host.state.beforeContinuing(op.epoch);
         }
         return undefined;
+      }
+      case 'KVM_EXIT_PINBOX_CR_FILTER':
+      case 'KVM_EXIT_PINBOX_REG_INTERCEPT': {
+        const answer = hookChoice !== undefined && isPinboxAnswer(hookChoice) ? hookChoice : undefined;
+        return this.cr.answer(vcpu, run, exit, rip, op.epoch, answer as PinboxExitAnswer | undefined, { record: (e) => record(op, e) });
       }
       case 'KVM_EXIT_IO': {
         const io = exit.io!;

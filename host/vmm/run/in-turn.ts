@@ -10,7 +10,7 @@
  */
 import type { ExecOutcome, ExecRequest } from './exec.js';
 import type { GuestResult } from './result.js';
-import type { VcpuRunner } from './vcpu-runner.js';
+import type { PerformOptions, VcpuRunner } from './vcpu-runner.js';
 
 /** Guest instructions per slice when several vCPUs take turns. */
 export const QUANTUM = 10_000;
@@ -24,6 +24,8 @@ export interface InTurnOptions {
   /** The registers each vCPU enters with (others 0). */
   readonly regs: (vcpu: number) => ExecRequest['regs'];
   readonly quantum?: number;
+  /** For every slice: a debugger and its exit hook (`pinbox run --gdb`, one vCPU). */
+  readonly perform?: PerformOptions;
 }
 
 /** How one vCPU ended: its last slice's outcome, or 'running' when another ended the run. */
@@ -52,7 +54,7 @@ export async function runInTurn(host: InTurnHost, options: InTurnOptions): Promi
       const budget = Math.min(quantum, left[v]!);
       const out = await host.vcpu(v).runInPlace({
         entry: options.entry, budget, slice: last[v] === undefined ? 'first' : 'resume', regs: options.regs(v),
-      });
+      }, options.perform);
       const end: VcpuEnd = { ...out, vcpu: v };
       last[v] = end;
       if (out.stop === 'exit') {

@@ -4,8 +4,9 @@
  */
 import type { Exit } from '../../../protocol/messages/index.js';
 import {
-  KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
-  KVM_MSR_EXIT_REASON_UNKNOWN,
+  HV_CR_INTERCEPT_BIT_NAMES, KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
+  KVM_MSR_EXIT_REASON_UNKNOWN, PINBOX_ANSWER_ALLOW, PINBOX_ANSWER_DENY, PINBOX_ANSWER_VALUE, PINBOX_CR_ACCESS_CLTS,
+  PINBOX_CR_ACCESS_LMSW, type HvCrInterceptName,
 } from '../../../protocol/abi.js';
 import type { VcpuExit } from '../../kvm/api/exits.js';
 
@@ -20,7 +21,58 @@ export interface UserSpaceExit {
   /** KVM_EXIT_HEKI_CONFIGURE (value = cr_pinned) or KVM_EXIT_HEKI_DENIAL (value = cr_value); reason 1 = CR0, 2 = CR4. */
   readonly heki?: { readonly reason: number; readonly value: bigint };
   readonly io?: { readonly port: number; readonly size: 1 | 2 | 4; readonly direction: 'in' | 'out'; readonly value: number };
+  /** KVM_EXIT_PINBOX_CR_FILTER: the register, how it was written, its value before and the value the write would load. */
+  readonly cr?: CrFilterExit;
+  /** KVM_EXIT_PINBOX_REG_INTERCEPT: the intercept by its TLFS name, the MSR (MSR intercepts), the values (limits for GDTR/IDTR). */
+  readonly intercept?: RegisterInterceptExit;
 }
+
+export type CrAccess = 'mov' | 'clts' | 'lmsw';
+
+export interface CrFilterExit {
+  readonly cr: 0 | 4;
+  readonly access: CrAccess;
+  readonly old: bigint;
+  readonly new: bigint;
+}
+
+export interface RegisterInterceptExit {
+  readonly name: HvCrInterceptName;
+  readonly msr: number;
+  readonly old: bigint;
+  readonly new: bigint;
+  readonly oldLimit: number;
+  readonly newLimit: number;
+}
+
+/**
+ * How user space answers a CR-filter exit or a register intercept (pinbox's extensions): the
+ * access goes on, is refused with #GP(0), or goes on with this value (a CR filter's substitute,
+ * a monitor's emulation; `limit` too for GDTR/IDTR).
+ */
+export interface PinboxExitAnswer {
+  readonly action: 'allow' | 'deny' | 'value';
+  readonly value?: bigint;
+  readonly limit?: number;
+}
+
+/** What the in-process caller of a guest action may answer: an MSR exit's answer, or a CR-filter/intercept one. */
+export type ExitChoice = MsrExitChoice | PinboxExitAnswer;
+
+export function isPinboxAnswer(choice: ExitChoice): choice is PinboxExitAnswer {
+  return typeof choice === 'object' && choice !== null && 'action' in choice;
+}
+
+export const PINBOX_ANSWER_NUMBERS: Readonly<Record<PinboxExitAnswer['action'], number>> = {
+  allow: PINBOX_ANSWER_ALLOW,
+  deny: PINBOX_ANSWER_DENY,
+  value: PINBOX_ANSWER_VALUE,
+};
+
+const CR_ACCESS_NAMES: Readonly<Record<number, CrAccess>> = {
+  [PINBOX_CR_ACCESS_CLTS]: 'clts',
+  [PINBOX_CR_ACCESS_LMSW]: 'lmsw',
+};
 
 /** How user space answers an MSR exit: kvm_run.msr.error (non-zero: #GP) and, for a read, data. */
 export interface MsrExitAnswer {
@@ -52,6 +104,18 @@ export function userSpaceExit(exit: VcpuExit): UserSpaceExit {
       return { ...base, heki: { reason: exit.heki_configure.reason, value: exit.heki_configure.cr_pinned } };
     case 'KVM_EXIT_HEKI_DENIAL':
       return { ...base, heki: { reason: exit.heki_denial.reason, value: exit.heki_denial.cr_value } };
+    case 'KVM_EXIT_PINBOX_CR_FILTER': {
+      const f = exit.cr_filter;
+      return { ...base, cr: { cr: f.cr === 4 ? 4 : 0, access: CR_ACCESS_NAMES[f.access] ?? 'mov', old: f.old_value, new: f.new_value } };
+    }
+    case 'KVM_EXIT_PINBOX_REG_INTERCEPT': {
+      const r = exit.reg_intercept;
+      const intercept = {
+        name: HV_CR_INTERCEPT_BIT_NAMES[r.intercept] ?? 'Cr0Write', msr: r.msr, old: r.old_value, new: r.new_value,
+        oldLimit: r.old_limit, newLimit: r.new_limit,
+      };
+      return { ...base, intercept };
+    }
     case 'KVM_EXIT_IO':
       return {
         ...base,
@@ -65,6 +129,24 @@ export function userSpaceExit(exit: VcpuExit): UserSpaceExit {
     default:
       return base;
   }
+}
+
+/** The protocol's Exit for a CR-filter exit or register intercept, with the answer user space gave. */
+export function protocolPinboxExit(exit: UserSpaceExit, answer: PinboxExitAnswer): Exit {
+  const answered = { action: answer.action, ...(answer.action === 'value' && { value: answer.value ?? 0n }) };
+  if (exit.cr !== undefined) return { reason: exit.reason, cr: { ...exit.cr, ...answered } };
+  const i = exit.intercept!;
+  const tables = i.name === 'GdtrWrite' || i.name === 'IdtrWrite';
+  return {
+    reason: exit.reason,
+    intercept: {
+      name: i.name, old: i.old, new: i.new,
+      ...(i.msr !== 0 && { msr: i.msr }),
+      ...(tables && { oldLimit: i.oldLimit, newLimit: i.newLimit }),
+      ...answered,
+      ...(tables && answer.action === 'value' && { limit: answer.limit ?? 0 }),
+    },
+  };
 }
 
 /** The protocol's Exit for a user-space exit the VMM has answered. */

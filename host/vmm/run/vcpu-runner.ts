@@ -24,12 +24,17 @@
  * pending in KVM: the vCPU is then booted again (INIT, then the boot state; Heki pins are per
  * VM and stay).
  */
-import { KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE } from '../../../protocol/abi.js';
+import {
+  ANDERSEN_PINNED_MSRS, KVM_INTERNAL_ERROR_EMULATION, KVM_SYNC_X86_REGS, MSR_KVM_CR0_PINNED_HIGH, MSR_KVM_CR0_PINNED_LOW,
+  MSR_KVM_CR4_PINNED_HIGH, MSR_KVM_CR4_PINNED_LOW, PF_VECTOR, PFERR_PRESENT, PFERR_WRITE,
+} from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from '../../kvm/api/model.js';
 import { copyRegs } from '../../kvm/api/regs.js';
+import type { ChainedException } from '../../kvm/api/model.js';
+import { debugEnding, type RunDebugHook } from './run-debug.js';
 import type { KvmVcpu, RunOptions } from '../../kvm/api/vcpu.js';
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import type { Regs } from '../../kvm/api/regs.js';
@@ -82,6 +87,8 @@ export interface PerformOptions {
    * deadline, bounds it).
    */
   readonly runTimeoutMs?: number;
+  /** A debugger attached to the vCPU for this request (`pinbox run --gdb`): run-debug.ts. */
+  readonly debug?: RunDebugHook;
 }
 
 /** What a runner needs from its VM (machine.ts). */
@@ -101,6 +108,8 @@ export interface RunnerHost {
   prepareTracing(): void;
   /** The VM's Heki pins (KVM's per-VM state, read through pinbox's debugfs-like view). */
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
+  /** The VM speaks John Andersen's CR-pinning ABI: its vCPUs' pins are their MSRs 0x4b564d0a-0d. */
+  readonly andersen: boolean;
   /** Whether the host's KVM completes a CPL0 hypercall (HostFacts; true unless told otherwise), and how that was found. */
   readonly hypercallsComplete: boolean;
   readonly hypercallsDetail: string;
@@ -162,6 +171,9 @@ interface OpContext extends AnsweredOperation {
   readonly runMs: number | undefined;
   /** performance.now() when runMs ends (armRunLimit); Infinity without one. */
   runUntil: number;
+  readonly debug: RunDebugHook | undefined;
+  /** The debugger has seen the request's first instruction (RunDebugHook.started). */
+  debugStarted: boolean;
 }
 
 const NO_OPTIONS: PerformOptions = {};
@@ -248,6 +260,11 @@ export class VcpuRunner {
   reboot(cause: 'create' | 'reset' | 'init' | 'shutdown' | 'abort'): void {
     this.rebootBefore = undefined;
     if (cause === 'init') this.inits++;
+    // Andersen's pins are cleared by kvm_vcpu_reset(), INIT included. A reboot the guest did not
+    // ask for — its triple fault under onShutdown "reboot", an operation stopped part-way — is
+    // the VMM's own doing, and the VMM keeps them, as it keeps Heki's (docs/transitions.md):
+    // read before INIT, written back after it (host writes assign).
+    const keep = (cause === 'shutdown' || cause === 'abort') && this.host.andersen ? this.vcpu.getMsrs(ANDERSEN_PINNED_MSRS) : [];
     // INIT is the model's (ModelVcpu), and drops a completion still pending; elsewhere the
     // completion is run out first, then the boot state alone brings the vCPU back.
     if (cause !== 'create') {
@@ -256,10 +273,24 @@ export class VcpuRunner {
     }
     this.exitPending = false;
     bootVcpu(this.vcpu, this.host.layout, this.id);
+    if (keep.length > 0) this.vcpu.setMsrs(keep);
     this.setPinnedBits();
     this.forgetRegisters();
     const { log, name } = this.host;
     if (log.wants('vcpu_init', name)) log.emit('vcpu_init', name, { cause }, this.id);
+  }
+
+  /** The bits the booted CR0/CR4 must have set and clear: Heki's pins, and this vCPU's Andersen pins high and low. */
+  private pinnedBits(): { cr0: bigint; cr4: bigint; cr0Low: bigint; cr4Low: bigint } {
+    const heki = this.host.hekiPins;
+    const pins = { cr0: heki.cr0, cr4: heki.cr4, cr0Low: 0n, cr4Low: 0n };
+    if (!this.host.andersen) return pins;
+    const msr = new Map(this.vcpu.getMsrs(ANDERSEN_PINNED_MSRS).map((e) => [e.index, e.data]));
+    pins.cr0 |= msr.get(MSR_KVM_CR0_PINNED_HIGH) ?? 0n;
+    pins.cr4 |= msr.get(MSR_KVM_CR4_PINNED_HIGH) ?? 0n;
+    pins.cr0Low = msr.get(MSR_KVM_CR0_PINNED_LOW) ?? 0n;
+    pins.cr4Low = msr.get(MSR_KVM_CR4_PINNED_LOW) ?? 0n;
+    return pins;
   }
 
   /**
@@ -289,15 +320,16 @@ export class VcpuRunner {
   }
 
   /**
-   * ORs the VM's pinned CR0/CR4 bits into the booted state. A pinned bit this vCPU cannot hold
-   * (its CPUID lacks the feature, so KVM_SET_SREGS refuses it) stays clear: the guest could never
-   * set it either, and every CR write that leaves it clear still #GPs.
+   * Puts the pinned CR0/CR4 bits into the booted state: bits pinned to 1 set, bits pinned to 0
+   * (Andersen's low pins) clear. A pinned bit this vCPU cannot hold (its CPUID lacks the feature,
+   * so KVM_SET_SREGS refuses it) stays clear: the guest could never set it either, and every CR
+   * write that leaves it clear still #GPs.
    */
   private setPinnedBits(): void {
-    const pins = this.host.hekiPins;
-    if (pins.cr0 === 0n && pins.cr4 === 0n) return;
+    const pins = this.pinnedBits();
+    if (pins.cr0 === 0n && pins.cr4 === 0n && pins.cr0Low === 0n && pins.cr4Low === 0n) return;
     const sregs = this.vcpu.getSregs();
-    const boot = { cr0: sregs.cr0, cr4: sregs.cr4 };
+    const boot = { cr0: sregs.cr0 & ~pins.cr0Low, cr4: sregs.cr4 & ~pins.cr4Low };
     const tryLoad = (cr0: bigint, cr4: bigint): boolean => {
       try {
         this.vcpu.setSregs({ ...sregs, cr0, cr4 });
@@ -428,7 +460,7 @@ export class VcpuRunner {
     const runMs = options.runTimeoutMs ?? (this.counter === undefined && exec === undefined ? TEMPLATE_RUN_MS : undefined);
     return {
       request, hook: options.onExit, epoch: this.host.state.epoch, inits: this.inits, exits: [], dropped: 0, budget: remaining, remaining,
-      allowance, rebooted: false, lower, insnRip, haltRip, exec, runMs, runUntil: Infinity, slice,
+      allowance, rebooted: false, lower, insnRip, haltRip, exec, runMs, runUntil: Infinity, slice, debug: options.debug, debugStarted: false,
     };
   }
 
@@ -486,6 +518,18 @@ export class VcpuRunner {
     if (ctx.inits !== this.inits) {
       throw new VmmError('vcpu_init', `vCPU ${this.id} of VM "${this.host.name}" got INIT (initVcpu) while this ${ctx.request.op} waited; it was abandoned`);
     }
+    const debug = ctx.debug;
+    if (debug !== undefined && !ctx.debugStarted) {
+      ctx.debugStarted = true;
+      // The debugger reads and writes the registers with KVM_GET/SET_REGS: the request's go in
+      // that way now, rather than with the first KVM_RUN (kvm_run.s.regs).
+      if ((this.run.kvm_dirty_regs & KVM_SYNC_X86_REGS) !== 0) {
+        const regs = copyRegs(this.run.s.regs);
+        this.run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
+        vcpu.setRegs(regs);
+      }
+      return debug.started().then(() => this.loop(ctx));
+    }
     const allowance = ctx.allowance;
     const counter = this.counter;
     // When the request's time is up; KVM_RUN's deadline is that or, sooner, the end of this turn
@@ -507,7 +551,7 @@ export class VcpuRunner {
       let before = 0;
       if (counter !== undefined) {
         before = counter.instructionsRetired + counter.eventsDelivered;
-        this.runOptions.budget = ctx.remaining;
+        this.runOptions.budget = debug === undefined ? ctx.remaining : Math.min(ctx.remaining, debug.slice);
       }
       this.exitPending = false;
       const exit = vcpu.run(this.runOptions);
@@ -519,15 +563,26 @@ export class VcpuRunner {
       }
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
-          return this.halted(ctx);
+          return debug === undefined ? this.halted(ctx) : debugEnding(debug, () => this.halted(ctx));
         case 'KVM_EXIT_INTR':
           // The deadline passed: the request's time is up, or its turn is over.
-          if (exit.timed_out) return this.lastRunEnd >= timeUp ? this.timeUp(ctx) : this.yieldTurn(ctx);
+          if (exit.timed_out && this.lastRunEnd >= timeUp) return this.timeUp(ctx);
+          // With a debugger, a slice ends here: it may stop the guest (Ctrl-C), and other VMs run.
+          if (debug !== undefined && (exit.timed_out || (ctx.remaining > 0 && counter?.exceptionLoop == null))) {
+            return debug.between().then(() => this.loop(ctx));
+          }
+          if (exit.timed_out) return this.yieldTurn(ctx);
           // Else, on the model, the budget is spent or the core found an exception loop. (The real
           // backend returns no other KVM_EXIT_INTR unless immediate_exit is set, which the VMM never sets.)
           if (counter !== undefined) return this.budgetSpent(ctx);
           break;
+        case 'KVM_EXIT_DEBUG':
+          if (debug === undefined) throw new ProtocolError('internal', `vCPU ${this.id} returned KVM_EXIT_DEBUG with no debugger attached`);
+          return debug.debugExit(exit.debug).then(() => this.loop(ctx));
         case 'KVM_EXIT_SHUTDOWN':
+          if (debug !== undefined) {
+            return debug.ended({ stop: 'shutdown', regs: copyRegs(this.run.s.regs), ...this.shutdownChain() }).then(() => this.shutdown(ctx));
+          }
           return this.shutdown(ctx);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
@@ -710,6 +765,12 @@ export class VcpuRunner {
     return this.limitReached(ctx, 'time');
   }
 
+  /** The model's report of the exceptions that ended in the triple fault (none elsewhere). */
+  private shutdownChain(): { chain?: readonly ChainedException[] } {
+    const chain = this.vcpu.model?.shutdownChain;
+    return chain === undefined ? {} : { chain };
+  }
+
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
   private shutdown(ctx: OpContext): GuestResult {
     const regs = copyRegs(this.run.s.regs);
@@ -722,7 +783,8 @@ export class VcpuRunner {
       this.forgetRegisters();
     }
     ctx.rebooted = true;
-    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs });
+    // The chain is for `pinbox run` (in place); the protocol's exec result has no field for it.
+    if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'shutdown', regs, ...(ctx.exec.end === undefined && this.shutdownChain()) });
     const after = what === 'reboot' ? 'the vCPU was booted again' : what === 'reset' ? 'the VM was reset' : 'the VM was killed';
     throw new VmmError('guest_shutdown', `vCPU ${this.id} shut down (triple fault) during ${ctx.request.op}; ${after} (policy onShutdown "${what}")`);
   }

@@ -55,7 +55,7 @@ export class ConnectionRegistry {
   private readonly sessions = new Set<ServerSession<unknown>>();
   private requestsOfClosed = 0;
   private readonly pools: Readonly<Record<EndpointRole, Pool>>;
-  readonly byRole = { guest: 0, control: 0 };
+  readonly byRole = { guest: 0, control: 0, monitor: 0 };
 
   constructor(readonly max: number, readonly maxControl: number = DEFAULT_MAX_CONTROL_CONNECTIONS) {
     for (const [name, n] of [['maxConnections', max], ['maxControlConnections', maxControl]] as const) {
@@ -87,10 +87,11 @@ export class ConnectionRegistry {
   }
 
   /** A session said hello: counts it under its role and returns its number. */
-  greeted(session: ServerSession<never>, role: EndpointRole): number {
+  greeted(session: ServerSession<never>, role: EndpointRole | 'monitor'): number {
     const number = ++this.numbered;
     const s = session as ServerSession<unknown>;
-    const entry = this.pools[role].open.get(session.connection);
+    // A monitor is a client of the control endpoint (docs/register-intercepts.md).
+    const entry = this.pools[role === 'monitor' ? 'control' : role].open.get(session.connection);
     if (entry !== undefined) entry.greeted = true;
     this.sessions.add(s);
     this.byRole[role]++;

@@ -6,6 +6,9 @@
  * subscription. A KVM refusal travels as `kvm_error` with its errno (the KvmError's errno
  * name); a VM nobody has named yet is `not_found` (guests make VMs from the server's policy;
  * control clients act on them, or make one of their own policy with createVm).
+ *
+ * The same endpoint takes monitors — clients in the monitor role, the higher VTL of one VM
+ * (monitor-endpoint.ts) — with the same token and none of the control ops.
  */
 import { ProtocolError } from '../../../protocol/errors.js';
 import { CONTROL_OPS, type ControlOp, type Event as WireEvent, type HelloParams, type ParamsOf, type Request, type ResultOf } from '../../../protocol/messages/index.js';
@@ -19,7 +22,9 @@ import { restoreSnapshot, takeSnapshot } from '../snapshot.js';
 import type { Vmm } from '../vmm.js';
 import type { ConnectionRegistry } from './connections.js';
 import { ControlToken } from './control-token.js';
+import { pushEvents } from './event-push.js';
 import type { ExitHolds } from './exit-holds.js';
+import { MonitorSessions, type MonitorContext } from './monitor-endpoint.js';
 import { TokenFailures } from './token-failures.js';
 import { SERVER_NAME } from './guest-endpoint.js';
 
@@ -43,6 +48,7 @@ type ControlHandlers = {
 export class ControlEndpoint implements SessionHandler<ControlContext> {
   private nextSub = 1;
   private readonly started = Date.now();
+  private readonly monitors: MonitorSessions;
 
   constructor(
     private readonly vmm: Vmm,
@@ -53,9 +59,17 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     private readonly guestEndpoints: readonly string[],
     /** Wrong tokens slow down and end connections (token-failures.ts). */
     private readonly failures: TokenFailures = new TokenFailures(),
-  ) {}
+  ) {
+    this.monitors = new MonitorSessions(vmm, connections);
+  }
 
   hello(session: ServerSession<ControlContext>, hello: HelloParams): HelloReply | Promise<HelloReply> {
+    if (hello.role === 'monitor') {
+      if (!this.token.matches(hello.token!)) {
+        return this.failures.refuse(session as ServerSession<unknown>, new ProtocolError('bad_token', 'the control token is wrong', { path: 'token' }));
+      }
+      return this.monitors.hello(session as unknown as ServerSession<MonitorContext>, hello);
+    }
     if (hello.role !== 'control') {
       throw new ProtocolError('forbidden', 'this is the control endpoint; guests connect to the guest endpoint (pinbox serve --listen)', { path: 'role' });
     }
@@ -72,6 +86,10 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
   }
 
   closed(session: ServerSession<ControlContext>): void {
+    if (session.role === 'monitor') {
+      this.monitors.closed(session as unknown as ServerSession<MonitorContext>);
+      return;
+    }
     const context = session.context;
     if (context === undefined) return;
     for (const off of context.subscriptions.values()) off();
@@ -80,6 +98,7 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
 
   request(session: ServerSession<ControlContext>, request: HandlerRequest): unknown {
     try {
+      if (session.role === 'monitor') return this.monitors.request(session as unknown as ServerSession<MonitorContext>, request);
       return this.run(session, request);
     } catch (e) {
       throw kvmRefusal(e);
@@ -111,6 +130,8 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     setMsrExitReply: (_, r) => this.done(() => this.machine(r.vm).setMsrExitReply(r.msr)),
     createVm: (_, r) => this.createVm(r),
     destroyVm: (_, r) => this.done(() => this.removeVm(this.machine(r.vm))),
+    setCrFilter: (_, r) => this.done(() => this.machine(r.vm).setCrFilter(crFilterOf(r), 'control')),
+    setCrExitReply: (_, r) => this.done(() => this.machine(r.vm).setCrExitReply(r.reply)),
     holdExit: (session, r) => this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection)),
     releaseExit: (_, r) => this.releaseExit(r),
   };
@@ -210,25 +231,8 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
       return name;
     });
     const sub = this.nextSub++;
-    const held: WireEvent[] = [];
-    let ready = false;
-    const send = (event: WireEvent): void => {
-      try {
-        session.push(sub, event);
-      } catch {
-        // A closed connection or an event too large for the frame: the subscriber misses it.
-      }
-    };
     const filter = { ...(r.vm !== undefined && { vm: r.vm }), ...(names !== undefined && { names }), completions: r.completions === true };
-    const off = this.vmm.log.subscribe(filter, (e) => {
-      if (ready) send(e as WireEvent);
-      else held.push(e as WireEvent);
-    });
-    session.context!.subscriptions.set(sub, off);
-    setImmediate(() => {
-      ready = true;
-      for (const e of held.splice(0)) send(e);
-    });
+    session.context!.subscriptions.set(sub, pushEvents(session as ServerSession<unknown>, sub, this.vmm.log, filter));
     return { sub };
   }
 
@@ -268,6 +272,11 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
       },
     };
   }
+}
+
+/** A setCrFilter request as KVM takes the filter: flags and an XCR0 mask go to KVM, which judges them. */
+function crFilterOf(r: Req<'setCrFilter'>): { cr0Mask: bigint; cr4Mask: bigint; flags?: number; xcr0Mask?: bigint } {
+  return { cr0Mask: r.cr0Mask, cr4Mask: r.cr4Mask, ...(r.flags !== undefined && { flags: r.flags }), ...(r.xcr0Mask !== undefined && { xcr0Mask: r.xcr0Mask }) };
 }
 
 /** A createVm policy: the policy loader's problems, each with its JSON path, as `invalid_message` at `policy`. */

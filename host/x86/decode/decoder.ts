@@ -150,12 +150,20 @@ function decodeOne(): Insn | DecodeStatus {
 
   if (modrm >= 0) {
     const mod = modrm >> 6, regf = (modrm >> 3) & 7, rmf = modrm & 7;
-    const gForm = ops.find((f) => f[0] === 'G' || f === 'C');
+    const gForm = ops.find((f) => f[0] === 'G' || f === 'C' || f === 'D' || f === 'Sw');
     const eForm = ops.find((f) => f[0] === 'E' || f === 'M' || f === 'R');
     if (gForm === 'C') {
       const cr = regf | rexR;
       if (!VALID_CR.has(cr)) return DECODE_INVALID;
       i.reg = cr;
+    } else if (gForm === 'D') {
+      // DR8-DR15 do not exist: REX.R makes MOV DR #UD (SDM vol. 2 MOV—Move to/from Debug Registers).
+      if (rexR !== 0) return DECODE_INVALID;
+      i.reg = regf;
+    } else if (gForm === 'Sw') {
+      // Six segment registers; REX.R is ignored (SDM vol. 2 MOV, "Sreg").
+      if (regf > 5) return DECODE_INVALID;
+      i.reg = regf;
     } else {
       i.reg = isByteForm(gForm) && rex === 0 && regf >= 4 ? BYTE_HIGH + regf - 4 : regf | rexR;
     }
@@ -202,6 +210,9 @@ function decodeOne(): Insn | DecodeStatus {
           i.imm = nextI32();
           if (i.osize === 8) i.immHi = nextI32();
         }
+        break;
+      case 'Mx':
+        i.seg = seg;
         break;
       case 'Ob':
       case 'Ov':

@@ -28,6 +28,8 @@ const R32 = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'];
 const R16 = ['ax', 'cx', 'dx', 'bx', 'sp', 'bp', 'si', 'di'];
 const R8 = ['al', 'cl', 'dl', 'bl', 'spl', 'bpl', 'sil', 'dil'];
 const R8H = ['ah', 'ch', 'dh', 'bh'];
+/** Segment registers in encoding order (ModRM.reg of MOV Sreg). */
+const SEGMENT_REGISTERS = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'];
 
 /** Register name in Intel syntax (r8b for byte registers 8..15, as the SDM writes them). */
 export function registerName(r: number, size: number): string {
@@ -100,6 +102,15 @@ export function describeOperands(i: Insn): OperandDescription[] {
         break;
       case 'C':
         out.push({ kind: 'reg', name: `cr${i.reg}` });
+        break;
+      case 'D':
+        out.push({ kind: 'reg', name: `dr${i.reg}` });
+        break;
+      case 'Sw':
+        out.push({ kind: 'reg', name: SEGMENT_REGISTERS[i.reg]! });
+        break;
+      case 'Mx':
+        out.push({ kind: 'mem', base: registerName(3, i.asize), index: 'al', scale: 1, displacement: 0n, segment: segmentName(i) });
         break;
       case 'AL':
         out.push({ kind: 'reg', name: 'al' });

@@ -6,6 +6,9 @@
  * Operand forms follow the SDM opcode-map notation (vol. 2, appendix A.2):
  *   E? ModRM r/m (register or memory)   G? ModRM.reg register     M  memory only (no size)
  *   R  ModRM.rm as a GPR whatever mod    C  control register (ModRM.reg + REX.R)
+ *   D  debug register (ModRM.reg; with REX.R it would name DR8-15, which do not exist: #UD)
+ *   Sw segment register (ModRM.reg, REX.R ignored; 6 and 7 name none: #UD)
+ *   Mx XLAT's table entry [rBX + AL] (implicit, as iced-x86 lists it)
  *   Z? register in the opcode's low 3 bits (+ REX.B)
  *   I? immediate: Ib (8-bit, zero-extended), Ibs (8-bit, sign-extended to the operand size),
  *      Iw (16-bit), Iz (16/32-bit, sign-extended to 64), Iv (16/32/64-bit)
@@ -23,7 +26,7 @@ export const PREFIX_NONE = 1;
 export type OperandForm =
   | 'Eb' | 'Ew' | 'Ed' | 'Eq' | 'Ev' | 'Ey' | 'Ez'
   | 'Gb' | 'Gw' | 'Gd' | 'Gq' | 'Gv' | 'Gy'
-  | 'M' | 'R' | 'C'
+  | 'M' | 'R' | 'C' | 'D' | 'Sw' | 'Mx'
   | 'Zb' | 'Zv' | 'Zq'
   | 'Ib' | 'Ibs' | 'Iw' | 'Iz' | 'Iv'
   | 'Jb' | 'Jz'
@@ -43,7 +46,7 @@ export type SizeRule = 'b' | 'v' | 'd64' | 'f64' | 'w' | 'd' | 'q' | 'vw';
 /** Instruction families: one executor file each (execute/). */
 export type Family =
   | 'alu' | 'shift' | 'muldiv' | 'bit' | 'move' | 'string' | 'stack' | 'control' | 'flag' | 'system'
-  | 'interrupt' | 'io' | 'nop';
+  | 'interrupt' | 'io' | 'nop' | 'segment' | 'debug';
 
 /**
  * How the block translator (jit/) emits an instruction, as v86's table drives its code

@@ -15,24 +15,26 @@ import {
   X86_EFLAGS_SF, X86_EFLAGS_ZF,
 } from '../../../protocol/abi.js';
 import {
-  aluEG, aluEI, aluGE, ALU_ADC, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_XOR, cmpxchg, incDecE,
+  aluEG, aluEI, aluGE, ALU_ADC, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_XOR, cmpxchg, cmpxchg8b, incDecE,
   negE, notE, testEG, testEI, xadd,
 } from '../execute/alu.js';
 import { bitScan, bitTest, BT_COMPLEMENT, BT_RESET, BT_SET, BT_TEST, countZeros, popcnt } from '../execute/bit.js';
 import { callE, callRel, jccRel, jmpE, jmpRel, loop, ret } from '../execute/control.js';
+import { movFromDr, movToDr } from '../execute/debug.js';
 import { flagOp, FL_CLC, FL_CLD, FL_CLI, FL_CMC, FL_STC, FL_STD, FL_STI, lahf, sahf } from '../execute/flag.js';
 import { int1, int3, intN, iret, syscall, sysret } from '../execute/interrupt.js';
 import { io } from '../execute/io.js';
 import {
   bswap, cmov, convertAcc, convertAccToDx, lea, movAO, movEG, movEI, movGE, movOA, movsx, movsxd, movZI, movzx, nop,
-  setcc, xchg,
+  setcc, xchg, xlat,
 } from '../execute/move.js';
 import { divAcc, imulGE, imulGEI, mulAcc } from '../execute/muldiv.js';
 import { shiftDouble, shiftGroup } from '../execute/shift.js';
-import { leave, popE, popf, popZ, pushE, pushf, pushI, pushZ } from '../execute/stack.js';
+import { farRet, movFromSreg, movToSreg } from '../execute/segment.js';
+import { enter, leave, popE, popf, popZ, pushE, pushf, pushI, pushZ } from '../execute/stack.js';
 import { stringOp, STR_CMPS, STR_LODS, STR_MOVS, STR_SCAS, STR_STOS } from '../execute/string.js';
 import {
-  clts, cpuid, hlt, hypercall, invlpg, lmsw, loadDescriptorTable, ltr, movFromCr, movToCr, rdmsr, rdtsc, setAc,
+  clts, cpuid, hlt, hypercall, invlpg, lldt, lmsw, loadDescriptorTable, ltr, movFromCr, movToCr, rdmsr, rdtsc, setAc,
   smsw, storeDescriptorTable, swapgs, undefinedOpcode, wrmsr,
 } from '../execute/system.js';
 import type { Handler } from './insn.js';
@@ -88,7 +90,7 @@ function entry(map: 0 | 1, opcode: number, mnemonic: string, operands: string, f
   const ops = (operands === '' ? [] : operands.split(',')) as OperandForm[];
   const sizedOps = ops.filter((f) => f[0] === 'E' || f[0] === 'G' || f[0] === 'Z' || f === 'AL' || f === 'rAX' || f[0] === 'O' || f[0] === 'X' || f[0] === 'Y');
   const size: SizeRule = o.size ?? (sizedOps.length > 0 && sizedOps.every((f) => BYTE_FORMS.has(f)) ? 'b' : 'v');
-  const hasModrm = ops.some((f) => f[0] === 'E' || f[0] === 'G' || f === 'M' || f === 'R' || f === 'C') ||
+  const hasModrm = ops.some((f) => f[0] === 'E' || f[0] === 'G' || f === 'M' || f === 'R' || f === 'C' || f === 'D' || f === 'Sw') ||
     o.ext !== undefined || o.mod !== undefined || o.modrm !== undefined;
   return {
     name: `${mnemonic}${ops.length > 0 ? ' ' + ops.join(',') : ''} [${encodingName(map, opcode, o)}]`,
@@ -254,6 +256,7 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0xb7, 'movzx', 'Gv,Ew', 'move', movzx, { jit: 'extend' }),
   two(0xbe, 'movsx', 'Gv,Eb', 'move', movsx, { jit: 'extend' }),
   two(0xbf, 'movsx', 'Gv,Ew', 'move', movsx, { jit: 'extend' }),
+  one(0xd7, 'xlatb', 'Mx', 'move', xlat, { size: 'b' }),
 
   // Arithmetic and logic beyond the 00..3F block
   one(0x84, 'test', 'Eb,Gb', 'alu', testEG, TEST),
@@ -288,6 +291,9 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0xb1, 'cmpxchg', 'Ev,Gv', 'alu', cmpxchg, { lock: true, written: OSZAPC }),
   two(0xc0, 'xadd', 'Eb,Gb', 'alu', xadd, { lock: true, written: OSZAPC }),
   two(0xc1, 'xadd', 'Ev,Gv', 'alu', xadd, { lock: true, written: OSZAPC }),
+  two(0xc7, 'cmpxchg8b', 'M', 'alu', cmpxchg8b, {
+    ext: 1, mod: 'mem', size: 'v', lock: true, written: Z, sizeMnemonics: { 2: 'cmpxchg8b', 4: 'cmpxchg8b', 8: 'cmpxchg16b' },
+  }),
 
   // Shifts by two registers
   two(0xa4, 'shld', 'Ev,Gv,Ib', 'shift', shiftDouble, { sub: 0, written: OSZAPC, undef: O | A, conditional: true }),
@@ -309,8 +315,10 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   one(0x8f, 'pop', 'Ev', 'stack', popE, { ext: 0, size: 'd64' }),
   one(0xff, 'push', 'Ev', 'stack', pushE, { ext: 6, size: 'd64' }),
   one(0x9c, 'pushf', '', 'stack', pushf, { size: 'd64', read: ALL, sizeMnemonics: { 2: 'pushf', 8: 'pushfq' } }),
-  one(0x9d, 'popf', '', 'stack', popf, { size: 'd64', written: ALL, sizeMnemonics: { 2: 'popf', 8: 'popfq' } }),
+  // POPF may set TF: it ends its block, so that the next instruction is single-stepped (debug.ts).
+  one(0x9d, 'popf', '', 'stack', popf, { size: 'd64', flow: 'stop', written: ALL, sizeMnemonics: { 2: 'popf', 8: 'popfq' } }),
   one(0xc9, 'leave', '', 'stack', leave, { size: 'd64' }),
+  one(0xc8, 'enter', 'Iw,Ib', 'stack', enter, { size: 'd64' }),
 
   // Control transfer
   one(0xe8, 'call', 'Jz', 'control', callRel, { ...BRANCH, jit: 'call' }),
@@ -346,6 +354,18 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0x05, 'syscall', '', 'interrupt', syscall, { flow: 'branch', read: ALL, written: ALL }),
   two(0x07, 'sysret', '', 'interrupt', sysret, { flow: 'branch', written: ALL, sizeMnemonics: { 4: 'sysret', 8: 'sysretq' } }),
 
+  // Segment registers and far returns: a guest that installs its own GDT reloads them
+  one(0x8c, 'mov', 'Ev,Sw', 'segment', movFromSreg),
+  one(0x8e, 'mov', 'Sw,Ev', 'segment', movToSreg, { ext: 1, unsupported: true }), // MOV CS is #UD
+  one(0x8e, 'mov', 'Sw,Ev', 'segment', movToSreg),
+  one(0xca, 'retf', 'Iw', 'segment', farRet, { flow: 'branch' }),
+  one(0xcb, 'retf', '', 'segment', farRet, { flow: 'branch' }),
+
+  // Debug registers. MOV DR may arm a breakpoint: it ends its block (debug.ts). MOV to/from DR
+  // leaves OF, SF, ZF, AF, PF, CF undefined (SDM vol. 2 MOV—Move to/from Debug Registers).
+  two(0x21, 'mov', 'R,D', 'debug', movFromDr, { size: 'q', flow: 'stop', written: OSZAPC, undef: OSZAPC }),
+  two(0x23, 'mov', 'D,R', 'debug', movToDr, { size: 'q', flow: 'stop', written: OSZAPC, undef: OSZAPC }),
+
   // I/O
   one(0xe4, 'in', 'AL,Ib', 'io', io, { flow: 'stop' }),
   one(0xe5, 'in', 'eAX,Ib', 'io', io, { flow: 'stop', size: 'vw' }),
@@ -358,7 +378,9 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
 
   // System
   one(0xf4, 'hlt', '', 'system', hlt, STOP),
-  two(0x00, 'ltr', 'Ev', 'system', ltr, { ext: 3 }),
+  // LLDT, LTR, LGDT and LIDT may stop with a descriptor-table intercept: each ends its block.
+  two(0x00, 'lldt', 'Ev', 'system', lldt, { ext: 2, flow: 'stop' }),
+  two(0x00, 'ltr', 'Ev', 'system', ltr, { ext: 3, flow: 'stop' }),
   // VMCALL may write the arithmetic flags (VMfail in VMX root operation); in a guest it exits.
   two(0x01, 'vmcall', '', 'system', hypercall, { modrm: 0xc1, prefix: PREFIX_NONE, flow: 'stop', written: OSZAPC }),
   two(0x01, 'vmgexit', '', 'system', hypercall, { modrm: 0xd9, prefix: 0xf3, unsupported: true }),
@@ -369,8 +391,8 @@ export const OPCODE_TABLE: readonly OpcodeEntry[] = [
   two(0x01, 'swapgs', '', 'system', swapgs, { modrm: 0xf8 }),
   two(0x01, 'sgdt', 'M', 'system', storeDescriptorTable, { ext: 0, mod: 'mem', sub: 0 }),
   two(0x01, 'sidt', 'M', 'system', storeDescriptorTable, { ext: 1, mod: 'mem', sub: 1 }),
-  two(0x01, 'lgdt', 'M', 'system', loadDescriptorTable, { ext: 2, mod: 'mem', sub: 0 }),
-  two(0x01, 'lidt', 'M', 'system', loadDescriptorTable, { ext: 3, mod: 'mem', sub: 1 }),
+  two(0x01, 'lgdt', 'M', 'system', loadDescriptorTable, { ext: 2, mod: 'mem', sub: 0, flow: 'stop' }),
+  two(0x01, 'lidt', 'M', 'system', loadDescriptorTable, { ext: 3, mod: 'mem', sub: 1, flow: 'stop' }),
   two(0x01, 'smsw', 'Ev', 'system', smsw, { ext: 4 }),
   two(0x01, 'lmsw', 'Ev', 'system', lmsw, { ext: 6, flow: 'stop' }),
   two(0x01, 'invlpg', 'M', 'system', invlpg, { ext: 7, mod: 'mem' }),

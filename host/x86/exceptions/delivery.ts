@@ -26,7 +26,8 @@ import { prepareImplicitWrite, readImplicit32, readImplicit64, writePhysical64 }
 import { updateTlbContext } from '../mmu/tlb.js';
 import { EPT_VIOLATION_VECTOR, eptViolationIntercept } from '../mmu/violation.js';
 import { loadSegment } from '../segments.js';
-import type { Intercept } from '../intercept.js';
+import { noteDebugCondition, takeDebugCondition } from '../debug.js';
+import { chainReport, noteException, startChain } from './chain.js';
 import { isDoubleFault, isFaultClass } from './classes.js';
 
 /** An exception detected by the processor, or injected by the hypervisor. */
@@ -40,9 +41,9 @@ export const EVENT_PRIVILEGED_SOFTWARE_EXCEPTION = 3;
 
 const TWO32 = 4294967296;
 const CANONICAL_LIMIT = 140737488355328;
+const DB_VECTOR = 1;
 const DF_VECTOR = 8;
 const PF_VECTOR = 14;
-const TRIPLE_FAULT: Intercept = Object.freeze({ kind: 'triple_fault' as const });
 
 const pushAddresses = new Float64Array(6);
 
@@ -146,6 +147,7 @@ export function deliverThroughIdt(c: CpuCore, vector: number, errorCode: number,
   c.flags = (readFlags(c) & ~clear) >>> 0;
   c.ccOp = 0;
   c.rip = target;
+  c.idtDeliveries++;
   updateTlbContext(c);
 }
 
@@ -163,8 +165,11 @@ export function raiseEvent(
   }
   if (!injected && stoppedByBitmap(c, vector, errorCode, address, kind)) return false;
   if (vector === PF_VECTOR && kind === EVENT_HARDWARE) c.cr2 = BigInt.asUintN(64, BigInt(address));
+  startChain(c);
+  noteException(c, vector, errorCode, address);
   for (;;) {
     try {
+      if (vector === DB_VECTOR && kind === EVENT_HARDWARE) noteDebugCondition(c);
       deliverThroughIdt(c, vector, errorCode, kind, returnRip);
       return true;
     } catch (e) {
@@ -184,12 +189,14 @@ export function raiseEvent(
       const secondAddress = c.faultAddress;
       if (stoppedByBitmap(c, second, secondCode, secondAddress, EVENT_HARDWARE)) return false;
       if (second === PF_VECTOR) c.cr2 = BigInt.asUintN(64, BigInt(secondAddress));
+      noteException(c, second, secondCode, secondAddress);
       if (vector === DF_VECTOR && kind === EVENT_HARDWARE) {
-        c.stop = TRIPLE_FAULT;
+        c.stop = { kind: 'triple_fault', chain: chainReport(c) };
         return false;
       }
       if (kind === EVENT_HARDWARE && isDoubleFault(vector, second)) {
         if (stoppedByBitmap(c, DF_VECTOR, 0, 0, EVENT_HARDWARE)) return false;
+        noteException(c, DF_VECTOR, 0, 0);
         vector = DF_VECTOR;
         errorCode = 0;
       } else {
@@ -205,8 +212,9 @@ export function raiseEvent(
 /** VMX exception bitmap: an exception whose bit is set stops the core before delivery. */
 function stoppedByBitmap(c: CpuCore, vector: number, errorCode: number, address: number, kind: number): boolean {
   if (kind === EVENT_SOFTWARE_INT || ((c.exceptionBitmap >>> vector) & 1) === 0) return false;
-  c.stop = vector === PF_VECTOR
-    ? { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined, address: BigInt.asUintN(64, BigInt(address)) }
-    : { kind: 'exception', vector, errorCode: errorCode >= 0 ? errorCode : undefined };
+  const code = errorCode >= 0 ? errorCode : undefined;
+  if (vector === PF_VECTOR) c.stop = { kind: 'exception', vector, errorCode: code, address: BigInt.asUintN(64, BigInt(address)) };
+  else if (vector === DB_VECTOR && kind === EVENT_HARDWARE) c.stop = { kind: 'exception', vector, errorCode: code, dr6: takeDebugCondition(c) };
+  else c.stop = { kind: 'exception', vector, errorCode: code };
   return true;
 }

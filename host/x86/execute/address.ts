@@ -72,8 +72,15 @@ function addressSum(c: CpuCore, i: Insn): number {
 
 /** Exact 64-bit arithmetic in halves: any index, FS/GS bases, 32-bit address size, moffs. */
 function generalAddress(c: CpuCore, i: Insn): number {
-  let lo = addressSum(c, i);
-  let hi = c.vhi;
+  const lo = addressSum(c, i);
+  return segmentedAddress(c, i, lo, c.vhi);
+}
+
+/**
+ * The linear address of an effective address given in halves (low in [0, 2^32), high int32):
+ * the FS or GS base added when the instruction names one, then the canonical check.
+ */
+export function segmentedAddress(c: CpuCore, i: Insn, lo: number, hi: number): number {
   if (i.seg !== NONE) {
     if (i.seg === SEG_FS) {
       lo += c.fsBaseLo >>> 0;

@@ -1,19 +1,24 @@
 /**
  * Integer arithmetic and logic: ADD, OR, ADC, SBB, AND, SUB, XOR, CMP (sub-operation numbers
- * are the ModRM.reg values of opcodes 80..83), TEST, INC, DEC, NEG, NOT, CMPXCHG, XADD.
+ * are the ModRM.reg values of opcodes 80..83), TEST, INC, DEC, NEG, NOT, CMPXCHG, CMPXCHG8B/16B,
+ * XADD.
  * SDM vol. 2 per instruction; flags per vol. 1 appendix A (AF is undefined after logic ops —
  * we clear it, as current Intel and AMD cores do).
  *
  * Read-modify-write operands are checked for writing first (operands.ts), so a store that
  * cannot happen faults before the flags or any register change.
  */
+import { X86_EFLAGS_ZF } from '../../../protocol/abi.js';
 import type { CpuCore } from '../core.js';
+import { raiseGP } from '../fault.js';
 import {
-  CC_ADC, CC_ADD, CC_DEC, CC_INC, CC_SBB, CC_SUB, getCF, setFlagsOp, setFlagsOp64, setFlagsResult,
+  CC_ADC, CC_ADD, CC_DEC, CC_INC, CC_SBB, CC_SUB, getCF, materializeFlags, setFlagsOp, setFlagsOp64, setFlagsResult,
   setFlagsResult64,
 } from '../flags.js';
 import { NONE, type Insn } from '../decode/insn.js';
+import { prepareWrite, readMem, writeMem } from '../mmu/access.js';
 import { readReg, writeReg } from '../registers.js';
+import { linearAddress } from './address.js';
 import { addressForUpdate, immediate, readE, readUpdate, writeUpdate } from './operands.js';
 
 export const ALU_ADD = 0;
@@ -271,4 +276,35 @@ export function xadd(c: CpuCore, i: Insn): void {
   }
   writeReg(c, i.reg, size, dLo, dHi);
   writeUpdate(c, i, lin, size, rLo, rHi);
+}
+
+/**
+ * CMPXCHG8B m64 / CMPXCHG16B m128 (0F C7 /1; REX.W for 16B): compares EDX:EAX (RDX:RAX) with the
+ * memory operand; if equal, ZF = 1 and ECX:EBX (RCX:RBX) is stored, else ZF = 0 and the operand
+ * is loaded into EDX:EAX (RDX:RAX) — the destination is written back either way, so it faults as
+ * a write. CMPXCHG16B needs a 16-byte aligned operand (#GP(0) otherwise). Only ZF changes.
+ */
+export function cmpxchg8b(c: CpuCore, i: Insn): void {
+  const wide = i.osize === 8;
+  const half = wide ? 8 : 4;
+  const lin = linearAddress(c, i);
+  if (wide && (lin & 15) !== 0) raiseGP(c, 0);
+  prepareWrite(c, lin, 2 * half);
+  const lowLo = readMem(c, lin, half);
+  const lowHi = wide ? c.vhi : 0;
+  const highLo = readMem(c, lin + half, half);
+  const highHi = wide ? c.vhi : 0;
+  const equal = lowLo === c.lo[0]! && highLo === c.lo[2]! && (!wide || (lowHi === c.hi[0]! && highHi === c.hi[2]!));
+  materializeFlags(c);
+  if (equal) {
+    writeMem(c, lin, half, c.lo[3]!, wide ? c.hi[3]! : 0);
+    writeMem(c, lin + half, half, c.lo[1]!, wide ? c.hi[1]! : 0);
+    c.flags |= X86_EFLAGS_ZF;
+  } else {
+    writeMem(c, lin, half, lowLo, lowHi);
+    writeMem(c, lin + half, half, highLo, highHi);
+    writeReg(c, 0, half, lowLo, lowHi);
+    writeReg(c, 2, half, highLo, highHi);
+    c.flags &= ~X86_EFLAGS_ZF;
+  }
 }

@@ -9,8 +9,10 @@ import {
 import { RFLAGS_DEFINED } from '../arch.js';
 import { SEG_CS, SEG_DS, SEG_ES, SEG_FS, SEG_GS, SEG_SS, type CpuCore } from '../core.js';
 import {
-  flatCode64, flatData, isCode, isWritableData, readDescriptor, segmentFromDescriptor,
+  flatCode64, flatData, isCode, isWritableData, readDescriptor, segmentFromDescriptor, type Descriptor,
 } from '../descriptors.js';
+import { needsStepping } from '../debug.js';
+import type { Segment } from '../state.js';
 import {
   EVENT_PRIVILEGED_SOFTWARE_EXCEPTION, EVENT_SOFTWARE_EXCEPTION, EVENT_SOFTWARE_INT, raiseEvent,
 } from '../exceptions/delivery.js';
@@ -84,16 +86,7 @@ export function iret(c: CpuCore, i: Insn): void {
   if (!cs.present) raiseNP(c, csErr);
   if (cs.l && cs.db) raiseGP(c, csErr);
 
-  let ss = null;
-  if ((ssSel & 0xfffc) === 0) {
-    if (!cs.l || rpl === 3) raiseGP(c, 0);
-  } else {
-    const ssErr = ssSel & 0xfffc;
-    if ((ssSel & 3) !== rpl) raiseGP(c, ssErr);
-    ss = readDescriptor(c, ssSel, 0);
-    if (!isWritableData(ss) || ss.dpl !== rpl) raiseGP(c, ssErr);
-    if (!ss.present) raiseSS(c, ssErr);
-  }
+  const ss = returnStackSegment(c, ssSel, rpl, cs.l);
   if (cs.l && ripHi !== (ripHi << 16) >> 16) raiseGP(c, 0); // non-canonical return address
 
   // Commit.
@@ -105,24 +98,54 @@ export function iret(c: CpuCore, i: Insn): void {
   if (oldCpl > iopl) changeable &= ~X86_EFLAGS_IF;
   if (size === 2) changeable &= 0xffff;
   c.flags = (((old & ~changeable) | (newFlags & changeable)) | 2) >>> 0;
+  c.rfLoaded = (c.flags & X86_EFLAGS_RF) !== 0;
 
   loadSegment(c, SEG_CS, segmentFromDescriptor(cs, csSel));
-  loadSegment(c, SEG_SS, ss === null
-    ? { base: 0n, limit: 0, selector: ssSel, type: 0, present: false, dpl: rpl, db: false, s: false, l: false, g: false, avl: false, unusable: true }
-    : segmentFromDescriptor(ss, ssSel));
+  loadSegment(c, SEG_SS, ss === null ? nullStackSegment(ssSel, rpl) : segmentFromDescriptor(ss, ssSel));
   c.cpl = rpl;
   c.lo[4] = rspLo;
   c.hi[4] = rspHi;
-  if (rpl > oldCpl) {
-    for (const n of [SEG_ES, SEG_DS, SEG_FS, SEG_GS]) {
-      const s = c.seg[n]!;
-      const dataOrNonConforming = !(s.s && (s.type & 8) !== 0 && (s.type & 4) !== 0);
-      if (!s.unusable && s.dpl < rpl && dataOrNonConforming) loadSegment(c, n, { ...s, selector: 0, unusable: true });
-    }
-  }
+  if (rpl > oldCpl) dropInaccessibleDataSegments(c, rpl);
   c.rip = ripHi * TWO32 + (ripLo >>> 0);
-  if (!cs.l) c.stateChecked = false; // compatibility mode: the core stops before running it
+  // Compatibility mode: the core stops before running it. TF or RF from the frame: the next
+  // instructions are single-stepped (debug.ts), which runBlocks leaves to run().
+  if (!cs.l || needsStepping(c)) c.stateChecked = false;
   updateTlbContext(c);
+}
+
+/**
+ * The stack segment a return to an outer or the same level loads (IRET, far RET in IA-32e mode:
+ * SDM vol. 2 IRET and RET): a null selector only for 64-bit code below CPL 3; otherwise RPL =
+ * the new CPL, a writable data segment of that DPL, present. Null: returns null.
+ */
+export function returnStackSegment(c: CpuCore, ssSel: number, rpl: number, to64: boolean): Descriptor | null {
+  if ((ssSel & 0xfffc) === 0) {
+    if (!to64 || rpl === 3) raiseGP(c, 0);
+    return null;
+  }
+  const ssErr = ssSel & 0xfffc;
+  if ((ssSel & 3) !== rpl) raiseGP(c, ssErr);
+  const ss = readDescriptor(c, ssSel, 0);
+  if (!isWritableData(ss) || ss.dpl !== rpl) raiseGP(c, ssErr);
+  if (!ss.present) raiseSS(c, ssErr);
+  return ss;
+}
+
+/** A null SS as 64-bit mode loads it: unusable, DPL the new CPL. */
+export function nullStackSegment(selector: number, dpl: number): Segment {
+  return { base: 0n, limit: 0, selector, type: 0, present: false, dpl, db: false, s: false, l: false, g: false, avl: false, unusable: true };
+}
+
+/**
+ * On a return to an outer level, a data or non-conforming code segment in ES, DS, FS or GS that
+ * the new CPL may not use is loaded with the null selector (SDM vol. 2 IRET, RET).
+ */
+export function dropInaccessibleDataSegments(c: CpuCore, cpl: number): void {
+  for (const n of [SEG_ES, SEG_DS, SEG_FS, SEG_GS]) {
+    const s = c.seg[n]!;
+    const dataOrNonConforming = !(s.s && (s.type & 8) !== 0 && (s.type & 4) !== 0);
+    if (!s.unusable && s.dpl < cpl && dataOrNonConforming) loadSegment(c, n, { ...s, selector: 0, unusable: true });
+  }
 }
 
 /** SYSCALL (0F 05), SDM vol. 2: to CPL 0 at LSTAR, RCX ← RIP, R11 ← RFLAGS, RFLAGS &= ~SFMASK. */
@@ -171,7 +194,7 @@ export function sysret(c: CpuCore, i: Insn): void {
   const r11 = c.lo[11]!;
   c.flags = (((r11 & 0x3c7fd7) | 2) & ~(X86_EFLAGS_RF | X86_EFLAGS_VM)) >>> 0;
   c.ccOp = 0;
-  c.stateChecked = c.stateChecked && to64;
+  c.stateChecked = c.stateChecked && to64 && !needsStepping(c);
   updateTlbContext(c);
 }
 

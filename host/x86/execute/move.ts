@@ -1,6 +1,6 @@
 /**
  * Data movement: MOV (all forms, including moffs and imm64), MOVZX, MOVSX, MOVSXD, LEA, XCHG,
- * CMOVcc, SETcc, BSWAP, CBW/CWDE/CDQE, CWD/CDQ/CQO, and the NOP family. No flags.
+ * CMOVcc, SETcc, BSWAP, CBW/CWDE/CDQE, CWD/CDQ/CQO, XLAT, and the NOP family. No flags.
  * SDM vol. 2 per instruction.
  */
 import type { CpuCore } from '../core.js';
@@ -8,7 +8,7 @@ import { testCondition } from '../flags.js';
 import { NONE, type Insn } from '../decode/insn.js';
 import { prepareWrite, readMem, writeMem } from '../mmu/access.js';
 import { readReg, writeReg, writeReg32 } from '../registers.js';
-import { effectiveAddressHalves, linearAddress } from './address.js';
+import { effectiveAddressHalves, linearAddress, segmentedAddress } from './address.js';
 import { immediate, readE, writeE } from './operands.js';
 
 /** MOV Eb,Gb / Ev,Gv (88, 89). */
@@ -149,3 +149,16 @@ export function convertAccToDx(c: CpuCore, i: Insn): void {
 
 /** NOP, PAUSE, multi-byte and reserved NOPs, ENDBR64: nothing (a memory operand is not accessed). */
 export function nop(_c: CpuCore, _i: Insn): void {}
+
+/**
+ * XLAT / XLATB (D7): AL ← [rBX + AL] (zero-extended AL; EBX with a 67 prefix, the sum wrapping
+ * at 2^32), through FS or GS when overridden (SDM vol. 2 XLAT).
+ */
+export function xlat(c: CpuCore, i: Insn): void {
+  const sum = (c.lo[3]! >>> 0) + (c.lo[0]! & 0xff);
+  const carry = sum >= 4294967296 ? 1 : 0;
+  const lo = sum - carry * 4294967296;
+  const hi = i.asize === 4 ? 0 : (c.hi[3]! + carry) | 0;
+  const v = readMem(c, segmentedAddress(c, i, i.asize === 4 ? sum >>> 0 : lo, hi), 1);
+  c.lo[0] = (c.lo[0]! & ~0xff) | v;
+}

@@ -1,16 +1,16 @@
 /**
- * Stack operations in 64-bit mode (SDM vol. 1 §6.2, vol. 2 PUSH/POP/PUSHF/POPF/LEAVE): the
+ * Stack operations in 64-bit mode (SDM vol. 1 §6.2, vol. 2 PUSH/POP/PUSHF/POPF/ENTER/LEAVE): the
  * stack pointer is RSP (64-bit, no SS base), pushes and pops are 8 bytes (2 with a 66 prefix;
  * 32-bit pushes do not exist), a non-canonical stack address raises #SS(0). RSP changes only
  * once the memory access has succeeded.
  */
 import {
-  X86_EFLAGS_AC, X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_RF, X86_EFLAGS_VIF, X86_EFLAGS_VIP, X86_EFLAGS_VM,
+  X86_EFLAGS_AC, X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_RF, X86_EFLAGS_TF, X86_EFLAGS_VIF, X86_EFLAGS_VIP, X86_EFLAGS_VM,
 } from '../../../protocol/abi.js';
 import type { CpuCore } from '../core.js';
 import { materializeFlags, readFlags } from '../flags.js';
 import { NONE, type Insn } from '../decode/insn.js';
-import { read16, read64, readMem, write16, write64, writeMem } from '../mmu/access.js';
+import { prepareWrite, read16, read64, readMem, write16, write64, writeMem } from '../mmu/access.js';
 import { updateTlbContext } from '../mmu/tlb.js';
 import { readReg, writeReg } from '../registers.js';
 import { RFLAGS_DEFINED } from '../arch.js';
@@ -131,6 +131,9 @@ export function loadFlagsAsPopf(c: CpuCore, value: number, size: number): void {
   if (size === 2) changeable &= 0xffff;
   c.flags = (((old & ~changeable) | (value & changeable)) & ~X86_EFLAGS_RF) >>> 0;
   if ((old ^ c.flags) & X86_EFLAGS_AC) updateTlbContext(c);
+  // TF: the instruction after this one is single-stepped, so the block in progress ends here
+  // (POPF is a 'stop' instruction) and run() steps (debug.ts).
+  if ((c.flags & X86_EFLAGS_TF) !== 0) c.stateChecked = false;
 }
 
 /** POPF (9D). */
@@ -149,4 +152,41 @@ export function leave(c: CpuCore, i: Insn): void {
   c.hi[4] = c.hi[5]!;
   addRsp(c, size);
   writeReg(c, 5, size, v, hi);
+}
+
+/**
+ * ENTER Iw, Ib (C8): push RBP (BP), copy `level - 1` frame pointers from the enclosing frames
+ * (RBP - size, RBP - 2·size, ...), push the new frame pointer, then RBP ← the new frame and
+ * RSP ← RSP − Iw (SDM vol. 2 ENTER, 64-bit stack). The level is Ib mod 32. Every stack slot is
+ * checked for writing, and every frame pointer read, before anything is written.
+ */
+export function enter(c: CpuCore, i: Insn): void {
+  const size = i.osize;
+  const alloc = i.imm & 0xffff;
+  const level = i.imm2 & 31;
+  const sp = rspValue(c);
+  const bp = c.hi[5]! * TWO32 + (c.lo[5]! >>> 0);
+  const pushes = level === 0 ? 1 : level + 1;
+  const frame = sp - size;
+  // What goes on the stack, from the first push down: RBP, the copied frame pointers, the new frame.
+  const values: [number, number][] = [[readReg(c, 5, size), c.vhi]];
+  for (let k = 1; k < level; k++) {
+    const v = readMem(c, checkCanonical(c, bp - k * size, true), size);
+    values.push([v, size === 8 ? c.vhi : 0]);
+  }
+  if (level > 0) {
+    const h = Math.floor(frame / TWO32);
+    values.push([size === 8 ? (frame - h * TWO32) | 0 : frame & 0xffff, size === 8 ? h | 0 : 0]);
+  }
+  const slots = values.map((_, k) => checkCanonical(c, sp - size * (k + 1), true));
+  for (const lin of slots) prepareWrite(c, lin, size);
+  values.forEach(([lo, hi], k) => writeMem(c, slots[k]!, size, lo, hi));
+  // Then a write at the final RSP must be possible (SDM vol. 2 ENTER: "#PF ... if a write using
+  // the final value of the stack pointer would cause a page fault"). The host CPU the fixtures
+  // were recorded on checks it after the pushes: a fault leaves them in memory, the registers
+  // unchanged.
+  prepareWrite(c, checkCanonical(c, sp - size * pushes - alloc, true), size);
+  const h = Math.floor(frame / TWO32);
+  writeReg(c, 5, size, (frame - h * TWO32) | 0, h | 0);
+  addRsp(c, -size * pushes - alloc);
 }

@@ -1,23 +1,30 @@
 /**
  * System instructions: MOV to/from CR, CLTS, LMSW, SMSW, RDMSR, WRMSR, CPUID, HLT, VMCALL,
- * VMMCALL, RDTSC, INVLPG, STAC, CLAC, SWAPGS, LGDT, LIDT, SGDT, SIDT, LTR, UD2 (SDM vol. 2 per
- * instruction).
+ * VMMCALL, RDTSC, INVLPG, STAC, CLAC, SWAPGS, LGDT, LIDT, SGDT, SIDT, LLDT, LTR, UD2 (SDM vol. 2
+ * per instruction).
  *
  * The checks hardware makes before a VM exit are made here (SDM vol. 3C §25.1.1: CPL and #UD
  * checks take priority over the exit): CPL > 0 → #GP(0) for MOV CR, CLTS, LMSW, RDMSR, WRMSR,
- * HLT, INVLPG, SWAPGS, LGDT/LIDT, LTR; #UD for STAC/CLAC at CPL > 0; UMIP → #GP(0) for
+ * HLT, INVLPG, SWAPGS, LGDT/LIDT, LLDT, LTR; #UD for STAC/CLAC at CPL > 0; UMIP → #GP(0) for
  * SGDT/SIDT/SMSW at CPL > 0; CR4.TSD → #GP(0) for RDTSC at CPL > 0. Then the instruction either
  * runs, or stops the core with an intercept and leaves RIP on itself (the hypervisor skips it
  * or injects a fault).
+ *
+ * LGDT, LIDT, LLDT and LTR stop with a `descriptor_table` intercept while the hypervisor has
+ * descriptor-table exiting on. MODEL DECISION: as for LMSW, the operand is read — and may fault —
+ * before the intercept, and LGDT/LIDT check the base is canonical first (VMX exits before the
+ * memory operand is read and leaves that to the VMM's emulator); LLDT/LTR check their
+ * descriptor when the hypervisor executes them (`executeIntercepted`).
  */
 import { X86_EFLAGS_AC } from '../../../protocol/abi.js';
-import { DESC_TYPE_TSS_AVAILABLE } from '../arch.js';
+import { DESC_TYPE_LDT, DESC_TYPE_TSS_AVAILABLE, DESC_TYPE_TSS_BUSY } from '../arch.js';
 import { SEG_GS, type CpuCore } from '../core.js';
-import { isCanonicalBase, readDescriptor } from '../descriptors.js';
+import { isCanonicalBase, readDescriptor, type Descriptor } from '../descriptors.js';
 import { raiseGP, raiseNP, raiseUD } from '../fault.js';
 import { materializeFlags } from '../flags.js';
 import type { Insn } from '../decode/insn.js';
 import type { ControlRegister } from '../guest-cpu.js';
+import type { Segment } from '../state.js';
 import { prepareWrite, read16, read64, write16, write64, writeImplicit32 } from '../mmu/access.js';
 import { flushTlb, updateTlbContext } from '../mmu/tlb.js';
 import { toBigInt, writeReg } from '../registers.js';
@@ -32,6 +39,16 @@ function requireCpl0(c: CpuCore): void {
 function stopWith(c: CpuCore, i: Insn, intercept: NonNullable<CpuCore['stop']>): void {
   c.stop = intercept;
   c.interceptedLength = i.len;
+}
+
+/** Whether a descriptor-table load must stop for the hypervisor (not while it executes the load itself). */
+function descriptorTableExit(c: CpuCore): boolean {
+  return c.descriptorTableExiting && !c.executingIntercepted;
+}
+
+function stopAtTableLoad(c: CpuCore, i: Insn, insn: 'lgdt' | 'lidt' | 'lldt' | 'ltr', base: bigint, limit: number, selector: number): void {
+  stopWith(c, i, { kind: 'descriptor_table', insn, base, limit, selector });
+  c.interceptedInsn = i;
 }
 
 /** MOV r64, CRn (0F 20): always intercepted; the hypervisor writes the GPR. */
@@ -145,6 +162,10 @@ export function loadDescriptorTable(c: CpuCore, i: Insn): void {
   const lo = read64(c, lin + 2);
   const base = toBigInt(lo, c.vhi);
   if (!isCanonicalBase(base)) raiseGP(c, 0);
+  if (descriptorTableExit(c)) {
+    stopAtTableLoad(c, i, i.sub === 0 ? 'lgdt' : 'lidt', base, limit, 0);
+    return;
+  }
   if (i.sub === 0) {
     c.gdtBase = base;
     c.gdtLimit = limit;
@@ -167,24 +188,64 @@ export function storeDescriptorTable(c: CpuCore, i: Insn): void {
 }
 
 /**
+ * The selector operand of LLDT/LTR, read — and the instruction stopped for the hypervisor while
+ * descriptor-table exiting is on (null returned then).
+ */
+function tableSelector(c: CpuCore, i: Insn, insn: 'lldt' | 'ltr'): number | null {
+  requireCpl0(c);
+  const sel = readE(c, i, 2) & 0xffff;
+  if (!descriptorTableExit(c)) return sel;
+  stopAtTableLoad(c, i, insn, 0n, 0, sel);
+  return null;
+}
+
+/**
+ * The 16-byte system descriptor a non-null LLDT/LTR selector names, checked as both do: a GDT
+ * selector, the system type wanted, present, a canonical base; #GP/#NP(selector) otherwise.
+ */
+function systemDescriptor(c: CpuCore, sel: number, type: number): Descriptor {
+  const err = sel & 0xfffc;
+  if ((sel & 4) !== 0) raiseGP(c, err);
+  const d = readDescriptor(c, sel, 0, true);
+  if (d.s || d.type !== type) raiseGP(c, err);
+  if (!d.present) raiseNP(c, err);
+  if (!isCanonicalBase(d.base)) raiseGP(c, err);
+  return d;
+}
+
+/** The register cache a system descriptor loads. */
+function systemSegment(d: Descriptor, sel: number, type: number): Segment {
+  return {
+    base: d.base, limit: d.limit, selector: sel, type, present: true, dpl: d.dpl,
+    db: d.db, s: false, l: d.l, g: d.g, avl: d.avl, unusable: false,
+  };
+}
+
+/**
  * LTR Ew (0F 00 /3): loads TR from an available 64-bit TSS descriptor in the GDT (16 bytes) and
  * marks it busy (SDM vol. 2 LTR).
  */
 export function ltr(c: CpuCore, i: Insn): void {
-  requireCpl0(c);
-  const sel = readE(c, i, 2) & 0xffff;
+  const sel = tableSelector(c, i, 'ltr');
+  if (sel === null) return;
   if ((sel & 0xfffc) === 0) raiseGP(c, 0);
-  const err = sel & 0xfffc;
-  if ((sel & 4) !== 0) raiseGP(c, err);
-  const d = readDescriptor(c, sel, 0, true);
-  if (d.s || d.type !== DESC_TYPE_TSS_AVAILABLE) raiseGP(c, err);
-  if (!d.present) raiseNP(c, err);
-  if (!isCanonicalBase(d.base)) raiseGP(c, err);
+  const d = systemDescriptor(c, sel, DESC_TYPE_TSS_AVAILABLE);
   writeImplicit32(c, d.address + 4, d.high | (2 << 8));
-  c.tr = {
-    base: d.base, limit: d.limit, selector: sel, type: 0xb, present: true, dpl: d.dpl,
-    db: d.db, s: false, l: d.l, g: d.g, avl: d.avl, unusable: false,
-  };
+  c.tr = systemSegment(d, sel, DESC_TYPE_TSS_BUSY);
+}
+
+/**
+ * LLDT Ew (0F 00 /2): loads LDTR from an LDT descriptor (system type 2, 16 bytes in 64-bit mode)
+ * in the GDT; a null selector leaves LDTR unusable (SDM vol. 2 LLDT).
+ */
+export function lldt(c: CpuCore, i: Insn): void {
+  const sel = tableSelector(c, i, 'lldt');
+  if (sel === null) return;
+  if ((sel & 0xfffc) === 0) {
+    c.ldt = { ...c.ldt, selector: sel, present: false, unusable: true };
+    return;
+  }
+  c.ldt = systemSegment(systemDescriptor(c, sel, DESC_TYPE_LDT), sel, DESC_TYPE_LDT);
 }
 
 /** UD2 (0F 0B), and every encoding outside the supported set. */

@@ -4,16 +4,14 @@
  */
 const FAMILIES: [string, RegExp][] = [
   ['SIMD, x87, 3DNow!, VEX/EVEX/XOP/MVEX encodings', /^(VEX|EVEX|XOP|MVEX|D3NOW)_|^F[a-z0-9]*(_|$)|^(Emms|Femms|Wait|Fxsave|Fxrstor|Ldmxcsr|Stmxcsr|Xsave|Xrstor|Xgetbv|Xsetbv)/],
-  ['segment-register loads and stores, far transfers', /Sreg|^(Push|Pop)[wdq]?_(FS|GS)|^L(ss|fs|gs)_|^(Call|Jmp)_m16|^Retf|^Lar_|^Lsl_|^Sldt|^Str_|^Lldt|^Verr|^Verw/],
+  ['segment-register pushes and pops, far pointers, far calls and jumps, LAR/LSL/VERR/VERW, SLDT/STR', /^(Push|Pop)[wdq]?_(FS|GS)|^L(ss|fs|gs)_|^(Call|Jmp)_m16|^Lar_|^Lsl_|^Sldt|^Str_|^Verr|^Verw/],
   ['string I/O', /^(Ins|Outs)[bwd]_/],
-  ['ENTER, XLAT', /^Enter|^Xlat/],
   ['UD0/UD1 (#UD either way)', /^Ud[01]_/],
   ['cache and TLB management beyond INVLPG', /^(Invd|Wbinvd|Wbnoinvd|Clflush|Clflushopt|Clwb|Invpcid|Invlpga|Invlpgb|Tlbsync|Cldemote|Prefetch)/],
   ['performance, random numbers, time', /^(Rdpmc|Rdtscp|Rdrand|Rdseed|Rdpid|Serialize|Hreset|Tpause|Umonitor|Umwait|Monitor|Mwait)/],
   ['SYSENTER/SYSEXIT, SMM, SMX', /^(Sysenter|Sysexit|Rsm|Getsec)/],
   ['control-flow enforcement (CET), MPX', /^(Rdssp|Rstorssp|Saveprevssp|Incssp|Setssbsy|Clrssbsy|Wrss|Wruss)|^Reservednop_rm\d+_r\d+_0F1[AB]|^Bnd/],
-  ['debug registers', /_dr$|^Mov_dr_/],
-  ['non-temporal stores, CMPXCHG8B/16B, MOVBE, CRC32', /^(Movnti|Cmpxchg8b|Cmpxchg16b|Movbe|Crc32)/],
+  ['non-temporal stores, MOVBE, CRC32', /^(Movnti|Movbe|Crc32)/],
   ['virtualization extensions (VMX/SVM) besides VMCALL/VMMCALL', /^(Vmread|Vmwrite|Vmlaunch|Vmresume|Vmxoff|Vmxon|Vmclear|Vmptrld|Vmptrst|Vmfunc|Invept|Invvpid|Vmrun|Vmload|Vmsave|Stgi|Clgi|Skinit|Encls|Enclu|Enclv|Pconfig|Seamcall|Seamops|Seamret|Tdcall|Rmpadjust|Rmpupdate|Psmash|Pvalidate|Rmpquery|Vmgexit)/],
   ['transactional memory', /^(Xabort|Xbegin|Xend|Xtest|Xsusldtrk|Xresldtrk)/],
   ['VIA PadLock', /^(Xsha|Xstore|Xcrypt|Montmul|Ccs_|Via_)/],

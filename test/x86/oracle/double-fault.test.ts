@@ -142,7 +142,18 @@ test('double-fault matrix: first exception × failing delivery × CPL follows ta
   t.deepEqual(Object.fromEntries(outcomes), { serial: 26, 'double-fault': 34 }, 'table 6-5 over the matrix: 13 serial and 17 double faults per CPL');
 });
 
-test('a fault while delivering #DF is a triple fault, whatever breaks the #DF delivery', (t) => {
+/** What `m` raises while delivering the #DF (a hardware event: EXT set). */
+function secondOfDoubleFault(m: Mechanism): { vector: number; codes: number[] } {
+  switch (m) {
+    case 'gate not present': return { vector: NP_VECTOR, codes: [idtErrorCode(DF_VECTOR, true)] };
+    case 'gate selector is a data segment': return { vector: GP_VECTOR, codes: [selectorErrorCode(KERNEL_DS, true)] };
+    case 'gate target non-canonical': return { vector: GP_VECTOR, codes: [0, 1] };
+    case 'stack not present': return { vector: PF_VECTOR, codes: [PFERR_WRITE] };
+    case 'IST stack non-canonical': return { vector: SS_VECTOR, codes: [0, 1] };
+  }
+}
+
+test('a fault while delivering #DF is a triple fault, whatever breaks the #DF delivery; the intercept tells the chain', (t) => {
   const rig = new IdtRig();
   for (const m of MECHANISMS) {
     for (const [first, breakFirst] of [['#GP', 'gate not present'], ['#PF', 'stack not present']] as const) {
@@ -150,7 +161,30 @@ test('a fault while delivering #DF is a triple fault, whatever breaks the #DF de
       breakDelivery(rig, TRIGGERS[first].vector, breakFirst, 0, 3);
       breakDelivery(rig, DF_VECTOR, m, 0, 4);
       rig.m.cpu.writeGpr(4, breakFirst === 'stack not present' ? NOT_PRESENT_STACK : STACKS.kernel);
-      t.deepEqual(rig.trigger(TRIGGERS[first], 0), { kind: 'triple_fault' }, `${first} (${breakFirst}) → #DF, whose ${m}`);
+      const what = `${first} (${breakFirst}) → #DF, whose ${m}`;
+      const i = rig.trigger(TRIGGERS[first], 0);
+      if (i.kind !== 'triple_fault') {
+        t.fail(`${what}: ${JSON.stringify(i)}`);
+        continue;
+      }
+      // §6.15: the first exception, what its delivery raised, the #DF (error code 0) they make,
+      // and what the #DF's delivery raised — all at the trigger's RIP, each with its gate.
+      const second = secondOf(breakFirst, first);
+      const third = secondOfDoubleFault(m);
+      t.deepEqual(i.chain.map((e) => e.vector), [TRIGGERS[first].vector, second.vector, DF_VECTOR, third.vector], what);
+      t.true(second.codes.includes(i.chain[1]!.errorCode!), `${what}: second error code ${i.chain[1]!.errorCode}`);
+      t.is(i.chain[2]!.errorCode, 0, `${what}: #DF's error code`);
+      t.true(third.codes.includes(i.chain[3]!.errorCode!), `${what}: last error code ${i.chain[3]!.errorCode}`);
+      t.true(i.chain.every((e) => e.rip === BigInt(rig.triggerAddress(0))), `${what}: RIP of each`);
+      for (const e of i.chain) {
+        t.is(e.gate.kind, 'gate', `${what}: vector ${e.vector}'s gate is within the IDT`);
+        if (e.gate.kind === 'gate') t.is(e.gate.address, BigInt(IDT + 16 * e.vector));
+      }
+      const df = i.chain[2]!.gate;
+      if (df.kind === 'gate') t.is(df.present, m !== 'gate not present', `${what}: #DF gate's P bit`);
+      // A #PF of a delivery faults on its first push (SS's slot); the first exception's own #PF is the trigger's.
+      for (const e of i.chain.slice(1)) if (e.vector === PF_VECTOR) t.is(e.address, NOT_PRESENT_STACK - 8n, `${what}: #PF address`);
+      if (first === '#PF') t.is(typeof i.chain[0]!.address, 'bigint', `${what}: the first #PF has its address`);
     }
   }
 });
@@ -175,7 +209,17 @@ test('IDT limit chains: #PF beyond the limit → #GP → #DF; #UD beyond it → 
 
   prepare(rig, 0);
   limit(6 * 16 + 7); // no gate from #UD's up fits
-  t.deepEqual(rig.trigger(TRIGGERS['#UD'], 0), { kind: 'triple_fault' });
+  const i = rig.trigger(TRIGGERS['#UD'], 0);
+  t.is(i.kind, 'triple_fault');
+  if (i.kind !== 'triple_fault') return;
+  // #UD (benign), so the #GP its delivery raises is delivered serially; that delivery raises
+  // another #GP (contributory after contributory): #DF(0), whose delivery raises the last #GP.
+  // Every gate lies beyond the limit.
+  t.deepEqual(i.chain.map((e) => [e.vector, e.errorCode]), [
+    [6, undefined], [GP_VECTOR, idtErrorCode(6, true)], [GP_VECTOR, idtErrorCode(GP_VECTOR, true)], [DF_VECTOR, 0],
+    [GP_VECTOR, idtErrorCode(DF_VECTOR, true)],
+  ]);
+  t.true(i.chain.every((e) => e.gate.kind === 'beyond-limit'));
 });
 
 test('a #GP raised by the #GP handler\'s code is a new #GP, not a #DF', (t) => {

@@ -1,0 +1,28 @@
+/**
+ * `pinbox audit`'s report as text: for each mechanism, one row per path, one column per item it
+ * protects, and the outcome in each cell; then, for each mechanism, the paths by which something
+ * it protects can change without user space seeing it — the answer the audit is for.
+ */
+import type { AuditReport, Outcome } from './run-audit.js';
+
+const SHORT: Readonly<Record<Outcome, string>> = { holds: 'holds', asks: 'asks', bypassed: 'BYPASSED', dropped: 'DROPPED', 'n/a': '·' };
+
+export function auditText(report: AuditReport, policy: string): string {
+  let out = `pinbox audit ${policy}\n\n`;
+  out += 'holds: the path cannot change it  asks: user space decides first  BYPASSED: it changes unseen\n';
+  out += 'DROPPED: it survives the path, its protection does not  ·: the path cannot touch it\n';
+  for (const m of report.mechanisms) {
+    const width = Math.max(...m.rows.map((r) => r.label.length));
+    const cols = m.items.map((i) => Math.max(i.length, 8));
+    out += `\n${m.label}: ${m.items.length === 0 ? 'protects nothing on this policy' : `protects ${m.items.join(', ')}`}\n`;
+    if (m.items.length === 0) continue;
+    out += `  ${''.padEnd(width)}  ${m.items.map((i, k) => i.padEnd(cols[k]!)).join('  ')}\n`;
+    for (const r of m.rows) out += `  ${r.label.padEnd(width)}  ${m.items.map((i, k) => SHORT[r.outcomes[i]!].padEnd(cols[k]!)).join('  ')}\n`;
+    const unseen = m.rows.flatMap((r) => {
+      const items = m.items.filter((i) => r.outcomes[i] === 'bypassed' || r.outcomes[i] === 'dropped');
+      return items.length === 0 ? [] : [`  - ${r.label}: ${items.join(', ')}\n`];
+    });
+    out += unseen.length === 0 ? '  nothing it protects changes unseen\n' : `  changes unseen:\n${unseen.join('')}`;
+  }
+  return out;
+}
