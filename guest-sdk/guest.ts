@@ -14,6 +14,7 @@ import { GuestChannel } from './guest-channel.js';
 import { GuestOperations } from './guest-operations.js';
 import { Andersen } from './andersen.js';
 import { Heki } from './heki.js';
+import { HekiMemory } from './heki-memory.js';
 import { type MsrRangeInput } from './msr-ranges.js';
 import { type MsrProbeReport, type ProbeMsrsOptions, probeMsrs } from './msr-probe.js';
 import type { OpKind } from './operations.js';
@@ -56,6 +57,8 @@ export class Guest extends GuestOperations {
   readonly server: string;
   /** Heki CR pinning as a guest kernel does it: `version()`, `lockCr()`, `lockDown()`. */
   readonly heki: Heki;
+  /** Heki's memory locks: `lockMemPageRanges()` (RFC v1) and `protectMemory()` (RFC v2). */
+  readonly hekiMemory: HekiMemory;
   /** John Andersen's PV CR pinning (a VM made with the andersen option): `discover()`, `pin()`, `pinned()`, `lockDown()`. */
   readonly andersen: Andersen;
 
@@ -68,6 +71,7 @@ export class Guest extends GuestOperations {
     this.profile = hello.profile;
     this.server = hello.server;
     this.heki = new Heki(this);
+    this.hekiMemory = new HekiMemory(this);
     this.andersen = new Andersen(this);
   }
 

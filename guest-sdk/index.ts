@@ -24,6 +24,7 @@ export { type KvmErrno, asSigned, kvmErrno } from './hypercall-return.js';
 export type {
   Heki, HekiCallOptions, HekiLockCall, HekiLockDownOptions, HekiLockDownReport, HekiVersion, LockCrResult,
 } from './heki.js';
+export { HekiMemory, hekiMemoryProgram, type HekiMemoryResult, type HekiPages, type HekiPaRange } from './heki-memory.js';
 export type { Andersen, AndersenDiscovery, AndersenLockDownReport, AndersenPinned, PinResult } from './andersen.js';
 export {
   MAX_PROBE_MSRS, type MsrClass, type MsrClassRange, type MsrProbe, type MsrProbeReport, type ProbeMsrsOptions,

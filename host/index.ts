@@ -4,6 +4,7 @@ export type { Regs, Sregs, Segment, DescriptorTable } from './kvm/api/regs.js';
 export type { GuestCpu, ControlRegister, AccessKind } from './x86/guest-cpu.js';
 export { GPR_NAMES, SEGMENT_NAMES } from './x86/state.js';
 export { PhysicalMemory, PAGE_SIZE } from './x86/memory.js';
+export { SecondStage, S2_READ, S2_WRITE, S2_EXEC, S2_USER_EXEC, S2_ALL } from './x86/mmu/second-stage.js';
 export { Cpu, type CpuOptions } from './x86/cpu.js';
 export { MAXPHYADDR } from './x86/arch.js';
 export { decode, DECODE_INVALID, DECODE_TOO_LONG, DECODE_NEED_MORE, MAX_INSN_LENGTH } from './x86/decode/decoder.js';

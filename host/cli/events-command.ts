@@ -51,6 +51,12 @@ export async function eventsCommand(args: ParsedCommand, io: Output, untilStoppe
     return 0;
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
+    // The server going away before it answered the subscription is the same event for the user
+    // as it going away after: say so the same way (a loaded server may not answer in time).
+    if (follow && e.code === 'connection_closed') {
+      io.err(`pinbox events: the server at ${formatEndpoint(args.endpoint('host')!)} closed the connection\n`);
+      return 1;
+    }
     io.err(`pinbox events: ${refusalText(e)}\n`);
     return 1;
   } finally {

@@ -35,6 +35,13 @@ export function kvmCheckExtension(cap: number, profile: HekiAbiProfile, maxVcpus
     case profile.KVM_CAP_HEKI_CONFIGURE:
     case profile.KVM_CAP_HEKI_DENIAL:
       return abi.KVM_HEKI_EXIT_REASON_VALID_MASK;
+    case abi.KVM_CAP_MEMORY_FAULT_INFO:
+    case abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY:
+    case abi.KVM_CAP_PINBOX_MBEC:
+      return 1;
+    case abi.KVM_CAP_MEMORY_ATTRIBUTES:
+      // pinbox's out-of-tree attributes (no private memory); the VM adds NUX once MBEC is on (vm.ts).
+      return Number(abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX);
     case abi.KVM_CAP_PINBOX_CR_FILTER:
       return abi.PINBOX_CR_FILTER_REGISTERS;
     case abi.KVM_CAP_PINBOX_REG_INTERCEPTS:

@@ -11,6 +11,7 @@ import { handleClts, handleLmsw, handleMovFromCr, handleMovToCr } from './handle
 import { handleDesc } from './handle-desc.js';
 import { kvmEmulateCpuid } from './handle-cpuid.js';
 import { kvmEmulateHypercall } from './handle-hypercall.js';
+import { handleEptViolation } from './handle-ept-violation.js';
 import { handleDebugException } from './guest-debug.js';
 import { handleIo } from './handle-io.js';
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from './handle-msr.js';
@@ -53,6 +54,8 @@ export function handleExit(v: VcpuArch, ic: Intercept): boolean {
       if (handleDebugException(v, ic.vector, ic.dr6 ?? 0)) return true;
       v.injectException(ic.vector, ic.errorCode, ic.address);
       return false;
+    case 'ept_violation':
+      return handleEptViolation(v, ic);
     case 'triple_fault':
       v.shutdownChain = ic.chain;
       return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');

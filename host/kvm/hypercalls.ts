@@ -15,12 +15,17 @@ import {
   KVM_HC_CLOCK_PAIRING,
   KVM_HC_KICK_CPU,
   KVM_HC_LOCK_CR_UPDATE,
+  KVM_HC_LOCK_MEM_PAGE_RANGES,
   KVM_HC_MAP_GPA_RANGE,
+  KVM_HC_PROTECT_MEMORY,
   KVM_HC_SCHED_YIELD,
   KVM_HC_SEND_IPI,
   KVM_HC_VAPIC_POLL_IRQ,
 } from '../../protocol/abi.js';
+import type { HekiMemoryAbi } from '../../protocol/abi.js';
 import type { HekiState } from './heki.js';
+import { hekiLockMemPageRanges, hekiProtectMemory } from './heki-memory.js';
+import type { MemoryProtection } from './memory-protection.js';
 
 /** The registers a hypercall reads, as the guest left them. */
 export interface HypercallRegs {
@@ -33,6 +38,12 @@ export interface HypercallRegs {
 
 export interface HypercallEnv {
   readonly heki: HekiState;
+  /**
+   * The VM's memory protections and which Heki memory hypercall it answers (absent: none). Under
+   * 'v1', nr 13 is KVM_HC_LOCK_MEM_PAGE_RANGES and KVM_HC_LOCK_CR_UPDATE is not offered (v1's
+   * own CR hypercall, nr 14, is not modelled: -KVM_ENOSYS); under 'v2', nr 14 is KVM_HC_PROTECT_MEMORY.
+   */
+  readonly memory?: { readonly abi: HekiMemoryAbi; readonly protection: MemoryProtection };
   /** guest_pv_has() */
   pvHas(feature: number): boolean;
 }
@@ -69,7 +80,14 @@ export function __kvmEmulateHypercall(regs: HypercallRegs, cpl: number, op64Bit:
     ret = -BigInt(KVM_EPERM);
   } else {
     ret = -BigInt(KVM_ENOSYS);
-    switch (nr) {
+    const memory = env.memory;
+    if (memory !== undefined && memory.abi === 'v1' && nr === BigInt(KVM_HC_LOCK_MEM_PAGE_RANGES)) {
+      ret = hekiLockMemPageRanges(memory.protection, a0, a1, a2);
+    } else if (memory !== undefined && memory.abi === 'v1' && nr === BigInt(KVM_HC_LOCK_CR_UPDATE)) {
+      // v1 numbering: 13 is the memory lock above; v1's CR lock (14) is not modelled.
+    } else if (memory !== undefined && memory.abi === 'v2' && nr === BigInt(KVM_HC_PROTECT_MEMORY)) {
+      ret = hekiProtectMemory(memory.protection, a0);
+    } else switch (nr) {
       case BigInt(KVM_HC_VAPIC_POLL_IRQ):
         ret = 0n;
         break;

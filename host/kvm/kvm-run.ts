@@ -7,7 +7,7 @@ import type { HekiAbiProfile } from '../../protocol/abi.js';
 import * as abi from '../../protocol/abi.js';
 import {
   exitNumbers, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunHekiConfigure, type KvmRunHekiDenial,
-  type KvmRunInternal, type KvmRunIo, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunRegIntercept,
+  type KvmRunInternal, type KvmRunIo, type KvmRunMemoryFault, type KvmRunMembers, type KvmRunMmio, type KvmRunMsr, type KvmRunRegIntercept,
   type KvmRunSystemEvent, type VcpuExit, type VcpuExitReason,
 } from './api/exits.js';
 import { type ModelSyncRegs, SyncedRegs } from './sync-regs.js';
@@ -30,6 +30,7 @@ export class ModelKvmRun implements KvmRunMembers {
   readonly heki_configure: Filled<KvmRunHekiConfigure> = { reason: 0, cr_pinned: 0n };
   readonly heki_denial: Filled<KvmRunHekiDenial> = { reason: 0, cr_value: 0n };
   readonly fail_entry: Filled<KvmRunFailEntry> = { hardware_entry_failure_reason: 0n, cpu: 0, detail: '' };
+  readonly memory_fault: Filled<KvmRunMemoryFault> = { flags: 0n, gpa: 0n, size: 0n, gva: 0n, qualification: 0 };
   readonly cr_filter: Filled<KvmRunCrFilter> = { cr: 0, access: 0, old_value: 0n, new_value: 0n, rip: 0n, action: 0, value: 0n };
   readonly reg_intercept: Filled<KvmRunRegIntercept> = {
     intercept: 0, msr: 0, old_value: 0n, new_value: 0n, old_limit: 0, new_limit: 0, rip: 0n, action: 0, value: 0n, limit: 0,

@@ -17,6 +17,7 @@ import { HekiState } from './heki.js';
 import { Tracepoints } from './tracepoints.js';
 import { toU64 } from './u64.js';
 import { Vm, type CpuFactory } from './vm.js';
+import { MemoryProtection } from './memory-protection.js';
 import { VmArch } from './vm-arch.js';
 
 export interface KvmOptions {
@@ -40,7 +41,7 @@ export const DEFAULT_HOST_CR4 =
   abi.X86_CR4_UMIP | abi.X86_CR4_VMXE | abi.X86_CR4_FSGSBASE | abi.X86_CR4_PCIDE | abi.X86_CR4_OSXSAVE |
   abi.X86_CR4_SMEP | abi.X86_CR4_SMAP | abi.X86_CR4_PKE; // 0x772ef0
 
-const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus', 'andersen']);
+const VM_OPTION_KEYS = new Set(['profile', 'hostCr0', 'hostCr4', 'cr4PinnableMask', 'guestCpuid', 'memorySize', 'ignoreMsrs', 'maxVcpus', 'hekiMemory', 'andersen']);
 const CREATE_VM = 'KVM_CREATE_VM';
 
 /** The default core: the modelled x86-64 CPU of host/x86, with block translation on. */
@@ -104,8 +105,13 @@ export class Kvm implements KvmSystem, ModelKvm {
     if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > PINBOX_MAX_VCPUS) {
       throw new KvmError('EINVAL', CREATE_VM, `maxVcpus must be an integer 1..${PINBOX_MAX_VCPUS}, got ${String(maxVcpus)}`);
     }
+    const hekiMemory = options.hekiMemory ?? profile.memory;
+    if (hekiMemory !== 'v1' && hekiMemory !== 'v2' && hekiMemory !== 'none') {
+      throw new KvmError('EINVAL', CREATE_VM, `hekiMemory must be 'v1', 'v2' or 'none', got ${String(hekiMemory)}`);
+    }
+    const memory = new PhysicalMemory(memorySize);
     const arch = new VmArch(
-      new PhysicalMemory(memorySize),
+      memory,
       profile,
       new HekiState(hostCr0, hostCr4, pinnable),
       guestCpuid,
@@ -115,6 +121,8 @@ export class Kvm implements KvmSystem, ModelKvm {
       // kvmclock counts from VM creation; the wall-clock MSRs report this instant.
       BigInt(Date.now()) * 1_000_000n,
       this.tracepoints,
+      new MemoryProtection(memory, profile.KVM_EXIT_MEMORY_FAULT !== undefined),
+      hekiMemory,
       andersen,
     );
     return new Vm(arch, this.createCpu, maxVcpus);

@@ -84,7 +84,11 @@ export class VcpuArch implements MsrVcpu {
     this.lapic = new LocalApic(id, () => this.cpuidModel);
     this.run = new ModelKvmRun(vm.profile);
     this.cpuidRuntime.vcpuId = id;
-    this.hypercallEnv = { heki: vm.heki, pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature) };
+    this.hypercallEnv = {
+      heki: vm.heki,
+      pvHas: (feature) => guestPvHas(this.cpuidModel, this.pvEnforce, feature),
+      memory: { abi: vm.hekiMemory, protection: vm.memoryProtection },
+    };
   }
 
   get cpuid(): GuestCpuid {

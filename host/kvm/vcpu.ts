@@ -6,7 +6,7 @@
  * (complete_userspace_io), then lets the core run and handles each intercept in the kernel until
  * one needs user space.
  */
-import { KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
+import { Errno, KVM_CAP_ENFORCE_PV_FEATURE_CPUID } from '../../protocol/abi.js';
 import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { ChainedException } from '../x86/intercept.js';
 import type { GuestCpuid, GuestCpuidOptions } from './api/cpuid.js';
@@ -151,7 +151,15 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       // The work counts against the deadline's slice whether or not the exit goes to user space;
       // a deadline found passed with an exit to return ends the next run at once.
       const late = deadline !== undefined && watch.spend(spent);
-      if (toUser) return this.toUserSpace();
+      if (toUser) {
+        // KVM_EXIT_MEMORY_FAULT is the one exit KVM_RUN reports by failing, with -EFAULT (api.rst):
+        // kvm_run is filled and user space reads it after the error.
+        if (run.reason === 'KVM_EXIT_MEMORY_FAULT') {
+          this.toUserSpace(-Errno.EFAULT);
+          throw new KvmError('EFAULT', 'KVM_RUN', 'KVM_EXIT_MEMORY_FAULT: kvm_run.memory_fault holds the refused access');
+        }
+        return this.toUserSpace();
+      }
       if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
       if (remaining <= 0) {
         v.stat.signal_exits++;
@@ -172,13 +180,13 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
   }
 
   /** post_kvm_run_save(): CR8 and APIC_BASE travel with every exit. */
-  private toUserSpace(): VcpuExit {
+  private toUserSpace(errno = 0): VcpuExit {
     const v = this.arch;
     const run = v.run;
     if (run.kvm_valid_regs !== 0) storeRegs(run, v.cpu, () => this.getSregs());
     run.cr8 = v.lapic.getCr8();
     run.apic_base = v.lapic.apicBase;
-    if (v.vm.trace.active) v.vm.trace.emit('kvm_userspace_exit', { vcpu_id: v.id, reason: run.exit_reason, errno: 0 });
+    if (v.vm.trace.active) v.vm.trace.emit('kvm_userspace_exit', { vcpu_id: v.id, reason: run.exit_reason, errno });
     return run.asExit();
   }
 

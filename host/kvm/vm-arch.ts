@@ -3,11 +3,12 @@
  * shared by every vCPU of the VM, reached by them at each access, so a change made by one
  * ioctl or one vCPU applies to all from their next access. Internal to host/kvm.
  */
-import type { HekiAbiProfile } from '../../protocol/abi.js';
+import type { HekiAbiProfile, HekiMemoryAbi } from '../../protocol/abi.js';
 import type { PhysicalMemory } from '../x86/memory.js';
 import type { GuestCpuid } from './api/cpuid.js';
 import type { CrFilter } from './cr-filter.js';
 import type { HekiState } from './heki.js';
+import type { MemoryProtection } from './memory-protection.js';
 import type { MsrFilter } from './msr-filter.js';
 import type { MsrVmState } from './msrs/msr-vcpu.js';
 import type { Tracepoints } from './tracepoints.js';
@@ -31,6 +32,10 @@ export class VmArch implements MsrVmState {
     readonly hostVirtAddrBits: number,
     readonly wallClockEpochNs: bigint,
     readonly trace: Tracepoints,
+    /** Memory attributes, Heki's memory locks, the violation policy (memory-protection.ts). */
+    readonly memoryProtection: MemoryProtection,
+    /** Which Heki memory hypercall this VM's guest may call. */
+    readonly hekiMemory: HekiMemoryAbi,
     /** John Andersen's CR-pinning ABI (VmOptions.andersen). */
     readonly andersen: boolean,
   ) {}

@@ -11,10 +11,12 @@ import type { GuestCpu } from '../x86/guest-cpu.js';
 import type { PhysicalMemory } from '../x86/memory.js';
 import { enableCapArgs, kvmCheckExtension, PINBOX_MAX_VCPU_IDS } from './capabilities.js';
 import { KvmError } from './api/errors.js';
-import type { HekiSnapshot, ModelVm } from './api/model.js';
+import type {
+  HekiSnapshot, MemoryAttributeRange, MemoryPermissionRange, ModelMemoryProtection, ModelVm,
+} from './api/model.js';
 import type { CrFilterSpec } from './api/cr-hardening.js';
 import type { MsrFilterSpec } from './api/msr-filter.js';
-import type { KvmVm } from './api/vm.js';
+import type { KvmMemoryAttributes, KvmVm } from './api/vm.js';
 import { CrFilter } from './cr-filter.js';
 import { HekiState } from './heki.js';
 import { MsrFilter } from './msr-filter.js';
@@ -50,9 +52,35 @@ export class Vm implements KvmVm, ModelVm {
     return this.arch.profile;
   }
 
-  /** KVM_CHECK_EXTENSION on the VM fd. */
+  /** KVM_CHECK_EXTENSION on the VM fd (KVM_CAP_MEMORY_ATTRIBUTES: this VM's supported attributes). */
   checkExtension(cap: number): number {
+    if (cap === abi.KVM_CAP_MEMORY_ATTRIBUTES) return Number(this.arch.memoryProtection.supportedAttributes());
     return kvmCheckExtension(cap, this.arch.profile, this.maxVcpus);
+  }
+
+  /** KVM_SET_MEMORY_ATTRIBUTES (memory-protection.ts): all checked, then applied to every vCPU. */
+  setMemoryAttributes(attributes: KvmMemoryAttributes): void {
+    if (typeof attributes !== 'object' || attributes === null) throw new KvmError('EINVAL', 'KVM_SET_MEMORY_ATTRIBUTES', 'expected struct kvm_memory_attributes');
+    this.arch.memoryProtection.setAttributes(attributes.address, attributes.size, attributes.attributes, attributes.flags ?? 0n);
+  }
+
+  /** pinbox extension: the attributes user space set (KVM has no GET ioctl). */
+  getMemoryAttributes(): MemoryAttributeRange[] {
+    return this.arch.memoryProtection.getAttributes();
+  }
+
+  /** pinbox extension: what the second stage lets the guest do in [address, address + size). */
+  memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[] {
+    return this.arch.memoryProtection.permissions(address, size);
+  }
+
+  /** pinbox extension: Heki's memory locks, as the guest made them. */
+  get hekiMemoryLocks(): ModelMemoryProtection['hekiMemoryLocks'] {
+    const p = this.arch.memoryProtection;
+    return {
+      v1: { nowrite: p.hekiV1.nowrite.map((r) => ({ ...r })), exec: p.hekiV1.exec.map((r) => ({ ...r })) },
+      v2: p.v2Ranges(),
+    };
   }
 
   /**
@@ -73,6 +101,13 @@ export class Vm implements KvmVm, ModelVm {
         return;
       case arch.profile.KVM_CAP_HEKI_DENIAL:
         arch.heki.denialExitReason = HekiState.exitMask(a[0]!, ioctl);
+        return;
+      case abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY:
+        arch.memoryProtection.setFaultPolicy(a[0]!, ioctl);
+        return;
+      case abi.KVM_CAP_PINBOX_MBEC:
+        if (a[0] > 1n) throw new KvmError('EINVAL', ioctl, 'args[0] must be 0 or 1');
+        arch.memoryProtection.setMbec(a[0] === 1n, ioctl);
         return;
       default:
         throw new KvmError('EINVAL', ioctl, 'not a VM capability pinbox can enable');
@@ -142,6 +177,10 @@ function capName(cap: number, profile: HekiAbiProfile): string {
       return 'KVM_CAP_HEKI_CONFIGURE';
     case profile.KVM_CAP_HEKI_DENIAL:
       return 'KVM_CAP_HEKI_DENIAL';
+    case abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY:
+      return 'KVM_CAP_PINBOX_MEMORY_FAULT_POLICY';
+    case abi.KVM_CAP_PINBOX_MBEC:
+      return 'KVM_CAP_PINBOX_MBEC';
     default:
       return String(cap);
   }

@@ -18,6 +18,7 @@ export const VMX_EXIT_NAMES: Readonly<Record<InterceptKind, string>> = {
   io: 'IO_INSTRUCTION',
   exception: 'EXCEPTION_NMI',
   triple_fault: 'TRIPLE_FAULT',
+  ept_violation: 'EPT_VIOLATION',
   // The instruction budget plays the part of the host interrupt that ends a guest's time slice.
   budget: 'EXTERNAL_INTERRUPT',
   invalid_guest_state: 'INVALID_STATE',

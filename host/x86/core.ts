@@ -13,6 +13,7 @@ import type { Intercept } from './intercept.js';
 import type { Segment } from './state.js';
 import type { FaultState } from './fault.js';
 import type { Block } from './block.js';
+import type { SecondStage } from './mmu/second-stage.js';
 import type { Insn } from './decode/insn.js';
 
 /**
@@ -126,6 +127,12 @@ export class CpuCore implements FaultState {
   faultVector = 0;
   faultErrorCode = -1;
   faultAddress = 0;
+  /** The last second-stage violation (mmu/violation.ts): GPA, linear address, exit qualification. */
+  violationGpa = 0;
+  violationGva = 0;
+  violationQualification = 0;
+  /** The second stage over this CPU's memory (shared by every CPU of the VM). */
+  readonly secondStage: SecondStage;
 
   /**
    * The data TLB: per slot, the linear page base it maps for reads and for writes in the current
@@ -229,6 +236,7 @@ export class CpuCore implements FaultState {
 
   constructor(memory: PhysicalMemory) {
     this.memory = memory;
+    this.secondStage = memory.secondStage;
     this.codeCache = new Array(Math.ceil(memory.frameCount / 512)).fill(undefined);
     const empty = new DataView(new ArrayBuffer(8));
     this.tlbView = new Array<DataView>(TLB_SIZE).fill(empty);

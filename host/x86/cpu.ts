@@ -85,6 +85,8 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (!Number.isInteger(threshold) || threshold < 0) throw new RangeError(`jitThreshold must be a non-negative integer, got ${threshold}`);
     this.jitThreshold = threshold;
     memory.onCodeWrite.push((frame) => invalidateFrame(this, frame));
+    // New second-stage rights: drop every translation cached with the old ones (as INVEPT).
+    memory.secondStage.onChange.push(() => flushTlb(this, false));
     applyControls(this);
   }
 

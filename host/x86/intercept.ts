@@ -54,6 +54,18 @@ export type Intercept =
    */
   | { readonly kind: 'triple_fault'; readonly chain: readonly ChainedException[] }
   /**
+   * A guest access the second stage refused (VMX exit 48, EPT violation; mmu/second-stage.ts):
+   * the guest-physical address, the guest linear address when the qualification's bit 7 says
+   * there is one, the kind of access and the exit qualification. The instruction has done
+   * nothing and RIP is on it. `vectoring` is set when the access was part of delivering an
+   * event the hypervisor injected (IDT-vectoring information): that event was not delivered.
+   */
+  | {
+    readonly kind: 'ept_violation'; readonly gpa: bigint; readonly gva: bigint | undefined;
+    readonly access: 'read' | 'write' | 'fetch'; readonly qualification: number;
+    readonly vectoring?: { readonly vector: number; readonly errorCode: number | undefined; readonly address: bigint };
+  }
+  /**
    * The instruction budget given to `run()` is spent (instructions retired and faults delivered),
    * or the core found an exception loop (`Cpu.exceptionLoop`); the guest can be resumed.
    */

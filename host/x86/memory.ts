@@ -12,6 +12,7 @@
  * calls every `onCodeWrite` listener with the frame number before returning, so that decoded
  * instructions never go stale.
  */
+import { SecondStage } from './mmu/second-stage.js';
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -35,6 +36,11 @@ export class PhysicalMemory {
    * start of each run and drops such entries when it changed.
    */
   codeEpoch = 0;
+  /**
+   * The second-stage permissions of these frames (mmu/second-stage.ts). They belong to the VM
+   * as EPT does, and a VM is one memory here, so they live with it and every CPU over it sees them.
+   */
+  readonly secondStage: SecondStage;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size <= 0 || size % PAGE_SIZE !== 0 || size > 2 ** 32) {
@@ -45,6 +51,7 @@ export class PhysicalMemory {
     this.frames = new Array(this.frameCount).fill(undefined);
     this.views = new Array(this.frameCount).fill(undefined);
     this.codeFrames = new Uint8Array(this.frameCount);
+    this.secondStage = new SecondStage(this.frameCount);
   }
 
   /** Number of frames that have backing store. */

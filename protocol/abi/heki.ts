@@ -4,6 +4,8 @@
  *   [heki-v3]  Heki RFC v3, 20240503131910.307630-{3,4}-mic@digikod.net (docs/heki.md §0, §3)
  * plus the host kernel's cr4_pinned_mask, which Heki exports as the CR4 bits a guest may pin.
  */
+import type { HekiMemoryAbi } from './heki-memory.js';
+import { KVM_EXIT_MEMORY_FAULT } from './memory-attributes.js';
 import {
   X86_CR4_CET, X86_CR4_FRED, X86_CR4_FSGSBASE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_UMIP,
 } from './x86-arch.js';
@@ -38,6 +40,13 @@ export interface HekiAbiProfile {
   readonly KVM_EXIT_HEKI_DENIAL: number;
   readonly KVM_CAP_HEKI_CONFIGURE: number;
   readonly KVM_CAP_HEKI_DENIAL: number;
+  /**
+   * KVM_EXIT_MEMORY_FAULT (39 in mainline, since 6.8): v3, built on 6.9, moved Heki's exits to
+   * 40/41 for it; v2, built on 6.6, had 39 as KVM_EXIT_HEKI_CONFIGURE and no memory-fault exit.
+   */
+  readonly KVM_EXIT_MEMORY_FAULT: number | undefined;
+  /** The memory hypercall the posting had (heki-memory.ts): v2's KVM_HC_PROTECT_MEMORY; none in v3. */
+  readonly memory: HekiMemoryAbi;
 }
 export type HekiProfileName = 'v2' | 'v3';
 
@@ -49,6 +58,8 @@ export const HEKI_PROFILES: Readonly<Record<HekiProfileName, HekiAbiProfile>> = 
     KVM_EXIT_HEKI_DENIAL: 40,
     KVM_CAP_HEKI_CONFIGURE: 235,
     KVM_CAP_HEKI_DENIAL: 236,
+    KVM_EXIT_MEMORY_FAULT: undefined,
+    memory: 'v2',
   },
   /** [heki-v3] 3/5 (May 2024) */
   v3: {
@@ -57,6 +68,8 @@ export const HEKI_PROFILES: Readonly<Record<HekiProfileName, HekiAbiProfile>> = 
     KVM_EXIT_HEKI_DENIAL: 41,
     KVM_CAP_HEKI_CONFIGURE: 236,
     KVM_CAP_HEKI_DENIAL: 237,
+    KVM_EXIT_MEMORY_FAULT,
+    memory: 'none',
   },
 };
 export const DEFAULT_HEKI_PROFILE: HekiProfileName = 'v2';

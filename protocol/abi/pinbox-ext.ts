@@ -1,6 +1,6 @@
 /**
- * pinbox's own extensions of the KVM API — the CR filter and the secure register intercepts —
- * numbered out of tree (docs/pinbox-abi.md). No kernel has them: the KVM model implements them,
+ * pinbox's own extensions of the KVM API — the CR filter, the secure register intercepts and the
+ * RWX memory attributes — numbered out of tree (docs/pinbox-abi.md, docs/memory-protection.md). No kernel has them: the KVM model implements them,
  * and a real KVM answers 0 to their capabilities.
  *
  * Why these numbers cannot collide with mainline (include/uapi/linux/kvm.h, Linux 6.19 and the
@@ -15,6 +15,15 @@
  * the Heki profiles' numbers (39-41, 235-237), which collide with mainline already. Its ioctls
  * take the type byte 'P' (0x50) in place of KVMIO: KVM dispatches a VM or vCPU fd's ioctls on
  * KVMIO commands only, so no mainline KVM ioctl can ever equal one of them.
+ *
+ * pinbox's memory attributes and memory-fault flags (docs/memory-protection.md §3.1) take bits
+ * 24-27 of their words: mainline has PRIVATE at bit 3 and keeps bits 0-2 for RWX, Heki v2 used
+ * bits 4-7 internally, the 2023 VSM RFC used bit 4 for NO_ACCESS, and proposals use flag bits
+ * 0-2 (VSM 2024 access kinds) and 4 (USERFAULT); they stay below bit 31 because
+ * KVM_CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) returns the mask as an int. The attributes are
+ * in the negative sense of the 2024 VSM proposal, so that "no attribute" is full access
+ * (N. Saenz Julienne, "KVM: x86: Introducing Core Building Blocks for Hyper-V VSM Emulation",
+ * 20240609154945.55332-16-nsaenz@amazon.com).
  */
 
 /** The base of pinbox's exit reasons and capabilities: "PB" in the top half. */
@@ -28,6 +37,16 @@ export const PINBOX_NUMBER_BASE = 0x5042_0000;
 export const KVM_CAP_PINBOX_CR_FILTER = PINBOX_NUMBER_BASE + 1;
 /** Secure register intercepts: answers the HV_REGISTER_CR_INTERCEPT_CONTROL bits pinbox implements. */
 export const KVM_CAP_PINBOX_REG_INTERCEPTS = PINBOX_NUMBER_BASE + 2;
+/**
+ * KVM_ENABLE_CAP on the VM: how a second-stage violation of a memory attribute is delivered —
+ * args[0] = PINBOX_MEMORY_FAULT_EXIT (0, the default: KVM_EXIT_MEMORY_FAULT to user space) or
+ * PINBOX_MEMORY_FAULT_INJECT_PF (1: a #PF injected into the guest, as Heki did).
+ */
+export const KVM_CAP_PINBOX_MEMORY_FAULT_POLICY = PINBOX_NUMBER_BASE + 3;
+export const PINBOX_MEMORY_FAULT_EXIT = 0;
+export const PINBOX_MEMORY_FAULT_INJECT_PF = 1;
+/** KVM_ENABLE_CAP on the VM: args[0] = 1 turns on mode-based execute control (EPT bit 10, user execute). */
+export const KVM_CAP_PINBOX_MBEC = PINBOX_NUMBER_BASE + 4;
 
 // ---------------------------------------------------------------------------
 // Exit reasons (kvm_run.exit_reason)
@@ -88,3 +107,26 @@ export const PINBOX_CR_ACCESS_LMSW = 3;
 export const PINBOX_CR_FILTER_VALID_FLAGS = 0;
 /** The registers a CR filter can mask, as KVM_CAP_PINBOX_CR_FILTER answers them: CR0 and CR4. */
 export const PINBOX_CR_FILTER_REGISTERS = (1 << 0) | (1 << 4);
+
+// ---------------------------------------------------------------------------
+// Memory attributes (KVM_SET_MEMORY_ATTRIBUTES) and kvm_run.memory_fault.flags
+// ---------------------------------------------------------------------------
+
+/** Not readable; a page with NR must also have NW and NX (and NUX): write or execute needs read. */
+export const KVM_MEMORY_ATTRIBUTE_PINBOX_NR = 1n << 24n;
+/** Not writable. */
+export const KVM_MEMORY_ATTRIBUTE_PINBOX_NW = 1n << 25n;
+/** Not executable; with MBEC, not executable from supervisor-mode linear addresses. */
+export const KVM_MEMORY_ATTRIBUTE_PINBOX_NX = 1n << 26n;
+/** With MBEC only: not executable from user-mode linear addresses (EINVAL without MBEC). */
+export const KVM_MEMORY_ATTRIBUTE_PINBOX_NUX = 1n << 27n;
+export const KVM_MEMORY_ATTRIBUTES_PINBOX_MASK =
+  KVM_MEMORY_ATTRIBUTE_PINBOX_NR | KVM_MEMORY_ATTRIBUTE_PINBOX_NW | KVM_MEMORY_ATTRIBUTE_PINBOX_NX |
+  KVM_MEMORY_ATTRIBUTE_PINBOX_NUX;
+
+/** kvm_run.memory_fault.flags: the refused access was a read / a write / an instruction fetch (exactly one). */
+export const KVM_MEMORY_EXIT_FLAG_PINBOX_READ = 1n << 24n;
+export const KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE = 1n << 25n;
+export const KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC = 1n << 26n;
+/** kvm_run.memory_fault.flags: the pinbox field `gva` holds the guest linear address. */
+export const KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID = 1n << 27n;

@@ -13,17 +13,22 @@ const REASONS = Object.keys(KVM_EXITS) as VcpuExitReason[];
 
 test('every exit in the table is named back from its number, under either Heki profile', (t) => {
   for (const profile of Object.values(abi.HEKI_PROFILES)) {
-    const numbers = REASONS.map((r) => exitReasonNumber(r, profile));
+    const present = REASONS.filter((r) => exitReasonNumber(r, profile) !== undefined);
+    const numbers = present.map((r) => exitReasonNumber(r, profile)!);
     t.is(new Set(numbers).size, numbers.length, `${profile.name}: numbers are distinct`);
-    for (const r of REASONS) t.is(exitReasonName(exitReasonNumber(r, profile), profile), r, `${profile.name}: ${r}`);
+    for (const r of present) t.is(exitReasonName(exitReasonNumber(r, profile)!, profile), r, `${profile.name}: ${r}`);
   }
+  // Heki v2 (on 6.6) has 39 as KVM_EXIT_HEKI_CONFIGURE and no KVM_EXIT_MEMORY_FAULT; v3 (on 6.9) has it at 39.
+  t.is(exitReasonNumber('KVM_EXIT_MEMORY_FAULT', abi.HEKI_PROFILES.v2), undefined);
+  t.is(exitReasonNumber('KVM_EXIT_MEMORY_FAULT', abi.HEKI_PROFILES.v3), 39);
   // 35 is KVM_EXIT_RISCV_SBI (include/uapi/linux/kvm.h): another architecture's, not in the table.
   t.is(exitReasonName(35, abi.HEKI_PROFILES.v2), undefined);
   t.is(exitReasonName(abi.KVM_EXIT_MMIO, null), 'KVM_EXIT_MMIO', 'exits the model never gives are in the table too');
 });
 
 test('without a Heki profile, 39-41 are not Heki exits (include/uapi/linux/kvm.h: 39 is KVM_EXIT_MEMORY_FAULT)', (t) => {
-  for (const n of [39, 40, 41]) t.is(exitReasonName(n, null), undefined);
+  t.is(exitReasonName(39, null), 'KVM_EXIT_MEMORY_FAULT');
+  for (const n of [40, 41]) t.is(exitReasonName(n, null), undefined);
   t.is(exitReasonName(abi.KVM_EXIT_X86_RDMSR, null), 'KVM_EXIT_X86_RDMSR');
 });
 

@@ -39,9 +39,10 @@ test('MSR filter and exit constants match the uapi', (t) => {
 // of type KVMIO 0xAE), and apart from the Heki profiles' numbers.
 test('pinbox\'s extension numbers are out of mainline\'s range and Heki\'s', (t) => {
   const exits = [abi.KVM_EXIT_PINBOX_CR_FILTER, abi.KVM_EXIT_PINBOX_REG_INTERCEPT];
-  const caps = [abi.KVM_CAP_PINBOX_CR_FILTER, abi.KVM_CAP_PINBOX_REG_INTERCEPTS];
+  const caps = [abi.KVM_CAP_PINBOX_CR_FILTER, abi.KVM_CAP_PINBOX_REG_INTERCEPTS, abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY, abi.KVM_CAP_PINBOX_MBEC];
   t.deepEqual(exits, [0x5042_0001, 0x5042_0002]);
-  t.deepEqual(caps, [0x5042_0001, 0x5042_0002]);
+  // docs/pinbox-abi.md, docs/memory-protection.md §3.1: one range, each capability its own number.
+  t.deepEqual(caps, [0x5042_0001, 0x5042_0002, 0x5042_0003, 0x5042_0004]);
   const heki = Object.values(abi.HEKI_PROFILES).flatMap((p) => [p.KVM_EXIT_HEKI_CONFIGURE, p.KVM_EXIT_HEKI_DENIAL, p.KVM_CAP_HEKI_CONFIGURE, p.KVM_CAP_HEKI_DENIAL]);
   for (const n of [...exits, ...caps]) {
     t.true(n > 0xffff, `0x${n.toString(16)} is above every mainline exit and capability`);
@@ -57,4 +58,19 @@ test('pinbox\'s extension numbers are out of mainline\'s range and Heki\'s', (t)
   t.is(abi.PINBOX_CR_ACCESS_MOV, 0);
   t.is(abi.PINBOX_CR_ACCESS_CLTS, 2);
   t.is(abi.PINBOX_CR_ACCESS_LMSW, 3);
+});
+
+// docs/memory-protection.md §3.1: the RWX attributes and the access-kind flags take bits 24-27,
+// clear of mainline's PRIVATE (bit 3) and of bit 31 (the supported mask is returned as an int).
+test('pinbox\'s memory attributes and memory-fault flags are bits 24-27, apart from PRIVATE', (t) => {
+  t.deepEqual(
+    [abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR, abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW, abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX, abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NUX],
+    [0x100_0000n, 0x200_0000n, 0x400_0000n, 0x800_0000n],
+  );
+  t.deepEqual(
+    [abi.KVM_MEMORY_EXIT_FLAG_PINBOX_READ, abi.KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE, abi.KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC, abi.KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID],
+    [0x100_0000n, 0x200_0000n, 0x400_0000n, 0x800_0000n],
+  );
+  t.is(abi.KVM_MEMORY_ATTRIBUTES_PINBOX_MASK & abi.KVM_MEMORY_ATTRIBUTE_PRIVATE, 0n);
+  t.is(abi.KVM_MEMORY_ATTRIBUTES_PINBOX_MASK, 0xf00_0000n);
 });

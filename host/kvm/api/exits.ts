@@ -57,6 +57,24 @@ export interface KvmRunFailEntry {
 }
 
 /**
+ * KVM_EXIT_MEMORY_FAULT (39): an access KVM could not resolve for the guest — in pinbox, one a
+ * memory attribute or a Heki lock refused (docs/memory-protection.md §3.3). Upstream fields
+ * flags @32, gpa @40, size @48; `gva` and `qualification` are pinbox's own, out of tree.
+ */
+export interface KvmRunMemoryFault {
+  /** KVM_MEMORY_EXIT_FLAG_PRIVATE upstream; pinbox's access kind and GVA_VALID (pinbox-ext.ts). */
+  readonly flags: bigint;
+  /** The faulting page's guest-physical address (page-aligned, as KVM reports gfn_to_gpa()). */
+  readonly gpa: bigint;
+  /** 4096: the fault covers [gpa, gpa + size). */
+  readonly size: bigint;
+  /** pinbox: the guest linear address, when flags has KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID (else 0). */
+  readonly gva: bigint;
+  /** pinbox: the EPT-violation exit qualification (SDM vol. 3C table 28-7) the core reported. */
+  readonly qualification: number;
+}
+
+/**
  * KVM_EXIT_PINBOX_CR_FILTER (pinbox's extension, docs/cr-filter.md): a guest write would change a
  * bit the CR filter masks. User space answers in `action` (and `value`) before the next run().
  */
@@ -140,6 +158,7 @@ export interface KvmRunMembers {
   readonly heki_configure: KvmRunHekiConfigure;
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
+  readonly memory_fault: KvmRunMemoryFault;
   readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
@@ -149,20 +168,24 @@ export interface KvmRunMembers {
 }
 
 /** The exit numbers an ABI profile decides (the out-of-tree ones: heki.ts in protocol/abi). */
-export type ProfileExitNumber = 'KVM_EXIT_HEKI_CONFIGURE' | 'KVM_EXIT_HEKI_DENIAL';
+export type ProfileExitNumber = 'KVM_EXIT_HEKI_CONFIGURE' | 'KVM_EXIT_HEKI_DENIAL' | 'KVM_EXIT_MEMORY_FAULT';
 
 interface ExitEntry {
-  /** kvm_run.exit_reason: the uAPI's number, or the name of the profile field that holds it. */
-  readonly number: number | { readonly profile: ProfileExitNumber };
+  /**
+   * kvm_run.exit_reason: the uAPI's number, or the name of the profile field that holds it (and
+   * the mainline number, for a VM that speaks no Heki profile, if mainline has the exit).
+   */
+  readonly number: number | { readonly profile: ProfileExitNumber; readonly mainline?: number };
   /** The kvm_run member with the exit's payload, or null for an exit whose payload pinbox does not read. */
   readonly member: keyof KvmRunMembers | null;
 }
 
 /**
  * Every exit either backend returns to user space. The model gives those of its intercepts
- * (MSR, Heki, IO, HLT, shutdown, entry failure, INTR) and of pinbox's extensions (CR filter,
- * register intercepts, numbered out of tree: pinbox-ext.ts); a real kernel may give any. The
- * exits numbered 35, 36 and 38 are other architectures'; 39 and up collide with Heki's (heki.ts).
+ * (MSR, Heki, IO, HLT, shutdown, entry failure, INTR, memory fault) and of pinbox's extensions
+ * (CR filter, register intercepts, numbered out of tree: pinbox-ext.ts); a real kernel may give
+ * any. The exits numbered 35, 36 and 38 are other architectures'; 39 and up collide with Heki's
+ * (heki.ts).
  */
 export const KVM_EXITS = {
   KVM_EXIT_UNKNOWN: { number: abi.KVM_EXIT_UNKNOWN, member: null },
@@ -190,6 +213,9 @@ export const KVM_EXITS = {
   KVM_EXIT_X86_BUS_LOCK: { number: abi.KVM_EXIT_X86_BUS_LOCK, member: null },
   KVM_EXIT_XEN: { number: abi.KVM_EXIT_XEN, member: null },
   KVM_EXIT_NOTIFY: { number: abi.KVM_EXIT_NOTIFY, member: null },
+  // 39 in mainline and under the v3 profile; under v2, 39 is KVM_EXIT_HEKI_CONFIGURE and this exit
+  // does not exist (v2 was built on 6.6, before it; docs/memory-protection.md §3.3).
+  KVM_EXIT_MEMORY_FAULT: { number: { profile: 'KVM_EXIT_MEMORY_FAULT', mainline: abi.KVM_EXIT_MEMORY_FAULT }, member: 'memory_fault' },
   KVM_EXIT_HEKI_CONFIGURE: { number: { profile: 'KVM_EXIT_HEKI_CONFIGURE' }, member: 'heki_configure' },
   KVM_EXIT_HEKI_DENIAL: { number: { profile: 'KVM_EXIT_HEKI_DENIAL' }, member: 'heki_denial' },
   KVM_EXIT_PINBOX_CR_FILTER: { number: abi.KVM_EXIT_PINBOX_CR_FILTER, member: 'cr_filter' },
@@ -199,7 +225,7 @@ export const KVM_EXITS = {
 export type VcpuExitReason = keyof typeof KVM_EXITS;
 
 /**
- * pinbox's name for an exit_reason it has no name for (a newer kernel's exit, or one of 39 and
+ * pinbox's name for an exit_reason it has no name for (a newer kernel's exit, or one of 40 and
  * up on a VM that speaks no Heki profile): never a kernel name.
  */
 export const UNNAMED_EXIT = 'KVM_EXIT_UNNAMED';
@@ -252,25 +278,30 @@ const REASONS = Object.keys(KVM_EXITS) as VcpuExitReason[];
 
 function numberOf(reason: VcpuExitReason, profile: HekiAbiProfile | null): number | undefined {
   const n = ENTRIES[reason].number;
-  return typeof n === 'number' ? n : profile?.[n.profile];
+  if (typeof n === 'number') return n;
+  return profile === null ? n.mainline : profile[n.profile];
 }
 
 const numbersByProfile = new Map<HekiAbiProfile, Readonly<Record<VcpuExitReason, number>>>();
 const namesByProfile = new Map<HekiAbiProfile | null, ReadonlyMap<number, VcpuExitReason>>();
 
-/** kvm_run.exit_reason of every exit under an ABI profile (made once per profile). */
+/**
+ * kvm_run.exit_reason of every exit under an ABI profile (made once per profile). An exit the
+ * profile does not have (KVM_EXIT_MEMORY_FAULT under v2) is -1: no VM of that profile gives it.
+ */
 export function exitNumbers(profile: HekiAbiProfile): Readonly<Record<VcpuExitReason, number>> {
   let numbers = numbersByProfile.get(profile);
   if (numbers === undefined) {
-    numbers = Object.freeze(Object.fromEntries(REASONS.map((r) => [r, numberOf(r, profile)!])) as Record<VcpuExitReason, number>);
+    numbers = Object.freeze(Object.fromEntries(REASONS.map((r) => [r, numberOf(r, profile) ?? -1])) as Record<VcpuExitReason, number>);
     numbersByProfile.set(profile, numbers);
   }
   return numbers;
 }
 
-/** The exit_reason number of an exit; the Heki ones depend on the ABI profile. */
-export function exitReasonNumber(reason: VcpuExitReason, profile: HekiAbiProfile): number {
-  return exitNumbers(profile)[reason];
+/** The exit_reason number of an exit; the Heki ones depend on the ABI profile (undefined: the profile has no such exit). */
+export function exitReasonNumber(reason: VcpuExitReason, profile: HekiAbiProfile): number | undefined {
+  const n = exitNumbers(profile)[reason];
+  return n < 0 ? undefined : n;
 }
 
 /**

@@ -10,14 +10,18 @@ export type { CrFilterSpec, RegInterceptSpec } from './cr-hardening.js';
 export { KvmError } from './errors.js';
 export {
   exitNumbers, exitReasonName, exitReasonNumber, KVM_EXITS, UNNAMED_EXIT, type KvmRun, type KvmRunDebug, type KvmRunFailEntry,
-  type KvmRunCrFilter, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunRegIntercept, type KvmRunInternal, type KvmRunIo, type KvmRunMembers, type KvmRunMmio,
+  type KvmRunCrFilter, type KvmRunHekiConfigure, type KvmRunHekiDenial, type KvmRunRegIntercept, type KvmRunInternal, type KvmRunIo,
+  type KvmRunMembers, type KvmRunMemoryFault, type KvmRunMmio,
   type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type ProfileExitNumber, type VcpuExit, type VcpuExitReason,
 } from './exits.js';
 export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, type GuestMemory } from './guest-memory.js';
-export type { ChainedException, HekiSnapshot, IdtGateView, ModelKvm, ModelVcpu, ModelVm } from './model.js';
+export type {
+  ChainedException, HekiSnapshot, IdtGateView, MemoryAttributeRange, MemoryPermissionRange, ModelKvm, ModelMemoryProtection,
+  ModelVcpu, ModelVm,
+} from './model.js';
 export type { MsrFilterRange, MsrFilterSpec } from './msr-filter.js';
 export { copyRegs, KVM_REGS_FIELDS, type DescriptorTable, type GprField, type Regs, type RegsField, type Segment, type Sregs } from './regs.js';
 export type { KvmSystem, VmOptions } from './system.js';
 export type { TracepointEvents, TracepointName, TracepointSource } from './tracepoints.js';
 export type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './vcpu.js';
-export type { KvmVm } from './vm.js';
+export type { KvmMemoryAttributes, KvmVm } from './vm.js';

@@ -34,7 +34,7 @@ export interface HekiSnapshot {
 }
 
 /** The model's VM fd: Heki's per-VM state, which the RFC gives no ioctl (as debugfs would show it). */
-export interface ModelVm {
+export interface ModelVm extends ModelMemoryProtection {
   /** The pinned CR0/CR4 bits, read-only. */
   readonly hekiPins: { readonly cr0: bigint; readonly cr4: bigint };
   /** What a VM reset asked for by user space does to Heki: the pins are cleared (docs/heki.md §5.4, §7.5). */
@@ -42,6 +42,38 @@ export interface ModelVm {
   getHekiState(): HekiSnapshot;
   /** Restores a snapshot's Heki state (all fields checked first). */
   setHekiState(state: HekiSnapshot): void;
+}
+
+/** Guest-physical pages and what the second stage lets the guest do with them (docs/memory-protection.md). */
+export interface MemoryPermissionRange {
+  readonly address: bigint;
+  readonly size: bigint;
+  readonly read: boolean;
+  readonly write: boolean;
+  /** Execute; with MBEC, from supervisor-mode linear addresses. */
+  readonly exec: boolean;
+  /** With MBEC: execute from user-mode linear addresses (without MBEC, equal to `exec`). */
+  readonly userExec: boolean;
+}
+
+/** One range of KVM_SET_MEMORY_ATTRIBUTES attributes as user space set them. */
+export interface MemoryAttributeRange {
+  readonly address: bigint;
+  readonly size: bigint;
+  readonly attributes: bigint;
+}
+
+/** The model's memory-protection view of a VM: what user space set, what the guest locked, what holds. */
+export interface ModelMemoryProtection {
+  /** The attributes set by KVM_SET_MEMORY_ATTRIBUTES, as maximal ranges (KVM has no GET ioctl). */
+  getMemoryAttributes(): MemoryAttributeRange[];
+  /** The effective permissions of [address, address + size), page-aligned, as maximal ranges of equal rights. */
+  memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[];
+  /** Heki's locks: v1's ranges (inclusive GFNs) and v2's pages with their MEM_ATTR_* permissions. */
+  readonly hekiMemoryLocks: {
+    readonly v1: { readonly nowrite: readonly { start: bigint; end: bigint }[]; readonly exec: readonly { start: bigint; end: bigint }[] };
+    readonly v2: readonly { readonly address: bigint; readonly size: bigint; readonly permissions: bigint }[];
+  };
 }
 
 /** The model's vCPU fd. */

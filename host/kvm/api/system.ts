@@ -2,7 +2,7 @@
  * The system file descriptor (/dev/kvm), in the manner of rust-vmm's kvm-ioctls `Kvm`:
  * KVM_CHECK_EXTENSION, KVM_GET_MSR_INDEX_LIST and KVM_CREATE_VM.
  */
-import type { HekiProfileName } from '../../../protocol/abi.js';
+import type { HekiMemoryAbi, HekiProfileName } from '../../../protocol/abi.js';
 import type { GuestCpuidOptions } from './cpuid.js';
 import type { ModelKvm } from './model.js';
 import type { KvmVm } from './vm.js';
@@ -29,6 +29,12 @@ export interface VmOptions {
   ignoreMsrs?: boolean;
   /** The model: at most this many vCPUs (default and maximum 64). */
   maxVcpus?: number;
+  /**
+   * The model: which Heki memory hypercall the guest may call (docs/memory-protection.md §4, §5):
+   * 'v1' (KVM_HC_LOCK_MEM_PAGE_RANGES = 13, in place of KVM_HC_LOCK_CR_UPDATE), 'v2'
+   * (KVM_HC_PROTECT_MEMORY = 14) or 'none'. Default: the profile's own ('v2' for v2, 'none' for v3).
+   */
+  hekiMemory?: HekiMemoryAbi;
   /**
    * The model: John Andersen's PV CR pinning (docs/andersen.md) under its 2020 numbers —
    * 0x4b564d08-0d are its MSRs and KVM_FEATURE 15 is KVM_FEATURE_CR_PIN, in place of mainline's

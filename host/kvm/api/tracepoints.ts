@@ -1,7 +1,9 @@
 /**
  * KVM's tracepoints (arch/x86/kvm/trace.h) with the kernel's event and field names, plus
  * `kvm_heki_blocked` for Heki's `pr_warn_ratelimited("heki: Blocked CRn update: 0x%lx")` and
- * `kvm_msr_ignored` for ignore_msrs' `kvm_pr_unimpl("ignored rdmsr/wrmsr ...")`. The model fires
+ * `kvm_msr_ignored` for ignore_msrs' `kvm_pr_unimpl("ignored rdmsr/wrmsr ...")`, and
+ * `kvm_memory_denial` for every guest access a memory protection refused (with Heki's "heki:
+ * Creating write/fetch #PF" wording when it is injected). The model fires
  * them (host/kvm/tracepoints.ts); a real kernel's are in tracefs, out of pinbox's reach.
  */
 
@@ -16,6 +18,13 @@ export interface TracepointEvents {
   kvm_pio: { vcpu_id: number; rw: 'in' | 'out'; port: number; size: number; count: number; val: number };
   kvm_inj_exception: { vcpu_id: number; exception: number; has_error: boolean; error_code: number };
   kvm_heki_blocked: { vcpu_id: number; cr: number; val: bigint; message: string };
+  /** handle_ept_violation(): the GPA and the exit qualification, as trace.h's kvm_page_fault. */
+  kvm_page_fault: { vcpu_id: number; guest_rip: bigint; fault_address: bigint; error_code: bigint };
+  /** pinbox: a refused access, how it was delivered, and where (docs/memory-protection.md §3.3). */
+  kvm_memory_denial: {
+    vcpu_id: number; gpa: bigint; gva: bigint | undefined; access: 'read' | 'write' | 'fetch'; rip: bigint;
+    qualification: number; delivery: 'exit' | 'inject'; message: string;
+  };
   kvm_msr_ignored: { vcpu_id: number; write: boolean; ecx: number; data: bigint; message: string };
 }
 

@@ -9,6 +9,14 @@ import type { ModelVm } from './model.js';
 import type { MsrFilterSpec } from './msr-filter.js';
 import type { KvmVcpu } from './vcpu.js';
 
+/** struct kvm_memory_attributes: address and size page-aligned, flags 0. */
+export interface KvmMemoryAttributes {
+  readonly address: bigint;
+  readonly size: bigint;
+  readonly attributes: bigint;
+  readonly flags?: bigint;
+}
+
 export interface KvmVm {
   /** Guest-physical memory: memory slot 0, from GPA 0. */
   readonly memory: GuestMemory;
@@ -18,6 +26,13 @@ export interface KvmVm {
   checkExtension(cap: number): number;
   /** KVM_ENABLE_CAP on the VM fd; a refused call changes nothing. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES with pinbox's out-of-tree read/write/execute attributes
+   * (docs/memory-protection.md §3): every check is made before anything changes. A backend
+   * without the ioctl has no such method; one whose kernel refuses the attributes throws its
+   * KvmError (a mainline kernel: EINVAL, they are outside its supported mask).
+   */
+  setMemoryAttributes?(attributes: KvmMemoryAttributes): void;
   /** KVM_X86_SET_MSR_FILTER: the old filter stays in force if the new one is refused. */
   setMsrFilter(filter: MsrFilterSpec): void;
   /**

@@ -18,12 +18,13 @@ import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
 import {
   exitReasonName, UNNAMED_EXIT, type KvmRun, type KvmRunCrFilter, type KvmRunDebug, type KvmRunFailEntry, type KvmRunRegIntercept, type KvmRunHekiConfigure, type KvmRunHekiDenial,
-  type KvmRunInternal, type KvmRunIo, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
+  type KvmRunInternal, type KvmRunIo, type KvmRunMemoryFault, type KvmRunMmio, type KvmRunMsr, type KvmRunSystemEvent, type KvmSyncRegs, type VcpuExit,
 } from '../api/exits.js';
 import type { KvmFd } from './fd.js';
 import type { Mapping } from './mapping.js';
 import {
-  RunCrFilter, RunDebug, RunFailEntry, RunHeki, RunInternal, RunIo, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs, RunSystemEvent,
+  RunCrFilter, RunDebug, RunFailEntry, RunHeki, RunInternal, RunIo, RunMemoryFault, RunMmio, RunMsr, RunRegIntercept, RunSyncRegs,
+  RunSystemEvent,
 } from './run-members.js';
 import { RUN } from './uapi.js';
 
@@ -39,6 +40,7 @@ export class RealKvmRun implements KvmRun {
   readonly heki_configure: KvmRunHekiConfigure;
   readonly heki_denial: KvmRunHekiDenial;
   readonly fail_entry: KvmRunFailEntry;
+  readonly memory_fault: KvmRunMemoryFault;
   readonly debug: KvmRunDebug;
   readonly mmio: KvmRunMmio;
   readonly internal: KvmRunInternal;
@@ -60,6 +62,7 @@ export class RealKvmRun implements KvmRun {
     this.io = new RunIo(v, fd);
     this.heki_configure = this.heki_denial = new RunHeki(v, fd);
     this.fail_entry = new RunFailEntry(v, fd);
+    this.memory_fault = new RunMemoryFault(v, fd);
     this.debug = new RunDebug(v, fd);
     this.mmio = new RunMmio(v, fd);
     this.internal = new RunInternal(v, fd);

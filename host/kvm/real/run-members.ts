@@ -6,8 +6,8 @@
  */
 import { KvmError } from '../api/errors.js';
 import type {
-  KvmRunCrFilter, KvmRunDebug, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMmio, KvmRunMsr,
-  KvmRunRegIntercept, KvmRunSystemEvent, KvmSyncRegs,
+  KvmRunCrFilter, KvmRunDebug, KvmRunFailEntry, KvmRunHekiConfigure, KvmRunHekiDenial, KvmRunInternal, KvmRunIo, KvmRunMemoryFault, KvmRunMmio,
+  KvmRunMsr, KvmRunRegIntercept, KvmRunSystemEvent, KvmSyncRegs,
 } from '../api/exits.js';
 import { KVM_REGS_FIELDS, type Regs, type Sregs } from '../api/regs.js';
 import type { KvmFd } from './fd.js';
@@ -127,6 +127,15 @@ export class RunFailEntry extends RunPart implements KvmRunFailEntry {
   readonly detail = '';
   get hardware_entry_failure_reason(): bigint { return this.live().getBigUint64(RUN.fail_entry_reason, true); }
   get cpu(): number { return this.live().getUint32(RUN.fail_entry_cpu, true); }
+}
+
+/** KVM_EXIT_MEMORY_FAULT: the upstream fields; pinbox's own gva and qualification no kernel fills. */
+export class RunMemoryFault extends RunPart implements KvmRunMemoryFault {
+  readonly gva = 0n;
+  readonly qualification = 0;
+  get flags(): bigint { return this.live().getBigUint64(RUN.memory_fault_flags, true); }
+  get gpa(): bigint { return this.live().getBigUint64(RUN.memory_fault_gpa, true); }
+  get size(): bigint { return this.live().getBigUint64(RUN.memory_fault_size, true); }
 }
 
 export class RunMmio extends RunPart implements KvmRunMmio {

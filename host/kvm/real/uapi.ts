@@ -126,6 +126,10 @@ export const RUN = {
   msr_reason: 40,
   msr_index: 44,
   msr_data: 48,
+  /** memory_fault: flags u64, gpa u64, size u64 */
+  memory_fault_flags: 32,
+  memory_fault_gpa: 40,
+  memory_fault_size: 48,
   /** debug (struct kvm_debug_exit_arch): exception u32, pad u32, pc u64, dr6 u64, dr7 u64 */
   debug_exception: 32,
   debug_pc: 40,

@@ -10,8 +10,9 @@
  * KVM_ENABLE_CAP without reaching the kernel; saying "this host lacks Heki" is the caller's job.
  */
 import type { HekiAbiProfile } from '../../../protocol/abi.js';
+import * as abi from '../../../protocol/abi.js';
 import { KvmError } from '../api/errors.js';
-import type { KvmVm } from '../api/vm.js';
+import type { KvmMemoryAttributes, KvmVm } from '../api/vm.js';
 import type { MsrFilterSpec } from '../api/msr-filter.js';
 import type { CpuidEntry2 } from './cpuid.js';
 import { KvmFd } from './fd.js';
@@ -68,6 +69,23 @@ export class VmFd implements KvmVm {
     if (heki && !this.hostHeki) throw new KvmError('EINVAL', call, 'this host kernel has no Heki (open the Kvm with hostHeki: true on a Heki kernel)');
     this.#fd.ioctlPointer(call, KVM_ENABLE_CAP, enableCapBuffer(call, cap, args, flags));
     if (heki) this.#heki.profile = this.profile;
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES, passed to the kernel as given: a mainline kernel refuses pinbox's
+   * out-of-tree RWX attributes with EINVAL (outside its supported mask), one before 6.8 has no
+   * such ioctl (ENOTTY) — the kernel's answer, not pinbox's (docs/memory-protection.md §3).
+   */
+  setMemoryAttributes(attributes: KvmMemoryAttributes): void {
+    const call = 'KVM_SET_MEMORY_ATTRIBUTES';
+    this.#fd.check(call);
+    const v = new DataView(new ArrayBuffer(abi.KVM_MEMORY_ATTRIBUTES_SIZE));
+    const fields = [attributes.address, attributes.size, attributes.attributes, attributes.flags ?? 0n];
+    fields.forEach((x, i) => {
+      if (typeof x !== 'bigint' || x < 0n || x >= 1n << 64n) throw new KvmError('EINVAL', call, 'every field must be a u64 bigint');
+      v.setBigUint64(8 * i, x, true);
+    });
+    this.#fd.ioctlPointer(call, abi.KVM_SET_MEMORY_ATTRIBUTES, new Uint8Array(v.buffer));
   }
 
   /** KVM_X86_SET_MSR_FILTER, from the model's MsrFilterSpec (msr-filter.ts). */

@@ -13,7 +13,8 @@
  * after contributory, or contributory/#PF after #PF); a fault while delivering #DF shuts the
  * processor down: the triple_fault intercept. Each exception passes the VMX exception bitmap
  * first; an event injected by the hypervisor does not (VM-entry injection is not intercepted),
- * but faults that occur while delivering it do.
+ * but faults that occur while delivering it do. A second-stage violation is never delivered: it
+ * stops the core with the `ept_violation` intercept (mmu/violation.ts).
  */
 import { X86_EFLAGS_IF, X86_EFLAGS_NT, X86_EFLAGS_RF, X86_EFLAGS_TF, X86_EFLAGS_VM } from '../../../protocol/abi.js';
 import { DESC_TYPE_INTERRUPT_GATE, DESC_TYPE_TRAP_GATE, ERRC_EXT, ERRC_IDT } from '../arch.js';
@@ -23,6 +24,7 @@ import { GUEST_FAULT, raiseGP, raiseNP, raiseSS, raiseTS } from '../fault.js';
 import { readFlags } from '../flags.js';
 import { prepareImplicitWrite, readImplicit32, readImplicit64, writePhysical64 } from '../mmu/access.js';
 import { updateTlbContext } from '../mmu/tlb.js';
+import { EPT_VIOLATION_VECTOR, eptViolationIntercept } from '../mmu/violation.js';
 import { loadSegment } from '../segments.js';
 import { noteDebugCondition, takeDebugCondition } from '../debug.js';
 import { chainReport, noteException, startChain } from './chain.js';
@@ -157,6 +159,10 @@ export function deliverThroughIdt(c: CpuCore, vector: number, errorCode: number,
 export function raiseEvent(
   c: CpuCore, vector: number, errorCode: number, address: number, kind: number, returnRip: number, injected: boolean,
 ): boolean {
+  if (vector === EPT_VIOLATION_VECTOR) {
+    c.stop = eptViolationIntercept(c);
+    return false;
+  }
   if (!injected && stoppedByBitmap(c, vector, errorCode, address, kind)) return false;
   if (vector === PF_VECTOR && kind === EVENT_HARDWARE) c.cr2 = BigInt.asUintN(64, BigInt(address));
   startChain(c);
@@ -170,6 +176,14 @@ export function raiseEvent(
       if (e !== GUEST_FAULT) throw e;
       // A fault while delivering: it meets the exception bitmap first, and a #PF loads CR2 even
       // when it goes on to become a double fault (SDM vol. 3A §6.15, interrupt 14, note 1).
+      if (c.faultVector === EPT_VIOLATION_VECTOR) {
+        // The second stage refused a table or stack access of the delivery: the event is handed
+        // back as IDT-vectoring information, for the hypervisor to inject again (a fault-like
+        // hardware event; a software one recurs when its instruction runs again).
+        const vectoring = kind === EVENT_HARDWARE && returnRip === c.rip ? { vector, errorCode, address } : undefined;
+        c.stop = eptViolationIntercept(c, vectoring);
+        return false;
+      }
       const second = c.faultVector;
       const secondCode = c.faultErrorCode;
       const secondAddress = c.faultAddress;

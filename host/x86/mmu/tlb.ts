@@ -12,9 +12,15 @@
  * A write tag is set only when the leaf is already dirty (a write through a clean entry must
  * walk again to set D) and the frame holds no decoded code (so stores to code always take the
  * slow path, which invalidates decoded blocks).
+ *
+ * Tags carry the second stage's rights too (second-stage.ts): no read tag on a frame it makes
+ * unreadable, no write tag on one it makes read-only, and an instruction-TLB entry only after a
+ * fetch it allowed. So the hit paths, interpreted or translated, never need to look at it, and
+ * a change of its permissions flushes everything (Cpu registers flushTlb with it), as INVEPT.
  */
 import { X86_EFLAGS_AC } from '../../../protocol/abi.js';
 import { ITLB_MASK, ITLB_SIZE, TLB_EMPTY, TLB_EMPTY32, TLB_MASK, TLB_SIZE, type CpuCore } from '../core.js';
+import { S2_ALL, S2_READ, S2_WRITE } from './second-stage.js';
 import { ACC_FETCH, ACC_WRITE, protectionFault, type Access } from './walk.js';
 
 /** Sets slot `idx`'s read tag (TLB_EMPTY: none), in both forms. */
@@ -101,9 +107,11 @@ export function fillTlb(c: CpuCore, lin: number, pa: number, access: Access): vo
     c.tlbView[idx] = m.frameView(frame);
   }
   c.tlbGlobal[idx] = global;
-  setReadTag(c, idx, page);
+  // The second stage's rights join the guest's (second-stage.ts): a tag is set only for what both allow.
+  const s2 = c.secondStage.active ? c.secondStage.perms[frame]! : S2_ALL;
+  setReadTag(c, idx, (s2 & S2_READ) !== 0 ? page : TLB_EMPTY);
   const writeOk = access === ACC_WRITE ||
     (c.walkDirty && !protectionFault(c, ACC_WRITE, c.cpl === 3, false, c.walkUser, c.walkWritable, c.walkNx));
-  setWriteTag(c, idx, writeOk && m.codeFrames[frame] === 0 ? page : TLB_EMPTY);
+  setWriteTag(c, idx, writeOk && (s2 & S2_WRITE) !== 0 && m.codeFrames[frame] === 0 ? page : TLB_EMPTY);
 }
 

@@ -15,6 +15,11 @@
  * - Error code: P, W/R, U/S (user-mode access), RSVD, I/D (a fetch while EFER.NXE or CR4.SMEP).
  * - Accessed bits are set on every level and the dirty bit on the leaf for a write, only when
  *   the translation succeeds (as KVM's paging_tmpl.h walker does).
+ * - Second stage (second-stage.ts), for the guest's own accesses (`commit`): each entry read
+ *   needs read permission on its frame, as it happens; after the guest's checks pass, each
+ *   accessed/dirty update needs write permission, then the access itself its permission — all
+ *   before anything is written, so a violation, like a #PF, leaves the tables as they were
+ *   (MODEL DECISION: hardware may set accessed bits before it reports; docs/memory-protection.md §2.3).
  */
 import {
   PFERR_FETCH, PFERR_PRESENT, PFERR_RSVD, PFERR_USER, PFERR_WRITE, X86_EFLAGS_AC,
@@ -25,6 +30,12 @@ import {
 } from '../arch.js';
 import type { CpuCore } from '../core.js';
 import { physRead32, physWrite32 } from './physical.js';
+import {
+  EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_GVA_IS_VALID,
+  EPT_VIOLATION_GVA_NX, EPT_VIOLATION_GVA_TRANSLATED, EPT_VIOLATION_GVA_USER, EPT_VIOLATION_GVA_WRITABLE,
+  fetchPermission, protectionBits, S2_READ, S2_WRITE,
+} from './second-stage.js';
+import { raiseEptViolation } from './violation.js';
 
 export const ACC_READ = 0;
 export const ACC_WRITE = 1;
@@ -71,9 +82,11 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   const lo = lin >>> 0;
   const rsvdHi = c.nxe ? PTE_HI_RSVD : PTE_HI_RSVD | PTE_HI_XD;
   const bits = accessErrorBits(c, access, user);
+  const s2 = commit && c.secondStage.active;
 
   // PML4E: bits 47:39
   const a4 = c.pml4Base + ((hi >> 7) & 0x1ff) * 8;
+  if (s2) tableRead(c, a4, lin);
   const e4 = physRead32(c, a4);
   const h4 = physRead32(c, a4 + 4);
   if ((e4 & PTE_P) === 0) return -bits - 1;
@@ -81,6 +94,7 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
 
   // PDPTE: bits 38:30
   const a3 = tableBase(e4, h4) + ((((hi & 0x7f) << 2) | (lo >>> 30)) * 8);
+  if (s2) tableRead(c, a3, lin);
   const e3 = physRead32(c, a3);
   const h3 = physRead32(c, a3 + 4);
   if ((e3 & PTE_P) === 0) return -bits - 1;
@@ -96,6 +110,7 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   } else {
     // PDE: bits 29:21
     a2 = tableBase(e3, h3) + ((lo >>> 21) & 0x1ff) * 8;
+    if (s2) tableRead(c, a2, lin);
     e2 = physRead32(c, a2);
     h2 = physRead32(c, a2 + 4);
     if ((e2 & PTE_P) === 0) return -bits - 1;
@@ -108,6 +123,7 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
     } else {
       // PTE: bits 20:12
       a1 = tableBase(e2, h2) + ((lo >>> 12) & 0x1ff) * 8;
+      if (s2) tableRead(c, a1, lin);
       e1 = physRead32(c, a1);
       h1 = physRead32(c, a1 + 4);
       if ((e1 & PTE_P) === 0) return -bits - 1;
@@ -133,6 +149,14 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   if (protectionFault(c, access, user, implicit, userPage, writable, nx)) return -(bits | PFERR_PRESENT) - 1;
 
   let dirty = (leaf & PTE_D) !== 0;
+  if (s2) {
+    const write = access === ACC_WRITE && !dirty;
+    if ((e4 & PTE_A) === 0) updateAllowed(c, a4, lin);
+    if ((e3 & PTE_A) === 0 || (a2 < 0 && write)) updateAllowed(c, a3, lin);
+    if (a2 >= 0 && ((e2 & PTE_A) === 0 || (a1 < 0 && write))) updateAllowed(c, a2, lin);
+    if (a1 >= 0 && ((e1 & PTE_A) === 0 || write)) updateAllowed(c, a1, lin);
+    finalAccessAllowed(c, pa, lin, access, userPage, writable, nx);
+  }
   if (commit) {
     if ((e4 & PTE_A) === 0) physWrite32(c, a4, e4 | PTE_A);
     if ((e3 & PTE_A) === 0 || (a2 < 0 && access === ACC_WRITE && !dirty)) {
@@ -152,4 +176,39 @@ export function walk(c: CpuCore, lin: number, access: Access, user: boolean, imp
   c.walkDirty = dirty;
   c.walkGlobal = (leaf & PTE_G) !== 0;
   return pa;
+}
+
+/** The walker reads a paging-structure entry at `gpa`: a read at the second stage (qualification bit 8 clear). */
+function tableRead(c: CpuCore, gpa: number, lin: number): void {
+  const s2 = c.secondStage;
+  const p = s2.at(gpa);
+  if ((p & S2_READ) === 0) {
+    raiseEptViolation(c, gpa, lin, EPT_VIOLATION_ACC_READ | protectionBits(p, s2.mbec) | EPT_VIOLATION_GVA_IS_VALID);
+  }
+}
+
+/**
+ * The walker will set an accessed or dirty bit in the entry at `gpa`: a write at the second
+ * stage, reported as an access to a paging-structure entry (bit 8 clear). Without EPT A/D
+ * flags (not modelled) the walker's reads stay reads (SDM vol. 3C §29.3.3.2).
+ */
+function updateAllowed(c: CpuCore, gpa: number, lin: number): void {
+  const s2 = c.secondStage;
+  const p = s2.at(gpa);
+  if ((p & S2_WRITE) === 0) {
+    raiseEptViolation(c, gpa, lin, EPT_VIOLATION_ACC_WRITE | protectionBits(p, s2.mbec) | EPT_VIOLATION_GVA_IS_VALID);
+  }
+}
+
+/** The access itself at `pa`, with the guest paging's view of the page in bits 9-11. */
+function finalAccessAllowed(
+  c: CpuCore, pa: number, lin: number, access: Access, userPage: boolean, writable: boolean, nx: boolean,
+): void {
+  const s2 = c.secondStage;
+  const p = s2.at(pa);
+  const need = access === ACC_READ ? S2_READ : access === ACC_WRITE ? S2_WRITE : fetchPermission(s2.mbec, userPage);
+  if ((p & need) !== 0) return;
+  const kind = access === ACC_READ ? EPT_VIOLATION_ACC_READ : access === ACC_WRITE ? EPT_VIOLATION_ACC_WRITE : EPT_VIOLATION_ACC_INSTR;
+  raiseEptViolation(c, pa, lin, kind | protectionBits(p, s2.mbec) | EPT_VIOLATION_GVA_IS_VALID | EPT_VIOLATION_GVA_TRANSLATED |
+    (userPage ? EPT_VIOLATION_GVA_USER : 0) | (writable ? EPT_VIOLATION_GVA_WRITABLE : 0) | (nx ? EPT_VIOLATION_GVA_NX : 0));
 }

@@ -1,0 +1,91 @@
+/**
+ * EPT-violation intercepts (VMX exit 48; the core's `ept_violation`): an access the second
+ * stage refused because of a memory attribute or a Heki lock (memory-protection.ts). What KVM
+ * does with it is the VM's policy (KVM_CAP_PINBOX_MEMORY_FAULT_POLICY, docs/memory-protection.md §3.3):
+ *   - exit (default): KVM_EXIT_MEMORY_FAULT with the page, its size and the access kind, as the
+ *     VSM proposals do (kvm_mmu_prepare_memory_fault_exit(); 20240609154945.55332-17-nsaenz@amazon.com).
+ *     Nothing is completed: re-entering KVM_RUN retries the access (api.rst). On a real kernel
+ *     KVM_RUN returns -1 with errno EFAULT for this exit; the model's run() returns kvm_run as for
+ *     every exit (docs/kvm-exits.md);
+ *   - inject: a #PF into the guest, as both Heki RFCs did — the error code KVM derives from the
+ *     qualification (__vmx_handle_ept_violation()) and CR2 = the guest linear address, or ~0 when
+ *     there is none (vmx_fault_gva(), 20230505152046.6575-2-mic@digikod.net).
+ * Either way the denial is traced (kvm_memory_denial), so that it reaches the VMM.
+ */
+import * as abi from '../../protocol/abi.js';
+import type { Intercept } from '../x86/intercept.js';
+import {
+  EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_PROT_EXEC,
+  EPT_VIOLATION_PROT_READ, EPT_VIOLATION_PROT_WRITE,
+} from '../x86/mmu/second-stage.js';
+import type { VcpuArch } from './vcpu-arch.js';
+
+type EptViolation = Extract<Intercept, { kind: 'ept_violation' }>;
+
+const PAGE_SIZE = 4096n;
+const NO_GVA = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * The #PF error code KVM makes of an EPT-violation qualification: a read becomes U/S (a historic
+ * quirk of __vmx_handle_ept_violation()), a write W, a fetch I/D, any permission present P. The
+ * GUEST_FINAL/GUEST_PAGE bits (32, 33) do not fit the 16-bit x86_exception.error_code of the
+ * kernels Heki was built on, so the injected code never has them.
+ */
+export function eptViolationErrorCode(qualification: number): number {
+  return ((qualification & EPT_VIOLATION_ACC_READ) !== 0 ? abi.PFERR_USER : 0) |
+    ((qualification & EPT_VIOLATION_ACC_WRITE) !== 0 ? abi.PFERR_WRITE : 0) |
+    ((qualification & EPT_VIOLATION_ACC_INSTR) !== 0 ? abi.PFERR_FETCH : 0) |
+    ((qualification & (EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | EPT_VIOLATION_PROT_EXEC)) !== 0 ? abi.PFERR_PRESENT : 0);
+}
+
+const ACCESS_FLAG = {
+  read: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_READ,
+  write: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE,
+  fetch: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC,
+} as const;
+
+/** Contributory exceptions (SDM vol. 3A table 6-4): #DE, #TS, #NP, #SS, #GP. */
+function contributory(vector: number): boolean {
+  return vector === 0 || (vector >= 10 && vector <= 13);
+}
+
+/** handle_ept_violation(): true when the violation goes to user space. */
+export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
+  const rip = v.cpu.getRip();
+  const trace = v.vm.trace;
+  if (trace.active) {
+    trace.emit('kvm_page_fault', { vcpu_id: v.id, guest_rip: rip, fault_address: ic.gpa, error_code: BigInt(ic.qualification) });
+  }
+  const inject = v.vm.memoryProtection.faultPolicy === abi.PINBOX_MEMORY_FAULT_INJECT_PF;
+  if (trace.active) {
+    const verb = ic.access === 'write' ? 'write' : ic.access === 'fetch' ? 'fetch' : 'read';
+    const at = `0x${(ic.gva ?? ic.gpa).toString(16)}`;
+    trace.emit('kvm_memory_denial', {
+      vcpu_id: v.id, gpa: ic.gpa, gva: ic.gva, access: ic.access, rip, qualification: ic.qualification,
+      delivery: inject ? 'inject' : 'exit',
+      message: inject ? `heki: Creating ${verb} #PF at ${at}` : `memory fault: ${verb} at ${at} refused`,
+    });
+  }
+  const vec = ic.vectoring;
+  if (!inject) {
+    // vmx_complete_interrupts(): an event whose delivery met the violation is queued again.
+    if (vec !== undefined) v.injectException(vec.vector, vec.errorCode, vec.vector === abi.PF_VECTOR ? vec.address : undefined);
+    const m = v.run.memory_fault;
+    m.flags = ACCESS_FLAG[ic.access] | (ic.gva !== undefined ? abi.KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID : 0n);
+    m.gpa = ic.gpa - (ic.gpa % PAGE_SIZE);
+    m.size = PAGE_SIZE;
+    m.gva = ic.gva ?? 0n;
+    m.qualification = ic.qualification;
+    return v.exitToUserSpace('KVM_EXIT_MEMORY_FAULT');
+  }
+  const code = eptViolationErrorCode(ic.qualification);
+  if (vec === undefined) {
+    v.injectException(abi.PF_VECTOR, code, ic.gva ?? NO_GVA);
+    return false;
+  }
+  // kvm_multiple_exception(): the #PF meets the event being delivered.
+  if (vec.vector === 8) return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
+  if (vec.vector === abi.PF_VECTOR || contributory(vec.vector)) v.injectException(8, 0);
+  else v.injectException(abi.PF_VECTOR, code, ic.gva ?? NO_GVA);
+  return false;
+}
