@@ -153,6 +153,17 @@ export const EVENT_CATALOGUE = {
       exit_reason: u32('kvm_run.exit_reason as a number (for Heki exits, per the VM\'s ABI profile).'),
     },
   },
+  exit_unanswered: {
+    description:
+      'A user-space exit the VMM did not answer: the request had reached its limit of user-space exits (pinbox serve ' +
+      '--max-exits), so the vCPU is booted again and the instruction that exited never completes (a blocked CR write ' +
+      'stays blocked, a filtered MSR access never happens). Recorded so that no exit goes unseen; a Heki denial is ' +
+      'also recorded as heki_denial, and the policy\'s onDenial still applies.',
+    fields: {
+      reason: str('The exit reason by name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL, KVM_EXIT_PINBOX_CR_FILTER, KVM_EXIT_IO, ...'),
+      cause: str('Why it was not answered: exits (the request\'s limit of user-space exits).'),
+    },
+  },
   exit_released: {
     description: 'A held exit goes on: the VMM answers it and runs the vCPU again.',
     fields: {
@@ -305,7 +316,7 @@ export const EVENT_CATALOGUE = {
     fields: {},
   },
   console: {
-    description: 'A line the guest wrote to its serial console (the 16550 UART at 0x3f8), one event per line and per vCPU: the bytes up to a line feed (a carriage return before it dropped), or up to 4096 bytes, or what was left when the program ended. `rip` is the OUT of its first byte.',
+    description: 'A line the guest wrote to its serial console (the 16550 UART at 0x3f8), one event per line and per vCPU: the bytes up to a line feed (a carriage return before it dropped), or up to 1024 bytes (an event string holds no more; a line that is not UTF-8 goes in pieces of 341 bytes, each bad byte U+FFFD), or what was left when the program ended. `rip` is the OUT of its first byte.',
     fields: {
       text: str('The line, without its line feed, read as UTF-8 (bytes that are not UTF-8 become U+FFFD).'),
     },

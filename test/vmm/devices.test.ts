@@ -91,15 +91,21 @@ test('the console makes one event per line and per vCPU, without the CR LF, nami
   t.is(events.length, 3, 'a flush sends nothing twice');
 });
 
-test('console text is UTF-8 with U+FFFD for bytes that are not; a 4096-byte line is sent without waiting for its end', (t) => {
+test('console text is UTF-8 with U+FFFD for bytes that are not; a 1024-byte line (the limit of an event string) is sent without waiting for its end; bytes that are not UTF-8 go in pieces that stay within it', (t) => {
   const { log, texts } = consoleEvents();
   const c = new Console(log, 'vm');
   for (const b of [0x63, 0x61, 0x66, 0xc3, 0xa9, 0x20, 0xff, 0x0a]) c.byte(0, b, 0n);
   t.deepEqual(texts(), [[0, 'café \ufffd']]);
-  for (let i = 0; i < 4096 + 3; i++) c.byte(0, 0x61, 0n);
-  t.is((texts()[1]![1] as string).length, 4096);
+  for (let i = 0; i < 1024 + 3; i++) c.byte(0, 0x61, 0n);
+  t.is((texts()[1]![1] as string).length, 1024);
   c.flush();
   t.is(texts()[2]![1], 'aaa');
+  // 1024 bytes that are not UTF-8 would be 3072 bytes of U+FFFD: each event stays within 1024.
+  for (let i = 0; i < 1024; i++) c.byte(0, 0xff, 0n);
+  const pieces = texts().slice(3).map(([, text]) => text as string);
+  t.true(pieces.length > 1);
+  t.true(pieces.every((p) => Buffer.byteLength(p) <= 1024), pieces.map((p) => Buffer.byteLength(p)).join(' '));
+  t.is(pieces.join(''), '\ufffd'.repeat(1024), 'nothing lost');
 });
 
 test('the port bus: COM1 at 0x3f8-0x3ff, the exit port only when asked for, all ones and nothing elsewhere', (t) => {

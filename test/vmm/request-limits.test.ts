@@ -125,3 +125,18 @@ test('limits are checked: a bad maxExits or maxRequestMs is refused when the VMM
   t.is(new Vmm({ policy, maxRequestMs: Infinity }).limits.maxRequestMs, Infinity);
   t.like(new RequestAllowance({ budget: 5, maxExits: 6, maxRequestMs: 7 }), { instructions: 5, exits: 6 });
 });
+
+test('the exit past --max-exits is not answered but is recorded: a Heki denial behind a spent allowance still reaches the VMM', async (t) => {
+  const SMEP = 1n << 20n;
+  const { vm, named } = testVmm({ heki: { onDenial: 'log' } }, { maxExits: 2 });
+  await vm.perform(0, { op: 'hypercall', nr: 13n, args: [4n, SMEP] }); // pin SMEP
+  const cr4 = ((await vm.perform(0, { op: 'readCr', cr: 4 })) as { value: bigint }).value;
+  // out 0x80, al twice (the whole allowance), then mov cr4, rax with SMEP clear: the third exit is the denial.
+  const code = Uint8Array.from([0xe6, 0x80, 0xe6, 0x80, 0x0f, 0x22, 0xe0, 0xf4]);
+  const r = await vm.perform(0, { op: 'exec', code, regs: { rax: cr4 & ~SMEP } });
+  t.like(r, { stop: 'exits' });
+  t.deepEqual(named('exit_unanswered').map((e) => e.fields.reason), ['KVM_EXIT_HEKI_DENIAL']);
+  t.deepEqual(named('heki_denial').map((e) => [e.fields.cr_value, e.fields.path]), [[cr4 & ~SMEP, 'exit']]);
+  const after = ((await vm.perform(0, { op: 'readCr', cr: 4 })) as { value: bigint }).value;
+  t.is(after & SMEP, SMEP, 'the pin holds');
+});

@@ -6,8 +6,14 @@
  */
 import type { EventLog } from '../events/index.js';
 
-/** A line longer than this is sent as an event of its own before its end arrives. */
-export const MAX_CONSOLE_LINE = 4096;
+/**
+ * A line longer than this is sent as an event of its own before its end arrives: an event's
+ * string field carries at most 1024 bytes (PROTOCOL.md §6.2, protocol/schema/scalars.ts), and a
+ * longer one would make every page of the event ring that holds it unreadable.
+ */
+export const MAX_CONSOLE_LINE = 1024;
+/** Raw bytes per event when a line is not UTF-8: each bad byte becomes U+FFFD, three bytes. */
+const MAX_RAW_IF_EXPANDED = Math.floor(MAX_CONSOLE_LINE / 3);
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -66,6 +72,14 @@ export class Console {
   }
 
   private emit(vcpu: number, bytes: readonly number[], rip: bigint): void {
-    if (this.log.wants('console', this.vm)) this.log.emit('console', this.vm, { text: consoleText(bytes) }, vcpu, rip);
+    if (!this.log.wants('console', this.vm)) return;
+    const text = consoleText(bytes);
+    if (Buffer.byteLength(text) <= MAX_CONSOLE_LINE) {
+      this.log.emit('console', this.vm, { text }, vcpu, rip);
+      return;
+    }
+    for (let i = 0; i < bytes.length; i += MAX_RAW_IF_EXPANDED) {
+      this.log.emit('console', this.vm, { text: consoleText(bytes.slice(i, i + MAX_RAW_IF_EXPANDED)) }, vcpu, rip);
+    }
   }
 }

@@ -7,6 +7,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { framePacket, toHex } from './packets.js';
 import type { GdbStub } from './stub.js';
 
+/** Replies a client has not read: past the first its requests are not read, past the second it is dropped. */
+export const PAUSE_UNSENT = 1 << 20;
+export const MAX_UNSENT = 4 << 20;
+
 export interface GdbEndpoint {
   readonly host: string;
   readonly port: number;
@@ -41,11 +45,21 @@ export function startGdbServer(stub: GdbStub, endpoint: GdbEndpoint): Promise<Gd
     socket.setNoDelay(true);
     stub.attach({
       send: (data) => {
-        if (!socket.destroyed) socket.write(data);
+        if (socket.destroyed) return;
+        // A client that does not read its replies is not answered without end: past
+        // PAUSE_UNSENT its requests wait in its socket; past MAX_UNSENT (one chunk of requests
+        // can ask for many replies at once) it is dropped, its VM running on.
+        if (socket.writableLength > MAX_UNSENT) {
+          socket.destroy();
+          return;
+        }
+        socket.write(data);
+        if (socket.writableLength > PAUSE_UNSENT) socket.pause();
       },
       close: () => socket.end(),
     });
     socket.on('data', (chunk: Buffer) => stub.receive(chunk));
+    socket.on('drain', () => socket.resume());
     const gone = (): void => {
       if (client !== socket) return;
       client = undefined;

@@ -15,7 +15,7 @@
  * and register intercepts are answered by cr-exit-answers.ts.
  */
 import { ProtocolError } from '../../../protocol/errors.js';
-import { MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
+import { MAX_EXEC_CONSOLE, MAX_EXITS, type Exit } from '../../../protocol/messages/index.js';
 import { hex } from '../../../protocol/notation.js';
 import type { KvmRun } from '../../kvm/api/exits.js';
 import { VmmError } from '../errors.js';
@@ -63,8 +63,9 @@ export interface AnsweredOperation {
   readonly exits: Exit[];
   /** Exits beyond MAX_EXITS, counted but not listed. */
   dropped: number;
-  /** Bytes the operation's code transmitted on the serial console. */
+  /** Bytes the operation's code transmitted on the serial console: the first MAX_EXEC_CONSOLE, the rest counted. */
   console?: number[];
+  consoleDropped?: number;
   /** The value the code wrote to the exit port (isa-debug-exit), which ends the run. */
   exitValue?: number;
 }
@@ -190,7 +191,7 @@ export class ExitAnswers {
           run.io.data = value;
         } else {
           const done = this.devices.write(vcpu, io.port, value, rip);
-          if (done.kind === 'console') (op.console ??= []).push(done.byte);
+          if (done.kind === 'console') keepConsoleByte(op, done.byte);
           else if (done.kind === 'exit') op.exitValue = done.value;
         }
         record(op, protocolExit(exit, undefined, value));
@@ -199,6 +200,25 @@ export class ExitAnswers {
       default:
         throw new ProtocolError('internal', `vCPU ${vcpu} returned ${exit.reason}, which the VMM does not handle`);
     }
+  }
+
+  /**
+   * An exit the request may no longer have answered (its limit of user-space exits is reached):
+   * recorded all the same, so that a guest cannot hide a denial behind a spent allowance. A Heki
+   * denial is a denial like any other — recorded as such, and the policy's onDenial applies (a
+   * pause takes effect for the next request; this one ends here).
+   */
+  unanswered(vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit): void {
+    const rip = run.s.regs.rip;
+    if (this.log.wants('exit_unanswered', this.vm)) this.log.emit('exit_unanswered', this.vm, { reason: exit.reason, cause: 'exits' }, vcpu, rip);
+    if (exit.reason !== 'KVM_EXIT_HEKI_DENIAL') return;
+    const action = this.recordDenial(vcpu, exit, rip);
+    record(op, protocolExit(exit));
+    if (action === 'kill') {
+      this.host.kill('heki_denial');
+      throw new VmmError('vm_killed', `VM "${this.host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
+    }
+    if (action === 'pause') this.host.pause('heki_denial');
   }
 
   /** Writes the decision into kvm_run.msr, then records what the guest will see. */
@@ -282,6 +302,16 @@ export class ExitAnswers {
 function record(op: AnsweredOperation, exit: Exit): void {
   if (op.exits.length < MAX_EXITS) op.exits.push(exit);
   else op.dropped++;
+}
+
+/**
+ * What the operation printed, as its result carries it: no more than MAX_EXEC_CONSOLE bytes are
+ * kept, so that a guest printing for ever (pinbox run has no exit limit) grows nothing.
+ */
+function keepConsoleByte(op: AnsweredOperation, byte: number): void {
+  const kept = (op.console ??= []);
+  if (kept.length < MAX_EXEC_CONSOLE) kept.push(byte);
+  else op.consoleDropped = (op.consoleDropped ?? 0) + 1;
 }
 
 /** KVM_HEKI_EXIT_REASON_CR0 (1) → 0, _CR4 (2) → 4. */

@@ -56,7 +56,6 @@ import { PrivilegeEntry } from './privilege.js';
 import { userSpaceExit } from './user-space-exit.js';
 import type { GuestResult } from './result.js';
 import { hex } from '../../../protocol/notation.js';
-import { MAX_EXEC_CONSOLE } from '../../../protocol/messages/index.js';
 import { consoleText } from '../devices/index.js';
 
 /** The watchdog's words for an exception loop: which exception, where, and what it means. */
@@ -596,7 +595,10 @@ export class VcpuRunner {
           );
         default: {
           this.exitPending = true;
-          if (--allowance.exits < 0) return this.limitReached(ctx, 'exits');
+          if (--allowance.exits < 0) {
+            this.host.answers.unanswered(this.id, this.run, ctx, userSpaceExit(exit));
+            return this.limitReached(ctx, 'exits');
+          }
           const next = this.host.answers.answer(this.id, this.run, ctx, userSpaceExit(exit));
           if (next !== undefined) {
             return next.then(() => {
@@ -682,8 +684,9 @@ export class VcpuRunner {
     if (ctx.dropped > 0) out.exitsDropped = ctx.dropped;
     const printed = ctx.console;
     if (printed !== undefined) {
-      out.console = consoleText(printed.length > MAX_EXEC_CONSOLE ? printed.slice(0, MAX_EXEC_CONSOLE) : printed);
-      if (printed.length > MAX_EXEC_CONSOLE) out.consoleDropped = printed.length - MAX_EXEC_CONSOLE;
+      // exit-answers.ts keeps at most MAX_EXEC_CONSOLE bytes and counts the rest.
+      out.console = consoleText(printed);
+      if (ctx.consoleDropped !== undefined) out.consoleDropped = ctx.consoleDropped;
     }
     return out;
   }

@@ -130,6 +130,36 @@ test('a hostile client: malformed requests get E replies, an oversized packet E0
   t.regex(done.err, /gdb killed the VM/);
 });
 
+test('a client that never reads its replies is dropped once they pass the bound; the run goes on', async (t) => {
+  const { run, port } = await runWithGdb(flat('spin-unread.bin', 0xeb, 0xfe), '--budget', '100000000000', '--gdb-wait');
+  const c = await RawClient.open(port);
+  try {
+    c.socket.pause(); // reads nothing from now on
+    // 40,000 requests of 0x1ff0 bytes each: about 640 MB of replies if the stub kept them all.
+    const request = framePacket('m100000,1ff0');
+    c.socket.write(Buffer.concat(Array.from({ length: 40_000 }, () => request)));
+    // The stub drops the first client (a paused socket may not see the close): the next client
+    // is welcome once it has, and is turned away ("another gdb is attached") until then.
+    let next: RawClient | undefined;
+    for (let k = 0; k < 300 && next === undefined; k++) {
+      const candidate = await RawClient.open(port);
+      const first = await Promise.race([candidate.reply().catch(() => 'closed'), new Promise<string>((r) => setTimeout(() => r('none'), 200))]);
+      if (first === 'none') next = candidate;
+      else {
+        candidate.socket.destroy();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (next === undefined) throw new Error('the stub never dropped the client that does not read');
+    t.regex(await next.ask('?'), /^T/);
+    next.socket.write(framePacket('k'));
+    await new Promise<void>((r) => (next.closed ? r() : next.socket.once('close', () => r())));
+  } finally {
+    c.socket.destroy();
+  }
+  t.is((await run.done).code, 1);
+});
+
 const source = fileURLToPath(new URL('../../../../test/vmm/gdb/target.c', import.meta.url));
 const script = fileURLToPath(new URL('../../../../test/fixtures/images/hello.ld', import.meta.url));
 const why = whyNoGuestCompiler() ?? missingTool('gdb');
