@@ -62,6 +62,10 @@ export interface CrFilterMasks {
   readonly cr0?: bigint;
   /** CR4 bits, likewise. */
   readonly cr4?: bigint;
+  /** XCR0 bits, sent only when given (KVM refuses any but 0: the modelled CPU has no XSETBV). */
+  readonly xcr0?: bigint;
+  /** pinbox_cr_filter.flags, sent only when given (none is defined). */
+  readonly flags?: number;
 }
 
 export class ControlClient {
@@ -199,7 +203,10 @@ export class ControlClient {
    * the old filter stays.
    */
   async setCrFilter(vm: string, masks: CrFilterMasks): Promise<void> {
-    await this.session.request('setCrFilter', { vm, cr0Mask: masks.cr0 ?? 0n, cr4Mask: masks.cr4 ?? 0n });
+    await this.session.request('setCrFilter', {
+      vm, cr0Mask: masks.cr0 ?? 0n, cr4Mask: masks.cr4 ?? 0n,
+      ...(masks.xcr0 !== undefined && { xcr0Mask: masks.xcr0 }), ...(masks.flags !== undefined && { flags: masks.flags }),
+    });
   }
 
   /** How the VMM answers the VM's CR-filter exits from now on; null: the policy's crFilter.answer again. */

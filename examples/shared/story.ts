@@ -11,6 +11,8 @@ export interface Story {
   vmm(text: string): void;
   /** What a control client did or saw. */
   control(text: string): void;
+  /** What a monitor, the higher trust level (VTL1) of register intercepts, decided. */
+  vtl1(text: string): void;
   /** A paragraph of its own. */
   text(paragraph: string): void;
   /** An item of a list. */
@@ -43,6 +45,7 @@ export function printedStory(write: (text: string) => void): Story {
     guest: (text) => write(wrap(text, '   guest  ', '          ')),
     vmm: (text) => write(wrap(text, '   VMM    ', '          ')),
     control: (text) => write(wrap(text, '   ctl    ', '          ')),
+    vtl1: (text) => write(wrap(text, '   VTL1   ', '          ')),
     text: (paragraph) => write(wrap(paragraph, '', '')),
     bullet: (text) => write(wrap(text, '  - ', '    ')),
   };

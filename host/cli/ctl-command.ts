@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { ControlClient, type Regs, type Sregs } from '../../control/control-client.js';
 import { encodeEventLine } from '../../protocol/events/index.js';
 import { ProtocolError, RemoteError } from '../../protocol/errors.js';
-import type { MsrExitReply } from '../../protocol/messages/index.js';
+import type { MsrExitReply, PinboxAnswer } from '../../protocol/messages/index.js';
 import { hex } from '../../protocol/notation.js';
 import { capabilityNames, nameOf } from '../conform/abi-names.js';
 import { PolicyError, parsePolicyText } from '../vmm/policy/index.js';
@@ -107,6 +107,18 @@ function msrExitReply(c: OpContext): MsrExitReply | null {
   return { error: Number(error), data };
 }
 
+/** setCrExitReply's REPLY: allow, deny, value=VALUE, or policy (null: the policy answers again). */
+function crExitReply(c: OpContext): PinboxAnswer | null {
+  const word = c.args.operands[0] as string;
+  if (word === 'policy') return null;
+  if (word === 'allow' || word === 'deny') return { action: word };
+  const m = /^value=(0x[0-9a-fA-F]+|[0-9]+)$/.exec(word);
+  if (m === null) c.usage(`REPLY is allow, deny, value=VALUE or policy; got '${word}'`);
+  const value = BigInt(m![1]!);
+  if (value >= 1n << 64n) c.usage(`value=${m![1]} does not fit 64 bits`);
+  return { action: 'value', value };
+}
+
 /** setMsrFilter's FILE: a policy's msrFilter, alone or in a policy document. */
 function msrFilterFile(c: OpContext): { flags: number; ranges: { flags: number; base: number; nmsrs: number; bitmap: Uint8Array }[] } {
   const file = c.args.string('file')!;
@@ -173,6 +185,20 @@ const OPS: Readonly<Record<string, Op>> = {
     await c.ctl.setMsrExitReply(vmOf(c), reply);
     const how = reply === null ? 'by the policy' : reply === 'untouched' ? 'untouched (kvm_run.msr as KVM filled it)' : `with error ${reply.error}, data ${hex(reply.data ?? 0n)}`;
     done(c, `VM "${vmOf(c)}": MSR exits answered ${how}\n`);
+  },
+  setCrFilter: async (c) => {
+    const cr0 = c.args.address('cr0-mask') ?? 0n;
+    const cr4 = c.args.address('cr4-mask') ?? 0n;
+    const xcr0 = c.args.address('xcr0-mask');
+    const flags = c.args.count('flags');
+    await c.ctl.setCrFilter(vmOf(c), { cr0, cr4, ...(xcr0 !== undefined && { xcr0 }), ...(flags !== undefined && { flags }) });
+    done(c, cr0 === 0n && cr4 === 0n ? `VM "${vmOf(c)}": CR filter cleared\n` : `VM "${vmOf(c)}": CR filter installed (CR0 mask ${hex(cr0)}, CR4 mask ${hex(cr4)})\n`);
+  },
+  setCrExitReply: async (c) => {
+    const reply = crExitReply(c);
+    await c.ctl.setCrExitReply(vmOf(c), reply);
+    const how = reply === null ? 'by the policy' : reply.action === 'value' ? `with the value ${hex(reply.value!)}` : `with ${reply.action}`;
+    done(c, `VM "${vmOf(c)}": CR-filter exits answered ${how}\n`);
   },
   checkExtension: async (c) => {
     const { cap, name } = capability(c);

@@ -69,6 +69,20 @@ export const CTL_OPS: readonly CommandSpec[] = [
     arguments: [VM],
     operands: { placeholder: 'REPLY', min: 1, max: 2, value: { kind: 'string' }, description: 'error=N [data=VALUE] | untouched | policy' },
   }),
+  op('setCrFilter', 'install a CR filter (PINBOX_SET_CR_FILTER, a pinbox extension)', 'Installs the CR filter of VM (docs/cr-filter.md): a guest write that changes a bit of --cr0-mask or --cr4-mask exits to user space first, and the VMM answers it (setCrExitReply, or the policy\'s crFilter.answer). The install is whole or not at all: KVM\'s refusal (kvm_error EINVAL) keeps the old filter. Both masks 0 clear the filter.', {
+    arguments: [VM],
+    options: [
+      { name: 'cr0-mask', value: { kind: 'u64' }, placeholder: 'MASK', defaultText: '0', description: 'the CR0 bits whose change exits (0x10000 is WP)' },
+      { name: 'cr4-mask', value: { kind: 'u64' }, placeholder: 'MASK', defaultText: '0', description: 'the CR4 bits whose change exits (0x100000 is SMEP)' },
+      { name: 'xcr0-mask', value: { kind: 'u64' }, placeholder: 'MASK', description: 'the XCR0 bits (KVM refuses any but 0: the modelled CPU has no XSETBV)' },
+      { name: 'flags', value: { kind: 'count', min: 0, max: 0xffffffff }, placeholder: 'N', description: 'pinbox_cr_filter.flags (none defined: KVM refuses any bit)' },
+    ],
+    examples: ['pinbox ctl --host unix:/tmp/pinbox.ctl setCrFilter harden --cr0-mask 0x10000 --cr4-mask 0x300000'],
+  }),
+  op('setCrExitReply', 'how the VMM answers a VM\'s CR-filter exits from now on', 'REPLY is allow (the write goes on), deny (#GP(0), nothing changes), value=VALUE (the write goes on with VALUE instead), or policy (the VM\'s policy\'s crFilter.answer again).', {
+    arguments: [VM],
+    operands: { placeholder: 'REPLY', min: 1, max: 1, value: { kind: 'string' }, description: 'allow | deny | value=VALUE | policy' },
+  }),
   op('checkExtension', 'KVM_CHECK_EXTENSION, on the system or a VM', 'Asks KVM whether it has CAP, and prints the value it answers.', {
     arguments: [CAP],
     options: [{ name: 'vm', value: { kind: 'name' }, placeholder: 'VM', description: 'ask the VM instead of the system' }, PROFILE],

@@ -31,6 +31,8 @@ export type ValueSpec =
   | { readonly kind: 'endpoint' }
   /** A guest address or 64-bit value: hex "0x…" or decimal, 0 to 2^64 - 1, as a bigint. */
   | { readonly kind: 'address' }
+  /** A 64-bit number that is not an address (a mask, a value): parsed as an address is. */
+  | { readonly kind: 'u64' }
   /** An existing regular file. */
   | { readonly kind: 'file' }
   /** A file to create: its directory must exist. */
@@ -60,6 +62,8 @@ export function expectedValue(spec: ValueSpec): string {
       return 'unix:PATH, tcp:HOST:PORT or tcp:PORT';
     case 'address':
       return 'an address such as 0x100000';
+    case 'u64':
+      return 'a 64-bit number, 0x… or decimal';
     case 'file':
       return 'an existing file';
     case 'path':
@@ -102,7 +106,8 @@ export function parseValue(spec: ValueSpec, text: string): Parsed {
     }
     case 'endpoint':
       return endpoint(text);
-    case 'address': {
+    case 'address':
+    case 'u64': {
       if (!NUMBER.test(text)) return { ok: false };
       const value = u64(text);
       return value === undefined ? { ok: false, why: 'more than 64 bits' } : { ok: true, value };

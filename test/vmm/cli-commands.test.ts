@@ -164,6 +164,19 @@ test('demo tells the story: the pins set, SMEP and WP clears refused with #GP(0)
     /summary: 6 MSRs probed: 4 writable, 2 readable/,
     /2 of 2 attempts to clear a pinned bit were refused with #GP\(0\)/,
     /2 heki_configure and 2 heki_denial events/,
+    // The live monitor: one VTL1 line per intercept, in the order the guest wrote. Boot CR0 is
+    // 0x80050033 (PE MP ET NE WP AM PG); TS is bit 3 and WP bit 16; SMEP is CR4 bit 20.
+    /VTL1 Cr0Write: CR0 0x80050033 → 0x8005003b: allow .*?guest → done/,
+    /clts VTL1 Cr0Write: CR0 0x8005003b → 0x80050033: allow .*?guest → done/,
+    /VTL1 Cr0Write: CR0 0x80050033 → 0x80040033: deny \(it would clear CR0\.WP\) guest → #GP\(0\)/,
+    /VTL1 Cr4Write: CR4 0x310ea0 → 0x210ea0: deny \(it would clear CR4\.SMEP\) guest → #GP\(0\)/,
   ];
   for (const re of lines) t.regex(out, re);
+  // The kernel's own IDT again is allowed; one a page up (the attacker's) is denied.
+  const idt = /VTL1 IdtrWrite: IDTR (0x[0-9a-f]+)\/0x([0-9a-f]+) → \1\/0x\2: allow .*?guest → done/.exec(out);
+  t.truthy(idt, 'the monitor allows the kernel\'s IDT');
+  const up = `0x${(BigInt(idt![1]!) + 0x1000n).toString(16)}`;
+  t.true(out.includes(`VTL1 IdtrWrite: IDTR ${idt![1]}/0x${idt![2]} → ${up}/0x${idt![2]}: deny (not the kernel's IDT) guest → #GP(0)`));
+  t.is(out.match(/VTL1 /g)?.length, 6, 'one VTL1 line per intercept');
+  t.regex(out, /The monitor held CR0\.WP, CR4\.SMEP and the kernel's IDT/);
 });

@@ -8,7 +8,7 @@ import test from 'ava';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../../guest-sdk/index.js';
-import { KVM_CAP_X86_USER_SPACE_MSR, X86_CR4_SMEP } from '../../protocol/abi.js';
+import { KVM_CAP_X86_USER_SPACE_MSR, X86_CR0_TS, X86_CR0_WP, X86_CR4_SMEP } from '../../protocol/abi.js';
 import { decodeEventLine } from '../../protocol/events/index.js';
 import { CTL_OPS } from '../../host/cli/ctl-spec.js';
 import { pinbox, startPinbox } from './cli-support.js';
@@ -117,6 +117,63 @@ test('ctl runs every op: VMs, snapshots to files, MSR filter from JSON, register
     const gone = await ctl(s, 'resetVm', 'w');
     t.is(gone.code, 1);
     t.regex(gone.err, /^pinbox ctl resetVm: no VM "w" .*\[not_found\]\n$/);
+  });
+});
+
+test('ctl setCrFilter installs the filter whole or not at all; setCrExitReply answers its exits (docs/cr-filter.md)', async (t) => {
+  await withServer({}, async (s) => {
+    t.is((await ctl(s, 'createVm', 'c')).code, 0);
+    const guest = await connect(s.guestUrl, { vm: 'c' });
+    const cr0 = await guest.readCr(0);
+    const exits = () => s.vmm.log.since(0n, 10_000).events.filter((e) => e.name === 'cr_filter_exit' && e.vm === 'c');
+    t.true((await guest.writeCrSafe(0, cr0 & ~X86_CR0_WP)).ok && (await guest.writeCrSafe(0, cr0)).ok, 'no filter: WP comes and goes unseen');
+    t.is(exits().length, 0);
+
+    t.is((await ctl(s, 'setCrFilter', 'c', '--cr0-mask', '0x10000', '--cr4-mask', String(X86_CR4_SMEP))).out, 'VM "c": CR filter installed (CR0 mask 0x10000, CR4 mask 0x100000)\n');
+    // A policy without crFilter answers deny: #GP(0), CR0 unchanged, and the exit reached the VMM.
+    t.like(await guest.writeCrSafe(0, cr0 & ~X86_CR0_WP), { ok: false, fault: { vector: 13, errorCode: 0 } });
+    t.is(await guest.readCr(0), cr0);
+    t.like(exits()[0]?.fields, { cr: 0, old_value: cr0, new_value: cr0 & ~X86_CR0_WP, action: 'deny', source: 'policy' });
+
+    // value=V: the write goes on with V instead of what the guest wrote.
+    t.is((await ctl(s, 'setCrExitReply', 'c', `value=0x${(cr0 | X86_CR0_TS).toString(16)}`)).out, `VM "c": CR-filter exits answered with the value 0x${(cr0 | X86_CR0_TS).toString(16)}\n`);
+    t.true((await guest.writeCrSafe(0, cr0 & ~X86_CR0_WP)).ok);
+    t.is(await guest.readCr(0), cr0 | X86_CR0_TS);
+    t.is((await ctl(s, 'setCrExitReply', 'c', 'allow')).code, 0);
+    t.true((await guest.writeCrSafe(0, cr0 & ~X86_CR0_WP)).ok);
+    t.is(await guest.readCr(0), cr0 & ~X86_CR0_WP);
+    t.is((await ctl(s, 'setCrExitReply', 'c', 'policy')).out, 'VM "c": CR-filter exits answered by the policy\n');
+    t.false((await guest.writeCrSafe(0, cr0)).ok, 'the policy\'s deny again');
+    t.deepEqual(exits().map((e) => [e.fields.action, e.fields.source]), [['deny', 'policy'], ['value', 'control'], ['allow', 'control'], ['deny', 'policy']]);
+
+    // KVM refuses an XCR0 mask (no XSETBV) and any flag: exit 1 with its errno, and the old filter stays.
+    for (const extra of [['--xcr0-mask', '1'], ['--flags', '1']]) {
+      const refused = await ctl(s, 'setCrFilter', 'c', '--cr0-mask', '0x8', ...extra);
+      t.is(refused.code, 1, extra.join(' '));
+      t.regex(refused.err, /^pinbox ctl setCrFilter: .*\[kvm_error EINVAL\]\n$/);
+    }
+    t.true((await guest.writeCrSafe(0, (cr0 & ~X86_CR0_WP) | X86_CR0_TS)).ok, 'TS (0x8) is not in the old filter: no exit');
+    t.is(exits().length, 4);
+    t.false((await guest.writeCrSafe(0, cr0)).ok, 'WP still is');
+    t.is(exits().length, 5);
+
+    // Mistakes on the command line: exit 2, naming what is wrong, and nothing sent.
+    const usage = async (args: string[], re: RegExp) => {
+      const r = await ctl(s, ...args);
+      t.is(r.code, 2, args.join(' '));
+      t.regex(r.err, re);
+    };
+    await usage(['setCrFilter', 'c', '--cr0-mask', 'wp'], /^pinbox ctl setCrFilter: --cr0-mask needs a 64-bit number, 0x… or decimal, got 'wp'/);
+    await usage(['setCrFilter', 'c', '--cr4-mask', '0x10000000000000000'], /^pinbox ctl setCrFilter: --cr4-mask needs a 64-bit number, 0x… or decimal, got '0x10000000000000000'/);
+    await usage(['setCrFilter', 'c', '--flags', '-1'], /--flags/);
+    await usage(['setCrExitReply', 'c', 'maybe'], /^pinbox ctl setCrExitReply: REPLY is allow, deny, value=VALUE or policy; got 'maybe'/);
+    await usage(['setCrExitReply', 'c', 'value=0x10000000000000000'], /value=0x10000000000000000 does not fit 64 bits/);
+    t.is(exits().length, 5);
+
+    t.is((await ctl(s, 'setCrFilter', 'c')).out, 'VM "c": CR filter cleared\n');
+    t.true((await guest.writeCrSafe(0, cr0 & ~X86_CR0_WP)).ok);
+    t.is(exits().length, 5, 'a cleared filter exits nothing');
+    guest.close();
   });
 });
 
