@@ -165,7 +165,8 @@ const script = fileURLToPath(new URL('../../../../test/fixtures/images/hello.ld'
 const why = whyNoGuestCompiler() ?? missingTool('gdb');
 
 function gdbBatch(port: number, elf: string, commands: readonly string[]): Promise<string> {
-  const args = ['-batch', '-nx', '-ex', 'set pagination off', '-ex', `file ${elf}`, '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
+  // gdb waits 2 s for a reply by default, then resends and loses step: a loaded machine takes longer.
+  const args = ['-batch', '-nx', '-ex', 'set pagination off', '-ex', 'set remotetimeout 30', '-ex', `file ${elf}`, '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
   return new Promise((resolve, reject) => {
     execFile('gdb', args, { encoding: 'utf8' }, (error, stdout, stderr) => (error !== null && stdout === '' ? reject(error) : resolve(stdout + stderr)));
   });
