@@ -12,11 +12,16 @@ export class MonitorRegistry {
 
   /** The VM's monitor; `already_exists` if it has one. Returns the detach function. */
   attach(vm: string, monitor: InterceptMonitor): () => void {
-    if (this.byVm.has(vm)) throw new ProtocolError('already_exists', `VM "${vm}" has a monitor already: a VM has one higher VTL`, { path: 'vm' });
+    this.checkFree(vm);
     this.byVm.set(vm, monitor);
     return () => {
       if (this.byVm.get(vm) === monitor) this.byVm.delete(vm);
     };
+  }
+
+  /** `already_exists` if the VM has a monitor: a VM has one higher VTL. */
+  checkFree(vm: string): void {
+    if (this.byVm.has(vm)) throw new ProtocolError('already_exists', `VM "${vm}" has a monitor already: a VM has one higher VTL`, { path: 'vm' });
   }
 
   get(vm: string): InterceptMonitor | undefined {

@@ -167,10 +167,7 @@ export class ExitAnswers {
       case 'KVM_EXIT_HEKI_DENIAL': {
         const action = this.recordDenial(vcpu, exit, rip);
         record(op, protocolExit(exit));
-        if (action === 'kill') {
-          host.kill('heki_denial');
-          throw new VmmError('vm_killed', `VM "${host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
-        }
+        if (action === 'kill') this.killForDenial(vcpu, exit);
         if (action === 'pause') {
           host.pause('heki_denial');
           host.flush();
@@ -214,11 +211,14 @@ export class ExitAnswers {
     if (exit.reason !== 'KVM_EXIT_HEKI_DENIAL') return;
     const action = this.recordDenial(vcpu, exit, rip);
     record(op, protocolExit(exit));
-    if (action === 'kill') {
-      this.host.kill('heki_denial');
-      throw new VmmError('vm_killed', `VM "${this.host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
-    }
+    if (action === 'kill') this.killForDenial(vcpu, exit);
     if (action === 'pause') this.host.pause('heki_denial');
+  }
+
+  /** onDenial "kill": the VM is stopped for good, and the operation fails saying why. */
+  private killForDenial(vcpu: number, exit: UserSpaceExit): never {
+    this.host.kill('heki_denial');
+    throw new VmmError('vm_killed', `VM "${this.host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
   }
 
   /** Writes the decision into kvm_run.msr, then records what the guest will see. */

@@ -692,14 +692,24 @@ export class VcpuRunner {
   }
 
   /**
-   * The code wrote to the exit port (isa-debug-exit): the run ends there, as QEMU exits. The OUT
-   * has not retired (KVM completes it on the next KVM_RUN), so the vCPU is booted again first.
+   * The operation ends before the guest finished it: the vCPU is booted again before the next
+   * request, so that nothing of it lingers (a pending completion, a half-run template). Returns
+   * the registers as the operation left them, for its result.
    */
-  private exitPort(ctx: OpContext): GuestResult {
+  private abandon(ctx: OpContext): Regs {
     const regs = copyRegs(this.run.s.regs);
     this.rebootBefore = 'abort';
     this.forgetRegisters();
     ctx.rebooted = true;
+    return regs;
+  }
+
+  /**
+   * The code wrote to the exit port (isa-debug-exit): the run ends there, as QEMU exits. The OUT
+   * has not retired (KVM completes it on the next KVM_RUN), so the vCPU is booted again first.
+   */
+  private exitPort(ctx: OpContext): GuestResult {
+    const regs = this.abandon(ctx);
     return this.withExits(ctx, { stop: 'exit', regs, exitValue: ctx.exitValue } as unknown as ExecOutcome);
   }
 
@@ -709,12 +719,9 @@ export class VcpuRunner {
    * whose budget is spent stops at an instruction boundary and goes on at the next slice.
    */
   private budgetSpent(ctx: OpContext): GuestResult {
-    const regs = copyRegs(this.run.s.regs);
     const loop = this.counter?.exceptionLoop ?? null;
-    if (loop === null && ctx.slice) return this.withExits(ctx, { stop: 'budget', regs });
-    this.rebootBefore = 'abort';
-    this.forgetRegisters();
-    ctx.rebooted = true;
+    if (loop === null && ctx.slice) return this.withExits(ctx, { stop: 'budget', regs: copyRegs(this.run.s.regs) });
+    const regs = this.abandon(ctx);
     if (loop !== null) {
       const fault = loop.errorCode === undefined ? { vector: loop.vector } : { vector: loop.vector, errorCode: loop.errorCode };
       if (ctx.exec !== undefined) return this.withExits(ctx, { stop: 'exception_loop', regs, fault });
@@ -730,10 +737,7 @@ export class VcpuRunner {
    * again before the next request, as after a spent budget.
    */
   private limitReached(ctx: OpContext, limit: 'exits' | 'time'): GuestResult {
-    const regs = copyRegs(this.run.s.regs);
-    this.rebootBefore = 'abort';
-    this.forgetRegisters();
-    ctx.rebooted = true;
+    const regs = this.abandon(ctx);
     if (ctx.exec !== undefined) return this.withExits(ctx, { stop: limit, regs });
     const { maxExits, maxRequestMs } = ctx.allowance.limits;
     throw limitError(limit === 'exits'
@@ -750,9 +754,7 @@ export class VcpuRunner {
   private timeUp(ctx: OpContext): GuestResult {
     const rip = this.run.s.regs.rip;
     if (this.counter === undefined && ctx.request.op === 'hypercall' && rip === ctx.insnRip) {
-      this.rebootBefore = 'abort';
-      this.forgetRegisters();
-      ctx.rebooted = true;
+      this.abandon(ctx);
       throw new VmmError(
         'host_unsupported',
         `the host cannot complete hypercalls: the ${ctx.request.insn ?? 'vmcall'} at ${hex(rip)} had not retired when KVM_RUN's deadline passed ` +
@@ -760,9 +762,7 @@ export class VcpuRunner {
       );
     }
     if (this.lastRunEnd >= ctx.runUntil && ctx.exec === undefined) {
-      this.rebootBefore = 'abort';
-      this.forgetRegisters();
-      ctx.rebooted = true;
+      this.abandon(ctx);
       throw limitError(`${ctx.request.op} ran out of time: its KVM_RUN reached its ${ctx.runMs} ms deadline before the guest halted`);
     }
     return this.limitReached(ctx, 'time');

@@ -52,9 +52,7 @@ export class MonitorSessions {
     const vm = hello.vm!;
     // Refused before the connection counts as greeted: a refused hello leaves it un-greeted, so
     // it stays one the control endpoint may evict to make room (connections.ts).
-    if (this.vmm.monitors.get(vm) !== undefined) {
-      throw new ProtocolError('already_exists', `VM "${vm}" has a monitor already: a VM has one higher VTL`, { path: 'vm' });
-    }
+    this.vmm.monitors.checkFree(vm);
     const connection = this.connections.greeted(session as ServerSession<never>, 'monitor');
     const context = new MonitorContext(connection, vm);
     context.detach = this.vmm.attachMonitor(vm, (i) => this.decide(session, context, i), connection);
