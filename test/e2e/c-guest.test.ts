@@ -108,6 +108,38 @@ function cases(): void {
     t.is(r.code, (1 << 1) | 1);
   });
 
+  test('the library\'s memory side: the probes, CR0.WP and SMEP, STAC, and KVM_HC_PROTECT_MEMORY on a v2-profile VM', async (t) => {
+    // harden.json keeps the default profile, v2: KVM_HC_PROTECT_MEMORY is 14, a refused access an injected #PF.
+    const r = await pinbox(['run', '--policy', HARDEN_POLICY, '--image', build('memory', 'test/e2e/fixtures/c/memory.c')]);
+    t.is(r.code, 0, r.out + r.err);
+    const c = consoleOf(r.out);
+    t.regex(c, /^rw: write -1 read -1 value 0x1122334455667788$/m);
+    // #PF error codes as SDM vol. 3A §4.7 makes them: P, W/R, I/D (a fetch with NXE on); CR2 the address.
+    t.regex(c, /^read null: vector 14 error 0x0 cr2 0x8$/m, 'the null page is not present');
+    t.regex(c, /^write rodata: vector 14 error 0x3 cr2 0xd000$/m, 'CR0.WP: a supervisor write to a read-only page');
+    t.regex(c, /^write rodata, WP off: vector -1 /m, 'WP clear: supervisor writes ignore R/W');
+    t.regex(c, /^cr0 after set_cr0_wp\(1\): 0x80050033$/m, 'the boot CR0, WP back');
+    t.regex(c, /^call exec area: returned 0x1337$/m);
+    t.regex(c, /^call scratch: vector 14 error 0x11 cr2 0x90000$/m, 'an NX page: P|I/D; call_safe resumes with the stack whole');
+    t.regex(c, /^write user page, SMAP: vector 14 error 0x3 cr2 0x300000$/m);
+    t.regex(c, /^write user page, STAC: vector -1$/m);
+    t.regex(c, /^call user page, SMEP: vector 14 error 0x11 cr2 0x300000$/m);
+    t.regex(c, /^call user page, SMEP off: returned 0x1337$/m);
+    t.regex(c, /^cr4 after set_cr4_smep\(1\): 0x310ea0$/m);
+    // RFC v2 (docs/memory-protection.md §5): (4096 - 24) / 24 entries per node; a page without
+    // WRITE takes the #PF KVM injects under the v2 profile (W|P); IMMUTABLE → -EPERM (-1);
+    // unaligned → -KVM_EINVAL; the chain is followed through next_pa.
+    t.regex(c, /^v2 max entries: 169$/m);
+    t.regex(c, /^v2 protect: 0$/m);
+    t.regex(c, /^v2 write protected: vector 14 error 0x3 cr2 0x500000$/m);
+    t.regex(c, /^v2 write next page: -1$/m);
+    t.regex(c, /^v2 immutable: -1$/m);
+    t.regex(c, /^v2 unaligned: -22$/m);
+    t.regex(c, /^v2 chain: 0$/m);
+    t.regex(c, /^v2 write second node's page: 14$/m);
+    t.regex(c, /^done$/m);
+  });
+
   test('the library: printf conversions, port I/O of the UART, CPUID, read_cr/lmsw/clts, and a fault that is not expected halts the program', async (t) => {
     const r = await pinbox(['run', '--policy', HARDEN_POLICY, '--image', build('library', 'test/e2e/fixtures/c/library.c')]);
     const c = consoleOf(r.out);
