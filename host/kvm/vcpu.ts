@@ -15,7 +15,7 @@ import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from './api/model.js';
 import type { Regs, Sregs } from './api/regs.js';
-import type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
+import type { ExceptionEvent, GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid } from './cpuid.js';
 import { handleExit } from './exit-handlers.js';
@@ -24,6 +24,7 @@ import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
 import { VcpuArch, type VcpuStat } from './vcpu-arch.js';
+import { checkExceptionEvent } from './vcpu-events.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import { DeadlineWatch } from './deadline-watch.js';
@@ -76,6 +77,19 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return this.arch.cpu.exceptionLoop;
   }
 
+  /** A kick is pending (ModelVcpu.kick). */
+  private kicked = false;
+
+  /**
+   * ModelVcpu.kick: what a VMM's signal to the vCPU thread does (pthread_kill, then
+   * kvm_vcpu_kick()): the KVM_RUN under way returns KVM_EXIT_INTR once the intercept KVM is
+   * handling is done, before the guest runs on. A kick while no KVM_RUN is under way is dropped
+   * by the next one (the VMM asks for it only from inside KVM_RUN: a tracepoint listener).
+   */
+  kick(): void {
+    this.kicked = true;
+  }
+
   /** The exceptions of the last triple fault (ModelVcpu). */
   get shutdownChain(): readonly ChainedException[] | undefined {
     return this.arch.shutdownChain;
@@ -98,6 +112,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       throw new KvmError('EINVAL', 'KVM_RUN', `deadline must be a bigint (ns, process.hrtime.bigint()), got ${String(deadline)}`);
     }
     const run = v.run;
+    this.kicked = false;
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
@@ -161,6 +176,13 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         return this.toUserSpace();
       }
       if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
+      if (this.kicked) {
+        // The signal a kick stands for is pending: KVM_RUN returns before the guest runs on.
+        this.kicked = false;
+        v.stat.signal_exits++;
+        v.exitToUserSpace('KVM_EXIT_INTR');
+        return this.toUserSpace();
+      }
       if (remaining <= 0) {
         v.stat.signal_exits++;
         v.exitToUserSpace('KVM_EXIT_INTR');
@@ -207,6 +229,15 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
   /** KVM_SET_GUEST_DEBUG (guest-debug.ts). */
   setGuestDebug(debug: GuestDebug): void {
     kvmArchVcpuIoctlSetGuestDebug(this.arch, debug);
+  }
+
+  /**
+   * KVM_SET_VCPU_EVENTS (exception part): checked (vcpu-events.ts), then queued in place of any
+   * exception pending, with the payload as CR2 for #PF.
+   */
+  injectException(event: ExceptionEvent): void {
+    const { vector, errorCode, payload } = checkExceptionEvent(event);
+    this.arch.injectException(vector, errorCode, vector === 14 ? payload : undefined);
   }
 
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */

@@ -6,6 +6,9 @@
  */
 import * as abi from '../../protocol/abi.js';
 import { KvmError } from '../../host/kvm/api/errors.js';
+import { loadBackend } from '../../host/kvm/api/backend.js';
+import { EventLog, parsePolicy, Vmm } from '../../host/vmm/index.js';
+import { applyMemoryPolicy } from '../../host/vmm/memory-protection.js';
 import { RealGuest, realTest } from './real-guest.js';
 
 realTest('the real kernel refuses pinbox\'s attributes and capabilities', (t, kvm) => {
@@ -16,4 +19,25 @@ realTest('the real kernel refuses pinbox\'s attributes and capabilities', (t, kv
   const e = t.throws(() => g.vm.setMemoryAttributes!({ address: 0x50_0000n, size: 0x1000n, attributes: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW }), { instanceOf: KvmError });
   t.true(e?.code === 'EINVAL' || e?.code === 'ENOTTY', `the kernel said ${e?.code}`);
   t.throws(() => g.vm.enableCap(abi.KVM_CAP_PINBOX_MBEC, [1]), { instanceOf: KvmError });
+});
+
+realTest('a VMM cannot apply a policy\'s memory section on the real kernel: ENOTTY, naming the section, before any ioctl', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  const policy = parsePolicy({ profile: 'v3', memory: { protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } }).memory;
+  t.throws(() => applyMemoryPolicy(g.vm, policy), { instanceOf: KvmError, code: 'ENOTTY', message: /memory section needs the KVM model/ });
+  applyMemoryPolicy(g.vm, parsePolicy({ memory: '16MiB' }).memory);
+  t.pass('a policy without protections applies nothing');
+});
+
+realTest('KVM_SET_VCPU_EVENTS: an injected #PF is delivered at the next KVM_RUN with its error code, and CR2 loaded', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), backend: await loadBackend('kvm') });
+  t.teardown(() => vmm.close());
+  const vm = vmm.vm();
+  vm.injectException(0, { vector: 14, errorCode: 3, payload: 0x12_3008n });
+  const r = (await vm.perform(0, { op: 'exec', code: Uint8Array.of(0x90) })) as { stop: string; fault?: unknown; regs: { rip: bigint } };
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 14, errorCode: 3 });
+  t.is(r.regs.rip, 0x10_0000n, 'delivered before the first instruction');
+  t.is(vm.getSregs(0).cr2, 0x12_3008n);
+  t.throws(() => vm.injectException(0, { vector: 2 }), { instanceOf: KvmError, code: 'EINVAL', message: /not NMI/ });
 });
