@@ -41,3 +41,14 @@ realTest('KVM_SET_VCPU_EVENTS: an injected #PF is delivered at the next KVM_RUN 
   t.is(vm.getSregs(0).cr2, 0x12_3008n);
   t.throws(() => vm.injectException(0, { vector: 2 }), { instanceOf: KvmError, code: 'EINVAL', message: /not NMI/ });
 });
+
+realTest('KVM_GET_VCPU_EVENTS: a #PF reflected over a queued #PF becomes #DF(0), as kvm_multiple_exception() makes it', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), backend: await loadBackend('kvm') });
+  t.teardown(() => vmm.close());
+  const vm = vmm.vm();
+  vm.injectException(0, { vector: 14, errorCode: 2, payload: 0x12_3000n });
+  vm.reflectException(0, { vector: 14, errorCode: 3, payload: 0x45_6000n });
+  const r = (await vm.perform(0, { op: 'exec', code: Uint8Array.of(0x90) })) as { stop: string; fault?: unknown };
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 8, errorCode: 0 });
+});

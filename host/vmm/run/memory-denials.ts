@@ -6,7 +6,8 @@
  * memory.onViolation makes the VMM do.
  */
 import { hex } from '../../../protocol/notation.js';
-import { memoryFaultPageFault, type ExceptionEvent } from '../../kvm/api/memory-fault.js';
+import { kvmMultipleException, memoryFaultPageFault, type ExceptionEvent } from '../../kvm/api/memory-fault.js';
+import type { KvmVcpu } from '../../kvm/api/vcpu.js';
 import { VmmError } from '../errors.js';
 import type { EventLog } from '../events/index.js';
 import { regionName, type MemoryPolicy, type OnDenial } from '../policy/index.js';
@@ -58,4 +59,17 @@ export class MemoryDenials {
 /** The #PF the VMM reflects into the guest after a KVM_EXIT_MEMORY_FAULT: the one KVM would have injected. */
 export function reflectedPageFault(d: MemoryDenial): ExceptionEvent {
   return memoryFaultPageFault(d.qualification, d.gva);
+}
+
+/**
+ * Reflects `event` into the guest as KVM would have queued it itself: KVM_SET_VCPU_EVENTS replaces
+ * the vCPU's exception, and after an access refused during an event's delivery KVM has queued that
+ * event again (vmx_complete_interrupts()), so the VMM reads it (KVM_GET_VCPU_EVENTS) and merges
+ * as kvm_multiple_exception() does — #DF, or a triple fault after #DF. Replacing it instead would
+ * re-deliver the #PF into the same refused push for ever, where KVM's own #PF ends in a shutdown.
+ */
+export function reflectException(vcpu: KvmVcpu, event: ExceptionEvent): void {
+  const merged = kvmMultipleException(vcpu.queuedException()?.vector, event);
+  if (merged === 'triple_fault') vcpu.injectTripleFault();
+  else vcpu.injectException(merged);
 }
