@@ -7,6 +7,7 @@
  * leave the guest in the same state (the contract of issue 15 §3).
  */
 import test from 'ava';
+import * as abi from '../../protocol/abi.js';
 import { kvmMultipleException } from '../../host/kvm/api/memory-fault.js';
 import { code, testVmm } from './vmm-support.js';
 
@@ -60,4 +61,120 @@ test('reflectException merges with the exception queued (KVM_GET_VCPU_EVENTS): #
   vm.injectException(0, { vector: 8, errorCode: 0 });
   vm.reflectException(0, { vector: 14, errorCode: 3, payload: 0x45_6000n });
   t.like(await vm.perform(0, { op: 'exec', code: code(0x90) }), { stop: 'shutdown' });
+});
+
+/**
+ * The guest points its #PF gate (IDT 0x9000 + 14·16) at its own handler at 0x100800 — add rsp, 8;
+ * iretq — and stores to a write-denied page: the handler returns to the store, which faults again,
+ * for ever. Then: mov [rbx], rax.
+ */
+const FAULT_LOOP = code(
+  0x66, 0xc7, 0x04, 0x25, 0xe0, 0x90, 0x00, 0x00, 0x00, 0x08, // mov word [0x90e0], 0x0800
+  0x66, 0xc7, 0x04, 0x25, 0xe6, 0x90, 0x00, 0x00, 0x10, 0x00, // mov word [0x90e6], 0x0010
+  0xc7, 0x04, 0x25, 0x00, 0x08, 0x10, 0x00, 0x48, 0x83, 0xc4, 0x08, // mov dword [0x100800], add rsp,8 ; (iretq's REX)
+  0x66, 0xc7, 0x04, 0x25, 0x04, 0x08, 0x10, 0x00, 0x48, 0xcf, // mov word [0x100804], iretq
+  0x48, 0x89, 0x03, // mov [rbx], rax
+);
+
+for (const delivery of ['exit', 'inject'] as const) {
+  test(`delivery "${delivery}": a guest that faults on a locked page for ever is ended by the request's limits, each denial recorded once`, async (t) => {
+    const { vm, named } = testVmm({ profile: 'v3', memory: { delivery, protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } }, { budget: 20_000, maxExits: 500 });
+    const r = (await vm.perform(0, { op: 'exec', code: FAULT_LOOP, regs: { rbx: 0x500000n, rax: 1n } })) as ExecResult;
+    t.true(['exits', 'budget', 'time'].includes(r.stop), r.stop);
+    const denials = named('memory_denial');
+    t.true(denials.length > 100, `the loop ran (${denials.length} denials)`);
+    t.true(denials.every((e) => e.fields.gpa === 0x500000n && e.fields.access === 'write' && e.fields.path === delivery));
+    if (delivery === 'exit') {
+      // Every exit the request took (answered, then the one over its limit) is one denial; no more.
+      t.is(r.stop, 'exits');
+      t.is(denials.length, r.exits.length);
+      t.is(named('exit_unanswered').length, 1);
+    }
+    t.is(vm.memory.readBytes(0x500000, 1)[0], 0, 'nothing was written');
+    t.like(await vm.perform(0, { op: 'rdmsr', index: 0xc0000080 }), { value: 0xd01n }, 'the next request runs');
+  });
+}
+
+/** Heki v2's KVM_HC_PROTECT_MEMORY list at LIST: one page, `page`, with MEM_ATTR_* `perms` (RFC v2: heki_page_list, next_pa 0). */
+function hekiList(vm: ReturnType<typeof testVmm>['vm'], page: bigint, perms: bigint): void {
+  const list = new DataView(new ArrayBuffer(48));
+  list.setBigUint64(16, 1n, true); // npages
+  list.setBigUint64(24, page, true); // pa
+  list.setBigUint64(32, page + 0x1000n, true); // epa (exclusive)
+  list.setBigUint64(40, perms, true);
+  vm.memory.writeBytes(0x700000, new Uint8Array(list.buffer));
+}
+
+test('page tables rewritten to alias a locked frame: the store through the new writable mapping is refused at the second stage', async (t) => {
+  const { vm, named } = testVmm({ profile: 'v3', memory: { protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } });
+  const r = (await vm.perform(0, {
+    op: 'exec',
+    code: code(
+      0x48, 0xc7, 0xc0, 0x63, 0x00, 0x50, 0x00, // mov rax, 0x500063 (the locked frame, P|RW|A|D)
+      0x48, 0x89, 0x04, 0x25, 0xf8, 0x7f, 0x00, 0x00, // mov [0x7ff8], rax — PT0's entry for linear 0x1ff000
+      0xbb, 0x00, 0xf0, 0x1f, 0x00, // mov ebx, 0x1ff000
+      0x0f, 0x01, 0x3b, // invlpg [rbx]
+      0x48, 0x89, 0x03, // mov [rbx], rax
+    ),
+  })) as ExecResult;
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 14, errorCode: 3 });
+  t.like(named('memory_denial')[0]?.fields, { gpa: 0x500000n, gva: 0x1ff000n, access: 'write' });
+  t.deepEqual([...vm.memory.readBytes(0x500000, 8)], [0, 0, 0, 0, 0, 0, 0, 0]);
+});
+
+test('a write cached in the TLB before the guest\'s own Heki lock does not outlive it (no INVLPG in between)', async (t) => {
+  const { vm, named } = testVmm({ profile: 'v2' });
+  hekiList(vm, 0x800000n, abi.MEM_ATTR_READ);
+  const r = (await vm.perform(0, {
+    op: 'exec',
+    regs: { rax: 0x55n, rcx: 0x800000n, rdx: 0x77n },
+    code: code(
+      0x88, 0x01, // mov [rcx], al — the TLB holds a write translation now
+      0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax, 14 (KVM_HC_PROTECT_MEMORY)
+      0xbb, 0x00, 0x00, 0x70, 0x00, // mov ebx, 0x700000
+      0x0f, 0x01, 0xc1, // vmcall
+      0x88, 0x11, // mov [rcx], dl
+    ),
+  })) as ExecResult;
+  t.is(r.regs.rax, 0n, 'the lock was taken');
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 14, errorCode: 3 });
+  t.is(vm.memory.readBytes(0x800000, 1)[0], 0x55);
+  t.like(named('memory_denial')[0]?.fields, { gpa: 0x800000n, access: 'write', path: 'inject' });
+});
+
+test('code run hot (translated) before the guest locks its page non-executable (v2, MBEC) does not run again after', async (t) => {
+  // Without MBEC, v2 puts EXEC back (docs/memory-protection.md §5): the lock takes execute only with it.
+  const { vm, named } = testVmm({ profile: 'v2', memory: { mbec: true } });
+  hekiList(vm, 0x101000n, abi.MEM_ATTR_READ);
+  vm.memory.writeBytes(0x101000, Uint8Array.of(0xc3)); // ret
+  const r = (await vm.perform(0, {
+    op: 'exec',
+    code: code(
+      0xb9, 0xc8, 0x00, 0x00, 0x00, // mov ecx, 200
+      0xe8, 0xf6, 0x0f, 0x00, 0x00, // call 0x101000
+      0xe2, 0xf9, // loop (to the call)
+      0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax, 14 (KVM_HC_PROTECT_MEMORY)
+      0xbb, 0x00, 0x00, 0x70, 0x00, // mov ebx, 0x700000
+      0x0f, 0x01, 0xc1, // vmcall
+      0xe8, 0xe2, 0x0f, 0x00, 0x00, // call 0x101000
+    ),
+  })) as ExecResult;
+  t.is(r.regs.rax, 0n, 'the lock was taken');
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 14, errorCode: 0x11 });
+  t.is(r.regs.rip, 0x101000n, 'refused at the locked page');
+  t.like(named('memory_denial')[0]?.fields, { gpa: 0x101000n, gva: 0x101000n, access: 'fetch' });
+});
+
+test('a triple fault under the default onShutdown (reboot) keeps the guest\'s Heki lock: the vCPU is booted again, the VM is not', async (t) => {
+  const { vm } = testVmm({ profile: 'v2' });
+  hekiList(vm, 0x800000n, abi.MEM_ATTR_READ);
+  t.like(await vm.perform(0, { op: 'hypercall', nr: 14n, args: [0x700000n] }), { ret: 0n });
+  // lidt to a zero-limit IDT, then ud2: #UD → #DF → triple fault.
+  t.like(await vm.perform(0, { op: 'exec', code: code(0x0f, 0x01, 0x1b, 0x0f, 0x0b), regs: { rbx: 0x600800n } }), { stop: 'shutdown' });
+  const r = (await vm.perform(0, { op: 'exec', code: code(0x88, 0x01), regs: { rcx: 0x800000n, rax: 1n } })) as ExecResult;
+  t.is(r.stop, 'fault');
+  t.is(vm.memory.readBytes(0x800000, 1)[0], 0);
 });
