@@ -178,3 +178,36 @@ test('a triple fault under the default onShutdown (reboot) keeps the guest\'s He
   t.is(r.stop, 'fault');
   t.is(vm.memory.readBytes(0x800000, 1)[0], 0);
 });
+
+/** Stores by other paths than MOV, each aimed at a write-denied page (RBX, RDI and RSP point into it). */
+const OTHER_WRITES: Record<string, number[]> = {
+  'sgdt [rbx]': [0x0f, 0x01, 0x03],
+  'sidt [rbx]': [0x0f, 0x01, 0x0b],
+  'smsw [rbx]': [0x0f, 0x01, 0x23],
+  'rep stosb': [0xf3, 0xaa],
+  'movsq': [0x48, 0xa5],
+  'lock cmpxchg [rbx], rcx': [0xf0, 0x48, 0x0f, 0xb1, 0x0b],
+  'lock cmpxchg16b [rbx]': [0xf0, 0x48, 0x0f, 0xc7, 0x0b],
+  'xchg [rbx], rax': [0x48, 0x87, 0x03],
+  'add [rbx], rax': [0x48, 0x01, 0x03],
+  'bts qword [rbx], 0': [0x48, 0x0f, 0xba, 0x2b, 0x00],
+  'xadd [rbx], rax': [0x48, 0x0f, 0xc1, 0x03],
+  'push rax': [0x50],
+  'call $+5': [0xe8, 0x00, 0x00, 0x00, 0x00],
+  'pushfq': [0x9c],
+  'enter 16, 0': [0xc8, 0x10, 0x00, 0x00],
+};
+
+for (const delivery of ['exit', 'inject'] as const) {
+  test(`delivery "${delivery}": SGDT/SIDT/SMSW, string ops, CMPXCHG(16B), XCHG, RMW, PUSH, CALL and ENTER cannot write a write-denied page`, async (t) => {
+    for (const [name, bytes] of Object.entries(OTHER_WRITES)) {
+      const { vm, named } = testVmm({ profile: 'v3', memory: { delivery, protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } });
+      const regs = { rbx: 0x500100n, rdi: 0x500100n, rsi: 0x600000n, rsp: 0x500100n, rcx: 16n, rax: 0x1234n, rdx: 0n };
+      const r = (await vm.perform(0, { op: 'exec', code: code(...bytes), regs })) as ExecResult;
+      t.is(r.stop, 'fault', name);
+      t.is(r.fault?.vector, 14, name);
+      t.deepEqual([...vm.memory.readBytes(0x500000, 0x1000)].filter((b) => b !== 0), [], `${name}: nothing written`);
+      t.like(named('memory_denial')[0]?.fields, { gpa: 0x500000n, access: 'write', path: delivery }, name);
+    }
+  });
+}
