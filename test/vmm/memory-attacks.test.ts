@@ -211,3 +211,26 @@ for (const delivery of ['exit', 'inject'] as const) {
     }
   });
 }
+
+/**
+ * The #DF gate moved to IST2 on a write-denied page, the #PF gate made not present, then a #PF:
+ * #PF → #NP (the gate) → #DF, whose push is the first access refused — and, under inject, KVM
+ * turns it into a triple fault in the same KVM_RUN (kvm_multiple_exception()).
+ */
+const DF_ON_DENIED_STACK = code(
+  0xc6, 0x04, 0x25, 0x84, 0x90, 0x00, 0x00, 0x02, // mov byte [0x9084], 2 — #DF gate: IST2
+  0xc7, 0x04, 0x25, 0x2c, 0xa0, 0x00, 0x00, 0x00, 0x10, 0x50, 0x00, // mov dword [0xa02c], 0x501000 — TSS.IST2
+  0xc6, 0x04, 0x25, 0xe5, 0x90, 0x00, 0x00, 0x0e, // mov byte [0x90e5], 0x0e — #PF gate not present
+  0x8a, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, // mov al, [0]
+);
+
+for (const delivery of ['exit', 'inject'] as const) {
+  test(`delivery "${delivery}", onViolation "kill": a denial that ends in a triple fault still fails the operation vm_killed`, async (t) => {
+    const { vm, named } = testVmm({ profile: 'v3', memory: { delivery, onViolation: 'kill', protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } });
+    const e = await t.throwsAsync(vm.perform(0, { op: 'exec', code: DF_ON_DENIED_STACK }));
+    t.is((e as { code?: string }).code, 'vm_killed');
+    t.regex(e!.message, /write at GPA 0x500000/);
+    t.is(named('memory_denial').length, 1);
+    t.is(vm.runState, 'killed');
+  });
+}
