@@ -256,8 +256,14 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return { vector: q.vector, ...(q.errorCode !== undefined && { errorCode: q.errorCode }), ...(q.cr2 !== undefined && { payload: q.cr2 }) };
   }
 
-  /** KVM_SET_VCPU_EVENTS (triple_fault.pending): KVM_REQ_TRIPLE_FAULT, served by the next KVM_RUN. */
+  /**
+   * KVM_SET_VCPU_EVENTS (triple_fault.pending): KVM_REQ_TRIPLE_FAULT, served by the next KVM_RUN;
+   * EINVAL unless the VM enabled KVM_CAP_X86_TRIPLE_FAULT_EVENT (kvm_vcpu_ioctl_x86_set_vcpu_events()).
+   */
   injectTripleFault(): void {
+    if (!this.arch.vm.tripleFaultEvent) {
+      throw new KvmError('EINVAL', 'KVM_SET_VCPU_EVENTS', 'triple_fault needs KVM_CAP_X86_TRIPLE_FAULT_EVENT enabled on the VM');
+    }
     this.tripleFaultPending = true;
   }
 

@@ -262,7 +262,7 @@ export class Machine implements RunnerHost {
 
   /** The #PF of a memory fault the VMM answered, into one vCPU as KVM would have queued it (memory-denials.ts). */
   reflectException(vcpu: number, event: ExceptionEvent): void {
-    reflectException(this.vcpu(vcpu).vcpu, event);
+    reflectException(this.vm, this.vcpu(vcpu).vcpu, event);
   }
 
   /** A control client's resumeVm; false if the VM was not paused. */

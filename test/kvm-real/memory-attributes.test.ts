@@ -52,3 +52,16 @@ realTest('KVM_GET_VCPU_EVENTS: a #PF reflected over a queued #PF becomes #DF(0),
   t.is(r.stop, 'fault');
   t.deepEqual(r.fault, { vector: 8, errorCode: 0 });
 });
+
+realTest('KVM_SET_VCPU_EVENTS triple_fault.pending: refused without KVM_CAP_X86_TRIPLE_FAULT_EVENT; with it the next KVM_RUN is KVM_EXIT_SHUTDOWN', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  t.throws(() => g.vcpu.injectTripleFault(), { instanceOf: KvmError, code: 'EINVAL' });
+  const KVM_CAP_X86_TRIPLE_FAULT_EVENT = 218; // include/uapi/linux/kvm.h
+  if (g.vm.checkExtension(KVM_CAP_X86_TRIPLE_FAULT_EVENT) === 0) {
+    t.log('not run: this kernel has no KVM_CAP_X86_TRIPLE_FAULT_EVENT');
+    return;
+  }
+  g.vm.enableCap(KVM_CAP_X86_TRIPLE_FAULT_EVENT, [1]);
+  g.vcpu.injectTripleFault();
+  t.is(g.run().reason, 'KVM_EXIT_SHUTDOWN');
+});

@@ -58,6 +58,10 @@ test('reflectException merges with the exception queued (KVM_GET_VCPU_EVENTS): #
   vm.injectException(0, { vector: 14, errorCode: 2, payload: 0x12_3000n });
   vm.reflectException(0, { vector: 14, errorCode: 3, payload: 0x45_6000n });
   t.like(await vm.perform(0, { op: 'exec', code: code(0x90) }), { stop: 'fault', fault: { vector: 8, errorCode: 0 } });
+  // KVM_SET_VCPU_EVENTS takes triple_fault.pending only once the VM has KVM_CAP_X86_TRIPLE_FAULT_EVENT:
+  // the VMM enables it when it needs it.
+  t.is(vm.checkExtension(abi.KVM_CAP_X86_TRIPLE_FAULT_EVENT), 1);
+  t.throws(() => vm.vcpu(0).vcpu.injectTripleFault(), { code: 'EINVAL', message: /KVM_CAP_X86_TRIPLE_FAULT_EVENT/ });
   vm.injectException(0, { vector: 8, errorCode: 0 });
   vm.reflectException(0, { vector: 14, errorCode: 3, payload: 0x45_6000n });
   t.like(await vm.perform(0, { op: 'exec', code: code(0x90) }), { stop: 'shutdown' });
