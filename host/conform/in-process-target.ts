@@ -6,6 +6,7 @@
  * lowered to the real instruction on the boot image — with each user-space exit recorded as
  * KVM_RUN returned it and answered as the scenario says.
  */
+import { KvmError } from '../kvm/api/errors.js';
 import type { Machine } from '../vmm/machine.js';
 import { parsePolicy } from '../vmm/policy/index.js';
 import type { ExitChoice, MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
@@ -75,6 +76,12 @@ class InProcessVm implements TargetVm {
 
   async setCrFilter(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void> {
     this.machine.setCrFilter(filter);
+  }
+
+  async setMemoryAttributes(attributes: { address: bigint; size: bigint; attributes: bigint; flags: bigint }): Promise<void> {
+    const vm = this.machine.vm;
+    if (vm.setMemoryAttributes === undefined) throw new KvmError('ENOTTY', 'KVM_SET_MEMORY_ATTRIBUTES', 'this backend has no such ioctl');
+    vm.setMemoryAttributes(attributes);
   }
 
   async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {
