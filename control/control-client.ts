@@ -55,6 +55,7 @@ export type Sregs = ResultOf<'getSregs'>['sregs'];
 export type Stats = ResultOf<'stats'>;
 export type MsrFilter = Omit<ParamsOf<'setMsrFilter'>, 'vm'>;
 export type MsrEntry = ResultOf<'getMsrs'>['entries'][number];
+export type MemoryAttributes = ResultOf<'getMemoryAttributes'>;
 
 /** A CR filter's masks (docs/cr-filter.md). */
 export interface CrFilterMasks {
@@ -207,6 +208,20 @@ export class ControlClient {
       vm, cr0Mask: masks.cr0 ?? 0n, cr4Mask: masks.cr4 ?? 0n,
       ...(masks.xcr0 !== undefined && { xcr0Mask: masks.xcr0 }), ...(masks.flags !== undefined && { flags: masks.flags }),
     });
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES with pinbox's RWX attributes (docs/memory-protection.md): the
+   * KVM_MEMORY_ATTRIBUTE_PINBOX_* bits on [address, address + size), 0 to clear. A refusal rejects
+   * with kvm_error EINVAL (the KVM's reason), and nothing changes.
+   */
+  async setMemoryAttributes(vm: string, range: { address: bigint; size: bigint; attributes: bigint }): Promise<void> {
+    await this.session.request('setMemoryAttributes', { vm, address: range.address, size: range.size, attributes: range.attributes });
+  }
+
+  /** The VM's memory protections: attributes set, effective permissions (Heki's locks included), MBEC, delivery. */
+  async getMemoryAttributes(vm: string): Promise<MemoryAttributes> {
+    return this.session.request('getMemoryAttributes', { vm });
   }
 
   /** How the VMM answers the VM's CR-filter exits from now on; null: the policy's crFilter.answer again. */

@@ -11,7 +11,7 @@ import { ProtocolError, RemoteError } from '../../protocol/errors.js';
 import type { MsrExitReply, PinboxAnswer } from '../../protocol/messages/index.js';
 import { hex } from '../../protocol/notation.js';
 import { capabilityNames, nameOf } from '../conform/abi-names.js';
-import { PolicyError, parsePolicyText } from '../vmm/policy/index.js';
+import { DENY_ATTRIBUTES, denyNames, PolicyError, parsePolicyText } from '../vmm/policy/index.js';
 import { closestName } from '../vmm/policy/spelling.js';
 import { UsageError, type ParsedCommand } from './args.js';
 import { openControl, refusalText } from './control-options.js';
@@ -119,6 +119,22 @@ function crExitReply(c: OpContext): PinboxAnswer | null {
   return { action: 'value', value };
 }
 
+/** setMemoryAttributes' --deny: names as the policy's memory.protect[].deny takes them, or none. */
+function denyAttributes(c: OpContext): bigint {
+  const text = c.args.string('deny')!;
+  if (text === 'none') return 0n;
+  let attributes = 0n;
+  for (const word of text.split(',')) {
+    const bit = (DENY_ATTRIBUTES as Readonly<Record<string, bigint>>)[word];
+    if (bit === undefined) {
+      const near = closestName(word, Object.keys(DENY_ATTRIBUTES));
+      c.usage(`--deny takes read, write, exec and userExec (comma-separated) or none; '${word}' is none of them${near === undefined ? '' : ` (did you mean '${near}'?)`}`);
+    }
+    attributes |= bit!;
+  }
+  return attributes;
+}
+
 /** setMsrFilter's FILE: a policy's msrFilter, alone or in a policy document. */
 function msrFilterFile(c: OpContext): { flags: number; ranges: { flags: number; base: number; nmsrs: number; bitmap: Uint8Array }[] } {
   const file = c.args.string('file')!;
@@ -199,6 +215,30 @@ const OPS: Readonly<Record<string, Op>> = {
     await c.ctl.setCrExitReply(vmOf(c), reply);
     const how = reply === null ? 'by the policy' : reply.action === 'value' ? `with the value ${hex(reply.value!)}` : `with ${reply.action}`;
     done(c, `VM "${vmOf(c)}": CR-filter exits answered ${how}\n`);
+  },
+  setMemoryAttributes: async (c) => {
+    const address = c.args.address('gpa')!;
+    const size = c.args.address('size')!;
+    const attributes = denyAttributes(c);
+    await c.ctl.setMemoryAttributes(vmOf(c), { address, size, attributes });
+    const what = attributes === 0n ? 'no attributes' : `deny ${denyNames(attributes).join(',')} (attributes ${hex(attributes)})`;
+    done(c, `VM "${vmOf(c)}": [${hex(address)}, ${hex(address + size)}) now ${what}\n`);
+  },
+  getMemoryAttributes: async (c) => {
+    const m = await c.ctl.getMemoryAttributes(vmOf(c));
+    const range = (r: { address: bigint; size: bigint }): string => `${hex(r.address)}-${hex(r.address + r.size - 1n)}`;
+    const rights = (p: { read: boolean; write: boolean; exec: boolean; userExec: boolean }): string =>
+      `${p.read ? 'r' : '-'}${p.write ? 'w' : '-'}${p.exec ? 'x' : '-'}${m.mbec ? (p.userExec ? 'u' : '-') : ''}`;
+    const text = `VM "${vmOf(c)}": MBEC ${m.mbec ? 'on' : 'off'}, refused accesses delivered by ${m.delivery === 'exit' ? 'KVM_EXIT_MEMORY_FAULT (exit)' : '#PF (inject)'}\n` +
+      `attributes set:${m.attributes.length === 0 ? ' none' : ''}\n` +
+      m.attributes.map((a) => `  ${range(a)}  deny ${denyNames(a.attributes).join(',')}\n`).join('') +
+      `permissions (r read, w write, x execute${m.mbec ? ', u user execute' : ''}):\n` +
+      m.permissions.map((p) => `  ${range(p)}  ${rights(p)}\n`).join('');
+    c.result(text, {
+      mbec: m.mbec, delivery: m.delivery,
+      attributes: m.attributes.map((a) => ({ address: hex(a.address), size: hex(a.size), attributes: hex(a.attributes), deny: denyNames(a.attributes) })),
+      permissions: m.permissions.map((p) => ({ ...p, address: hex(p.address), size: hex(p.size) })),
+    });
   },
   checkExtension: async (c) => {
     const { cap, name } = capability(c);

@@ -83,6 +83,18 @@ export const CTL_OPS: readonly CommandSpec[] = [
     arguments: [VM],
     operands: { placeholder: 'REPLY', min: 1, max: 1, value: { kind: 'string' }, description: 'allow | deny | value=VALUE | policy' },
   }),
+  op('setMemoryAttributes', 'set memory attributes on a guest-physical range (KVM_SET_MEMORY_ATTRIBUTES, pinbox\'s RWX attributes)', 'Denies the accesses --deny names on [--gpa, --gpa + --size) of VM (docs/memory-protection.md): read (KVM_MEMORY_ATTRIBUTE_PINBOX_NR), write (NW), exec (NX), userExec (NUX, with MBEC); none clears the range. The range\'s attributes are replaced, not added to. KVM\'s refusal (kvm_error EINVAL: unaligned, beyond memory, read denied without write and exec) changes nothing.', {
+    arguments: [VM],
+    options: [
+      { name: 'gpa', value: { kind: 'u64' }, placeholder: 'ADDR', required: true, description: 'the first guest-physical address (page-aligned)' },
+      { name: 'size', value: { kind: 'u64' }, placeholder: 'BYTES', required: true, description: 'bytes (a multiple of 4096)' },
+      { name: 'deny', value: { kind: 'string' }, placeholder: 'LIST', required: true, description: 'read,write,exec,userExec (comma-separated), or none' },
+    ],
+    examples: ['pinbox ctl --host unix:/tmp/pinbox.ctl setMemoryAttributes harden --gpa 0x100000 --size 0x4000 --deny write'],
+  }),
+  op('getMemoryAttributes', 'show a VM\'s memory protections', 'Prints the attributes user space set on VM, the effective permissions of its guest memory (what the second stage allows, Heki\'s memory locks included) as ranges of equal rights, whether MBEC is on, and how refused accesses are delivered (exit or inject).', {
+    arguments: [VM],
+  }),
   op('checkExtension', 'KVM_CHECK_EXTENSION, on the system or a VM', 'Asks KVM whether it has CAP, and prints the value it answers.', {
     arguments: [CAP],
     options: [{ name: 'vm', value: { kind: 'name' }, placeholder: 'VM', description: 'ask the VM instead of the system' }, PROFILE],

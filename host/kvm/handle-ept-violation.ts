@@ -14,29 +14,12 @@
  */
 import * as abi from '../../protocol/abi.js';
 import type { Intercept } from '../x86/intercept.js';
-import {
-  EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_PROT_EXEC,
-  EPT_VIOLATION_PROT_READ, EPT_VIOLATION_PROT_WRITE,
-} from '../x86/mmu/second-stage.js';
+import { memoryFaultPageFault } from './api/memory-fault.js';
 import type { VcpuArch } from './vcpu-arch.js';
 
 type EptViolation = Extract<Intercept, { kind: 'ept_violation' }>;
 
 const PAGE_SIZE = 4096n;
-const NO_GVA = 0xffff_ffff_ffff_ffffn;
-
-/**
- * The #PF error code KVM makes of an EPT-violation qualification: a read becomes U/S (a historic
- * quirk of __vmx_handle_ept_violation()), a write W, a fetch I/D, any permission present P. The
- * GUEST_FINAL/GUEST_PAGE bits (32, 33) do not fit the 16-bit x86_exception.error_code of the
- * kernels Heki was built on, so the injected code never has them.
- */
-export function eptViolationErrorCode(qualification: number): number {
-  return ((qualification & EPT_VIOLATION_ACC_READ) !== 0 ? abi.PFERR_USER : 0) |
-    ((qualification & EPT_VIOLATION_ACC_WRITE) !== 0 ? abi.PFERR_WRITE : 0) |
-    ((qualification & EPT_VIOLATION_ACC_INSTR) !== 0 ? abi.PFERR_FETCH : 0) |
-    ((qualification & (EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | EPT_VIOLATION_PROT_EXEC)) !== 0 ? abi.PFERR_PRESENT : 0);
-}
 
 const ACCESS_FLAG = {
   read: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_READ,
@@ -57,7 +40,7 @@ export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
     trace.emit('kvm_page_fault', { vcpu_id: v.id, guest_rip: rip, fault_address: ic.gpa, error_code: BigInt(ic.qualification) });
   }
   const inject = v.vm.memoryProtection.faultPolicy === abi.PINBOX_MEMORY_FAULT_INJECT_PF;
-  if (trace.active) {
+  if (trace.enabled('kvm_memory_denial')) {
     const verb = ic.access === 'write' ? 'write' : ic.access === 'fetch' ? 'fetch' : 'read';
     const at = `0x${(ic.gva ?? ic.gpa).toString(16)}`;
     trace.emit('kvm_memory_denial', {
@@ -78,14 +61,14 @@ export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
     m.qualification = ic.qualification;
     return v.exitToUserSpace('KVM_EXIT_MEMORY_FAULT');
   }
-  const code = eptViolationErrorCode(ic.qualification);
+  const pf = memoryFaultPageFault(ic.qualification, ic.gva);
   if (vec === undefined) {
-    v.injectException(abi.PF_VECTOR, code, ic.gva ?? NO_GVA);
+    v.injectException(pf.vector, pf.errorCode, pf.payload);
     return false;
   }
   // kvm_multiple_exception(): the #PF meets the event being delivered.
   if (vec.vector === 8) return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
   if (vec.vector === abi.PF_VECTOR || contributory(vec.vector)) v.injectException(8, 0);
-  else v.injectException(abi.PF_VECTOR, code, ic.gva ?? NO_GVA);
+  else v.injectException(pf.vector, pf.errorCode, pf.payload);
   return false;
 }

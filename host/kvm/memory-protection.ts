@@ -14,7 +14,7 @@ import * as abi from '../../protocol/abi.js';
 import type { PhysicalMemory } from '../x86/memory.js';
 import { S2_ALL, S2_EXEC, S2_READ, S2_USER_EXEC, S2_WRITE } from '../x86/mmu/second-stage.js';
 import { KvmError } from './api/errors.js';
-import type { MemoryAttributeRange, MemoryPermissionRange } from './api/model.js';
+import type { MemoryAttributeRange, MemoryPermissionRange, MemoryProtectionSnapshot } from './api/model.js';
 
 const NR = 1 << 0, NW = 1 << 1, NX = 1 << 2, NUX = 1 << 3;
 const PAGE = 4096n;
@@ -159,6 +159,85 @@ export class MemoryProtection {
     this.memory.secondStage.setMbec(on);
   }
 
+  /**
+   * What a VM reset asked for by user space does to memory (docs/memory-protection.md, "The VMM"):
+   * the VM as KVM_CREATE_VM made it — no attribute, no Heki lock of either RFC (v1's slots free
+   * again), MBEC off, the profile's default delivery. INIT never calls this: the protections are VM state.
+   */
+  reset(): void {
+    this.attributes.fill(0);
+    this.hekiV2.fill(0);
+    this.hekiV1.nowrite.length = 0;
+    this.hekiV1.exec.length = 0;
+    this.faultPolicy = this.exitAvailable ? abi.PINBOX_MEMORY_FAULT_EXIT : abi.PINBOX_MEMORY_FAULT_INJECT_PF;
+    this.memory.secondStage.setMbec(false);
+    this.apply(0, this.memory.frameCount);
+  }
+
+  /** Every layer and setting, for a snapshot. */
+  snapshot(): MemoryProtectionSnapshot {
+    return {
+      mbec: this.mbec,
+      faultPolicy: this.faultPolicy,
+      attributes: this.getAttributes(),
+      hekiV1: { nowrite: this.hekiV1.nowrite.map((r) => ({ ...r })), exec: this.hekiV1.exec.map((r) => ({ ...r })) },
+      hekiV2: this.v2Ranges(),
+    };
+  }
+
+  /**
+   * Loads a snapshot's state in place of the VM's: every field checked before anything changes
+   * (a range within memory and page-aligned, attributes and permissions KVM could have stored,
+   * at most HEKI_GFN_MAX v1 ranges of each kind).
+   */
+  restore(state: MemoryProtectionSnapshot, ioctl: string): void {
+    const bad = (why: string): never => {
+      throw new KvmError('EINVAL', ioctl, why);
+    };
+    if (typeof state !== 'object' || state === null) bad('expected a memory-protection state');
+    if (typeof state.mbec !== 'boolean') bad('mbec must be true or false');
+    if (state.faultPolicy !== abi.PINBOX_MEMORY_FAULT_EXIT && state.faultPolicy !== abi.PINBOX_MEMORY_FAULT_INJECT_PF) bad('faultPolicy must be 0 or 1');
+    if (state.faultPolicy === abi.PINBOX_MEMORY_FAULT_EXIT && !this.exitAvailable) bad('faultPolicy 0 (exit) is not available under this profile');
+    const frames = (what: string, r: { address: unknown; size: unknown }): [number, number] => {
+      const { address, size } = r;
+      if (typeof address !== 'bigint' || typeof size !== 'bigint' || address < 0n || size <= 0n || (address | size) % PAGE !== 0n ||
+        address + size > BigInt(this.memory.size)) bad(`${what} is not a page-aligned range within guest memory`);
+      return [Number((address as bigint) / PAGE), Number((size as bigint) / PAGE)];
+    };
+    const supported = abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW | abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX |
+      (state.mbec ? abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NUX : 0n);
+    const attrs = list(state.attributes, 'attributes', bad).map((r, i) => {
+      const at = frames(`attributes[${i}]`, r);
+      if (typeof r.attributes !== 'bigint' || r.attributes === 0n || (r.attributes & ~supported) !== 0n) bad(`attributes[${i}] has attributes KVM would not store`);
+      return [at, attributeBits(r.attributes)] as const;
+    });
+    const v2 = list(state.hekiV2, 'hekiV2', bad).map((r, i) => {
+      const at = frames(`hekiV2[${i}]`, r);
+      if (typeof r.permissions !== 'bigint' || r.permissions < 1n || r.permissions > 0xfn) bad(`hekiV2[${i}] has permissions outside MEM_ATTR_* (1..0xf)`);
+      return [at, Number(r.permissions)] as const;
+    });
+    const v1 = (kind: 'nowrite' | 'exec'): GfnRange[] => {
+      const ranges = list(state.hekiV1?.[kind], `hekiV1.${kind}`, bad);
+      if (ranges.length > abi.HEKI_GFN_MAX) bad(`hekiV1.${kind} has more than ${abi.HEKI_GFN_MAX} ranges`);
+      return ranges.map((r, i) => {
+        if (typeof r.start !== 'bigint' || typeof r.end !== 'bigint' || r.start < 0n || r.start > r.end) bad(`hekiV1.${kind}[${i}] is not a GFN range`);
+        return { start: r.start, end: r.end };
+      });
+    };
+    const nowrite = v1('nowrite'), exec = v1('exec');
+    this.attributes.fill(0);
+    this.hekiV2.fill(0);
+    for (const [[first, count], bits] of attrs) this.attributes.fill(bits, first, first + count);
+    for (const [[first, count], perms] of v2) this.hekiV2.fill(0x10 | perms, first, first + count);
+    this.hekiV1.nowrite.length = 0;
+    this.hekiV1.exec.length = 0;
+    this.hekiV1.nowrite.push(...nowrite);
+    this.hekiV1.exec.push(...exec);
+    this.faultPolicy = state.faultPolicy;
+    this.memory.secondStage.setMbec(state.mbec);
+    this.apply(0, this.memory.frameCount);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Heki's layers (heki-memory.ts decides what goes in; these only store and apply)
   // ---------------------------------------------------------------------------------------------
@@ -231,4 +310,9 @@ function attributeBits(attributes: bigint): number {
 function attributeValue(bits: number): bigint {
   return (bits & NR ? abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR : 0n) | (bits & NW ? abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW : 0n) |
     (bits & NX ? abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX : 0n) | (bits & NUX ? abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NUX : 0n);
+}
+
+function list<T>(v: readonly T[] | undefined, what: string, bad: (why: string) => never): readonly T[] {
+  if (!Array.isArray(v)) bad(`${what} must be a list`);
+  return v as readonly T[];
 }

@@ -4,12 +4,17 @@
  * and `kvm_msr_ignored` for ignore_msrs' `kvm_pr_unimpl("ignored rdmsr/wrmsr ...")`.
  *
  * Zero cost when nobody listens: emitters test `active` (one property load) before they
- * build the event object.
+ * build the event object. A listener of a tracepoint that fires only on a rare event (RARE: a
+ * memory denial) does not make the tracepoints `active`, so a VMM can always hear its denials
+ * without every intercept building events; those emitters test `enabled(name)` instead.
  */
 
 import type { TracepointEvents, TracepointName, TracepointSource } from './api/tracepoints.js';
 
 type Listener<K extends TracepointName> = (event: TracepointEvents[K]) => void;
+
+/** Tracepoints for events that do not happen at every intercept: listening to them costs the others nothing. */
+const RARE: ReadonlySet<TracepointName> = new Set(['kvm_memory_denial']);
 
 export class Tracepoints implements TracepointSource {
   /** True while anyone listens to any tracepoint. */
@@ -24,17 +29,17 @@ export class Tracepoints implements TracepointSource {
       this.listeners.set(name, set);
     }
     set.add(listener as Listener<never>);
-    this.active = true;
+    this.active ||= !RARE.has(name);
     return () => {
       set.delete(listener as Listener<never>);
       if (set.size === 0) this.listeners.delete(name);
-      this.active = this.listeners.size > 0;
+      this.active = [...this.listeners.keys()].some((n) => !RARE.has(n));
     };
   }
 
-  /** Whether `name` has a listener (to skip building an event nobody reads). */
+  /** Whether `name` has a listener (to skip building an event nobody reads); what a RARE tracepoint's emitter tests. */
   enabled(name: TracepointName): boolean {
-    return this.active && this.listeners.has(name);
+    return this.listeners.has(name);
   }
 
   emit<K extends TracepointName>(name: K, event: TracepointEvents[K]): void {

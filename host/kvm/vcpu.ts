@@ -15,7 +15,7 @@ import { KvmError } from './api/errors.js';
 import type { KvmRun, VcpuExit } from './api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from './api/model.js';
 import type { Regs, Sregs } from './api/regs.js';
-import type { GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
+import type { ExceptionEvent, GuestDebug, KvmVcpu, MsrEntry, RunOptions } from './api/vcpu.js';
 import { enableCapArgs } from './capabilities.js';
 import { resolveGuestCpuid } from './cpuid.js';
 import { handleExit } from './exit-handlers.js';
@@ -76,6 +76,19 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return this.arch.cpu.exceptionLoop;
   }
 
+  /** A kick is pending (ModelVcpu.kick). */
+  private kicked = false;
+
+  /**
+   * ModelVcpu.kick: what a VMM's signal to the vCPU thread does (pthread_kill, then
+   * kvm_vcpu_kick()): the KVM_RUN under way returns KVM_EXIT_INTR once the intercept KVM is
+   * handling is done, before the guest runs on. A kick while no KVM_RUN is under way is dropped
+   * by the next one (the VMM asks for it only from inside KVM_RUN: a tracepoint listener).
+   */
+  kick(): void {
+    this.kicked = true;
+  }
+
   /** The exceptions of the last triple fault (ModelVcpu). */
   get shutdownChain(): readonly ChainedException[] | undefined {
     return this.arch.shutdownChain;
@@ -98,6 +111,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
       throw new KvmError('EINVAL', 'KVM_RUN', `deadline must be a bigint (ns, process.hrtime.bigint()), got ${String(deadline)}`);
     }
     const run = v.run;
+    this.kicked = false;
     // kvm_arch_vcpu_ioctl_run(): the sync masks are checked and the dirty registers loaded
     // before the pending completion runs (sync-regs.ts).
     checkSyncMasks(run);
@@ -161,6 +175,13 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
         return this.toUserSpace();
       }
       if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
+      if (this.kicked) {
+        // The signal a kick stands for is pending: KVM_RUN returns before the guest runs on.
+        this.kicked = false;
+        v.stat.signal_exits++;
+        v.exitToUserSpace('KVM_EXIT_INTR');
+        return this.toUserSpace();
+      }
       if (remaining <= 0) {
         v.stat.signal_exits++;
         v.exitToUserSpace('KVM_EXIT_INTR');
@@ -207,6 +228,21 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
   /** KVM_SET_GUEST_DEBUG (guest-debug.ts). */
   setGuestDebug(debug: GuestDebug): void {
     kvmArchVcpuIoctlSetGuestDebug(this.arch, debug);
+  }
+
+  /**
+   * KVM_SET_VCPU_EVENTS (exception part): checked as kvm_vcpu_ioctl_x86_set_vcpu_events() checks
+   * it — a vector 0..31, not #NMI's 2 (an NMI is its own event) — then queued in place of any
+   * exception pending, with the payload as CR2 for #PF.
+   */
+  injectException(event: ExceptionEvent): void {
+    const ioctl = 'KVM_SET_VCPU_EVENTS';
+    if (typeof event !== 'object' || event === null) throw new KvmError('EINVAL', ioctl, 'expected { vector, errorCode?, payload? }');
+    const { vector, errorCode, payload } = event;
+    if (!Number.isInteger(vector) || vector < 0 || vector > 31 || vector === 2) throw new KvmError('EINVAL', ioctl, `exception.nr ${String(vector)} is not an exception vector (0..31, not NMI)`);
+    if (errorCode !== undefined && !isU32(errorCode)) throw new KvmError('EINVAL', ioctl, 'exception.error_code must be a u32');
+    if (payload !== undefined && (typeof payload !== 'bigint' || payload < 0n || payload >= 1n << 64n)) throw new KvmError('EINVAL', ioctl, 'exception_payload must be a u64 bigint');
+    this.arch.injectException(vector, errorCode, vector === 14 ? payload : undefined);
   }
 
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */

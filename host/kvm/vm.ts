@@ -12,7 +12,7 @@ import type { PhysicalMemory } from '../x86/memory.js';
 import { enableCapArgs, kvmCheckExtension, PINBOX_MAX_VCPU_IDS } from './capabilities.js';
 import { KvmError } from './api/errors.js';
 import type {
-  HekiSnapshot, MemoryAttributeRange, MemoryPermissionRange, ModelMemoryProtection, ModelVm,
+  HekiSnapshot, MemoryAttributeRange, MemoryPermissionRange, MemoryProtectionSnapshot, ModelMemoryProtection, ModelVm,
 } from './api/model.js';
 import type { CrFilterSpec } from './api/cr-hardening.js';
 import type { MsrFilterSpec } from './api/msr-filter.js';
@@ -72,6 +72,12 @@ export class Vm implements KvmVm, ModelVm {
   /** pinbox extension: what the second stage lets the guest do in [address, address + size). */
   memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[] {
     return this.arch.memoryProtection.permissions(address, size);
+  }
+
+  /** pinbox extension: MBEC and the delivery of refused accesses, as they stand. */
+  get memoryFaultSettings(): ModelMemoryProtection['memoryFaultSettings'] {
+    const p = this.arch.memoryProtection;
+    return { mbec: p.mbec, delivery: p.faultPolicy === abi.PINBOX_MEMORY_FAULT_INJECT_PF ? 'inject' : 'exit' };
   }
 
   /** pinbox extension: Heki's memory locks, as the guest made them. */
@@ -156,6 +162,21 @@ export class Vm implements KvmVm, ModelVm {
    */
   resetHekiPins(): void {
     this.arch.heki.resetPins();
+  }
+
+  /** pinbox extension: what a VM reset asked for by user space does to memory protections (memory-protection.ts). */
+  resetMemoryProtection(): void {
+    this.arch.memoryProtection.reset();
+  }
+
+  /** pinbox extension: the memory protections, for a snapshot. */
+  getMemoryProtectionState(): MemoryProtectionSnapshot {
+    return this.arch.memoryProtection.snapshot();
+  }
+
+  /** pinbox extension: loads a snapshot's memory protections (all fields checked first). */
+  setMemoryProtectionState(state: MemoryProtectionSnapshot): void {
+    this.arch.memoryProtection.restore(state, 'pinbox SET_MEMORY_PROTECTION_STATE');
   }
 
   /** pinbox extension: the Heki state, for a snapshot. */

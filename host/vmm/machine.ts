@@ -14,7 +14,9 @@
  *     boot state, the Heki pins and the stored MSR values are cleared, and what control clients
  *     changed is undone: the capabilities and the MSR filter are the policy's again, a
  *     setMsrExitReply is dropped. Operations suspended in the VM are abandoned;
- *   - initVcpu: INIT and the boot state for one vCPU; the pins stay (Heki keeps them across
+ *     Memory protections are cleared too (attributes, Heki's memory locks, MBEC, delivery), then
+ *     the policy's memory section is applied again;
+ *   - initVcpu: INIT and the boot state for one vCPU; the pins and memory protections stay (Heki keeps them across
  *     INIT, docs/heki.md §1.4; Paolo Bonzini's position, §5.4).
  * What each of these does to every CR-hardening mechanism is one table: docs/transitions.md.
  */
@@ -29,10 +31,13 @@ import type { HekiSnapshot, ModelVm } from '../kvm/api/model.js';
 import type { MsrFilterSpec } from '../kvm/api/msr-filter.js';
 import type { Regs, Segment, Sregs } from '../kvm/api/regs.js';
 import type { KvmSystem, VmOptions } from '../kvm/api/system.js';
-import type { KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
+import type { ExceptionEvent, KvmVcpu, MsrEntry } from '../kvm/api/vcpu.js';
 import type { KvmVm } from '../kvm/api/vm.js';
 import type { RegInterceptSpec } from '../kvm/api/cr-hardening.js';
 import { CrHardening } from './cr-hardening.js';
+import {
+  applyMemoryPolicy, memoryAttributesView, setMemoryAttributes, type MemoryAttributesRequest, type MemoryAttributesView,
+} from './memory-protection.js';
 import type { MonitorRegistry } from './monitors.js';
 import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import { buildBootImage, type BootCpuFeatures, type BootLayout } from './boot/index.js';
@@ -47,6 +52,7 @@ import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
 import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
+import type { MemoryDenial } from './run/memory-denials.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
 import type { MsrExitChoice, PinboxExitAnswer } from './run/user-space-exit.js';
 import { checkedPinboxAnswer } from './run/cr-exit-answers.js';
@@ -125,6 +131,7 @@ export class Machine implements RunnerHost {
       this.vm = this.kvm.createVm(vmOptionsFor(this.kvm, policy));
       this.crHardening = new CrHardening(this, policy);
       this.applyPolicyConfiguration();
+      applyMemoryPolicy(this.vm, policy.memory);
       this.devices = new PortDevices(this.log, name, options.devices);
       this.answers = new ExitAnswers(this, policy, this.log, options.msrHandler, policy.onDenial, this.devices);
       const tracepoints = this.kvm.model?.tracepoints;
@@ -132,6 +139,8 @@ export class Machine implements RunnerHost {
         exitName: (v) => this.runners[v]?.vcpu.kvmRun.reason ?? 'KVM_EXIT_UNKNOWN',
         denialExits: (cr) => this.denialExits(cr),
         isCompletion: (v, rip) => this.runners[v]?.isCompletion(rip) === true,
+        actsOnMemoryDenials: () => policy.memory.onViolation !== 'log',
+        injectedMemoryDenial: (v, denial, rip) => this.injectedMemoryDenial(v, denial, rip),
       });
 
       const first = this.createVcpu(0);
@@ -238,12 +247,17 @@ export class Machine implements RunnerHost {
     this.log.flush();
   }
 
-  pause(cause: 'heki_denial' | 'control'): void {
+  pause(cause: 'heki_denial' | 'memory_denial' | 'control'): void {
     if (this.state.pause() && this.log.wants('vm_paused', this.name)) this.log.emit('vm_paused', this.name, { cause });
   }
 
-  kill(cause: 'heki_denial' | 'shutdown' | 'control' | 'idle'): void {
+  kill(cause: 'heki_denial' | 'memory_denial' | 'shutdown' | 'control' | 'idle'): void {
     if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
+  }
+
+  /** KVM_SET_VCPU_EVENTS (exception part) on one vCPU: the #PF of a memory fault the VMM answered. */
+  injectException(vcpu: number, event: ExceptionEvent): void {
+    this.vcpu(vcpu).vcpu.injectException(event);
   }
 
   /** A control client's resumeVm; false if the VM was not paused. */
@@ -259,6 +273,9 @@ export class Machine implements RunnerHost {
     const pinsCleared = pins.cr0 !== 0n || pins.cr4 !== 0n;
     // Only the model can clear pins; a real Heki kernel keeps them until the VM is destroyed.
     this.vm.model?.resetHekiPins();
+    // Memory protections are VM state: a reset clears them all, then the policy's are applied
+    // again once the boot image is back, as on a rebuilt VM (docs/memory-protection.md, "The VMM").
+    this.vm.model?.resetMemoryProtection();
     this.answers.emulated.reset();
     this.devices.reset();
     this.answers.override = null;
@@ -267,6 +284,7 @@ export class Machine implements RunnerHost {
     this.refreshDenialWatch();
     clearMemory(this.vm.memory);
     buildBootImage(this.vm.memory, { vcpus: this.layout.vcpus, cpuFeatures: this.bootFeatures });
+    applyMemoryPolicy(this.vm, this.policy.memory);
     if (this.log.wants('vm_reset', this.name)) this.log.emit('vm_reset', this.name, { cause, pins_cleared: pinsCleared });
     for (const runner of this.runners) {
       runner.reboot('reset');
@@ -319,6 +337,16 @@ export class Machine implements RunnerHost {
   /** PINBOX_GET_REG_INTERCEPTS */
   getRegisterIntercepts(vcpu: number): RegInterceptSpec {
     return this.crHardening.getIntercepts(this.vcpu(vcpu).vcpu);
+  }
+
+  /** KVM_SET_MEMORY_ATTRIBUTES (pinbox's RWX attributes): the KVM's checks, nothing changed on a refusal. */
+  setMemoryAttributes(request: MemoryAttributesRequest): void {
+    setMemoryAttributes(this.vm, request);
+  }
+
+  /** The memory protections in force: attributes, effective permissions, MBEC, delivery (the model's view). */
+  memoryAttributes(): MemoryAttributesView {
+    return memoryAttributesView(this.vm, this.policy.memorySize);
   }
 
   /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */
@@ -421,6 +449,23 @@ export class Machine implements RunnerHost {
     this.filter = wanted;
     // The first install is told in the constructor, after vm_created.
     if (this.runners.length > 0) this.filterChanged(wanted ?? { flags: KVM_MSR_FILTER_DEFAULT_ALLOW, ranges: [] }, 'policy');
+  }
+
+  /**
+   * A denial KVM answered with its own #PF (delivery "inject"), from inside KVM_RUN: recorded,
+   * and memory.onViolation applied as for an exit — a pause or kill stops the vCPU before the
+   * guest runs on (VcpuRunner.interrupt kicks it out of KVM_RUN).
+   */
+  private injectedMemoryDenial(vcpu: number, denial: MemoryDenial, rip: bigint): void {
+    const action = this.answers.memory.record(vcpu, denial, rip, 'inject');
+    if (action === 'log') return;
+    if (action === 'kill') {
+      this.kill('memory_denial');
+      this.runners[vcpu]?.interrupt(this.answers.memory.killed(vcpu, denial));
+    } else {
+      this.pause('memory_denial');
+      this.runners[vcpu]?.interrupt('pause');
+    }
   }
 
   /** Whether KVM hands a denied write to CR`cr` to user space (KVM_CAP_HEKI_DENIAL), as the model's tracepoints need to know. */

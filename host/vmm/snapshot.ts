@@ -5,11 +5,13 @@
  * Heki itself never exposes: the model's extension, so snapshots are the model's only), the
  * capabilities and the MSR filter user space set, the policy's stored MSR values and a control
  * client's MSR exit reply; pinbox's CR filter and each vCPU's register intercepts (the KVM
- * model's extensions); Andersen's pins travel as the MSRs they are, in the MSR index list.
+ * model's extensions); the memory protections — attributes, Heki's v1 and v2 memory locks, MBEC and
+ * the delivery (docs/memory-protection.md); Andersen's pins travel as the MSRs they are, in the MSR index list.
  *
  * The format is msgpack, opaque to clients and versioned. A snapshot is checked whole before
  * anything is loaded, and fits only a VM of the same shape (vCPUs, memory size, Heki profile, the
- * Andersen ABI or not). Snapshots from before the CR filter load with none of it.
+ * Andersen ABI or not). Snapshots from before the CR filter load with none of it, and those from
+ * before memory protections with none: the VM loads unprotected, whatever its policy applies at a reset.
  * Loading goes through the KVM API, which may still refuse a tampered register state: then the
  * VM is reset rather than left half-restored, and the error says so. Operations suspended in
  * the VM are abandoned, as by a reset.
@@ -17,7 +19,7 @@
 import { decodeMsgpack, encodeMsgpack } from '../../protocol/codec.js';
 import { KVM_CAP_PINBOX_REG_INTERCEPTS } from '../../protocol/abi.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import type { HekiSnapshot } from '../kvm/api/model.js';
+import type { HekiSnapshot, MemoryProtectionSnapshot } from '../kvm/api/model.js';
 import type { MsrFilterSpec } from '../kvm/api/msr-filter.js';
 import type { RegInterceptSpec } from '../kvm/api/cr-hardening.js';
 import type { MsrEntry } from '../kvm/api/vcpu.js';
@@ -51,6 +53,7 @@ interface SnapshotData {
   msrExitReply: { error: number; data: bigint } | 'untouched' | null;
   andersen?: boolean;
   crFilter?: { cr0Mask: bigint; cr4Mask: bigint } | null;
+  memoryProtection?: MemoryProtectionSnapshot;
 }
 
 /** Every MSR of KVM_GET_MSR_INDEX_LIST that KVM_GET_MSRS reads on this vCPU (it stops at the first it cannot). */
@@ -97,6 +100,7 @@ export function takeSnapshot(machine: Machine): Uint8Array {
     msrExitReply: machine.answers.override,
     andersen: machine.andersen,
     crFilter: machine.crHardening.filter ?? null,
+    memoryProtection: machine.modelVm('pinbox GET_MEMORY_PROTECTION_STATE').getMemoryProtectionState(),
   };
   return encodeMsgpack(data);
 }
@@ -193,6 +197,7 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
     const f = record(d.crFilter, 'crFilter');
     crFilter = { cr0Mask: u64(f.cr0Mask, 'crFilter.cr0Mask'), cr4Mask: u64(f.cr4Mask, 'crFilter.cr4Mask') };
   }
+  const memoryProtection = d.memoryProtection === undefined ? undefined : memoryProtectionOf(d.memoryProtection);
   const frames = list(d.frames, 'frames').map((f, i) => {
     const [n, b] = list(f, `frames[${i}]`);
     const frame = int(n, `frames[${i}]`);
@@ -249,7 +254,27 @@ function parseSnapshot(machine: Machine, bytes: Uint8Array): SnapshotData {
   }
   return {
     format: FORMAT, version: VERSION, vcpus, memorySize, profile: machine.profile, frames, vcpuStates, heki, caps, filter, storedMsrs, msrExitReply,
-    andersen, crFilter,
+    andersen, crFilter, ...(memoryProtection !== undefined && { memoryProtection }),
+  };
+}
+
+/** The memory protections' shape; what KVM would refuse of their values, the model's restore checks. */
+function memoryProtectionOf(v: unknown): MemoryProtectionSnapshot {
+  const m = record(v, 'memoryProtection');
+  if (typeof m.mbec !== 'boolean') throw invalid('memoryProtection.mbec is not true or false');
+  const ranges = (x: unknown, what: string) => list(x, what).map((r, i) => record(r, `${what}[${i}]`));
+  const gfns = (x: unknown, what: string) => ranges(x, what).map((r) => ({ start: u64(r.start, `${what} start`), end: u64(r.end, `${what} end`) }));
+  const h = record(m.hekiV1, 'memoryProtection.hekiV1');
+  return {
+    mbec: m.mbec,
+    faultPolicy: int(m.faultPolicy, 'memoryProtection.faultPolicy'),
+    attributes: ranges(m.attributes, 'memoryProtection.attributes').map((r) => ({
+      address: u64(r.address, 'attribute address'), size: u64(r.size, 'attribute size'), attributes: u64(r.attributes, 'attributes'),
+    })),
+    hekiV1: { nowrite: gfns(h.nowrite, 'memoryProtection.hekiV1.nowrite'), exec: gfns(h.exec, 'memoryProtection.hekiV1.exec') },
+    hekiV2: ranges(m.hekiV2, 'memoryProtection.hekiV2').map((r) => ({
+      address: u64(r.address, 'hekiV2 address'), size: u64(r.size, 'hekiV2 size'), permissions: u64(r.permissions, 'hekiV2 permissions'),
+    })),
   };
 }
 
@@ -258,10 +283,13 @@ export function restoreSnapshot(machine: Machine, bytes: Uint8Array): void {
   // From here on the VM is being replaced: a refusal part-way resets it rather than leave it half-restored.
   machine.reset('restore');
   try {
+    // The reset applied the policy's protections; the snapshot's replace them (MBEC could not change under them).
+    machine.modelVm('pinbox RESET_MEMORY_PROTECTION').resetMemoryProtection();
     for (const [cap, args] of s.caps) machine.enableCap(cap, args);
     if (s.filter !== null) machine.setMsrFilter(s.filter, 'control');
     machine.setHekiState(s.heki);
     if (s.crFilter) machine.setCrFilter(s.crFilter, 'control');
+    if (s.memoryProtection !== undefined) machine.modelVm('pinbox SET_MEMORY_PROTECTION_STATE').setMemoryProtectionState(s.memoryProtection);
     const memory = machine.memory;
     const held = new Set(s.frames.map(([frame]) => frame));
     const zero = new Uint8Array(PAGE);

@@ -19,6 +19,7 @@ import { unsurveyedFacts, type HostFacts } from './host-facts.js';
 import { limitError, notFound } from './errors.js';
 import { EVENT_NAMES, EventLog, type EventName, type TraceWriter } from './events/index.js';
 import { Machine } from './machine.js';
+import type { MemoryAttributesRequest, MemoryAttributesView } from './memory-protection.js';
 import { MonitorRegistry } from './monitors.js';
 import type { InterceptMonitor } from './run/cr-exit-answers.js';
 import type { CompiledPolicy } from './policy/index.js';
@@ -231,6 +232,25 @@ export class Vmm {
       detach();
       if (this.log.wants('monitor_detached', vm)) this.log.emit('monitor_detached', vm, fields);
     };
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES on VM `vm` with pinbox's RWX attributes (KVM_MEMORY_ATTRIBUTE_PINBOX_*):
+   * `not_found` for a VM that does not exist, the KVM's EINVAL for a range or attributes it refuses.
+   */
+  setMemoryAttributes(vm: string, request: MemoryAttributesRequest): void {
+    this.existing(vm).setMemoryAttributes(request);
+  }
+
+  /** The memory protections of VM `vm`: attributes set, effective permissions (Heki's locks included), MBEC, delivery. */
+  memoryAttributes(vm: string): MemoryAttributesView {
+    return this.existing(vm).memoryAttributes();
+  }
+
+  private existing(name: string): Machine {
+    const machine = this.machines.get(name);
+    if (machine === undefined) throw notFound(`no VM "${name}"`, 'vm');
+    return machine;
   }
 
   /** Drops a VM (its guests' later requests get `not_found`). */

@@ -193,6 +193,24 @@ export const EVENT_CATALOGUE = {
       action: str('What the VMM did: log, pause or kill (the policy\'s onDenial) on the exit path; log on the in-kernel path.'),
     },
   },
+  memory_denial: {
+    description:
+      'A guest access a memory protection refused — an attribute set by user space (KVM_SET_MEMORY_ATTRIBUTES, the policy\'s ' +
+      'memory.protect) or a Heki memory lock (docs/memory-protection.md). Every denial is recorded once, by either path: with ' +
+      'delivery "exit" the VMM records the KVM_EXIT_MEMORY_FAULT it handles, acts on it per memory.onViolation and then reflects ' +
+      'the #PF KVM would have injected; with delivery "inject" KVM injects the #PF itself and the VMM records the denial from ' +
+      'KVM\'s trace (kvm_memory_denial) and acts on it likewise (a pause or kill takes effect before the guest runs on). ' +
+      '`rip` is the faulting instruction.',
+    fields: {
+      gpa: u64('The refused page\'s guest-physical address (page-aligned, as KVM reports it).'),
+      gva: opt(u64('The guest linear address of the access, when there is one (not for a page walk\'s own accesses).')),
+      access: str('read, write or fetch.'),
+      path: str('exit (KVM_EXIT_MEMORY_FAULT reached the VMM) or inject (KVM injected #PF without an exit).'),
+      action: str('What the VMM did: log, pause or kill (the policy\'s memory.onViolation).'),
+      qualification: hex32('The EPT-violation exit qualification (SDM vol. 3C table 28-7) the core reported.'),
+      name: opt(str('The name of the policy\'s memory.protect range that covers the page, if it has one.')),
+    },
+  },
   cr_filter_exit: {
     description:
       'A guest write to CR0 or CR4 changed a bit the CR filter masks (KVM_EXIT_PINBOX_CR_FILTER, pinbox\'s extension, ' +
@@ -296,7 +314,7 @@ export const EVENT_CATALOGUE = {
   vm_paused: {
     description: 'The VM stopped running guest code until resumed.',
     fields: {
-      cause: str('heki_denial (onDenial "pause") or control.'),
+      cause: str('heki_denial (onDenial "pause"), memory_denial (memory.onViolation "pause") or control.'),
     },
   },
   vm_resumed: {
@@ -308,7 +326,7 @@ export const EVENT_CATALOGUE = {
   vm_killed: {
     description: 'The VM was stopped for good.',
     fields: {
-      cause: str('heki_denial (onDenial "kill"), shutdown, control (destroyVm; the VM is dropped) or idle (a VM a guest made, dropped after pinbox serve --vm-idle-ms with no guest attached).'),
+      cause: str('heki_denial (onDenial "kill"), memory_denial (memory.onViolation "kill"), shutdown, control (destroyVm; the VM is dropped) or idle (a VM a guest made, dropped after pinbox serve --vm-idle-ms with no guest attached).'),
     },
   },
   vcpu_halted: {

@@ -58,6 +58,11 @@ export const exit = object({
   heki: optional(object({ reason: oneOf(['CR0', 'CR4']), value: u64 })),
   io: optional(object({ port: u16, size: oneOf([1, 2, 4]), direction: oneOf(['in', 'out']), value: u32 })),
   /**
+   * KVM_EXIT_MEMORY_FAULT (a memory protection refused an access, docs/memory-protection.md): the
+   * page, the access, the guest linear address when there is one, the EPT-violation qualification.
+   */
+  memory: optional(object({ gpa: u64, gva: optional(u64), access: oneOf(['read', 'write', 'fetch']), qualification: u32 })),
+  /**
    * KVM_EXIT_PINBOX_CR_FILTER (pinbox's CR filter): the register, how the guest wrote it, its value
    * before and the value the write would load; what user space answered, and its value.
    */

@@ -32,6 +32,9 @@ export const MAX_SNAPSHOT_BYTES = 0xffff_ffff;
 /** A createVm policy document (JSON text) at most; the frame maximum bounds it first. */
 export const MAX_POLICY_BYTES = 1 << 20;
 
+/** Runs of a getMemoryAttributes result at most: one per page of the largest guest memory (4 GiB). */
+export const MAX_MEMORY_RUNS = 1 << 20;
+
 const empty = object({});
 const vcpuTarget = { vm: vmName, vcpu: u32 };
 const msrEntry = object({ index: u32, value: u64 });
@@ -112,6 +115,26 @@ export const CONTROL_OPS = {
   setCrFilter: op('control', object({ vm: vmName, flags: optional(u32), cr0Mask: u64, cr4Mask: u64, xcr0Mask: optional(u64) }), empty),
   /** How the VMM answers the VM's CR-filter exits from now on (null: the policy's crFilter.answer again). */
   setCrExitReply: op('control', object({ vm: vmName, reply: nullable(pinboxAnswer) }), empty),
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES with pinbox's out-of-tree RWX attributes (docs/memory-protection.md):
+   * KVM_MEMORY_ATTRIBUTE_PINBOX_NR/NW/NX/NUX (bits 24–27) on [address, address + size); 0 clears.
+   * A refusal is kvm_error EINVAL with the KVM's reason, and nothing changes.
+   */
+  setMemoryAttributes: op('control', object({ vm: vmName, address: u64, size: u64, attributes: u64 }), empty),
+  /**
+   * The VM's memory protections: the attributes user space set, the effective permissions of all
+   * guest memory (Heki's locks included) as runs of equal rights, MBEC, and how refusals are delivered.
+   */
+  getMemoryAttributes: op(
+    'control',
+    object({ vm: vmName }),
+    object({
+      attributes: array(object({ address: u64, size: u64, attributes: u64 }), 0, MAX_MEMORY_RUNS),
+      permissions: array(object({ address: u64, size: u64, read: bool, write: bool, exec: bool, userExec: bool }), 0, MAX_MEMORY_RUNS),
+      mbec: bool,
+      delivery: oneOf(['exit', 'inject']),
+    }),
+  ),
   /** The vCPU's next guest operation stops at its first user-space exit until releaseExit. */
   holdExit: op('control', object(vcpuTarget), empty),
   /** `held`: an exit was held and now goes on; false: none was (an unspent hold is dropped). */

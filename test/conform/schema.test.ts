@@ -55,9 +55,11 @@ test('every field of the format is documented (a field that is a $ref takes its 
 test('the vm block is a subset of the policy format: the same fields, forms and defaults', (t) => {
   const vm = defs.vm!.properties as Record<string, SchemaNode>;
   const p = policy.properties as Record<string, SchemaNode>;
-  for (const field of ['profile', 'vcpus', 'memory', 'guestCpuid', 'ignoreMsrs']) {
+  for (const field of ['profile', 'vcpus', 'guestCpuid', 'ignoreMsrs']) {
     t.deepEqual(vm[field], p[field], field);
   }
+  // The policy's memory is the size or an object with the size and protections; a vm block takes the size.
+  t.deepEqual(withoutDescriptions(vm.memory), withoutDescriptions(policy.definitions!.memorySize));
   const hostModel = p.hostModel!.properties as Record<string, SchemaNode>;
   t.deepEqual(withoutDescriptions(vm.hostCr0), withoutDescriptions(hostModel.cr0));
   t.deepEqual(withoutDescriptions(vm.hostCr4), withoutDescriptions(hostModel.cr4));

@@ -132,6 +132,19 @@ export const SAMPLES: Record<Op, Sample> = {
   releaseExit: { params: { vm: 'default', vcpu: 1 }, result: { held: true } },
   setCrFilter: { params: { vm: 'default', flags: 0, cr0Mask: 0x10000n, cr4Mask: 0x300000n, xcr0Mask: 0n }, result: {} },
   setCrExitReply: { params: { vm: 'default', reply: { action: 'value', value: U64_MAX, limit: 0xffff } }, result: {} },
+  setMemoryAttributes: { params: { vm: 'default', address: 0x100000n, size: 0x4000n, attributes: 0x2000000n }, result: {} },
+  getMemoryAttributes: {
+    params: { vm: 'default' },
+    result: {
+      attributes: [{ address: 0x100000n, size: 0x4000n, attributes: 0x2000000n }],
+      permissions: [
+        { address: 0n, size: 0x100000n, read: true, write: true, exec: true, userExec: true },
+        { address: 0x100000n, size: 0x4000n, read: true, write: false, exec: true, userExec: true },
+      ],
+      mbec: false,
+      delivery: 'exit',
+    },
+  },
   setRegisterIntercepts: {
     params: { vcpu: 1, control: 0x1_8003n, cr0Mask: 0x10000n, cr4Mask: 0x300000n, miscEnableMask: U64_MAX },
     result: {},

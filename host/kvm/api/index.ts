@@ -16,7 +16,7 @@ export {
 } from './exits.js';
 export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, type GuestMemory } from './guest-memory.js';
 export type {
-  ChainedException, HekiSnapshot, IdtGateView, MemoryAttributeRange, MemoryPermissionRange, ModelKvm, ModelMemoryProtection,
+  ChainedException, HekiSnapshot, IdtGateView, MemoryAttributeRange, MemoryPermissionRange, MemoryProtectionSnapshot, ModelKvm, ModelMemoryProtection,
   ModelVcpu, ModelVm,
 } from './model.js';
 export type { MsrFilterRange, MsrFilterSpec } from './msr-filter.js';

@@ -42,6 +42,25 @@ export interface ModelVm extends ModelMemoryProtection {
   getHekiState(): HekiSnapshot;
   /** Restores a snapshot's Heki state (all fields checked first). */
   setHekiState(state: HekiSnapshot): void;
+  /**
+   * What a VM reset asked for by user space does to memory: every protection is cleared — the
+   * attributes, Heki's v1 and v2 locks — and MBEC and the delivery are the VM's defaults again.
+   */
+  resetMemoryProtection(): void;
+  /** The memory protections, for a snapshot. */
+  getMemoryProtectionState(): MemoryProtectionSnapshot;
+  /** Loads a snapshot's memory protections in place of the VM's (all fields checked first). */
+  setMemoryProtectionState(state: MemoryProtectionSnapshot): void;
+}
+
+/** Every memory protection of a VM and its settings, as a snapshot carries them. */
+export interface MemoryProtectionSnapshot {
+  readonly mbec: boolean;
+  /** KVM_CAP_PINBOX_MEMORY_FAULT_POLICY: 0 exit, 1 inject #PF. */
+  readonly faultPolicy: number;
+  readonly attributes: readonly MemoryAttributeRange[];
+  readonly hekiV1: { readonly nowrite: readonly { start: bigint; end: bigint }[]; readonly exec: readonly { start: bigint; end: bigint }[] };
+  readonly hekiV2: readonly { readonly address: bigint; readonly size: bigint; readonly permissions: bigint }[];
 }
 
 /** Guest-physical pages and what the second stage lets the guest do with them (docs/memory-protection.md). */
@@ -69,6 +88,8 @@ export interface ModelMemoryProtection {
   getMemoryAttributes(): MemoryAttributeRange[];
   /** The effective permissions of [address, address + size), page-aligned, as maximal ranges of equal rights. */
   memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[];
+  /** KVM_CAP_PINBOX_MBEC and KVM_CAP_PINBOX_MEMORY_FAULT_POLICY as they stand: MBEC on, and "exit" or "inject". */
+  readonly memoryFaultSettings: { readonly mbec: boolean; readonly delivery: 'exit' | 'inject' };
   /** Heki's locks: v1's ranges (inclusive GFNs) and v2's pages with their MEM_ATTR_* permissions. */
   readonly hekiMemoryLocks: {
     readonly v1: { readonly nowrite: readonly { start: bigint; end: bigint }[]; readonly exec: readonly { start: bigint; end: bigint }[] };
@@ -102,6 +123,12 @@ export interface ModelVcpu {
    * completion still pending and an exception queued but not delivered are dropped.
    */
   init(): void;
+  /**
+   * A VMM's signal to the vCPU thread (pthread_kill; kvm_vcpu_kick()): the KVM_RUN under way
+   * returns KVM_EXIT_INTR once the intercept KVM is handling is done, before the guest runs on.
+   * For a VMM acting on a tracepoint from inside KVM_RUN (a memory denial KVM injected).
+   */
+  kick(): void;
   /**
    * The exceptions that led to the last KVM_EXIT_SHUTDOWN, each with the IDT gate its delivery
    * read (the core's report: a real kernel gives user space nothing of it).

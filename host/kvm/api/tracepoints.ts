@@ -32,7 +32,7 @@ export type TracepointName = keyof TracepointEvents;
 
 /** Where user space listens to tracepoints (the model's Kvm). */
 export interface TracepointSource {
-  /** True while anyone listens to any tracepoint. */
+  /** True while anyone listens to a tracepoint that fires at ordinary intercepts (not only to kvm_memory_denial, a rare one). */
   readonly active: boolean;
   /** Listens to one tracepoint; returns the function that stops listening. */
   on<K extends TracepointName>(name: K, listener: (event: TracepointEvents[K]) => void): () => void;

@@ -3,6 +3,7 @@
  * `VcpuFd`: KVM_RUN and the vCPU ioctls pinbox uses. Refusals are KvmError with the errno.
  */
 import type { GuestCpuid, GuestCpuidOptions } from './cpuid.js';
+import type { ExceptionEvent } from './memory-fault.js';
 import type { RegInterceptSpec } from './cr-hardening.js';
 import type { KvmRun, VcpuExit } from './exits.js';
 import type { ModelVcpu } from './model.js';
@@ -44,6 +45,8 @@ export interface GuestDebug {
   readonly debugreg?: readonly bigint[];
 }
 
+export type { ExceptionEvent };
+
 export interface KvmVcpu {
   readonly id: number;
   /** kvm_run: what `run()` returns, and where user space writes its replies. */
@@ -69,6 +72,12 @@ export interface KvmVcpu {
    * step, which stop the guest with KVM_EXIT_DEBUG instead of reaching its IDT.
    */
   setGuestDebug(debug: GuestDebug): void;
+  /**
+   * KVM_SET_VCPU_EVENTS, its exception part only: queues `event` for delivery at the next
+   * KVM_RUN, in place of any exception queued (the ioctl replaces the vCPU's exception state).
+   * How a VMM reflects into the guest the #PF of a KVM_EXIT_MEMORY_FAULT it answered (memory-fault.ts).
+   */
+  injectException(event: ExceptionEvent): void;
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
   /**

@@ -10,7 +10,8 @@
  *     itself rejects keep KVM's #GP;
  *   heki.configureExits and heki.denialExits ["cr0", "cr4"] — the guest sees the same results
  *     with or without these exits (RAX = 0; #GP), and the VMM gets to record every pin and
- *     denial; onDenial "log"; onShutdown "reboot" (a triple fault boots that vCPU again, pins kept).
+ *     denial; onDenial "log"; onShutdown "reboot" (a triple fault boots that vCPU again, pins kept);
+ *   memory: no protections, no MBEC, KVM's own delivery for the profile, onViolation "log".
  * Host and guest CPU fields the policy leaves out stay undefined: the KVM model's defaults
  * apply, so they are defined in one place.
  */
@@ -26,7 +27,8 @@ import { IssueList } from './errors.js';
 import { compileCrFilter, compileRegisterIntercepts } from './cr-hardening.js';
 import { compileMsrFilter } from './msr-filter.js';
 import { compileMsrHandlers } from './msr-handlers.js';
-import { formatSize, parseMemorySize } from './numbers.js';
+import { compileMemoryPolicy, NO_MEMORY_POLICY } from './memory-protection.js';
+import { formatSize, parseMemorySize, type IntegerText } from './numbers.js';
 
 export const DEFAULT_VM_NAME = 'default';
 export const DEFAULT_MEMORY = 16 * MIB;
@@ -49,11 +51,11 @@ function mask<K extends string>(names: readonly K[], bits: Readonly<Record<K, nu
   return BigInt(m);
 }
 
-function checkMemory(bytes: number, issues: IssueList): void {
+function checkMemory(bytes: number, issues: IssueList, path: string): void {
   const TWO_MIB = 2 * MIB;
   if (bytes < MIN_MEMORY || bytes > MAX_MEMORY || bytes % TWO_MIB !== 0) {
     issues.add(
-      '/memory',
+      path,
       `must be a multiple of 2 MiB from ${formatSize(MIN_MEMORY)} to ${formatSize(MAX_MEMORY)}; got ${formatSize(bytes)}` +
         (bytes < MIN_MEMORY ? ' (the boot image needs the first 4 MiB)' : ''),
     );
@@ -67,9 +69,12 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
 
   const vcpus = doc.vcpus ?? 1;
   if (vcpus > MAX_VCPUS) issues.add('/vcpus', `must be at most ${MAX_VCPUS}; got ${vcpus}`);
-  const memorySize = doc.memory === undefined ? DEFAULT_MEMORY : parseMemorySize(doc.memory);
-  checkMemory(memorySize, issues);
+  const memoryText = typeof doc.memory === 'object' ? doc.memory : undefined;
+  const sizeText = memoryText === undefined ? doc.memory as IntegerText | undefined : memoryText.size;
+  const memorySize = sizeText === undefined ? DEFAULT_MEMORY : parseMemorySize(sizeText);
+  checkMemory(memorySize, issues, memoryText === undefined ? '/memory' : '/memory/size');
   const profile = HEKI_PROFILES[doc.profile ?? 'v2'];
+  const memory = memoryText === undefined ? NO_MEMORY_POLICY : compileMemoryPolicy(memoryText, '/memory', memorySize, profile, issues);
 
   const host = doc.hostModel ?? {};
   const vmOptions = {
@@ -128,6 +133,7 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     crFilterAnswer: doc.crFilter?.answer ?? 'deny',
     registerIntercepts,
     interceptAnswer: doc.registerIntercepts?.answer ?? 'deny',
+    memory,
     warnings,
   };
 }

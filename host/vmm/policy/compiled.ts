@@ -83,6 +83,33 @@ export interface MsrHandler {
   readonly write: MsrWriteAnswer;
 }
 
+/** One range of the memory section: KVM_SET_MEMORY_ATTRIBUTES' struct, with its place in the policy. */
+export interface MemoryRegion {
+  /** Its index in memory.protect. */
+  readonly index: number;
+  readonly address: bigint;
+  readonly size: bigint;
+  /** KVM_MEMORY_ATTRIBUTE_PINBOX_NR/NW/NX/NUX. */
+  readonly attributes: bigint;
+  readonly name?: string;
+}
+
+/**
+ * The memory section (policy/memory-protection.ts), applied when the VM is made and again at
+ * each VM reset: KVM_ENABLE_CAP(KVM_CAP_PINBOX_MBEC) if `mbec`, then
+ * KVM_ENABLE_CAP(KVM_CAP_PINBOX_MEMORY_FAULT_POLICY) if `delivery` is given, then each range.
+ */
+export interface MemoryPolicy {
+  /** Whether anything goes to KVM (needs the model): MBEC, a delivery, or a range. */
+  readonly applies: boolean;
+  readonly mbec: boolean;
+  /** undefined: the KVM's default for the profile (exit under v3, inject under v2). */
+  readonly delivery?: 'exit' | 'inject';
+  /** What the VMM does after a refused access. */
+  readonly onViolation: OnDenial;
+  readonly protect: readonly MemoryRegion[];
+}
+
 export interface CompiledPolicy {
   /** The VM's name ("default" unless the policy names it). */
   readonly name: string;
@@ -105,6 +132,8 @@ export interface CompiledPolicy {
   readonly registerIntercepts: RegisterIntercepts | undefined;
   /** The answer to a register intercept while no monitor decides (default deny). */
   readonly interceptAnswer: CrAnswer;
+  /** Guest memory protections (NO_MEMORY_POLICY when the policy has none). */
+  readonly memory: MemoryPolicy;
   /** Things that are allowed but probably not meant (for the CLI to print). */
   readonly warnings: readonly string[];
 }

@@ -58,11 +58,32 @@ export interface MsrHandlerText {
   write?: 'accept' | 'deny' | 'store';
 }
 
+/** What a protected range denies: read → NR, write → NW, exec → NX, userExec → NUX. */
+export type MemoryDenyName = 'read' | 'write' | 'exec' | 'userExec';
+
+/** One range of the memory section (one KVM_SET_MEMORY_ATTRIBUTES). */
+export interface MemoryRangeText {
+  gpa: IntegerText;
+  size: IntegerText;
+  deny: MemoryDenyName[];
+  name?: string;
+}
+
+/** The memory section in its object form (docs/memory-protection.md, "The VMM"). */
+export interface MemoryText {
+  size?: IntegerText;
+  mbec?: boolean;
+  delivery?: 'exit' | 'inject';
+  onViolation?: OnDenial;
+  protect?: MemoryRangeText[];
+}
+
 export interface PolicyDocument {
   $schema?: string;
   name?: string;
   vcpus?: number;
-  memory?: IntegerText;
+  /** The size alone, or the size with the protections. */
+  memory?: IntegerText | MemoryText;
   profile?: 'v2' | 'v3';
   hostModel?: { cr0?: RegisterText; cr4?: RegisterText; cr4PinnableMask?: RegisterText };
   guestCpuid?: GuestCpuidSettings;

@@ -9,11 +9,12 @@
  */
 export { compilePolicy, DEFAULT_HEKI_EXITS, DEFAULT_MEMORY, DEFAULT_USER_SPACE_MSR, DEFAULT_VM_NAME } from './compile.js';
 export type {
-  CapabilityToEnable, CompiledPolicy, CrFilterMasks, MsrFilter, RegisterIntercepts, MsrFilterRange, MsrHandler, MsrReadAnswer,
+  CapabilityToEnable, CompiledPolicy, CrFilterMasks, MemoryPolicy, MemoryRegion, MsrFilter, RegisterIntercepts, MsrFilterRange, MsrHandler, MsrReadAnswer,
   MsrWriteAnswer, PolicyVmOptions,
 } from './compiled.js';
 export { CR0_BIT_NAMES, CR4_BIT_NAMES } from './control-register-names.js';
-export type { CrAnswer, OnDenial, OnShutdown, PolicyDocument } from './document.js';
+export type { CrAnswer, MemoryDenyName, OnDenial, OnShutdown, PolicyDocument } from './document.js';
+export { denyNames, DENY_ATTRIBUTES, NO_MEMORY_POLICY, regionName } from './memory-protection.js';
 export { EmulatedMsrs, type MsrAnswer, type MsrAnswerSource } from './emulated-msrs.js';
 export { PolicyError, type PolicyIssue } from './errors.js';
 export { GUEST_CPUID_FEATURES, type GuestCpuidFeature, type GuestCpuidSettings } from './guest-cpuid.js';

@@ -9,7 +9,9 @@
  *   4. the policy's msrHandlers (policy/emulated-msrs.ts): no handler means error 1, so KVM
  *      injects the #GP the guest would have had without the exit.
  * Heki CONFIGURE and DENIAL exits need no answer (KVM completes them: RAX = 0, #GP); the VMM
- * records them, and for a denial does what the policy's onDenial says. IN and OUT go to the
+ * records them, and for a denial does what the policy's onDenial says. A KVM_EXIT_MEMORY_FAULT is
+ * recorded as memory_denial, memory.onViolation applied, and the #PF KVM would have injected
+ * reflected into the guest (memory-denials.ts). IN and OUT go to the
  * VM's devices (devices/: the serial console, the exit port; a port nothing claims reads
  * all-ones and drops writes, as on an ISA bus) — both are recorded as exits of the operation. The exits of pinbox's CR filter
  * and register intercepts are answered by cr-exit-answers.ts.
@@ -26,6 +28,8 @@ import type { CompiledPolicy, OnDenial } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
 import type { PortDevices } from '../devices/index.js';
 import { CrExitAnswers, type InterceptMonitor } from './cr-exit-answers.js';
+import { MemoryDenials, reflectedPageFault } from './memory-denials.js';
+import type { ExceptionEvent } from '../../kvm/api/memory-fault.js';
 import {
   isPinboxAnswer, MSR_REASON_NAMES, protocolExit, type ExitChoice, type MsrExitAnswer, type MsrExitChoice, type PinboxExitAnswer,
   type UserSpaceExit,
@@ -74,8 +78,10 @@ export interface AnsweredOperation {
 export interface AnswerHost {
   readonly name: string;
   readonly state: RunState;
-  pause(cause: 'heki_denial'): void;
-  kill(cause: 'heki_denial'): void;
+  pause(cause: 'heki_denial' | 'memory_denial'): void;
+  kill(cause: 'heki_denial' | 'memory_denial'): void;
+  /** KVM_SET_VCPU_EVENTS on vCPU `vcpu`: the #PF of a memory fault, reflected into the guest. */
+  injectException(vcpu: number, event: ExceptionEvent): void;
   flush(): void;
   /** The VM's monitor (the higher VTL), if one is attached: it decides register intercepts. */
   monitor(): InterceptMonitor | undefined;
@@ -107,6 +113,8 @@ export class ExitAnswers {
   readonly emulated: EmulatedMsrs;
   /** The CR filter's and the register intercepts' exits. */
   readonly cr: CrExitAnswers;
+  /** Accesses a memory protection refused, by either path. */
+  readonly memory: MemoryDenials;
   private readonly vm: string;
 
   constructor(
@@ -120,6 +128,7 @@ export class ExitAnswers {
   ) {
     this.vm = host.name;
     this.emulated = new EmulatedMsrs(policy.msrHandlers, policy.vcpus);
+    this.memory = new MemoryDenials(host.name, log, policy.memory);
     this.cr = new CrExitAnswers(host.name, log, host.state, policy.crFilterAnswer, policy.interceptAnswer, () => host.monitor());
   }
 
@@ -175,6 +184,24 @@ export class ExitAnswers {
         }
         return undefined;
       }
+      case 'KVM_EXIT_MEMORY_FAULT': {
+        // Nothing in kvm_run to answer: KVM retries the access on re-entry, so the VMM reflects
+        // the #PF KVM would have injected (else the guest would retry it for ever).
+        const d = exit.memory!;
+        const action = this.memory.record(vcpu, d, rip, 'exit');
+        record(op, protocolExit(exit));
+        if (action === 'kill') {
+          host.kill('memory_denial');
+          throw this.memory.killed(vcpu, d);
+        }
+        if (action === 'pause') {
+          host.pause('memory_denial');
+          host.flush();
+          return host.state.beforeContinuing(op.epoch).then(() => host.injectException(vcpu, reflectedPageFault(d)));
+        }
+        host.injectException(vcpu, reflectedPageFault(d));
+        return undefined;
+      }
       case 'KVM_EXIT_PINBOX_CR_FILTER':
       case 'KVM_EXIT_PINBOX_REG_INTERCEPT': {
         const answer = hookChoice !== undefined && isPinboxAnswer(hookChoice) ? hookChoice : undefined;
@@ -208,6 +235,17 @@ export class ExitAnswers {
   unanswered(vcpu: number, run: KvmRun, op: AnsweredOperation, exit: UserSpaceExit): void {
     const rip = run.s.regs.rip;
     if (this.log.wants('exit_unanswered', this.vm)) this.log.emit('exit_unanswered', this.vm, { reason: exit.reason, cause: 'exits' }, vcpu, rip);
+    if (exit.memory !== undefined) {
+      // The access is abandoned with the operation (the vCPU is booted again): nothing to reflect.
+      const action = this.memory.record(vcpu, exit.memory, rip, 'exit');
+      record(op, protocolExit(exit));
+      if (action === 'kill') {
+        this.host.kill('memory_denial');
+        throw this.memory.killed(vcpu, exit.memory);
+      }
+      if (action === 'pause') this.host.pause('memory_denial');
+      return;
+    }
     if (exit.reason !== 'KVM_EXIT_HEKI_DENIAL') return;
     const action = this.recordDenial(vcpu, exit, rip);
     record(op, protocolExit(exit));

@@ -11,10 +11,15 @@
  * The bridge also catches Heki denials that never reach user space: without a denial exit for
  * that register, KVM injects #GP itself and only prints "heki: Blocked CRn update"; the VMM
  * records that line as a heki_denial with path "in-kernel" (catalogue.ts), so that every denial
- * is in the log whichever path it took.
+ * is in the log whichever path it took. Likewise an access a memory protection refused that KVM
+ * answered with a #PF of its own (delivery "inject", docs/memory-protection.md) reaches the VMM only
+ * through kvm_memory_denial: the bridge hands it on (BridgeHost.injectedMemoryDenial), which records
+ * it as memory_denial with path "inject" and acts on it — listened to whenever the log wants the
+ * event or the policy acts on denials, so that no action depends on who subscribes.
  */
 import type { TracepointEvents, TracepointName, TracepointSource } from '../../kvm/api/tracepoints.js';
 import type { EventLog, EventName } from '../events/index.js';
+import type { MemoryDenial } from './memory-denials.js';
 
 /** Tracepoints with an event of the same name in the catalogue. */
 const MIRRORED = ['kvm_exit', 'kvm_userspace_exit', 'kvm_msr', 'kvm_cr', 'kvm_hypercall', 'kvm_pio', 'kvm_inj_exception'] as const;
@@ -25,6 +30,10 @@ export interface BridgeHost {
   exitName(vcpu: number): string;
   /** Whether a denied write to CR`cr` reaches user space as an exit (then it is recorded there). */
   denialExits(cr: number): boolean;
+  /** Whether the VMM acts on memory denials (onViolation other than "log"): then they are listened to always. */
+  actsOnMemoryDenials(): boolean;
+  /** A denial KVM delivered as #PF itself (kvm_memory_denial, delivery "inject"); `rip` is the faulting instruction. */
+  injectedMemoryDenial(vcpu: number, denial: MemoryDenial, rip: bigint): void;
   /** Whether a HLT at `rip` ends the vCPU's operation in the VMM's own code (EventFilter.completions). */
   isCompletion(vcpu: number, rip: bigint): boolean;
 }
@@ -62,8 +71,9 @@ export class TracepointBridge {
     const wanted = new Set<TracepointName>();
     for (const name of MIRRORED) if (this.log.wants(name, this.vm)) wanted.add(name);
     if (this.watchDenials && this.log.wants('heki_denial', this.vm)) wanted.add('kvm_heki_blocked');
-    // Every event carries the guest RIP, which only kvm_exit knows.
+    // Every event carries the guest RIP, which only kvm_exit knows (kvm_memory_denial has its own).
     if (wanted.size > 0) wanted.add('kvm_exit');
+    if (this.host.actsOnMemoryDenials() || this.log.wants('memory_denial', this.vm)) wanted.add('kvm_memory_denial');
     for (const [name, off] of this.listening) {
       if (!wanted.has(name)) {
         off();
@@ -111,6 +121,13 @@ export class TracepointBridge {
           this.mirror('kvm_inj_exception', e.vcpu_id, { exception: e.exception, has_error: e.has_error, error_code: e.error_code >>> 0 }));
       case 'kvm_heki_blocked':
         return tp.on('kvm_heki_blocked', (e) => this.inKernelDenial(e));
+      case 'kvm_memory_denial':
+        return tp.on('kvm_memory_denial', (e) => {
+          // A denial delivered as KVM_EXIT_MEMORY_FAULT is recorded when the VMM answers the exit.
+          if (e.delivery !== 'inject') return;
+          const page = e.gpa - (e.gpa % 4096n);
+          this.host.injectedMemoryDenial(e.vcpu_id, { gpa: page, ...(e.gva !== undefined && { gva: e.gva }), access: e.access, qualification: e.qualification }, e.rip);
+        });
       default:
         return () => {};
     }

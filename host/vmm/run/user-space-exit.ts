@@ -4,7 +4,8 @@
  */
 import type { Exit } from '../../../protocol/messages/index.js';
 import {
-  HV_CR_INTERCEPT_BIT_NAMES, KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
+  HV_CR_INTERCEPT_BIT_NAMES, KVM_EXIT_IO_IN, KVM_HEKI_EXIT_REASON_CR0, KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC,
+  KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID, KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
   KVM_MSR_EXIT_REASON_UNKNOWN, PINBOX_ANSWER_ALLOW, PINBOX_ANSWER_DENY, PINBOX_ANSWER_VALUE, PINBOX_CR_ACCESS_CLTS,
   PINBOX_CR_ACCESS_LMSW, type HvCrInterceptName,
 } from '../../../protocol/abi.js';
@@ -23,11 +24,27 @@ export interface UserSpaceExit {
   readonly io?: { readonly port: number; readonly size: 1 | 2 | 4; readonly direction: 'in' | 'out'; readonly value: number };
   /** KVM_EXIT_PINBOX_CR_FILTER: the register, how it was written, its value before and the value the write would load. */
   readonly cr?: CrFilterExit;
+  /** KVM_EXIT_MEMORY_FAULT: the refused page, the access, the guest linear address when valid, the qualification (pinbox's). */
+  readonly memory?: MemoryFaultExit;
   /** KVM_EXIT_PINBOX_REG_INTERCEPT: the intercept by its TLFS name, the MSR (MSR intercepts), the values (limits for GDTR/IDTR). */
   readonly intercept?: RegisterInterceptExit;
 }
 
 export type CrAccess = 'mov' | 'clts' | 'lmsw';
+
+export type MemoryAccess = 'read' | 'write' | 'fetch';
+
+export interface MemoryFaultExit {
+  /** kvm_run.memory_fault.gpa: the page. */
+  readonly gpa: bigint;
+  readonly size: bigint;
+  readonly flags: bigint;
+  /** From flags: pinbox's access bits (an upstream kernel sets none: "read"). */
+  readonly access: MemoryAccess;
+  /** kvm_run.memory_fault.gva when KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID is set. */
+  readonly gva?: bigint;
+  readonly qualification: number;
+}
 
 export interface CrFilterExit {
   readonly cr: 0 | 4;
@@ -116,6 +133,12 @@ export function userSpaceExit(exit: VcpuExit): UserSpaceExit {
       };
       return { ...base, intercept };
     }
+    case 'KVM_EXIT_MEMORY_FAULT': {
+      const m = exit.memory_fault;
+      const access: MemoryAccess = (m.flags & KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE) !== 0n ? 'write' : (m.flags & KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC) !== 0n ? 'fetch' : 'read';
+      const gva = (m.flags & KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID) !== 0n ? { gva: m.gva } : {};
+      return { ...base, memory: { gpa: m.gpa, size: m.size, flags: m.flags, access, ...gva, qualification: m.qualification } };
+    }
     case 'KVM_EXIT_IO':
       return {
         ...base,
@@ -163,5 +186,9 @@ export function protocolExit(exit: UserSpaceExit, answered?: { error: number; da
   }
   if (exit.heki !== undefined) return { reason: exit.reason, heki: { reason: hekiRegister(exit.heki.reason), value: exit.heki.value } };
   if (exit.io !== undefined) return { reason: exit.reason, io: { ...exit.io, value: ioValue ?? exit.io.value } };
+  if (exit.memory !== undefined) {
+    const m = exit.memory;
+    return { reason: exit.reason, memory: { gpa: m.gpa, access: m.access, qualification: m.qualification, ...(m.gva !== undefined && { gva: m.gva }) } };
+  }
   return { reason: exit.reason };
 }

@@ -30,7 +30,7 @@ import {
 } from '../../../protocol/abi.js';
 import { ProtocolError } from '../../../protocol/errors.js';
 import { KvmError } from '../../kvm/api/errors.js';
-import type { KvmRun } from '../../kvm/api/exits.js';
+import type { KvmRun, VcpuExit } from '../../kvm/api/exits.js';
 import type { ExceptionLoop, ModelVcpu } from '../../kvm/api/model.js';
 import { copyRegs } from '../../kvm/api/regs.js';
 import type { ChainedException } from '../../kvm/api/model.js';
@@ -222,6 +222,8 @@ export class VcpuRunner {
    */
   private readonly runOptions: RunOptions = {};
   private readonly counter: InstructionCounter | undefined;
+  /** Why the operation under way must stop when KVM_RUN returns (interrupt). */
+  private interrupted: VmmError | 'pause' | undefined;
   /** KVM_RUN last returned a user-space exit whose completion the next KVM_RUN will run. */
   private exitPending = false;
   /** performance.now() when the last KVM_RUN returned (or the loop was entered). */
@@ -385,6 +387,7 @@ export class VcpuRunner {
   private begin(request: GuestRequest, options: PerformOptions): GuestResult | Promise<GuestResult> {
     const host = this.host;
     host.prepareTracing();
+    this.interrupted = undefined;
     if (this.rebootBefore !== undefined) this.reboot(this.rebootBefore);
     const regs = this.registers();
     const allowance = options.allowance ?? new RequestAllowance(host.limits);
@@ -552,8 +555,9 @@ export class VcpuRunner {
         before = counter.instructionsRetired + counter.eventsDelivered;
         this.runOptions.budget = debug === undefined ? ctx.remaining : Math.min(ctx.remaining, debug.slice);
       }
+      if (this.interrupted !== undefined) return this.afterInterrupt(ctx);
       this.exitPending = false;
-      const exit = vcpu.run(this.runOptions);
+      const exit = this.enter();
       this.lastRunEnd = performance.now();
       if (counter !== undefined) {
         const spent = Math.max(1, counter.instructionsRetired + counter.eventsDelivered - before);
@@ -564,6 +568,8 @@ export class VcpuRunner {
         case 'KVM_EXIT_HLT':
           return debug === undefined ? this.halted(ctx) : debugEnding(debug, () => this.halted(ctx));
         case 'KVM_EXIT_INTR':
+          // The VMM kicked the vCPU out (interrupt): a memory denial it acts on.
+          if (this.interrupted !== undefined) return this.afterInterrupt(ctx);
           // The deadline passed: the request's time is up, or its turn is over.
           if (exit.timed_out && this.lastRunEnd >= timeUp) return this.timeUp(ctx);
           // With a debugger, a slice ends here: it may stop the guest (Ctrl-C), and other VMs run.
@@ -610,6 +616,40 @@ export class VcpuRunner {
       }
       if (this.lastRunEnd >= turnEnd) return this.yieldTurn(ctx);
     }
+  }
+
+  /**
+   * KVM_RUN. KVM_EXIT_MEMORY_FAULT is the one exit KVM_RUN reports by failing, with -1 and errno
+   * EFAULT (api.rst), kvm_run filled all the same: on either backend the VMM takes it as the exit
+   * it is. (An EFAULT with another exit_reason is a failure, as any other errno.)
+   */
+  private enter(): VcpuExit {
+    try {
+      return this.vcpu.run(this.runOptions);
+    } catch (e) {
+      if (e instanceof KvmError && e.code === 'EFAULT' && this.run.reason === 'KVM_EXIT_MEMORY_FAULT') return this.run as unknown as VcpuExit;
+      throw e;
+    }
+  }
+
+  /**
+   * Stops the operation under way on this vCPU, from inside its KVM_RUN (a tracepoint listener):
+   * the vCPU is kicked out before the guest runs on, then the operation fails with `why`, or waits
+   * for the paused VM to be resumed.
+   */
+  interrupt(why: VmmError | 'pause'): void {
+    this.interrupted = why;
+    this.vcpu.model?.kick();
+  }
+
+  private afterInterrupt(ctx: OpContext): Promise<GuestResult> {
+    const why = this.interrupted;
+    this.interrupted = undefined;
+    if (why instanceof Error) throw why;
+    return this.host.state.beforeContinuing(ctx.epoch).then(() => {
+      this.armRunLimit(ctx);
+      return this.loop(ctx);
+    });
   }
 
   /**

@@ -131,6 +131,11 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     createVm: (_, r) => this.createVm(r),
     destroyVm: (_, r) => this.done(() => this.removeVm(this.machine(r.vm))),
     setCrFilter: (_, r) => this.done(() => this.machine(r.vm).setCrFilter(crFilterOf(r), 'control')),
+    setMemoryAttributes: (_, r) => this.done(() => this.machine(r.vm).setMemoryAttributes({ address: r.address, size: r.size, attributes: r.attributes })),
+    getMemoryAttributes: (_, r) => {
+      const view = this.machine(r.vm).memoryAttributes();
+      return { attributes: [...view.attributes], permissions: [...view.permissions], mbec: view.mbec, delivery: view.delivery };
+    },
     setCrExitReply: (_, r) => this.done(() => this.machine(r.vm).setCrExitReply(r.reply)),
     holdExit: (session, r) => this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection)),
     releaseExit: (_, r) => this.releaseExit(r),

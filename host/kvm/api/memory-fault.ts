@@ -1,0 +1,42 @@
+/**
+ * The #PF KVM makes of a refused access (docs/memory-protection.md §3.3): KVM injects it itself
+ * under the inject policy (handle-ept-violation.ts), and a VMM that answered a
+ * KVM_EXIT_MEMORY_FAULT reflects the same one into the guest (KvmVcpu.injectException), so that
+ * both paths leave the guest in one state. Both Heki RFCs: the error code __vmx_handle_ept_violation()
+ * derives from the qualification, and CR2 = the guest linear address, or ~0 when there is none
+ * (vmx_fault_gva(), 20230505152046.6575-2-mic@digikod.net).
+ */
+import * as abi from '../../../protocol/abi.js';
+import {
+  EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_PROT_EXEC,
+  EPT_VIOLATION_PROT_READ, EPT_VIOLATION_PROT_WRITE,
+} from '../../x86/mmu/second-stage.js';
+
+/** CR2 when the violation has no guest linear address (a page walk's own access): vmx_fault_gva()'s ~0. */
+export const NO_GVA = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * The #PF error code KVM makes of an EPT-violation qualification: a read becomes U/S (a historic
+ * quirk of __vmx_handle_ept_violation()), a write W, a fetch I/D, any permission present P. The
+ * GUEST_FINAL/GUEST_PAGE bits (32, 33) do not fit the 16-bit x86_exception.error_code of the
+ * kernels Heki was built on, so the injected code never has them.
+ */
+export function eptViolationErrorCode(qualification: number): number {
+  return ((qualification & EPT_VIOLATION_ACC_READ) !== 0 ? abi.PFERR_USER : 0) |
+    ((qualification & EPT_VIOLATION_ACC_WRITE) !== 0 ? abi.PFERR_WRITE : 0) |
+    ((qualification & EPT_VIOLATION_ACC_INSTR) !== 0 ? abi.PFERR_FETCH : 0) |
+    ((qualification & (EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | EPT_VIOLATION_PROT_EXEC)) !== 0 ? abi.PFERR_PRESENT : 0);
+}
+
+/** An exception as KVM_SET_VCPU_EVENTS queues it: vector, error code, and the payload (CR2 for #PF). */
+export interface ExceptionEvent {
+  readonly vector: number;
+  readonly errorCode?: number;
+  /** exception_payload (KVM_CAP_EXCEPTION_PAYLOAD): for #PF, the CR2 the delivery loads. */
+  readonly payload?: bigint;
+}
+
+/** The #PF for a refused access with this qualification and guest linear address (undefined: none). */
+export function memoryFaultPageFault(qualification: number, gva: bigint | undefined): ExceptionEvent {
+  return { vector: abi.PF_VECTOR, errorCode: eptViolationErrorCode(qualification), payload: gva ?? NO_GVA };
+}
