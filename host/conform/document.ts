@@ -53,7 +53,7 @@ export interface HostText {
   snapshot?: { name?: string };
   restore?: { name?: string };
   setCrFilter?: { cr0?: RegisterText; cr4?: RegisterText; flags?: IntegerText; xcr0?: IntegerText };
-  setMemoryAttributes?: { address: IntegerText; size: IntegerText; attributes: FlagsText; flags?: IntegerText };
+  setMemoryAttributes?: { address: IntegerText; size: IntegerText; attributes: FlagsText };
   setRegisterIntercepts?: {
     vcpu?: number; intercept: string[]; control?: IntegerText; cr0Mask?: RegisterText; cr4Mask?: RegisterText; miscEnableMask?: IntegerText;
   };

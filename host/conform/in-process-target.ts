@@ -6,7 +6,6 @@
  * lowered to the real instruction on the boot image — with each user-space exit recorded as
  * KVM_RUN returned it and answered as the scenario says.
  */
-import { KvmError } from '../kvm/api/errors.js';
 import type { Machine } from '../vmm/machine.js';
 import { parsePolicy } from '../vmm/policy/index.js';
 import type { ExitChoice, MsrExitChoice, UserSpaceExit } from '../vmm/run/user-space-exit.js';
@@ -31,6 +30,7 @@ function targetExit(e: UserSpaceExit): TargetExit {
     ...(e.io !== undefined && { io: { ...e.io } }),
     ...(e.cr !== undefined && { cr: { ...e.cr } }),
     ...(e.intercept !== undefined && { intercept: { ...e.intercept } }),
+    ...(e.memory !== undefined && { memory: { flags: e.memory.flags, gpa: e.memory.gpa, size: e.memory.size, gva: e.memory.gva ?? 0n } }),
   };
 }
 
@@ -78,10 +78,8 @@ class InProcessVm implements TargetVm {
     this.machine.setCrFilter(filter);
   }
 
-  async setMemoryAttributes(attributes: { address: bigint; size: bigint; attributes: bigint; flags: bigint }): Promise<void> {
-    const vm = this.machine.vm;
-    if (vm.setMemoryAttributes === undefined) throw new KvmError('ENOTTY', 'KVM_SET_MEMORY_ATTRIBUTES', 'this backend has no such ioctl');
-    vm.setMemoryAttributes(attributes);
+  async setMemoryAttributes(attributes: { address: bigint; size: bigint; attributes: bigint }): Promise<void> {
+    this.vmm.setMemoryAttributes(this.machine.name, attributes);
   }
 
   async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {

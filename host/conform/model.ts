@@ -101,7 +101,6 @@ export type HostAction =
       readonly address: bigint;
       readonly size: bigint;
       readonly attributes: bigint;
-      readonly flags: bigint;
     }
   | {
       readonly op: 'setRegisterIntercepts';

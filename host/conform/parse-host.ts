@@ -95,7 +95,7 @@ export function parseHostAction(text: HostText, path: string, cx: ParseContext):
       const t = text.setMemoryAttributes!;
       const attributes = resolveMemoryAttributes(t.attributes, `${at}/attributes`, cx);
       if (attributes === undefined) return undefined;
-      return { op, address: toBigInt(t.address), size: toBigInt(t.size), attributes, flags: t.flags === undefined ? 0n : toBigInt(t.flags) };
+      return { op, address: toBigInt(t.address), size: toBigInt(t.size), attributes };
     }
     case 'setRegisterIntercepts': {
       const t = text.setRegisterIntercepts!;

@@ -197,10 +197,10 @@ export interface TargetVm {
   /** Optional: pinbox's CR filter (PINBOX_SET_CR_FILTER, control op setCrFilter). */
   setCrFilter?(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void>;
   /**
-   * Optional: KVM_SET_MEMORY_ATTRIBUTES with the values as given (control op setMemoryAttributes),
-   * for KVM to check (docs/memory-protection.md §3.2).
+   * Optional: KVM_SET_MEMORY_ATTRIBUTES with the values as given, flags 0 (the VMM's
+   * setMemoryAttributes, control op setMemoryAttributes), for KVM to check (docs/memory-protection.md §3.2).
    */
-  setMemoryAttributes?(attributes: { address: bigint; size: bigint; attributes: bigint; flags: bigint }): Promise<void>;
+  setMemoryAttributes?(attributes: { address: bigint; size: bigint; attributes: bigint }): Promise<void>;
   /** Optional: the register intercepts of one vCPU or all (PINBOX_SET_REG_INTERCEPTS, as the VM's monitor). */
   setRegisterIntercepts?(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void>;
   guest(request: GuestRequest): Promise<GuestOutcome>;

@@ -7,8 +7,9 @@
 import test from 'ava';
 import { auditPolicy } from '../../host/conform/audit/run-audit.js';
 import { auditText } from '../../host/conform/audit/report.js';
-import type { MemoryAudit, MemoryGoal, MemoryPathName } from '../../host/conform/audit/memory-audit.js';
-import { compilePolicy } from '../../host/vmm/policy/index.js';
+import { MEMORY_GOALS, type MemoryAudit, type MemoryGoal, type MemoryPathName } from '../../host/conform/audit/memory-audit.js';
+import { compilePolicy, loadPolicyFile } from '../../host/vmm/policy/index.js';
+import { transitionsTable } from './docs-table.js';
 
 function cells(m: MemoryAudit | undefined): Record<string, Record<MemoryGoal, string>> {
   if (m === undefined) throw new Error('no memory rows');
@@ -48,4 +49,56 @@ test('Heki v1 without MBEC: NOWRITE holds the text, and no EXEC lock keeps data 
   const withoutMbec = cells((await auditPolicy(compilePolicy({ profile: 'v2', hekiMemory: 'v1' }))).memory);
   t.is(withoutMbec['page-tables-rewritten']!['write-text'], 'holds', 'NOWRITE on the text');
   t.is(withoutMbec['page-tables-rewritten']!['execute-data'], 'bypassed', 'no EXEC lock without MBEC');
+});
+
+test('Heki v1 with MBEC (the policy turns it on): EXEC is an allow-list of kernel execute, so data no longer runs even remapped; user execute is untouched', async (t) => {
+  const c = cells((await auditPolicy(compilePolicy({ profile: 'v2', hekiMemory: 'v1', memory: { mbec: true } }))).memory);
+  // 8/9: every GFN outside the EXEC ranges loses EPT bit 2 (supervisor execute under MBEC).
+  t.is(c['page-tables-rewritten']!['execute-data'], 'holds');
+  // The alias runs the user page as a supervisor page: checked against kernel execute, which it lost too.
+  t.is(c['page-tables-rewritten']!.ret2usr, 'holds');
+  // A user-mode address is checked against user execute, which v1 never touches (SDM §29.3.3.2).
+  t.is(c['smep-cleared']!.ret2usr, 'bypassed');
+});
+
+test('a memory section that protects only the text: the text holds against every attacker, and the rest is reached', async (t) => {
+  const policy = compilePolicy({ profile: 'v3', memory: { protect: [{ gpa: '0xe000', size: '0x2000', deny: ['write'], name: 'kernel text' }] } });
+  const report = await auditPolicy(policy);
+  const c = cells(report.memory);
+  for (const path of ['wp-cleared', 'page-tables-rewritten', 'init', 'vm-reset', 'snapshot-restore']) t.is(c[path]!['write-text'], 'holds', path);
+  t.is(c['page-tables-rewritten']!['execute-data'], 'bypassed');
+  t.is(c['wp-cleared']!['write-page-tables'], 'bypassed');
+  t.is(c['smep-cleared']!.ret2usr, 'bypassed');
+  t.is(report.memory!.frames.text, 0xe000n, 'the text is the frame the policy protects');
+  t.regex(auditText(report, 'p.json'), /^ {2}- guest rewriting its page tables: write the page tables, execute data, execute a user page \(ret2usr\)$/m);
+});
+
+function compareMemoryTable(t: import('ava').ExecutionContext, m: MemoryAudit | undefined, table: Map<string, Map<string, string>>, what: string): void {
+  if (m === undefined) {
+    t.fail(`${what}: no memory rows`);
+    return;
+  }
+  t.deepEqual([...table.keys()], m.rows.map((r) => r.label), `${what}: one row per attacker and transition, in the audit's order`);
+  for (const r of m.rows) {
+    const want = Object.fromEntries(MEMORY_GOALS.map((g) => [g.goal, table.get(r.label)!.get(g.label)!]));
+    t.deepEqual(r.outcomes, want, `${what}: ${r.label}`);
+  }
+}
+
+test('the audit of examples/policies/memory-hardening.json agrees with docs/transitions.md: its Memory table and the memory column', async (t) => {
+  const m = (await auditPolicy(loadPolicyFile('examples/policies/memory-hardening.json'))).memory;
+  compareMemoryTable(t, m, transitionsTable('attacker', 'For `examples/policies/memory-hardening.json`'), 'memory-hardening');
+  // The main table's memory column: the transitions as the Memory table has them (every goal alike), "—" for the paths that touch no memory protection.
+  const main = transitionsTable('path', '## The table');
+  for (const [label, cells] of main) {
+    const row = m?.rows.find((r) => r.label === label);
+    const cell = cells.get('memory protections')!;
+    if (row === undefined) t.is(cell, '—', label);
+    else t.deepEqual([...new Set(Object.values(row.outcomes))], [cell], label);
+  }
+});
+
+test('and for a Heki v2 guest that locks itself, with no memory section: the second Memory table', async (t) => {
+  const m = (await auditPolicy(compilePolicy({ profile: 'v2' }))).memory;
+  compareMemoryTable(t, m, transitionsTable('attacker', 'For a guest whose Heki v2 kernel locks itself'), 'Heki v2');
 });

@@ -242,14 +242,14 @@ test('the example in the README\'s guide to writing a scenario is a valid scenar
   t.deepEqual(s.steps[2]!.expect.exits, [{ reason: 29, msr: { reason: 4, index: 0xda0, data: 0n } }]);
 });
 
-test('memory attributes: setMemoryAttributes by names or value, flags default 0; memory-fault exits by names; KVM_EXIT_MEMORY_FAULT under v3 only', (t) => {
+test('memory attributes: setMemoryAttributes by names or value; memory-fault exits by names; KVM_EXIT_MEMORY_FAULT under v3 only', (t) => {
   // NR 1<<24, NW 1<<25, NX 1<<26, NUX 1<<27, PRIVATE 1<<3 (docs/memory-protection.md §0); exit
   // flags READ 1<<24, WRITE 1<<25, EXEC 1<<26, GVA_VALID 1<<27; KVM_EXIT_MEMORY_FAULT 39.
   const s = parseScenario(
     scenarioWith(
       [
         { host: { setMemoryAttributes: { address: '0x500000', size: 4096, attributes: ['NW', 'KVM_MEMORY_ATTRIBUTE_PINBOX_NX'] } }, expect: { ok: true } },
-        { host: { setMemoryAttributes: { address: 0, size: 0, attributes: ['PRIVATE', '0x1'], flags: 2 } }, expect: { errno: 'EINVAL' } },
+        { host: { setMemoryAttributes: { address: 0, size: 0, attributes: ['PRIVATE', '0x1'] } }, expect: { errno: 'EINVAL' } },
         { host: { setMemoryAttributes: { address: '0x1000', size: '0x1000', attributes: '0xf000000' } }, expect: {} },
         { host: { enableCap: { cap: 'KVM_CAP_PINBOX_MBEC', args: [1] } }, expect: {} },
         { host: { checkExtension: { cap: 'KVM_CAP_MEMORY_ATTRIBUTES' } }, expect: { value: '0xf000000' } },
@@ -263,9 +263,9 @@ test('memory attributes: setMemoryAttributes by names or value, flags default 0;
     'm.json',
   );
   t.deepEqual(s.steps.slice(0, 5).map((step) => (step as HostStep).action), [
-    { op: 'setMemoryAttributes', address: 0x500000n, size: 0x1000n, attributes: 0x6000000n, flags: 0n },
-    { op: 'setMemoryAttributes', address: 0n, size: 0n, attributes: 0x9n, flags: 2n },
-    { op: 'setMemoryAttributes', address: 0x1000n, size: 0x1000n, attributes: 0xf000000n, flags: 0n },
+    { op: 'setMemoryAttributes', address: 0x500000n, size: 0x1000n, attributes: 0x6000000n },
+    { op: 'setMemoryAttributes', address: 0n, size: 0n, attributes: 0x9n },
+    { op: 'setMemoryAttributes', address: 0x1000n, size: 0x1000n, attributes: 0xf000000n },
     { op: 'enableCap', cap: 0x50420004, args: [1n], flags: 0 },
     { op: 'checkExtension', cap: 233 },
   ]);

@@ -3,8 +3,9 @@
  * kernel attacker reaches under a policy's memory protections and its guest's Heki memory
  * locks — write the kernel text, write the page tables, execute data, execute a user page from
  * the kernel (ret2usr) — with CR0.WP cleared, with CR4.SMEP cleared, or with its own page
- * tables rewritten; and whether the protections outlast INIT, a VM reset and a snapshot
- * restored into a new VM. Every cell comes from running the attack on a scratch VM of the
+ * tables rewritten; and whether the protections outlast each transition of issue 14's table
+ * (INIT, a triple fault and its reboot, a VM reset, a snapshot restored into a new VM, the
+ * host's KVM_SET_MSRS). Every cell comes from running the attack on a scratch VM of the
  * policy (memory-guest.ts) and looking at guest memory and at KVM's kvm_memory_denial
  * tracepoint, not from the policy's text.
  *
@@ -19,15 +20,15 @@
  */
 import type { Machine } from '../../vmm/machine.js';
 import type { CompiledPolicy } from '../../vmm/policy/index.js';
-import { restoreSnapshot, takeSnapshot } from '../../vmm/snapshot.js';
 import { Vmm } from '../../vmm/vmm.js';
+import { AUDIT_PATHS, type PathName, type TransitionPath } from './paths.js';
 import {
-  aliasEntry, callThrough, clearSmep, clearWp, guestLayout, hekiLockDown, rewritePte, setUpGuest, writeThrough,
-  type AuditMemoryPolicy, type GuestLayout,
+  aliasEntry, callThrough, clearSmep, clearWp, guestLayout, hekiLockDown, isSetUp, rewritePte, setUpGuest, writeThrough,
+  type GuestLayout,
 } from './memory-guest.js';
 
 export type MemoryGoal = 'write-text' | 'write-page-tables' | 'execute-data' | 'ret2usr';
-export type MemoryPathName = 'wp-cleared' | 'smep-cleared' | 'page-tables-rewritten' | 'init' | 'vm-reset' | 'snapshot-restore';
+export type MemoryPathName = 'wp-cleared' | 'smep-cleared' | 'page-tables-rewritten' | PathName;
 export type MemoryOutcome = 'holds' | 'paging' | 'bypassed' | 'dropped';
 
 export const MEMORY_GOALS: readonly { readonly goal: MemoryGoal; readonly label: string }[] = [
@@ -81,22 +82,12 @@ const ATTACKS: readonly { readonly path: MemoryPathName; readonly label: string;
   { path: 'page-tables-rewritten', label: 'guest rewriting its page tables', attack: remapped },
 ];
 
-const TRANSITIONS: readonly { readonly path: MemoryPathName; readonly label: string }[] = [
-  { path: 'init', label: 'INIT' },
-  { path: 'vm-reset', label: 'VM reset' },
-  { path: 'snapshot-restore', label: 'snapshot, restored into a new VM' },
-];
-
-/** The policy's memory section as the audit reads it (none: no MBEC, no range). */
-export function auditMemoryPolicy(policy: CompiledPolicy): AuditMemoryPolicy {
-  const memory = (policy as { memory?: AuditMemoryPolicy }).memory;
-  return memory ?? { mbec: false, protect: [] };
-}
+/** The transitions of issue 14's table (paths.ts), each followed by the three attacks. */
+const TRANSITIONS = AUDIT_PATHS.filter((p): p is TransitionPath => p.kind === 'transition');
 
 /** Whether a policy has anything for the memory audit: a memory section or a guest with Heki memory locks. */
 export function hasMemoryProtection(policy: CompiledPolicy): boolean {
-  const layout = guestLayout(policy, auditMemoryPolicy(policy));
-  return auditMemoryPolicy(policy).protect.length > 0 || layout.heki !== 'none';
+  return policy.memory.protect.length > 0 || guestLayout(policy).heki !== 'none';
 }
 
 class MemoryScratch {
@@ -104,7 +95,7 @@ class MemoryScratch {
   readonly layout: GuestLayout;
 
   constructor(private readonly vmm: Vmm, readonly policy: CompiledPolicy) {
-    this.layout = guestLayout(policy, auditMemoryPolicy(policy));
+    this.layout = guestLayout(policy);
   }
 
   /** A VM of the policy with nothing set up (for a restore). */
@@ -138,26 +129,20 @@ async function attempt(vm: Machine, layout: GuestLayout, attack: Attack, goal: M
   }
 }
 
-/** The transition, then the VM to attack: the same, or the new one a snapshot went into. */
-async function transition(scratch: MemoryScratch, vm: Machine, path: MemoryPathName, made: Machine[]): Promise<Machine> {
-  switch (path) {
-    case 'init':
-      vm.initVcpu(0);
-      return vm;
-    case 'vm-reset':
-      // The VMM rebuilds the machine (memory wiped, the boot image again, the policy's protections
-      // again); the next kernel sets itself up at its boot, and the attacker strikes before it
-      // has locked anything.
-      vm.reset('control');
-      setUpGuest(vm, scratch.layout);
-      return vm;
-    default: {
-      const copy = scratch.fresh();
-      made.push(copy);
-      restoreSnapshot(copy, takeSnapshot(vm));
-      return copy;
-    }
-  }
+/**
+ * The transition, then the VM to attack: the same, or the new one a snapshot went into. A
+ * transition that rebuilt the machine (a VM reset: memory wiped, the boot image and the policy's
+ * protections again) is followed by the next kernel's setup at its boot; the attacker strikes
+ * before that kernel has locked anything.
+ */
+async function transition(scratch: MemoryScratch, vm: Machine, path: TransitionPath, made: Machine[]): Promise<Machine> {
+  const after = await path.transition(vm, () => {
+    const copy = scratch.fresh();
+    made.push(copy);
+    return copy;
+  });
+  if (!isSetUp(after, scratch.layout)) setUpGuest(after, scratch.layout);
+  return after;
 }
 
 const RANK: Readonly<Record<MemoryOutcome, number>> = { holds: 0, paging: 1, dropped: 2, bypassed: 3 };
@@ -181,7 +166,7 @@ export async function auditMemory(policy: CompiledPolicy): Promise<MemoryAudit> 
   const vmm = new Vmm({ policy, maxVms: 4096 });
   const scratch = new MemoryScratch(vmm, policy);
   const layout = scratch.layout;
-  const run = async (goal: MemoryGoal, attack: Attack, path?: MemoryPathName): Promise<MemoryOutcome> => {
+  const run = async (goal: MemoryGoal, attack: Attack, path?: TransitionPath): Promise<MemoryOutcome> => {
     const vm = await scratch.armed();
     const made = [vm];
     try {
@@ -206,10 +191,10 @@ export async function auditMemory(policy: CompiledPolicy): Promise<MemoryAudit> 
       const outcomes = {} as Record<MemoryGoal, MemoryOutcome>;
       for (const { goal } of MEMORY_GOALS) {
         const after: MemoryOutcome[] = [];
-        for (const a of ATTACKS) after.push(await run(goal, a.attack, t.path));
+        for (const a of ATTACKS) after.push(await run(goal, a.attack, t));
         outcomes[goal] = afterTransition(before[goal], after);
       }
-      rows.push({ kind: 'transition', path: t.path, label: t.label, outcomes });
+      rows.push({ kind: 'transition', path: t.name, label: t.label, outcomes });
     }
     return { protections: describeProtections(policy, layout), frames: layout.frames, rows };
   } finally {
@@ -218,7 +203,7 @@ export async function auditMemory(policy: CompiledPolicy): Promise<MemoryAudit> 
 }
 
 function describeProtections(policy: CompiledPolicy, layout: GuestLayout): string[] {
-  const out = auditMemoryPolicy(policy).protect.map((r) =>
+  const out = policy.memory.protect.map((r) =>
     `policy: ${r.name ?? `0x${r.address.toString(16)}`} (0x${r.address.toString(16)}+0x${r.size.toString(16)}, attributes 0x${r.attributes.toString(16)})`);
   if (layout.heki === 'v1') out.push(`guest: Heki v1 locks its text NOWRITE${layout.mbec ? ' and EXEC' : ''}`);
   if (layout.heki === 'v2') out.push('guest: Heki v2 locks its text READ|EXEC|IMMUTABLE and its data READ|WRITE');

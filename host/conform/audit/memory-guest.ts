@@ -18,9 +18,9 @@ import {
   MEM_ATTR_IMMUTABLE, MEM_ATTR_READ, MEM_ATTR_WRITE, X86_CR0_WP, X86_CR4_SMAP, X86_CR4_SMEP, HEKI_PROFILES, type HekiMemoryAbi,
 } from '../../../protocol/abi.js';
 import type { Machine } from '../../vmm/machine.js';
-import type { CompiledPolicy } from '../../vmm/policy/index.js';
-import { PD_BASE, PT0 } from '../../vmm/boot/layout.js';
-import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from '../../vmm/boot/page-tables.js';
+import type { CompiledPolicy, MemoryRegion } from '../../vmm/policy/index.js';
+import { PT0 } from '../../vmm/boot/layout.js';
+import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PTE_US } from '../../vmm/boot/page-tables.js';
 
 export type Role = 'text' | 'tables' | 'data' | 'user';
 
@@ -33,12 +33,6 @@ export interface GuestLayout {
   /** What the guest's Heki lock-down locks, if its Heki has a memory hypercall. */
   readonly heki: HekiMemoryAbi;
   readonly mbec: boolean;
-}
-
-/** The memory section of a policy as the audit reads it: MBEC and the ranges (KVM attributes). */
-export interface AuditMemoryPolicy {
-  readonly mbec: boolean;
-  readonly protect: readonly { readonly address: bigint; readonly size: bigint; readonly attributes: bigint; readonly name?: string }[];
 }
 
 const PAGE = 0x1000n;
@@ -68,11 +62,12 @@ const USER_REGION = { start: 0x20_0000n, end: 0x40_0000n } as const;
  * user page: one in the user region that denies user execute (exec without MBEC) — else the
  * defaults. The page tables are always PT0, the table that maps the roles.
  */
-export function guestLayout(policy: CompiledPolicy, memory: AuditMemoryPolicy): GuestLayout {
+export function guestLayout(policy: CompiledPolicy): GuestLayout {
+  const memory = policy.memory;
   const has = (a: bigint, bit: bigint): boolean => (a & bit) !== 0n;
   const within = (r: { address: bigint; size: bigint }, area: { start: bigint; end: bigint }): boolean =>
     r.address < area.end && r.address + r.size > area.start;
-  const first = (wanted: (r: AuditMemoryPolicy['protect'][number]) => boolean): bigint | undefined => memory.protect.find(wanted)?.address;
+  const first = (wanted: (r: MemoryRegion) => boolean): bigint | undefined => memory.protect.find(wanted)?.address;
   const userDenied = memory.mbec ? KVM_MEMORY_ATTRIBUTE_PINBOX_NUX : KVM_MEMORY_ATTRIBUTE_PINBOX_NX;
   const heki = policy.vmOptions.hekiMemory ?? HEKI_PROFILES[policy.vmOptions.profile].memory;
   return {
@@ -92,24 +87,23 @@ export function guestLayout(policy: CompiledPolicy, memory: AuditMemoryPolicy): 
 
 /**
  * The kernel's own setup, as at its boot (host writes into guest memory, before any attack):
- * the role mappings in PT0, every present paging entry accessed (and a leaf dirty), as a kernel
- * builds its own tables — so that no walk needs to write a table the policy may lock, which a
- * walk's first use of an entry would (docs/memory-protection.md §2.1) — and a probe on each page
- * the attacker may try to run.
+ * the role mappings in PT0, accessed and dirty as the boot image's own entries are (so that no
+ * walk writes a table the policy may lock: docs/memory-protection.md §2.1), and a probe on each
+ * page the attacker may try to run.
  */
 export function setUpGuest(vm: Machine, layout: GuestLayout): void {
   const m = vm.memory;
-  m.write64(pteAddress(SLOT.text), layout.frames.text | PTE_P);
-  m.write64(pteAddress(SLOT.data), layout.frames.data | PTE_P | PTE_RW | PTE_NX);
-  m.write64(pteAddress(SLOT.user), layout.frames.user | PTE_P | PTE_RW | PTE_US);
-  for (let at = Number(TABLES.start); at < Number(TABLES.end); at += 8) {
-    const entry = m.read64(at);
-    if ((entry & PTE_P) === 0n) continue;
-    const leaf = at >= PT0 || (at >= PD_BASE && (entry & PTE_PS) !== 0n);
-    m.write64(at, entry | PTE_A | (leaf ? PTE_D : 0n));
-  }
+  const built = PTE_P | PTE_A | PTE_D;
+  m.write64(pteAddress(SLOT.text), layout.frames.text | built);
+  m.write64(pteAddress(SLOT.data), layout.frames.data | built | PTE_RW | PTE_NX);
+  m.write64(pteAddress(SLOT.user), layout.frames.user | built | PTE_RW | PTE_US);
   m.write64(pteAddress(ALIAS), 0n);
   for (const role of ['data', 'user'] as const) m.writeBytes(Number(layout.frames[role]), PROBE_CODE);
+}
+
+/** Whether the kernel's role mappings are in place (a VM reset rebuilds the boot image without them). */
+export function isSetUp(vm: Machine, layout: GuestLayout): boolean {
+  return vm.memory.read64(pteAddress(SLOT.text)) === (layout.frames.text | PTE_P | PTE_A | PTE_D);
 }
 
 async function perform(vm: Machine, request: unknown): Promise<Record<string, unknown> | undefined> {

@@ -20,7 +20,16 @@ export const PTE_PS = 1n << 7n;
 export const PTE_G = 1n << 8n;
 export const PTE_NX = 1n << 63n;
 
-const TABLE = PTE_P | PTE_RW | PTE_US;
+/**
+ * Every entry is built accessed, and every leaf dirty, as a kernel builds its own tables (Linux's
+ * _KERNPG_TABLE and __PAGE_KERNEL carry _PAGE_ACCESSED and _PAGE_DIRTY): no walk then has to write
+ * a table to set them, so a VMM may make the tables read-only at the second stage from the start
+ * (docs/memory-protection.md §2.1: each accessed or dirty bit the walker sets needs write on the
+ * table's frame) without the guest's first access faulting.
+ */
+const BUILT = PTE_A;
+const LEAF_BUILT = PTE_A | PTE_D;
+const TABLE = PTE_P | PTE_RW | PTE_US | BUILT;
 const GIB = 1024 * MIB;
 const TWO_MIB = 2 * MIB;
 
@@ -43,11 +52,11 @@ export function buildPageTables(memory: GuestMemory): void {
     const address = chunk * TWO_MIB;
     const entry = PD_BASE + 8 * chunk; // the PDs are contiguous, so this crosses into PD1.. naturally
     if (address === 0) memory.write64(entry, BigInt(PT0) | TABLE);
-    else if (address === USER_REGION) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_US | PTE_PS);
-    else if (address >= HIGH_MEMORY) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_PS | PTE_G | PTE_NX);
+    else if (address === USER_REGION) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_US | PTE_PS | LEAF_BUILT);
+    else if (address >= HIGH_MEMORY) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_PS | PTE_G | PTE_NX | LEAF_BUILT);
   }
   for (let address = 0; address < TWO_MIB; address += PAGE) {
     const flags = lowPageFlags(address);
-    if (flags !== undefined) memory.write64(PT0 + 8 * (address / PAGE), BigInt(address) | flags);
+    if (flags !== undefined) memory.write64(PT0 + 8 * (address / PAGE), BigInt(address) | flags | LEAF_BUILT);
   }
 }
