@@ -160,7 +160,7 @@ export class MemoryProtection {
   }
 
   /**
-   * What a VM reset asked for by user space does to memory (docs/memory-protection.md, "The VMM"):
+   * What a VM reset asked for by user space does to memory (docs/memory-protection.md §7):
    * the VM as KVM_CREATE_VM made it — no attribute, no Heki lock of either RFC (v1's slots free
    * again), MBEC off, the profile's default delivery. INIT never calls this: the protections are VM state.
    */

@@ -274,7 +274,7 @@ export class Machine implements RunnerHost {
     // Only the model can clear pins; a real Heki kernel keeps them until the VM is destroyed.
     this.vm.model?.resetHekiPins();
     // Memory protections are VM state: a reset clears them all, then the policy's are applied
-    // again once the boot image is back, as on a rebuilt VM (docs/memory-protection.md, "The VMM").
+    // again once the boot image is back, as on a rebuilt VM (docs/memory-protection.md §7).
     this.vm.model?.resetMemoryProtection();
     this.answers.emulated.reset();
     this.devices.reset();

@@ -158,7 +158,8 @@ export const EVENT_CATALOGUE = {
       'A user-space exit the VMM did not answer: the request had reached its limit of user-space exits (pinbox serve ' +
       '--max-exits), so the vCPU is booted again and the instruction that exited never completes (a blocked CR write ' +
       'stays blocked, a filtered MSR access never happens). Recorded so that no exit goes unseen; a Heki denial is ' +
-      'also recorded as heki_denial, and the policy\'s onDenial still applies.',
+      'also recorded as heki_denial, and the policy\'s onDenial still applies; a KVM_EXIT_MEMORY_FAULT as memory_denial, ' +
+      'with memory.onViolation.',
     fields: {
       reason: str('The exit reason by name: KVM_EXIT_X86_RDMSR, KVM_EXIT_HEKI_DENIAL, KVM_EXIT_PINBOX_CR_FILTER, KVM_EXIT_IO, ...'),
       cause: str('Why it was not answered: exits (the request\'s limit of user-space exits).'),

@@ -6,6 +6,8 @@
  */
 import * as abi from '../../protocol/abi.js';
 import { KvmError } from '../../host/kvm/api/errors.js';
+import { parsePolicy } from '../../host/vmm/policy/index.js';
+import { applyMemoryPolicy } from '../../host/vmm/memory-protection.js';
 import { RealGuest, realTest } from './real-guest.js';
 
 realTest('the real kernel refuses pinbox\'s attributes and capabilities', (t, kvm) => {
@@ -16,4 +18,17 @@ realTest('the real kernel refuses pinbox\'s attributes and capabilities', (t, kv
   const e = t.throws(() => g.vm.setMemoryAttributes!({ address: 0x50_0000n, size: 0x1000n, attributes: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW }), { instanceOf: KvmError });
   t.true(e?.code === 'EINVAL' || e?.code === 'ENOTTY', `the kernel said ${e?.code}`);
   t.throws(() => g.vm.enableCap(abi.KVM_CAP_PINBOX_MBEC, [1]), { instanceOf: KvmError });
+});
+
+realTest('a VMM cannot apply a policy\'s memory section on the real kernel: ENOTTY, naming the section, before any ioctl', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  const policy = parsePolicy({ profile: 'v3', memory: { protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } }).memory;
+  t.throws(() => applyMemoryPolicy(g.vm, policy), { instanceOf: KvmError, code: 'ENOTTY', message: /memory section needs the KVM model/ });
+  applyMemoryPolicy(g.vm, parsePolicy({ memory: '16MiB' }).memory);
+  t.pass('a policy without protections applies nothing');
+});
+
+realTest('KVM_SET_VCPU_EVENTS is not wired on the real backend: the reflection of a memory fault is refused, saying so', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  t.throws(() => g.vcpu.injectException({ vector: 14, errorCode: 3, payload: 0x1000n }), { instanceOf: KvmError, code: 'EOPNOTSUPP', message: /KVM_SET_VCPU_EVENTS/ });
 });

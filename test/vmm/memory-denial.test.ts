@@ -7,7 +7,10 @@
  */
 import test from 'ava';
 import { PF_VECTOR } from '../../protocol/abi.js';
-import { EventLog, parsePolicy, Vmm } from '../../host/vmm/index.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventLog, parsePolicy, readTrace, TraceWriter, Vmm } from '../../host/vmm/index.js';
 import { code, testVmm } from './vmm-support.js';
 
 type ExecResult = { stop: string; regs: Record<string, bigint>; fault?: unknown; exits: { reason: string; memory?: Record<string, unknown> }[] };
@@ -114,4 +117,17 @@ test('with no subscriber for memory_denial, onViolation still acts on an injecte
   t.false(vmm.log.wants('memory_denial', vm.name));
   const e = await t.throwsAsync(vm.perform(0, { op: 'exec', code: STORE, regs: { rbx: LOCKED } }));
   t.is((e as { code?: string }).code, 'vm_killed');
+});
+
+test('the trace file carries each denial once, by either path, when the request is answered', async (t) => {
+  for (const delivery of ['exit', 'inject'] as const) {
+    const path = join(mkdtempSync(join(tmpdir(), 'pinbox-mem-')), 'trace.jsonl');
+    const trace = TraceWriter.open(path, { bufferBytes: 1 << 20 });
+    const vmm = new Vmm({ policy: parsePolicy(policy({ delivery })), log: new EventLog({ capacity: 0 }), trace });
+    await vmm.vm().perform(0, { op: 'exec', code: STORE, regs: { rbx: LOCKED + 0x20n } });
+    const denials = readTrace(readFileSync(path, 'utf8')).events.filter((e) => e.name === 'memory_denial');
+    t.is(denials.length, 1, delivery);
+    t.like(denials[0], { vcpu: 0, rip: KERNEL_SLOT, fields: { gpa: LOCKED, gva: LOCKED + 0x20n, access: 'write', path: delivery, action: 'log', name: 'data' } });
+    vmm.close();
+  }
 });

@@ -1,5 +1,5 @@
 /**
- * The policy's memory section (docs/memory-protection.md, "The VMM"; the integrator's contract
+ * The policy's memory section (docs/memory-protection.md §7; the integrator's contract
  * for issue 15 §1): its forms, its defaults, what it applies to a new VM, and the bad sections
  * refused with the entry and what is wrong, before anything is made.
  */

@@ -1,6 +1,6 @@
 /**
  * What VM reset, INIT and snapshot/restore do to memory protections (the contract of issue 15
- * §5; docs/transitions.md, docs/memory-protection.md "The VMM"): a reset is a rebuilt VM — every
+ * §5; docs/transitions.md, docs/memory-protection.md §7): a reset is a rebuilt VM — every
  * protection cleared (attributes, Heki's memory locks, MBEC and delivery back to the VM's
  * defaults), then the policy's memory section applied again; INIT keeps them all (VM state, not
  * vCPU state); a snapshot carries them, and one from before them loads with none.

@@ -1,6 +1,6 @@
 /**
- * The memory-protection control ops against a real server (PROTOCOL.md §6; docs/memory-protection.md,
- * "The VMM"): setMemoryAttributes and getMemoryAttributes through ControlClient, raw frames the
+ * The memory-protection control ops against a real server (PROTOCOL.md §6; docs/memory-protection.md
+ * §7.3): setMemoryAttributes and getMemoryAttributes through ControlClient, raw frames the
  * server refuses, and `pinbox ctl`.
  */
 import test from 'ava';

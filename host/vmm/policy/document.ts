@@ -69,7 +69,7 @@ export interface MemoryRangeText {
   name?: string;
 }
 
-/** The memory section in its object form (docs/memory-protection.md, "The VMM"). */
+/** The memory section in its object form (docs/memory-protection.md §7). */
 export interface MemoryText {
   size?: IntegerText;
   mbec?: boolean;

@@ -1,5 +1,5 @@
 /**
- * The policy's `memory` section in its object form (docs/memory-protection.md, "The VMM"): MBEC,
+ * The policy's `memory` section in its object form (docs/memory-protection.md §7): MBEC,
  * how KVM delivers a refused access, what the VMM does then, and the ranges the VM is made with —
  * each one KVM_SET_MEMORY_ATTRIBUTES. Everything the KVM model would refuse is found here, with
  * the entry that would fail, so that a VM is never made with half its protections.

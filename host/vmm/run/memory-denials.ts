@@ -1,5 +1,5 @@
 /**
- * Accesses a memory protection refused (docs/memory-protection.md, "The VMM"), as the VMM learns
+ * Accesses a memory protection refused (docs/memory-protection.md §7), as the VMM learns
  * of them by either path — the KVM_EXIT_MEMORY_FAULT it answers (delivery "exit") or KVM's
  * kvm_memory_denial trace when KVM injected the #PF itself (delivery "inject",
  * tracepoint-bridge.ts) — recorded once each as memory_denial, with what the policy's
