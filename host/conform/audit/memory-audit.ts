@@ -6,8 +6,8 @@
  * tables rewritten; and whether the protections outlast each transition of issue 14's table
  * (INIT, a triple fault and its reboot, a VM reset, a snapshot restored into a new VM, the
  * host's KVM_SET_MSRS). Every cell comes from running the attack on a scratch VM of the
- * policy (memory-guest.ts) and looking at guest memory and at KVM's kvm_memory_denial
- * tracepoint, not from the policy's text.
+ * policy (memory-guest.ts) and looking at guest memory and at the VMM's memory_denial events,
+ * not from the policy's text.
  *
  * Outcomes:
  *   holds     not reached, and the second stage refused it: the denial reached the VMM;
@@ -116,16 +116,15 @@ class MemoryScratch {
   }
 }
 
-/** Runs `attack` for `goal` on `vm`, counting the second stage's refusals meanwhile. */
-async function attempt(vm: Machine, layout: GuestLayout, attack: Attack, goal: MemoryGoal): Promise<MemoryOutcome> {
-  const tracepoints = vm.kvm.model?.tracepoints;
+/** Runs `attack` for `goal` on `vm`, counting the denials the VMM records meanwhile (memory_denial). */
+async function attempt(vmm: Vmm, vm: Machine, layout: GuestLayout, attack: Attack, goal: MemoryGoal): Promise<MemoryOutcome> {
   let denials = 0;
-  const stop = tracepoints?.on('kvm_memory_denial', () => denials++);
+  const stop = vmm.log.subscribe({ vm: vm.name, names: ['memory_denial'] }, () => denials++);
   try {
     if (await attack(vm, layout, goal)) return 'bypassed';
     return denials > 0 ? 'holds' : 'paging';
   } finally {
-    stop?.();
+    stop();
   }
 }
 
@@ -171,7 +170,7 @@ export async function auditMemory(policy: CompiledPolicy): Promise<MemoryAudit> 
     const made = [vm];
     try {
       const target = path === undefined ? vm : await transition(scratch, vm, path, made);
-      return await attempt(target, layout, attack, goal);
+      return await attempt(vmm, target, layout, attack, goal);
     } finally {
       for (const m of made) scratch.drop(m);
     }
