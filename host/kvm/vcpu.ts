@@ -24,6 +24,7 @@ import { kvmMsrIo } from './msr-table.js';
 import { beforeGuestRuns, beforeRegistersChange, checkSyncMasks, storeRegs, syncRegs } from './sync-regs.js';
 import { isU32, toU64 } from './u64.js';
 import { VcpuArch, type VcpuStat } from './vcpu-arch.js';
+import { checkExceptionEvent } from './vcpu-events.js';
 import { kvmVcpuReset } from './vcpu-reset.js';
 import { checkRegs, checkSregs } from './vcpu-state.js';
 import { DeadlineWatch } from './deadline-watch.js';
@@ -231,17 +232,11 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
   }
 
   /**
-   * KVM_SET_VCPU_EVENTS (exception part): checked as kvm_vcpu_ioctl_x86_set_vcpu_events() checks
-   * it — a vector 0..31, not #NMI's 2 (an NMI is its own event) — then queued in place of any
+   * KVM_SET_VCPU_EVENTS (exception part): checked (vcpu-events.ts), then queued in place of any
    * exception pending, with the payload as CR2 for #PF.
    */
   injectException(event: ExceptionEvent): void {
-    const ioctl = 'KVM_SET_VCPU_EVENTS';
-    if (typeof event !== 'object' || event === null) throw new KvmError('EINVAL', ioctl, 'expected { vector, errorCode?, payload? }');
-    const { vector, errorCode, payload } = event;
-    if (!Number.isInteger(vector) || vector < 0 || vector > 31 || vector === 2) throw new KvmError('EINVAL', ioctl, `exception.nr ${String(vector)} is not an exception vector (0..31, not NMI)`);
-    if (errorCode !== undefined && !isU32(errorCode)) throw new KvmError('EINVAL', ioctl, 'exception.error_code must be a u32');
-    if (payload !== undefined && (typeof payload !== 'bigint' || payload < 0n || payload >= 1n << 64n)) throw new KvmError('EINVAL', ioctl, 'exception_payload must be a u64 bigint');
+    const { vector, errorCode, payload } = checkExceptionEvent(event);
     this.arch.injectException(vector, errorCode, vector === 14 ? payload : undefined);
   }
 

@@ -6,7 +6,8 @@
  */
 import * as abi from '../../protocol/abi.js';
 import { KvmError } from '../../host/kvm/api/errors.js';
-import { parsePolicy } from '../../host/vmm/policy/index.js';
+import { loadBackend } from '../../host/kvm/api/backend.js';
+import { EventLog, parsePolicy, Vmm } from '../../host/vmm/index.js';
 import { applyMemoryPolicy } from '../../host/vmm/memory-protection.js';
 import { RealGuest, realTest } from './real-guest.js';
 
@@ -28,7 +29,15 @@ realTest('a VMM cannot apply a policy\'s memory section on the real kernel: ENOT
   t.pass('a policy without protections applies nothing');
 });
 
-realTest('KVM_SET_VCPU_EVENTS is not wired on the real backend: the reflection of a memory fault is refused, saying so', (t, kvm) => {
-  const g = new RealGuest(t, kvm);
-  t.throws(() => g.vcpu.injectException({ vector: 14, errorCode: 3, payload: 0x1000n }), { instanceOf: KvmError, code: 'EOPNOTSUPP', message: /KVM_SET_VCPU_EVENTS/ });
+realTest('KVM_SET_VCPU_EVENTS: an injected #PF is delivered at the next KVM_RUN with its error code, and CR2 loaded', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), backend: await loadBackend('kvm') });
+  t.teardown(() => vmm.close());
+  const vm = vmm.vm();
+  vm.injectException(0, { vector: 14, errorCode: 3, payload: 0x12_3008n });
+  const r = (await vm.perform(0, { op: 'exec', code: Uint8Array.of(0x90) })) as { stop: string; fault?: unknown; regs: { rip: bigint } };
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 14, errorCode: 3 });
+  t.is(r.regs.rip, 0x10_0000n, 'delivered before the first instruction');
+  t.is(vm.getSregs(0).cr2, 0x12_3008n);
+  t.throws(() => vm.injectException(0, { vector: 2 }), { instanceOf: KvmError, code: 'EINVAL', message: /not NMI/ });
 });

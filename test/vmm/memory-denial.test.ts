@@ -131,3 +131,16 @@ test('the trace file carries each denial once, by either path, when the request 
     vmm.close();
   }
 });
+
+test('KvmVcpu.injectException (KVM_SET_VCPU_EVENTS): the #PF is delivered at the next KVM_RUN with its error code and CR2; NMI and bad vectors are EINVAL', async (t) => {
+  const { vm } = testVmm({});
+  vm.injectException(0, { vector: PF_VECTOR, errorCode: 3, payload: 0x12_3008n });
+  const r = (await vm.perform(0, { op: 'exec', code: code(0x90) })) as ExecResult;
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, WP_STORE_FAULT);
+  t.is(r.regs.rip, KERNEL_SLOT, 'delivered before the first instruction');
+  t.is(vm.getSregs(0).cr2, 0x12_3008n);
+  for (const vector of [2, 32, -1, 1.5]) t.throws(() => vm.injectException(0, { vector }), { code: 'EINVAL' }, String(vector));
+  t.throws(() => vm.injectException(0, { vector: 14, errorCode: 2 ** 32 }), { code: 'EINVAL', message: /error_code/ });
+  t.throws(() => vm.injectException(0, { vector: 14, payload: 1n << 64n }), { code: 'EINVAL', message: /payload/ });
+});

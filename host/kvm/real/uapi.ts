@@ -57,6 +57,25 @@ export const SIZEOF_GUEST_DEBUG = 72;
 export const SIZEOF_MSR_FILTER = 392;
 /** struct kvm_msr_filter_range: flags, nmsrs, base, (4 bytes of padding), bitmap pointer */
 export const SIZEOF_MSR_FILTER_RANGE = 24;
+/**
+ * struct kvm_vcpu_events (x86): exception { injected, nr, has_error_code, pending: u8; error_code:
+ * u32 } @0, interrupt @8, nmi @12, sipi_vector @16, flags @20, smi @24, triple_fault @28,
+ * reserved, exception_has_payload @55, exception_payload u64 @56 (api.rst 4.31, KVM_GET_VCPU_EVENTS).
+ */
+export const SIZEOF_VCPU_EVENTS = 64;
+export const VCPU_EVENTS = {
+  exception_injected: 0,
+  exception_nr: 1,
+  exception_has_error_code: 2,
+  exception_pending: 3,
+  exception_error_code: 4,
+  flags: 20,
+  exception_has_payload: 55,
+  exception_payload: 56,
+} as const;
+/** KVM_VCPUEVENT_VALID_PAYLOAD: the flag that says exception.pending and the payload fields are meant. */
+export const KVM_VCPUEVENT_VALID_PAYLOAD = 0x10;
+
 /** struct kvm_signal_mask: len (then the sigset bytes) */
 export const SIZEOF_SIGNAL_MASK = 4;
 
@@ -82,6 +101,8 @@ export const KVM_SET_MSRS = iow(0x89, SIZEOF_MSRS_HEADER);
 export const KVM_SET_SIGNAL_MASK = iow(0x8b, SIZEOF_SIGNAL_MASK);
 export const KVM_SET_CPUID2 = iow(0x90, SIZEOF_CPUID2_HEADER);
 export const KVM_GET_CPUID2 = iowr(0x91, SIZEOF_CPUID2_HEADER);
+export const KVM_GET_VCPU_EVENTS = ior(0x9f, SIZEOF_VCPU_EVENTS);
+export const KVM_SET_VCPU_EVENTS = iow(0xa0, SIZEOF_VCPU_EVENTS);
 export const KVM_ENABLE_CAP = iow(0xa3, SIZEOF_ENABLE_CAP);
 export const KVM_SET_GUEST_DEBUG = iow(0x9b, SIZEOF_GUEST_DEBUG);
 export const KVM_X86_SET_MSR_FILTER = iow(0xc6, SIZEOF_MSR_FILTER);

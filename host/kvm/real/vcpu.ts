@@ -18,6 +18,7 @@ import { KvmError } from '../api/errors.js';
 import type { KvmRun, VcpuExit } from '../api/exits.js';
 import type { ExceptionEvent, GuestDebug, KvmVcpu, MsrEntry, RunOptions } from '../api/vcpu.js';
 import { checkGuestDebug } from '../guest-debug.js';
+import { checkExceptionEvent } from '../vcpu-events.js';
 import { isU32 } from '../u64.js';
 import { defaultDeadline, ThreadTimer } from './deadline.js';
 import { errnoError } from './errno.js';
@@ -29,7 +30,7 @@ import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
 import { featuresOf, withFeatures } from './cpuid-features.js';
 import { decodeRegs, decodeSregs, encodeRegs, encodeSregs } from './regs-codec.js';
 import {
-  ENABLE_CAP, KVM_ENABLE_CAP, KVM_SET_GUEST_DEBUG, SIZEOF_GUEST_DEBUG, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
+  ENABLE_CAP, KVM_ENABLE_CAP, KVM_GET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG, KVM_SET_VCPU_EVENTS, KVM_VCPUEVENT_VALID_PAYLOAD, SIZEOF_VCPU_EVENTS, VCPU_EVENTS, SIZEOF_GUEST_DEBUG, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
   KVM_SET_CPUID2, KVM_SET_MSRS, KVM_SET_REGS, KVM_SET_SIGNAL_MASK, KVM_SET_SREGS, MSR_ENTRY, SIZEOF_ENABLE_CAP,
   SIZEOF_MSR_ENTRY, SIZEOF_MSRS_HEADER, SIZEOF_REGS, SIZEOF_SREGS,
 } from './uapi.js';
@@ -207,13 +208,27 @@ export class VcpuFd implements KvmVcpu {
   }
 
   /**
-   * KVM_SET_VCPU_EVENTS is not wired to the kernel yet: struct kvm_vcpu_events and
-   * KVM_CAP_EXCEPTION_PAYLOAD (for #PF's CR2) would be needed. Refused, saying so, rather than
-   * queue an exception without its CR2.
+   * KVM_SET_VCPU_EVENTS, exception part: the vCPU's events read with KVM_GET_VCPU_EVENTS, the
+   * exception replaced, written back — the rest (interrupt, NMI, SMI state) as KVM gave it. pinbox
+   * does not enable KVM_CAP_EXCEPTION_PAYLOAD, so the exception goes in as injected (KVM delivers it
+   * at the next entry) and a #PF's CR2 is loaded first with KVM_SET_SREGS, as a VMM without payloads
+   * does. Checked as the model checks it, before any ioctl.
    */
-  injectException(_event: ExceptionEvent): void {
-    this.#fd.check('KVM_SET_VCPU_EVENTS');
-    throw new KvmError('EOPNOTSUPP', 'KVM_SET_VCPU_EVENTS', 'the real backend does not inject exceptions yet (pinbox has not encoded struct kvm_vcpu_events): a VMM cannot reflect a memory fault into the guest on /dev/kvm');
+  injectException(event: ExceptionEvent): void {
+    const { vector, errorCode, payload } = checkExceptionEvent(event);
+    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
+    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    if (vector === 14 && payload !== undefined) this.setSregs({ ...this.getSregs(), cr2: payload });
+    const view = new DataView(buf.buffer);
+    buf[VCPU_EVENTS.exception_injected] = 1;
+    buf[VCPU_EVENTS.exception_nr] = vector;
+    buf[VCPU_EVENTS.exception_has_error_code] = errorCode === undefined ? 0 : 1;
+    buf[VCPU_EVENTS.exception_pending] = 0;
+    view.setUint32(VCPU_EVENTS.exception_error_code, errorCode ?? 0, true);
+    buf[VCPU_EVENTS.exception_has_payload] = 0;
+    view.setBigUint64(VCPU_EVENTS.exception_payload, 0n, true);
+    view.setUint32(VCPU_EVENTS.flags, view.getUint32(VCPU_EVENTS.flags, true) & ~KVM_VCPUEVENT_VALID_PAYLOAD, true);
+    this.#fd.ioctlPointer('KVM_SET_VCPU_EVENTS', KVM_SET_VCPU_EVENTS, buf);
   }
 
   /** KVM_ENABLE_CAP on the vCPU. */
