@@ -15,12 +15,16 @@
  *   - the console (the 16550 UART at 0x3f8): pinbox_putc, pinbox_puts, pinbox_printf
  *     (%d %i %u %x %X %p %s %c %%, flags 0 and -, a width, the l/ll/z sizes);
  *   - pinbox_exit(code): isa-debug-exit at 0xf4, `pinbox run` exits with (code << 1) | 1;
- *   - faults as values: read_cr, write_cr, lmsw, clts, rdmsr_safe, wrmsr_safe return a
- *     struct pinbox_fault (vector -1: none), through the boot IDT's fault record and fix-up
- *     (docs/boot.md §1.2), as a kernel's exception table lets rdmsr_safe() survive a #GP;
+ *   - faults as values: read_cr, write_cr, update_cr, set_cr0_wp, set_cr4_smep, lmsw, clts,
+ *     rdmsr_safe, wrmsr_safe, and the memory probes read_u64_safe, write_u64_safe, call_safe
+ *     return a struct pinbox_fault (vector -1: none), through the boot IDT's fault record and
+ *     fix-up (docs/boot.md §1.2), as a kernel's exception table lets rdmsr_safe() survive a #GP;
+ *     invlpg, stac, clac;
  *   - CPUID, and pinbox_cpu(): this vCPU's number (CPUID.1:EBX[31:24], its initial APIC ID);
  *   - Heki (docs/heki.md): the KVM_HC_LOCK_CR_UPDATE hypercall, its version query, and the
- *     lock-down of a Heki guest kernel under either ABI profile (v2, v3).
+ *     lock-down of a Heki guest kernel under either ABI profile (v2, v3); Heki's memory locks,
+ *     RFC v1's KVM_HC_LOCK_MEM_PAGE_RANGES and v2's KVM_HC_PROTECT_MEMORY with their structures
+ *     (docs/memory-protection.md).
  *
  * Every function is static inline (memset/memcpy/memmove/memcmp, which gcc may call on its own,
  * are weak), so any number of files may include this one.
@@ -420,10 +424,7 @@ static inline struct pinbox_fault clts(void)
 	return pinbox_fault_of(rec);
 }
 
-/* ---------------------------------------------------------------- Heki (docs/heki.md) */
-
-#define KVM_HC_LOCK_CR_UPDATE 13
-#define KVM_LOCK_CR_UPDATE_VERSION (1u << 0)
+/* Control-register bits (SDM vol. 3A §2.5). */
 #define X86_CR0_WP (1ul << 16)
 #define X86_CR4_UMIP (1ul << 11)
 #define X86_CR4_FSGSBASE (1ul << 16)
@@ -431,6 +432,80 @@ static inline struct pinbox_fault clts(void)
 #define X86_CR4_SMAP (1ul << 21)
 #define X86_CR4_CET (1ul << 23)
 #define X86_CR4_FRED (1ul << 32)
+
+/* CRn = (CRn & ~clear) | set: the fault of the read or of the write (a pinned bit cleared: #GP(0)). */
+static inline struct pinbox_fault update_cr(int cr, uint64_t clear, uint64_t set)
+{
+	uint64_t v;
+	struct pinbox_fault f = read_cr(cr, &v);
+	return pinbox_faulted(f) ? f : write_cr(cr, (v & ~clear) | set);
+}
+
+/* CR0.WP: with it clear, supervisor writes ignore the guest's read-only pages (SDM vol. 3A §4.6). */
+static inline struct pinbox_fault set_cr0_wp(int on) { return update_cr(0, X86_CR0_WP, on ? X86_CR0_WP : 0); }
+
+/* CR4.SMEP: with it clear, supervisor code may fetch from user pages (ret2usr). */
+static inline struct pinbox_fault set_cr4_smep(int on) { return update_cr(4, X86_CR4_SMEP, on ? X86_CR4_SMEP : 0); }
+
+/* ---------------------------------------------------------------- memory as values */
+
+#define PINBOX_PF 14
+/* The #PF error code's bits (SDM vol. 3A §4.7). */
+#define PINBOX_PF_P (1u << 0)
+#define PINBOX_PF_W (1u << 1)
+#define PINBOX_PF_U (1u << 2)
+#define PINBOX_PF_I (1u << 4)
+
+/* A 64-bit load from `addr` (*value 0 on a fault). */
+static inline struct pinbox_fault read_u64_safe(uint64_t addr, uint64_t *value)
+{
+	struct pinbox_fault_record *rec = pinbox_fault_record();
+	uint64_t v = 0;
+	__asm__ volatile(PINBOX_ARM "movq (%[a]), %[v]" PINBOX_DISARM : [v] "+r"(v) : [rec] "r"(rec), [a] "r"(addr) : "r11", "memory");
+	struct pinbox_fault f = pinbox_fault_of(rec);
+	*value = pinbox_faulted(f) ? 0 : v;
+	return f;
+}
+
+/* A 64-bit store of `value` to `addr`: a page the guest's tables or the hypervisor refuse comes back as #PF. */
+static inline struct pinbox_fault write_u64_safe(uint64_t addr, uint64_t value)
+{
+	struct pinbox_fault_record *rec = pinbox_fault_record();
+	__asm__ volatile(PINBOX_ARM "movq %[v], (%[a])" PINBOX_DISARM : : [rec] "r"(rec), [a] "r"(addr), [v] "r"(value) : "r11", "memory");
+	return pinbox_fault_of(rec);
+}
+
+/*
+ * CALL `addr` as a function of no arguments and return its RAX in *ret (0 on a fault): an
+ * execute probe. A fault resumes after the CALL with the return address still pushed, so RSP
+ * comes back from R12 and the record's address from RBX — registers a callee keeps (System V
+ * ABI), and that a fault in the fetch of the target itself, what this probe is for, leaves as
+ * they were. The callee may clobber what the ABI lets it.
+ */
+static inline struct pinbox_fault call_safe(uint64_t addr, uint64_t *ret)
+{
+	struct pinbox_fault_record *rec = pinbox_fault_record();
+	uint64_t rax = addr;
+	__asm__ volatile(PINBOX_ARM "movq %%rsp, %%r12\n\tcall *%%rax\n1:\n\tmovq %%r12, %%rsp\n\tmovq $0, 24(%[rec])"
+			 : "+a"(rax)
+			 : [rec] "b"(rec)
+			 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+	struct pinbox_fault f = pinbox_fault_of(rec);
+	*ret = pinbox_faulted(f) ? 0 : rax;
+	return f;
+}
+
+/* INVLPG: drops the TLB's translation of `addr` after its page-table entry changed. */
+static inline void invlpg(uint64_t addr) { __asm__ volatile("invlpg (%0)" : : "r"(addr) : "memory"); }
+
+/* STAC/CLAC: supervisor access to user pages allowed/refused again under CR4.SMAP (copy_to_user()'s brackets). */
+static inline void stac(void) { __asm__ volatile("stac" : : : "cc", "memory"); }
+static inline void clac(void) { __asm__ volatile("clac" : : : "cc", "memory"); }
+
+/* ---------------------------------------------------------------- Heki (docs/heki.md) */
+
+#define KVM_HC_LOCK_CR_UPDATE 13
+#define KVM_LOCK_CR_UPDATE_VERSION (1u << 0)
 /* The guest kernel's cr4_pinned_mask: SMEP|SMAP|UMIP|FSGSBASE|CET; v3 adds FRED (docs/heki.md §0.1). */
 #define HEKI_CR4_PINNABLE_V2 (X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_UMIP | X86_CR4_FSGSBASE | X86_CR4_CET)
 #define HEKI_CR4_PINNABLE_V3 (HEKI_CR4_PINNABLE_V2 | X86_CR4_FRED)
@@ -472,6 +547,83 @@ static inline long heki_lock_down(uint32_t profile)
 	if (pinbox_faulted(read_cr(4, &cr4)))
 		return -1;
 	return heki_lock_cr(4, cr4 & (profile == 3 ? HEKI_CR4_PINNABLE_V3 : HEKI_CR4_PINNABLE_V2));
+}
+
+/* ---------------------------------------------------------------- Heki's memory locks (docs/memory-protection.md §4–§6) */
+
+/*
+ * The structures go by guest-physical address; pinbox's boot maps memory one to one, so a
+ * pointer is its own GPA here (a kernel would pass __pa() of it). Which number the host answers
+ * is the VM's Heki profile's business: RFC v1 has 13 for memory (and its CR lock at 14), v2 has
+ * 14 for memory (and the CR lock at 13); a host without the call answers -KVM_ENOSYS (-1000).
+ */
+
+/* RFC v1 (20230505152046.6575-5/-9-mic@digikod.net): a0 = the array, a1 = its size in bytes, a2 = 0. */
+#define KVM_HC_LOCK_MEM_PAGE_RANGES 13
+#define HEKI_ATTR_MEM_NOWRITE (1ul << 0) /* the range loses write */
+#define HEKI_ATTR_MEM_EXEC (1ul << 1)    /* an allow-list: pages outside every EXEC range lose kernel execute (MBEC) */
+#define HEKI_GFN_MAX 16                  /* ranges of each kind per VM, for its whole life, and per call */
+
+struct heki_pa_range {
+	uint64_t gfn_start;
+	uint64_t gfn_end; /* inclusive */
+	uint64_t attributes;
+};
+_Static_assert(sizeof(struct heki_pa_range) == 24, "struct heki_pa_range is 24 bytes");
+
+/*
+ * Locks `n` ranges for good: 0, or a negated KVM error — -22 EINVAL (a bad range or attribute),
+ * -7 E2BIG (more than 16 per call, or no slot left), -14 EFAULT, -95 EOPNOTSUPP (EXEC without
+ * MBEC). Not transactional: ranges before a failing one stay locked.
+ */
+static inline long heki_lock_mem_page_ranges(const struct heki_pa_range *ranges, size_t n)
+{
+	return kvm_hypercall(KVM_HC_LOCK_MEM_PAGE_RANGES, (uintptr_t)ranges, n * sizeof *ranges, 0, 0);
+}
+
+/* RFC v2 (20231113022326.24388-11/-12-mic@digikod.net): a0 = the first page list. */
+#define KVM_HC_PROTECT_MEMORY 14
+#define MEM_ATTR_READ (1ul << 0)
+#define MEM_ATTR_WRITE (1ul << 1)
+#define MEM_ATTR_EXEC (1ul << 2)      /* without it the page loses kernel execute (MBEC); put back silently without MBEC */
+#define MEM_ATTR_IMMUTABLE (1ul << 3) /* no later call may change the page */
+
+struct heki_pages {
+	uint64_t pa;
+	uint64_t epa; /* exclusive */
+	uint64_t permissions;
+};
+_Static_assert(sizeof(struct heki_pages) == 24, "struct heki_pages is 24 bytes");
+
+/* One node of the chain: one 4 KiB page (page-aligned, so it never straddles two). */
+struct heki_page_list {
+	struct heki_page_list *next; /* the guest's own link: KVM does not use it */
+	uint64_t next_pa;            /* the next node's GPA; 0 ends the chain */
+	uint64_t npages;
+	struct heki_pages pages[];
+};
+_Static_assert(sizeof(struct heki_page_list) == 24, "the heki_page_list header is 24 bytes");
+
+#define HEKI_PAGE_LIST_MAX_PAGES ((4096 - sizeof(struct heki_page_list)) / sizeof(struct heki_pages)) /* 169 */
+
+/*
+ * Sets the permissions of every entry of the chain at `list`: 0, or a negated errno — -22
+ * (unaligned, no permission or an unknown one, epa <= pa), -1 EPERM (a page already IMMUTABLE),
+ * -14 EFAULT, -7 E2BIG. Not transactional: earlier entries stay.
+ */
+static inline long heki_protect_memory(const struct heki_page_list *list)
+{
+	return kvm_hypercall(KVM_HC_PROTECT_MEMORY, (uintptr_t)list, 0, 0, 0);
+}
+
+/* One range [pa, epa) in a one-node list written to `node` (a 4 KiB page of the caller's), then the call. */
+static inline long heki_protect_range(struct heki_page_list *node, uint64_t pa, uint64_t epa, uint64_t permissions)
+{
+	node->next = 0;
+	node->next_pa = 0;
+	node->npages = 1;
+	node->pages[0] = (struct heki_pages){ pa, epa, permissions };
+	return heki_protect_memory(node);
 }
 
 #endif /* PINBOX_H */

@@ -147,3 +147,17 @@ test('MBEC changes only while no protection is in place; NUX then refuses user-m
     { address: BigInt(DATA), size: 4096n, read: true, write: true, exec: true, userExec: false },
   ]);
 });
+
+test('the boot page tables write-locked at the second stage still translate (boot writes them accessed and dirty, as Linux does); a store to an entry is refused', (t) => {
+  // docs/memory-protection.md §2.3: an accessed/dirty update needs write on the table's frame.
+  // The boot image's entries already have A and D (docs/boot.md §2), so nothing is updated.
+  const g = v3();
+  g.vm.setMemoryAttributes({ address: 0x1000n, size: 0x7000n, attributes: NW }); // PML4, PDPT, PDs, PT0
+  g.startCode(STORE, { rax: 5n, rbx: 0x9_0000n }); // kernel scratch: a page no one wrote
+  t.is(g.finish().fault, null, 'the walk needed no update');
+  t.is(g.vm.memory.read64(0x9_0000), 5n);
+  g.startCode(STORE, { rax: 0n, rbx: 0x7000n + 8n * 0x90n }); // PT0's entry for 0x90000
+  const m = memoryFault(t, g);
+  t.is(m.gpa, 0x7000n);
+  t.is(m.flags, abi.KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE | abi.KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID);
+});

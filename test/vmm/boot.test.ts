@@ -241,3 +241,18 @@ test('a booted 16 MiB guest holds only the frames the boot image wrote', (t) => 
   const { memory } = booted(1);
   t.true(memory.allocatedFrames < 24, `${memory.allocatedFrames} frames`);
 });
+
+test('every entry of the boot tables is accessed and dirty, as Linux writes its own (_PAGE_TABLE, __PAGE_KERNEL)', (t) => {
+  const { memory } = booted();
+  const tables = [L.PML4, L.PDPT, L.PD_BASE, L.PT0];
+  let present = 0;
+  for (const table of tables) {
+    for (let i = 0; i < 512; i++) {
+      const e = memory.read64(table + 8 * i);
+      if ((e & 1n) === 0n) continue;
+      present++;
+      t.is(e & 0x60n, 0x60n, `entry ${i} of the table at 0x${table.toString(16)}: A (bit 5) and D (bit 6)`);
+    }
+  }
+  t.true(present > 512, 'PT0 alone has 511 present entries');
+});

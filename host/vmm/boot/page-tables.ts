@@ -4,6 +4,12 @@
  * layout of layout.ts: 4 KiB leaves for the first 2 MiB (a not-present null page, read-only
  * data, read-only executable kernel text, no-execute stacks and tables, the RWX kernel exec
  * area), one user RWX 2 MiB page, and supervisor no-execute 2 MiB pages for the rest.
+ *
+ * Every entry is written accessed and dirty, as Linux writes its own (_PAGE_TABLE, _KERNPG_TABLE
+ * and __PAGE_KERNEL* carry _PAGE_ACCESSED | _PAGE_DIRTY, arch/x86/include/asm/pgtable_types.h):
+ * the walker then never has to set them, so tables the hypervisor makes read-only at the second
+ * stage (docs/memory-protection.md §2.3, where each accessed/dirty update needs write on the
+ * table's frame) still translate.
  */
 import type { GuestMemory } from '../../kvm/api/guest-memory.js';
 import {
@@ -20,26 +26,19 @@ export const PTE_PS = 1n << 7n;
 export const PTE_G = 1n << 8n;
 export const PTE_NX = 1n << 63n;
 
-/**
- * Every entry is built accessed, and every leaf dirty, as a kernel builds its own tables (Linux's
- * _KERNPG_TABLE and __PAGE_KERNEL carry _PAGE_ACCESSED and _PAGE_DIRTY): no walk then has to write
- * a table to set them, so a VMM may make the tables read-only at the second stage from the start
- * (docs/memory-protection.md §2.1: each accessed or dirty bit the walker sets needs write on the
- * table's frame) without the guest's first access faulting.
- */
-const BUILT = PTE_A;
-const LEAF_BUILT = PTE_A | PTE_D;
-const TABLE = PTE_P | PTE_RW | PTE_US | BUILT;
+/** Set in every entry boot writes: the walker has nothing to update. */
+export const PTE_AD = PTE_A | PTE_D;
+const TABLE = PTE_P | PTE_RW | PTE_US | PTE_AD;
 const GIB = 1024 * MIB;
 const TWO_MIB = 2 * MIB;
 
 /** The leaf flags of a 4 KiB page in the first 2 MiB. */
 export function lowPageFlags(address: number): bigint | undefined {
   if (address === NULL_PAGE) return undefined;
-  if (address === RODATA) return PTE_P | PTE_G | PTE_NX;
-  if (address === STUBS || address === KERNEL_TEXT) return PTE_P | PTE_G;
-  if (address >= KERNEL_EXEC && address < KERNEL_EXEC_END) return PTE_P | PTE_RW | PTE_G;
-  return PTE_P | PTE_RW | PTE_G | PTE_NX;
+  if (address === RODATA) return PTE_P | PTE_G | PTE_NX | PTE_AD;
+  if (address === STUBS || address === KERNEL_TEXT) return PTE_P | PTE_G | PTE_AD;
+  if (address >= KERNEL_EXEC && address < KERNEL_EXEC_END) return PTE_P | PTE_RW | PTE_G | PTE_AD;
+  return PTE_P | PTE_RW | PTE_G | PTE_NX | PTE_AD;
 }
 
 export function buildPageTables(memory: GuestMemory): void {
@@ -52,11 +51,11 @@ export function buildPageTables(memory: GuestMemory): void {
     const address = chunk * TWO_MIB;
     const entry = PD_BASE + 8 * chunk; // the PDs are contiguous, so this crosses into PD1.. naturally
     if (address === 0) memory.write64(entry, BigInt(PT0) | TABLE);
-    else if (address === USER_REGION) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_US | PTE_PS | LEAF_BUILT);
-    else if (address >= HIGH_MEMORY) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_PS | PTE_G | PTE_NX | LEAF_BUILT);
+    else if (address === USER_REGION) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_AD);
+    else if (address >= HIGH_MEMORY) memory.write64(entry, BigInt(address) | PTE_P | PTE_RW | PTE_PS | PTE_G | PTE_NX | PTE_AD);
   }
   for (let address = 0; address < TWO_MIB; address += PAGE) {
     const flags = lowPageFlags(address);
-    if (flags !== undefined) memory.write64(PT0 + 8 * (address / PAGE), BigInt(address) | flags | LEAF_BUILT);
+    if (flags !== undefined) memory.write64(PT0 + 8 * (address / PAGE), BigInt(address) | flags);
   }
 }

@@ -12,16 +12,16 @@
  * segments are left as boot maps that area: RWX.
  */
 import { HIGH_MEMORY, MIB, PAGE, PD_BASE } from '../boot/layout.js';
-import { PTE_G, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from '../boot/page-tables.js';
+import { PTE_AD, PTE_G, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from '../boot/page-tables.js';
 import { ImageError } from './errors.js';
 import type { ImageSegment } from './segment.js';
 
 const TWO_MIB = 2 * MIB;
 const PAGES_PER_CHUNK = TWO_MIB / PAGE;
-/** Upper-level entries are P|RW|US, as boot writes them: the leaf alone decides. */
-const TABLE = PTE_P | PTE_RW | PTE_US;
+/** Upper-level entries are P|RW|US, as boot writes them: the leaf alone decides. Accessed and dirty, as boot's. */
+const TABLE = PTE_P | PTE_RW | PTE_US | PTE_AD;
 /** What boot gives high memory. */
-const HIGH_LEAF = PTE_P | PTE_RW | PTE_G | PTE_NX;
+const HIGH_LEAF = PTE_P | PTE_RW | PTE_G | PTE_NX | PTE_AD;
 
 interface Rights {
   writable: boolean;
@@ -35,7 +35,7 @@ export interface PageRightsPlan {
 }
 
 function leafFlags(r: Rights): bigint {
-  return PTE_P | PTE_G | (r.writable ? PTE_RW : 0n) | (r.executable ? 0n : PTE_NX);
+  return PTE_P | PTE_G | PTE_AD | (r.writable ? PTE_RW : 0n) | (r.executable ? 0n : PTE_NX);
 }
 
 /** The entries that give high-memory segments their rights, without writing anything. */
