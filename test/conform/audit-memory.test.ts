@@ -102,3 +102,20 @@ test('and for a Heki v2 guest that locks itself, with no memory section: the sec
   const m = (await auditPolicy(compilePolicy({ profile: 'v2' }))).memory;
   compareMemoryTable(t, m, transitionsTable('attacker', 'For a guest whose Heki v2 kernel locks itself'), 'Heki v2');
 });
+
+test('a policy that takes execute from the kernel exec area: the CR rows still run, and the attacker\'s code page is not a role', async (t) => {
+  const policy = compilePolicy({
+    profile: 'v3',
+    memory: { mbec: true, protect: [{ gpa: '0x100000', size: '0x100000', deny: ['exec', 'userExec'], name: 'kernel data' }] },
+  });
+  const report = await auditPolicy(policy);
+  t.deepEqual(report.mechanisms.map((m) => m.mechanism), ['heki']);
+  t.true(report.mechanisms[0]!.rows.length > 0);
+  const m = report.memory!;
+  t.is(m.frames.data, 0x101000n, 'the region\'s second page: its first is where the attacker\'s code runs');
+  const c = cells(m);
+  // The data frame lacks execute at the second stage (NX), whatever maps it.
+  t.is(c['page-tables-rewritten']!['execute-data'], 'holds');
+  // Nothing denies write on the text: with WP cleared the attacker writes it.
+  t.is(c['wp-cleared']!['write-text'], 'bypassed');
+});

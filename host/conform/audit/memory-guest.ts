@@ -19,7 +19,7 @@ import {
 } from '../../../protocol/abi.js';
 import type { Machine } from '../../vmm/machine.js';
 import type { CompiledPolicy, MemoryRegion } from '../../vmm/policy/index.js';
-import { PT0 } from '../../vmm/boot/layout.js';
+import { KERNEL_EXEC, PT0 } from '../../vmm/boot/layout.js';
 import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PTE_US } from '../../vmm/boot/page-tables.js';
 
 export type Role = 'text' | 'tables' | 'data' | 'user';
@@ -36,6 +36,12 @@ export interface GuestLayout {
 }
 
 const PAGE = 0x1000n;
+/**
+ * Where the attacker's own code runs: the first page of the kernel exec area (the VMM's code slot
+ * of vCPU 0). A kernel's code has to run somewhere: where the policy takes execute from this page,
+ * the audit gives it back (this page alone), and no role is played by it.
+ */
+export const CODE_PAGE = BigInt(KERNEL_EXEC);
 /** Role slots near the top of the kernel exec area (the audit's own code runs from its bottom). */
 const SLOT = { text: 0x1f_0000n, data: 0x1f_1000n, user: 0x1f_2000n } as const;
 const ALIAS = 0x1f_3000n;
@@ -67,7 +73,10 @@ export function guestLayout(policy: CompiledPolicy): GuestLayout {
   const has = (a: bigint, bit: bigint): boolean => (a & bit) !== 0n;
   const within = (r: { address: bigint; size: bigint }, area: { start: bigint; end: bigint }): boolean =>
     r.address < area.end && r.address + r.size > area.start;
-  const first = (wanted: (r: MemoryRegion) => boolean): bigint | undefined => memory.protect.find(wanted)?.address;
+  // A region's first page, or its second where the first is the attacker's code page.
+  const pageOf = (r: MemoryRegion): bigint | undefined => (r.address !== CODE_PAGE ? r.address : r.size > PAGE ? r.address + PAGE : undefined);
+  const first = (wanted: (r: MemoryRegion) => boolean): bigint | undefined =>
+    memory.protect.filter(wanted).map(pageOf).find((p) => p !== undefined);
   const userDenied = memory.mbec ? KVM_MEMORY_ATTRIBUTE_PINBOX_NUX : KVM_MEMORY_ATTRIBUTE_PINBOX_NX;
   const heki = policy.vmOptions.hekiMemory ?? HEKI_PROFILES[policy.vmOptions.profile].memory;
   return {
@@ -93,6 +102,8 @@ export function guestLayout(policy: CompiledPolicy): GuestLayout {
  */
 export function setUpGuest(vm: Machine, layout: GuestLayout): void {
   const m = vm.memory;
+  const code = vm.memoryAttributes().permissions.find((p) => CODE_PAGE >= p.address && CODE_PAGE < p.address + p.size);
+  if (code !== undefined && !code.exec) vm.setMemoryAttributes({ address: CODE_PAGE, size: PAGE, attributes: 0n });
   const built = PTE_P | PTE_A | PTE_D;
   m.write64(pteAddress(SLOT.text), layout.frames.text | built);
   m.write64(pteAddress(SLOT.data), layout.frames.data | built | PTE_RW | PTE_NX);
