@@ -8,7 +8,7 @@ import { auditPolicy } from '../conform/audit/run-audit.js';
 import { auditText } from '../conform/audit/report.js';
 import { PolicyError, loadPolicyFile } from '../vmm/policy/index.js';
 import type { ParsedCommand } from './args.js';
-import type { Output } from './output.js';
+import { jsonLine, type Output } from './output.js';
 
 export async function auditCommand(args: ParsedCommand, io: Output): Promise<number> {
   const file = String(args.operands[0]);
@@ -21,8 +21,9 @@ export async function auditCommand(args: ParsedCommand, io: Output): Promise<num
     return 2;
   }
   const report = await auditPolicy(policy);
-  if (args.flag('json')) io.out(`${JSON.stringify({ policy: file, ...report })}\n`);
+  if (args.flag('json')) io.out(jsonLine({ policy: file, ...report }));
   else io.out(auditText(report, file));
-  const unseen = report.mechanisms.some((m) => m.rows.some((r) => Object.values(r.outcomes).some((o) => o === 'bypassed' || o === 'dropped')));
+  const reached = (outcomes: Readonly<Record<string, string>>): boolean => Object.values(outcomes).some((o) => o === 'bypassed' || o === 'dropped');
+  const unseen = report.mechanisms.some((m) => m.rows.some((r) => reached(r.outcomes))) || (report.memory?.rows.some((r) => reached(r.outcomes)) ?? false);
   return unseen ? 1 : 0;
 }

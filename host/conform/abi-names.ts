@@ -18,6 +18,9 @@ const CAPABILITIES: NameTable = {
   // pinbox's own, out of mainline's range (docs/pinbox-abi.md)
   KVM_CAP_PINBOX_CR_FILTER: abi.KVM_CAP_PINBOX_CR_FILTER,
   KVM_CAP_PINBOX_REG_INTERCEPTS: abi.KVM_CAP_PINBOX_REG_INTERCEPTS,
+  KVM_CAP_PINBOX_MEMORY_FAULT_POLICY: abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY,
+  KVM_CAP_PINBOX_MBEC: abi.KVM_CAP_PINBOX_MBEC,
+  KVM_CAP_MEMORY_ATTRIBUTES: abi.KVM_CAP_MEMORY_ATTRIBUTES,
 };
 
 const EXIT_REASONS: NameTable = {
@@ -53,6 +56,22 @@ export const FILTER_FLAGS: NameTable = {
   DEFAULT_ALLOW: abi.KVM_MSR_FILTER_DEFAULT_ALLOW,
   DEFAULT_DENY: abi.KVM_MSR_FILTER_DEFAULT_DENY,
 };
+/** KVM_SET_MEMORY_ATTRIBUTES attributes (docs/memory-protection.md §3.1), by short name: "NW" or its full name. */
+export const MEMORY_ATTRIBUTES: Readonly<Record<string, bigint>> = {
+  PRIVATE: abi.KVM_MEMORY_ATTRIBUTE_PRIVATE,
+  NR: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NR,
+  NW: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NW,
+  NX: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NX,
+  NUX: abi.KVM_MEMORY_ATTRIBUTE_PINBOX_NUX,
+};
+/** kvm_run.memory_fault.flags (docs/memory-protection.md §3.3), by short name. */
+export const MEMORY_EXIT_FLAGS: Readonly<Record<string, bigint>> = {
+  PRIVATE: abi.KVM_MEMORY_EXIT_FLAG_PRIVATE,
+  READ: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_READ,
+  WRITE: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE,
+  EXEC: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC,
+  GVA_VALID: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID,
+};
 export const RANGE_FLAGS: NameTable = {
   READ: abi.KVM_MSR_FILTER_READ,
   WRITE: abi.KVM_MSR_FILTER_WRITE,
@@ -63,6 +82,8 @@ export const NAME_PREFIXES = {
   msrExitReason: 'KVM_MSR_EXIT_REASON_',
   hekiReason: 'KVM_HEKI_EXIT_REASON_',
   filterFlag: 'KVM_MSR_FILTER_',
+  memoryAttribute: ['KVM_MEMORY_ATTRIBUTE_PINBOX_', 'KVM_MEMORY_ATTRIBUTE_'],
+  memoryExitFlag: ['KVM_MEMORY_EXIT_FLAG_PINBOX_', 'KVM_MEMORY_EXIT_FLAG_'],
 } as const;
 
 function hekiCapabilities(profile: HekiProfileName): NameTable {
@@ -72,7 +93,12 @@ function hekiCapabilities(profile: HekiProfileName): NameTable {
 
 function hekiExitReasons(profile: HekiProfileName): NameTable {
   const p = HEKI_PROFILES[profile];
-  return { KVM_EXIT_HEKI_CONFIGURE: p.KVM_EXIT_HEKI_CONFIGURE, KVM_EXIT_HEKI_DENIAL: p.KVM_EXIT_HEKI_DENIAL };
+  // KVM_EXIT_MEMORY_FAULT only where the profile has it (v3): under v2, 39 is KVM_EXIT_HEKI_CONFIGURE.
+  return {
+    ...(p.KVM_EXIT_MEMORY_FAULT !== undefined && { KVM_EXIT_MEMORY_FAULT: p.KVM_EXIT_MEMORY_FAULT }),
+    KVM_EXIT_HEKI_CONFIGURE: p.KVM_EXIT_HEKI_CONFIGURE,
+    KVM_EXIT_HEKI_DENIAL: p.KVM_EXIT_HEKI_DENIAL,
+  };
 }
 
 export function capabilityNames(profile: HekiProfileName): NameTable {

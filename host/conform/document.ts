@@ -53,6 +53,7 @@ export interface HostText {
   snapshot?: { name?: string };
   restore?: { name?: string };
   setCrFilter?: { cr0?: RegisterText; cr4?: RegisterText; flags?: IntegerText; xcr0?: IntegerText };
+  setMemoryAttributes?: { address: IntegerText; size: IntegerText; attributes: FlagsText };
   setRegisterIntercepts?: {
     vcpu?: number; intercept: string[]; control?: IntegerText; cr0Mask?: RegisterText; cr4Mask?: RegisterText; miscEnableMask?: IntegerText;
   };
@@ -72,6 +73,7 @@ export interface ExitText {
   io?: { port?: IntegerText; size?: number; direction?: 'in' | 'out'; value?: IntegerText };
   cr?: { cr?: 0 | 4; access?: 'mov' | 'clts' | 'lmsw'; old?: IntegerText; new?: IntegerText };
   intercept?: { name?: string; msr?: IntegerText; old?: IntegerText; new?: IntegerText; oldLimit?: IntegerText; newLimit?: IntegerText };
+  memory?: { flags?: FlagsText; gpa?: IntegerText; size?: IntegerText; gva?: IntegerText };
 }
 
 export interface ExpectText {

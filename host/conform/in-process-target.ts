@@ -30,6 +30,7 @@ function targetExit(e: UserSpaceExit): TargetExit {
     ...(e.io !== undefined && { io: { ...e.io } }),
     ...(e.cr !== undefined && { cr: { ...e.cr } }),
     ...(e.intercept !== undefined && { intercept: { ...e.intercept } }),
+    ...(e.memory !== undefined && { memory: { flags: e.memory.flags, gpa: e.memory.gpa, size: e.memory.size, gva: e.memory.gva ?? 0n } }),
   };
 }
 
@@ -75,6 +76,10 @@ class InProcessVm implements TargetVm {
 
   async setCrFilter(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void> {
     this.machine.setCrFilter(filter);
+  }
+
+  async setMemoryAttributes(attributes: { address: bigint; size: bigint; attributes: bigint }): Promise<void> {
+    this.vmm.setMemoryAttributes(this.machine.name, attributes);
   }
 
   async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {

@@ -97,6 +97,12 @@ export type HostAction =
   | { readonly op: 'restore'; readonly name: string }
   | { readonly op: 'setCrFilter'; readonly flags: number; readonly cr0Mask: bigint; readonly cr4Mask: bigint; readonly xcr0Mask: bigint | undefined }
   | {
+      readonly op: 'setMemoryAttributes';
+      readonly address: bigint;
+      readonly size: bigint;
+      readonly attributes: bigint;
+    }
+  | {
       readonly op: 'setRegisterIntercepts';
       readonly vcpu: number | undefined;
       readonly control: bigint;
@@ -125,6 +131,7 @@ export interface ExpectedExit {
   readonly intercept?: {
     readonly name?: string; readonly msr?: number; readonly old?: bigint; readonly new?: bigint; readonly oldLimit?: number; readonly newLimit?: number;
   };
+  readonly memory?: { readonly flags?: bigint; readonly gpa?: bigint; readonly size?: bigint; readonly gva?: bigint };
 }
 
 /** What a step must produce; an undefined field is not checked. */

@@ -12,7 +12,8 @@ import { isErrnoName } from './abi-names.js';
 import { IssueCollector, type ScenarioIssue } from './errors.js';
 import type { IntegerText } from './integers.js';
 import {
-  resolveCapability, resolveExitReason, resolveFilterFlags, resolveHekiReason, resolveMsrExitReason, resolveRangeFlags, type NameContext,
+  resolveCapability, resolveExitReason, resolveFilterFlags, resolveHekiReason, resolveMemoryAttributes, resolveMemoryExitFlags,
+  resolveMsrExitReason, resolveRangeFlags, type NameContext,
 } from './resolve-names.js';
 
 type Json = Readonly<Record<string, unknown>>;
@@ -41,6 +42,8 @@ function checkHost(host: Json, path: string, cx: NameContext): void {
     const cap = object(host[op])?.cap;
     if (integerText(cap)) resolveCapability(cap, `${path}/${op}/cap`, cx);
   }
+  const attributes = object(host.setMemoryAttributes)?.attributes;
+  if (flagsText(attributes)) resolveMemoryAttributes(attributes, `${path}/setMemoryAttributes/attributes`, cx);
   const filter = object(host.setMsrFilter);
   if (filter === undefined) return;
   if (flagsText(filter.flags)) resolveFilterFlags(filter.flags, `${path}/setMsrFilter/flags`, cx);
@@ -66,6 +69,8 @@ function checkExpect(expect: Json, path: string, cx: NameContext): void {
     if (integerText(msrReason)) resolveMsrExitReason(msrReason, `${at}/msr/reason`, cx);
     const hekiReason = object(exit.heki)?.reason;
     if (integerText(hekiReason)) resolveHekiReason(hekiReason, `${at}/heki/reason`, cx);
+    const memoryFlags = object(exit.memory)?.flags;
+    if (flagsText(memoryFlags)) resolveMemoryExitFlags(memoryFlags, `${at}/memory/flags`, cx);
   });
 }
 

@@ -12,7 +12,7 @@ import {
 } from './model.js';
 import type { ParseContext } from './parse-context.js';
 import { parseRegisterValues } from './parse-guest.js';
-import { resolveExitReason, resolveHekiReason, resolveMsrExitReason } from './resolve-names.js';
+import { resolveExitReason, resolveHekiReason, resolveMemoryExitFlags, resolveMsrExitReason } from './resolve-names.js';
 import { errnoProblem } from './name-check.js';
 
 export type StepShape = { readonly kind: 'guest'; readonly op: GuestOp } | { readonly kind: 'host'; readonly op: HostOp };
@@ -75,8 +75,18 @@ function parseExit(text: ExitText, path: string, cx: ParseContext): ExpectedExit
     ...(i.oldLimit !== undefined && { oldLimit: toNumber(i.oldLimit) }),
     ...(i.newLimit !== undefined && { newLimit: toNumber(i.newLimit) }),
   };
+  const mf = text.memory;
+  const flags = mf?.flags === undefined ? undefined : resolveMemoryExitFlags(mf.flags, `${path}/memory/flags`, cx);
+  const memory = mf && {
+    ...(flags !== undefined && { flags }),
+    ...(mf.gpa !== undefined && { gpa: toBigInt(mf.gpa) }),
+    ...(mf.size !== undefined && { size: toBigInt(mf.size) }),
+    ...(mf.gva !== undefined && { gva: toBigInt(mf.gva) }),
+  };
   if (reason === undefined) return undefined;
-  return { reason, ...(msr && { msr }), ...(heki && { heki }), ...(io && { io }), ...(cr && { cr }), ...(intercept && { intercept }) };
+  return {
+    reason, ...(msr && { msr }), ...(heki && { heki }), ...(io && { io }), ...(cr && { cr }), ...(intercept && { intercept }), ...(memory && { memory }),
+  };
 }
 
 export function parseExpect(text: ExpectText, step: StepShape, action: HostAction | undefined, path: string, cx: ParseContext): Expect {

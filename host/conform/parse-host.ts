@@ -7,7 +7,7 @@ import type { HostText, RangeText } from './document.js';
 import { hexBytesLength, parseHexBytes, toBigInt, toNumber } from './integers.js';
 import { vcpuOf, type ParseContext } from './parse-context.js';
 import { parseRegisterValues } from './parse-guest.js';
-import { resolveCapability, resolveFilterFlags, resolveRangeFlags } from './resolve-names.js';
+import { resolveCapability, resolveFilterFlags, resolveMemoryAttributes, resolveRangeFlags } from './resolve-names.js';
 
 const SREGS_FIELDS: readonly SregsField[] = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'];
 export const DEFAULT_SNAPSHOT_NAME = 'default';
@@ -89,6 +89,13 @@ export function parseHostAction(text: HostText, path: string, cx: ParseContext):
         cr4Mask: t.cr4 === undefined ? 0n : registerValue(t.cr4, CR4_BIT_NAMES),
         xcr0Mask: t.xcr0 === undefined ? undefined : toBigInt(t.xcr0),
       };
+    }
+    case 'setMemoryAttributes': {
+      // Passed to KVM as written — unaligned, wrapping, outside the mask — for KVM to refuse.
+      const t = text.setMemoryAttributes!;
+      const attributes = resolveMemoryAttributes(t.attributes, `${at}/attributes`, cx);
+      if (attributes === undefined) return undefined;
+      return { op, address: toBigInt(t.address), size: toBigInt(t.size), attributes };
     }
     case 'setRegisterIntercepts': {
       const t = text.setRegisterIntercepts!;

@@ -4,22 +4,25 @@
  * reported as unsupported on that host, with the reason, before it runs.
  *
  *   - Heki under the scenario's profile: a host step names a Heki capability, a guest step makes
- *     KVM_HC_LOCK_CR_UPDATE at CPL0, or an expected exit is a Heki exit;
+ *     KVM_HC_LOCK_CR_UPDATE (or, under v2, KVM_HC_PROTECT_MEMORY) at CPL0, or an expected exit is
+ *     a Heki exit;
  *   - CPL0 hypercalls: a hypercall step at CPL0, or CPL0 code with VMCALL/VMMCALL in it;
  *   - a guest CPUID without a feature (`vm.guestCpuid` sets it false): user space must be able to
  *     take it away;
  *   - an in-kernel local APIC: an x2APIC register access (MSRs 0x800–0x8ff) expected to succeed;
  *   - snapshots: only the model can save Heki's state, which has no ioctl;
  *   - kvm.ignore_msrs as the scenario's `vm` says: a module parameter of a real host;
- *   - pinbox's own KVM extensions (docs/pinbox-abi.md) — the CR filter, the register intercepts —
- *     and Andersen's pins: a host step that sets or asks for one, an expected exit of one, a `vm`
+ *   - pinbox's own KVM extensions (docs/pinbox-abi.md) — the CR filter, the register intercepts,
+ *     the memory attributes and their MBEC and fault-delivery capabilities, a memory-fault exit
+ *     (which only those attributes cause) — and Andersen's pins: a host step that sets or asks for one, an expected exit of one, a `vm`
  *     that has one. No kernel has them: only the KVM model does;
  *   - for Heki only, the host CPU the scenario describes (hostCr0, hostCr4, cr4PinnableMask): a
  *     real Heki kernel reads its own, so they must match it (CR0 as Linux sets it, CR4's
  *     pinnable bits as /proc/cpuinfo's flags show them). Without Heki nothing reads them.
  */
 import {
-  KVM_CAP_PINBOX_CR_FILTER, KVM_CAP_PINBOX_REG_INTERCEPTS, KVM_EXIT_PINBOX_CR_FILTER, KVM_EXIT_PINBOX_REG_INTERCEPT,
+  KVM_CAP_PINBOX_CR_FILTER, KVM_CAP_PINBOX_MBEC, KVM_CAP_PINBOX_MEMORY_FAULT_POLICY, KVM_CAP_PINBOX_REG_INTERCEPTS,
+  KVM_EXIT_PINBOX_CR_FILTER, KVM_EXIT_PINBOX_REG_INTERCEPT, KVM_HC_PROTECT_MEMORY,
   HEKI_CR4_PINNABLE_MASK_V2, HEKI_CR4_PINNABLE_MASK_V3, HEKI_PROFILES, KVM_HC_LOCK_CR_UPDATE, X86_CR4_CET, X86_CR4_FRED,
   X86_CR4_FSGSBASE, X86_CR4_LA57, X86_CR4_PKE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_UMIP, type HekiProfileName,
 } from '../../protocol/abi.js';
@@ -68,6 +71,8 @@ export function scenarioNeeds(scenario: Scenario): Need[] {
   const profile = HEKI_PROFILES[scenario.vm.profile];
   const hekiCaps = [profile.KVM_CAP_HEKI_CONFIGURE, profile.KVM_CAP_HEKI_DENIAL];
   const hekiExits = [profile.KVM_EXIT_HEKI_CONFIGURE, profile.KVM_EXIT_HEKI_DENIAL];
+  const hekiCalls = [BigInt(KVM_HC_LOCK_CR_UPDATE), ...(profile.memory === 'v2' ? [BigInt(KVM_HC_PROTECT_MEMORY)] : [])];
+  const memoryCaps = [KVM_CAP_PINBOX_MBEC, KVM_CAP_PINBOX_MEMORY_FAULT_POLICY];
   const needs: Need[] = [];
   const add = (need: Need): void => {
     if (!needs.some((n) => n.kind === need.kind)) needs.push(need);
@@ -77,6 +82,7 @@ export function scenarioNeeds(scenario: Scenario): Need[] {
   if (scenario.vm.andersen === true) extension('Andersen\'s CR pinning', 'vm.andersen');
   if (scenario.vm.crFilter !== undefined) extension('CR filter', 'vm.crFilter');
   if (scenario.vm.registerIntercepts !== undefined) extension('register intercepts', 'vm.registerIntercepts');
+  if (scenario.vm.hekiMemory === 'v1') extension('Heki RFC v1 memory hypercall', 'vm.hekiMemory');
   for (const step of stepsOf(scenario.steps)) {
     const where = `${describeStep(step)} at ${step.path}`;
     if (step.kind === 'host') {
@@ -85,19 +91,23 @@ export function scenarioNeeds(scenario: Scenario): Need[] {
       if (a.op === 'snapshot' || a.op === 'restore') add({ kind: 'snapshots', where });
       if (a.op === 'setCrFilter' || (a.op === 'checkExtension' && a.cap === KVM_CAP_PINBOX_CR_FILTER)) extension('CR filter', where);
       if (a.op === 'setRegisterIntercepts' || (a.op === 'checkExtension' && a.cap === KVM_CAP_PINBOX_REG_INTERCEPTS)) extension('register intercepts', where);
+      if (a.op === 'setMemoryAttributes' || ((a.op === 'enableCap' || a.op === 'checkExtension') && memoryCaps.includes(a.cap))) {
+        extension('memory attributes', where);
+      }
       continue;
     }
     const a = step.action;
     if (step.expect.exits?.some((e) => hekiExits.includes(e.reason))) heki(where);
     if (step.expect.exits?.some((e) => e.reason === KVM_EXIT_PINBOX_CR_FILTER)) extension('CR filter', where);
     if (step.expect.exits?.some((e) => e.reason === KVM_EXIT_PINBOX_REG_INTERCEPT)) extension('register intercepts', where);
+    if (step.expect.exits?.some((e) => e.memory !== undefined || e.reason === profile.KVM_EXIT_MEMORY_FAULT)) extension('memory attributes', where);
     if (step.cpl === 0 && a.op === 'hypercall') {
       add({ kind: 'cpl0-hypercalls', where });
-      if (a.nr === BigInt(KVM_HC_LOCK_CR_UPDATE)) heki(where);
+      if (hekiCalls.includes(a.nr)) heki(where);
     }
     if (step.cpl === 0 && a.op === 'exec' && (contains(a.code, VMCALL) || contains(a.code, VMMCALL))) {
       add({ kind: 'cpl0-hypercalls', where });
-      if (a.regs.rax === BigInt(KVM_HC_LOCK_CR_UPDATE)) heki(where);
+      if (a.regs.rax !== undefined && hekiCalls.includes(a.regs.rax)) heki(where);
     }
     const succeeds = step.expect.fault === null || step.expect.value !== undefined;
     if ((a.op === 'rdmsr' || a.op === 'wrmsr') && a.index >= X2APIC_FIRST && a.index <= X2APIC_LAST && succeeds) add({ kind: 'in-kernel-lapic', where });

@@ -5,10 +5,11 @@
 import type { HekiProfileName } from '../../protocol/abi.js';
 import { closestName } from '../vmm/policy/spelling.js';
 import {
-  capabilityNames, exitReasonNames, FILTER_FLAGS, HEKI_EXIT_REASONS, MSR_EXIT_REASONS, NAME_PREFIXES, RANGE_FLAGS,
+  capabilityNames, exitReasonNames, FILTER_FLAGS, HEKI_EXIT_REASONS, MEMORY_ATTRIBUTES, MEMORY_EXIT_FLAGS, MSR_EXIT_REASONS,
+  NAME_PREFIXES, RANGE_FLAGS,
 } from './abi-names.js';
 import type { IssueCollector } from './errors.js';
-import { toNumber, type IntegerText } from './integers.js';
+import { toBigInt, toNumber, type IntegerText } from './integers.js';
 
 export interface NameContext {
   readonly profile: HekiProfileName;
@@ -79,4 +80,48 @@ export function resolveFilterFlags(text: IntegerText | readonly IntegerText[], p
 
 export function resolveRangeFlags(text: IntegerText | readonly IntegerText[], path: string, cx: NameContext): number | undefined {
   return resolveFlags(text, RANGE_FLAGS, 'range flag', path, cx);
+}
+
+/**
+ * 64-bit flags as one value or a list whose members are ORed: each a number (passed as it is —
+ * scenarios test that KVM refuses bits outside its mask) or a name of `table`, with or without
+ * one of `prefixes`.
+ */
+function resolveBits64(
+  text: IntegerText | readonly IntegerText[],
+  table: Readonly<Record<string, bigint>>,
+  what: string,
+  prefixes: readonly string[],
+  path: string,
+  cx: NameContext,
+): bigint | undefined {
+  const items = Array.isArray(text) ? text : [text as IntegerText];
+  let bits = 0n;
+  let ok = true;
+  items.forEach((item, i) => {
+    const at = Array.isArray(text) ? `${path}/${i}` : path;
+    if (isNumberText(item)) {
+      bits |= toBigInt(item);
+      return;
+    }
+    const name = item as string;
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    const short = prefix === undefined ? name : name.slice(prefix.length);
+    if (Object.hasOwn(table, short)) {
+      bits |= table[short]!;
+      return;
+    }
+    const guess = closestName(short, Object.keys(table));
+    cx.issues.add(at, `unknown ${what} "${name}"${guess !== undefined ? `; did you mean "${guess}"?` : ''}`);
+    ok = false;
+  });
+  return ok ? bits : undefined;
+}
+
+export function resolveMemoryAttributes(text: IntegerText | readonly IntegerText[], path: string, cx: NameContext): bigint | undefined {
+  return resolveBits64(text, MEMORY_ATTRIBUTES, 'memory attribute', NAME_PREFIXES.memoryAttribute, path, cx);
+}
+
+export function resolveMemoryExitFlags(text: IntegerText | readonly IntegerText[], path: string, cx: NameContext): bigint | undefined {
+  return resolveBits64(text, MEMORY_EXIT_FLAGS, 'memory-fault flag', NAME_PREFIXES.memoryExitFlag, path, cx);
 }

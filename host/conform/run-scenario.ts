@@ -165,6 +165,12 @@ class ScenarioRun {
         await vm.setCrFilter({ ...filter, ...(xcr0Mask !== undefined && { xcr0Mask }) });
         return { ok: true };
       }
+      case 'setMemoryAttributes': {
+        if (vm.setMemoryAttributes === undefined) throw new TargetFailure(path, 'this target has no memory attributes');
+        const { op: _, ...attributes } = action;
+        await vm.setMemoryAttributes(attributes);
+        return { ok: true };
+      }
       case 'setRegisterIntercepts': {
         if (vm.setRegisterIntercepts === undefined) throw new TargetFailure(path, 'this target has no register intercepts');
         const { op: _, vcpu, ...spec } = action;

@@ -4,7 +4,7 @@
  */
 import type { HekiProfileName } from '../../protocol/abi.js';
 import { describeFault } from '../../protocol/notation.js';
-import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS, nameOf } from './abi-names.js';
+import { exitReasonNames, HEKI_EXIT_REASONS, MEMORY_EXIT_FLAGS, MSR_EXIT_REASONS, nameOf } from './abi-names.js';
 import { hex } from '../../protocol/notation.js';
 import type { ExpectedExit } from './model.js';
 import type { Shown } from './results.js';
@@ -23,14 +23,23 @@ function showBit(table: Readonly<Record<string, number>>, bit: number): Shown {
   return nameOf(table, bit) ?? bit;
 }
 
-export const EXIT_PARTS = ['msr', 'heki', 'io', 'cr', 'intercept'] as const;
+export const EXIT_PARTS = ['msr', 'heki', 'io', 'cr', 'intercept', 'memory'] as const;
 export type ExitPart = (typeof EXIT_PARTS)[number];
 
-/** One field of an exit's msr, heki, io, cr or intercept details. */
+/** kvm_run.memory_fault.flags by name ("WRITE|GVA_VALID"), with any unnamed bits in hex. */
+function showMemoryFlags(flags: bigint): Shown {
+  const names = Object.entries(MEMORY_EXIT_FLAGS).filter(([, bit]) => (flags & bit) !== 0n);
+  const rest = names.reduce((r, [, bit]) => r & ~bit, flags);
+  const parts = [...names.map(([name]) => name), ...(rest !== 0n ? [hex(rest)] : [])];
+  return parts.length === 0 ? '0' : parts.join('|');
+}
+
+/** One field of an exit's msr, heki, io, cr, intercept or memory details. */
 export function showExitField(part: ExitPart, key: string, value: bigint | number | string): Shown {
   if (typeof value === 'string') return value;
   if (key === 'reason') return showBit(part === 'msr' ? MSR_EXIT_REASONS : HEKI_EXIT_REASONS, Number(value));
-  if (key === 'size' || key === 'cr') return Number(value);
+  if (part === 'memory' && key === 'flags') return showMemoryFlags(BigInt(value));
+  if ((key === 'size' && part !== 'memory') || key === 'cr') return Number(value);
   return hex(value);
 }
 

@@ -96,6 +96,11 @@ export interface TargetExit {
   readonly intercept?: {
     readonly name: string; readonly msr: number; readonly old: bigint; readonly new: bigint; readonly oldLimit: number; readonly newLimit: number;
   };
+  /**
+   * KVM_EXIT_MEMORY_FAULT: kvm_run.memory_fault — flags (the access kind and GVA_VALID), the page's
+   * GPA and size — and pinbox's `gva` (docs/memory-protection.md §3.3).
+   */
+  readonly memory?: { readonly flags: bigint; readonly gpa: bigint; readonly size: bigint; readonly gva: bigint };
 }
 
 export interface TargetFault {
@@ -191,6 +196,11 @@ export interface TargetVm {
   restore?(snapshot: unknown): Promise<void>;
   /** Optional: pinbox's CR filter (PINBOX_SET_CR_FILTER, control op setCrFilter). */
   setCrFilter?(filter: { flags: number; cr0Mask: bigint; cr4Mask: bigint; xcr0Mask?: bigint }): Promise<void>;
+  /**
+   * Optional: KVM_SET_MEMORY_ATTRIBUTES with the values as given, flags 0 (the VMM's
+   * setMemoryAttributes, control op setMemoryAttributes), for KVM to check (docs/memory-protection.md §3.2).
+   */
+  setMemoryAttributes?(attributes: { address: bigint; size: bigint; attributes: bigint }): Promise<void>;
   /** Optional: the register intercepts of one vCPU or all (PINBOX_SET_REG_INTERCEPTS, as the VM's monitor). */
   setRegisterIntercepts?(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void>;
   guest(request: GuestRequest): Promise<GuestOutcome>;

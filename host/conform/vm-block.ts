@@ -12,7 +12,7 @@
  * exits): a VM made from it (both targets make each scenario's VM so; over the protocol with
  * `createVm`) has each capability enabled with 0, which is KVM's initial value.
  */
-import { HV_CR_INTERCEPT_BIT_NAMES } from '../../protocol/abi.js';
+import { HV_CR_INTERCEPT_BIT_NAMES, type HekiMemoryAbi } from '../../protocol/abi.js';
 import {
   compilePolicy, PolicyError, type CrFilterMasks, type PolicyDocument, type PolicyVmOptions, type RegisterIntercepts,
 } from '../vmm/policy/index.js';
@@ -41,6 +41,7 @@ export interface VmBlockText {
   guestCpuid?: GuestCpuidSettings;
   ignoreMsrs?: boolean;
   andersen?: boolean;
+  hekiMemory?: HekiMemoryAbi;
   crFilter?: CrFilterText;
   registerIntercepts?: RegisterInterceptsText;
 }
@@ -66,6 +67,7 @@ function policyOfBlock(block: VmBlockText): PolicyDocument {
     ...(block.guestCpuid !== undefined && { guestCpuid: { ...block.guestCpuid } }),
     ...(block.ignoreMsrs !== undefined && { ignoreMsrs: block.ignoreMsrs }),
     ...(block.andersen !== undefined && { andersen: block.andersen }),
+    ...(block.hekiMemory !== undefined && { hekiMemory: block.hekiMemory }),
     ...(block.crFilter !== undefined && { crFilter: block.crFilter }),
     ...(block.registerIntercepts !== undefined && { registerIntercepts: block.registerIntercepts }),
     userSpaceMsr: [],
@@ -110,6 +112,7 @@ export function scenarioPolicy(vm: ScenarioVm): PolicyDocument {
     guestCpuid: vm.guestCpuid,
     ignoreMsrs: vm.ignoreMsrs,
     ...(vm.andersen === true && { andersen: true }),
+    ...(vm.hekiMemory !== undefined && { hekiMemory: vm.hekiMemory }),
     ...(vm.crFilter !== undefined && { crFilter: { cr0: hex(vm.crFilter.cr0Mask), cr4: hex(vm.crFilter.cr4Mask) } }),
     ...(vm.registerIntercepts !== undefined && { registerIntercepts: interceptsText(vm.registerIntercepts) }),
   });

@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { transitionsTable } from './docs-table.js';
 import { auditPolicy, type AuditReport, type MechanismAudit } from '../../host/conform/audit/run-audit.js';
 import { AUDIT_PATHS } from '../../host/conform/audit/paths.js';
 import { loadPolicyFile, parsePolicyText } from '../../host/vmm/policy/index.js';
@@ -15,21 +16,6 @@ const COLUMNS = ['Heki (v2, v3)', 'Andersen', 'CR filter', 'register intercepts'
 const MECHANISM_OF: Readonly<Record<(typeof COLUMNS)[number], MechanismAudit['mechanism']>> = {
   'Heki (v2, v3)': 'heki', Andersen: 'andersen', 'CR filter': 'cr-filter', 'register intercepts': 'register-intercepts',
 };
-
-/** The page's table: path label → column → cell text. */
-function documentedTable(): Map<string, Map<string, string>> {
-  const text = readFileSync('docs/transitions.md', 'utf8');
-  const lines = text.split('\n');
-  const head = lines.findIndex((l) => l.startsWith('| path |'));
-  const header = lines[head]!.split('|').slice(2, -1).map((c) => c.trim());
-  const rows = new Map<string, Map<string, string>>();
-  for (const line of lines.slice(head + 2)) {
-    if (!line.startsWith('|')) break;
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
-    rows.set(cells[0]!, new Map(header.map((h, i) => [h, cells[i + 1]!])));
-  }
-  return rows;
-}
 
 /** A cell as outcomes per item: "holds", "—" (no item applies), "holds; CR0.TS bypassed". */
 function expectedOutcomes(cell: string, items: readonly string[]): Record<string, string> {
@@ -45,7 +31,7 @@ function expectedOutcomes(cell: string, items: readonly string[]): Record<string
 
 /** The audit's outcomes, with n/a where the page's "—" would apply (every item n/a) kept as n/a. */
 function compare(t: import('ava').ExecutionContext, report: AuditReport, profile: string): void {
-  const table = documentedTable();
+  const table = transitionsTable('path');
   t.deepEqual([...table.keys()], AUDIT_PATHS.map((p) => p.label), 'one row per path, in the audit\'s order');
   for (const column of COLUMNS) {
     const m = report.mechanisms.find((x) => x.mechanism === MECHANISM_OF[column]);

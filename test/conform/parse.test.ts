@@ -241,3 +241,52 @@ test('the example in the README\'s guide to writing a scenario is a valid scenar
   t.deepEqual(s.cases, ['msr-filter §7 #3']);
   t.deepEqual(s.steps[2]!.expect.exits, [{ reason: 29, msr: { reason: 4, index: 0xda0, data: 0n } }]);
 });
+
+test('memory attributes: setMemoryAttributes by names or value; memory-fault exits by names; KVM_EXIT_MEMORY_FAULT under v3 only', (t) => {
+  // NR 1<<24, NW 1<<25, NX 1<<26, NUX 1<<27, PRIVATE 1<<3 (docs/memory-protection.md §0); exit
+  // flags READ 1<<24, WRITE 1<<25, EXEC 1<<26, GVA_VALID 1<<27; KVM_EXIT_MEMORY_FAULT 39.
+  const s = parseScenario(
+    scenarioWith(
+      [
+        { host: { setMemoryAttributes: { address: '0x500000', size: 4096, attributes: ['NW', 'KVM_MEMORY_ATTRIBUTE_PINBOX_NX'] } }, expect: { ok: true } },
+        { host: { setMemoryAttributes: { address: 0, size: 0, attributes: ['PRIVATE', '0x1'] } }, expect: { errno: 'EINVAL' } },
+        { host: { setMemoryAttributes: { address: '0x1000', size: '0x1000', attributes: '0xf000000' } }, expect: {} },
+        { host: { enableCap: { cap: 'KVM_CAP_PINBOX_MBEC', args: [1] } }, expect: {} },
+        { host: { checkExtension: { cap: 'KVM_CAP_MEMORY_ATTRIBUTES' } }, expect: { value: '0xf000000' } },
+        {
+          guest: { op: 'exec', code: '48 89 18' },
+          expect: { exits: [{ reason: 'KVM_EXIT_MEMORY_FAULT', memory: { flags: ['WRITE', 'KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID'], gpa: '0x500000', size: 4096, gva: '0x500008' } }] },
+        },
+      ],
+      { profile: 'v3' },
+    ),
+    'm.json',
+  );
+  t.deepEqual(s.steps.slice(0, 5).map((step) => (step as HostStep).action), [
+    { op: 'setMemoryAttributes', address: 0x500000n, size: 0x1000n, attributes: 0x6000000n },
+    { op: 'setMemoryAttributes', address: 0n, size: 0n, attributes: 0x9n },
+    { op: 'setMemoryAttributes', address: 0x1000n, size: 0x1000n, attributes: 0xf000000n },
+    { op: 'enableCap', cap: 0x50420004, args: [1n], flags: 0 },
+    { op: 'checkExtension', cap: 233 },
+  ]);
+  t.deepEqual(s.steps[5]!.expect.exits, [{ reason: 39, memory: { flags: 0xa000000n, gpa: 0x500000n, size: 0x1000n, gva: 0x500008n } }]);
+  // Under v2, 39 is KVM_EXIT_HEKI_CONFIGURE: the memory-fault exit has no name there.
+  const v2 = { ...scenarioWith([{ guest: { op: 'exec', code: '90' }, expect: { exits: [{ reason: 'KVM_EXIT_MEMORY_FAULT' }] } }]) };
+  t.throws(() => parseScenario(v2, 'v2.json'), { message: /unknown exit reason "KVM_EXIT_MEMORY_FAULT"/ });
+});
+
+test('an unknown memory attribute or memory-fault flag is named with the nearest one', (t) => {
+  const bad = scenarioWith([
+    { host: { setMemoryAttributes: { address: 0, size: 4096, attributes: ['NWX'] } }, expect: {} },
+    { guest: { op: 'exec', code: '90' }, expect: { exits: [{ reason: 39, memory: { flags: 'WRTE' } }] } },
+  ], { profile: 'v3' });
+  const e = t.throws(() => parseScenario(bad, 'bad.json'));
+  t.regex(e.message, /\/steps\/0\/host\/setMemoryAttributes\/attributes/);
+  t.regex(e.message, /\/steps\/1\/expect\/exits\/0\/memory\/flags/);
+});
+
+test('the vm block takes hekiMemory, the Heki memory hypercall the guest has, and the policy gets it', (t) => {
+  const s = parseScenario(scenarioWith([{ host: { resetVm: {} }, expect: {} }], { hekiMemory: 'v1' }), 'h.json');
+  t.is(s.vm.hekiMemory, 'v1');
+  t.deepEqual(compilePolicy(scenarioPolicy(s.vm)).vmOptions, s.vm);
+});

@@ -13,7 +13,8 @@ const SUITE = 'test/conformance';
 
 /**
  * Every case of docs/msr-filter.md §7 and §4, docs/heki.md §8, the "Cases" tables of
- * docs/cr-filter.md and docs/register-intercepts.md, and the rows of docs/transitions.md's table.
+ * docs/cr-filter.md, docs/register-intercepts.md and docs/memory-protection.md, and the rows of
+ * docs/transitions.md's table.
  */
 const TRANSITIONS = [
   'guest MOV to CR', 'guest LMSW', 'guest CLTS', 'guest LGDT / LIDT', 'guest kexec', 'host KVM_SET_SREGS', 'INIT', 'triple fault',
@@ -26,6 +27,7 @@ const CATALOGUE: readonly string[] = [
   ...Array.from({ length: 13 }, (_, i) => `cr-filter #${i + 1}`),
   ...Array.from({ length: 14 }, (_, i) => `register-intercepts #${i + 1}`),
   ...TRANSITIONS.map((row) => `transitions ${row}`),
+  ...Array.from({ length: 22 }, (_, i) => `memory #${i + 1}`),
 ];
 
 /** The page each catalogue's cases come from: a scenario's source names it. */
@@ -35,6 +37,7 @@ const PAGES: Readonly<Record<string, string>> = {
   'cr-filter': 'docs/cr-filter.md Cases',
   'register-intercepts': 'docs/register-intercepts.md Cases',
   transitions: 'docs/transitions.md',
+  memory: 'docs/memory-protection.md Cases',
 };
 
 const files = discoverScenarioFiles([SUITE]);

@@ -12,7 +12,7 @@ import {
 } from '../../../protocol/abi.js';
 import type { Machine } from '../../vmm/machine.js';
 import type { CompiledPolicy } from '../../vmm/policy/index.js';
-import { CR0_BIT_NAMES, CR4_BIT_NAMES } from '../../vmm/policy/index.js';
+import { CR0_BIT_NAMES, CR4_BIT_NAMES, NO_MEMORY_POLICY } from '../../vmm/policy/index.js';
 
 export type MechanismName = 'heki' | 'andersen' | 'cr-filter' | 'register-intercepts';
 
@@ -52,9 +52,16 @@ async function guest(vm: Machine, request: unknown): Promise<Record<string, unkn
   return (await vm.perform(0, request)) as unknown as Record<string, unknown>;
 }
 
-/** The policy with none of the user-space mechanisms, and Heki's exits as the policy has them. */
+/**
+ * The policy with none of the user-space mechanisms, and Heki's exits as the policy has them.
+ * Its memory protections go too: they guard no control register, and a policy that takes execute
+ * from the kernel exec area, where the audit's guest code runs, would stop every path before it
+ * reached a register (the memory rows audit them: memory-audit.ts).
+ */
 function base(policy: CompiledPolicy): CompiledPolicy {
-  return { ...policy, crFilter: undefined, registerIntercepts: undefined, vmOptions: { ...policy.vmOptions, andersen: undefined } };
+  return {
+    ...policy, crFilter: undefined, registerIntercepts: undefined, memory: NO_MEMORY_POLICY, vmOptions: { ...policy.vmOptions, andersen: undefined },
+  };
 }
 
 function heki(policy: CompiledPolicy): Mechanism {

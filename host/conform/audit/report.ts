@@ -3,6 +3,7 @@
  * protects, and the outcome in each cell; then, for each mechanism, the paths by which something
  * it protects can change without user space seeing it — the answer the audit is for.
  */
+import { MEMORY_GOALS, type MemoryAudit, type MemoryOutcome } from './memory-audit.js';
 import type { AuditReport, Outcome } from './run-audit.js';
 
 const SHORT: Readonly<Record<Outcome, string>> = { holds: 'holds', asks: 'asks', bypassed: 'BYPASSED', dropped: 'DROPPED', 'n/a': '·' };
@@ -24,5 +25,26 @@ export function auditText(report: AuditReport, policy: string): string {
     });
     out += unseen.length === 0 ? '  nothing it protects changes unseen\n' : `  changes unseen:\n${unseen.join('')}`;
   }
+  if (report.memory !== undefined) out += memoryText(report.memory);
+  return out;
+}
+
+const MEMORY_SHORT: Readonly<Record<MemoryOutcome, string>> = { holds: 'holds', paging: 'paging', bypassed: 'BYPASSED', dropped: 'DROPPED' };
+
+/** The memory table: one row per attacker or transition, one column per goal. */
+function memoryText(m: MemoryAudit): string {
+  let out = `\nmemory: ${m.protections.length === 0 ? 'nothing protected' : m.protections.join('; ')}\n`;
+  out += 'holds: the second stage refuses it, and the VMM sees the denial  paging: only the guest\'s own page tables or CR bits stop it\n';
+  out += 'BYPASSED: the attacker reaches it  DROPPED: reached after the transition, not before\n';
+  const width = Math.max(...m.rows.map((r) => r.label.length));
+  const cols = MEMORY_GOALS.map((g) => Math.max(g.label.length, 8));
+  out += `  ${''.padEnd(width)}  ${MEMORY_GOALS.map((g, k) => g.label.padEnd(cols[k]!)).join('  ').trimEnd()}\n`;
+  for (const r of m.rows) out += `  ${r.label.padEnd(width)}  ${MEMORY_GOALS.map((g, k) => MEMORY_SHORT[r.outcomes[g.goal]].padEnd(cols[k]!)).join('  ').trimEnd()}\n`;
+  const reached = m.rows.flatMap((r) => {
+    // A transition row lists what it drops: what the attacks reached anyway, their rows say.
+    const goals = MEMORY_GOALS.filter((g) => r.outcomes[g.goal] === 'dropped' || (r.kind === 'attack' && r.outcomes[g.goal] === 'bypassed'));
+    return goals.length === 0 ? [] : [`  - ${r.label}: ${goals.map((g) => g.label).join(', ')}\n`];
+  });
+  out += reached.length === 0 ? '  the attacker reaches none of it\n' : `  reached:\n${reached.join('')}`;
   return out;
 }

@@ -21,6 +21,7 @@ import type { CompiledPolicy } from '../../vmm/policy/index.js';
 import type { Machine } from '../../vmm/machine.js';
 import type { Exit } from '../../../protocol/messages/index.js';
 import { mechanismsOf, type AuditItem, type Mechanism, type MechanismName } from './mechanisms.js';
+import { auditMemory, hasMemoryProtection, type MemoryAudit } from './memory-audit.js';
 import { AUDIT_PATHS, guestClear, itemHolds, type Attempt, type AuditPath, type PathName } from './paths.js';
 
 export type Outcome = 'holds' | 'asks' | 'bypassed' | 'dropped' | 'n/a';
@@ -41,6 +42,8 @@ export interface MechanismAudit {
 
 export interface AuditReport {
   readonly mechanisms: readonly MechanismAudit[];
+  /** The memory rows (memory-audit.ts), for a policy with memory protections or Heki memory locks. */
+  readonly memory?: MemoryAudit;
 }
 
 /** The exits by which user space decides: the CR filter's and the register intercepts'. */
@@ -122,11 +125,11 @@ async function auditMechanism(mechanism: Mechanism): Promise<MechanismAudit> {
   }
 }
 
-/** Audits every mechanism `policy` brings into play, each on scratch VMs of its own. */
+/** Audits every mechanism `policy` brings into play, and its memory protections, each on scratch VMs of its own. */
 export async function auditPolicy(policy: CompiledPolicy): Promise<AuditReport> {
   const mechanisms: MechanismAudit[] = [];
   for (const m of mechanismsOf(policy)) mechanisms.push(await auditMechanism(m));
-  return { mechanisms };
+  return { mechanisms, ...(hasMemoryProtection(policy) && { memory: await auditMemory(policy) }) };
 }
 
 /** One outcome for a mechanism and a path: the one every item it applies to shares, '—' for none, or the outcomes joined. */

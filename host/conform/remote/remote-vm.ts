@@ -103,6 +103,10 @@ export class RemoteVm implements TargetVm {
     await this.control('setCrFilter', { vm: this.name, ...filter });
   }
 
+  async setMemoryAttributes(attributes: { address: bigint; size: bigint; attributes: bigint }): Promise<void> {
+    await this.control('setMemoryAttributes', { vm: this.name, ...attributes });
+  }
+
   async setRegisterIntercepts(vcpu: number | undefined, spec: { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }): Promise<void> {
     this.monitor ??= this.context.openMonitor(this.name);
     await (await this.monitor).request('setRegisterIntercepts', { ...spec, ...(vcpu !== undefined && { vcpu }) });

@@ -3,10 +3,15 @@
  * compares it (target.ts TargetExit: the kernel's numbers, per the VM's profile), with
  * `msr.data` as KVM filled kvm_run — `exitData` where the server says the answer replaced it.
  */
-import type { HekiProfileName } from '../../../protocol/abi.js';
+import {
+  KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC, KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID, KVM_MEMORY_EXIT_FLAG_PINBOX_READ, KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE,
+  type HekiProfileName,
+} from '../../../protocol/abi.js';
 import type { Exit } from '../../../protocol/messages/index.js';
 import { exitReasonNames, HEKI_EXIT_REASONS, MSR_EXIT_REASONS } from '../abi-names.js';
 import type { TargetExit } from '../target.js';
+
+const PAGE_SIZE = 0x1000n;
 
 function numberOf(table: Readonly<Record<string, number>>, name: string, what: string): number {
   const n = Object.hasOwn(table, name) ? table[name] : undefined;
@@ -14,8 +19,19 @@ function numberOf(table: Readonly<Record<string, number>>, name: string, what: s
   return n;
 }
 
+/**
+ * kvm_run.memory_fault from the protocol's names: the flags KVM sets are the access kind's one
+ * bit and GVA_VALID with a GVA (handle_ept_violation(), docs/memory-protection.md §3.3); the size
+ * is the page the gpa names — the protocol carries the page and not the size, which KVM always
+ * reports as one page.
+ */
+function memoryFaultOfWire(m: NonNullable<Exit['memory']>): NonNullable<TargetExit['memory']> {
+  const access = { read: KVM_MEMORY_EXIT_FLAG_PINBOX_READ, write: KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE, fetch: KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC }[m.access];
+  return { flags: access | (m.gva !== undefined ? KVM_MEMORY_EXIT_FLAG_PINBOX_GVA_VALID : 0n), gpa: m.gpa, size: PAGE_SIZE, gva: m.gva ?? 0n };
+}
+
 export function targetExitOfWire(exit: Exit, profile: HekiProfileName): TargetExit {
-  const { msr, heki, io, cr, intercept: i } = exit;
+  const { msr, heki, io, cr, intercept: i, memory: m } = exit;
   return {
     reason: numberOf(exitReasonNames(profile), exit.reason, 'the exit reason'),
     ...(msr !== undefined && {
@@ -27,5 +43,6 @@ export function targetExitOfWire(exit: Exit, profile: HekiProfileName): TargetEx
     ...(i !== undefined && {
       intercept: { name: i.name, msr: i.msr ?? 0, old: i.old, new: i.new, oldLimit: i.oldLimit ?? 0, newLimit: i.newLimit ?? 0 },
     }),
+    ...(m !== undefined && { memory: memoryFaultOfWire(m) }),
   };
 }

@@ -87,6 +87,7 @@ export function compilePolicy(doc: PolicyDocument, source?: string): CompiledPol
     ignoreMsrs: doc.ignoreMsrs ?? false,
     vcpus,
     ...(doc.andersen === true && { andersen: true }),
+    ...(doc.hekiMemory !== undefined && { hekiMemory: doc.hekiMemory }),
   };
 
   const userSpaceMsr = doc.userSpaceMsr ?? DEFAULT_USER_SPACE_MSR;

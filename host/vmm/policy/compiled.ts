@@ -11,7 +11,7 @@
  * without importing it: `msrFilter` is struct kvm_msr_filter exactly, caps are KVM_ENABLE_CAP
  * arguments with the numbers of protocol/abi.
  */
-import type { HekiProfileName } from '../../../protocol/abi.js';
+import type { HekiMemoryAbi, HekiProfileName } from '../../../protocol/abi.js';
 import type { GuestCpuidSettings } from './guest-cpuid.js';
 import type { CrAnswer, OnDenial, OnShutdown } from './document.js';
 
@@ -27,6 +27,8 @@ export interface PolicyVmOptions {
   vcpus: number;
   /** John Andersen's CR-pinning ABI (only when the policy asks: other backends lack the option). */
   andersen?: boolean;
+  /** Heki's memory hypercall, where the policy chooses one (docs/memory-protection.md §4.3); else the profile's. */
+  hekiMemory?: HekiMemoryAbi;
 }
 
 /** pinbox's CR filter as PINBOX_SET_CR_FILTER takes it. */

@@ -2,6 +2,7 @@
  * A policy file as written, once it has passed the schema (host/vmm/schema/policy.schema.json,
  * which documents every field and its default). compile.ts turns it into what the VMM applies.
  */
+import type { HekiMemoryAbi } from '../../../protocol/abi.js';
 import type { RegisterText } from './control-register-names.js';
 import type { GuestCpuidSettings } from './guest-cpuid.js';
 import type { IntegerText } from './numbers.js';
@@ -95,4 +96,5 @@ export interface PolicyDocument {
   crFilter?: CrFilterText;
   registerIntercepts?: RegisterInterceptsText;
   andersen?: boolean;
+  hekiMemory?: HekiMemoryAbi;
 }
