@@ -25,6 +25,7 @@ export function kvmCheckExtension(cap: number, profile: HekiAbiProfile, maxVcpus
     case abi.KVM_CAP_X86_MSR_FILTER:
     case abi.KVM_CAP_IMMEDIATE_EXIT:
     case abi.KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+    case abi.KVM_CAP_X86_TRIPLE_FAULT_EVENT:
       return 1;
     case abi.KVM_CAP_SYNC_REGS:
       // MODEL DECISION (sync-regs.ts): REGS|SREGS; x86 KVM also syncs vCPU events.

@@ -14,7 +14,7 @@
  */
 import * as abi from '../../protocol/abi.js';
 import type { Intercept } from '../x86/intercept.js';
-import { memoryFaultPageFault } from './api/memory-fault.js';
+import { kvmMultipleException, memoryFaultPageFault } from './api/memory-fault.js';
 import type { VcpuArch } from './vcpu-arch.js';
 
 type EptViolation = Extract<Intercept, { kind: 'ept_violation' }>;
@@ -26,11 +26,6 @@ const ACCESS_FLAG = {
   write: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE,
   fetch: abi.KVM_MEMORY_EXIT_FLAG_PINBOX_EXEC,
 } as const;
-
-/** Contributory exceptions (SDM vol. 3A table 6-4): #DE, #TS, #NP, #SS, #GP. */
-function contributory(vector: number): boolean {
-  return vector === 0 || (vector >= 10 && vector <= 13);
-}
 
 /** handle_ept_violation(): true when the violation goes to user space. */
 export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
@@ -61,14 +56,9 @@ export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
     m.qualification = ic.qualification;
     return v.exitToUserSpace('KVM_EXIT_MEMORY_FAULT');
   }
-  const pf = memoryFaultPageFault(ic.qualification, ic.gva);
-  if (vec === undefined) {
-    v.injectException(pf.vector, pf.errorCode, pf.payload);
-    return false;
-  }
-  // kvm_multiple_exception(): the #PF meets the event being delivered.
-  if (vec.vector === 8) return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
-  if (vec.vector === abi.PF_VECTOR || contributory(vec.vector)) v.injectException(8, 0);
-  else v.injectException(pf.vector, pf.errorCode, pf.payload);
+  // kvm_multiple_exception(): the #PF meets the event being delivered, if any.
+  const pf = kvmMultipleException(vec?.vector, memoryFaultPageFault(ic.qualification, ic.gva));
+  if (pf === 'triple_fault') return v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
+  v.injectException(pf.vector, pf.errorCode, pf.payload);
   return false;
 }

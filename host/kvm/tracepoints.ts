@@ -17,7 +17,7 @@ type Listener<K extends TracepointName> = (event: TracepointEvents[K]) => void;
 const RARE: ReadonlySet<TracepointName> = new Set(['kvm_memory_denial']);
 
 export class Tracepoints implements TracepointSource {
-  /** True while anyone listens to any tracepoint. */
+  /** True while anyone listens to a tracepoint that is not RARE (those emitters test `enabled`). */
   active = false;
   private readonly listeners = new Map<TracepointName, Set<Listener<never>>>();
 

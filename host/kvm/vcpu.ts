@@ -77,6 +77,9 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     return this.arch.cpu.exceptionLoop;
   }
 
+  /** KVM_REQ_TRIPLE_FAULT made by injectTripleFault, not yet served; INIT drops it. */
+  private tripleFaultPending = false;
+
   /** A kick is pending (ModelVcpu.kick). */
   private kicked = false;
 
@@ -128,6 +131,12 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     // A step that ended in an exit to user space (or its completion) ends now.
     if (v.singlestepPending && kvmVcpuDoSinglestep(v)) return this.toUserSpace();
     beforeGuestRuns(run, v.cpu);
+    if (this.tripleFaultPending) {
+      // vcpu_enter_guest(): kvm_check_request(KVM_REQ_TRIPLE_FAULT) ends the run with a shutdown.
+      this.tripleFaultPending = false;
+      v.exitToUserSpace('KVM_EXIT_SHUTDOWN');
+      return this.toUserSpace();
+    }
     if (run.immediate_exit) {
       v.stat.signal_exits++;
       v.exitToUserSpace('KVM_EXIT_INTR');
@@ -240,6 +249,24 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
     this.arch.injectException(vector, errorCode, vector === 14 ? payload : undefined);
   }
 
+  /** KVM_GET_VCPU_EVENTS (exception part): the exception queued and not yet delivered. */
+  queuedException(): ExceptionEvent | undefined {
+    const q = this.arch.cpu.queuedException;
+    if (q === null) return undefined;
+    return { vector: q.vector, ...(q.errorCode !== undefined && { errorCode: q.errorCode }), ...(q.cr2 !== undefined && { payload: q.cr2 }) };
+  }
+
+  /**
+   * KVM_SET_VCPU_EVENTS (triple_fault.pending): KVM_REQ_TRIPLE_FAULT, served by the next KVM_RUN;
+   * EINVAL unless the VM enabled KVM_CAP_X86_TRIPLE_FAULT_EVENT (kvm_vcpu_ioctl_x86_set_vcpu_events()).
+   */
+  injectTripleFault(): void {
+    if (!this.arch.vm.tripleFaultEvent) {
+      throw new KvmError('EINVAL', 'KVM_SET_VCPU_EVENTS', 'triple_fault needs KVM_CAP_X86_TRIPLE_FAULT_EVENT enabled on the VM');
+    }
+    this.tripleFaultPending = true;
+  }
+
   /** KVM_GET_SREGS: CR8 and the APIC base come from the in-kernel LAPIC. */
   getSregs(): Sregs {
     const v = this.arch;
@@ -298,6 +325,7 @@ export class Vcpu implements KvmVcpu, ModelVcpu {
    * queued for injection but not yet delivered are dropped (kvm_clear_exception_queue()).
    */
   init(): void {
+    this.tripleFaultPending = false;
     this.arch.run.s.regs.registersChanging();
     kvmVcpuReset(this.arch, true);
   }

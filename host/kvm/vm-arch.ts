@@ -18,6 +18,8 @@ export class VmArch implements MsrVmState {
   msrFilter: MsrFilter | null = null;
   /** kvm->arch.user_space_msr_mask */
   userSpaceMsrMask = 0;
+  /** kvm->arch.triple_fault_event: KVM_SET_VCPU_EVENTS may request a triple fault (KVM_CAP_X86_TRIPLE_FAULT_EVENT). */
+  tripleFaultEvent = false;
   /** pinbox's CR filter (cr-filter.ts): replaced whole by PINBOX_SET_CR_FILTER, never edited in place. */
   crFilter: CrFilter | null = null;
   wallClock = 0n;

@@ -108,6 +108,10 @@ export class Vm implements KvmVm, ModelVm {
       case arch.profile.KVM_CAP_HEKI_DENIAL:
         arch.heki.denialExitReason = HekiState.exitMask(a[0]!, ioctl);
         return;
+      case abi.KVM_CAP_X86_TRIPLE_FAULT_EVENT:
+        // kvm_vm_ioctl_enable_cap(): args[0] as the flag, at any time.
+        arch.tripleFaultEvent = a[0] !== 0n;
+        return;
       case abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY:
         arch.memoryProtection.setFaultPolicy(a[0]!, ioctl);
         return;
@@ -198,6 +202,8 @@ function capName(cap: number, profile: HekiAbiProfile): string {
       return 'KVM_CAP_HEKI_CONFIGURE';
     case profile.KVM_CAP_HEKI_DENIAL:
       return 'KVM_CAP_HEKI_DENIAL';
+    case abi.KVM_CAP_X86_TRIPLE_FAULT_EVENT:
+      return 'KVM_CAP_X86_TRIPLE_FAULT_EVENT';
     case abi.KVM_CAP_PINBOX_MEMORY_FAULT_POLICY:
       return 'KVM_CAP_PINBOX_MEMORY_FAULT_POLICY';
     case abi.KVM_CAP_PINBOX_MBEC:

@@ -52,7 +52,7 @@ import { ExitAnswers, type MsrExitHandler } from './run/exit-answers.js';
 import type { Pacer } from './run/pacer.js';
 import { parseGuestRequest, type GuestRequest } from './run/operations.js';
 import type { GuestResult } from './run/result.js';
-import type { MemoryDenial } from './run/memory-denials.js';
+import { reflectException, type MemoryDenial } from './run/memory-denials.js';
 import { TracepointBridge } from './run/tracepoint-bridge.js';
 import type { MsrExitChoice, PinboxExitAnswer } from './run/user-space-exit.js';
 import { checkedPinboxAnswer } from './run/cr-exit-answers.js';
@@ -255,9 +255,14 @@ export class Machine implements RunnerHost {
     if (this.state.kill(cause) && this.log.wants('vm_killed', this.name)) this.log.emit('vm_killed', this.name, { cause });
   }
 
-  /** KVM_SET_VCPU_EVENTS (exception part) on one vCPU: the #PF of a memory fault the VMM answered. */
+  /** KVM_SET_VCPU_EVENTS (exception part) on one vCPU: replaces the exception queued. */
   injectException(vcpu: number, event: ExceptionEvent): void {
     this.vcpu(vcpu).vcpu.injectException(event);
+  }
+
+  /** The #PF of a memory fault the VMM answered, into one vCPU as KVM would have queued it (memory-denials.ts). */
+  reflectException(vcpu: number, event: ExceptionEvent): void {
+    reflectException(this.vm, this.vcpu(vcpu).vcpu, event);
   }
 
   /** A control client's resumeVm; false if the VM was not paused. */

@@ -450,6 +450,12 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.pending = null;
     this.pendingCr2 = null;
   }
+
+  get queuedException(): GuestCpu['queuedException'] {
+    const p = this.pending;
+    if (p === null) return null;
+    return { vector: p.vector, ...(p.errorCode >= 0 && { errorCode: p.errorCode }), ...(this.pendingCr2 !== null && { cr2: this.pendingCr2 }) };
+  }
 }
 
 function validateSegment(s: Segment | undefined, name: string): void {

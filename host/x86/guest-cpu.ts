@@ -149,4 +149,10 @@ export interface GuestCpu {
    * kvm_clear_exception_queue() does on vCPU reset/INIT. Does nothing when none is queued.
    */
   clearExceptionQueue(): void;
+
+  /**
+   * The exception `injectException` queued and not yet delivered (KVM_GET_VCPU_EVENTS reads it):
+   * its vector, its error code if it has one, and the CR2 a #PF will load. null when none is queued.
+   */
+  readonly queuedException: { readonly vector: number; readonly errorCode?: number; readonly cr2?: bigint } | null;
 }

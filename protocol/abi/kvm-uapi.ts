@@ -66,6 +66,8 @@ export const KVM_CAP_SYNC_REGS = 74;
 export const KVM_CAP_X86_USER_SPACE_MSR = 188;
 /** docs/msr-filter.md §1.1 */
 export const KVM_CAP_X86_MSR_FILTER = 189;
+/** VM cap: KVM_SET_VCPU_EVENTS may set triple_fault.pending (kvm->arch.triple_fault_event) [uapi-kvm] */
+export const KVM_CAP_X86_TRIPLE_FAULT_EVENT = 218;
 
 // ---------------------------------------------------------------------------
 // KVM_CAP_SYNC_REGS: which parts of kvm_run.s.regs are synced [uapi-x86]

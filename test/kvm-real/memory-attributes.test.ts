@@ -41,3 +41,27 @@ realTest('KVM_SET_VCPU_EVENTS: an injected #PF is delivered at the next KVM_RUN 
   t.is(vm.getSregs(0).cr2, 0x12_3008n);
   t.throws(() => vm.injectException(0, { vector: 2 }), { instanceOf: KvmError, code: 'EINVAL', message: /not NMI/ });
 });
+
+realTest('KVM_GET_VCPU_EVENTS: a #PF reflected over a queued #PF becomes #DF(0), as kvm_multiple_exception() makes it', async (t) => {
+  const vmm = new Vmm({ policy: parsePolicy({}), log: new EventLog({ capacity: 0 }), backend: await loadBackend('kvm') });
+  t.teardown(() => vmm.close());
+  const vm = vmm.vm();
+  vm.injectException(0, { vector: 14, errorCode: 2, payload: 0x12_3000n });
+  vm.reflectException(0, { vector: 14, errorCode: 3, payload: 0x45_6000n });
+  const r = (await vm.perform(0, { op: 'exec', code: Uint8Array.of(0x90) })) as { stop: string; fault?: unknown };
+  t.is(r.stop, 'fault');
+  t.deepEqual(r.fault, { vector: 8, errorCode: 0 });
+});
+
+realTest('KVM_SET_VCPU_EVENTS triple_fault.pending: refused without KVM_CAP_X86_TRIPLE_FAULT_EVENT; with it the next KVM_RUN is KVM_EXIT_SHUTDOWN', (t, kvm) => {
+  const g = new RealGuest(t, kvm);
+  t.throws(() => g.vcpu.injectTripleFault(), { instanceOf: KvmError, code: 'EINVAL' });
+  const KVM_CAP_X86_TRIPLE_FAULT_EVENT = 218; // include/uapi/linux/kvm.h
+  if (g.vm.checkExtension(KVM_CAP_X86_TRIPLE_FAULT_EVENT) === 0) {
+    t.log('not run: this kernel has no KVM_CAP_X86_TRIPLE_FAULT_EVENT');
+    return;
+  }
+  g.vm.enableCap(KVM_CAP_X86_TRIPLE_FAULT_EVENT, [1]);
+  g.vcpu.injectTripleFault();
+  t.is(g.run().reason, 'KVM_EXIT_SHUTDOWN');
+});

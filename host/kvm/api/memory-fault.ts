@@ -36,6 +36,28 @@ export interface ExceptionEvent {
   readonly payload?: bigint;
 }
 
+/** Contributory exceptions (SDM vol. 3A table 6-4; KVM's exception_class()): #DE, #TS, #NP, #SS, #GP. */
+function contributory(vector: number): boolean {
+  return vector === 0 || (vector >= 10 && vector <= 13);
+}
+
+/**
+ * kvm_multiple_exception(): what exception `next` becomes when it is raised while `queued` (by
+ * vector) is being delivered — SDM vol. 3A table 6-5. Anything meeting #DF is a triple fault; #PF
+ * meeting #PF or a contributory one, or contributory meeting contributory, is #DF(0); otherwise
+ * `next` replaces `queued` (re-executing the instruction raises the lost one again). Both the
+ * inject path (handle-ept-violation.ts) and a VMM reflecting the #PF of a KVM_EXIT_MEMORY_FAULT
+ * (KVM queued the event whose delivery met it again, vmx_complete_interrupts()) go through this.
+ */
+export function kvmMultipleException(queued: number | undefined, next: ExceptionEvent): ExceptionEvent | 'triple_fault' {
+  if (queued === undefined) return next;
+  if (queued === abi.DF_VECTOR) return 'triple_fault';
+  const first = queued === abi.PF_VECTOR ? 'pf' : contributory(queued) ? 'contributory' : 'benign';
+  const second = next.vector === abi.PF_VECTOR ? 'pf' : contributory(next.vector) ? 'contributory' : 'benign';
+  if ((first === 'contributory' && second === 'contributory') || (first === 'pf' && second !== 'benign')) return { vector: abi.DF_VECTOR, errorCode: 0 };
+  return next;
+}
+
 /** The #PF for a refused access with this qualification and guest linear address (undefined: none). */
 export function memoryFaultPageFault(qualification: number, gva: bigint | undefined): ExceptionEvent {
   return { vector: abi.PF_VECTOR, errorCode: eptViolationErrorCode(qualification), payload: gva ?? NO_GVA };

@@ -78,6 +78,19 @@ export interface KvmVcpu {
    * How a VMM reflects into the guest the #PF of a KVM_EXIT_MEMORY_FAULT it answered (memory-fault.ts).
    */
   injectException(event: ExceptionEvent): void;
+  /**
+   * KVM_GET_VCPU_EVENTS, its exception part: the exception queued for delivery at the next
+   * KVM_RUN (injected or pending), or undefined. After a KVM_EXIT_MEMORY_FAULT met during an
+   * event's delivery, that event (vmx_complete_interrupts() queued it again): a VMM reflecting the
+   * fault merges with it as kvm_multiple_exception() does (memory-fault.ts).
+   */
+  queuedException(): ExceptionEvent | undefined;
+  /**
+   * KVM_SET_VCPU_EVENTS with KVM_VCPUEVENT_VALID_TRIPLE_FAULT and triple_fault.pending
+   * (KVM_CAP_X86_TRIPLE_FAULT_EVENT): the next KVM_RUN returns KVM_EXIT_SHUTDOWN before the guest
+   * runs (KVM_REQ_TRIPLE_FAULT). What a reflected fault that meets a #DF becomes.
+   */
+  injectTripleFault(): void;
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args?: readonly (bigint | number)[], flags?: number): void;
   /**

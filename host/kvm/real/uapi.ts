@@ -70,11 +70,14 @@ export const VCPU_EVENTS = {
   exception_pending: 3,
   exception_error_code: 4,
   flags: 20,
+  triple_fault_pending: 28,
   exception_has_payload: 55,
   exception_payload: 56,
 } as const;
 /** KVM_VCPUEVENT_VALID_PAYLOAD: the flag that says exception.pending and the payload fields are meant. */
 export const KVM_VCPUEVENT_VALID_PAYLOAD = 0x10;
+/** KVM_VCPUEVENT_VALID_TRIPLE_FAULT: triple_fault.pending is meant (needs KVM_CAP_X86_TRIPLE_FAULT_EVENT). */
+export const KVM_VCPUEVENT_VALID_TRIPLE_FAULT = 0x20;
 
 /** struct kvm_signal_mask: len (then the sigset bytes) */
 export const SIZEOF_SIGNAL_MASK = 4;

@@ -30,7 +30,7 @@ import { decodeCpuid, encodeCpuid, type CpuidEntry2 } from './cpuid.js';
 import { featuresOf, withFeatures } from './cpuid-features.js';
 import { decodeRegs, decodeSregs, encodeRegs, encodeSregs } from './regs-codec.js';
 import {
-  ENABLE_CAP, KVM_ENABLE_CAP, KVM_GET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG, KVM_SET_VCPU_EVENTS, KVM_VCPUEVENT_VALID_PAYLOAD, SIZEOF_VCPU_EVENTS, VCPU_EVENTS, SIZEOF_GUEST_DEBUG, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
+  ENABLE_CAP, KVM_ENABLE_CAP, KVM_GET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG, KVM_SET_VCPU_EVENTS, KVM_VCPUEVENT_VALID_PAYLOAD, KVM_VCPUEVENT_VALID_TRIPLE_FAULT, SIZEOF_VCPU_EVENTS, VCPU_EVENTS, SIZEOF_GUEST_DEBUG, KVM_GET_CPUID2, KVM_GET_MSRS, KVM_GET_REGS, KVM_GET_SREGS, KVM_MAX_CPUID_ENTRIES, KVM_RUN,
   KVM_SET_CPUID2, KVM_SET_MSRS, KVM_SET_REGS, KVM_SET_SIGNAL_MASK, KVM_SET_SREGS, MSR_ENTRY, SIZEOF_ENABLE_CAP,
   SIZEOF_MSR_ENTRY, SIZEOF_MSRS_HEADER, SIZEOF_REGS, SIZEOF_SREGS,
 } from './uapi.js';
@@ -228,6 +228,29 @@ export class VcpuFd implements KvmVcpu {
     buf[VCPU_EVENTS.exception_has_payload] = 0;
     view.setBigUint64(VCPU_EVENTS.exception_payload, 0n, true);
     view.setUint32(VCPU_EVENTS.flags, view.getUint32(VCPU_EVENTS.flags, true) & ~KVM_VCPUEVENT_VALID_PAYLOAD, true);
+    this.#fd.ioctlPointer('KVM_SET_VCPU_EVENTS', KVM_SET_VCPU_EVENTS, buf);
+  }
+
+  /** KVM_GET_VCPU_EVENTS, exception part: the exception injected or pending, if any. */
+  queuedException(): ExceptionEvent | undefined {
+    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
+    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    if (buf[VCPU_EVENTS.exception_injected] === 0 && buf[VCPU_EVENTS.exception_pending] === 0) return undefined;
+    const view = new DataView(buf.buffer);
+    const hasCode = buf[VCPU_EVENTS.exception_has_error_code] !== 0;
+    return { vector: buf[VCPU_EVENTS.exception_nr]!, ...(hasCode && { errorCode: view.getUint32(VCPU_EVENTS.exception_error_code, true) }) };
+  }
+
+  /**
+   * KVM_SET_VCPU_EVENTS with KVM_VCPUEVENT_VALID_TRIPLE_FAULT: the events read back, triple_fault.pending
+   * set. The kernel refuses it (EINVAL) unless the VM enabled KVM_CAP_X86_TRIPLE_FAULT_EVENT.
+   */
+  injectTripleFault(): void {
+    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
+    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    const view = new DataView(buf.buffer);
+    buf[VCPU_EVENTS.triple_fault_pending] = 1;
+    view.setUint32(VCPU_EVENTS.flags, view.getUint32(VCPU_EVENTS.flags, true) | KVM_VCPUEVENT_VALID_TRIPLE_FAULT, true);
     this.#fd.ioctlPointer('KVM_SET_VCPU_EVENTS', KVM_SET_VCPU_EVENTS, buf);
   }
 

@@ -80,8 +80,8 @@ export interface AnswerHost {
   readonly state: RunState;
   pause(cause: 'heki_denial' | 'memory_denial'): void;
   kill(cause: 'heki_denial' | 'memory_denial'): void;
-  /** KVM_SET_VCPU_EVENTS on vCPU `vcpu`: the #PF of a memory fault, reflected into the guest. */
-  injectException(vcpu: number, event: ExceptionEvent): void;
+  /** The #PF of a memory fault, reflected into vCPU `vcpu` as KVM would have queued it (KVM_GET/SET_VCPU_EVENTS). */
+  reflectException(vcpu: number, event: ExceptionEvent): void;
   flush(): void;
   /** The VM's monitor (the higher VTL), if one is attached: it decides register intercepts. */
   monitor(): InterceptMonitor | undefined;
@@ -197,9 +197,9 @@ export class ExitAnswers {
         if (action === 'pause') {
           host.pause('memory_denial');
           host.flush();
-          return host.state.beforeContinuing(op.epoch).then(() => host.injectException(vcpu, reflectedPageFault(d)));
+          return host.state.beforeContinuing(op.epoch).then(() => host.reflectException(vcpu, reflectedPageFault(d)));
         }
-        host.injectException(vcpu, reflectedPageFault(d));
+        host.reflectException(vcpu, reflectedPageFault(d));
         return undefined;
       }
       case 'KVM_EXIT_PINBOX_CR_FILTER':

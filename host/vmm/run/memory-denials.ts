@@ -6,7 +6,10 @@
  * memory.onViolation makes the VMM do.
  */
 import { hex } from '../../../protocol/notation.js';
-import { memoryFaultPageFault, type ExceptionEvent } from '../../kvm/api/memory-fault.js';
+import { kvmMultipleException, memoryFaultPageFault, type ExceptionEvent } from '../../kvm/api/memory-fault.js';
+import type { KvmVcpu } from '../../kvm/api/vcpu.js';
+import type { KvmVm } from '../../kvm/api/vm.js';
+import { KVM_CAP_X86_TRIPLE_FAULT_EVENT } from '../../../protocol/abi.js';
 import { VmmError } from '../errors.js';
 import type { EventLog } from '../events/index.js';
 import { regionName, type MemoryPolicy, type OnDenial } from '../policy/index.js';
@@ -58,4 +61,22 @@ export class MemoryDenials {
 /** The #PF the VMM reflects into the guest after a KVM_EXIT_MEMORY_FAULT: the one KVM would have injected. */
 export function reflectedPageFault(d: MemoryDenial): ExceptionEvent {
   return memoryFaultPageFault(d.qualification, d.gva);
+}
+
+/**
+ * Reflects `event` into the guest as KVM would have queued it itself: KVM_SET_VCPU_EVENTS replaces
+ * the vCPU's exception, and after an access refused during an event's delivery KVM has queued that
+ * event again (vmx_complete_interrupts()), so the VMM reads it (KVM_GET_VCPU_EVENTS) and merges
+ * as kvm_multiple_exception() does — #DF, or a triple fault after #DF (KVM_SET_VCPU_EVENTS takes
+ * one once the VM has KVM_CAP_X86_TRIPLE_FAULT_EVENT). Replacing it instead would re-deliver the
+ * #PF into the same refused push for ever, where KVM's own #PF ends in a shutdown.
+ */
+export function reflectException(vm: KvmVm, vcpu: KvmVcpu, event: ExceptionEvent): void {
+  const merged = kvmMultipleException(vcpu.queuedException()?.vector, event);
+  if (merged === 'triple_fault') {
+    vm.enableCap(KVM_CAP_X86_TRIPLE_FAULT_EVENT, [1n]);
+    vcpu.injectTripleFault();
+  } else {
+    vcpu.injectException(merged);
+  }
 }

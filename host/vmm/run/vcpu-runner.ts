@@ -564,6 +564,11 @@ export class VcpuRunner {
         ctx.remaining -= spent;
         allowance.instructions -= spent;
       }
+      // A kill from inside KVM_RUN (a denial KVM injected) ends the operation whatever exit the run
+      // then ended with: the kick is not the only way out — the injected #PF may meet a #DF and
+      // end the run in KVM_EXIT_SHUTDOWN first.
+      // (Set during enter(), by a tracepoint listener: TypeScript's narrowing above cannot see that.)
+      if ((this.interrupted as VmmError | 'pause' | undefined) instanceof Error) return this.afterInterrupt(ctx);
       switch (exit.reason) {
         case 'KVM_EXIT_HLT':
           return debug === undefined ? this.halted(ctx) : debugEnding(debug, () => this.halted(ctx));
