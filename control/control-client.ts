@@ -219,9 +219,22 @@ export class ControlClient {
     await this.session.request('setMemoryAttributes', { vm, address: range.address, size: range.size, attributes: range.attributes });
   }
 
-  /** The VM's memory protections: attributes set, effective permissions (Heki's locks included), MBEC, delivery. */
+  /**
+   * The VM's memory protections: attributes set, effective permissions (Heki's locks included),
+   * MBEC, delivery. The server answers in pieces of at most MAX_MEMORY_RUNS runs per list; this
+   * asks from each piece's `next` until none is left and returns them joined (runs cut between
+   * pieces are joined again), without `next`.
+   */
   async getMemoryAttributes(vm: string): Promise<MemoryAttributes> {
-    return this.session.request('getMemoryAttributes', { vm });
+    const first = await this.session.request('getMemoryAttributes', { vm });
+    const attributes = [...first.attributes], permissions = [...first.permissions];
+    for (let next = first.next; next !== undefined;) {
+      const piece = await this.session.request('getMemoryAttributes', { vm, address: next });
+      joinRuns(attributes, piece.attributes, (a, b) => a.attributes === b.attributes);
+      joinRuns(permissions, piece.permissions, (a, b) => a.read === b.read && a.write === b.write && a.exec === b.exec && a.userExec === b.userExec);
+      next = piece.next;
+    }
+    return { attributes, permissions, mbec: first.mbec, delivery: first.delivery };
   }
 
   /** How the VMM answers the VM's CR-filter exits from now on; null: the policy's crFilter.answer again. */
@@ -315,3 +328,13 @@ export class ControlClient {
   }
 }
 
+/** Appends `more` to `runs`, joining the first of `more` to the last of `runs` where they touch with equal rights. */
+function joinRuns<R extends { address: bigint; size: bigint }>(runs: R[], more: readonly R[], same: (a: R, b: R) => boolean): void {
+  const last = runs[runs.length - 1], head = more[0];
+  let rest = more;
+  if (last !== undefined && head !== undefined && last.address + last.size === head.address && same(last, head)) {
+    runs[runs.length - 1] = { ...last, size: last.size + head.size };
+    rest = more.slice(1);
+  }
+  runs.push(...rest);
+}

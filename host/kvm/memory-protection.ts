@@ -98,56 +98,48 @@ export class MemoryProtection {
     this.apply(first, count);
   }
 
-  /** The attributes set by user space, as maximal ranges of equal non-zero attributes (KVM has no GET). */
-  getAttributes(): MemoryAttributeRange[] {
-    const out: MemoryAttributeRange[] = [];
-    const a = this.attributes;
-    for (let f = 0; f < a.length;) {
-      const bits = a[f]!;
-      let g = f + 1;
-      while (g < a.length && a[g] === bits) g++;
-      if (bits !== 0) out.push({ address: BigInt(f) * PAGE, size: BigInt(g - f) * PAGE, attributes: attributeValue(bits) });
-      f = g;
-    }
-    return out;
+  /**
+   * The attributes set by user space, as maximal ranges of equal non-zero attributes (KVM has no
+   * GET), in [address, address + size) (all memory unless given, clipped to it), at most `limit`
+   * of them: a view is served in pieces (docs/memory-protection.md §7.3).
+   */
+  getAttributes(address = 0n, size?: bigint, limit = Infinity): MemoryAttributeRange[] {
+    const [lo, hi] = this.frameWindow('pinbox getMemoryAttributes', address, size ?? BigInt(this.memory.size));
+    return frameRuns(this.attributes, lo, hi, limit)
+      .map((r) => ({ address: BigInt(r.first) * PAGE, size: BigInt(r.end - r.first) * PAGE, attributes: attributeValue(r.value) }));
   }
 
-  /** The effective permissions of the pages of [address, address + size), merged into runs (clipped to memory). */
-  permissions(address: bigint, size: bigint): MemoryPermissionRange[] {
-    if (typeof address !== 'bigint' || typeof size !== 'bigint' || address < 0n || size < 0n || (address | size) % PAGE !== 0n) {
-      throw new KvmError('EINVAL', 'pinbox memoryPermissions', 'address and size must be non-negative page-aligned bigints');
-    }
-    const n = BigInt(this.memory.frameCount);
-    const lo = address / PAGE < n ? Number(address / PAGE) : this.memory.frameCount;
-    const hi = (address + size) / PAGE < n ? Number((address + size) / PAGE) : this.memory.frameCount;
+  /**
+   * The effective permissions of the pages of [address, address + size), merged into runs
+   * (clipped to memory), at most `limit` of them.
+   */
+  permissions(address: bigint, size: bigint, limit = Infinity): MemoryPermissionRange[] {
+    const [lo, hi] = this.frameWindow('pinbox memoryPermissions', address, size);
     const s2 = this.memory.secondStage;
-    const out: MemoryPermissionRange[] = [];
-    for (let f = lo; f < hi;) {
-      const p = s2.perms[f]!;
-      let g = f + 1;
-      while (g < hi && s2.perms[g] === p) g++;
-      const exec = (p & S2_EXEC) !== 0;
-      out.push({
-        address: BigInt(f) * PAGE, size: BigInt(g - f) * PAGE, read: (p & S2_READ) !== 0, write: (p & S2_WRITE) !== 0,
-        exec, userExec: s2.mbec ? (p & S2_USER_EXEC) !== 0 : exec,
-      });
-      f = g;
+    // Every frame counts, rights or not: a run of full rights is a run too.
+    return frameRuns(s2.perms, lo, hi, limit, true).map((r) => {
+      const exec = (r.value & S2_EXEC) !== 0;
+      return {
+        address: BigInt(r.first) * PAGE, size: BigInt(r.end - r.first) * PAGE, read: (r.value & S2_READ) !== 0,
+        write: (r.value & S2_WRITE) !== 0, exec, userExec: s2.mbec ? (r.value & S2_USER_EXEC) !== 0 : exec,
+      };
+    });
+  }
+
+  /** Frames [lo, hi) of the page-aligned [address, address + size), clipped to memory. */
+  private frameWindow(what: string, address: bigint, size: bigint): [number, number] {
+    if (typeof address !== 'bigint' || typeof size !== 'bigint' || address < 0n || size < 0n || (address | size) % PAGE !== 0n) {
+      throw new KvmError('EINVAL', what, 'address and size must be non-negative page-aligned bigints');
     }
-    return out;
+    const n = this.memory.frameCount;
+    const clip = (a: bigint): number => (a / PAGE < BigInt(n) ? Number(a / PAGE) : n);
+    return [clip(address), clip(address + size)];
   }
 
   /** Heki v2's pages with an attribute, as maximal ranges of equal MEM_ATTR_* permissions. */
   v2Ranges(): { address: bigint; size: bigint; permissions: bigint }[] {
-    const out: { address: bigint; size: bigint; permissions: bigint }[] = [];
-    const h = this.hekiV2;
-    for (let f = 0; f < h.length;) {
-      const v = h[f]!;
-      let g = f + 1;
-      while (g < h.length && h[g] === v) g++;
-      if (v !== 0) out.push({ address: BigInt(f) * PAGE, size: BigInt(g - f) * PAGE, permissions: BigInt(v & 0xf) });
-      f = g;
-    }
-    return out;
+    return frameRuns(this.hekiV2, 0, this.hekiV2.length, Infinity)
+      .map((r) => ({ address: BigInt(r.first) * PAGE, size: BigInt(r.end - r.first) * PAGE, permissions: BigInt(r.value & 0xf) }));
   }
 
   /** KVM_CAP_PINBOX_MBEC: refused (EBUSY) once any protection is in place, whose meaning it would change. */
@@ -300,6 +292,22 @@ export class MemoryProtection {
     }
     return p;
   }
+}
+
+/**
+ * Maximal runs of equal values in frames [lo, hi), the first `limit` of them: runs of 0 are
+ * left out (and not counted) unless `zeros`.
+ */
+function frameRuns(values: ArrayLike<number>, lo: number, hi: number, limit: number, zeros = false): { first: number; end: number; value: number }[] {
+  const out: { first: number; end: number; value: number }[] = [];
+  for (let f = lo; f < hi && out.length < limit;) {
+    const value = values[f]!;
+    let g = f + 1;
+    while (g < hi && values[g] === value) g++;
+    if (zeros || value !== 0) out.push({ first: f, end: g, value });
+    f = g;
+  }
+  return out;
 }
 
 function attributeBits(attributes: bigint): number {

@@ -65,13 +65,13 @@ export class Vm implements KvmVm, ModelVm {
   }
 
   /** pinbox extension: the attributes user space set (KVM has no GET ioctl). */
-  getMemoryAttributes(): MemoryAttributeRange[] {
-    return this.arch.memoryProtection.getAttributes();
+  getMemoryAttributes(address = 0n, size?: bigint, limit = Infinity): MemoryAttributeRange[] {
+    return this.arch.memoryProtection.getAttributes(address, size, limit);
   }
 
   /** pinbox extension: what the second stage lets the guest do in [address, address + size). */
-  memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[] {
-    return this.arch.memoryProtection.permissions(address, size);
+  memoryPermissions(address: bigint, size: bigint, limit = Infinity): MemoryPermissionRange[] {
+    return this.arch.memoryProtection.permissions(address, size, limit);
   }
 
   /** pinbox extension: MBEC and the delivery of refused accesses, as they stand. */

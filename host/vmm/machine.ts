@@ -350,8 +350,8 @@ export class Machine implements RunnerHost {
   }
 
   /** The memory protections in force: attributes, effective permissions, MBEC, delivery (the model's view). */
-  memoryAttributes(): MemoryAttributesView {
-    return memoryAttributesView(this.vm, this.policy.memorySize);
+  memoryAttributes(address?: bigint, limit?: number): MemoryAttributesView {
+    return memoryAttributesView(this.vm, this.policy.memorySize, address, limit);
   }
 
   /** Loads a snapshot's Heki state: pins and exit masks (host/kvm's pinbox extension). */

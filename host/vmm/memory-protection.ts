@@ -20,6 +20,8 @@ export interface MemoryAttributesView {
   readonly permissions: readonly MemoryPermissionRange[];
   readonly mbec: boolean;
   readonly delivery: 'exit' | 'inject';
+  /** Where the lists were cut (at `limit` runs in either): ask again from here for the rest. */
+  readonly next?: bigint;
 }
 
 /** What `vmm.setMemoryAttributes` takes: struct kvm_memory_attributes without flags (always 0). */
@@ -54,12 +56,31 @@ export function setMemoryAttributes(vm: KvmVm, request: MemoryAttributesRequest)
   set({ address: request.address, size: request.size, attributes: request.attributes, flags: 0n });
 }
 
-/** The protections in force: the model's view (a real kernel has no getter for any of it). */
-export function memoryAttributesView(vm: KvmVm, memorySize: number): MemoryAttributesView {
+/**
+ * The protections in force: the model's view (a real kernel has no getter for any of it), from
+ * the page-aligned `address` on. With a `limit`, each list holds at most that many runs and both
+ * end at the same GPA, `next`, where the rest begins: a guest that fragments its memory (a Heki
+ * v2 lock on every other page) then costs a reader pieces of bounded size, never one answer the
+ * size of its memory.
+ */
+export function memoryAttributesView(vm: KvmVm, memorySize: number, address = 0n, limit = Infinity): MemoryAttributesView {
   const model = vm.model;
   if (model === undefined) {
     throw new KvmError('ENOTTY', 'pinbox GET_MEMORY_ATTRIBUTES', 'only the KVM model can show memory attributes (KVM has no GET ioctl)');
   }
   const { mbec, delivery } = model.memoryFaultSettings;
-  return { attributes: model.getMemoryAttributes(), permissions: model.memoryPermissions(0n, BigInt(memorySize)), mbec, delivery };
+  const end = BigInt(memorySize);
+  if (typeof address !== 'bigint' || address < 0n || address % 4096n !== 0n || address > end) {
+    throw new KvmError('EINVAL', 'pinbox GET_MEMORY_ATTRIBUTES', `address must be page-aligned and within guest memory (0x${end.toString(16)} bytes)`);
+  }
+  // One run more than asked says whether, and where, a list goes on; the attributes are looked
+  // for only where the permissions reach, so that each piece costs the memory it covers.
+  const permissions = model.memoryPermissions(address, end - address, limit + 1);
+  const reach = permissions[limit]?.address ?? end;
+  const attributes = model.getMemoryAttributes(address, reach - address, limit + 1);
+  const cut = attributes[limit]?.address ?? permissions[limit]?.address;
+  if (cut === undefined) return { attributes, permissions, mbec, delivery };
+  const upTo = <R extends { address: bigint; size: bigint }>(runs: R[]): R[] => runs.filter((r) => r.address < cut)
+    .map((r) => (r.address + r.size > cut ? { ...r, size: cut - r.address } : r));
+  return { attributes: upTo(attributes), permissions: upTo(permissions), mbec, delivery, next: cut };
 }

@@ -32,8 +32,11 @@ export const MAX_SNAPSHOT_BYTES = 0xffff_ffff;
 /** A createVm policy document (JSON text) at most; the frame maximum bounds it first. */
 export const MAX_POLICY_BYTES = 1 << 20;
 
-/** Runs of a getMemoryAttributes result at most: one per page of the largest guest memory (4 GiB). */
-export const MAX_MEMORY_RUNS = 1 << 20;
+/**
+ * Runs in each list of one getMemoryAttributes answer at most (about 400 KiB of msgpack at
+ * worst): a VM with more is read in pieces, each asked for from the last one's `next`.
+ */
+export const MAX_MEMORY_RUNS = 4096;
 
 const empty = object({});
 const vcpuTarget = { vm: vmName, vcpu: u32 };
@@ -123,16 +126,19 @@ export const CONTROL_OPS = {
   setMemoryAttributes: op('control', object({ vm: vmName, address: u64, size: u64, attributes: u64 }), empty),
   /**
    * The VM's memory protections: the attributes user space set, the effective permissions of all
-   * guest memory (Heki's locks included) as runs of equal rights, MBEC, and how refusals are delivered.
+   * guest memory (Heki's locks included) as runs of equal rights, MBEC, and how refusals are
+   * delivered. From `address` (page-aligned; 0 unless given) on, at most MAX_MEMORY_RUNS runs in
+   * each list: `next`, when present, is where both lists were cut and the rest begins.
    */
   getMemoryAttributes: op(
     'control',
-    object({ vm: vmName }),
+    object({ vm: vmName, address: optional(u64) }),
     object({
       attributes: array(object({ address: u64, size: u64, attributes: u64 }), 0, MAX_MEMORY_RUNS),
       permissions: array(object({ address: u64, size: u64, read: bool, write: bool, exec: bool, userExec: bool }), 0, MAX_MEMORY_RUNS),
       mbec: bool,
       delivery: oneOf(['exit', 'inject']),
+      next: optional(u64),
     }),
   ),
   /** The vCPU's next guest operation stops at its first user-space exit until releaseExit. */

@@ -31,5 +31,5 @@ export type { Role, OpSpec } from './op.js';
 export type { Outcome } from './outcome.js';
 export * from './common.js';
 export { MAX_GUEST_ENDPOINTS } from './hello.js';
-export { MAX_POLICY_BYTES } from './control.js';
+export { MAX_MEMORY_RUNS, MAX_POLICY_BYTES } from './control.js';
 export { type MsrExitReply, UNTOUCHED, msrExitReply } from './msr-exit-reply.js';

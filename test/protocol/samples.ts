@@ -134,7 +134,7 @@ export const SAMPLES: Record<Op, Sample> = {
   setCrExitReply: { params: { vm: 'default', reply: { action: 'value', value: U64_MAX, limit: 0xffff } }, result: {} },
   setMemoryAttributes: { params: { vm: 'default', address: 0x100000n, size: 0x4000n, attributes: 0x2000000n }, result: {} },
   getMemoryAttributes: {
-    params: { vm: 'default' },
+    params: { vm: 'default', address: 0x100000n },
     result: {
       attributes: [{ address: 0x100000n, size: 0x4000n, attributes: 0x2000000n }],
       permissions: [
@@ -143,6 +143,7 @@ export const SAMPLES: Record<Op, Sample> = {
       ],
       mbec: false,
       delivery: 'exit',
+      next: 0x104000n,
     },
   },
   setRegisterIntercepts: {

@@ -84,10 +84,13 @@ export interface MemoryAttributeRange {
 
 /** The model's memory-protection view of a VM: what user space set, what the guest locked, what holds. */
 export interface ModelMemoryProtection {
-  /** The attributes set by KVM_SET_MEMORY_ATTRIBUTES, as maximal ranges (KVM has no GET ioctl). */
-  getMemoryAttributes(): MemoryAttributeRange[];
-  /** The effective permissions of [address, address + size), page-aligned, as maximal ranges of equal rights. */
-  memoryPermissions(address: bigint, size: bigint): MemoryPermissionRange[];
+  /**
+   * The attributes set by KVM_SET_MEMORY_ATTRIBUTES, as maximal ranges (KVM has no GET ioctl):
+   * those in [address, address + size) (page-aligned; all memory unless given), the first `limit` of them.
+   */
+  getMemoryAttributes(address?: bigint, size?: bigint, limit?: number): MemoryAttributeRange[];
+  /** The effective permissions of [address, address + size), page-aligned, as maximal ranges of equal rights: the first `limit`. */
+  memoryPermissions(address: bigint, size: bigint, limit?: number): MemoryPermissionRange[];
   /** KVM_CAP_PINBOX_MBEC and KVM_CAP_PINBOX_MEMORY_FAULT_POLICY as they stand: MBEC on, and "exit" or "inject". */
   readonly memoryFaultSettings: { readonly mbec: boolean; readonly delivery: 'exit' | 'inject' };
   /** Heki's locks: v1's ranges (inclusive GFNs) and v2's pages with their MEM_ATTR_* permissions. */

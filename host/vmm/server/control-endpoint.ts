@@ -11,7 +11,7 @@
  * (monitor-endpoint.ts) — with the same token and none of the control ops.
  */
 import { ProtocolError } from '../../../protocol/errors.js';
-import { CONTROL_OPS, type ControlOp, type Event as WireEvent, type HelloParams, type ParamsOf, type Request, type ResultOf } from '../../../protocol/messages/index.js';
+import { CONTROL_OPS, MAX_MEMORY_RUNS, type ControlOp, type Event as WireEvent, type HelloParams, type ParamsOf, type Request, type ResultOf } from '../../../protocol/messages/index.js';
 import type { HandlerRequest, HelloReply, ServerSession, SessionHandler } from '../../../protocol/server-session.js';
 import type { Regs } from '../../kvm/api/regs.js';
 import { kvmRefusal, notFound } from '../errors.js';
@@ -133,8 +133,11 @@ export class ControlEndpoint implements SessionHandler<ControlContext> {
     setCrFilter: (_, r) => this.done(() => this.machine(r.vm).setCrFilter(crFilterOf(r), 'control')),
     setMemoryAttributes: (_, r) => this.done(() => this.machine(r.vm).setMemoryAttributes({ address: r.address, size: r.size, attributes: r.attributes })),
     getMemoryAttributes: (_, r) => {
-      const view = this.machine(r.vm).memoryAttributes();
-      return { attributes: [...view.attributes], permissions: [...view.permissions], mbec: view.mbec, delivery: view.delivery };
+      const view = this.machine(r.vm).memoryAttributes(r.address ?? 0n, MAX_MEMORY_RUNS);
+      return {
+        attributes: [...view.attributes], permissions: [...view.permissions], mbec: view.mbec, delivery: view.delivery,
+        ...(view.next !== undefined && { next: view.next }),
+      };
     },
     setCrExitReply: (_, r) => this.done(() => this.machine(r.vm).setCrExitReply(r.reply)),
     holdExit: (session, r) => this.done(() => this.holds.arm(this.machine(r.vm), r.vcpu, session.context!.connection)),
