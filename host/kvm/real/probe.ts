@@ -71,6 +71,7 @@ const PINBOX_CAPS: readonly [string, number][] = [
   ['KVM_CAP_X86_USER_SPACE_MSR', abi.KVM_CAP_X86_USER_SPACE_MSR],
   ['KVM_CAP_X86_MSR_FILTER', abi.KVM_CAP_X86_MSR_FILTER],
   ['KVM_CAP_ENFORCE_PV_FEATURE_CPUID', abi.KVM_CAP_ENFORCE_PV_FEATURE_CPUID],
+  ['KVM_CAP_X86_TRIPLE_FAULT_EVENT', abi.KVM_CAP_X86_TRIPLE_FAULT_EVENT],
 ];
 
 function modeString(mode: number): string {
