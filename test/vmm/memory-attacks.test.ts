@@ -238,3 +238,20 @@ for (const delivery of ['exit', 'inject'] as const) {
     t.is(vm.runState, 'killed');
   });
 }
+
+test('delivery "inject", onViolation "pause": a denial whose #PF ends in a triple fault in the same KVM_RUN holds the shutdown until resumed', async (t) => {
+  const { vm, named } = testVmm({ profile: 'v3', memory: { delivery: 'inject', onViolation: 'pause', protect: [{ gpa: '0x500000', size: '0x1000', deny: ['write'] }] } });
+  let done = false;
+  const pending = vm.perform(0, { op: 'exec', code: DF_ON_DENIED_STACK }).then((r) => {
+    done = true;
+    return r as ExecResult;
+  });
+  for (let i = 0; i < 20 && vm.runState !== 'paused'; i++) await new Promise((r) => setImmediate(r));
+  t.is(vm.runState, 'paused');
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  t.false(done, 'the operation waits for the resume, shutdown and all');
+  vm.resume();
+  const r = await pending;
+  t.is(r.stop, 'shutdown');
+  t.is(named('memory_denial').length, 1);
+});

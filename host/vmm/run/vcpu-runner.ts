@@ -590,10 +590,14 @@ export class VcpuRunner {
           if (debug === undefined) throw new ProtocolError('internal', `vCPU ${this.id} returned KVM_EXIT_DEBUG with no debugger attached`);
           return debug.debugExit(exit.debug).then(() => this.loop(ctx));
         case 'KVM_EXIT_SHUTDOWN':
-          if (debug !== undefined) {
-            return debug.ended({ stop: 'shutdown', regs: copyRegs(this.run.s.regs), ...this.shutdownChain() }).then(() => this.shutdown(ctx));
+          // A pause from inside the same KVM_RUN (a denial under onViolation "pause" whose #PF
+          // ended in a triple fault) holds the shutdown too: nothing of it — onShutdown's reboot,
+          // reset or kill — happens until the VM is resumed, as nothing of the guest runs on.
+          if ((this.interrupted as VmmError | 'pause' | undefined) === 'pause') {
+            this.interrupted = undefined;
+            return this.host.state.beforeContinuing(ctx.epoch).then(() => this.shutdownExit(ctx, debug));
           }
-          return this.shutdown(ctx);
+          return this.shutdownExit(ctx, debug);
         case 'KVM_EXIT_FAIL_ENTRY':
           throw new VmmError('invalid_guest_state', `vCPU ${this.id} of VM "${this.host.name}" cannot enter the guest: ${exit.fail_entry.detail} (initVcpu or resetVm boots it again)`);
         case 'KVM_EXIT_INTERNAL_ERROR':
@@ -817,6 +821,12 @@ export class VcpuRunner {
   private shutdownChain(): { chain?: readonly ChainedException[] } {
     const chain = this.vcpu.model?.shutdownChain;
     return chain === undefined ? {} : { chain };
+  }
+
+  /** KVM_EXIT_SHUTDOWN, told to a debugger first if one is attached. */
+  private shutdownExit(ctx: OpContext, debug: RunDebugHook | undefined): GuestResult | Promise<GuestResult> {
+    if (debug === undefined) return this.shutdown(ctx);
+    return debug.ended({ stop: 'shutdown', regs: copyRegs(this.run.s.regs), ...this.shutdownChain() }).then(() => this.shutdown(ctx));
   }
 
   /** KVM_EXIT_SHUTDOWN: a triple fault. The policy's onShutdown decides what becomes of the VM. */
