@@ -38,7 +38,8 @@ function u64(b: Uint8Array, off: number): bigint {
  * [heki-v1] heki_lock_mem_page_ranges(): a0 = GPA of the array, a1 = its size in bytes, a2 =
  * flags (0). Checks in the patch's order: flags, size > 16 ranges, size not a whole number of
  * ranges, the read; then per range: GFNs beyond gpa_to_gfn(~0), start after end, no attribute
- * or an unknown one, EXEC without MBEC (-KVM_EOPNOTSUPP), no slot left (-KVM_E2BIG).
+ * or an unknown one; then NOWRITE (no slot left: -KVM_E2BIG), then EXEC (without MBEC
+ * -KVM_EOPNOTSUPP; no slot left: -KVM_E2BIG).
  */
 export function hekiLockMemPageRanges(prot: MemoryProtection, a0: bigint, a1: bigint, a2: bigint): bigint {
   if (a2 !== 0n) return EINVAL;
@@ -51,10 +52,11 @@ export function hekiLockMemPageRanges(prot: MemoryProtection, a0: bigint, a1: bi
     const start = u64(bytes, off), end = u64(bytes, off + 8), attributes = u64(bytes, off + 16);
     if (start > GFN_MAX || end > GFN_MAX || start > end) return EINVAL;
     if (attributes === 0n || (attributes & ~known) !== 0n) return EINVAL;
-    if ((attributes & abi.HEKI_ATTR_MEM_EXEC) !== 0n && !prot.mbec) return EOPNOTSUPP;
-    // A range with both attributes takes a slot of each kind, NOWRITE first [inf].
+    // 8/9 handles NOWRITE (its slot, its lock) before it looks at EXEC, so a NOWRITE|EXEC range
+    // without MBEC stays write-locked although the call returns -KVM_EOPNOTSUPP.
     for (const [bit, kind] of [[abi.HEKI_ATTR_MEM_NOWRITE, 'nowrite'], [abi.HEKI_ATTR_MEM_EXEC, 'exec']] as const) {
       if ((attributes & bit) === 0n) continue;
+      if (kind === 'exec' && !prot.mbec) return EOPNOTSUPP;
       if (prot.hekiV1[kind].length >= abi.HEKI_GFN_MAX) return E2BIG;
       prot.lockV1(kind, { start, end });
     }
