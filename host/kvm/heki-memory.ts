@@ -38,7 +38,8 @@ function u64(b: Uint8Array, off: number): bigint {
  * [heki-v1] heki_lock_mem_page_ranges(): a0 = GPA of the array, a1 = its size in bytes, a2 =
  * flags (0). Checks in the patch's order: flags, size > 16 ranges, size not a whole number of
  * ranges, the read; then per range: GFNs beyond gpa_to_gfn(~0), start after end, no attribute
- * or an unknown one, EXEC without MBEC (-KVM_EOPNOTSUPP), no slot left (-KVM_E2BIG).
+ * or an unknown one; then NOWRITE (no slot left: -KVM_E2BIG), then EXEC (without MBEC
+ * -KVM_EOPNOTSUPP; no slot left: -KVM_E2BIG).
  */
 export function hekiLockMemPageRanges(prot: MemoryProtection, a0: bigint, a1: bigint, a2: bigint): bigint {
   if (a2 !== 0n) return EINVAL;
@@ -51,10 +52,11 @@ export function hekiLockMemPageRanges(prot: MemoryProtection, a0: bigint, a1: bi
     const start = u64(bytes, off), end = u64(bytes, off + 8), attributes = u64(bytes, off + 16);
     if (start > GFN_MAX || end > GFN_MAX || start > end) return EINVAL;
     if (attributes === 0n || (attributes & ~known) !== 0n) return EINVAL;
-    if ((attributes & abi.HEKI_ATTR_MEM_EXEC) !== 0n && !prot.mbec) return EOPNOTSUPP;
-    // A range with both attributes takes a slot of each kind, NOWRITE first [inf].
+    // 8/9 handles NOWRITE (its slot, its lock) before it looks at EXEC, so a NOWRITE|EXEC range
+    // without MBEC stays write-locked although the call returns -KVM_EOPNOTSUPP.
     for (const [bit, kind] of [[abi.HEKI_ATTR_MEM_NOWRITE, 'nowrite'], [abi.HEKI_ATTR_MEM_EXEC, 'exec']] as const) {
       if ((attributes & bit) === 0n) continue;
+      if (kind === 'exec' && !prot.mbec) return EOPNOTSUPP;
       if (prot.hekiV1[kind].length >= abi.HEKI_GFN_MAX) return E2BIG;
       prot.lockV1(kind, { start, end });
     }
@@ -69,41 +71,45 @@ interface PagesEntry {
 }
 
 /**
- * Reads the KVM_HC_PROTECT_MEMORY chain from `first`: every node's entries, or the error.
+ * Reads the KVM_HC_PROTECT_MEMORY chain from `first`: every node's entries, node by node in
+ * chain order, or the error.
  * MODEL DECISIONS where the RFC has no bound (KVM reads npages*24 bytes into one page and follows
  * next_pa forever): a node with more than 169 entries, or a chain longer than
  * PINBOX_HEKI_MAX_LIST_PAGES nodes, is refused with -KVM_E2BIG, the error the patch gives when
  * it cannot allocate a list page (docs/memory-protection.md §5.3).
  */
-function readPageLists(memory: PhysicalMemory, first: bigint): PagesEntry[] | bigint {
-  const entries: PagesEntry[] = [];
+function readPageLists(memory: PhysicalMemory, first: bigint): PagesEntry[][] | bigint {
+  const nodes: PagesEntry[][] = [];
   let pa = first;
-  for (let nodes = 0; pa !== 0n; nodes++) {
-    if (nodes >= abi.PINBOX_HEKI_MAX_LIST_PAGES) return E2BIG;
+  while (pa !== 0n) {
+    if (nodes.length >= abi.PINBOX_HEKI_MAX_LIST_PAGES) return E2BIG;
     const header = readGuest(memory, pa, abi.HEKI_PAGE_LIST_HEADER_SIZE);
     if (header === undefined) return EFAULT;
     const nextPa = u64(header, 8), npages = u64(header, 16);
     if (npages > BigInt(abi.HEKI_PAGE_LIST_MAX_PAGES)) return E2BIG;
     const body = readGuest(memory, pa + BigInt(abi.HEKI_PAGE_LIST_HEADER_SIZE), Number(npages) * abi.HEKI_PAGES_SIZE);
     if (body === undefined) return EFAULT;
+    const entries: PagesEntry[] = [];
     for (let off = 0; off < body.length; off += abi.HEKI_PAGES_SIZE) {
       entries.push({ pa: u64(body, off), epa: u64(body, off + 8), permissions: u64(body, off + 16) });
     }
+    nodes.push(entries);
     pa = nextPa;
   }
-  return entries;
+  return nodes;
 }
 
 /**
  * [heki-v2] heki_protect_memory(): a0 = GPA of the first list page (a1..a3 unused). The whole
- * chain is read first; then per entry: unaligned pa/epa, no permission or an unknown bit
+ * chain is read first, each node pushed at the head of KVM's own list (list->next = head), so the
+ * nodes are applied last first, each in its entries' order; then per entry: unaligned pa/epa, no permission or an unknown bit
  * (-KVM_EINVAL); EXEC put back silently without MBEC; epa <= pa (-EINVAL); a page already
  * IMMUTABLE (-EPERM); else the pages take the permissions.
  */
 export function hekiProtectMemory(prot: MemoryProtection, a0: bigint): bigint {
-  const entries = readPageLists(prot.memory, a0);
-  if (typeof entries === 'bigint') return entries;
-  for (const e of entries) {
+  const nodes = readPageLists(prot.memory, a0);
+  if (typeof nodes === 'bigint') return nodes;
+  for (const e of nodes.reverse().flat()) {
     if (e.pa % PAGE !== 0n || e.epa % PAGE !== 0n) return EINVAL;
     if (e.permissions === 0n || (e.permissions & ~abi.MEM_ATTR_PROT) !== 0n) return EINVAL;
     let perms = e.permissions;

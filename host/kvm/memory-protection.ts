@@ -83,7 +83,7 @@ export class MemoryProtection {
     if ((attributes & ~this.supportedAttributes()) !== 0n) {
       throw new KvmError('EINVAL', ioctl, `attributes 0x${attributes.toString(16)} outside the supported mask 0x${this.supportedAttributes().toString(16)}`);
     }
-    if (size === 0n || address + size > U64 + 1n) throw new KvmError('EINVAL', ioctl, 'size is 0 or address + size wraps');
+    if (size === 0n || address + size > U64) throw new KvmError('EINVAL', ioctl, 'size is 0 or address + size wraps');
     if ((address | size) % PAGE !== 0n) throw new KvmError('EINVAL', ioctl, 'address and size must be page-aligned');
     if (address + size > BigInt(this.memory.size)) {
       throw new KvmError('EINVAL', ioctl, `range 0x${address.toString(16)}+0x${size.toString(16)} is beyond guest memory (0x${this.memory.size.toString(16)})`);

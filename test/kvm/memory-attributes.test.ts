@@ -58,6 +58,8 @@ test('refusals in the upstream order, then pinbox\'s; nothing is applied by a re
   einval(t, set(BigInt(DATA), 4096n, NUX)); // NUX needs MBEC
   einval(t, set(BigInt(DATA), 0n, NW)); // size 0
   einval(t, set(0xffff_ffff_ffff_f000n, 0x2000n, NW)); // wraps
+  // An end of exactly 2^64 wraps to 0 in u64 (kvm_vm_ioctl_set_mem_attributes(): address + size < address).
+  t.throws(set(0xffff_ffff_ffff_f000n, 0x1000n, NW), { instanceOf: KvmError, message: /wraps/ });
   einval(t, set(BigInt(DATA) + 8n, 4096n, NW)); // unaligned address
   einval(t, set(BigInt(DATA), 100n, NW)); // unaligned size
   einval(t, set(BigInt(g.vm.memory.size), 4096n, NW)); // beyond guest memory (model decision)
