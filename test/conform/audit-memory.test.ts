@@ -7,7 +7,7 @@
 import test from 'ava';
 import { auditPolicy } from '../../host/conform/audit/run-audit.js';
 import { auditText } from '../../host/conform/audit/report.js';
-import { MEMORY_GOALS, type MemoryAudit, type MemoryGoal, type MemoryPathName } from '../../host/conform/audit/memory-audit.js';
+import { afterTransition, MEMORY_GOALS, type MemoryAudit, type MemoryGoal, type MemoryPathName } from '../../host/conform/audit/memory-audit.js';
 import { compilePolicy, loadPolicyFile } from '../../host/vmm/policy/index.js';
 import { transitionsTable } from './docs-table.js';
 
@@ -118,4 +118,14 @@ test('a policy that takes execute from the kernel exec area: the CR rows still r
   t.is(c['page-tables-rewritten']!['execute-data'], 'holds');
   // Nothing denies write on the text: with WP cleared the attacker writes it.
   t.is(c['wp-cleared']!['write-text'], 'bypassed');
+});
+
+test('a transition cell: dropped when the second stage refuses less than before, even where the guest\'s paging still stops the attack', (t) => {
+  // Before: [WP cleared, SMEP cleared, tables rewritten]; the legend of docs/transitions.md.
+  t.is(afterTransition(['paging', 'paging', 'holds'], ['paging', 'paging', 'holds']), 'holds', 'all it refused, it still refuses');
+  t.is(afterTransition(['paging', 'paging', 'holds'], ['paging', 'paging', 'paging']), 'dropped', 'refused before, stopped only by paging after');
+  t.is(afterTransition(['holds', 'holds', 'holds'], ['holds', 'paging', 'holds']), 'dropped', 'one of several no longer refused');
+  t.is(afterTransition(['paging', 'paging', 'holds'], ['paging', 'paging', 'bypassed']), 'dropped');
+  t.is(afterTransition(['paging', 'paging', 'paging'], ['paging', 'bypassed', 'paging']), 'dropped', 'reached now, not before');
+  t.is(afterTransition(['paging', 'bypassed', 'paging'], ['paging', 'bypassed', 'paging']), 'bypassed', 'nothing of the second stage to keep');
 });

@@ -150,13 +150,16 @@ function worst(outcomes: readonly MemoryOutcome[]): MemoryOutcome {
 }
 
 /**
- * A transition's cell from each attack's outcome before and after it: dropped when an attack
- * reaches now what it did not before; holds when the second stage still refuses an attack it
- * refused before; else what the attacks did before (nothing of the second stage to keep).
+ * A transition's cell from each attack's outcome before and after it: dropped when the second
+ * stage no longer refuses an attack it refused before (it reaches now, or only the guest's own
+ * paging stops it — which the attacker controls) or an attack reaches now what it did not before;
+ * holds when the second stage refuses after it all it refused before; else what the attacks did
+ * before (nothing of the second stage to keep).
  */
-function afterTransition(before: readonly MemoryOutcome[], after: readonly MemoryOutcome[]): MemoryOutcome {
+export function afterTransition(before: readonly MemoryOutcome[], after: readonly MemoryOutcome[]): MemoryOutcome {
+  if (after.some((o, i) => before[i] === 'holds' && o !== 'holds')) return 'dropped';
   if (after.some((o, i) => o === 'bypassed' && before[i] !== 'bypassed')) return 'dropped';
-  if (after.some((o, i) => o === 'holds' && before[i] === 'holds')) return 'holds';
+  if (before.includes('holds')) return 'holds';
   return worst(before);
 }
 

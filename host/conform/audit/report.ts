@@ -35,7 +35,7 @@ const MEMORY_SHORT: Readonly<Record<MemoryOutcome, string>> = { holds: 'holds', 
 function memoryText(m: MemoryAudit): string {
   let out = `\nmemory: ${m.protections.length === 0 ? 'nothing protected' : m.protections.join('; ')}\n`;
   out += 'holds: the second stage refuses it, and the VMM sees the denial  paging: only the guest\'s own page tables or CR bits stop it\n';
-  out += 'BYPASSED: the attacker reaches it  DROPPED: reached after the transition, not before\n';
+  out += 'BYPASSED: the attacker reaches it  DROPPED: after the transition the second stage refuses less than before\n';
   const width = Math.max(...m.rows.map((r) => r.label.length));
   const cols = MEMORY_GOALS.map((g) => Math.max(g.label.length, 8));
   out += `  ${''.padEnd(width)}  ${MEMORY_GOALS.map((g, k) => g.label.padEnd(cols[k]!)).join('  ').trimEnd()}\n`;
