@@ -36,12 +36,11 @@ export function handleEptViolation(v: VcpuArch, ic: EptViolation): boolean {
   }
   const inject = v.vm.memoryProtection.faultPolicy === abi.PINBOX_MEMORY_FAULT_INJECT_PF;
   if (trace.enabled('kvm_memory_denial')) {
-    const verb = ic.access === 'write' ? 'write' : ic.access === 'fetch' ? 'fetch' : 'read';
     const at = `0x${(ic.gva ?? ic.gpa).toString(16)}`;
     trace.emit('kvm_memory_denial', {
       vcpu_id: v.id, gpa: ic.gpa, gva: ic.gva, access: ic.access, rip, qualification: ic.qualification,
       delivery: inject ? 'inject' : 'exit',
-      message: inject ? `heki: Creating ${verb} #PF at ${at}` : `memory fault: ${verb} at ${at} refused`,
+      message: inject ? `heki: Creating ${ic.access} #PF at ${at}` : `memory fault: ${ic.access} at ${at} refused`,
     });
   }
   const vec = ic.vectoring;

@@ -28,7 +28,7 @@ import type { CompiledPolicy, OnDenial } from '../policy/index.js';
 import type { RunState } from '../run-state.js';
 import type { PortDevices } from '../devices/index.js';
 import { CrExitAnswers, type InterceptMonitor } from './cr-exit-answers.js';
-import { MemoryDenials, reflectedPageFault } from './memory-denials.js';
+import { MemoryDenials, reflectedPageFault, type MemoryDenial } from './memory-denials.js';
 import type { ExceptionEvent } from '../../kvm/api/memory-fault.js';
 import {
   isPinboxAnswer, MSR_REASON_NAMES, protocolExit, type ExitChoice, type MsrExitAnswer, type MsrExitChoice, type PinboxExitAnswer,
@@ -190,10 +190,7 @@ export class ExitAnswers {
         const d = exit.memory!;
         const action = this.memory.record(vcpu, d, rip, 'exit');
         record(op, protocolExit(exit));
-        if (action === 'kill') {
-          host.kill('memory_denial');
-          throw this.memory.killed(vcpu, d);
-        }
+        if (action === 'kill') this.killForMemoryDenial(vcpu, d);
         if (action === 'pause') {
           host.pause('memory_denial');
           host.flush();
@@ -239,10 +236,7 @@ export class ExitAnswers {
       // The access is abandoned with the operation (the vCPU is booted again): nothing to reflect.
       const action = this.memory.record(vcpu, exit.memory, rip, 'exit');
       record(op, protocolExit(exit));
-      if (action === 'kill') {
-        this.host.kill('memory_denial');
-        throw this.memory.killed(vcpu, exit.memory);
-      }
+      if (action === 'kill') this.killForMemoryDenial(vcpu, exit.memory);
       if (action === 'pause') this.host.pause('memory_denial');
       return;
     }
@@ -257,6 +251,12 @@ export class ExitAnswers {
   private killForDenial(vcpu: number, exit: UserSpaceExit): never {
     this.host.kill('heki_denial');
     throw new VmmError('vm_killed', `VM "${this.host.name}" was killed: vCPU ${vcpu} tried to write ${hex(exit.heki!.value)} to a pinned control register (onDenial "kill")`);
+  }
+
+  /** memory.onViolation "kill": the VM is stopped for good, and the operation fails naming the page and the access. */
+  private killForMemoryDenial(vcpu: number, denial: MemoryDenial): never {
+    this.host.kill('memory_denial');
+    throw this.memory.killed(vcpu, denial);
   }
 
   /** Writes the decision into kvm_run.msr, then records what the guest will see. */

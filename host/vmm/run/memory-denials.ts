@@ -17,7 +17,7 @@ import type { MemoryAccess } from './user-space-exit.js';
 
 /** One refused access, whichever path brought it. */
 export interface MemoryDenial {
-  /** The page (as KVM reports it: page-aligned). */
+  /** The page, page-aligned (as kvm_run.memory_fault reports it; the bridge aligns the trace's address). */
   readonly gpa: bigint;
   readonly gva?: bigint;
   readonly access: MemoryAccess;
@@ -40,10 +40,9 @@ export class MemoryDenials {
   record(vcpu: number, d: MemoryDenial, rip: bigint | undefined, path: 'exit' | 'inject'): OnDenial {
     const action = this.policy.onViolation;
     if (this.log.wants('memory_denial', this.vm)) {
-      const page = d.gpa - (d.gpa % 4096n);
-      const name = regionName(this.policy, page);
+      const name = regionName(this.policy, d.gpa);
       this.log.emit('memory_denial', this.vm, {
-        gpa: page, ...(d.gva !== undefined && { gva: d.gva }), access: d.access, path, action, qualification: d.qualification,
+        gpa: d.gpa, ...(d.gva !== undefined && { gva: d.gva }), access: d.access, path, action, qualification: d.qualification,
         ...(name !== undefined && { name }),
       }, vcpu, rip);
     }
@@ -52,7 +51,7 @@ export class MemoryDenials {
 
   /** The operation's failure under onViolation "kill", naming the page and the access. */
   killed(vcpu: number, d: MemoryDenial): VmmError {
-    const name = regionName(this.policy, d.gpa - (d.gpa % 4096n));
+    const name = regionName(this.policy, d.gpa);
     const where = `GPA ${hex(d.gpa)}${name === undefined ? '' : ` ("${name}")`}${d.gva === undefined ? '' : `, linear ${hex(d.gva)}`}`;
     return new VmmError('vm_killed', `VM "${this.vm}" was killed: vCPU ${vcpu}'s ${d.access} at ${where} was refused by a memory protection (memory.onViolation "kill")`);
   }
