@@ -9,7 +9,7 @@
  * host without it answers -KVM_ENOSYS.
  */
 import {
-  type Exit, HEKI_GFN_MAX, HEKI_PAGE_LIST_MAX_PAGES, KVM_HC_LOCK_MEM_PAGE_RANGES, KVM_HC_PROTECT_MEMORY,
+  type Exit, HEKI_GFN_MAX, HEKI_PAGE_LIST_MAX_PAGES, KVM_HC_LOCK_MEM_PAGE_RANGES, KVM_HC_PROTECT_MEMORY, hekiPageListWords, hekiPaRangeWords,
 } from '../protocol/index.js';
 import { type U64, cplOption, optionsArgument, u64Argument } from './arguments.js';
 import { GuestFault, HostError, InvalidArgumentError } from './errors.js';
@@ -73,9 +73,10 @@ export class HekiMemory {
     if (!Array.isArray(ranges) || ranges.length > HEKI_GFN_MAX) {
       throw new InvalidArgumentError(op, 'ranges', `must be an array of at most ${HEKI_GFN_MAX} ranges`);
     }
-    const values = ranges.flatMap((r, k) => [
-      big(op, `ranges[${k}].gfnStart`, r?.gfnStart), big(op, `ranges[${k}].gfnEnd`, r?.gfnEnd), big(op, `ranges[${k}].attributes`, r?.attributes),
-    ]);
+    const values = hekiPaRangeWords(ranges.map((r, k) => ({
+      gfnStart: big(op, `ranges[${k}].gfnStart`, r?.gfnStart), gfnEnd: big(op, `ranges[${k}].gfnEnd`, r?.gfnEnd),
+      attributes: big(op, `ranges[${k}].attributes`, r?.attributes),
+    })));
     const at = big(op, 'buffer', buffer);
     return this.call(op, KVM_HC_LOCK_MEM_PAGE_RANGES, values, { rdi: at, rbx: at, rcx: BigInt(24 * ranges.length), rdx: 0n }, options);
   }
@@ -87,9 +88,9 @@ export class HekiMemory {
       throw new InvalidArgumentError(op, 'pages', `must be an array of at most ${HEKI_PAGE_LIST_MAX_PAGES} entries (one list page)`);
     }
     const at = big(op, 'buffer', buffer);
-    const values = [at, 0n, BigInt(pages.length), ...pages.flatMap((p, k) => [
-      big(op, `pages[${k}].pa`, p?.pa), big(op, `pages[${k}].epa`, p?.epa), big(op, `pages[${k}].permissions`, p?.permissions),
-    ])];
+    const values = hekiPageListWords(at, 0n, pages.map((p, k) => ({
+      pa: big(op, `pages[${k}].pa`, p?.pa), epa: big(op, `pages[${k}].epa`, p?.epa), permissions: big(op, `pages[${k}].permissions`, p?.permissions),
+    })));
     return this.call(op, KVM_HC_PROTECT_MEMORY, values, { rdi: at, rbx: at }, options);
   }
 

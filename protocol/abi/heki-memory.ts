@@ -40,5 +40,21 @@ export const MEM_ATTR_PROT = 0xfn;
  */
 export const PINBOX_HEKI_MAX_LIST_PAGES = 256;
 
+/** [heki-v1] struct heki_pa_range[] as the u64 words it is in guest memory, in order. */
+export function hekiPaRangeWords(ranges: readonly { readonly gfnStart: bigint; readonly gfnEnd: bigint; readonly attributes: bigint }[]): bigint[] {
+  return ranges.flatMap((r) => [r.gfnStart, r.gfnEnd, r.attributes]);
+}
+
+/**
+ * [heki-v2] One struct heki_page_list node as the u64 words it is in guest memory: `next` (the
+ * guest's own pointer, which KVM ignores), `next_pa` (0 ends the chain), npages, then each
+ * struct heki_pages.
+ */
+export function hekiPageListWords(
+  next: bigint, nextPa: bigint, pages: readonly { readonly pa: bigint; readonly epa: bigint; readonly permissions: bigint }[],
+): bigint[] {
+  return [next, nextPa, BigInt(pages.length), ...pages.flatMap((p) => [p.pa, p.epa, p.permissions])];
+}
+
 /** Which memory hypercall a VM's Heki profile speaks. */
 export type HekiMemoryAbi = 'v1' | 'v2' | 'none';

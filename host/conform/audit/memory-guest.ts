@@ -13,7 +13,7 @@
  * rewrite a page-table entry (a write to PT0 through the identity map, then INVLPG).
  */
 import {
-  HEKI_ATTR_MEM_EXEC, HEKI_ATTR_MEM_NOWRITE, KVM_HC_LOCK_MEM_PAGE_RANGES, KVM_HC_PROTECT_MEMORY,
+  HEKI_ATTR_MEM_EXEC, HEKI_ATTR_MEM_NOWRITE, HEKI_PA_RANGE_SIZE, hekiPageListWords, hekiPaRangeWords, KVM_HC_LOCK_MEM_PAGE_RANGES, KVM_HC_PROTECT_MEMORY,
   KVM_MEMORY_ATTRIBUTE_PINBOX_NUX, KVM_MEMORY_ATTRIBUTE_PINBOX_NW, KVM_MEMORY_ATTRIBUTE_PINBOX_NX, MEM_ATTR_EXEC,
   MEM_ATTR_IMMUTABLE, MEM_ATTR_READ, MEM_ATTR_WRITE, X86_CR0_WP, X86_CR4_SMAP, X86_CR4_SMEP, HEKI_PROFILES, type HekiMemoryAbi,
 } from '../../../protocol/abi.js';
@@ -136,32 +136,25 @@ export async function hekiLockDown(vm: Machine, layout: GuestLayout): Promise<vo
   const m = vm.memory;
   const gfn = (gpa: bigint): bigint => gpa >> 12n;
   if (layout.heki === 'v1') {
-    const ranges: [bigint, bigint, bigint][] = [[gfn(layout.frames.text), gfn(layout.frames.text), HEKI_ATTR_MEM_NOWRITE]];
-    if (layout.mbec) {
-      ranges.push([gfn(layout.frames.text), gfn(layout.frames.text), HEKI_ATTR_MEM_EXEC], [0xen, 0xfn, HEKI_ATTR_MEM_EXEC], [0x100n, 0x100n, HEKI_ATTR_MEM_EXEC]);
-    }
-    ranges.forEach(([start, end, attributes], i) => {
-      m.write64(HEKI_SCRATCH + 24 * i, start);
-      m.write64(HEKI_SCRATCH + 24 * i + 8, end);
-      m.write64(HEKI_SCRATCH + 24 * i + 16, attributes);
-    });
-    await perform(vm, { op: 'hypercall', nr: BigInt(KVM_HC_LOCK_MEM_PAGE_RANGES), args: [BigInt(HEKI_SCRATCH), BigInt(24 * ranges.length), 0n] });
+    const range = (gfnStart: bigint, gfnEnd: bigint, attributes: bigint): { gfnStart: bigint; gfnEnd: bigint; attributes: bigint } => ({ gfnStart, gfnEnd, attributes });
+    const text = gfn(layout.frames.text);
+    const ranges = [range(text, text, HEKI_ATTR_MEM_NOWRITE)];
+    if (layout.mbec) ranges.push(range(text, text, HEKI_ATTR_MEM_EXEC), range(0xen, 0xfn, HEKI_ATTR_MEM_EXEC), range(0x100n, 0x100n, HEKI_ATTR_MEM_EXEC));
+    writeWords(m, hekiPaRangeWords(ranges));
+    await perform(vm, { op: 'hypercall', nr: BigInt(KVM_HC_LOCK_MEM_PAGE_RANGES), args: [BigInt(HEKI_SCRATCH), BigInt(HEKI_PA_RANGE_SIZE * ranges.length), 0n] });
   } else if (layout.heki === 'v2') {
-    const pages: [bigint, bigint][] = [
-      [layout.frames.text, MEM_ATTR_READ | MEM_ATTR_EXEC | MEM_ATTR_IMMUTABLE],
-      [layout.frames.data, MEM_ATTR_READ | MEM_ATTR_WRITE],
-    ];
-    m.write64(HEKI_SCRATCH, 0n);
-    m.write64(HEKI_SCRATCH + 8, 0n);
-    m.write64(HEKI_SCRATCH + 16, BigInt(pages.length));
-    pages.forEach(([pa, permissions], i) => {
-      const at = HEKI_SCRATCH + 24 + 24 * i;
-      m.write64(at, pa);
-      m.write64(at + 8, pa + PAGE);
-      m.write64(at + 16, permissions);
-    });
+    const page = (pa: bigint, permissions: bigint): { pa: bigint; epa: bigint; permissions: bigint } => ({ pa, epa: pa + PAGE, permissions });
+    writeWords(m, hekiPageListWords(0n, 0n, [
+      page(layout.frames.text, MEM_ATTR_READ | MEM_ATTR_EXEC | MEM_ATTR_IMMUTABLE),
+      page(layout.frames.data, MEM_ATTR_READ | MEM_ATTR_WRITE),
+    ]));
     await perform(vm, { op: 'hypercall', nr: BigInt(KVM_HC_PROTECT_MEMORY), args: [BigInt(HEKI_SCRATCH)] });
   }
+}
+
+/** The hypercall's argument words, at HEKI_SCRATCH. */
+function writeWords(m: Machine['memory'], words: readonly bigint[]): void {
+  words.forEach((w, i) => m.write64(HEKI_SCRATCH + 8 * i, w));
 }
 
 // ---------------------------------------------------------------------------------------------
