@@ -90,14 +90,21 @@ test('LGDT/SGDT round trip; LGDT with a non-canonical base is #GP(0)', (t) => {
   t.deepEqual(m.cpu.getSregs().gdt, { base: 0x8000n, limit: 0x7f }, 'unchanged');
 });
 
-test('LTR loads an available TSS and marks it busy; a busy one is #GP(selector)', (t) => {
-  const m = buildMachine();
-  // A second 16-byte TSS descriptor at GDT+0x50, available (type 9), base SCRATCH, limit 0x67.
-  const lo = 0x67n | (BigInt(SCRATCH & 0xffffff) << 16n) | (0x89n << 40n) | (BigInt(SCRATCH >>> 24) << 56n);
-  m.memory.write64(GDT + 0x50, lo);
+/**
+ * A 16-byte system descriptor at GDT+0x50 (the GDT's limit grown to hold it): base SCRATCH,
+ * `access` (present, type) in byte 5, `limit` below 64 KiB (SDM vol. 3A §7.2.3).
+ */
+function systemDescriptorAt0x50(m: ReturnType<typeof buildMachine>, access: bigint, limit: bigint): void {
+  m.memory.write64(GDT + 0x50, limit | (BigInt(SCRATCH & 0xffffff) << 16n) | (access << 40n) | (BigInt(SCRATCH >>> 24) << 56n));
   m.memory.write64(GDT + 0x58, 0n);
   const s = m.cpu.getSregs();
   m.cpu.setSregs({ ...s, gdt: { base: s.gdt.base, limit: 0x5f } });
+}
+
+test('LTR loads an available TSS and marks it busy; a busy one is #GP(selector)', (t) => {
+  const m = buildMachine();
+  // A second 16-byte TSS descriptor at GDT+0x50, available (type 9), base SCRATCH, limit 0x67.
+  systemDescriptorAt0x50(m, 0x89n, 0x67n);
   // mov ax, 0x50; ltr ax; hlt
   t.deepEqual(runAt(m, '66b850000f00d8f4'), { kind: 'hlt' });
   const tr = m.cpu.getSregs().tr;
@@ -113,11 +120,7 @@ test('LTR loads an available TSS and marks it busy; a busy one is #GP(selector)'
 test('LLDT loads an LDT descriptor (type 2, 16 bytes); a null selector leaves LDTR unusable; a TSS descriptor is #GP(selector)', (t) => {
   const m = buildMachine();
   // An LDT descriptor at GDT+0x50: base SCRATCH, limit 0xfff, present, type 2 (SDM vol. 3A table 3-2).
-  const lo = 0xfffn | (BigInt(SCRATCH & 0xffffff) << 16n) | (0x82n << 40n) | (BigInt(SCRATCH >>> 24) << 56n);
-  m.memory.write64(GDT + 0x50, lo);
-  m.memory.write64(GDT + 0x58, 0n);
-  const s = m.cpu.getSregs();
-  m.cpu.setSregs({ ...s, gdt: { base: s.gdt.base, limit: 0x5f } });
+  systemDescriptorAt0x50(m, 0x82n, 0xfffn);
   // mov ax, 0x50; lldt ax; hlt
   t.deepEqual(runAt(m, '66b850000f00d0f4'), { kind: 'hlt' });
   const ldt = m.cpu.getSregs().ldt;
