@@ -216,10 +216,8 @@ export class VcpuFd implements KvmVcpu {
    */
   injectException(event: ExceptionEvent): void {
     const { vector, errorCode, payload } = checkExceptionEvent(event);
-    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
-    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    const { buf, view } = this.getVcpuEvents();
     if (vector === 14 && payload !== undefined) this.setSregs({ ...this.getSregs(), cr2: payload });
-    const view = new DataView(buf.buffer);
     buf[VCPU_EVENTS.exception_injected] = 1;
     buf[VCPU_EVENTS.exception_nr] = vector;
     buf[VCPU_EVENTS.exception_has_error_code] = errorCode === undefined ? 0 : 1;
@@ -233,10 +231,8 @@ export class VcpuFd implements KvmVcpu {
 
   /** KVM_GET_VCPU_EVENTS, exception part: the exception injected or pending, if any. */
   queuedException(): ExceptionEvent | undefined {
-    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
-    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    const { buf, view } = this.getVcpuEvents();
     if (buf[VCPU_EVENTS.exception_injected] === 0 && buf[VCPU_EVENTS.exception_pending] === 0) return undefined;
-    const view = new DataView(buf.buffer);
     const hasCode = buf[VCPU_EVENTS.exception_has_error_code] !== 0;
     return { vector: buf[VCPU_EVENTS.exception_nr]!, ...(hasCode && { errorCode: view.getUint32(VCPU_EVENTS.exception_error_code, true) }) };
   }
@@ -246,13 +242,18 @@ export class VcpuFd implements KvmVcpu {
    * set. The kernel refuses it (EINVAL) unless the VM enabled KVM_CAP_X86_TRIPLE_FAULT_EVENT.
    */
   injectTripleFault(): void {
-    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
-    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
-    const view = new DataView(buf.buffer);
+    const { buf, view } = this.getVcpuEvents();
     buf[VCPU_EVENTS.triple_fault_pending] = 1;
     view.setUint32(VCPU_EVENTS.flags, view.getUint32(VCPU_EVENTS.flags, true) | KVM_VCPUEVENT_VALID_TRIPLE_FAULT, true);
     this.#fd.ioctlPointer('KVM_SET_VCPU_EVENTS', KVM_SET_VCPU_EVENTS, buf);
   }
+  /** KVM_GET_VCPU_EVENTS: struct kvm_vcpu_events as the kernel fills it, to read or to change and write back. */
+  private getVcpuEvents(): { buf: Uint8Array; view: DataView } {
+    const buf = new Uint8Array(SIZEOF_VCPU_EVENTS);
+    this.#fd.ioctlPointer('KVM_GET_VCPU_EVENTS', KVM_GET_VCPU_EVENTS, buf);
+    return { buf, view: new DataView(buf.buffer) };
+  }
+
 
   /** KVM_ENABLE_CAP on the vCPU. */
   enableCap(cap: number, args: readonly (bigint | number)[] = [], flags = 0): void {
