@@ -88,13 +88,11 @@ export class MemoryProtection {
     if (address + size > BigInt(this.memory.size)) {
       throw new KvmError('EINVAL', ioctl, `range 0x${address.toString(16)}+0x${size.toString(16)} is beyond guest memory (0x${this.memory.size.toString(16)})`);
     }
-    const bits = attributeBits(attributes);
-    const allNo = NW | NX | (this.mbec ? NUX : 0);
-    if ((bits & NR) !== 0 && (bits & allNo) !== allNo) {
+    if (abi.pinboxNoReadLacks(attributes, this.mbec) !== 0n) {
       throw new KvmError('EINVAL', ioctl, 'a page that cannot be read cannot be written or executed: NR needs NW and NX' + (this.mbec ? ' and NUX' : ''));
     }
     const first = Number(address / PAGE), count = Number(size / PAGE);
-    this.attributes.fill(bits, first, first + count);
+    this.attributes.fill(attributeBits(attributes), first, first + count);
     this.apply(first, count);
   }
 

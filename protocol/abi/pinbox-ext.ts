@@ -124,6 +124,17 @@ export const KVM_MEMORY_ATTRIBUTES_PINBOX_MASK =
   KVM_MEMORY_ATTRIBUTE_PINBOX_NR | KVM_MEMORY_ATTRIBUTE_PINBOX_NW | KVM_MEMORY_ATTRIBUTE_PINBOX_NX |
   KVM_MEMORY_ATTRIBUTE_PINBOX_NUX;
 
+/**
+ * What `attributes` lacks for its NR (the VSM 2024 proposal's rule: write or execute needs read):
+ * NW and NX, and NUX with MBEC; 0 when it has no NR or has them all. KVM_SET_MEMORY_ATTRIBUTES
+ * refuses the rest (EINVAL), and a policy's ranges are checked with the same rule before any is set.
+ */
+export function pinboxNoReadLacks(attributes: bigint, mbec: boolean): bigint {
+  if ((attributes & KVM_MEMORY_ATTRIBUTE_PINBOX_NR) === 0n) return 0n;
+  const needed = KVM_MEMORY_ATTRIBUTE_PINBOX_NW | KVM_MEMORY_ATTRIBUTE_PINBOX_NX | (mbec ? KVM_MEMORY_ATTRIBUTE_PINBOX_NUX : 0n);
+  return needed & ~attributes;
+}
+
 /** kvm_run.memory_fault.flags: the refused access was a read / a write / an instruction fetch (exactly one). */
 export const KVM_MEMORY_EXIT_FLAG_PINBOX_READ = 1n << 24n;
 export const KVM_MEMORY_EXIT_FLAG_PINBOX_WRITE = 1n << 25n;

@@ -6,7 +6,7 @@
  */
 import {
   KVM_MEMORY_ATTRIBUTE_PINBOX_NR, KVM_MEMORY_ATTRIBUTE_PINBOX_NUX, KVM_MEMORY_ATTRIBUTE_PINBOX_NW,
-  KVM_MEMORY_ATTRIBUTE_PINBOX_NX, type HekiAbiProfile,
+  KVM_MEMORY_ATTRIBUTE_PINBOX_NX, pinboxNoReadLacks, type HekiAbiProfile,
 } from '../../../protocol/abi.js';
 import type { MemoryPolicy, MemoryRegion } from './compiled.js';
 import type { MemoryDenyName, MemoryText, OnDenial } from './document.js';
@@ -58,11 +58,11 @@ export function compileMemoryPolicy(text: MemoryText, path: string, memorySize: 
       bad('size', `0x${address.toString(16)}+0x${size.toString(16)} goes beyond guest memory (0x${BigInt(memorySize).toString(16)} bytes)`);
     }
     const deny = new Set(r.deny);
+    let attributes = 0n;
+    for (const n of deny) attributes |= DENY_ATTRIBUTES[n];
     if (deny.has('userExec') && !mbec) bad('deny', '"userExec" needs MBEC (memory.mbec true): without it one execute permission governs both modes');
-    if (deny.has('read')) {
-      const missing = (['write', 'exec', ...(mbec ? ['userExec'] as const : [])] as const).filter((n) => !deny.has(n));
-      if (missing.length > 0) bad('deny', `a page that cannot be read cannot be written or executed: "read" needs ${missing.map((n) => `"${n}"`).join(' and ')} denied too`);
-    }
+    const missing = denyNames(pinboxNoReadLacks(attributes, mbec));
+    if (missing.length > 0) bad('deny', `a page that cannot be read cannot be written or executed: "read" needs ${missing.map((n) => `"${n}"`).join(' and ')} denied too`);
     if (!ok) return;
     for (const other of protect) {
       if (address < other.address + other.size && other.address < address + size) {
@@ -70,8 +70,6 @@ export function compileMemoryPolicy(text: MemoryText, path: string, memorySize: 
         return;
       }
     }
-    let attributes = 0n;
-    for (const n of deny) attributes |= DENY_ATTRIBUTES[n];
     protect.push({ index: i, address, size, attributes, ...(r.name !== undefined && { name: r.name }) });
   });
   return {
